@@ -1,0 +1,5 @@
+# Warnings as errors for the project's own targets (not for third-party headers).
+function(wkvq_set_warnings target)
+  target_compile_options(${target} PRIVATE -Wall -Wextra -Wpedantic -Wshadow -Wconversion
+                                           -Wno-sign-conversion -Werror)
+endfunction()

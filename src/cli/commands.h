@@ -1,0 +1,15 @@
+// Subcommands of the `wkvq` CLI. Each cmd_<name>.cpp registers one subcommand on the app; its
+// callback does the work. Library errors (wkvq::Error) are caught once, in main.cpp.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+namespace wkvq::cli {
+
+void register_generate(CLI::App& app);
+void register_ppl(CLI::App& app);
+void register_bench(CLI::App& app);
+void register_logits(CLI::App& app);
+void register_tokenize(CLI::App& app);
+
+}  // namespace wkvq::cli

@@ -1,0 +1,27 @@
+// Dense f32 matrix products, the hot path of the FP32 model.
+//
+//   y[n, out] = x[n, in] . W[out, in]^T      (W row-major, rows of length `in`, like nn.Linear)
+//
+// n = 1 is a GEMV (decode, memory-bound), n > 1 a GEMM (prefill). matmul_f32 picks the widest
+// implementation the CPU supports (AVX-512, AVX2, reference) at run time and splits the work over
+// the OpenMP threads. The reference is the definition; SIMD versions are tested against it.
+#pragma once
+
+#include <cstdint>
+
+namespace wkvq {
+
+enum class Isa { Reference, Avx2, Avx512 };
+
+// Best ISA supported by this CPU (and allowed by the environment variable WKVQ_ISA =
+// reference|avx2|avx512, for testing and benchmarking).
+Isa best_isa();
+const char* isa_name(Isa isa);
+bool isa_supported(Isa isa);
+
+void matmul_f32(const float* x, int64_t n, int64_t in, const float* w, int64_t out, float* y);
+// Same with an explicit implementation (tests, benchmarks). Throws if `isa` is unsupported.
+void matmul_f32(Isa isa, const float* x, int64_t n, int64_t in, const float* w, int64_t out,
+                float* y);
+
+}  // namespace wkvq

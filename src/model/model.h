@@ -1,0 +1,47 @@
+// Model: the immutable weights of a Llama decoder after load. Per-session state (KV cache,
+// scratch, sampler) lives in runtime/session.h, never here.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "model/config.h"
+#include "model/linear.h"
+
+namespace wkvq {
+
+struct LayerWeights {
+  const float* attn_norm = nullptr;  // (dim) RMSNorm weight before attention
+  Linear wq;                         // (n_heads * head_dim, dim)
+  Linear wk;                         // (n_kv_heads * head_dim, dim)
+  Linear wv;                         // (n_kv_heads * head_dim, dim)
+  Linear wo;                         // (dim, n_heads * head_dim)
+  const float* ffn_norm = nullptr;   // (dim) RMSNorm weight before the MLP
+  Linear w_gate;                     // (hidden_dim, dim)  llama2.c w1
+  Linear w_up;                       // (hidden_dim, dim)  llama2.c w3
+  Linear w_down;                     // (dim, hidden_dim)  llama2.c w2
+};
+
+// Keeps the memory behind the weight pointers alive: mapped files and converted buffers.
+struct WeightStorage {
+  std::vector<std::shared_ptr<const void>> holders;
+  // A fresh owned f32 buffer of n floats (zeroed), kept alive with the model.
+  float* allocate(size_t n);
+};
+
+struct Model {
+  LlamaConfig config;
+  std::string source;                     // path the model was loaded from (for messages)
+  const float* tok_embeddings = nullptr;  // (vocab_size, dim)
+  std::vector<LayerWeights> layers;       // n_layers
+  const float* final_norm = nullptr;      // (dim)
+  Linear output;                          // (vocab_size, dim); shares tok_embeddings when tied
+  WeightStorage storage;
+
+  // Bytes of all weights as stored for inference (embeddings and head included).
+  int64_t weight_bytes() const;
+};
+
+}  // namespace wkvq
