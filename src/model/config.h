@@ -5,12 +5,9 @@
 #include <cstdint>
 #include <string>
 
-namespace wkvq {
+#include "kernels/rope.h"
 
-// How RoPE pairs channels within a head of size hd:
-//  Interleaved (llama2.c, Meta): channels (2i, 2i+1) rotate by angle pos * theta^(-2i/hd);
-//  RotateHalf (Hugging Face):   channels (i, i + hd/2) rotate by the same angle.
-enum class RopeLayout { Interleaved, RotateHalf };
+namespace wkvq {
 
 struct LlamaConfig {
   int dim = 0;         // model width (hidden_size)

@@ -1,0 +1,135 @@
+// wkvq bench: prefill and decode speed of a model (a real one, or seeded random weights of a
+// named shape), with GB/s and the memory-bandwidth bound of decode.
+#include <chrono>
+#include <cstdio>
+#include <nlohmann/json.hpp>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "cli/commands.h"
+#include "cli/common.h"
+#include "core/error.h"
+#include "core/parallel.h"
+#include "kernels/bandwidth.h"
+#include "model/loader.h"
+#include "model/random_model.h"
+#include "runtime/sampler.h"
+#include "runtime/session.h"
+
+namespace wkvq::cli {
+
+namespace {
+
+struct BenchOptions {
+  std::string model, shape = "tinyllama-1.1b", shape_file;
+  int prefill = 128;
+  int decode = 32;
+  uint64_t seed = 1;
+  int threads = 0;
+  bool json = false;
+};
+
+// Bytes a decode step reads: every linear and norm, one embedding row and the output head.
+double weight_bytes_per_token(const Model& m) {
+  const LlamaConfig& c = m.config;
+  const double embed_table = static_cast<double>(c.vocab_size) * c.dim * 4.0;
+  double b = static_cast<double>(m.weight_bytes()) - embed_table + c.dim * 4.0;
+  if (c.tied_output) b += embed_table;  // the head reads the shared table
+  return b;
+}
+
+double seconds_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+void run_bench(const BenchOptions& o) {
+  apply_threads(o.threads);
+  Model model;
+  std::string what;
+  if (!o.model.empty()) {
+    model = load_model_verbose(o.model);
+    what = o.model;
+  } else {
+    const LlamaConfig c = o.shape_file.empty() ? shape_preset(o.shape) : load_shape_file(o.shape_file);
+    std::fprintf(stderr, "random weights (seed %llu): %s\n",
+                 static_cast<unsigned long long>(o.seed), c.summary().c_str());
+    model = make_random_model(c, o.seed);
+    what = o.shape_file.empty() ? o.shape : o.shape_file;
+  }
+  const LlamaConfig& c = model.config;
+  WKVQ_REQUIRE(o.prefill + o.decode <= c.seq_len, "--prefill + --decode (", o.prefill + o.decode,
+               ") exceeds the model context of ", c.seq_len);
+  std::mt19937 rng(static_cast<unsigned>(o.seed));
+  std::uniform_int_distribution<int> pick(0, c.vocab_size - 1);
+  std::vector<int> prompt(static_cast<size_t>(o.prefill));
+  for (int& t : prompt) t = pick(rng);
+
+  Session session(model, o.prefill + o.decode);
+  session.prefill({prompt[0]});  // warm-up: touches every weight page once
+  session.reset();
+  auto t0 = std::chrono::steady_clock::now();
+  const float* logits = session.prefill(prompt);
+  const double prefill_s = seconds_since(t0);
+  int token = argmax(logits, c.vocab_size);
+  t0 = std::chrono::steady_clock::now();
+  for (int i = 0; i < o.decode; ++i) token = argmax(session.decode(token), c.vocab_size);
+  const double decode_s = seconds_since(t0);
+
+  const double prefill_tps = o.prefill / prefill_s;
+  const double decode_tps = o.decode / decode_s;
+  const double kv_read = static_cast<double>(session.cache().bytes_per_token()) *
+                         (o.prefill + o.decode / 2.0);  // mean cache length while decoding
+  const double bytes_tok = weight_bytes_per_token(model) + kv_read;
+  const double bw = measure_read_bandwidth();
+  nlohmann::json j = {{"model", what},
+                      {"threads", num_threads()},
+                      {"weight_bytes", model.weight_bytes()},
+                      {"kv_bytes_per_token", session.cache().bytes_per_token()},
+                      {"prefill_tokens", o.prefill},
+                      {"prefill_tok_s", prefill_tps},
+                      {"decode_tokens", o.decode},
+                      {"decode_tok_s", decode_tps},
+                      {"decode_bytes_per_token", bytes_tok},
+                      {"decode_gb_s", decode_tps * bytes_tok / 1e9},
+                      {"read_bandwidth_gb_s", bw / 1e9},
+                      {"decode_bound_tok_s", bw / bytes_tok},
+                      {"peak_rss_bytes", peak_rss_bytes()}};
+  if (o.json) {
+    std::printf("%s\n", j.dump().c_str());
+  } else {
+    std::printf("%s, f32, %d threads\n", what.c_str(), num_threads());
+    std::printf("prefill %d tokens: %.2f tok/s\n", o.prefill, prefill_tps);
+    std::printf("decode  %d tokens: %.2f tok/s, %.2f GB/s (%.1f MB read per token)\n", o.decode,
+                decode_tps, decode_tps * bytes_tok / 1e9, bytes_tok / 1e6);
+    std::printf("memory read bandwidth %.2f GB/s -> decode bound %.2f tok/s (%.0f%% reached)\n",
+                bw / 1e9, bw / bytes_tok, 100.0 * decode_tps * bytes_tok / bw);
+  }
+  print_memory(model, session.cache().bytes_per_token());
+}
+
+}  // namespace
+
+void register_bench(CLI::App& app) {
+  auto o = std::make_shared<BenchOptions>();
+  CLI::App* cmd = app.add_subcommand("bench", "Prefill and decode speed, GB/s and the bound");
+  auto* model = cmd->add_option("--model", o->model, "Benchmark a real model instead");
+  cmd->add_option("--random-shape", o->shape,
+                  "Seeded random weights of a named shape: tinyllama-1.1b, llama2-7b, "
+                  "stories260k-shape")
+      ->capture_default_str()
+      ->excludes(model);
+  cmd->add_option("--shape-file", o->shape_file,
+                  "Random weights of the shape in a JSON file with HF config.json keys")
+      ->excludes(model);
+  cmd->add_option("--prefill", o->prefill, "Prompt tokens")->capture_default_str()->check(
+      CLI::Range(1, 1 << 20));
+  cmd->add_option("--decode", o->decode, "Generated tokens")->capture_default_str()->check(
+      CLI::Range(1, 1 << 20));
+  cmd->add_option("--seed", o->seed, "Seed of weights and tokens")->capture_default_str();
+  cmd->add_flag("--json", o->json, "Print one JSON object on stdout");
+  add_threads_option(cmd, &o->threads);
+  cmd->callback([o] { run_bench(*o); });
+}
+
+}  // namespace wkvq::cli

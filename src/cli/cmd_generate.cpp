@@ -1,0 +1,114 @@
+// wkvq generate: text generation with llama2.c semantics (steps count positions, prompt
+// included; generation stops at BOS or EOS).
+#include <cctype>
+#include <chrono>
+#include <cstdio>
+#include <string>
+
+#include "cli/commands.h"
+#include "cli/common.h"
+#include "core/error.h"
+#include "runtime/sampler.h"
+#include "runtime/session.h"
+
+namespace wkvq::cli {
+
+namespace {
+
+struct GenerateOptions {
+  std::string model, tokenizer, prompt;
+  int steps = 256;
+  float temperature = 1.0f;
+  float top_p = 0.9f;
+  uint64_t seed = 1234;
+  int threads = 0;
+};
+
+// Prints a piece unless it is a single unprintable byte (raw control bytes from byte tokens).
+void print_piece(const std::string& piece) {
+  if (piece.size() == 1) {
+    const auto c = static_cast<unsigned char>(piece[0]);
+    if (!(std::isprint(c) || std::isspace(c))) return;
+  }
+  std::fputs(piece.c_str(), stdout);
+  std::fflush(stdout);
+}
+
+double seconds_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+void run_generate(const GenerateOptions& o) {
+  apply_threads(o.threads);
+  const std::string model_path = resolve_model_path(o.model);
+  const Model model = load_model_verbose(model_path);
+  const LlamaConfig& c = model.config;
+  const auto tok = open_tokenizer(o.tokenizer, model_path, c.vocab_size);
+  WKVQ_REQUIRE(tok->vocab_size() <= c.vocab_size, "the tokenizer has ", tok->vocab_size(),
+               " tokens but the model only ", c.vocab_size, "; pass the model's own --tokenizer");
+  int steps = o.steps <= 0 || o.steps > c.seq_len ? c.seq_len : o.steps;
+  const std::vector<int> prompt = tok->encode(o.prompt, /*bos=*/true, /*eos=*/false);
+  if (static_cast<int>(prompt.size()) > steps) {
+    WKVQ_REQUIRE(static_cast<int>(prompt.size()) <= c.seq_len, "the prompt has ", prompt.size(),
+                 " tokens, more than the model's context of ", c.seq_len);
+    steps = static_cast<int>(prompt.size());
+  }
+  Session session(model, steps);
+  Sampler sampler(c.vocab_size, o.temperature, o.top_p, o.seed);
+
+  // prefill: the whole prompt in one pass; print its pieces after BOS
+  const auto t0 = std::chrono::steady_clock::now();
+  const float* logits = session.prefill(prompt);
+  const double prefill_s = seconds_since(t0);
+  for (size_t i = 1; i < prompt.size(); ++i) print_piece(tok->decode_piece(prompt[i - 1], prompt[i]));
+
+  // decode: sample, print, feed back, until `steps` positions or BOS/EOS
+  const auto t1 = std::chrono::steady_clock::now();
+  int token = prompt.back();
+  int generated = 0;
+  for (int64_t pos = session.pos(); pos <= steps; ++pos) {
+    const int next = sampler.sample(logits);
+    if (next == tok->bos_id() || next == tok->eos_id() || next == c.bos_id) break;
+    print_piece(tok->decode_piece(token, next));
+    token = next;
+    ++generated;
+    if (pos >= steps) break;
+    logits = session.decode(token);
+  }
+  const double decode_s = seconds_since(t1);
+  std::fputs("\n", stdout);
+  std::fflush(stdout);
+  std::fprintf(stderr, "prefill: %zu tokens, %.1f tok/s; decode: %d tokens, %.1f tok/s\n",
+               prompt.size(), static_cast<double>(prompt.size()) / prefill_s, generated,
+               generated > 0 ? generated / decode_s : 0.0);
+  print_memory(model, session.cache().bytes_per_token());
+}
+
+}  // namespace
+
+void register_generate(CLI::App& app) {
+  auto o = std::make_shared<GenerateOptions>();
+  CLI::App* cmd = app.add_subcommand("generate", "Generate text from a prompt");
+  cmd->add_option("--model", o->model,
+                  "llama2.c .bin file or Hugging Face model directory (default: stories260K "
+                  "from $WKVQ_SHARED_DIR or ../shared)");
+  cmd->add_option("--tokenizer", o->tokenizer,
+                  "tokenizer.bin (llama2.c) or tokenizer.model (SentencePiece); default: the "
+                  "one beside the model");
+  cmd->add_option("--prompt", o->prompt, "Text to continue (default: empty)");
+  cmd->add_option("--steps", o->steps,
+                  "Positions to run, prompt included, as llama2.c (0 or more than the context: "
+                  "the model's context)")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 1 << 24));
+  cmd->add_option("--temperature", o->temperature, "Sampling temperature; 0 = greedy")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0f, 100.0f));
+  cmd->add_option("--top-p", o->top_p, "Nucleus sampling mass in (0, 1]; 1 = off")
+      ->capture_default_str();
+  cmd->add_option("--seed", o->seed, "Seed of the sampler")->capture_default_str();
+  add_threads_option(cmd, &o->threads);
+  cmd->callback([o] { run_generate(*o); });
+}
+
+}  // namespace wkvq::cli

@@ -1,0 +1,38 @@
+// Pieces shared by the subcommands: default paths, model and tokenizer loading with progress,
+// thread settings and the memory report every command prints.
+#pragma once
+
+#include <CLI/CLI.hpp>
+#include <memory>
+#include <string>
+
+#include "model/model.h"
+#include "runtime/tokenizer.h"
+
+namespace wkvq::cli {
+
+// --model when given, else the default model (stories260K in the shared directory:
+// $WKVQ_SHARED_DIR or ../shared); throws with what to pass when there is none.
+std::string resolve_model_path(const std::string& model);
+
+// Loads a model, printing what was loaded on stderr.
+Model load_model_verbose(const std::string& path);
+
+// --tokenizer when given, else the one beside the model.
+std::unique_ptr<Tokenizer> open_tokenizer(const std::string& tokenizer, const std::string& model,
+                                          int vocab_size);
+
+// Adds --threads N (default: all cores) to a subcommand; apply_threads() sets it.
+void add_threads_option(CLI::App* cmd, int* threads);
+void apply_threads(int threads);
+
+// Whole file as a string; throws when unreadable or empty.
+std::string read_text_file(const std::string& path);
+
+// Peak resident set size of this process, bytes.
+int64_t peak_rss_bytes();
+std::string human_bytes(double bytes);
+// "memory: weights X, KV cache Y per token, peak RSS Z" on stderr.
+void print_memory(const Model& m, int64_t kv_bytes_per_token);
+
+}  // namespace wkvq::cli

@@ -1,0 +1,95 @@
+#include "model/forward.h"
+
+#include <cstring>
+
+#include "core/error.h"
+#include "core/parallel.h"
+#include "kernels/vec_ops.h"
+
+namespace wkvq {
+
+void ForwardScratch::reserve(const LlamaConfig& c, int64_t n) {
+  if (n <= capacity) return;
+  capacity = n;
+  auto sz = [n](int width) { return static_cast<size_t>(n * width); };
+  x.resize(sz(c.dim));
+  xb.resize(sz(c.dim));
+  q.resize(sz(c.q_dim()));
+  k.resize(sz(c.kv_dim()));
+  v.resize(sz(c.kv_dim()));
+  att.resize(sz(c.q_dim()));
+  hb.resize(sz(c.hidden_dim));
+  hb2.resize(sz(c.hidden_dim));
+}
+
+namespace {
+
+// out[t] = rmsnorm(x[t]) * w for each of the n rows of width `dim`.
+void rmsnorm_rows(float* out, const float* x, const float* w, int64_t n, int dim, float eps) {
+  parallel_for(n, 16, [&](int64_t b, int64_t e) {
+    for (int64_t t = b; t < e; ++t) rmsnorm(out + t * dim, x + t * dim, w, dim, eps);
+  });
+}
+
+}  // namespace
+
+void block_forward(const Model& m, int layer, int64_t n, int64_t pos0, KvStore& kv,
+                   ForwardScratch& s) {
+  const LlamaConfig& c = m.config;
+  const LayerWeights& l = m.layers[static_cast<size_t>(layer)];
+  const int dim = c.dim;
+
+  // attention: xb = rmsnorm(x); q, k, v = xb Wq^T, xb Wk^T, xb Wv^T      (n, q_dim / kv_dim)
+  rmsnorm_rows(s.xb.data(), s.x.data(), l.attn_norm, n, dim, c.norm_eps);
+  l.wq.forward(s.xb.data(), n, s.q.data());
+  l.wk.forward(s.xb.data(), n, s.k.data());
+  l.wv.forward(s.xb.data(), n, s.v.data());
+  // RoPE on q and k, position pos0 + t for row t
+  for (int64_t t = 0; t < n; ++t) {
+    rope_apply(s.q.data() + t * c.q_dim(), c.n_heads, c.head_dim, s.rope, t, c.rope_layout);
+    rope_apply(s.k.data() + t * c.kv_dim(), c.n_kv_heads, c.head_dim, s.rope, t, c.rope_layout);
+  }
+  // att = softmax(q K^T / sqrt(hd)) V over the cache and the new tokens  (n, q_dim)
+  kv.attend(layer, s.q.data(), s.k.data(), s.v.data(), n, pos0, s.att.data());
+  // x += att Wo^T                                                        (n, dim)
+  l.wo.forward(s.att.data(), n, s.xb.data());
+  add_inplace(s.x.data(), s.xb.data(), n * dim);
+
+  // MLP: x += (silu(xb Wg^T) * (xb Wu^T)) Wd^T with xb = rmsnorm(x)     (n, hidden) -> (n, dim)
+  rmsnorm_rows(s.xb.data(), s.x.data(), l.ffn_norm, n, dim, c.norm_eps);
+  l.w_gate.forward(s.xb.data(), n, s.hb.data());
+  l.w_up.forward(s.xb.data(), n, s.hb2.data());
+  silu_mul(s.hb.data(), s.hb2.data(), n * c.hidden_dim);
+  l.w_down.forward(s.hb.data(), n, s.xb.data());
+  add_inplace(s.x.data(), s.xb.data(), n * dim);
+}
+
+void forward(const Model& m, const int* tokens, int64_t n, int64_t pos0, KvStore& kv,
+             ForwardScratch& s, LogitsFor which, float* logits) {
+  const LlamaConfig& c = m.config;
+  WKVQ_REQUIRE(n > 0, "forward: no tokens given");
+  WKVQ_REQUIRE(pos0 >= 0 && pos0 + n <= c.seq_len, "forward: positions ", pos0, "..",
+               pos0 + n - 1, " exceed the model context of ", c.seq_len,
+               " tokens; use a shorter text, --ctx or --steps");
+  s.reserve(c, n);
+  s.rope.build(pos0, n, c.head_dim, c.rope_theta);
+
+  // x = embedding rows of the tokens                                      (n, dim)
+  for (int64_t t = 0; t < n; ++t) {
+    const int tok = tokens[t];
+    WKVQ_REQUIRE(tok >= 0 && tok < c.vocab_size, "token id ", tok, " at position ", pos0 + t,
+                 " is outside the vocabulary [0, ", c.vocab_size, ")");
+    std::memcpy(s.x.data() + t * c.dim, m.tok_embeddings + static_cast<int64_t>(tok) * c.dim,
+                sizeof(float) * static_cast<size_t>(c.dim));
+  }
+  for (int layer = 0; layer < c.n_layers; ++layer) block_forward(m, layer, n, pos0, kv, s);
+  if (which == LogitsFor::None) return;
+
+  // logits = rmsnorm(x) Wout^T, for the rows asked                        (rows, vocab)
+  const int64_t first = which == LogitsFor::All ? 0 : n - 1;
+  const int64_t rows = n - first;
+  rmsnorm_rows(s.xb.data(), s.x.data() + first * c.dim, m.final_norm, rows, c.dim, c.norm_eps);
+  m.output.forward(s.xb.data(), rows, logits);
+}
+
+}  // namespace wkvq

@@ -1,0 +1,40 @@
+// The Llama decoder forward pass of the runtime (llama2.c's forward, batched over n tokens).
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "kernels/rope.h"
+#include "model/kv_store.h"
+#include "model/model.h"
+
+namespace wkvq {
+
+// Activation buffers for up to `capacity` tokens at once; reused across calls.
+struct ForwardScratch {
+  int64_t capacity = 0;
+  std::vector<float> x;    // (n, dim)          residual stream
+  std::vector<float> xb;   // (n, dim)          normed input / branch output
+  std::vector<float> q;    // (n, q_dim)
+  std::vector<float> k;    // (n, kv_dim)
+  std::vector<float> v;    // (n, kv_dim)
+  std::vector<float> att;  // (n, q_dim)        attention output before wo
+  std::vector<float> hb;   // (n, hidden_dim)   gate, then silu(gate) * up
+  std::vector<float> hb2;  // (n, hidden_dim)   up
+  RopeTable rope;
+  void reserve(const LlamaConfig& c, int64_t n);
+};
+
+// Which positions of the chunk get logits.
+enum class LogitsFor { None, Last, All };
+
+// Runs n tokens at positions [pos0, pos0 + n) through the model, attending through `kv`.
+// logits: (n, vocab) for All, (vocab) for Last, unused for None.
+void forward(const Model& m, const int* tokens, int64_t n, int64_t pos0, KvStore& kv,
+             ForwardScratch& s, LogitsFor which, float* logits);
+
+// One decoder block on the residual stream s.x (n, dim), in place.
+void block_forward(const Model& m, int layer, int64_t n, int64_t pos0, KvStore& kv,
+                   ForwardScratch& s);
+
+}  // namespace wkvq

@@ -1,0 +1,39 @@
+#include "runtime/session.h"
+
+#include "core/error.h"
+
+namespace wkvq {
+
+namespace {
+int64_t session_length(const LlamaConfig& c, int64_t requested) {
+  WKVQ_REQUIRE(requested <= c.seq_len, "requested ", requested,
+               " positions, but the model's context is ", c.seq_len, " tokens");
+  return requested > 0 ? requested : c.seq_len;
+}
+}  // namespace
+
+Session::Session(const Model& m, int64_t max_tokens)
+    : model_(m),
+      cache_(m.config, session_length(m.config, max_tokens)),
+      logits_(static_cast<size_t>(m.config.vocab_size)) {}
+
+const float* Session::prefill(const std::vector<int>& tokens) {
+  WKVQ_REQUIRE(!tokens.empty(), "prefill: no tokens given");
+  const auto n = static_cast<int64_t>(tokens.size());
+  WKVQ_REQUIRE(pos_ + n <= cache_.max_tokens(), "context full: ", pos_, " + ", n,
+               " tokens exceed the session's ", cache_.max_tokens(), " positions");
+  forward(model_, tokens.data(), n, pos_, cache_, scratch_, LogitsFor::Last, logits_.data());
+  pos_ += n;
+  return logits_.data();
+}
+
+const float* Session::decode(int token) { return prefill({token}); }
+
+void Session::forward_all(const int* tokens, int64_t n, float* logits) {
+  WKVQ_REQUIRE(pos_ + n <= cache_.max_tokens(), "context full: ", pos_, " + ", n,
+               " tokens exceed the session's ", cache_.max_tokens(), " positions");
+  forward(model_, tokens, n, pos_, cache_, scratch_, LogitsFor::All, logits);
+  pos_ += n;
+}
+
+}  // namespace wkvq

@@ -1,0 +1,42 @@
+// Session: the mutable state of one conversation with a Model: the KV cache, the activation
+// scratch and the current position. The Model itself is shared and immutable.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "model/forward.h"
+#include "model/model.h"
+#include "runtime/kv_cache.h"
+
+namespace wkvq {
+
+class Session {
+ public:
+  // A session with room for `max_tokens` positions (default and maximum: the model's context).
+  explicit Session(const Model& m, int64_t max_tokens = 0);
+
+  // Feeds tokens at the current position in one batched pass (prefill); returns the logits of
+  // the last one (vocab floats, valid until the next call).
+  const float* prefill(const std::vector<int>& tokens);
+  // Feeds one token (decode step); returns its logits.
+  const float* decode(int token);
+  // Feeds n tokens in one pass and writes the logits of every one of them: (n, vocab).
+  void forward_all(const int* tokens, int64_t n, float* logits);
+
+  void reset() { pos_ = 0; }
+  int64_t pos() const { return pos_; }
+  int64_t max_tokens() const { return cache_.max_tokens(); }
+  const KvCache& cache() const { return cache_; }
+  const Model& model() const { return model_; }
+
+ private:
+  const Model& model_;
+  KvCache cache_;
+  ForwardScratch scratch_;
+  std::vector<float> logits_;  // (vocab)
+  int64_t pos_ = 0;
+};
+
+}  // namespace wkvq
