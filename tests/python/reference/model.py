@@ -150,6 +150,33 @@ def softmax_last(s: np.ndarray) -> np.ndarray:
     return e / np.sum(e, axis=-1, keepdims=True)
 
 
+def softmax_inplace(s: np.ndarray) -> np.ndarray:
+    """softmax over the last axis, overwriting s (the (B, H, T, T) score tensors are large)."""
+    s -= np.max(s, axis=-1, keepdims=True)
+    np.exp(s, out=s)
+    s /= np.sum(s, axis=-1, keepdims=True)
+    return s
+
+
+ATTN_CHUNK = 128  # query rows per block: keeps the score block in cache, skips j > t blocks
+
+
+def causal_attention(q: np.ndarray, k: np.ndarray, v: np.ndarray, mask: np.ndarray):
+    """softmax(q k^T + mask) v per (batch, head); q is already scaled by 1/sqrt(hd).
+    q, k, v: (B, H, T, hd); mask: (T, T) with -inf where key j > query t. Done in query blocks
+    [a, b) against keys [0, b) only; the result is the same math as one full (T, T) product."""
+    T = q.shape[2]
+    out = np.empty_like(q)
+    kt = np.ascontiguousarray(k.transpose(0, 1, 3, 2))
+    for a in range(0, T, ATTN_CHUNK):
+        b = min(T, a + ATTN_CHUNK)
+        s = np.ascontiguousarray(q[:, :, a:b]) @ kt[:, :, :, :b]  # (B, H, b-a, b)
+        s += mask[a:b, :b]
+        softmax_inplace(s)
+        out[:, :, a:b] = s @ v[:, :, :b]
+    return out
+
+
 def forward(model: Model, tokens, dtype=np.float64, return_hidden: bool = False):
     """Logits at every position of one causal pass over `tokens`.
 
@@ -171,7 +198,7 @@ def forward(model: Model, tokens, dtype=np.float64, return_hidden: bool = False)
     cast = (lambda a: a if a.dtype == dtype else a.astype(dtype))
     scale = dtype(1.0 / np.sqrt(hd))
     pos = np.arange(T)
-    causal = np.triu(np.ones((T, T), dtype=bool), k=1)  # True where key j > query t
+    mask = np.where(np.triu(np.ones((T, T), dtype=bool), k=1), -np.inf, 0.0).astype(dtype)
 
     x = cast(W.emb)[toks]  # (B, T, D)
     hidden = []
@@ -182,13 +209,12 @@ def forward(model: Model, tokens, dtype=np.float64, return_hidden: bool = False)
         v = (xb @ cast(L.wv).T).reshape(B, T, KV, hd)
         q = apply_rope(q, pos, cfg.rope_theta, cfg.rope_layout)
         k = apply_rope(k, pos, cfg.rope_theta, cfg.rope_layout)
-        # GQA: query head h reads kv head h // group.
-        k = np.repeat(k, group, axis=2)  # (B, T, H, hd)
-        v = np.repeat(v, group, axis=2)
-        s = np.einsum("bthd,bshd->bhts", q, k) * scale  # (B, H, T, T)
-        s[:, :, causal] = -np.inf
-        p = softmax_last(s)
-        att = np.einsum("bhts,bshd->bthd", p, v).reshape(B, T, H * hd)
+        # GQA: query head h reads kv head h // group. Heads to axis 1 for batched matmuls.
+        qh = (q * scale).transpose(0, 2, 1, 3)  # (B, H, T, hd)
+        kh = np.repeat(k.transpose(0, 2, 1, 3), group, axis=1)  # (B, H, T, hd)
+        vh = np.repeat(v.transpose(0, 2, 1, 3), group, axis=1)
+        att = causal_attention(qh, kh, vh, mask)  # (B, H, T, hd)
+        att = att.transpose(0, 2, 1, 3).reshape(B, T, H * hd)
         x = x + att @ cast(L.wo).T
         xb = rmsnorm(x, cast(L.ffn_norm), cfg.norm_eps)
         h = silu(xb @ cast(L.w1).T) * (xb @ cast(L.w3).T)
