@@ -1,5 +1,11 @@
-// Perplexity by the protocol of design.md §3: one token stream (BOS first), non-overlapping
-// windows of T tokens, each a fresh context; loss over positions 1..T-1 of every window.
+// Perplexity and KL divergence by the protocol of design.md §3: one token stream (BOS first),
+// non-overlapping windows of T tokens, each a fresh context; loss over positions 1..T-1.
+//
+// Modes (how the KV cache is seen):
+//   prefill      one pass per window with a full-precision cache: only the weights count;
+//   decode       teacher-forced POQ: every token sees the past through the quantized cache and
+//                itself in full precision, exactly as token-by-token generation does;
+//   decode-nopoq conventional KV quantization: the token's own K/V are quantized too.
 #pragma once
 
 #include <cstdint>
@@ -8,13 +14,23 @@
 #include <vector>
 
 #include "model/model.h"
+#include "runtime/kv_cache.h"
 
 namespace wkvq {
+
+enum class EvalMode { Prefill, Decode, DecodeNoPoq };
+const char* eval_mode_name(EvalMode m);
+// "prefill" | "decode" | "decode-nopoq"; throws on anything else.
+EvalMode parse_eval_mode(const std::string& s);
 
 struct PplOptions {
   int64_t ctx = 0;          // window length T (0: min(2048, model context))
   int64_t max_windows = 0;  // 0: all full windows of the stream
   int64_t chunk = 512;      // tokens per forward pass inside a window (bounds logits memory)
+  EvalMode mode = EvalMode::Prefill;
+  KvCacheSettings kv;                   // the cache of the decode modes (prefill: always f32)
+  const KvSmoothing* smoothing = nullptr;  // null: the model's own
+  const Model* kld_reference = nullptr;    // FP model for the KL divergence; null: no KLD
 };
 
 struct PplResult {
@@ -22,23 +38,35 @@ struct PplResult {
   double ppl = 0;         // exp(mean NLL)
   double nll = 0;         // mean NLL, nats per token
   double nll_stderr = 0;  // standard error of the mean NLL
+  bool has_kld = false;
+  double kld = 0;         // mean KL(P_reference || P_model) per token, nats
+  double kld_stderr = 0;
   int64_t tokens = 0;     // scored tokens
   int64_t windows = 0;
   int64_t ctx = 0;
   int64_t stream_tokens = 0;
+  double kv_bits_per_element = 32;
+  int64_t kv_bytes_per_token = 0;
   double seconds = 0;
 };
 
 // Called after each window with (windows done, windows total, running mean NLL).
 using PplProgress = std::function<void(int64_t, int64_t, double)>;
 
-// Effective window length for a model: opt.ctx, or min(2048, context); validated.
+// Effective window length for a model: ctx, or min(2048, context) when 0; validated.
 int64_t ppl_window(const Model& m, int64_t ctx);
 
 PplResult perplexity(const Model& m, const std::vector<int>& stream, const PplOptions& opt,
                      const PplProgress& progress = {});
 
+// Per-token NLL of every scored position of the first `max_windows` windows, in order (for tests
+// comparing evaluation paths).
+std::vector<double> token_nlls(const Model& m, const std::vector<int>& stream,
+                               const PplOptions& opt);
+
 // NLL of `target` under logits (vocab): logsumexp(logits) - logits[target], in double.
 double token_nll(const float* logits, int vocab, int target);
+// KL(softmax(ref) || softmax(model)) in double.
+double token_kld(const float* ref_logits, const float* logits, int vocab);
 
 }  // namespace wkvq

@@ -1,22 +1,26 @@
-// Linear: one weight matrix of a block, y = x . W^T, whatever its storage.
-// Today: f32 row-major W[out, in]. Quantized storage (packed int-b) joins here as a variant, so
-// the block forward never needs to know how a weight is stored.
+// Linear: one weight matrix of a block, y = x . W^T, whatever its storage: f32 row-major
+// W[out, in] (in place from the file or owned), or packed int-b groups (formats/weight_quant.h).
+// The block forward never needs to know which.
 #pragma once
 
 #include <cstdint>
+#include <memory>
 
-#include "kernels/matmul.h"
+#include "formats/weight_quant.h"
 
 namespace wkvq {
 
 struct Linear {
   int64_t out = 0;           // rows of W (output features)
   int64_t in = 0;            // columns of W (input features)
-  const float* w = nullptr;  // (out, in) row-major
+  const float* w = nullptr;  // (out, in) row-major, when stored in f32
+  std::shared_ptr<const QuantizedMatrix> q;  // when quantized (then w may be null)
 
+  bool quantized() const { return q != nullptr; }
   // y[n, out] = x[n, in] . W^T
-  void forward(const float* x, int64_t n, float* y) const { matmul_f32(x, n, in, w, out, y); }
-  int64_t bytes() const { return out * in * static_cast<int64_t>(sizeof(float)); }
+  void forward(const float* x, int64_t n, float* y) const;
+  // Bytes of the weight as stored for inference.
+  int64_t bytes() const;
 };
 
 }  // namespace wkvq

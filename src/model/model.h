@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "model/config.h"
+#include "model/kv_smoothing.h"
 #include "model/linear.h"
 
 namespace wkvq {
@@ -31,6 +32,18 @@ struct WeightStorage {
   float* allocate(size_t n);
 };
 
+// How a model was quantized (all zero / empty for a floating-point model). The KV settings are
+// the defaults a quantized model directory asks for; commands may override them.
+struct QuantizationInfo {
+  std::string method;     // "", "rtn", "wkvquant", ...
+  int wbits = 0;          // 0: float weights
+  int64_t wgroup = 0;     // weight group size (0: one group per row)
+  int kvbits = 32;        // 32 f32, 16 fp16, 2/3/4/8 int
+  int kvgroup = 0;        // 0: head_dim
+  bool poq = true;
+  std::string kv_smooth;  // "none", "stats", "learned"
+};
+
 struct Model {
   LlamaConfig config;
   std::string source;                     // path the model was loaded from (for messages)
@@ -39,6 +52,8 @@ struct Model {
   const float* final_norm = nullptr;      // (dim)
   Linear output;                          // (vocab_size, dim); shares tok_embeddings when tied
   WeightStorage storage;
+  QuantizationInfo quant;
+  KvSmoothing kv_smoothing;  // n_layers == 0: none
 
   // Bytes of all weights as stored for inference (embeddings and head included).
   int64_t weight_bytes() const;

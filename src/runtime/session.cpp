@@ -12,9 +12,13 @@ int64_t session_length(const LlamaConfig& c, int64_t requested) {
 }
 }  // namespace
 
-Session::Session(const Model& m, int64_t max_tokens)
+Session::Session(const Model& m, int64_t max_tokens, const KvCacheSettings& kv,
+                 const KvSmoothing* smoothing)
     : model_(m),
-      cache_(m.config, session_length(m.config, max_tokens)),
+      cache_(m.config, session_length(m.config, max_tokens), kv,
+             smoothing != nullptr               ? smoothing
+             : m.kv_smoothing.n_layers > 0 ? &m.kv_smoothing
+                                               : nullptr),
       logits_(static_cast<size_t>(m.config.vocab_size)) {}
 
 const float* Session::prefill(const std::vector<int>& tokens) {

@@ -14,8 +14,11 @@ namespace wkvq {
 
 class Session {
  public:
-  // A session with room for `max_tokens` positions (default and maximum: the model's context).
-  explicit Session(const Model& m, int64_t max_tokens = 0);
+  // A session with room for `max_tokens` positions (default and maximum: the model's context),
+  // its KV cache stored as `kv` says; `smoothing` (null: the model's own, if any) applies to an
+  // int-b cache and must outlive the session.
+  explicit Session(const Model& m, int64_t max_tokens = 0, const KvCacheSettings& kv = {},
+                   const KvSmoothing* smoothing = nullptr);
 
   // Feeds tokens at the current position in one batched pass (prefill); returns the logits of
   // the last one (vocab floats, valid until the next call).
@@ -29,6 +32,7 @@ class Session {
   int64_t pos() const { return pos_; }
   int64_t max_tokens() const { return cache_.max_tokens(); }
   const KvCache& cache() const { return cache_; }
+  KvCache& cache() { return cache_; }
   const Model& model() const { return model_; }
 
  private:

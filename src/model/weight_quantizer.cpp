@@ -1,0 +1,93 @@
+#include "model/weight_quantizer.h"
+
+#include <cstdlib>
+#include <memory>
+#include <sstream>
+
+#include "core/error.h"
+#include "core/parallel.h"
+
+namespace wkvq {
+
+Linear& linear_by_index(LayerWeights& l, int i) {
+  Linear* all[7] = {&l.wq, &l.wk, &l.wv, &l.wo, &l.w_gate, &l.w_up, &l.w_down};
+  WKVQ_ASSERT(i >= 0 && i < 7);
+  return *all[i];
+}
+
+const Linear& linear_by_index(const LayerWeights& l, int i) {
+  return linear_by_index(const_cast<LayerWeights&>(l), i);
+}
+
+namespace {
+int linear_index(const std::string& name) {
+  for (int i = 0; i < 7; ++i) {
+    if (name == kLinearNames[i]) return i;
+  }
+  return -1;
+}
+
+int parse_layer(const std::string& s, int n_layers) {
+  char* end = nullptr;
+  const long v = std::strtol(s.c_str(), &end, 10);
+  if (s.empty() || *end != '\0') return -2;
+  WKVQ_REQUIRE(v >= 0 && v < n_layers, "--keep-float: layer ", v, " does not exist (the model has ",
+               n_layers, " layers)");
+  return static_cast<int>(v);
+}
+}  // namespace
+
+KeepFloat::KeepFloat(const std::string& spec, int n_layers) {
+  std::stringstream ss(spec);
+  std::string item;
+  while (std::getline(ss, item, ',')) {
+    if (item.empty()) continue;
+    const size_t dot = item.find('.');
+    int layer = -1, lin = -1;
+    if (dot == std::string::npos) {
+      layer = parse_layer(item, n_layers);
+      if (layer == -2) {
+        layer = -1;
+        lin = linear_index(item);
+        WKVQ_REQUIRE(lin >= 0, "--keep-float: unknown entry '", item,
+                     "'; expected a layer number, a linear name (wq, wk, wv, wo, w_gate, w_up, "
+                     "w_down) or LAYER.NAME");
+      }
+    } else {
+      layer = parse_layer(item.substr(0, dot), n_layers);
+      lin = linear_index(item.substr(dot + 1));
+      WKVQ_REQUIRE(layer >= 0 && lin >= 0, "--keep-float: cannot read '", item,
+                   "'; expected LAYER.NAME such as 3.w_down");
+    }
+    entries_.emplace_back(layer, lin);
+  }
+}
+
+bool KeepFloat::keeps(int layer, int linear) const {
+  for (const auto& [l, i] : entries_) {
+    if ((l < 0 || l == layer) && (i < 0 || i == linear)) return true;
+  }
+  return false;
+}
+
+Model quantize_weights_rtn(const Model& fp, const WeightQuantOptions& opt) {
+  Model q = fp;
+  const int L = fp.config.n_layers;
+  parallel_for(int64_t{L} * 7, 1, [&](int64_t b, int64_t e) {
+    for (int64_t item = b; item < e; ++item) {
+      const int layer = static_cast<int>(item / 7), lin = static_cast<int>(item % 7);
+      if (opt.keep_float.keeps(layer, lin)) continue;
+      const Linear& src = linear_by_index(fp.layers[static_cast<size_t>(layer)], lin);
+      Linear& dst = linear_by_index(q.layers[static_cast<size_t>(layer)], lin);
+      dst.q = std::make_shared<const QuantizedMatrix>(
+          quantize_weights_ref(src.w, src.out, src.in, opt.bits, opt.group));
+      dst.w = nullptr;
+    }
+  });
+  q.quant.method = "rtn";
+  q.quant.wbits = opt.bits;
+  q.quant.wgroup = opt.group;
+  return q;
+}
+
+}  // namespace wkvq

@@ -1,0 +1,47 @@
+#include "runtime/kv_stats.h"
+
+#include <algorithm>
+
+#include "core/error.h"
+#include "model/forward.h"
+#include "runtime/kv_cache.h"
+
+namespace wkvq {
+
+namespace {
+// A KvStore that records K/V ranges, then attends through a full-precision cache.
+class RecordingStore final : public KvStore {
+ public:
+  RecordingStore(KvCache& inner, KvChannelStats& stats) : inner_(inner), stats_(stats) {}
+  void attend(int layer, const float* q, const float* k, const float* v, int64_t n, int64_t pos0,
+              float* out) override {
+    stats_.add(layer, k, v, n);
+    inner_.attend(layer, q, k, v, n, pos0, out);
+  }
+
+ private:
+  KvCache& inner_;
+  KvChannelStats& stats_;
+};
+}  // namespace
+
+KvChannelStats collect_kv_stats(const Model& m, const std::vector<int>& stream,
+                                const CalibWindows& w) {
+  const LlamaConfig& c = m.config;
+  const int64_t ctx = w.ctx > 0 ? std::min<int64_t>(w.ctx, c.seq_len)
+                                : std::min<int64_t>(2048, c.seq_len);
+  int64_t windows = static_cast<int64_t>(stream.size()) / ctx;
+  WKVQ_REQUIRE(windows > 0, "calibration text: ", stream.size(),
+               " tokens, fewer than one window of ", ctx, "; give a longer --calib text");
+  if (w.max_windows > 0) windows = std::min(windows, w.max_windows);
+  KvChannelStats stats(c.n_layers, c.kv_dim());
+  KvCache cache(c, ctx);
+  RecordingStore store(cache, stats);
+  ForwardScratch scratch;
+  for (int64_t i = 0; i < windows; ++i) {
+    forward(m, stream.data() + i * ctx, ctx, 0, store, scratch, LogitsFor::None, nullptr);
+  }
+  return stats;
+}
+
+}  // namespace wkvq

@@ -1,0 +1,189 @@
+// Attention over the int-b KV cache (smoothing folded into the dot products, POQ) against
+// dequantize-then-attend in double.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <random>
+#include <vector>
+
+#include "formats/kv_quant.h"
+#include "runtime/kv_cache.h"
+
+namespace wkvq {
+namespace {
+
+constexpr double kEps32 = 1.1920929e-7;
+
+struct Case {
+  int bits, group;
+  bool poq;
+  ChunkAttention mode;
+};
+
+LlamaConfig small_config() {
+  LlamaConfig c;
+  c.n_layers = 2;
+  c.n_heads = 4;
+  c.n_kv_heads = 2;
+  c.head_dim = 8;
+  c.dim = 32;
+  c.seq_len = 64;
+  return c;
+}
+
+// Reference: K^, V^ of every token = smoothing undone on the dequantized record of the
+// smoothed vector (the same f32 smoothing and quantize_token_ref as the cache, so the codes
+// are identical); which tokens a query sees in full precision follows the POQ rules.
+std::vector<double> reference(const LlamaConfig& c, const Case& cs, const KvSmoothing& sm,
+                              int layer, const std::vector<float>& q, const std::vector<float>& k,
+                              const std::vector<float>& v, const std::vector<int64_t>& chunks,
+                              double* max_abs_score_terms) {
+  const int C = c.kv_dim(), hd = c.head_dim;
+  const int64_t n = static_cast<int64_t>(k.size()) / C;
+  const KvQuantFormat f = make_kv_format(C, cs.group == 0 ? hd : cs.group, cs.bits);
+  std::vector<double> kh(k.size()), vh(v.size());
+  std::vector<float> tmp(C), deq(C);
+  std::vector<uint8_t> rec(static_cast<size_t>(f.token_bytes));
+  for (int64_t t = 0; t < n; ++t) {
+    for (int pass = 0; pass < 2; ++pass) {
+      const float* x = (pass == 0 ? k : v).data() + t * C;
+      const float* d = pass == 0 ? sm.dK(layer) : sm.dV(layer);
+      const float* s = pass == 0 ? sm.sK(layer) : sm.sV(layer);
+      for (int i = 0; i < C; ++i) tmp[i] = (x[i] - d[i]) / s[i];
+      quantize_token_ref(f, tmp.data(), rec.data());
+      dequantize_token_ref(f, rec.data(), deq.data());
+      auto& out = pass == 0 ? kh : vh;
+      for (int i = 0; i < C; ++i) out[t * C + i] = static_cast<double>(deq[i]) * s[i] + d[i];
+    }
+  }
+  std::vector<double> out(static_cast<size_t>(n * c.q_dim()));
+  int64_t chunk_start = 0, chunk_idx = 0, chunk_end = chunks[0];
+  *max_abs_score_terms = 0;
+  for (int64_t t = 0; t < n; ++t) {
+    while (t >= chunk_end) chunk_start = chunk_end, chunk_end += chunks[++chunk_idx];
+    const int64_t fp_from = !cs.poq ? t + 1 : cs.mode == ChunkAttention::Prefill ? chunk_start : t;
+    for (int h = 0; h < c.n_heads; ++h) {
+      const int c0 = h / (c.n_heads / c.n_kv_heads) * hd;
+      std::vector<double> p(static_cast<size_t>(t + 1));
+      double mx = -1e300;
+      for (int64_t j = 0; j <= t; ++j) {
+        double s = 0, terms = 0;
+        for (int i = 0; i < hd; ++i) {
+          const double kj = j < fp_from ? kh[j * C + c0 + i] : k[j * C + c0 + i];
+          s += q[t * c.q_dim() + h * hd + i] * kj;
+          terms += std::abs(q[t * c.q_dim() + h * hd + i]) *
+                   (std::abs(kj) + 2 * std::abs(sm.dK(layer)[c0 + i]));
+        }
+        *max_abs_score_terms = std::max(*max_abs_score_terms, terms);
+        p[j] = s / std::sqrt(static_cast<double>(hd));
+        mx = std::max(mx, p[j]);
+      }
+      double z = 0;
+      for (double& e : p) z += (e = std::exp(e - mx));
+      for (int i = 0; i < hd; ++i) {
+        double acc = 0;
+        for (int64_t j = 0; j <= t; ++j) {
+          acc += p[j] / z * (j < fp_from ? vh[j * C + c0 + i] : v[j * C + c0 + i]);
+        }
+        out[t * c.q_dim() + h * hd + i] = acc;
+      }
+    }
+  }
+  return out;
+}
+
+class KvCacheQuant : public ::testing::TestWithParam<Case> {};
+
+TEST_P(KvCacheQuant, MatchesDequantizeThenAttend) {
+  const Case cs = GetParam();
+  const LlamaConfig c = small_config();
+  const int C = c.kv_dim();
+  const int64_t n = 29;
+  const uint32_t seed = 99u + static_cast<uint32_t>(cs.bits * 7 + cs.group);
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<float> u(-1.0f, 1.0f), us(0.5f, 2.0f);
+  auto fill = [&](int64_t count, float offset) {
+    std::vector<float> x(static_cast<size_t>(count));
+    for (size_t i = 0; i < x.size(); ++i) x[i] = u(rng) + offset * static_cast<float>(i % 3);
+    return x;
+  };
+  const auto q = fill(n * c.q_dim(), 0.0f), k = fill(n * C, 1.5f), v = fill(n * C, -0.7f);
+  KvSmoothing sm = KvSmoothing::identity(c.n_layers, C);
+  for (auto* vec : {&sm.dk, &sm.dv}) for (float& x : *vec) x = u(rng);
+  for (auto* vec : {&sm.sk, &sm.sv}) for (float& x : *vec) x = us(rng);
+
+  KvCacheSettings st;
+  st.bits = cs.bits;
+  st.group = cs.group;
+  st.poq = cs.poq;
+  KvCache cache(c, c.seq_len, st, &sm);
+  cache.set_chunk_attention(cs.mode);
+  const int layer = 1;
+  const std::vector<int64_t> chunks = {11, 1, 1, 9, 7};
+  std::vector<float> out(static_cast<size_t>(n * c.q_dim()));
+  int64_t pos = 0;
+  for (int64_t len : chunks) {
+    cache.attend(layer, q.data() + pos * c.q_dim(), k.data() + pos * C, v.data() + pos * C, len,
+                 pos, out.data() + pos * c.q_dim());
+    pos += len;
+  }
+  double terms = 0;
+  const auto ref = reference(c, cs, sm, layer, q, k, v, chunks, &terms);
+  // Score error: a dot of hd terms in f32 plus the smoothing terms, <= kScoreFactor * hd * eps *
+  // sum|terms|; the output (|v| bounded by vmax) errs by 2 * score error * vmax + a sum of
+  // (n + hd) f32 roundings of vmax.
+  constexpr double kScoreFactor = 4.0;
+  double vmax = 0;
+  for (size_t i = 0; i < v.size(); ++i) vmax = std::max(vmax, std::abs(static_cast<double>(v[i])) + 4.0);
+  const double score_err = kScoreFactor * c.head_dim * kEps32 * terms;
+  const double tol = 2 * score_err * vmax + static_cast<double>(n + c.head_dim) * kEps32 * vmax;
+  double worst = 0;
+  for (size_t i = 0; i < out.size(); ++i) worst = std::max(worst, std::abs(out[i] - ref[i]));
+  EXPECT_LE(worst, tol) << "seed " << seed;
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Settings, KvCacheQuant,
+    ::testing::Values(Case{4, 0, true, ChunkAttention::Prefill},
+                      Case{4, 0, true, ChunkAttention::TeacherForced},
+                      Case{4, 0, false, ChunkAttention::Prefill},
+                      Case{4, 16, true, ChunkAttention::TeacherForced},  // group spans heads
+                      Case{4, 4, true, ChunkAttention::Prefill},          // groups inside heads
+                      Case{2, 0, true, ChunkAttention::TeacherForced},
+                      Case{3, 0, false, ChunkAttention::TeacherForced},
+                      Case{8, 12, true, ChunkAttention::Prefill}));  // groups straddle heads
+
+// A teacher-forced chunk is exactly the same tokens decoded one at a time (same codes, same
+// operations): bit-identical outputs.
+TEST(KvCacheQuantDecode, TeacherForcedChunkEqualsTokenByToken) {
+  const LlamaConfig c = small_config();
+  const int C = c.kv_dim();
+  const int64_t n = 17;
+  std::mt19937 rng(3);
+  std::uniform_real_distribution<float> u(-1.0f, 1.0f);
+  std::vector<float> q(n * c.q_dim()), k(n * C), v(n * C);
+  for (auto* vec : {&q, &k, &v}) for (float& x : *vec) x = u(rng);
+  KvCacheSettings st;
+  st.bits = 4;
+  KvCache chunked(c, n, st), stepped(c, n, st);
+  chunked.set_chunk_attention(ChunkAttention::TeacherForced);
+  std::vector<float> a(q.size()), b(q.size());
+  chunked.attend(0, q.data(), k.data(), v.data(), n, 0, a.data());
+  for (int64_t t = 0; t < n; ++t) {
+    stepped.attend(0, q.data() + t * c.q_dim(), k.data() + t * C, v.data() + t * C, 1, t,
+                   b.data() + t * c.q_dim());
+  }
+  EXPECT_EQ(a, b);
+}
+
+TEST(KvCacheQuantSize, BytesAndBitsPerElement) {
+  LlamaConfig c = small_config();
+  KvCacheSettings st;
+  st.bits = 4;  // groups of head_dim 8: 4 bytes of codes + 4 bytes of scale/min per group
+  KvCache cache(c, 4, st);
+  EXPECT_DOUBLE_EQ(cache.bits_per_element(), 4.0 + 32.0 / 8);
+  EXPECT_EQ(cache.bytes_per_token(), 2 * c.n_layers * 2 * (4 + 4));
+}
+
+}  // namespace
+}  // namespace wkvq
