@@ -8,16 +8,23 @@
 #pragma once
 
 #include <cstdint>
+#include <iosfwd>
+#include <string_view>
 
 namespace wkvq {
 
 enum class Isa { Reference, Avx2, Avx512 };
 
 // Best ISA supported by this CPU (and allowed by the environment variable WKVQ_ISA =
-// reference|avx2|avx512, for testing and benchmarking).
+// reference|avx2|avx512, for testing and benchmarking). WKVQ_ISA is read once, on the first call;
+// an unknown name, or an ISA this CPU lacks, throws wkvq::Error.
 Isa best_isa();
 const char* isa_name(Isa isa);
 bool isa_supported(Isa isa);
+// "reference" | "avx2" | "avx512" (the names isa_name gives); throws wkvq::Error otherwise.
+Isa parse_isa(std::string_view name);
+// Writes isa_name(isa).
+std::ostream& operator<<(std::ostream& os, Isa isa);
 
 void matmul_f32(const float* x, int64_t n, int64_t in, const float* w, int64_t out, float* y);
 // Same with an explicit implementation (tests, benchmarks). Throws if `isa` is unsupported.

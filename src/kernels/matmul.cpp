@@ -1,0 +1,211 @@
+// f32 matmul: the reference (the definition), ISA selection, and the split of the work over
+// threads. The SIMD kernels themselves live in matmul_avx2.cpp / matmul_avx512.cpp.
+#include "kernels/matmul.h"
+
+#include <algorithm>
+#include <cstdlib>
+#include <memory>
+#include <new>
+#include <ostream>
+#include <string>
+#include <string_view>
+
+#include "core/error.h"
+#include "core/parallel.h"
+#include "kernels/matmul_impl.h"
+
+namespace wkvq {
+namespace {
+
+// Below this many multiply-adds a product runs on the calling thread: a fork/join of the OpenMP
+// team costs a few microseconds, about what one core needs for this much work.
+constexpr int64_t kMinParallelMacs = int64_t{1} << 18;
+
+// The reference: for every output, a float sum of the `in` products in index order. This is the
+// definition the SIMD kernels are tested against. No FMA: this file is compiled for baseline
+// x86-64 (and ISO C++ mode keeps GCC from contracting a * b + c anyway).
+void reference_block(const float* x, int64_t in, const float* w, float* y, int64_t ldy,
+                     detail::MatmulBlock b) {
+  for (int64_t i = b.i0; i < b.i1; ++i) {
+    const float* xi = x + i * in;
+    for (int64_t o = b.o0; o < b.o1; ++o) {
+      const float* wo = w + o * in;
+      float s = 0.0f;
+      for (int64_t k = 0; k < in; ++k) s += xi[k] * wo[k];
+      y[i * ldy + o] = s;
+    }
+  }
+}
+
+int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+int64_t round_up(int64_t a, int64_t b) { return ceil_div(a, b) * b; }
+
+// How one product is cut into per-thread blocks: a grid of row ranges of y (multiples of
+// n_grain) by column ranges (multiples of out_grain), one block per thread where possible.
+struct Split {
+  int64_t n_grain, out_grain;
+  int64_t n_parts, out_parts;
+};
+
+// Prefers splitting W's rows (each thread streams its own part of W); splits x's rows as well only
+// when W has too few rows (in units of `out_align`) to keep every thread busy.
+Split split_work(int64_t n, int64_t in, int64_t out, int64_t n_align, int64_t out_align) {
+  int threads = num_threads();
+  if (n * in * out < kMinParallelMacs) threads = 1;
+  const int64_t out_parts = std::min<int64_t>(threads, ceil_div(out, out_align));
+  const int64_t n_parts =
+      std::max<int64_t>(1, std::min<int64_t>(threads / out_parts, ceil_div(n, n_align)));
+  Split s{};
+  s.out_grain = round_up(ceil_div(out, out_parts), out_align);
+  s.n_grain = round_up(ceil_div(n, n_parts), n_align);
+  s.out_parts = ceil_div(out, s.out_grain);
+  s.n_parts = ceil_div(n, s.n_grain);
+  return s;
+}
+
+// Scratch for the packed kernels, 64-byte aligned (whole cache lines, aligned loads).
+struct AlignedFloats {
+  static constexpr std::align_val_t kAlign{64};
+  struct Free {
+    void operator()(float* p) const { ::operator delete[](p, kAlign); }
+  };
+  std::unique_ptr<float[], Free> data;
+  explicit AlignedFloats(int64_t count)
+      : data(static_cast<float*>(
+            ::operator new[](static_cast<size_t>(count) * sizeof(float), kAlign))) {}
+};
+
+enum class Kernel { Reference, Dot, Packed };
+
+// Runs `kernel` of `isa` on block b (pack: scratch for the packed kernels, else unused).
+void run_block(Isa isa, Kernel kernel, const float* x, int64_t in, const float* w, float* y,
+               int64_t ldy, detail::MatmulBlock b, float* pack) {
+  if (kernel == Kernel::Reference) {
+    reference_block(x, in, w, y, ldy, b);
+  } else if (isa == Isa::Avx512) {
+    if (kernel == Kernel::Dot) {
+      detail::matmul_dot_avx512(x, in, w, y, ldy, b);
+    } else {
+      detail::matmul_packed_avx512(x, in, w, y, ldy, b, pack);
+    }
+  } else {
+    WKVQ_ASSERT(isa == Isa::Avx2);
+    if (kernel == Kernel::Dot) {
+      detail::matmul_dot_avx2(x, in, w, y, ldy, b);
+    } else {
+      detail::matmul_packed_avx2(x, in, w, y, ldy, b, pack);
+    }
+  }
+}
+
+bool cpu_has_avx2() {
+  __builtin_cpu_init();
+  return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+         __builtin_cpu_supports("f16c");
+}
+
+bool cpu_has_avx512() {
+  __builtin_cpu_init();
+  return cpu_has_avx2() && __builtin_cpu_supports("avx512f") &&
+         __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
+         __builtin_cpu_supports("avx512dq");
+}
+
+Isa detect_isa() {
+  const char* env = std::getenv("WKVQ_ISA");
+  if (env == nullptr || *env == '\0') {
+    if (cpu_has_avx512()) return Isa::Avx512;
+    if (cpu_has_avx2()) return Isa::Avx2;
+    return Isa::Reference;
+  }
+  const Isa isa = parse_isa(env);
+  WKVQ_REQUIRE(isa_supported(isa), "WKVQ_ISA=", env, ": this CPU does not support ", isa_name(isa),
+               "; unset WKVQ_ISA or choose a supported one");
+  return isa;
+}
+
+}  // namespace
+
+Isa parse_isa(std::string_view name) {
+  for (const Isa isa : {Isa::Reference, Isa::Avx2, Isa::Avx512}) {
+    if (name == isa_name(isa)) return isa;
+  }
+  fail("unknown ISA '", name, "': expected reference, avx2 or avx512");
+}
+
+std::ostream& operator<<(std::ostream& os, Isa isa) { return os << isa_name(isa); }
+
+Isa best_isa() {
+  static const Isa isa = detect_isa();  // WKVQ_ISA is read once, on the first call
+  return isa;
+}
+
+const char* isa_name(Isa isa) {
+  switch (isa) {
+    case Isa::Reference:
+      return "reference";
+    case Isa::Avx2:
+      return "avx2";
+    case Isa::Avx512:
+      return "avx512";
+  }
+  return "unknown";
+}
+
+bool isa_supported(Isa isa) {
+  switch (isa) {
+    case Isa::Reference:
+      return true;
+    case Isa::Avx2:
+      return cpu_has_avx2();
+    case Isa::Avx512:
+      return cpu_has_avx512();
+  }
+  return false;
+}
+
+void matmul_f32(const float* x, int64_t n, int64_t in, const float* w, int64_t out, float* y) {
+  matmul_f32(best_isa(), x, n, in, w, out, y);
+}
+
+void matmul_f32(Isa isa, const float* x, int64_t n, int64_t in, const float* w, int64_t out,
+                float* y) {
+  WKVQ_REQUIRE(n >= 0 && in >= 0 && out >= 0, "matmul_f32: negative size (n=", n, ", in=", in,
+               ", out=", out, ")");
+  WKVQ_REQUIRE(isa_supported(isa), "matmul_f32: ISA ", isa_name(isa),
+               " is not supported by this CPU");
+  if (n == 0 || out == 0) return;
+  WKVQ_REQUIRE(y != nullptr && (in == 0 || (x != nullptr && w != nullptr)),
+               "matmul_f32: null pointer for a non-empty product");
+  if (in == 0) {  // empty sums
+    for (int64_t j = 0; j < n * out; ++j) y[j] = 0.0f;
+    return;
+  }
+
+  const Kernel kernel = isa == Isa::Reference      ? Kernel::Reference
+                        : n <= detail::kDotMaxRows ? Kernel::Dot
+                                                   : Kernel::Packed;
+  const detail::GemmBlocking& blocking =
+      isa == Isa::Avx512 ? detail::kAvx512Blocking : detail::kAvx2Blocking;
+  // Dot kernels read W once per 4 rows of x: keep x whole and split W's rows (multiples of 8, the
+  // rows of W one step reads). Packed kernels split along both, in register-tile units.
+  const Split s = kernel == Kernel::Packed ? split_work(n, in, out, blocking.mr, blocking.nr)
+                  : kernel == Kernel::Dot  ? split_work(n, in, out, n, 8)
+                                           : split_work(n, in, out, n, 1);
+  const int64_t tasks = s.n_parts * s.out_parts;  // <= num_threads()
+  // Scratch for every task, allocated here so that a failure throws before the parallel region.
+  const int64_t pack_stride = kernel == Kernel::Packed ? detail::pack_floats(blocking) : 0;
+  const AlignedFloats pack(tasks * pack_stride);
+  parallel_for(tasks, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t t = begin; t < end; ++t) {
+      detail::MatmulBlock b{};
+      b.i0 = (t / s.out_parts) * s.n_grain;
+      b.i1 = std::min(n, b.i0 + s.n_grain);
+      b.o0 = (t % s.out_parts) * s.out_grain;
+      b.o1 = std::min(out, b.o0 + s.out_grain);
+      run_block(isa, kernel, x, in, w, y, out, b, pack.data.get() + t * pack_stride);
+    }
+  });
+}
+
+}  // namespace wkvq
