@@ -9,6 +9,7 @@
 
 #include "cli/commands.h"
 #include "cli/common.h"
+#include "cli/quant_options.h"
 #include "core/error.h"
 #include "core/parallel.h"
 #include "kernels/bandwidth.h"
@@ -28,6 +29,7 @@ struct BenchOptions {
   uint64_t seed = 1;
   int threads = 0;
   bool json = false;
+  QuantCliOptions quant;
 };
 
 // Bytes a decode step reads: every linear and norm, one embedding row and the output head.
@@ -45,18 +47,22 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
 
 void run_bench(const BenchOptions& o) {
   apply_threads(o.threads);
-  Model model;
+  Model loaded;
   std::string what;
+  std::unique_ptr<Tokenizer> tok;
   if (!o.model.empty()) {
-    model = load_model_verbose(o.model);
+    loaded = load_model_verbose(o.model);
+    if (!o.quant.calib.empty()) tok = open_tokenizer("", o.model, loaded.config.vocab_size);
     what = o.model;
   } else {
     const LlamaConfig c = o.shape_file.empty() ? shape_preset(o.shape) : load_shape_file(o.shape_file);
     std::fprintf(stderr, "random weights (seed %llu): %s\n",
                  static_cast<unsigned long long>(o.seed), c.summary().c_str());
-    model = make_random_model(c, o.seed);
+    loaded = make_random_model(c, o.seed);
     what = o.shape_file.empty() ? o.shape : o.shape_file;
   }
+  const PreparedModel p = prepare_model(std::move(loaded), o.quant, tok.get());
+  const Model& model = p.model;
   const LlamaConfig& c = model.config;
   WKVQ_REQUIRE(o.prefill + o.decode <= c.seq_len, "--prefill + --decode (", o.prefill + o.decode,
                ") exceeds the model context of ", c.seq_len);
@@ -65,7 +71,7 @@ void run_bench(const BenchOptions& o) {
   std::vector<int> prompt(static_cast<size_t>(o.prefill));
   for (int& t : prompt) t = pick(rng);
 
-  Session session(model, o.prefill + o.decode);
+  Session session(model, o.prefill + o.decode, p.kv, p.smoothing_or_null());
   session.prefill({prompt[0]});  // warm-up: touches every weight page once
   session.reset();
   auto t0 = std::chrono::steady_clock::now();
@@ -84,6 +90,7 @@ void run_bench(const BenchOptions& o) {
   const double bw = measure_read_bandwidth();
   nlohmann::json j = {{"model", what},
                       {"threads", num_threads()},
+                      {"quantization", p.describe()},
                       {"weight_bytes", model.weight_bytes()},
                       {"kv_bytes_per_token", session.cache().bytes_per_token()},
                       {"prefill_tokens", o.prefill},
@@ -98,7 +105,7 @@ void run_bench(const BenchOptions& o) {
   if (o.json) {
     std::printf("%s\n", j.dump().c_str());
   } else {
-    std::printf("%s, f32, %d threads\n", what.c_str(), num_threads());
+    std::printf("%s, %s, %d threads\n", what.c_str(), p.describe().c_str(), num_threads());
     std::printf("prefill %d tokens: %.2f tok/s\n", o.prefill, prefill_tps);
     std::printf("decode  %d tokens: %.2f tok/s, %.2f GB/s (%.1f MB read per token)\n", o.decode,
                 decode_tps, decode_tps * bytes_tok / 1e9, bytes_tok / 1e6);
@@ -128,6 +135,7 @@ void register_bench(CLI::App& app) {
       CLI::Range(1, 1 << 20));
   cmd->add_option("--seed", o->seed, "Seed of weights and tokens")->capture_default_str();
   cmd->add_flag("--json", o->json, "Print one JSON object on stdout");
+  o->quant.add_to(cmd);
   add_threads_option(cmd, &o->threads);
   cmd->callback([o] { run_bench(*o); });
 }

@@ -7,6 +7,7 @@
 
 #include "cli/commands.h"
 #include "cli/common.h"
+#include "cli/quant_options.h"
 #include "core/error.h"
 #include "runtime/sampler.h"
 #include "runtime/session.h"
@@ -22,6 +23,7 @@ struct GenerateOptions {
   float top_p = 0.9f;
   uint64_t seed = 1234;
   int threads = 0;
+  QuantCliOptions quant;
 };
 
 // Prints a piece unless it is a single unprintable byte (raw control bytes from byte tokens).
@@ -41,9 +43,12 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
 void run_generate(const GenerateOptions& o) {
   apply_threads(o.threads);
   const std::string model_path = resolve_model_path(o.model);
-  const Model model = load_model_verbose(model_path);
+  Model loaded = load_model_verbose(model_path);
+  const auto tok = open_tokenizer(o.tokenizer, model_path, loaded.config.vocab_size);
+  const PreparedModel p = prepare_model(std::move(loaded), o.quant, tok.get());
+  const Model& model = p.model;
   const LlamaConfig& c = model.config;
-  const auto tok = open_tokenizer(o.tokenizer, model_path, c.vocab_size);
+  std::fprintf(stderr, "running %s\n", p.describe().c_str());
   WKVQ_REQUIRE(tok->vocab_size() <= c.vocab_size, "the tokenizer has ", tok->vocab_size(),
                " tokens but the model only ", c.vocab_size, "; pass the model's own --tokenizer");
   int steps = o.steps <= 0 || o.steps > c.seq_len ? c.seq_len : o.steps;
@@ -53,7 +58,7 @@ void run_generate(const GenerateOptions& o) {
                  " tokens, more than the model's context of ", c.seq_len);
     steps = static_cast<int>(prompt.size());
   }
-  Session session(model, steps);
+  Session session(model, steps, p.kv, p.smoothing_or_null());
   Sampler sampler(c.vocab_size, o.temperature, o.top_p, o.seed);
 
   // prefill: the whole prompt in one pass; print its pieces after BOS
@@ -107,6 +112,7 @@ void register_generate(CLI::App& app) {
   cmd->add_option("--top-p", o->top_p, "Nucleus sampling mass in (0, 1]; 1 = off")
       ->capture_default_str();
   cmd->add_option("--seed", o->seed, "Seed of the sampler")->capture_default_str();
+  o->quant.add_to(cmd);
   add_threads_option(cmd, &o->threads);
   cmd->callback([o] { run_generate(*o); });
 }

@@ -1,0 +1,121 @@
+#include "cli/quant_options.h"
+
+#include <chrono>
+#include <cstdio>
+#include <sstream>
+
+#include "cli/common.h"
+#include "core/error.h"
+#include "model/weight_quantizer.h"
+#include "runtime/kv_stats.h"
+
+namespace wkvq::cli {
+
+void QuantCliOptions::add_to(CLI::App* cmd) {
+  cmd->add_option("--wbits", wbits,
+                  "Quantize the weights round-to-nearest to 2, 3, 4 or 8 bits (0: as loaded)")
+      ->check(CLI::IsMember({0, 2, 3, 4, 8}));
+  cmd->add_option("--wgroup", wgroup, "Weight group size, input columns (0: one group per row)")
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t{0}, int64_t{1} << 30));
+  cmd->add_option("--keep-float", keep_float,
+                  "Linears kept in floating point: LAYER, NAME or LAYER.NAME, comma-separated "
+                  "(names wq wk wv wo w_gate w_up w_down)");
+  cmd->add_option("--kvbits", kvbits,
+                  "KV cache: 2, 3, 4, 8 (int), 16 (fp16), 32 (f32); 0: as the model says")
+      ->check(CLI::IsMember({0, 2, 3, 4, 8, 16, 32}));
+  cmd->add_option("--kvgroup", kvgroup,
+                  "KV quantization group, channels of one token (0: head_dim; default: as the "
+                  "model says)")
+      ->check(CLI::Range(-1, 1 << 20));
+  cmd->add_option("--poq", poq, "Past-only quantization of the KV cache: on (default) or off")
+      ->check(CLI::IsMember({"on", "off"}));
+  cmd->add_option("--kv-smooth", kv_smooth,
+                  "KV channel smoothing: none, or stats (from --calib text); default: the "
+                  "model's own, else none")
+      ->check(CLI::IsMember({"none", "stats"}));
+  cmd->add_option("--calib", calib, "Calibration text file (for --kv-smooth stats)");
+  cmd->add_option("--calib-windows", calib_windows, "Calibration windows used for statistics")
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t{1}, int64_t{1} << 30));
+  cmd->add_option("--calib-ctx", calib_ctx,
+                  "Length of a calibration window (0: min(2048, model context))")
+      ->check(CLI::Range(int64_t{0}, int64_t{1} << 24));
+}
+
+KvSmoothing stats_smoothing(const Model& fp, const Tokenizer& tok, const std::string& calib,
+                            int64_t windows, int64_t ctx) {
+  WKVQ_REQUIRE(!calib.empty(), "--kv-smooth stats needs calibration text: pass --calib FILE");
+  const auto t0 = std::chrono::steady_clock::now();
+  const std::vector<int> stream = tok.encode(read_text_file(calib), true, false);
+  CalibWindows w;
+  w.ctx = ctx;
+  w.max_windows = windows;
+  const KvChannelStats st = collect_kv_stats(fp, stream, w);
+  std::fprintf(stderr, "kv smoothing: statistics of %lld tokens of %s (%.1f s)\n",
+               static_cast<long long>(st.tokens), calib.c_str(),
+               std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+  return smoothing_from_stats(st);
+}
+
+PreparedModel prepare_model(Model loaded, const QuantCliOptions& o, const Tokenizer* tok) {
+  PreparedModel p;
+  p.fp = std::move(loaded);
+  const QuantizationInfo& q = p.fp.quant;
+  if (o.wbits > 0) {
+    WKVQ_REQUIRE(q.wbits == 0, "--wbits: the model ", p.fp.source, " is already quantized (",
+                 q.wbits, " bits); load its floating-point original to quantize it again");
+    WeightQuantOptions wo;
+    wo.bits = o.wbits;
+    wo.group = o.wgroup;
+    wo.keep_float = KeepFloat(o.keep_float, p.fp.config.n_layers);
+    const auto t0 = std::chrono::steady_clock::now();
+    p.model = quantize_weights_rtn(p.fp, wo);
+    std::fprintf(stderr, "weights: RTN %d-bit, group %lld (%.1f s)\n", o.wbits,
+                 static_cast<long long>(o.wgroup),
+                 std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+  } else {
+    p.model = p.fp;
+  }
+  p.kv.bits = o.kvbits > 0 ? o.kvbits : q.kvbits;
+  p.kv.group = o.kvgroup >= 0 ? o.kvgroup : q.kvgroup;
+  p.kv.poq = o.poq.empty() ? q.poq : o.poq == "on";
+  p.kv.validate();
+  const std::string smooth = o.kv_smooth.empty() ? (p.fp.kv_smoothing.n_layers > 0 ? "model" : "none")
+                                                 : o.kv_smooth;
+  if (smooth == "stats") {
+    WKVQ_REQUIRE(q.wbits == 0, "--kv-smooth stats needs the floating-point model; ", p.fp.source,
+                 " is already quantized (it carries its own smoothing)");
+    WKVQ_REQUIRE(tok != nullptr, "--kv-smooth stats needs a tokenizer for the --calib text");
+    p.smoothing = stats_smoothing(p.fp, *tok, o.calib, o.calib_windows, o.calib_ctx);
+  } else if (smooth == "model") {
+    p.smoothing = p.fp.kv_smoothing;
+  }
+  p.model.kv_smoothing = p.smoothing;
+  p.model.quant.kvbits = p.kv.bits;
+  p.model.quant.kvgroup = p.kv.group;
+  p.model.quant.poq = p.kv.poq;
+  p.model.quant.kv_smooth = smooth == "model" ? q.kv_smooth : smooth;
+  return p;
+}
+
+std::string PreparedModel::describe() const {
+  std::ostringstream os;
+  const QuantizationInfo& q = model.quant;
+  if (q.wbits == 0) {
+    os << "W32 (float)";
+  } else {
+    os << "W" << q.wbits << " g" << q.wgroup << " " << q.method;
+  }
+  os << ", KV";
+  if (kv.quantized()) {
+    os << kv.bits << " g" << (kv.group == 0 ? model.config.head_dim : kv.group)
+       << (kv.poq ? " POQ" : " no-POQ") << ", smoothing "
+       << (smoothing.n_layers > 0 ? q.kv_smooth : std::string("none"));
+  } else {
+    os << kv.bits;
+  }
+  return os.str();
+}
+
+}  // namespace wkvq::cli

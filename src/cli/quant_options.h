@@ -1,0 +1,53 @@
+// The quantization options shared by ppl, generate, bench and quantize, and the model they
+// describe: weights RTN-quantized or as loaded, the KV cache settings, and the KV smoothing.
+#pragma once
+
+#include <CLI/CLI.hpp>
+#include <cstdint>
+#include <string>
+
+#include "model/kv_smoothing.h"
+#include "model/model.h"
+#include "runtime/kv_cache.h"
+#include "runtime/tokenizer.h"
+
+namespace wkvq::cli {
+
+struct QuantCliOptions {
+  int wbits = 0;              // 0: weights as loaded
+  int64_t wgroup = 128;       // 0: one group per row
+  std::string keep_float;     // linears kept in float, see KeepFloat
+  int kvbits = 0;             // 0: as the model says (32 for a float model)
+  int kvgroup = -1;           // -1: as the model says (0 = head_dim)
+  std::string poq;            // "on" | "off" | "" (as the model says; on)
+  std::string kv_smooth;      // "none" | "stats" | "" (as the model says; none)
+  std::string calib;          // calibration text for --kv-smooth stats
+  int64_t calib_windows = 64; // windows of the calibration text used for statistics
+  int64_t calib_ctx = 0;      // their length (0: min(2048, context))
+
+  // Registers --wbits --wgroup --keep-float --kvbits --kvgroup --poq --kv-smooth --calib
+  // --calib-windows --calib-ctx on `cmd`.
+  void add_to(CLI::App* cmd);
+};
+
+struct PreparedModel {
+  Model fp;                // as loaded
+  Model model;             // what runs: fp, or fp with RTN-quantized linears
+  KvCacheSettings kv;
+  KvSmoothing smoothing;   // n_layers == 0: none
+  const KvSmoothing* smoothing_or_null() const {
+    return smoothing.n_layers > 0 ? &smoothing : nullptr;
+  }
+  // "W4 g128 RTN, KV4 g8 POQ, stats smoothing" and the like.
+  std::string describe() const;
+};
+
+// Loads nothing: applies the options to a loaded model. `tok` encodes --calib text (may be null
+// when no statistics are asked for).
+PreparedModel prepare_model(Model loaded, const QuantCliOptions& o, const Tokenizer* tok);
+
+// Statistics smoothing of `fp` from a calibration text file.
+KvSmoothing stats_smoothing(const Model& fp, const Tokenizer& tok, const std::string& calib,
+                            int64_t windows, int64_t ctx);
+
+}  // namespace wkvq::cli
