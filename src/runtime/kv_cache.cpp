@@ -6,6 +6,7 @@
 #include "core/error.h"
 #include "core/fp16.h"
 #include "core/parallel.h"
+#include "kernels/kv_codec.h"
 #include "kernels/vec_ops.h"
 
 namespace wkvq {
@@ -132,10 +133,12 @@ void KvCache::attend_head(int layer, const float* q, const float* k, const float
   const float* dv = smooth ? smoothing_->dV(layer) + c0 : nullptr;
   const float* sv = smooth ? smoothing_->sV(layer) + c0 : nullptr;
 
-  // work: scores (pos + 1) | qs (kv_dim, zero outside this head) | acc (kv_dim) | tmp (hd)
-  work.assign(static_cast<size_t>(pos + 1 + 2 * int64_t{kv_dim_} + hd), 0.0f);
+  // work: scores, partial (pos + 1 each) | qs (kv_dim, zero outside this head) | acc (kv_dim) |
+  // tmp (hd)
+  work.assign(static_cast<size_t>(2 * (pos + 1) + 2 * int64_t{kv_dim_} + hd), 0.0f);
   float* scores = work.data();
-  float* qs = scores + pos + 1;
+  float* partial = scores + pos + 1;
+  float* qs = partial + pos + 1;
   float* acc = qs + kv_dim_;
   float* tmp = acc + kv_dim_;
   float q_dk = 0.0f;
@@ -148,23 +151,26 @@ void KvCache::attend_head(int layer, const float* q, const float* k, const float
   const int64_t g1 = settings_.quantized() ? (c0 + hd - 1) / format_.group : -1;
   const auto tb = static_cast<size_t>(format_.token_bytes);
 
-  // scores
-  for (int64_t j = 0; j < fp_from; ++j) {
-    float s = 0.0f;
-    if (settings_.bits == 32) {
-      s = dot(qh, &kf_[index(layer, j) * kv_dim_ + c0], hd);
-    } else if (settings_.bits == 16) {
-      for (int i = 0; i < hd; ++i) tmp[i] = fp16_to_f32(kh_[index(layer, j) * kv_dim_ + c0 + i]);
-      s = dot(qh, tmp, hd);
-    } else {
-      const uint8_t* rec = &kq_[index(layer, j) * tb];
-      for (int64_t g = g0; g <= g1; ++g) {
-        const KvGroupParams p = kv_group_params(format_, rec, g);
-        s += kv_dot_ref(qs + format_.group_first(g), rec + format_.group_code_offset(g),
-                        format_.group_len(g), format_.bits, p.scale, p.min);
+  // scores of the stored positions [0, fp_from)
+  if (settings_.quantized()) {
+    const uint8_t* recs = kq_.data() + index(layer, 0) * tb;  // consecutive positions
+    for (int64_t g = g0; g <= g1; ++g) {
+      float* dst = g == g0 ? scores : partial;
+      kv_dot_tokens(format_, recs, static_cast<int64_t>(tb), fp_from, g,
+                    qs + format_.group_first(g), dst);
+      if (g != g0) {
+        for (int64_t j = 0; j < fp_from; ++j) scores[j] += partial[j];
       }
     }
-    scores[j] = s * inv_sqrt_hd;
+    for (int64_t j = 0; j < fp_from; ++j) scores[j] *= inv_sqrt_hd;
+  } else {
+    for (int64_t j = 0; j < fp_from; ++j) {
+      const size_t at = index(layer, j) * kv_dim_ + c0;
+      if (settings_.bits == 16) {
+        for (int i = 0; i < hd; ++i) tmp[i] = fp16_to_f32(kh_[at + i]);
+      }
+      scores[j] = dot(qh, settings_.bits == 32 ? &kf_[at] : tmp, hd) * inv_sqrt_hd;
+    }
   }
   for (int64_t j = fp_from; j <= pos; ++j) {  // full precision: q . (k_j - dK)
     const float* kj = k + (j - pos0) * kv_dim_ + c0;
@@ -175,20 +181,20 @@ void KvCache::attend_head(int layer, const float* q, const float* k, const float
   // values
   std::memset(oh, 0, sizeof(float) * static_cast<size_t>(hd));
   float p_stored = 0.0f;
-  for (int64_t j = 0; j < fp_from; ++j) {
-    if (settings_.bits == 32) {
-      axpy(oh, scores[j], &vf_[index(layer, j) * kv_dim_ + c0], hd);
-    } else if (settings_.bits == 16) {
-      for (int i = 0; i < hd; ++i) tmp[i] = fp16_to_f32(vh_[index(layer, j) * kv_dim_ + c0 + i]);
-      axpy(oh, scores[j], tmp, hd);
-    } else {
-      const uint8_t* rec = &vq_[index(layer, j) * tb];
-      for (int64_t g = g0; g <= g1; ++g) {
-        const KvGroupParams p = kv_group_params(format_, rec, g);
-        kv_axpy_ref(scores[j], rec + format_.group_code_offset(g), format_.group_len(g),
-                    format_.bits, p.scale, p.min, acc + format_.group_first(g));
+  if (settings_.quantized()) {
+    const uint8_t* recs = vq_.data() + index(layer, 0) * tb;
+    for (int64_t g = g0; g <= g1; ++g) {
+      kv_axpy_tokens(format_, recs, static_cast<int64_t>(tb), fp_from, g, scores,
+                     acc + format_.group_first(g));
+    }
+    for (int64_t j = 0; j < fp_from; ++j) p_stored += scores[j];
+  } else {
+    for (int64_t j = 0; j < fp_from; ++j) {
+      const size_t at = index(layer, j) * kv_dim_ + c0;
+      if (settings_.bits == 16) {
+        for (int i = 0; i < hd; ++i) tmp[i] = fp16_to_f32(vh_[at + i]);
       }
-      p_stored += scores[j];
+      axpy(oh, scores[j], settings_.bits == 32 ? &vf_[at] : tmp, hd);
     }
   }
   if (settings_.quantized()) {  // undo the smoothing on the stored part: sV * acc + dV * p
