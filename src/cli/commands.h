@@ -11,5 +11,6 @@ void register_ppl(CLI::App& app);
 void register_bench(CLI::App& app);
 void register_logits(CLI::App& app);
 void register_tokenize(CLI::App& app);
+void register_inspect(CLI::App& app);
 
 }  // namespace wkvq::cli

@@ -15,6 +15,7 @@ int main(int argc, char** argv) {
   wkvq::cli::register_bench(app);
   wkvq::cli::register_logits(app);
   wkvq::cli::register_tokenize(app);
+  wkvq::cli::register_inspect(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -1,0 +1,144 @@
+// wkvq inspect: what a model holds and how hard it is to quantize: its config and bytes, the
+// RTN error of every linear, and (with --calib) the per-channel ranges of K and V per layer with
+// their outlier channels.
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <numeric>
+#include <string>
+#include <vector>
+
+#include "cli/commands.h"
+#include "cli/common.h"
+#include "core/parallel.h"
+#include "formats/weight_quant.h"
+#include "model/weight_quantizer.h"
+#include "runtime/kv_stats.h"
+
+namespace wkvq::cli {
+
+namespace {
+
+struct InspectOptions {
+  std::string model, tokenizer, calib;
+  int wbits = 4;
+  int64_t wgroup = 128;
+  int64_t calib_windows = 16;
+  int threads = 0;
+};
+
+// Relative RMS error ||W - W^|| / ||W|| of RTN quantization of one float linear.
+double rtn_relative_error(const Linear& lin, int bits, int64_t group) {
+  const QuantizedMatrix q = quantize_weights_ref(lin.w, lin.out, lin.in, bits, group);
+  std::vector<float> row(static_cast<size_t>(lin.in));
+  double err = 0, norm = 0;
+  for (int64_t r = 0; r < lin.out; ++r) {
+    dequantize_row_ref(q, r, row.data());
+    for (int64_t c = 0; c < lin.in; ++c) {
+      const double w = lin.w[r * lin.in + c];
+      err += (w - row[static_cast<size_t>(c)]) * (w - row[static_cast<size_t>(c)]);
+      norm += w * w;
+    }
+  }
+  return norm > 0 ? std::sqrt(err / norm) : 0.0;
+}
+
+void print_weight_errors(const Model& m, int bits, int64_t group) {
+  std::printf("\nRTN W%d g%lld relative RMS error per linear (||W - W^|| / ||W||):\n", bits,
+              static_cast<long long>(group));
+  std::printf("| layer |");
+  for (const char* n : kLinearNames) std::printf(" %-7s |", n);
+  std::printf("\n");
+  for (int l = 0; l < m.config.n_layers; ++l) {
+    std::vector<double> errs(7);
+    parallel_for(7, 1, [&](int64_t b, int64_t e) {
+      for (int64_t i = b; i < e; ++i) {
+        errs[static_cast<size_t>(i)] =
+            rtn_relative_error(linear_by_index(m.layers[static_cast<size_t>(l)], static_cast<int>(i)),
+                               bits, group);
+      }
+    });
+    std::printf("| %5d |", l);
+    for (double e : errs) std::printf(" %7.4f |", e);
+    std::printf("\n");
+  }
+}
+
+// Per layer: median channel half-range, the 5 widest channels, and the mean |centre| / half-range
+// (how much a per-channel shift would help).
+void print_channel_table(const char* what, const KvChannelStats& st, const std::vector<float>& mn,
+                         const std::vector<float>& mx) {
+  std::printf("\n%s channel ranges over %lld tokens (c = kv_head * head_dim + d):\n", what,
+              static_cast<long long>(st.tokens));
+  std::printf("| layer | median half-range | widest 5 channels (half-range) | top1/median | "
+              "mean |centre|/half-range |\n");
+  for (int l = 0; l < st.n_layers; ++l) {
+    const size_t o = static_cast<size_t>(l) * static_cast<size_t>(st.kv_dim);
+    std::vector<double> r(static_cast<size_t>(st.kv_dim));
+    double centre_ratio = 0;
+    for (int c = 0; c < st.kv_dim; ++c) {
+      r[c] = (static_cast<double>(mx[o + c]) - mn[o + c]) / 2;
+      const double centre = (static_cast<double>(mx[o + c]) + mn[o + c]) / 2;
+      centre_ratio += r[c] > 0 ? std::abs(centre) / r[c] : 0.0;
+    }
+    std::vector<int> idx(static_cast<size_t>(st.kv_dim));
+    std::iota(idx.begin(), idx.end(), 0);
+    std::sort(idx.begin(), idx.end(), [&](int a, int b) { return r[a] > r[b]; });
+    std::vector<double> sorted = r;
+    std::sort(sorted.begin(), sorted.end());
+    const double median = sorted[sorted.size() / 2];
+    std::string top;
+    for (size_t i = 0; i < std::min<size_t>(5, idx.size()); ++i) {
+      char b[48];
+      std::snprintf(b, sizeof b, "%sc%d=%.2f", i ? ", " : "", idx[i], r[idx[i]]);
+      top += b;
+    }
+    std::printf("| %5d | %17.3f | %-30s | %11.2f | %24.2f |\n", l, median, top.c_str(),
+                median > 0 ? r[idx[0]] / median : 0.0, centre_ratio / st.kv_dim);
+  }
+}
+
+void run_inspect(const InspectOptions& o) {
+  apply_threads(o.threads);
+  const std::string path = resolve_model_path(o.model);
+  const Model m = load_model_verbose(path);
+  std::printf("model %s\n%s\nweights %s", path.c_str(), m.config.summary().c_str(),
+              human_bytes(static_cast<double>(m.weight_bytes())).c_str());
+  if (m.quant.wbits > 0) {
+    std::printf(" (quantized: %s, W%d g%lld, KV%d)\n", m.quant.method.c_str(), m.quant.wbits,
+                static_cast<long long>(m.quant.wgroup), m.quant.kvbits);
+  } else {
+    std::printf(" (float)\n");
+    print_weight_errors(m, o.wbits, o.wgroup);
+  }
+  if (o.calib.empty()) return;
+  const auto tok = open_tokenizer(o.tokenizer, path, m.config.vocab_size);
+  CalibWindows w;
+  w.max_windows = o.calib_windows;
+  const KvChannelStats st = collect_kv_stats(m, tok->encode(read_text_file(o.calib), true, false), w);
+  print_channel_table("K (after RoPE)", st, st.kmin, st.kmax);
+  print_channel_table("V", st, st.vmin, st.vmax);
+}
+
+}  // namespace
+
+void register_inspect(CLI::App& app) {
+  auto o = std::make_shared<InspectOptions>();
+  CLI::App* cmd = app.add_subcommand(
+      "inspect", "Model config and bytes, RTN error per linear, KV channel ranges (--calib)");
+  cmd->add_option("--model", o->model, "Model file or directory (default: stories260K)");
+  cmd->add_option("--tokenizer", o->tokenizer, "Tokenizer for --calib (default: beside model)");
+  cmd->add_option("--calib", o->calib, "Text for the K/V channel statistics");
+  cmd->add_option("--calib-windows", o->calib_windows, "Windows of the text to use")
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t{1}, int64_t{1} << 30));
+  cmd->add_option("--wbits", o->wbits, "Bits of the RTN error table")
+      ->capture_default_str()
+      ->check(CLI::IsMember({2, 3, 4, 8}));
+  cmd->add_option("--wgroup", o->wgroup, "Group of the RTN error table (0: per row)")
+      ->capture_default_str();
+  add_threads_option(cmd, &o->threads);
+  cmd->callback([o] { run_inspect(*o); });
+}
+
+}  // namespace wkvq::cli
