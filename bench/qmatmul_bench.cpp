@@ -1,0 +1,137 @@
+// Quantized matmul at TinyLlama-1.1B shapes: int4 g128 and int8 (g128) GEMV (n = 1, decode) and
+// GEMM (n = 128, prefill chunk), 1 and 2 threads. Seeded random weights (speed does not depend on
+// the values).
+//
+// Counters:
+//   GB/s      bytes of the quantized weights (codes + fp16 scales + zeros) per second
+//   vs_f32    t(matmul_f32) / t(qmatmul) on the same shape, n and threads: > 1 is faster than f32
+//   f32_GB/s  bytes of the f32 weights per second in that matmul_f32 run
+// Run: build/bin/wkvq_qmatmul_bench [--benchmark_filter=Gemv]
+#include <benchmark/benchmark.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <random>
+#include <string>
+#include <tuple>
+#include <vector>
+
+#include "core/parallel.h"
+#include "formats/weight_quant.h"
+#include "kernels/matmul.h"
+#include "kernels/qmatmul.h"
+
+namespace {
+
+using wkvq::QuantizedMatrix;
+
+constexpr int64_t kGroup = 128;
+constexpr int64_t kGemmRows = 128;
+
+struct Shape {
+  int64_t out, in;
+};
+// TinyLlama-1.1B: q/o (2048x2048), k/v (256x2048, GQA), gate/up (5632x2048), down (2048x5632),
+// output head (32000x2048).
+constexpr Shape kShapes[] = {{2048, 2048}, {256, 2048}, {5632, 2048}, {2048, 5632}, {32000, 2048}};
+
+const std::vector<float>& f32_weights(int64_t out, int64_t in) {
+  static std::map<std::pair<int64_t, int64_t>, std::unique_ptr<std::vector<float>>> cache;
+  auto& slot = cache[{out, in}];
+  if (!slot) {
+    std::mt19937 rng(1234u + static_cast<uint32_t>(out * 7 + in));
+    std::normal_distribution<float> normal(0.0f, 0.02f);
+    slot = std::make_unique<std::vector<float>>(static_cast<size_t>(out * in));
+    for (float& v : *slot) v = normal(rng);
+  }
+  return *slot;
+}
+
+const QuantizedMatrix& quantized(int64_t out, int64_t in, int bits) {
+  static std::map<std::tuple<int64_t, int64_t, int>, std::unique_ptr<QuantizedMatrix>> cache;
+  auto& slot = cache[{out, in, bits}];
+  if (!slot) {
+    slot = std::make_unique<QuantizedMatrix>(
+        wkvq::quantize_weights_ref(f32_weights(out, in).data(), out, in, bits, kGroup));
+  }
+  return *slot;
+}
+
+std::vector<float> activations(int64_t count) {
+  std::mt19937 rng(99u);
+  std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
+  std::vector<float> x(static_cast<size_t>(count));
+  for (float& v : x) v = dist(rng);
+  return x;
+}
+
+// Seconds per matmul_f32 call on this shape (best of a few timed batches), cached.
+double f32_seconds(int64_t n, int64_t out, int64_t in, int threads) {
+  static std::map<std::tuple<int64_t, int64_t, int64_t, int>, double> cache;
+  const auto key = std::make_tuple(n, out, in, threads);
+  if (auto it = cache.find(key); it != cache.end()) return it->second;
+  const std::vector<float>& w = f32_weights(out, in);
+  const std::vector<float> x = activations(n * in);
+  std::vector<float> y(static_cast<size_t>(n * out));
+  wkvq::matmul_f32(x.data(), n, in, w.data(), out, y.data());  // warm up
+  const int reps = std::max<int>(1, static_cast<int>(2e9 / static_cast<double>(n * out * in)));
+  double best = 1e30;
+  for (int batch = 0; batch < 5; ++batch) {
+    const auto t0 = std::chrono::steady_clock::now();
+    for (int r = 0; r < reps; ++r) wkvq::matmul_f32(x.data(), n, in, w.data(), out, y.data());
+    const std::chrono::duration<double> dt = std::chrono::steady_clock::now() - t0;
+    best = std::min(best, dt.count() / reps);
+  }
+  cache[key] = best;
+  return best;
+}
+
+// Args: out, in, bits, n, threads.
+void BM_Qmatmul(benchmark::State& state) {
+  const int64_t out = state.range(0);
+  const int64_t in = state.range(1);
+  const int bits = static_cast<int>(state.range(2));
+  const int64_t n = state.range(3);
+  const int threads = static_cast<int>(state.range(4));
+  wkvq::set_num_threads(threads);
+  const QuantizedMatrix& w = quantized(out, in, bits);
+  const std::vector<float> x = activations(n * in);
+  std::vector<float> y(static_cast<size_t>(n * out));
+  const double t_f32 = f32_seconds(n, out, in, threads);
+  const auto t0 = std::chrono::steady_clock::now();
+  for (auto _ : state) {
+    wkvq::qmatmul(x.data(), n, w, y.data());
+    benchmark::DoNotOptimize(y.data());
+    benchmark::ClobberMemory();
+  }
+  const std::chrono::duration<double> elapsed = std::chrono::steady_clock::now() - t0;
+  const double t_q = elapsed.count() / static_cast<double>(state.iterations());
+  state.counters["GB/s"] = static_cast<double>(w.bytes()) * 1e-9 / t_q;
+  state.counters["f32_GB/s"] = static_cast<double>(out * in) * 4e-9 / t_f32;
+  state.counters["vs_f32"] = t_f32 / t_q;
+  state.SetLabel(std::string("int") + std::to_string(bits) + (n == 1 ? " gemv" : " gemm") +
+                 " isa=" + wkvq::isa_name(wkvq::best_isa()));
+}
+
+void register_all() {
+  for (const int64_t n : {int64_t{1}, kGemmRows}) {
+    for (const int bits : {4, 8}) {
+      for (const Shape s : kShapes) {
+        for (const int threads : {1, 2}) {
+          benchmark::RegisterBenchmark(n == 1 ? "Gemv" : "Gemm", BM_Qmatmul)
+              ->Args({s.out, s.in, bits, n, threads})
+              ->ArgNames({"out", "in", "bits", "n", "threads"})
+              ->Unit(benchmark::kMicrosecond)
+              ->UseRealTime();
+        }
+      }
+    }
+  }
+}
+
+const bool registered = (register_all(), true);
+
+}  // namespace

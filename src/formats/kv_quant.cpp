@@ -1,0 +1,170 @@
+// Scalar reference KV token quantizer: the definition kernels/kv_codec*.cpp are tested against.
+#include "formats/kv_quant.h"
+
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+#include "core/error.h"
+#include "core/fp16.h"
+
+namespace wkvq {
+namespace {
+
+void require_bits(int bits) {
+  WKVQ_REQUIRE(bits == 2 || bits == 3 || bits == 4 || bits == 8,
+               "KV quantization: bits must be 2, 3, 4 or 8, got ", bits);
+}
+
+uint16_t load_u16(const uint8_t* p) {
+  return static_cast<uint16_t>(p[0] | (static_cast<uint32_t>(p[1]) << 8));
+}
+
+void store_u16(uint8_t* p, uint16_t v) {
+  p[0] = static_cast<uint8_t>(v & 0xffu);
+  p[1] = static_cast<uint8_t>(v >> 8);
+}
+
+// Code of channel i of a packed group (any bit width).
+uint32_t group_code(const uint8_t* src, int64_t len, int bits, int64_t i) {
+  if (bits == 3) {
+    const int64_t bit = 3 * i;
+    uint32_t v = src[bit / 8];
+    if (bit % 8 > 5) v |= static_cast<uint32_t>(src[bit / 8 + 1]) << 8;
+    return (v >> (bit % 8)) & 7u;
+  }
+  const int64_t per = 8 / bits;
+  const int64_t h = (len + per - 1) / per;
+  const auto shift = static_cast<uint32_t>(bits * (i / h));
+  return (static_cast<uint32_t>(src[i % h]) >> shift) & ((1u << bits) - 1u);
+}
+
+}  // namespace
+
+int64_t kv_code_bytes(int64_t len, int bits) {
+  require_bits(bits);
+  if (bits == 3) return (3 * len + 7) / 8;
+  const int64_t per = 8 / bits;
+  return (len + per - 1) / per;
+}
+
+KvQuantFormat make_kv_format(int64_t channels, int64_t group, int bits) {
+  require_bits(bits);
+  WKVQ_REQUIRE(channels >= 1, "KV quantization: need at least one channel, got ", channels);
+  WKVQ_REQUIRE(group >= 0, "KV quantization: group size must be >= 0, got ", group);
+  KvQuantFormat f;
+  f.channels = channels;
+  f.group = (group == 0 || group >= channels) ? channels : group;
+  f.bits = bits;
+  f.n_groups = (channels + f.group - 1) / f.group;
+  f.params_bytes = 4 * f.n_groups;
+  f.group_code_bytes = kv_code_bytes(f.group, bits);
+  f.token_bytes = f.params_bytes + (f.n_groups - 1) * f.group_code_bytes +
+                  kv_code_bytes(f.group_len(f.n_groups - 1), bits);
+  return f;
+}
+
+void pack_kv_group_ref(const uint8_t* codes, int64_t len, int bits, uint8_t* dst) {
+  const int64_t nbytes = kv_code_bytes(len, bits);
+  std::fill(dst, dst + nbytes, uint8_t{0});
+  const int64_t per = bits == 3 ? 0 : 8 / bits;
+  const int64_t h = bits == 3 ? 0 : (len + per - 1) / per;
+  for (int64_t i = 0; i < len; ++i) {
+    const auto q = static_cast<uint32_t>(codes[i]);
+    WKVQ_REQUIRE(q < (1u << bits), "pack_kv_group_ref: code ", q, " at channel ", i,
+                 " does not fit in ", bits, " bits");
+    if (bits == 3) {
+      const int64_t bit = 3 * i;
+      const uint32_t v = q << (bit % 8);
+      dst[bit / 8] = static_cast<uint8_t>(dst[bit / 8] | (v & 0xffu));
+      if (v > 0xffu) dst[bit / 8 + 1] = static_cast<uint8_t>(dst[bit / 8 + 1] | (v >> 8));
+    } else {
+      const auto shift = static_cast<uint32_t>(bits * (i / h));
+      dst[i % h] = static_cast<uint8_t>(dst[i % h] | (q << shift));
+    }
+  }
+}
+
+void unpack_kv_group_ref(const uint8_t* src, int64_t len, int bits, uint8_t* codes) {
+  require_bits(bits);
+  for (int64_t i = 0; i < len; ++i) codes[i] = static_cast<uint8_t>(group_code(src, len, bits, i));
+}
+
+KvGroupParams kv_group_params(const KvQuantFormat& f, const uint8_t* record, int64_t g) {
+  WKVQ_ASSERT(g >= 0 && g < f.n_groups);
+  KvGroupParams p;
+  p.scale = fp16_to_f32(load_u16(record + 4 * g));
+  p.min = fp16_to_f32(load_u16(record + 4 * g + 2));
+  return p;
+}
+
+void quantize_token_ref(const KvQuantFormat& f, const float* x, uint8_t* record) {
+  const int qmax = (1 << f.bits) - 1;
+  std::vector<uint8_t> codes(static_cast<size_t>(f.group));
+  for (int64_t g = 0; g < f.n_groups; ++g) {
+    const int64_t c0 = f.group_first(g);
+    const int64_t len = f.group_len(g);
+    const float* xg = x + c0;
+    int64_t imin = 0;
+    int64_t imax = 0;
+    for (int64_t i = 0; i < len; ++i) {
+      WKVQ_REQUIRE(std::isfinite(xg[i]), "KV quantization: non-finite value ", xg[i],
+                   " at channel ", c0 + i);
+      if (xg[i] < xg[imin]) imin = i;
+      if (xg[i] > xg[imax]) imax = i;
+    }
+    const float mn = xg[imin];
+    const float mx = xg[imax];
+    const uint16_t s16 = f32_to_fp16((mx - mn) / static_cast<float>(qmax));
+    const uint16_t m16 = f32_to_fp16(mn);
+    const float s = fp16_to_f32(s16);
+    const float m = fp16_to_f32(m16);
+    WKVQ_REQUIRE(std::isfinite(m), "KV quantization: value ", mn, " at channel ", c0 + imin,
+                 " is beyond the fp16 range of the stored group minimum (|x| <= 65504)");
+    WKVQ_REQUIRE(std::isfinite(s), "KV quantization: value ", mx, " at channel ", c0 + imax,
+                 " makes the group's scale (max - min) / ", qmax, " overflow fp16 (min ", mn,
+                 " at channel ", c0 + imin, ")");
+    store_u16(record + 4 * g, s16);
+    store_u16(record + 4 * g + 2, m16);
+    for (int64_t i = 0; i < len; ++i) {
+      float v = s > 0.0f ? std::nearbyint((xg[i] - m) / s) : 0.0f;
+      v = std::min(std::max(v, 0.0f), static_cast<float>(qmax));
+      codes[static_cast<size_t>(i)] = static_cast<uint8_t>(v);
+    }
+    pack_kv_group_ref(codes.data(), len, f.bits, record + f.group_code_offset(g));
+  }
+}
+
+void dequantize_token_ref(const KvQuantFormat& f, const uint8_t* record, float* x) {
+  for (int64_t g = 0; g < f.n_groups; ++g) {
+    const KvGroupParams p = kv_group_params(f, record, g);
+    const uint8_t* codes = record + f.group_code_offset(g);
+    const int64_t len = f.group_len(g);
+    for (int64_t i = 0; i < len; ++i) {
+      x[f.group_first(g) + i] =
+          p.min + static_cast<float>(group_code(codes, len, f.bits, i)) * p.scale;
+    }
+  }
+}
+
+float kv_dot_ref(const float* q, const uint8_t* codes, int64_t len, int bits, float scale,
+                 float mn) {
+  require_bits(bits);
+  float dot = 0.0f;
+  float sum = 0.0f;
+  for (int64_t i = 0; i < len; ++i) {
+    dot += q[i] * static_cast<float>(group_code(codes, len, bits, i));
+    sum += q[i];
+  }
+  return scale * dot + mn * sum;
+}
+
+void kv_axpy_ref(float p, const uint8_t* codes, int64_t len, int bits, float scale, float mn,
+                 float* out) {
+  require_bits(bits);
+  for (int64_t i = 0; i < len; ++i) {
+    out[i] += p * (mn + static_cast<float>(group_code(codes, len, bits, i)) * scale);
+  }
+}
+
+}  // namespace wkvq

@@ -1,0 +1,83 @@
+// Per-token KV group quantization (design.md §2.2): the stored layout of one token's K or V vector
+// and its scalar reference (de)quantizer, dot product and weighted accumulate. The SIMD versions
+// live in kernels/kv_codec.h and are tested against these.
+//
+// A token's vector of C channels is cut into groups of g channels (the last group may be
+// shorter). Per group, with b bits and qmax = 2^b - 1:
+//   mn = min(x), mx = max(x), scale = (mx - mn) / qmax        (f32)
+//   s = fp16(scale), m = fp16(mn)                             (round to nearest even; stored)
+//   q = clamp(round((x - m) / s), 0, qmax)                    (q = 0 when s == 0: constant group)
+//   x^ = m + q * s
+// The fp16-rounded s and m are used for the codes, so x^ is exactly what decoding gives. A constant
+// group has s = 0 and decodes exactly to m. Non-finite input, or a value beyond the fp16 range
+// (|x| > 65504: m or s would be infinite), is rejected with wkvq::Error naming the channel.
+//
+// Error bound per element: |x - x^| <= s/2 + |mn - m| + qmax * |scale - s| + f32 rounding, i.e.
+// s * (1/2 + qmax * 2^-11) + |mn| * 2^-11 (+ a few f32 ulps of max|x|). The last two terms are the
+// fp16 rounding of min and scale, which can shift the covered range [m, m + qmax * s].
+//
+// Token record (KvQuantFormat::token_bytes bytes; records may sit at any byte address):
+//   [0, 4 * n_groups)          per group g: fp16 scale at 4g, fp16 min at 4g + 2 (little endian)
+//   [group_code_offset(g), +)  codes of group g, kv_code_bytes(group_len(g), b) bytes
+// Codes of one group of len channels ("planes": every byte starts a run of channels):
+//   b = 8: byte j = code of channel j.
+//   b = 4: h = ceil(len / 2); byte j (j < h) = code[j] | code[j + h] << 4.
+//   b = 2: h = ceil(len / 4); byte j (j < h) = sum_k code[j + k h] << 2k, k = 0..3.
+//   (b = 4, 2: a channel index >= len contributes code 0.)
+//   b = 3: bit-packed in channel order, channel i at bits 3i..3i+2 of the group's little-endian
+//          bit string (bit n is bit n % 8 of byte n / 8); ceil(3 len / 8) bytes.
+// For b = 4 a SIMD kernel widens 16 bytes to 16 lanes and gets channels j..j+15 from the low
+// nibbles and j+h..j+h+15 from the high nibbles, each run contiguous in q / out: no shuffles.
+// Bits per element: b + 32 / g (plus byte rounding of odd-sized groups).
+#pragma once
+
+#include <cstdint>
+
+namespace wkvq {
+
+// Bytes of codes for one group of `len` channels at `bits` bits.
+int64_t kv_code_bytes(int64_t len, int bits);
+
+struct KvQuantFormat {
+  int64_t channels = 0;          // C = n_kv_heads * head_dim
+  int64_t group = 0;             // g: channels per group (last group may be shorter)
+  int bits = 4;                  // 2, 3, 4 or 8
+  int64_t n_groups = 0;          // ceil(C / g)
+  int64_t params_bytes = 0;      // 4 * n_groups
+  int64_t group_code_bytes = 0;  // kv_code_bytes(g, bits): code bytes of every full group
+  int64_t token_bytes = 0;       // bytes of one token record
+
+  int64_t group_first(int64_t g) const { return g * group; }
+  int64_t group_len(int64_t g) const { return g + 1 < n_groups ? group : channels - g * group; }
+  int64_t group_code_offset(int64_t g) const { return params_bytes + g * group_code_bytes; }
+};
+
+// Layout for C channels in groups of g (g = 0 or g >= C: one group per token). Throws wkvq::Error
+// on bad arguments.
+KvQuantFormat make_kv_format(int64_t channels, int64_t group, int bits);
+
+// Packs codes[0:len] (each < 2^bits) in the group layout above; writes kv_code_bytes(len, bits).
+void pack_kv_group_ref(const uint8_t* codes, int64_t len, int bits, uint8_t* dst);
+void unpack_kv_group_ref(const uint8_t* src, int64_t len, int bits, uint8_t* codes);
+
+// Stored scale and min of group g of a token record, as floats.
+struct KvGroupParams {
+  float scale = 0.0f;
+  float min = 0.0f;
+};
+KvGroupParams kv_group_params(const KvQuantFormat& f, const uint8_t* record, int64_t g);
+
+// x[0:C] -> record[0:token_bytes].
+void quantize_token_ref(const KvQuantFormat& f, const float* x, uint8_t* record);
+// record -> x^[0:C].
+void dequantize_token_ref(const KvQuantFormat& f, const uint8_t* record, float* x);
+
+// q . x^ over one group of len channels, without dequantizing:
+//   scale * sum_i q_i * code_i + mn * sum_i q_i       (both sums in f32, channel order)
+float kv_dot_ref(const float* q, const uint8_t* codes, int64_t len, int bits, float scale,
+                 float mn);
+// out[0:len] += p * x^, x^_i = mn + code_i * scale.
+void kv_axpy_ref(float p, const uint8_t* codes, int64_t len, int bits, float scale, float mn,
+                 float* out);
+
+}  // namespace wkvq

@@ -1,0 +1,36 @@
+// Quantized-weight matrix products: y[n, out] = x[n, in] . W^T, with W a QuantizedMatrix
+// (formats/weight_quant.h; rows = out, cols = in) and f32 activations x, y (row-major).
+//
+// W^ is never materialised whole. n <= 4 (decode, GEMV) runs "dot" kernels that stream W's codes
+// once, decode each 32-column block in registers and FMA it with x (memory-bound: W is 8x smaller
+// than f32 at 4 bits). n > 4 (prefill, GEMM) runs packed kernels that dequantize a block of W once
+// into f32 panels in per-thread scratch and reuse it across every row of x (compute-bound).
+// Work is split over the OpenMP threads (core/parallel.h) by rows of W, and by rows of x too when W
+// has too few rows for every thread.
+//
+// SIMD kernels (AVX2, AVX-512) cover bits 4 and 8 when every group starts on a 32-column block
+// (group % 32 == 0, or one group per row: g = 0 or g >= in); anything else runs the reference.
+// Accuracy: every kernel forms each product x_j w^_j from exact parts (W^ = (q - z) s is exact in
+// f32; the AVX2 GEMV sums x_j (q_j - z) per group and multiplies by s once per group), so the only
+// difference from the reference is rounding order: |y - y_ref| <= ~in * eps * sum_j |x_j w^_j|
+// (derivation in tests/kernel/qmatmul_test.cpp). Results do not depend on the thread count.
+#pragma once
+
+#include <cstdint>
+
+#include "formats/weight_quant.h"
+#include "kernels/matmul.h"
+
+namespace wkvq {
+
+// With best_isa().
+void qmatmul(const float* x, int64_t n, const QuantizedMatrix& w, float* y);
+// With an explicit implementation (tests, benchmarks). Throws if `isa` is unsupported by the CPU.
+// Isa::Reference is the definition: each W row dequantized by dequantize_row_ref, then for each x
+// row a sequential f32 sum in column order.
+void qmatmul(Isa isa, const float* x, int64_t n, const QuantizedMatrix& w, float* y);
+
+// Whether `isa` has a SIMD kernel for this matrix (otherwise qmatmul runs the reference).
+bool qmatmul_has_simd(Isa isa, const QuantizedMatrix& w);
+
+}  // namespace wkvq

@@ -1,0 +1,308 @@
+// AVX2 + FMA + F16C quantized matmul kernels, 4 and 8 bits (compiled with -mavx2 -mfma -mf16c).
+//
+// Same two kernels as qmatmul_avx512.cpp (read the loop nests there), sized for 16 ymm registers.
+// AVX2's vpermps has 8 entries, too few for the 16-entry table, so a 32-column block decodes to
+// four ymm of float(q - z) (exact small integers). Columns: the low nibbles of Q4Block bytes 0..7
+// and 8..15 are columns 0..7 and 8..15, the high nibbles 16..23 and 24..31.
+//  - dot kernel: NX rows of x by NW rows of W; per group, x_j (q_j - z) is accumulated (exact
+//    products inside the FMAs) and multiplied by s once at the end of the group;
+//  - packed kernel: (q - z) * s (exact) packed into panels of 16 rows, 6 x 16 register tile.
+#include <immintrin.h>
+
+#include "kernels/qmatmul_impl.h"
+
+namespace wkvq::detail {
+namespace {
+
+constexpr int64_t kLanes = 8;
+constexpr QGemmBlocking kB = kQAvx2Blocking;
+constexpr int kMr = static_cast<int>(kB.mr);
+constexpr int64_t kNr = kB.nr;
+constexpr int kSub = static_cast<int>(kQBlockCols / kLanes);  // ymm per decoded block
+static_assert(kNr == 2 * kLanes, "the register tile is two ymm wide");
+static_assert(kB.nc % kB.nr == 0 && kB.kc % kQBlockCols == 0, "whole panels and blocks");
+
+inline int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
+
+// Lanes [0, count) set (all bits of the lane), count clamped to [0, 8].
+inline __m256i lane_mask(int64_t count) {
+  const int c = count >= kLanes ? 8 : count <= 0 ? 0 : static_cast<int>(count);
+  return _mm256_cmpgt_epi32(_mm256_set1_epi32(c), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+
+inline float hsum(__m256 v) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
+
+// Zero point (as int32 lanes) and scale of one (row, group).
+struct GroupCoder {
+  __m256i z;
+  __m256 s;
+};
+
+inline GroupCoder group_coder(const QMatView& w, int64_t row, int64_t g) {
+  const int64_t i = row * w.n_groups + g;
+  return GroupCoder{_mm256_set1_epi32(w.zeros[i]), _mm256_set1_ps(_cvtsh_ss(w.scales[i]))};
+}
+
+// Groups whose scales and zero points are converted together.
+constexpr int64_t kCoderChunk = kLanes;
+
+// Scales and zero points of groups [g0, g0 + count) of a row (count <= 8) into s[0:8], z[0:8].
+inline void load_group_params(const QMatView& w, int64_t row, int64_t g0, int64_t count, float* s,
+                              int32_t* z) {
+  const int64_t i = row * w.n_groups + g0;
+  __m128i sh;
+  __m128i zb;
+  if (count >= kCoderChunk) {
+    sh = _mm_loadu_si128(reinterpret_cast<const __m128i*>(w.scales + i));
+    zb = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(w.zeros + i));
+  } else {
+    alignas(16) uint16_t sbuf[kCoderChunk] = {};
+    alignas(16) uint8_t zbuf[16] = {};
+    for (int64_t k = 0; k < count; ++k) {
+      sbuf[k] = w.scales[i + k];
+      zbuf[k] = w.zeros[i + k];
+    }
+    sh = _mm_load_si128(reinterpret_cast<const __m128i*>(sbuf));
+    zb = _mm_load_si128(reinterpret_cast<const __m128i*>(zbuf));
+  }
+  _mm256_store_ps(s, _mm256_cvtph_ps(sh));
+  _mm256_store_si256(reinterpret_cast<__m256i*>(z), _mm256_cvtepu8_epi32(zb));
+}
+
+// q - z of the 32-column block at column c of a row, as exact floats: w[j] = columns
+// c + 8j .. c + 8j + 7. Tail blocks of 8-bit rows (fewer than 32 bytes left) copy the bytes that
+// exist; columns past the row end decode to -z and meet x = 0.
+template <int Bits>
+inline void decode_block(const uint8_t* codes, int64_t c, int64_t cols, __m256i z,
+                         __m256 (&w)[kSub]) {
+  if constexpr (Bits == 4) {
+    const __m128i b = _mm_loadu_si128(reinterpret_cast<const __m128i*>(codes + c / 2));
+    const __m256i v0 = _mm256_cvtepu8_epi32(b);
+    const __m256i v1 = _mm256_cvtepu8_epi32(_mm_srli_si128(b, 8));
+    const __m256i low = _mm256_set1_epi32(15);
+    w[0] = _mm256_cvtepi32_ps(_mm256_sub_epi32(_mm256_and_si256(v0, low), z));
+    w[1] = _mm256_cvtepi32_ps(_mm256_sub_epi32(_mm256_and_si256(v1, low), z));
+    w[2] = _mm256_cvtepi32_ps(_mm256_sub_epi32(_mm256_srli_epi32(v0, 4), z));
+    w[3] = _mm256_cvtepi32_ps(_mm256_sub_epi32(_mm256_srli_epi32(v1, 4), z));
+  } else {
+    const uint8_t* src = codes + c;
+    alignas(32) uint8_t tail[kQBlockCols] = {};
+    if (cols - c < kQBlockCols) {
+      for (int64_t k = 0; k < cols - c; ++k) tail[k] = src[k];
+      src = tail;
+    }
+    for (int j = 0; j < kSub; ++j) {
+      const __m128i b = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(src + j * kLanes));
+      w[j] = _mm256_cvtepi32_ps(_mm256_sub_epi32(_mm256_cvtepu8_epi32(b), z));
+    }
+  }
+}
+
+// ---- dot kernel ----
+// Per group, gacc[i][r] collects x_j (q_j - z) (exact products in the FMAs); at the end of the
+// group acc[i][r] += s * gacc[i][r]. One multiply by s per group instead of one per weight.
+
+constexpr int dot_rows_of_w(int nx) { return nx == 1 ? 4 : nx == 2 ? 2 : 1; }
+
+// One 32-column block: gacc[i][r] += x[i, c:c+32] . (q - z)[o + r, c:c+32]. Tail: the row ends
+// inside the block (masked loads of x).
+template <int Bits, int NX, int NW, bool Tail>
+inline void dot_step(const float* x, const QMatView& w, int64_t o, int64_t c,
+                     const __m256i (&z)[NW], __m256 (&gacc)[NX][NW]) {
+  const int64_t in = w.cols;
+  if ((c * Bits / 8) % 64 == 0) {  // the next NW rows, as in qmatmul_avx512.cpp
+    for (int r = 0; r < NW; ++r) {
+      _mm_prefetch(
+          reinterpret_cast<const char*>(w.codes + (o + NW + r) * w.row_bytes) + c * Bits / 8,
+          _MM_HINT_T0);
+    }
+  }
+  for (int r = 0; r < NW; ++r) {
+    __m256 wv[kSub];
+    decode_block<Bits>(w.codes + (o + r) * w.row_bytes, c, in, z[r], wv);
+    for (int i = 0; i < NX; ++i) {
+      const float* xi = x + i * in + c;
+      for (int j = 0; j < kSub; ++j) {
+        const __m256 xv = Tail ? _mm256_maskload_ps(xi + j * kLanes, lane_mask(in - c - j * kLanes))
+                               : _mm256_loadu_ps(xi + j * kLanes);
+        gacc[i][r] = _mm256_fmadd_ps(xv, wv[j], gacc[i][r]);
+      }
+    }
+  }
+}
+
+// y[i * ldy + r] = x[i, :] . W^[o + r, :] for i < NX, r < NW.
+template <int Bits, int NX, int NW>
+void dot_tile(const float* x, const QMatView& w, int64_t o, float* y, int64_t ldy) {
+  __m256 acc[NX][NW];
+  for (int i = 0; i < NX; ++i) {
+    for (int r = 0; r < NW; ++r) acc[i][r] = _mm256_setzero_ps();
+  }
+  alignas(32) float s[NW][kCoderChunk];
+  alignas(32) int32_t zs[NW][kCoderChunk];
+  for (int64_t g0 = 0; g0 < w.n_groups; g0 += kCoderChunk) {
+    const int64_t ng = min64(kCoderChunk, w.n_groups - g0);
+    for (int r = 0; r < NW; ++r) load_group_params(w, o + r, g0, ng, s[r], zs[r]);
+    for (int64_t g = g0; g < g0 + ng; ++g) {
+      __m256i z[NW];
+      __m256 gacc[NX][NW];
+      for (int r = 0; r < NW; ++r) {
+        z[r] = _mm256_set1_epi32(zs[r][g - g0]);
+        for (int i = 0; i < NX; ++i) gacc[i][r] = _mm256_setzero_ps();
+      }
+      const int64_t c1 = min64((g + 1) * w.group, w.cols);
+      int64_t c = g * w.group;
+      for (; c + kQBlockCols <= c1; c += kQBlockCols) {
+        dot_step<Bits, NX, NW, false>(x, w, o, c, z, gacc);
+      }
+      if (c < c1) dot_step<Bits, NX, NW, true>(x, w, o, c, z, gacc);
+      for (int r = 0; r < NW; ++r) {
+        const __m256 sv = _mm256_set1_ps(s[r][g - g0]);
+        for (int i = 0; i < NX; ++i) acc[i][r] = _mm256_fmadd_ps(gacc[i][r], sv, acc[i][r]);
+      }
+    }
+  }
+  for (int i = 0; i < NX; ++i) {
+    for (int r = 0; r < NW; ++r) y[i * ldy + o + r] = hsum(acc[i][r]);
+  }
+}
+
+template <int Bits, int NX>
+void dot_rows(const float* x, const QMatView& w, float* y, int64_t ldy, int64_t o0, int64_t o1) {
+  constexpr int kNw = dot_rows_of_w(NX);
+  int64_t o = o0;
+  for (; o + kNw <= o1; o += kNw) dot_tile<Bits, NX, kNw>(x, w, o, y, ldy);
+  for (; o < o1; ++o) dot_tile<Bits, NX, 1>(x, w, o, y, ldy);
+}
+
+template <int Bits>
+void dot_block(const float* x, const QMatView& w, float* y, int64_t ldy, QBlock b) {
+  int64_t i = b.i0;
+  for (; i + 4 <= b.i1; i += 4) dot_rows<Bits, 4>(x + i * w.cols, w, y + i * ldy, ldy, b.o0, b.o1);
+  const float* xi = x + i * w.cols;
+  float* yi = y + i * ldy;
+  switch (b.i1 - i) {
+    case 3:
+      dot_rows<Bits, 3>(xi, w, yi, ldy, b.o0, b.o1);
+      break;
+    case 2:
+      dot_rows<Bits, 2>(xi, w, yi, ldy, b.o0, b.o1);
+      break;
+    case 1:
+      dot_rows<Bits, 1>(xi, w, yi, ldy, b.o0, b.o1);
+      break;
+    default:
+      break;
+  }
+}
+
+// ---- packed kernel ----
+
+// Dequantizes W rows [o, o + rows) (rows <= 16), columns [pc, pc + kc), into panel[k * 16 + r];
+// panel rows >= `rows` are zero.
+template <int Bits>
+void pack_panel(const QMatView& w, int64_t o, int64_t rows, int64_t pc, int64_t kc, float* panel) {
+  alignas(32) float tmp[kQBlockCols];
+  for (int64_t r = 0; r < rows; ++r) {
+    const uint8_t* codes = w.codes + (o + r) * w.row_bytes;
+    int64_t group = -1;
+    GroupCoder gc{};
+    for (int64_t c = pc; c < pc + kc; c += kQBlockCols) {
+      if (c / w.group != group) {
+        group = c / w.group;
+        gc = group_coder(w, o + r, group);
+      }
+      __m256 wv[kSub];
+      decode_block<Bits>(codes, c, w.cols, gc.z, wv);
+      for (int j = 0; j < kSub; ++j) {
+        _mm256_store_ps(tmp + j * kLanes, _mm256_mul_ps(wv[j], gc.s));  // (q - z) s: exact
+      }
+      const int64_t count = min64(kQBlockCols, pc + kc - c);
+      float* dst = panel + (c - pc) * kNr + r;
+      for (int64_t k = 0; k < count; ++k) dst[k * kNr] = tmp[k];
+    }
+  }
+  for (int64_t r = rows; r < kNr; ++r) {
+    for (int64_t k = 0; k < kc; ++k) panel[k * kNr + r] = 0.0f;
+  }
+}
+
+// y[r, 0:16] (masked by m0, m1) = (accumulate ? y : 0) + sum_k x[r, k] * panel[k, 0:16], r < M.
+template <int M>
+void micro_tile(const float* x, int64_t ldx, const float* panel, int64_t kc, float* y, int64_t ldy,
+                __m256i m0, __m256i m1, bool accumulate) {
+  __m256 acc0[M];
+  __m256 acc1[M];
+  for (int r = 0; r < M; ++r) {
+    acc0[r] = accumulate ? _mm256_maskload_ps(y + r * ldy, m0) : _mm256_setzero_ps();
+    acc1[r] = accumulate ? _mm256_maskload_ps(y + r * ldy + kLanes, m1) : _mm256_setzero_ps();
+  }
+#pragma GCC unroll 2
+  for (int64_t k = 0; k < kc; ++k) {
+    const __m256 w0 = _mm256_load_ps(panel + k * kNr);
+    const __m256 w1 = _mm256_load_ps(panel + k * kNr + kLanes);
+    for (int r = 0; r < M; ++r) {
+      const __m256 xb = _mm256_broadcast_ss(x + r * ldx + k);
+      acc0[r] = _mm256_fmadd_ps(xb, w0, acc0[r]);
+      acc1[r] = _mm256_fmadd_ps(xb, w1, acc1[r]);
+    }
+  }
+  for (int r = 0; r < M; ++r) {
+    _mm256_maskstore_ps(y + r * ldy, m0, acc0[r]);
+    _mm256_maskstore_ps(y + r * ldy + kLanes, m1, acc1[r]);
+  }
+}
+
+using MicroTile = void (*)(const float*, int64_t, const float*, int64_t, float*, int64_t, __m256i,
+                           __m256i, bool);
+
+template <int Bits>
+void packed_block(const float* x, const QMatView& w, float* y, int64_t ldy, QBlock b, float* pack) {
+  static constexpr MicroTile kTiles[kMr] = {&micro_tile<1>, &micro_tile<2>, &micro_tile<3>,
+                                            &micro_tile<4>, &micro_tile<5>, &micro_tile<6>};
+  static_assert(kMr == 6, "one micro_tile instance per row count");
+  const int64_t in = w.cols;
+  for (int64_t jc = b.o0; jc < b.o1; jc += kB.nc) {
+    const int64_t ncb = min64(kB.nc, b.o1 - jc);
+    for (int64_t pc = 0; pc < in; pc += kB.kc) {
+      const int64_t kcb = min64(kB.kc, in - pc);
+      for (int64_t p = 0; p * kNr < ncb; ++p) {
+        pack_panel<Bits>(w, jc + p * kNr, min64(kNr, ncb - p * kNr), pc, kcb, pack + p * kNr * kcb);
+      }
+      for (int64_t i = b.i0; i < b.i1; i += kMr) {
+        const MicroTile tile = kTiles[min64(kMr, b.i1 - i) - 1];
+        for (int64_t p = 0; p * kNr < ncb; ++p) {
+          const int64_t cols = ncb - p * kNr;
+          tile(x + i * in + pc, in, pack + p * kNr * kcb, kcb, y + i * ldy + jc + p * kNr, ldy,
+               lane_mask(cols), lane_mask(cols - kLanes), pc > 0);
+        }
+      }
+    }
+  }
+}
+
+}  // namespace
+
+void qmatmul_dot_avx2(const float* x, const QMatView& w, float* y, int64_t ldy, QBlock b) {
+  if (w.bits == 4) {
+    dot_block<4>(x, w, y, ldy, b);
+  } else {
+    dot_block<8>(x, w, y, ldy, b);
+  }
+}
+
+void qmatmul_packed_avx2(const float* x, const QMatView& w, float* y, int64_t ldy, QBlock b,
+                         float* pack) {
+  if (w.bits == 4) {
+    packed_block<4>(x, w, y, ldy, b, pack);
+  } else {
+    packed_block<8>(x, w, y, ldy, b, pack);
+  }
+}
+
+}  // namespace wkvq::detail

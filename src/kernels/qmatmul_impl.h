@@ -1,0 +1,56 @@
+// Internal to qmatmul: the per-ISA kernels. kernels/qmatmul.cpp validates, splits the work over
+// threads and owns the scratch; qmatmul_avx2.cpp / qmatmul_avx512.cpp compute one thread's block.
+// The SIMD files use nothing from the standard library or from other headers' inline functions
+// (an inline function instantiated with ISA flags could be picked by the linker for baseline
+// code), hence the plain view below instead of QuantizedMatrix.
+#pragma once
+
+#include <cstdint>
+
+namespace wkvq::detail {
+
+// The fields of a QuantizedMatrix the kernels read (layouts in formats/weight_quant.h).
+struct QMatView {
+  const uint8_t* codes;    // (rows, row_bytes)
+  const uint16_t* scales;  // (rows, n_groups) fp16
+  const uint8_t* zeros;    // (rows, n_groups)
+  int64_t rows;            // out
+  int64_t cols;            // in
+  int64_t group;           // multiple of 32, or >= cols
+  int64_t n_groups;
+  int64_t row_bytes;
+  int bits;  // 4 or 8
+};
+
+// One thread's share: rows [i0, i1) of x and y, rows [o0, o1) of W (columns of y, stride ldy).
+struct QBlock {
+  int64_t i0, i1;
+  int64_t o0, o1;
+};
+
+// Columns per decoded block (one Q4Block); groups start on these.
+inline constexpr int64_t kQBlockCols = 32;
+
+// Packed GEMM blocking: register tile mr x nr, W dequantized nc rows by kc columns at a time into
+// panels of nr rows, k-major (panel[k * nr + r]). kc is a multiple of kQBlockCols.
+struct QGemmBlocking {
+  int64_t mr, nr, kc, nc;
+};
+inline constexpr QGemmBlocking kQAvx512Blocking{12, 32, 256, 256};
+inline constexpr QGemmBlocking kQAvx2Blocking{6, 16, 256, 256};
+constexpr int64_t qpack_floats(const QGemmBlocking& b) { return b.nc * b.kc; }
+
+// Up to this many rows of x, the dot kernels (W streamed once, decoded in registers) run.
+inline constexpr int64_t kQDotMaxRows = 4;
+// Rows of W per thread chunk in the dot kernels (a multiple of every kernel's rows per step).
+inline constexpr int64_t kQDotRowAlign = 8;
+
+void qmatmul_dot_avx512(const float* x, const QMatView& w, float* y, int64_t ldy, QBlock b);
+void qmatmul_dot_avx2(const float* x, const QMatView& w, float* y, int64_t ldy, QBlock b);
+// `pack` holds qpack_floats(blocking) floats, 64-byte aligned.
+void qmatmul_packed_avx512(const float* x, const QMatView& w, float* y, int64_t ldy, QBlock b,
+                           float* pack);
+void qmatmul_packed_avx2(const float* x, const QMatView& w, float* y, int64_t ldy, QBlock b,
+                         float* pack);
+
+}  // namespace wkvq::detail

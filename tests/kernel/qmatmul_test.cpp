@@ -1,0 +1,214 @@
+// Every quantized matmul implementation (kernels/qmatmul.h) against the definition: W^ from
+// dequantize_weights_ref, then a plain f32 double loop. Odd sizes, every group layout the kernels
+// take (g = 0, 32, 64, 128) plus one they do not (g = 48: reference fallback), bits 4 and 8,
+// misaligned x / y, 1 and 2 threads. Inputs are seeded; set WKVQ_TEST_SEED to replay another seed.
+#include "kernels/qmatmul.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdint>
+#include <cstdlib>
+#include <limits>
+#include <random>
+#include <string>
+#include <tuple>
+#include <vector>
+
+#include "core/error.h"
+#include "core/parallel.h"
+#include "formats/weight_quant.h"
+
+namespace wkvq {
+namespace {
+
+// Error bound. Every implementation forms each W^ element exactly ((q - z) s is exact in f32),
+// or (AVX2 GEMV) x_j (q_j - z) exactly inside an FMA with s applied once per group, so y differs
+// from the exact sum_j x_j w^_j only by the rounding of the products and additions. With d_j
+// roundings on term j's path, |y - exact| <= sum_j gamma(d_j) |x_j w^_j|, gamma(d) =
+// d u / (1 - d u), u = eps / 2 (Higham, 2nd ed., §3.1, §4.2), and d_j <= in for the reference
+// (sequential), the dot kernels (FMA lanes, then a log2 tree: ceil(in / L) + log2 L; with
+// per-group scaling ceil(g / L) + n_groups + log2 L; both <= in for in >= 32) and the packed
+// kernels (one FMA chain per output). Both sides within gamma(in) sum |t_j| of the exact
+// value: |y - y_ref| <= 2 gamma(in) sum_j |x_j w^_j| ~= in * eps * sum_j |x_j w^_j|.
+// kReorderBound is the factor on that: 1 / (1 - in u) < 1.0001 for in <= 1024, plus margin for the
+// double-precision evaluation of sum |t_j|.
+constexpr double kReorderBound = 1.01;
+
+double tolerance(int64_t in, double sum_abs_terms) {
+  return kReorderBound * static_cast<double>(in) * std::numeric_limits<float>::epsilon() *
+         sum_abs_terms;
+}
+
+uint32_t base_seed() {
+  if (const char* env = std::getenv("WKVQ_TEST_SEED")) {
+    return static_cast<uint32_t>(std::strtoul(env, nullptr, 10));
+  }
+  return 20240611u;
+}
+
+// `count` floats starting `offset` floats past a 64-byte boundary, uniform(-1, 1).
+struct Buffer {
+  std::vector<float> storage;
+  float* data = nullptr;
+  Buffer(int64_t count, int64_t offset, std::mt19937& rng) {
+    storage.resize(static_cast<size_t>(count + offset + 16));
+    const auto addr = reinterpret_cast<uintptr_t>(storage.data());
+    data = storage.data() + ((64 - addr % 64) % 64) / sizeof(float) + offset;
+    std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
+    for (int64_t i = 0; i < count; ++i) data[i] = dist(rng);
+  }
+};
+
+class ThreadCount {
+ public:
+  explicit ThreadCount(int n) : saved_(num_threads()) { set_num_threads(n); }
+  ~ThreadCount() { set_num_threads(saved_); }
+  ThreadCount(const ThreadCount&) = delete;
+  ThreadCount& operator=(const ThreadCount&) = delete;
+
+ private:
+  int saved_;
+};
+
+// Weights like a linear layer's, with a few outliers so groups differ in scale and zero point.
+QuantizedMatrix random_matrix(int64_t out, int64_t in, int bits, int64_t group, std::mt19937& rng) {
+  std::normal_distribution<float> normal(0.0f, 0.05f);
+  std::uniform_real_distribution<float> uni(0.0f, 1.0f);
+  std::vector<float> w(static_cast<size_t>(out * in));
+  for (float& v : w) v = uni(rng) < 0.01f ? 10.0f * normal(rng) : normal(rng);
+  return quantize_weights_ref(w.data(), out, in, bits, group);
+}
+
+void check_case(Isa isa, int64_t n, int64_t in, int64_t out, int bits, int64_t group,
+                int64_t misalign, uint32_t seed) {
+  SCOPED_TRACE(::testing::Message()
+               << "isa=" << isa_name(isa) << " n=" << n << " in=" << in << " out=" << out
+               << " bits=" << bits << " g=" << group << " misalign=" << misalign << " seed=" << seed
+               << " (rerun: WKVQ_TEST_SEED)");
+  std::mt19937 rng(seed);
+  const QuantizedMatrix w = random_matrix(out, in, bits, group, rng);
+  std::vector<float> wh(static_cast<size_t>(out * in));
+  dequantize_weights_ref(w, wh.data());
+  Buffer x(n * in, misalign, rng);
+  Buffer y(n * out + 1, misalign, rng);  // random garbage: kernels must not read y as input
+  const float guard = y.data[n * out];
+  qmatmul(isa, x.data, n, w, y.data);
+  EXPECT_EQ(y.data[n * out], guard) << "wrote past y";
+  int reported = 0;
+  for (int64_t i = 0; i < n && reported < 5; ++i) {
+    for (int64_t o = 0; o < out && reported < 5; ++o) {
+      float want = 0.0f;  // the definition: plain f32 loop over the dequantized row
+      double sum_abs = 0.0;
+      for (int64_t k = 0; k < in; ++k) {
+        const float t = x.data[i * in + k] * wh[static_cast<size_t>(o * in + k)];
+        want += t;
+        sum_abs += std::fabs(static_cast<double>(x.data[i * in + k]) *
+                             wh[static_cast<size_t>(o * in + k)]);
+      }
+      const double got = y.data[i * out + o];
+      const double tol = tolerance(in, sum_abs);
+      if (!(std::fabs(got - want) <= tol)) {
+        ADD_FAILURE() << "y[" << i << ", " << o << "] = " << got << ", reference " << want
+                      << ", |diff| " << std::fabs(got - want) << " > tolerance " << tol;
+        ++reported;
+      }
+    }
+  }
+}
+
+// (isa, threads)
+using Params = std::tuple<Isa, int>;
+
+class QmatmulTest : public ::testing::TestWithParam<Params> {
+ protected:
+  void SetUp() override {
+    if (!isa_supported(isa())) GTEST_SKIP() << isa_name(isa()) << " not supported by this CPU";
+  }
+  Isa isa() const { return std::get<0>(GetParam()); }
+  int threads() const { return std::get<1>(GetParam()); }
+};
+
+TEST_P(QmatmulTest, MatchesReferenceOverOddSizes) {
+  const ThreadCount tc(threads());
+  uint32_t case_index = 0;
+  for (const int bits : {4, 8}) {
+    for (const int64_t group : {0, 32, 64, 128}) {
+      for (const int64_t n : {1, 2, 3, 7, 33}) {
+        for (const int64_t in : {32, 64, 96, 128, 200, 256, 1000}) {
+          for (const int64_t out : {1, 5, 17, 64}) {
+            check_case(isa(), n, in, out, bits, group, case_index % 2,
+                       base_seed() + 7919u * case_index);
+            ++case_index;
+          }
+        }
+      }
+    }
+  }
+}
+
+// W larger than one packed block in both directions, x rows over several register tiles, and
+// in not a multiple of 32 with groups that end mid-block of the packed column range.
+TEST_P(QmatmulTest, MatchesReferenceOverManyBlocks) {
+  const ThreadCount tc(threads());
+  for (const int bits : {4, 8}) {
+    check_case(isa(), 29, 600, 530, bits, 128, 1, base_seed() + 1u);
+    check_case(isa(), 1, 600, 530, bits, 64, 0, base_seed() + 2u);
+    check_case(isa(), 4, 1000, 70, bits, 0, 1, base_seed() + 3u);
+  }
+}
+
+// Matrices no SIMD kernel takes (group not a multiple of 32, 2 and 3 bits) run the reference.
+TEST_P(QmatmulTest, OtherLayoutsFallBackToTheReference) {
+  const ThreadCount tc(threads());
+  EXPECT_FALSE(qmatmul_has_simd(isa(), make_quantized_matrix(1, 96, 4, 48)));
+  EXPECT_EQ(qmatmul_has_simd(isa(), make_quantized_matrix(1, 96, 4, 32)), isa() != Isa::Reference);
+  check_case(isa(), 3, 96, 9, 4, 48, 1, base_seed() + 4u);
+  check_case(isa(), 5, 100, 9, 2, 32, 0, base_seed() + 5u);
+  check_case(isa(), 1, 100, 9, 3, 0, 0, base_seed() + 6u);
+}
+
+// The order of every sum is fixed by the kernel, not by how the work is split over threads.
+TEST_P(QmatmulTest, ResultDoesNotDependOnThreadCount) {
+  std::mt19937 rng(base_seed() + 7u);
+  for (const int64_t n : {1, 3, 40}) {
+    const QuantizedMatrix w = random_matrix(700, 320, 4, 64, rng);
+    Buffer x(n * 320, 0, rng);
+    Buffer y1(n * 700, 0, rng);
+    Buffer y2(n * 700, 0, rng);
+    {
+      const ThreadCount tc(1);
+      qmatmul(isa(), x.data, n, w, y1.data);
+    }
+    {
+      const ThreadCount tc(threads());
+      qmatmul(isa(), x.data, n, w, y2.data);
+    }
+    for (int64_t j = 0; j < n * 700; ++j)
+      ASSERT_EQ(y1.data[j], y2.data[j]) << "n=" << n << " " << j;
+  }
+}
+
+std::string param_name(const ::testing::TestParamInfo<Params>& info) {
+  return std::string(isa_name(std::get<0>(info.param))) + "_threads" +
+         std::to_string(std::get<1>(info.param));
+}
+
+INSTANTIATE_TEST_SUITE_P(AllIsas, QmatmulTest,
+                         ::testing::Combine(::testing::Values(Isa::Reference, Isa::Avx2,
+                                                              Isa::Avx512),
+                                            ::testing::Values(1, 2)),
+                         param_name);
+
+TEST(QmatmulApi, EmptyProductsAndBadArguments) {
+  const QuantizedMatrix w = make_quantized_matrix(0, 8, 4, 0);
+  qmatmul(nullptr, 3, w, nullptr);  // no rows of W: nothing to do
+  const QuantizedMatrix w2 = make_quantized_matrix(2, 8, 4, 0);
+  qmatmul(nullptr, 0, w2, nullptr);
+  EXPECT_THROW(qmatmul(nullptr, -1, w2, nullptr), Error);
+  std::vector<float> y(2);
+  EXPECT_THROW(qmatmul(nullptr, 1, w2, y.data()), Error);
+}
+
+}  // namespace
+}  // namespace wkvq
