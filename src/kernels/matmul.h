@@ -26,6 +26,8 @@ Isa parse_isa(std::string_view name);
 // Writes isa_name(isa).
 std::ostream& operator<<(std::ostream& os, Isa isa);
 
+// y (n, out) must not overlap x (n, in) or w (out, in); any alignment, any sizes >= 0 (in = 0
+// gives zeros). Results do not depend on the number of threads.
 void matmul_f32(const float* x, int64_t n, int64_t in, const float* w, int64_t out, float* y);
 // Same with an explicit implementation (tests, benchmarks). Throws if `isa` is unsupported.
 void matmul_f32(Isa isa, const float* x, int64_t n, int64_t in, const float* w, int64_t out,
