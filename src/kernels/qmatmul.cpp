@@ -98,7 +98,8 @@ void qmatmul(Isa isa, const float* x, int64_t n, const QuantizedMatrix& w, float
               w.scales.size() == static_cast<size_t>(w.rows * w.n_groups));
 
   const bool simd = qmatmul_has_simd(isa, w);
-  const bool dot = simd && n <= detail::kQDotMaxRows;
+  const bool dot =
+      simd && n <= (isa == Isa::Avx512 ? detail::kQDotMaxRowsAvx512 : detail::kQDotMaxRowsAvx2);
   const detail::QGemmBlocking& blocking =
       isa == Isa::Avx512 ? detail::kQAvx512Blocking : detail::kQAvx2Blocking;
   const Split s = !simd ? split_work(n, w.cols, w.rows, n, 1)

@@ -1,10 +1,11 @@
 // Quantized-weight matrix products: y[n, out] = x[n, in] . W^T, with W a QuantizedMatrix
 // (formats/weight_quant.h; rows = out, cols = in) and f32 activations x, y (row-major).
 //
-// W^ is never materialised whole. n <= 4 (decode, GEMV) runs "dot" kernels that stream W's codes
-// once, decode each 32-column block in registers and FMA it with x (memory-bound: W is 8x smaller
-// than f32 at 4 bits). n > 4 (prefill, GEMM) runs packed kernels that dequantize a block of W once
-// into f32 panels in per-thread scratch and reuse it across every row of x (compute-bound).
+// W^ is never materialised whole. Small n (decode GEMV, n = 1; up to 64 rows with AVX-512, 24
+// with AVX2) runs "dot" kernels that stream W's codes, decode each 32-column block in registers and
+// FMA it with up to 4 rows of x (memory-bound at n = 1: W is 8x smaller than f32 at 4 bits).
+// Larger n (prefill GEMM) runs packed kernels that dequantize a block of W once into f32 panels in
+// per-thread scratch and reuse it across every row of x (compute-bound).
 // Work is split over the OpenMP threads (core/parallel.h) by rows of W, and by rows of x too when W
 // has too few rows for every thread.
 //

@@ -96,6 +96,7 @@ inline void decode_block(const uint8_t* codes, int64_t c, int64_t cols, __m256i 
       for (int64_t k = 0; k < cols - c; ++k) tail[k] = src[k];
       src = tail;
     }
+#pragma GCC unroll 16
     for (int j = 0; j < kSub; ++j) {
       const __m128i b = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(src + j * kLanes));
       w[j] = _mm256_cvtepi32_ps(_mm256_sub_epi32(_mm256_cvtepu8_epi32(b), z));
@@ -116,17 +117,21 @@ inline void dot_step(const float* x, const QMatView& w, int64_t o, int64_t c,
                      const __m256i (&z)[NW], __m256 (&gacc)[NX][NW]) {
   const int64_t in = w.cols;
   if ((c * Bits / 8) % 64 == 0) {  // the next NW rows, as in qmatmul_avx512.cpp
+#pragma GCC unroll 16
     for (int r = 0; r < NW; ++r) {
       _mm_prefetch(
           reinterpret_cast<const char*>(w.codes + (o + NW + r) * w.row_bytes) + c * Bits / 8,
           _MM_HINT_T0);
     }
   }
+#pragma GCC unroll 16
   for (int r = 0; r < NW; ++r) {
     __m256 wv[kSub];
     decode_block<Bits>(w.codes + (o + r) * w.row_bytes, c, in, z[r], wv);
+#pragma GCC unroll 16
     for (int i = 0; i < NX; ++i) {
       const float* xi = x + i * in + c;
+#pragma GCC unroll 16
       for (int j = 0; j < kSub; ++j) {
         const __m256 xv = Tail ? _mm256_maskload_ps(xi + j * kLanes, lane_mask(in - c - j * kLanes))
                                : _mm256_loadu_ps(xi + j * kLanes);
@@ -140,19 +145,24 @@ inline void dot_step(const float* x, const QMatView& w, int64_t o, int64_t c,
 template <int Bits, int NX, int NW>
 void dot_tile(const float* x, const QMatView& w, int64_t o, float* y, int64_t ldy) {
   __m256 acc[NX][NW];
+#pragma GCC unroll 16
   for (int i = 0; i < NX; ++i) {
+#pragma GCC unroll 16
     for (int r = 0; r < NW; ++r) acc[i][r] = _mm256_setzero_ps();
   }
   alignas(32) float s[NW][kCoderChunk];
   alignas(32) int32_t zs[NW][kCoderChunk];
   for (int64_t g0 = 0; g0 < w.n_groups; g0 += kCoderChunk) {
     const int64_t ng = min64(kCoderChunk, w.n_groups - g0);
+#pragma GCC unroll 16
     for (int r = 0; r < NW; ++r) load_group_params(w, o + r, g0, ng, s[r], zs[r]);
     for (int64_t g = g0; g < g0 + ng; ++g) {
       __m256i z[NW];
       __m256 gacc[NX][NW];
+#pragma GCC unroll 16
       for (int r = 0; r < NW; ++r) {
         z[r] = _mm256_set1_epi32(zs[r][g - g0]);
+#pragma GCC unroll 16
         for (int i = 0; i < NX; ++i) gacc[i][r] = _mm256_setzero_ps();
       }
       const int64_t c1 = min64((g + 1) * w.group, w.cols);
@@ -161,13 +171,17 @@ void dot_tile(const float* x, const QMatView& w, int64_t o, float* y, int64_t ld
         dot_step<Bits, NX, NW, false>(x, w, o, c, z, gacc);
       }
       if (c < c1) dot_step<Bits, NX, NW, true>(x, w, o, c, z, gacc);
+#pragma GCC unroll 16
       for (int r = 0; r < NW; ++r) {
         const __m256 sv = _mm256_set1_ps(s[r][g - g0]);
+#pragma GCC unroll 16
         for (int i = 0; i < NX; ++i) acc[i][r] = _mm256_fmadd_ps(gacc[i][r], sv, acc[i][r]);
       }
     }
   }
+#pragma GCC unroll 16
   for (int i = 0; i < NX; ++i) {
+#pragma GCC unroll 16
     for (int r = 0; r < NW; ++r) y[i * ldy + o + r] = hsum(acc[i][r]);
   }
 }
@@ -180,24 +194,30 @@ void dot_rows(const float* x, const QMatView& w, float* y, int64_t ldy, int64_t 
   for (; o < o1; ++o) dot_tile<Bits, NX, 1>(x, w, o, y, ldy);
 }
 
+// W rows in blocks of kQDotRowBlock that stay in L2 while every group of 4 x rows passes over
+// them (one block when n <= 4: W is then streamed exactly once).
 template <int Bits>
 void dot_block(const float* x, const QMatView& w, float* y, int64_t ldy, QBlock b) {
-  int64_t i = b.i0;
-  for (; i + 4 <= b.i1; i += 4) dot_rows<Bits, 4>(x + i * w.cols, w, y + i * ldy, ldy, b.o0, b.o1);
-  const float* xi = x + i * w.cols;
-  float* yi = y + i * ldy;
-  switch (b.i1 - i) {
-    case 3:
-      dot_rows<Bits, 3>(xi, w, yi, ldy, b.o0, b.o1);
-      break;
-    case 2:
-      dot_rows<Bits, 2>(xi, w, yi, ldy, b.o0, b.o1);
-      break;
-    case 1:
-      dot_rows<Bits, 1>(xi, w, yi, ldy, b.o0, b.o1);
-      break;
-    default:
-      break;
+  const int64_t step = b.i1 - b.i0 <= 4 ? b.o1 - b.o0 : kQDotRowBlock;
+  for (int64_t o0 = b.o0; o0 < b.o1; o0 += step) {
+    const int64_t o1 = min64(o0 + step, b.o1);
+    int64_t i = b.i0;
+    for (; i + 4 <= b.i1; i += 4) dot_rows<Bits, 4>(x + i * w.cols, w, y + i * ldy, ldy, o0, o1);
+    const float* xi = x + i * w.cols;
+    float* yi = y + i * ldy;
+    switch (b.i1 - i) {
+      case 3:
+        dot_rows<Bits, 3>(xi, w, yi, ldy, o0, o1);
+        break;
+      case 2:
+        dot_rows<Bits, 2>(xi, w, yi, ldy, o0, o1);
+        break;
+      case 1:
+        dot_rows<Bits, 1>(xi, w, yi, ldy, o0, o1);
+        break;
+      default:
+        break;
+    }
   }
 }
 
@@ -219,6 +239,7 @@ void pack_panel(const QMatView& w, int64_t o, int64_t rows, int64_t pc, int64_t 
       }
       __m256 wv[kSub];
       decode_block<Bits>(codes, c, w.cols, gc.z, wv);
+#pragma GCC unroll 16
       for (int j = 0; j < kSub; ++j) {
         _mm256_store_ps(tmp + j * kLanes, _mm256_mul_ps(wv[j], gc.s));  // (q - z) s: exact
       }
@@ -232,12 +253,21 @@ void pack_panel(const QMatView& w, int64_t o, int64_t rows, int64_t pc, int64_t 
   }
 }
 
-// y[r, 0:16] (masked by m0, m1) = (accumulate ? y : 0) + sum_k x[r, k] * panel[k, 0:16], r < M.
+// Packs x[r, 0:kc] (r < rows, row stride ldx) k-major: xp[k * mr + r]. The register tile then
+// broadcasts from one contiguous run instead of mr rows `in` floats apart (same L1 sets).
+void pack_x(const float* x, int64_t ldx, int64_t rows, int64_t kc, float* xp) {
+  for (int64_t r = 0; r < rows; ++r) {
+    for (int64_t k = 0; k < kc; ++k) xp[k * kMr + r] = x[r * ldx + k];
+  }
+}
+
+// y[r, 0:16] (masked by m0, m1) = (accumulate ? y : 0) + sum_k xp[k, r] * panel[k, 0:16], r < M.
 template <int M>
-void micro_tile(const float* x, int64_t ldx, const float* panel, int64_t kc, float* y, int64_t ldy,
-                __m256i m0, __m256i m1, bool accumulate) {
+void micro_tile(const float* xp, const float* panel, int64_t kc, float* y, int64_t ldy, __m256i m0,
+                __m256i m1, bool accumulate) {
   __m256 acc0[M];
   __m256 acc1[M];
+#pragma GCC unroll 16
   for (int r = 0; r < M; ++r) {
     acc0[r] = accumulate ? _mm256_maskload_ps(y + r * ldy, m0) : _mm256_setzero_ps();
     acc1[r] = accumulate ? _mm256_maskload_ps(y + r * ldy + kLanes, m1) : _mm256_setzero_ps();
@@ -246,20 +276,22 @@ void micro_tile(const float* x, int64_t ldx, const float* panel, int64_t kc, flo
   for (int64_t k = 0; k < kc; ++k) {
     const __m256 w0 = _mm256_load_ps(panel + k * kNr);
     const __m256 w1 = _mm256_load_ps(panel + k * kNr + kLanes);
+#pragma GCC unroll 16
     for (int r = 0; r < M; ++r) {
-      const __m256 xb = _mm256_broadcast_ss(x + r * ldx + k);
+      const __m256 xb = _mm256_broadcast_ss(xp + k * kMr + r);
       acc0[r] = _mm256_fmadd_ps(xb, w0, acc0[r]);
       acc1[r] = _mm256_fmadd_ps(xb, w1, acc1[r]);
     }
   }
+#pragma GCC unroll 16
   for (int r = 0; r < M; ++r) {
     _mm256_maskstore_ps(y + r * ldy, m0, acc0[r]);
     _mm256_maskstore_ps(y + r * ldy + kLanes, m1, acc1[r]);
   }
 }
 
-using MicroTile = void (*)(const float*, int64_t, const float*, int64_t, float*, int64_t, __m256i,
-                           __m256i, bool);
+using MicroTile = void (*)(const float*, const float*, int64_t, float*, int64_t, __m256i, __m256i,
+                           bool);
 
 template <int Bits>
 void packed_block(const float* x, const QMatView& w, float* y, int64_t ldy, QBlock b, float* pack) {
@@ -267,6 +299,7 @@ void packed_block(const float* x, const QMatView& w, float* y, int64_t ldy, QBlo
                                             &micro_tile<4>, &micro_tile<5>, &micro_tile<6>};
   static_assert(kMr == 6, "one micro_tile instance per row count");
   const int64_t in = w.cols;
+  float* const xpack = pack + kB.nc * kB.kc;  // kc x mr, after the W panels
   for (int64_t jc = b.o0; jc < b.o1; jc += kB.nc) {
     const int64_t ncb = min64(kB.nc, b.o1 - jc);
     for (int64_t pc = 0; pc < in; pc += kB.kc) {
@@ -275,11 +308,13 @@ void packed_block(const float* x, const QMatView& w, float* y, int64_t ldy, QBlo
         pack_panel<Bits>(w, jc + p * kNr, min64(kNr, ncb - p * kNr), pc, kcb, pack + p * kNr * kcb);
       }
       for (int64_t i = b.i0; i < b.i1; i += kMr) {
-        const MicroTile tile = kTiles[min64(kMr, b.i1 - i) - 1];
+        const int64_t rows = min64(kMr, b.i1 - i);
+        pack_x(x + i * in + pc, in, rows, kcb, xpack);
+        const MicroTile tile = kTiles[rows - 1];
         for (int64_t p = 0; p * kNr < ncb; ++p) {
           const int64_t cols = ncb - p * kNr;
-          tile(x + i * in + pc, in, pack + p * kNr * kcb, kcb, y + i * ldy + jc + p * kNr, ldy,
-               lane_mask(cols), lane_mask(cols - kLanes), pc > 0);
+          tile(xpack, pack + p * kNr * kcb, kcb, y + i * ldy + jc + p * kNr, ldy, lane_mask(cols),
+               lane_mask(cols - kLanes), pc > 0);
         }
       }
     }

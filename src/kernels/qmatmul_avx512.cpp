@@ -213,24 +213,30 @@ void dot_rows(const float* x, const QMatView& w, float* y, int64_t ldy, int64_t 
   for (; o < o1; ++o) dot_tile<Bits, NX, 1>(x, w, o, y, ldy);
 }
 
+// W rows in blocks of kQDotRowBlock that stay in L2 while every group of 4 x rows passes over
+// them (one block when n <= 4: W is then streamed exactly once).
 template <int Bits>
 void dot_block(const float* x, const QMatView& w, float* y, int64_t ldy, QBlock b) {
-  int64_t i = b.i0;
-  for (; i + 4 <= b.i1; i += 4) dot_rows<Bits, 4>(x + i * w.cols, w, y + i * ldy, ldy, b.o0, b.o1);
-  const float* xi = x + i * w.cols;
-  float* yi = y + i * ldy;
-  switch (b.i1 - i) {
-    case 3:
-      dot_rows<Bits, 3>(xi, w, yi, ldy, b.o0, b.o1);
-      break;
-    case 2:
-      dot_rows<Bits, 2>(xi, w, yi, ldy, b.o0, b.o1);
-      break;
-    case 1:
-      dot_rows<Bits, 1>(xi, w, yi, ldy, b.o0, b.o1);
-      break;
-    default:
-      break;
+  const int64_t step = b.i1 - b.i0 <= 4 ? b.o1 - b.o0 : kQDotRowBlock;
+  for (int64_t o0 = b.o0; o0 < b.o1; o0 += step) {
+    const int64_t o1 = min64(o0 + step, b.o1);
+    int64_t i = b.i0;
+    for (; i + 4 <= b.i1; i += 4) dot_rows<Bits, 4>(x + i * w.cols, w, y + i * ldy, ldy, o0, o1);
+    const float* xi = x + i * w.cols;
+    float* yi = y + i * ldy;
+    switch (b.i1 - i) {
+      case 3:
+        dot_rows<Bits, 3>(xi, w, yi, ldy, o0, o1);
+        break;
+      case 2:
+        dot_rows<Bits, 2>(xi, w, yi, ldy, o0, o1);
+        break;
+      case 1:
+        dot_rows<Bits, 1>(xi, w, yi, ldy, o0, o1);
+        break;
+      default:
+        break;
+    }
   }
 }
 
@@ -321,9 +327,17 @@ void pack_panel(const QMatView& w, int64_t o, int64_t rows, int64_t pc, int64_t 
   }
 }
 
-// y[r, 0:32] (masked by m0, m1) = (accumulate ? y : 0) + sum_k x[r, k] * panel[k, 0:32], r < M.
+// Packs x[r, 0:kc] (r < rows, row stride ldx) k-major: xp[k * mr + r]. The register tile then
+// broadcasts from one contiguous run instead of mr rows `in` floats apart (same L1 sets).
+void pack_x(const float* x, int64_t ldx, int64_t rows, int64_t kc, float* xp) {
+  for (int64_t r = 0; r < rows; ++r) {
+    for (int64_t k = 0; k < kc; ++k) xp[k * kMr + r] = x[r * ldx + k];
+  }
+}
+
+// y[r, 0:32] (masked by m0, m1) = (accumulate ? y : 0) + sum_k xp[k, r] * panel[k, 0:32], r < M.
 template <int M>
-void micro_tile(const float* x, int64_t ldx, const float* panel, int64_t kc, float* y, int64_t ldy,
+void micro_tile(const float* xp, const float* panel, int64_t kc, float* y, int64_t ldy,
                 __mmask16 m0, __mmask16 m1, bool accumulate) {
   __m512 acc0[M];
   __m512 acc1[M];
@@ -337,7 +351,7 @@ void micro_tile(const float* x, int64_t ldx, const float* panel, int64_t kc, flo
     const __m512 w1 = _mm512_load_ps(panel + k * kNr + kLanes);
 #pragma GCC unroll 16
     for (int r = 0; r < M; ++r) {
-      const __m512 xb = _mm512_set1_ps(x[r * ldx + k]);
+      const __m512 xb = _mm512_set1_ps(xp[k * kMr + r]);
       acc0[r] = _mm512_fmadd_ps(xb, w0, acc0[r]);
       acc1[r] = _mm512_fmadd_ps(xb, w1, acc1[r]);
     }
@@ -349,7 +363,7 @@ void micro_tile(const float* x, int64_t ldx, const float* panel, int64_t kc, flo
   }
 }
 
-using MicroTile = void (*)(const float*, int64_t, const float*, int64_t, float*, int64_t, __mmask16,
+using MicroTile = void (*)(const float*, const float*, int64_t, float*, int64_t, __mmask16,
                            __mmask16, bool);
 
 template <int Bits>
@@ -360,6 +374,7 @@ void packed_block(const float* x, const QMatView& w, float* y, int64_t ldy, QBlo
                                             &micro_tile<10>, &micro_tile<11>, &micro_tile<12>};
   static_assert(kMr == 12, "one micro_tile instance per row count");
   const int64_t in = w.cols;
+  float* const xpack = pack + kB.nc * kB.kc;  // kc x mr, after the W panels
   for (int64_t jc = b.o0; jc < b.o1; jc += kB.nc) {
     const int64_t ncb = min64(kB.nc, b.o1 - jc);
     for (int64_t pc = 0; pc < in; pc += kB.kc) {
@@ -368,11 +383,13 @@ void packed_block(const float* x, const QMatView& w, float* y, int64_t ldy, QBlo
         pack_panel<Bits>(w, jc + p * kNr, min64(kNr, ncb - p * kNr), pc, kcb, pack + p * kNr * kcb);
       }
       for (int64_t i = b.i0; i < b.i1; i += kMr) {
-        const MicroTile tile = kTiles[min64(kMr, b.i1 - i) - 1];
+        const int64_t rows = min64(kMr, b.i1 - i);
+        pack_x(x + i * in + pc, in, rows, kcb, xpack);
+        const MicroTile tile = kTiles[rows - 1];
         for (int64_t p = 0; p * kNr < ncb; ++p) {
           const int64_t cols = ncb - p * kNr;
-          tile(x + i * in + pc, in, pack + p * kNr * kcb, kcb, y + i * ldy + jc + p * kNr, ldy,
-               lane_mask(cols), lane_mask(cols - kLanes), pc > 0);
+          tile(xpack, pack + p * kNr * kcb, kcb, y + i * ldy + jc + p * kNr, ldy, lane_mask(cols),
+               lane_mask(cols - kLanes), pc > 0);
         }
       }
     }

@@ -38,12 +38,21 @@ struct QGemmBlocking {
 };
 inline constexpr QGemmBlocking kQAvx512Blocking{12, 32, 256, 256};
 inline constexpr QGemmBlocking kQAvx2Blocking{6, 16, 256, 256};
-constexpr int64_t qpack_floats(const QGemmBlocking& b) { return b.nc * b.kc; }
+// Scratch floats of one thread's packed kernel: the W panels (nc x kc), then x packed (kc x mr).
+constexpr int64_t qpack_floats(const QGemmBlocking& b) { return b.nc * b.kc + b.kc * b.mr; }
 
-// Up to this many rows of x, the dot kernels (W streamed once, decoded in registers) run.
-inline constexpr int64_t kQDotMaxRows = 4;
+// Up to this many rows of x the dot kernels run (W decoded in registers for every 4 rows of x),
+// above it the packed kernels (W dequantized once into panels). Measured crossover on Zen 4
+// (1 thread, TinyLlama shapes): the AVX-512 dot kernel is as fast as the packed one up to
+// n = 128 (its 16-entry table decode costs little next to the FMAs); the AVX2 one, which
+// converts every code, loses above n ~ 24.
+inline constexpr int64_t kQDotMaxRowsAvx512 = 64;
+inline constexpr int64_t kQDotMaxRowsAvx2 = 24;
 // Rows of W per thread chunk in the dot kernels (a multiple of every kernel's rows per step).
 inline constexpr int64_t kQDotRowAlign = 8;
+// Rows of W per cache block of the dot kernels when n > 4: 96 KB of 4-bit codes at in = 2048, a
+// multiple of every kernel's rows per step (8, 6, 4, 3, 2).
+inline constexpr int64_t kQDotRowBlock = 96;
 
 void qmatmul_dot_avx512(const float* x, const QMatView& w, float* y, int64_t ldy, QBlock b);
 void qmatmul_dot_avx2(const float* x, const QMatView& w, float* y, int64_t ldy, QBlock b);

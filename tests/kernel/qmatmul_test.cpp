@@ -147,14 +147,16 @@ TEST_P(QmatmulTest, MatchesReferenceOverOddSizes) {
   }
 }
 
-// W larger than one packed block in both directions, x rows over several register tiles, and
-// in not a multiple of 32 with groups that end mid-block of the packed column range.
+// W larger than one packed block (and one dot-kernel row block) in both directions, x rows over
+// several register tiles, in not a multiple of 32, and n on both sides of the dot / packed limit.
 TEST_P(QmatmulTest, MatchesReferenceOverManyBlocks) {
   const ThreadCount tc(threads());
   for (const int bits : {4, 8}) {
     check_case(isa(), 29, 600, 530, bits, 128, 1, base_seed() + 1u);
     check_case(isa(), 1, 600, 530, bits, 64, 0, base_seed() + 2u);
     check_case(isa(), 4, 1000, 70, bits, 0, 1, base_seed() + 3u);
+    // Above every ISA's dot-kernel row limit: the packed kernels, with a partial register tile.
+    check_case(isa(), 77, 300, 200, bits, 64, 1, base_seed() + 8u);
   }
 }
 
