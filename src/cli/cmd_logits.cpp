@@ -67,6 +67,7 @@ void run_logits(const LogitsOptions& o) {
   write_npy_f32(o.out, logits.data(), {n, vocab});
   std::fprintf(stderr, "wrote %s: (%lld, %d) float32 logits (%s)\n", o.out.c_str(),
                static_cast<long long>(n), vocab, o.decode ? "decode" : "prefill");
+  print_memory(model, session.cache().bytes_per_token());
 }
 
 }  // namespace
