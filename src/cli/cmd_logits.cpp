@@ -8,6 +8,7 @@
 
 #include "cli/commands.h"
 #include "cli/common.h"
+#include "cli/quant_options.h"
 #include "core/error.h"
 #include "io/npy.h"
 #include "runtime/session.h"
@@ -20,6 +21,7 @@ struct LogitsOptions {
   std::string model, tokenizer, tokens, prompt, out;
   bool decode = false;
   int threads = 0;
+  QuantCliOptions quant;
 };
 
 std::vector<int> parse_token_list(const std::string& s) {
@@ -44,17 +46,19 @@ std::vector<int> parse_token_list(const std::string& s) {
 void run_logits(const LogitsOptions& o) {
   apply_threads(o.threads);
   const std::string model_path = resolve_model_path(o.model);
-  const Model model = load_model_verbose(model_path);
-  const int vocab = model.config.vocab_size;
-  std::vector<int> ids;
-  if (!o.tokens.empty()) {
-    ids = parse_token_list(o.tokens);
-  } else {
-    ids = open_tokenizer(o.tokenizer, model_path, vocab)->encode(o.prompt, true, false);
+  Model loaded = load_model_verbose(model_path);
+  const int vocab = loaded.config.vocab_size;
+  std::unique_ptr<Tokenizer> tok;
+  if (o.tokens.empty() || !o.quant.calib.empty()) {
+    tok = open_tokenizer(o.tokenizer, model_path, vocab);
   }
+  const std::vector<int> ids =
+      o.tokens.empty() ? tok->encode(o.prompt, true, false) : parse_token_list(o.tokens);
+  const PreparedModel p = prepare_model(std::move(loaded), o.quant, tok.get());
+  const Model& model = p.model;
   WKVQ_REQUIRE(!ids.empty(), "no tokens: give --tokens or --prompt");
   const auto n = static_cast<int64_t>(ids.size());
-  Session session(model, n);
+  Session session(model, n, p.kv, p.smoothing_or_null());
   std::vector<float> logits(static_cast<size_t>(n * vocab));
   if (o.decode) {  // token by token through the cache
     for (int64_t t = 0; t < n; ++t) {
@@ -84,6 +88,7 @@ void register_logits(CLI::App& app) {
   cmd->add_option("--out", o->out, "Output .npy file: float32 (n_tokens, vocab)")->required();
   cmd->add_flag("--decode", o->decode,
                 "Run token by token through the KV cache instead of one batched pass");
+  o->quant.add_to(cmd);
   add_threads_option(cmd, &o->threads);
   cmd->callback([o] { run_logits(*o); });
 }
