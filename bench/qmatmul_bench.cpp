@@ -6,7 +6,8 @@
 //   GB/s      bytes of the quantized weights (codes + fp16 scales + zeros) per second
 //   vs_f32    t(matmul_f32) / t(qmatmul) on the same shape, n and threads: > 1 is faster than f32
 //   f32_GB/s  bytes of the f32 weights per second in that matmul_f32 run
-// Run: build/bin/wkvq_qmatmul_bench [--benchmark_filter=Gemv]
+// Run: build/bin/wkvq_qmatmul_bench [--benchmark_filter=Gemv] [--benchmark_repetitions=9]
+// On a shared machine take the best repetition: other processes only ever add time.
 #include <benchmark/benchmark.h>
 
 #include <algorithm>
@@ -68,7 +69,8 @@ std::vector<float> activations(int64_t count) {
   return x;
 }
 
-// Seconds per matmul_f32 call on this shape (best of a few timed batches), cached.
+// Seconds per matmul_f32 call on this shape and thread count: the best of 15 batches of ~20 ms
+// (the minimum filters out time lost to other processes on a shared machine), cached.
 double f32_seconds(int64_t n, int64_t out, int64_t in, int threads) {
   static std::map<std::tuple<int64_t, int64_t, int64_t, int>, double> cache;
   const auto key = std::make_tuple(n, out, in, threads);
@@ -76,13 +78,15 @@ double f32_seconds(int64_t n, int64_t out, int64_t in, int threads) {
   const std::vector<float>& w = f32_weights(out, in);
   const std::vector<float> x = activations(n * in);
   std::vector<float> y(static_cast<size_t>(n * out));
-  wkvq::matmul_f32(x.data(), n, in, w.data(), out, y.data());  // warm up
-  const int reps = std::max<int>(1, static_cast<int>(2e9 / static_cast<double>(n * out * in)));
-  double best = 1e30;
-  for (int batch = 0; batch < 5; ++batch) {
-    const auto t0 = std::chrono::steady_clock::now();
+  const auto t0 = std::chrono::steady_clock::now();
+  wkvq::matmul_f32(x.data(), n, in, w.data(), out, y.data());  // warm up, and a first estimate
+  const std::chrono::duration<double> first = std::chrono::steady_clock::now() - t0;
+  const int reps = std::max(1, static_cast<int>(0.02 / std::max(first.count(), 1e-7)));
+  double best = first.count();
+  for (int batch = 0; batch < 15; ++batch) {
+    const auto b0 = std::chrono::steady_clock::now();
     for (int r = 0; r < reps; ++r) wkvq::matmul_f32(x.data(), n, in, w.data(), out, y.data());
-    const std::chrono::duration<double> dt = std::chrono::steady_clock::now() - t0;
+    const std::chrono::duration<double> dt = std::chrono::steady_clock::now() - b0;
     best = std::min(best, dt.count() / reps);
   }
   cache[key] = best;

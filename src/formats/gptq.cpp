@@ -1,4 +1,4 @@
-// Conversion between QuantizedMatrix (4-bit) and the GPTQ tensor layout.
+// Conversion between QuantizedMatrix (2, 4 or 8 bits) and the GPTQ tensor layout.
 #include "formats/gptq.h"
 
 #include <cstring>
@@ -7,10 +7,6 @@
 
 namespace wkvq {
 namespace {
-
-constexpr int64_t kPerWord = 8;  // 4-bit values per int32
-
-int64_t words(int64_t n) { return (n + kPerWord - 1) / kPerWord; }
 
 int32_t as_int32(uint32_t bits) {
   int32_t v;
@@ -24,21 +20,50 @@ uint32_t as_uint32(int32_t v) {
   return bits;
 }
 
-uint32_t nibble(uint32_t word, int64_t k) { return (word >> (4 * k)) & 15u; }
+// Packing of b-bit fields into 32-bit words, lowest bits first.
+struct Packing {
+  int bits;
+  int64_t per_word;
+  uint32_t mask;
+  explicit Packing(int b)
+      : bits(b), per_word(gptq_pack_factor(b)), mask(static_cast<uint32_t>((1u << b) - 1u)) {}
+  int64_t words(int64_t n) const { return (n + per_word - 1) / per_word; }
+  int shift(int64_t k) const { return static_cast<int>(bits * (k % per_word)); }
+  uint32_t field(uint32_t word, int64_t k) const { return (word >> shift(k)) & mask; }
+};
+
+// Throws unless the fields of `word` at positions [valid, per_word) are zero.
+void require_zero_padding(const Packing& p, uint32_t word, int64_t valid, const char* tensor,
+                          const char* what, int64_t first_missing) {
+  for (int64_t k = valid; k < p.per_word; ++k) {
+    WKVQ_REQUIRE(p.field(word, k) == 0, "from_gptq: ", tensor, " holds ", p.field(word, k),
+                 " in its padding, as the ", what, " ", first_missing + (k - valid),
+                 ", which does not exist (padding must be 0)");
+  }
+}
 
 }  // namespace
 
-GptqTensors to_gptq(const QuantizedMatrix& m, GptqZeros zeros) {
+int64_t gptq_pack_factor(int bits) {
+  WKVQ_REQUIRE(bits == 2 || bits == 4 || bits == 8, "GPTQ layout: ", bits,
+               "-bit weights are not supported (2, 4 or 8 bits; 3-bit codes would straddle "
+               "int32 words)");
+  return 32 / bits;
+}
+
+GptqTensors to_gptq(const QuantizedMatrix& m, GptqZeros zeros, int bits) {
   validate(m, "to_gptq");
-  WKVQ_REQUIRE(m.bits == 4, "to_gptq: GPTQ tensors hold 4-bit weights, this matrix has ", m.bits,
+  WKVQ_REQUIRE(m.bits == bits, "to_gptq: expected ", bits, "-bit weights, this matrix has ", m.bits,
                " bits");
+  const Packing p(bits);
   GptqTensors t;
+  t.bits = bits;
   t.in = m.cols;
   t.out = m.rows;
   t.group = m.group;
   t.n_groups = m.n_groups;
-  t.qweight.assign(static_cast<size_t>(words(t.in) * t.out), 0);
-  t.qzeros.assign(static_cast<size_t>(t.n_groups * words(t.out)), 0);
+  t.qweight.assign(static_cast<size_t>(p.words(t.in) * t.out), 0);
+  t.qzeros.assign(static_cast<size_t>(t.n_groups * p.words(t.out)), 0);
   t.scales.assign(static_cast<size_t>(t.n_groups * t.out), 0);
   t.g_idx.resize(static_cast<size_t>(t.in));
   for (int64_t i = 0; i < t.in; ++i)
@@ -47,15 +72,15 @@ GptqTensors to_gptq(const QuantizedMatrix& m, GptqZeros zeros) {
   std::vector<uint8_t> row(static_cast<size_t>(m.cols));
   std::vector<uint32_t> qweight(t.qweight.size(), 0);
   for (int64_t o = 0; o < t.out; ++o) {
-    unpack_row_codes_ref(m.row_codes(o), m.cols, 4, row.data());
+    unpack_row_codes_ref(m.row_codes(o), m.cols, bits, row.data());
     for (int64_t i = 0; i < t.in; ++i) {
-      qweight[static_cast<size_t>((i / kPerWord) * t.out + o)] |=
-          static_cast<uint32_t>(row[static_cast<size_t>(i)]) << (4 * (i % kPerWord));
+      qweight[static_cast<size_t>((i / p.per_word) * t.out + o)] |=
+          static_cast<uint32_t>(row[static_cast<size_t>(i)]) << p.shift(i);
     }
   }
   for (size_t j = 0; j < qweight.size(); ++j) t.qweight[j] = as_int32(qweight[j]);
 
-  const int64_t zero_words = words(t.out);
+  const int64_t zero_words = p.words(t.out);
   std::vector<uint32_t> qzeros(t.qzeros.size(), 0);
   for (int64_t o = 0; o < t.out; ++o) {
     for (int64_t g = 0; g < t.n_groups; ++g) {
@@ -67,7 +92,7 @@ GptqTensors to_gptq(const QuantizedMatrix& m, GptqZeros zeros) {
                      "export with the gptq_v2 layout (zeros stored as is)");
         z -= 1;
       }
-      qzeros[static_cast<size_t>(g * zero_words + o / kPerWord)] |= z << (4 * (o % kPerWord));
+      qzeros[static_cast<size_t>(g * zero_words + o / p.per_word)] |= z << p.shift(o);
       t.scales[static_cast<size_t>(g * t.out + o)] = m.scales[pi];
     }
   }
@@ -76,16 +101,16 @@ GptqTensors to_gptq(const QuantizedMatrix& m, GptqZeros zeros) {
 }
 
 QuantizedMatrix from_gptq(const GptqTensors& t, GptqZeros zeros) {
+  const Packing p(t.bits);
   WKVQ_REQUIRE(t.in >= 1 && t.out >= 0, "from_gptq: bad shape in=", t.in, ", out=", t.out);
   WKVQ_REQUIRE(t.group >= 1 && t.group <= t.in, "from_gptq: group size ", t.group,
                " outside [1, in=", t.in, "]");
-  QuantizedMatrix m = make_quantized_matrix(t.out, t.in, 4, t.group);
+  QuantizedMatrix m = make_quantized_matrix(t.out, t.in, t.bits, t.group);
   WKVQ_REQUIRE(t.n_groups == m.n_groups, "from_gptq: n_groups ", t.n_groups, ", expected ",
                m.n_groups, " = ceil(", t.in, " / ", t.group, ")");
-  const int64_t zero_words = words(t.out);
-  WKVQ_REQUIRE(t.qweight.size() == static_cast<size_t>(words(t.in) * t.out),
-               "from_gptq: qweight has ", t.qweight.size(), " elements, expected (", words(t.in),
-               ", ", t.out, ")");
+  const int64_t in_words = p.words(t.in), zero_words = p.words(t.out);
+  WKVQ_REQUIRE(t.qweight.size() == static_cast<size_t>(in_words * t.out), "from_gptq: qweight has ",
+               t.qweight.size(), " elements, expected (", in_words, ", ", t.out, ")");
   WKVQ_REQUIRE(t.qzeros.size() == static_cast<size_t>(t.n_groups * zero_words),
                "from_gptq: qzeros has ", t.qzeros.size(), " elements, expected (", t.n_groups, ", ",
                zero_words, ")");
@@ -98,25 +123,39 @@ QuantizedMatrix from_gptq(const GptqTensors& t, GptqZeros zeros) {
                  "] = ", t.g_idx[static_cast<size_t>(i)], ", expected ", i / t.group,
                  " (act-order / permuted groups are not supported)");
   }
+  const int64_t in_valid = t.in - (in_words - 1) * p.per_word;  // fields used in the last word
+  const int64_t out_valid = t.out - (zero_words - 1) * p.per_word;
+  const uint32_t max_stored = zeros == GptqZeros::kMinusOne ? p.mask - 1 : p.mask;
 
   std::vector<uint8_t> row(static_cast<size_t>(t.in));
   for (int64_t o = 0; o < t.out; ++o) {
     for (int64_t i = 0; i < t.in; ++i) {
-      const uint32_t word = as_uint32(t.qweight[static_cast<size_t>((i / kPerWord) * t.out + o)]);
-      row[static_cast<size_t>(i)] = static_cast<uint8_t>(nibble(word, i % kPerWord));
+      const uint32_t word = as_uint32(t.qweight[static_cast<size_t>((i / p.per_word) * t.out + o)]);
+      row[static_cast<size_t>(i)] = static_cast<uint8_t>(p.field(word, i));
     }
-    pack_row_codes_ref(row.data(), t.in, 4, m.codes.data() + o * m.row_bytes);
+    const uint32_t last = as_uint32(t.qweight[static_cast<size_t>((in_words - 1) * t.out + o)]);
+    require_zero_padding(p, last, in_valid, "qweight", "input column", t.in);
+    pack_row_codes_ref(row.data(), t.in, t.bits, m.codes.data() + o * m.row_bytes);
     for (int64_t g = 0; g < t.n_groups; ++g) {
-      const uint32_t word = as_uint32(t.qzeros[static_cast<size_t>(g * zero_words + o / kPerWord)]);
-      uint32_t z = nibble(word, o % kPerWord);
+      const uint32_t word =
+          as_uint32(t.qzeros[static_cast<size_t>(g * zero_words + o / p.per_word)]);
+      uint32_t z = p.field(word, o);
       if (zeros == GptqZeros::kMinusOne) {
-        WKVQ_REQUIRE(z <= 14, "from_gptq: qzeros of row ", o, ", group ", g,
-                     " stores 15, i.e. zero point 16 in the v1 layout: out of the 4-bit range");
+        WKVQ_REQUIRE(z <= max_stored, "from_gptq: qzeros of row ", o, ", group ", g, " stores ", z,
+                     ", i.e. zero point ", z + 1, " in the v1 layout: out of the ", t.bits,
+                     "-bit range");
         z += 1;
       }
       const auto pi = static_cast<size_t>(o * m.n_groups + g);
       m.zeros[pi] = static_cast<uint8_t>(z);
       m.scales[pi] = t.scales[static_cast<size_t>(g * t.out + o)];
+    }
+  }
+  if (t.out > 0) {
+    for (int64_t g = 0; g < t.n_groups; ++g) {
+      const uint32_t last =
+          as_uint32(t.qzeros[static_cast<size_t>(g * zero_words + zero_words - 1)]);
+      require_zero_padding(p, last, out_valid, "qzeros", "zero point of row", t.out);
     }
   }
   validate(m, "from_gptq");
