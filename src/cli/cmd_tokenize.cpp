@@ -1,15 +1,19 @@
-// wkvq tokenize: token ids of a text (JSON array on stdout), or its decoded text (--decode).
+// wkvq tokenize: the token ids of a text as one JSON array on stdout, or (--decode) the text that
+// those ids decode back to. For checking tokenizers against independent references.
 #include <chrono>
+#include <cstdint>
 #include <cstdio>
-#include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <memory>
 #include <nlohmann/json.hpp>
+#include <sstream>
 #include <string>
+#include <vector>
 
 #include "cli/commands.h"
-#include "cli/common.h"
 #include "core/error.h"
+#include "runtime/tokenizer.h"
 
 namespace wkvq::cli {
 
@@ -20,48 +24,90 @@ struct TokenizeOptions {
   bool bos = false, eos = false, decode = false;
 };
 
-// The vocabulary size a llama2.c .bin declares (|int32 at offset 20|), to find tok<N>.bin.
+// The vocab size a llama2.c model file declares: |int32| at byte offset 20 of its header (the
+// sign marks a shared classifier). 0 for a directory or a file too short to hold the header;
+// then only tokenizer.bin is looked for beside it.
 int llama2c_vocab_size(const std::string& model) {
-  if (std::filesystem::is_directory(model)) return 0;
+  std::error_code ec;
+  if (std::filesystem::is_directory(model, ec)) return 0;
   std::ifstream in(model, std::ios::binary);
-  int32_t header[7] = {};
-  in.read(reinterpret_cast<char*>(header), sizeof header);
-  WKVQ_REQUIRE(in.gcount() == sizeof header, model, ": too short for a llama2.c header");
-  return std::abs(header[5]);
+  in.seekg(20);
+  int32_t v = 0;
+  in.read(reinterpret_cast<char*>(&v), sizeof v);
+  if (!in || v == INT32_MIN) return 0;
+  return v < 0 ? -v : v;
+}
+
+// The whole file, which may be empty (then the ids are just BOS / EOS when asked).
+std::string read_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  WKVQ_REQUIRE(in.good(), "cannot open text file ", path, "; check the path given to --text-file");
+  std::ostringstream os;
+  os << in.rdbuf();
+  WKVQ_REQUIRE(!in.bad(), "error while reading text file ", path);
+  return os.str();
 }
 
 void run_tokenize(const TokenizeOptions& o) {
-  WKVQ_REQUIRE(!o.tokenizer.empty() || !o.model.empty(), "give --tokenizer FILE or --model PATH");
-  const std::string path =
-      o.tokenizer.empty() ? find_tokenizer_beside(o.model, llama2c_vocab_size(o.model))
-                          : o.tokenizer;
-  const auto tok = load_tokenizer(path);
-  const std::string text = o.text_file.empty() ? o.prompt : read_text_file(o.text_file);
+  const std::string path = o.tokenizer.empty()
+                               ? find_tokenizer_beside(o.model, llama2c_vocab_size(o.model))
+                               : o.tokenizer;
+  const std::unique_ptr<Tokenizer> tok = load_tokenizer(path);
+  const std::string text = o.text_file.empty() ? o.prompt : read_file(o.text_file);
   const auto t0 = std::chrono::steady_clock::now();
   const std::vector<int> ids = tok->encode(text, o.bos, o.eos);
-  const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   if (o.decode) {
-    std::printf("%s\n", tok->decode(ids).c_str());
+    const std::string decoded = tok->decode(ids);  // raw bytes, no newline added
+    std::fwrite(decoded.data(), 1, decoded.size(), stdout);
   } else {
     std::printf("%s\n", nlohmann::json(ids).dump().c_str());
   }
-  std::fprintf(stderr, "tokens: %zu, bytes: %zu, seconds: %.3f\n", ids.size(), text.size(), s);
+  std::fflush(stdout);
+  std::fprintf(stderr, "tokens: %zu, seconds: %.4f\n", ids.size(), seconds);
 }
 
 }  // namespace
 
 void register_tokenize(CLI::App& app) {
   auto o = std::make_shared<TokenizeOptions>();
-  CLI::App* cmd = app.add_subcommand("tokenize", "Token ids of a text as a JSON array");
-  auto* t = cmd->add_option("--tokenizer", o->tokenizer,
-                            "tokenizer.model (SentencePiece) or llama2.c tokenizer.bin");
-  cmd->add_option("--model", o->model, "Use the tokenizer beside this model")->excludes(t);
-  auto* p = cmd->add_option("--prompt", o->prompt, "Text to tokenize");
-  cmd->add_option("--text-file", o->text_file, "File to tokenize as one stream")->excludes(p);
-  cmd->add_flag("--bos", o->bos, "Put BOS first");
-  cmd->add_flag("--eos", o->eos, "Put EOS last");
-  cmd->add_flag("--decode", o->decode, "Print the decoded text of the ids instead (round trip)");
-  cmd->callback([o] { run_tokenize(*o); });
+  CLI::App* cmd = app.add_subcommand(
+      "tokenize",
+      "Print the token ids of a text as one JSON array (or, with --decode, the text "
+      "they decode to); the encoding time goes to stderr");
+  auto* tokenizer =
+      cmd->add_option(
+             "--tokenizer", o->tokenizer,
+             "Tokenizer file: *.model is SentencePiece, anything else a llama2.c tokenizer.bin")
+          ->type_name("FILE");
+  auto* model =
+      cmd->add_option(
+             "--model", o->model,
+             "Use the tokenizer beside this model: tokenizer.model in a Hugging Face directory; "
+             "tokenizer.bin or tok<vocab>.bin beside a llama2.c .bin file")
+          ->type_name("PATH");
+  tokenizer->excludes(model);
+  model->excludes(tokenizer);
+  auto* prompt = cmd->add_option("--prompt", o->prompt, "The text to tokenize");
+  auto* file = cmd->add_option("--text-file", o->text_file,
+                               "File whose whole content (bytes as they are) is tokenized as "
+                               "one stream")
+                   ->type_name("FILE");
+  prompt->excludes(file);
+  file->excludes(prompt);
+  cmd->add_flag("--bos", o->bos, "Put the BOS id first");
+  cmd->add_flag("--eos", o->eos, "Put the EOS id last");
+  cmd->add_flag("--decode", o->decode,
+                "Print the text the ids decode to (raw bytes, no newline) instead of the ids: "
+                "a round-trip check");
+  cmd->callback([o, tokenizer, model, prompt, file] {
+    WKVQ_REQUIRE(tokenizer->count() + model->count() == 1,
+                 "tokenize: give --tokenizer FILE or --model PATH");
+    WKVQ_REQUIRE(prompt->count() + file->count() == 1,
+                 "tokenize: give the text with --prompt TEXT or --text-file FILE");
+    run_tokenize(*o);
+  });
 }
 
 }  // namespace wkvq::cli

@@ -2,60 +2,86 @@
 
 #include <sentencepiece_processor.h>
 
-#include <cstdio>
+#include <limits>
 
 #include "core/error.h"
 
 namespace wkvq {
 
+namespace {
+
+constexpr std::string_view kSpaceMark = "\xE2\x96\x81";      // U+2581, SentencePiece's space
+constexpr std::string_view kUnknownText = " \xE2\x81\x87 ";  // SentencePiece's text for <unk>
+
+int hex_digit(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  return -1;
+}
+
+}  // namespace
+
 SpTokenizer::SpTokenizer(const std::string& path)
-    : sp_(std::make_unique<sentencepiece::SentencePieceProcessor>()) {
+    : sp_(std::make_unique<sentencepiece::SentencePieceProcessor>()), path_(path) {
   const auto status = sp_->Load(path);
-  WKVQ_REQUIRE(status.ok(), "cannot load SentencePiece tokenizer ", path, ": ",
-               status.ToString(), "; pass --tokenizer with the model's tokenizer.model");
+  WKVQ_REQUIRE(status.ok(), "cannot load SentencePiece tokenizer ", path, ": ", status.ToString(),
+               "; expected a tokenizer.model, pass the model's --tokenizer");
+  vocab_size_ = sp_->GetPieceSize();
+  bos_id_ = sp_->bos_id();
+  eos_id_ = sp_->eos_id();
+  WKVQ_REQUIRE(vocab_size_ > 0, path, ": the SentencePiece model has no pieces");
+  // The normalizer settings live in the model proto, which the public header does not expose:
+  // probe them instead. With a dummy prefix, "a" encodes to pieces starting with U+2581.
+  std::vector<std::string> probe;
+  WKVQ_REQUIRE(sp_->Encode("a", &probe).ok(), path, ": SentencePiece cannot encode \"a\"");
+  dummy_prefix_ = !probe.empty() && std::string_view(probe.front()).substr(0, 3) == kSpaceMark;
 }
 
 SpTokenizer::~SpTokenizer() = default;
 
 std::vector<int> SpTokenizer::encode(std::string_view text, bool bos, bool eos) const {
+  WKVQ_REQUIRE(!bos || bos_id_ >= 0, path_, ": BOS requested but the model defines no BOS id");
+  WKVQ_REQUIRE(!eos || eos_id_ >= 0, path_, ": EOS requested but the model defines no EOS id");
+  WKVQ_REQUIRE(text.size() < static_cast<size_t>(std::numeric_limits<int>::max()), path_,
+               ": text of ", text.size(), " bytes is too long to encode in one piece");
   std::vector<int> ids;
   if (!text.empty()) {
     const auto status = sp_->Encode(text, &ids);
-    WKVQ_REQUIRE(status.ok(), "SentencePiece could not encode the text: ", status.ToString());
+    WKVQ_REQUIRE(status.ok(), path_, ": SentencePiece could not encode the text (", text.size(),
+                 " bytes): ", status.ToString());
   }
-  if (bos) ids.insert(ids.begin(), bos_id());
-  if (eos) ids.push_back(eos_id());
-  return ids;
+  std::vector<int> out;
+  out.reserve(ids.size() + 2);
+  if (bos) out.push_back(bos_id_);
+  out.insert(out.end(), ids.begin(), ids.end());
+  if (eos) out.push_back(eos_id_);
+  return out;
 }
 
 std::string SpTokenizer::decode_piece(int prev, int token) const {
-  WKVQ_REQUIRE(token >= 0 && token < vocab_size(), "token id ", token,
-               " is outside the tokenizer's vocabulary [0, ", vocab_size(), ")");
-  if (sp_->IsControl(token)) return "";
-  const std::string piece = sp_->IdToPiece(token);
-  if (sp_->IsByte(token)) {
-    unsigned int byte = 0;
-    if (std::sscanf(piece.c_str(), "<0x%02X>", &byte) == 1) {
-      return std::string(1, static_cast<char>(byte));
-    }
+  WKVQ_REQUIRE(token >= 0 && token < vocab_size_, "token id ", token,
+               " is outside the tokenizer's vocabulary [0, ", vocab_size_, ") of ", path_,
+               "; is the tokenizer the model's own?");
+  if (sp_->IsControl(token)) return {};
+  if (sp_->IsUnknown(token)) return std::string(kUnknownText);
+  const std::string& piece = sp_->IdToPiece(token);
+  if (sp_->IsByte(token) && piece.size() == 6 && piece.compare(0, 3, "<0x") == 0) {
+    const int hi = hex_digit(piece[3]), lo = hex_digit(piece[4]);
+    if (hi >= 0 && lo >= 0) return std::string(1, static_cast<char>(hi * 16 + lo));
   }
-  if (sp_->IsUnknown(token)) return " \xE2\x81\x87 ";  // SentencePiece's rendering of <unk>
   std::string out;
-  static const std::string kSpace = "\xE2\x96\x81";  // U+2581
+  out.reserve(piece.size());
   for (size_t i = 0; i < piece.size();) {
-    if (piece.compare(i, kSpace.size(), kSpace) == 0) {
+    if (std::string_view(piece).substr(i, kSpaceMark.size()) == kSpaceMark) {
       out += ' ';
-      i += kSpace.size();
+      i += kSpaceMark.size();
     } else {
       out += piece[i++];
     }
   }
-  if (prev == bos_id() && !out.empty() && out[0] == ' ') out.erase(0, 1);
+  if (dummy_prefix_ && prev == bos_id_ && !out.empty() && out.front() == ' ') out.erase(0, 1);
   return out;
 }
-
-int SpTokenizer::vocab_size() const { return sp_->GetPieceSize(); }
-int SpTokenizer::bos_id() const { return sp_->bos_id(); }
-int SpTokenizer::eos_id() const { return sp_->eos_id(); }
 
 }  // namespace wkvq
