@@ -90,8 +90,8 @@ void KvCache::store(int layer, const float* k, const float* v, int64_t n, int64_
         ks[c] = smoothing_ ? (kt[c] - dk[c]) / sk[c] : kt[c];
         vs[c] = smoothing_ ? (vt[c] - dv[c]) / sv[c] : vt[c];
       }
-      quantize_token_ref(format_, ks.data(), &kq_[index(layer, pos0 + t) * tb]);
-      quantize_token_ref(format_, vs.data(), &vq_[index(layer, pos0 + t) * tb]);
+      quantize_token(format_, ks.data(), &kq_[index(layer, pos0 + t) * tb]);
+      quantize_token(format_, vs.data(), &vq_[index(layer, pos0 + t) * tb]);
     }
   });
 }
