@@ -12,5 +12,6 @@ void register_bench(CLI::App& app);
 void register_logits(CLI::App& app);
 void register_tokenize(CLI::App& app);
 void register_inspect(CLI::App& app);
+void register_quantize(CLI::App& app);
 
 }  // namespace wkvq::cli

@@ -16,6 +16,7 @@ int main(int argc, char** argv) {
   wkvq::cli::register_logits(app);
   wkvq::cli::register_tokenize(app);
   wkvq::cli::register_inspect(app);
+  wkvq::cli::register_quantize(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -1,0 +1,96 @@
+// wkvq quantize: quantize a floating-point model and write the quantized model directory
+// (design.md §5, model/quantized_model_io.h). --method rtn: round-to-nearest weights, the KV
+// settings (and statistics smoothing) recorded for the runtime. --method wkvquant (LWC + learned
+// smoothing with CRR calibration) is not implemented yet.
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <string>
+
+#include "cli/commands.h"
+#include "cli/common.h"
+#include "cli/quant_options.h"
+#include "core/error.h"
+#include "model/quantized_model_io.h"
+#include "runtime/kv_cache.h"
+
+namespace wkvq::cli {
+
+namespace {
+
+struct QuantizeCliOptions {
+  std::string method, model, out, tokenizer;
+  int threads = 0;
+  QuantCliOptions quant;
+};
+
+void check_method(const std::string& method) {
+  WKVQ_REQUIRE(method != "wkvquant",
+               "--method wkvquant is not implemented yet; available methods: rtn");
+  WKVQ_REQUIRE(method == "rtn", "--method: unknown method '", method,
+               "'; available methods: rtn (wkvquant is not implemented yet)");
+}
+
+void run_quantize(const QuantizeCliOptions& o) {
+  check_method(o.method);
+  QuantCliOptions q = o.quant;
+  if (q.wbits == 0) q.wbits = 4;
+  if (q.kvbits == 0) q.kvbits = 4;
+  WKVQ_REQUIRE(q.wbits != 3,
+               "--wbits 3: saving 3-bit weights is not supported (the GPTQ layout "
+               "of the quantized model directory packs 2, 4 or 8 bits); use --wbits 2, 4 or 8");
+  apply_threads(o.threads);
+  const auto t0 = std::chrono::steady_clock::now();
+  const std::string model_path = resolve_model_path(o.model);
+  Model loaded = load_model_verbose(model_path);
+  const std::string tok_path = o.tokenizer.empty()
+                                   ? find_tokenizer_beside(model_path, loaded.config.vocab_size)
+                                   : o.tokenizer;
+  const std::unique_ptr<Tokenizer> tok = load_tokenizer(tok_path);
+  const PreparedModel p = prepare_model(std::move(loaded), q, tok.get());
+  save_quantized_model(p.model, o.out, tok_path);
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+
+  namespace fs = std::filesystem;
+  const KvCache probe(p.model.config, 1, p.kv, p.smoothing_or_null());
+  const auto before = static_cast<double>(p.fp.weight_bytes());
+  const auto after = static_cast<double>(p.model.weight_bytes());
+  std::printf("quantized %s: %s (%.1f s)\n", model_path.c_str(), p.describe().c_str(), seconds);
+  std::printf("wrote %s: config.json, model.safetensors (%s), %s\n", o.out.c_str(),
+              human_bytes(static_cast<double>(fs::file_size(fs::path(o.out) / "model.safetensors")))
+                  .c_str(),
+              fs::path(tok_path).extension() == ".model" ? "tokenizer.model" : "tokenizer.bin");
+  std::printf("weights: %s -> %s (%.2fx smaller)\n", human_bytes(before).c_str(),
+              human_bytes(after).c_str(), after > 0 ? before / after : 0.0);
+  std::printf("KV cache: %.2f bits per element, %s per token\n", probe.bits_per_element(),
+              human_bytes(static_cast<double>(probe.bytes_per_token())).c_str());
+  print_memory(p.model, probe.bytes_per_token());
+}
+
+}  // namespace
+
+void register_quantize(CLI::App& app) {
+  auto o = std::make_shared<QuantizeCliOptions>();
+  CLI::App* cmd = app.add_subcommand(
+      "quantize",
+      "Quantize a model and write a quantized model directory (Hugging Face layout, "
+      "GPTQ-convention weights)");
+  cmd->add_option("--method", o->method, "Quantization method: rtn (wkvquant: not implemented yet)")
+      ->required();
+  cmd->add_option("--model", o->model,
+                  "llama2.c .bin file or Hugging Face directory, floating point (default: "
+                  "stories260K from $WKVQ_SHARED_DIR or ../shared)");
+  cmd->add_option("--out", o->out, "Output directory (new, empty, or an earlier quantized model)")
+      ->required();
+  cmd->add_option("--tokenizer", o->tokenizer,
+                  "Tokenizer copied into the output (default: the one beside the model)");
+  o->quant.add_to(cmd);
+  add_threads_option(cmd, &o->threads);
+  cmd->footer(
+      "Defaults for quantize: --wbits 4, --kvbits 4 (the KV settings are recorded in the "
+      "directory's config.json; commands that load it may override them).");
+  cmd->callback([o] { run_quantize(*o); });
+}
+
+}  // namespace wkvq::cli

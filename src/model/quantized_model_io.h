@@ -1,0 +1,74 @@
+// The quantized model directory (design.md §5): a Hugging Face layout that other engines can
+// read the weights of, and that wkvq loads back exactly.
+//
+//   DIR/config.json        HF Llama keys + "quantization_config" (below)
+//   DIR/model.safetensors  written by io/safetensors_writer.h, tensors in this order:
+//     model.embed_tokens.weight                      F32 (vocab, dim)
+//     model.norm.weight                              F32 (dim)
+//     lm_head.weight                                 F32 (vocab, dim)       only when untied
+//     model.layers.L.input_layernorm.weight          F32 (dim)
+//     model.layers.L.post_attention_layernorm.weight F32 (dim)
+//     model.layers.L.self_attn.kv_smoothing.{k_shift,k_scale,v_shift,v_scale}
+//                                                    F32 (kv_dim)           when smoothed
+//     per linear PREFIX = model.layers.L.{self_attn.{q,k,v,o}_proj, mlp.{gate,up,down}_proj}.
+//       kept in float:  PREFIX.weight                F32 (out, in)
+//       quantized:      PREFIX.qweight               I32 (ceil(in / P), out)
+//                       PREFIX.qzeros                I32 (G, ceil(out / P))
+//                       PREFIX.g_idx                 I32 (in)               i / group
+//                       PREFIX.scales                F16 (G, out)
+//     (F32 tensors first, then I32, then F16: every tensor sits aligned to its element size.)
+//   DIR/tokenizer.model (SentencePiece) or DIR/tokenizer.bin (llama2.c BPE): a copy of the
+//     tokenizer (plus tokenizer_config.json / special_tokens_map.json when found beside it).
+// The int tensors follow formats/gptq.h with P = 32 / bits values per int32 (lowest bits first),
+// G = ceil(in / group) groups along the input; in and out not a multiple of P are zero-padded.
+// Zero points are written exactly (GptqZeros::kAsIs, GPTQModel's "gptq_v2"), NOT in the v1
+// "stored zero = zero - 1" form that AutoGPTQ/exllama assume by default: quantization_config says
+// so with "zero_point": "exact" and "checkpoint_format": "gptq_v2".
+//
+// quantization_config: quant_method "wkvq", format_version 1, method ("rtn", ...), bits (2, 4, 8),
+// group_size (GPTQ convention: -1 = one group per row), desc_act false, sym false, zero_point,
+// checkpoint_format, kv_bits, kv_group_size (0 = head_dim), poq, kv_smooth ("none", "stats",
+// "learned"), keep_float (["L.name", ...], wkvq names: "3.w_down"), padding {values_per_int32,
+// fill, linears: [{name, in, in_packed, out, out_packed}] for each linear kind that is padded}.
+//
+// RoPE: the directory uses HF's rotate-half layout. A model in llama2.c's interleaved layout has
+// each head's q/k rows permuted on save (rotate_half_row_order), with the K smoothing vectors;
+// the saved model computes the same function, up to the summation order of q.k. (Only when the
+// KV quantization group (kv_group_size) splits a head do the KV groups differ after the
+// permutation: groups of whole heads, the default, see the same values.)
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "formats/weight_quant.h"
+#include "model/model.h"
+
+namespace wkvq {
+
+inline constexpr int kQuantizedFormatVersion = 1;
+
+// Writes `m` (quantized with 2-, 4- or 8-bit weights; 3-bit is refused) into `dir`, creating it.
+// `dir` must be absent, empty, or an earlier quantized model directory (overwritten). An empty
+// tokenizer_path writes no tokenizer. Throws wkvq::Error naming the file and the problem.
+void save_quantized_model(const Model& m, const std::string& dir,
+                          const std::string& tokenizer_path);
+
+// True when `path` is a directory whose config.json has a quantization_config with quant_method
+// "wkvq". Never throws (a malformed config.json gives false; loading it reports the problem).
+bool is_quantized_model_dir(const std::string& path);
+
+// Reads a directory written by save_quantized_model: quantized linears as Linear::q (w = null),
+// float tensors as Linear::w / pointers, the KV smoothing and Model::quant. Everything is
+// validated first; errors name the file and the field.
+Model load_quantized_model(const std::string& dir);
+
+// The row order that turns a q/k projection of n_heads heads from the interleaved RoPE layout
+// into the rotate-half one: new row h*hd + j = old row h*hd + 2j and new row h*hd + hd/2 + j =
+// old row h*hd + 2j + 1 (j < hd/2). order[new] = old.
+std::vector<int64_t> rotate_half_row_order(int n_heads, int head_dim);
+// out row r = m row order[r], with its scales and zero points (exact).
+QuantizedMatrix permute_rows(const QuantizedMatrix& m, const std::vector<int64_t>& order);
+
+}  // namespace wkvq

@@ -1,0 +1,348 @@
+// Reading the quantized model directory (layout in quantized_model_io.h). Everything is checked
+// against config.json before use: dtypes, shapes (from the config, bits and group size), GPTQ
+// packing and padding, zero points, scales (finite, > 0), smoothing scales (> 0), and no tensor
+// is left unexplained. Every message names the file and the field.
+#include <cmath>
+#include <cstring>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+#include <set>
+
+#include "core/error.h"
+#include "core/fp16.h"
+#include "formats/gptq.h"
+#include "io/hf_config.h"
+#include "io/mapped_file.h"
+#include "io/safetensors.h"
+#include "model/loader.h"
+#include "model/quantized_model_io.h"
+#include "model/quantized_model_names.h"
+#include "model/weight_quantizer.h"
+
+namespace wkvq {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+namespace {
+
+json read_json(const std::string& path) {
+  auto map = MappedFile::open(path);
+  const auto* text = reinterpret_cast<const char*>(map->data());
+  try {
+    return json::parse(text, text + (text == nullptr ? 0 : map->size()));
+  } catch (const json::exception& e) {
+    fail(path, ": not valid JSON: ", e.what());
+  }
+}
+
+struct QuantConfig {
+  QuantizationInfo info;
+  GptqZeros zeros = GptqZeros::kAsIs;
+  int64_t pack = 8;                    // values per int32
+  std::set<std::pair<int, int>> keep;  // (layer, linear) kept in float
+};
+
+// Typed access to quantization_config with messages naming the file and the key.
+class QcReader {
+ public:
+  QcReader(const json& j, const std::string& path) : j_(j), path_(path) {}
+
+  const json& at(const char* key) const {
+    WKVQ_REQUIRE(j_.contains(key), path_, ": quantization_config.", key, " is missing");
+    return j_.at(key);
+  }
+  int64_t integer(const char* key) const {
+    const json& v = at(key);
+    WKVQ_REQUIRE(v.is_number_integer(), path_, ": quantization_config.", key,
+                 " must be an integer, found ", v.dump());
+    return v.get<int64_t>();
+  }
+  bool boolean(const char* key) const {
+    const json& v = at(key);
+    WKVQ_REQUIRE(v.is_boolean(), path_, ": quantization_config.", key,
+                 " must be true or false, found ", v.dump());
+    return v.get<bool>();
+  }
+  std::string string(const char* key) const {
+    const json& v = at(key);
+    WKVQ_REQUIRE(v.is_string(), path_, ": quantization_config.", key, " must be a string, found ",
+                 v.dump());
+    return v.get<std::string>();
+  }
+  [[noreturn]] void bad(const char* key, const std::string& why) const {
+    fail(path_, ": quantization_config.", key, " = ", at(key).dump(), ": ", why);
+  }
+
+ private:
+  const json& j_;
+  const std::string& path_;
+};
+
+void parse_keep_float(const QcReader& r, const LlamaConfig& c, QuantConfig& q) {
+  const json& list = r.at("keep_float");
+  if (!list.is_array()) r.bad("keep_float", "must be a list of \"LAYER.NAME\" strings");
+  for (const json& e : list) {
+    const std::string s = e.is_string() ? e.get<std::string>() : std::string();
+    const size_t dot = s.find('.');
+    int layer = -1, lin = -1;
+    if (dot != std::string::npos && dot > 0 && dot <= 6 &&
+        s.find_first_not_of("0123456789") == dot) {
+      layer = std::stoi(s.substr(0, dot));
+      for (int i = 0; i < 7; ++i) lin = s.substr(dot + 1) == kLinearNames[i] ? i : lin;
+    }
+    if (layer < 0 || layer >= c.n_layers || lin < 0 || !q.keep.emplace(layer, lin).second) {
+      r.bad("keep_float", "entry " + e.dump() + " is not a distinct LAYER.NAME with a layer < " +
+                              std::to_string(c.n_layers) +
+                              " and NAME one of wq wk wv wo w_gate w_up w_down");
+    }
+  }
+}
+
+QuantConfig parse_quant_config(const json& root, const std::string& path, const LlamaConfig& c) {
+  WKVQ_REQUIRE(root.contains("quantization_config") && root["quantization_config"].is_object(),
+               path, ": quantization_config is missing or not an object");
+  const QcReader r(root["quantization_config"], path);
+  QuantConfig q;
+  QuantizationInfo& info = q.info;
+  if (r.string("quant_method") != kQuantMethod) r.bad("quant_method", "expected \"wkvq\"");
+  const int64_t version = r.integer("format_version");
+  if (version > kQuantizedFormatVersion) {
+    r.bad("format_version", "written by a newer wkvq (this one reads format_version " +
+                                std::to_string(kQuantizedFormatVersion) + "); update wkvq");
+  }
+  if (version != kQuantizedFormatVersion) r.bad("format_version", "unknown version");
+  info.method = r.string("method");
+  if (info.method.empty()) r.bad("method", "must name the quantization method");
+  const int64_t bits = r.integer("bits");
+  if (bits != 2 && bits != 4 && bits != 8) r.bad("bits", "must be 2, 4 or 8");
+  info.wbits = static_cast<int>(bits);
+  q.pack = gptq_pack_factor(info.wbits);
+  const int64_t group = r.integer("group_size");
+  if (group != -1 && group < 1) r.bad("group_size", "must be -1 (one group per row) or >= 1");
+  info.wgroup = group == -1 ? 0 : group;
+  if (r.boolean("desc_act")) r.bad("desc_act", "act-order (permuted groups) is not supported");
+  r.boolean("sym");
+  const std::string zp = r.string("zero_point");
+  if (zp != "exact" && zp != "minus_one")
+    r.bad("zero_point", "expected \"exact\" or \"minus_one\"");
+  q.zeros = zp == "exact" ? GptqZeros::kAsIs : GptqZeros::kMinusOne;
+  const int64_t kvbits = r.integer("kv_bits");
+  if (kvbits != 2 && kvbits != 3 && kvbits != 4 && kvbits != 8 && kvbits != 16 && kvbits != 32) {
+    r.bad("kv_bits", "must be 2, 3, 4, 8 (int), 16 (fp16) or 32 (f32)");
+  }
+  info.kvbits = static_cast<int>(kvbits);
+  const int64_t kvgroup = r.integer("kv_group_size");
+  if (kvgroup < 0 || kvgroup > c.kv_dim()) {
+    r.bad("kv_group_size",
+          "must be in [0, kv_dim = " + std::to_string(c.kv_dim()) + "] (0: head_dim)");
+  }
+  info.kvgroup = static_cast<int>(kvgroup);
+  info.poq = r.boolean("poq");
+  info.kv_smooth = r.string("kv_smooth");
+  if (info.kv_smooth != "none" && info.kv_smooth != "stats" && info.kv_smooth != "learned") {
+    r.bad("kv_smooth", "expected \"none\", \"stats\" or \"learned\"");
+  }
+  parse_keep_float(r, c, q);
+  const json& pad = r.at("padding");
+  if (!pad.is_object()) r.bad("padding", "must be an object");
+  WKVQ_REQUIRE(!pad.contains("values_per_int32") || pad["values_per_int32"] == q.pack, path,
+               ": quantization_config.padding.values_per_int32 = ", pad["values_per_int32"].dump(),
+               ": must be 32 / bits = ", q.pack);
+  return q;
+}
+
+// The tensors of model.safetensors, fetched by name with dtype and shape checked; remembers
+// which were used so that unexplained ones can be reported.
+class Tensors {
+ public:
+  Tensors(const SafetensorsFile& f, Model& m) : f_(f), m_(m) {}
+
+  bool has(const std::string& name) const { return f_.find(name) != nullptr; }
+
+  const TensorInfo& get(const std::string& name, DType dtype, const std::vector<int64_t>& shape,
+                        const std::string& why) {
+    const TensorInfo* t = f_.find(name);
+    WKVQ_REQUIRE(t != nullptr, f_.path(), ": tensor '", name, "' is missing (", why, ")");
+    WKVQ_REQUIRE(t->dtype == dtype, f_.path(), ": tensor '", name, "': dtype ",
+                 dtype_name(t->dtype), ", expected ", dtype_name(dtype));
+    WKVQ_REQUIRE(t->shape == shape, f_.path(), ": tensor '", name, "': shape ", t->shape_string(),
+                 ", expected ", shape_to_string(shape), " (", why, ")");
+    used_.insert(name);
+    return *t;
+  }
+
+  // F32 data, in place when aligned, else an owned copy; checked finite.
+  const float* f32(const std::string& name, const std::vector<int64_t>& shape,
+                   const std::string& why) {
+    const TensorInfo& t = get(name, DType::F32, shape, why);
+    const float* p = t.f32_in_place();
+    if (p == nullptr && t.numel > 0) {
+      float* buf = m_.storage.allocate(static_cast<size_t>(t.numel));
+      t.to_f32(buf);
+      p = buf;
+    }
+    for (int64_t i = 0; i < t.numel; ++i) {
+      WKVQ_REQUIRE(std::isfinite(p[i]), f_.path(), ": tensor '", name, "': non-finite value ", p[i],
+                   " at element ", i);
+    }
+    return p;
+  }
+
+  template <class T>
+  std::vector<T> copy(const std::string& name, DType dtype, const std::vector<int64_t>& shape,
+                      const std::string& why) {
+    const TensorInfo& t = get(name, dtype, shape, why);
+    std::vector<T> v(static_cast<size_t>(t.numel));
+    if (t.nbytes > 0) std::memcpy(v.data(), t.data, t.nbytes);
+    return v;
+  }
+
+  void reject_unused() const {
+    for (const auto& [name, t] : f_.tensors()) {
+      WKVQ_REQUIRE(used_.count(name) != 0, f_.path(), ": unexpected tensor '", name,
+                   "' (config.json does not call for it: check keep_float, kv_smooth and "
+                   "tie_word_embeddings)");
+    }
+  }
+
+  const std::string& path() const { return f_.path(); }
+
+ private:
+  const SafetensorsFile& f_;
+  Model& m_;
+  std::set<std::string> used_;
+};
+
+Linear load_quantized_linear(Tensors& t, const std::string& prefix, int64_t out, int64_t in,
+                             const QuantConfig& qc) {
+  const int64_t p = qc.pack, group = weight_group_size(in, qc.info.wgroup);
+  GptqTensors g;
+  g.bits = qc.info.wbits;
+  g.in = in;
+  g.out = out;
+  g.group = group;
+  g.n_groups = (in + group - 1) / group;
+  const std::string why = "in = " + std::to_string(in) + ", out = " + std::to_string(out) +
+                          ", bits = " + std::to_string(g.bits) +
+                          ", group = " + std::to_string(group);
+  g.qweight = t.copy<int32_t>(prefix + "qweight", DType::I32, {(in + p - 1) / p, out}, why);
+  g.qzeros = t.copy<int32_t>(prefix + "qzeros", DType::I32, {g.n_groups, (out + p - 1) / p}, why);
+  g.scales = t.copy<uint16_t>(prefix + "scales", DType::F16, {g.n_groups, out}, why);
+  if (t.has(prefix + "g_idx")) {
+    g.g_idx = t.copy<int32_t>(prefix + "g_idx", DType::I32, {in}, why);
+  } else {
+    for (int64_t i = 0; i < in; ++i) g.g_idx.push_back(static_cast<int32_t>(i / group));
+  }
+  QuantizedMatrix m;
+  try {
+    m = from_gptq(g, qc.zeros);
+  } catch (const Error& e) {
+    fail(t.path(), ": tensors '", prefix, "{qweight,qzeros,scales,g_idx}': ", e.what());
+  }
+  for (int64_t o = 0; o < out; ++o) {
+    for (int64_t k = 0; k < g.n_groups; ++k) {
+      const float s = fp16_to_f32(m.scales[static_cast<size_t>(o * g.n_groups + k)]);
+      WKVQ_REQUIRE(std::isfinite(s) && s > 0.0f, t.path(), ": tensor '", prefix, "scales': scale ",
+                   s, " of row ", o, ", group ", k, " (scales must be finite and > 0)");
+    }
+  }
+  Linear lin;
+  lin.out = out;
+  lin.in = in;
+  lin.q = std::make_shared<const QuantizedMatrix>(std::move(m));
+  return lin;
+}
+
+KvSmoothing load_smoothing(Tensors& t, const LlamaConfig& c) {
+  KvSmoothing s = KvSmoothing::identity(c.n_layers, c.kv_dim());
+  const int64_t kv = c.kv_dim();
+  const std::string why = "kv_dim = n_kv_heads * head_dim; config.json kv_smooth is not \"none\"";
+  for (int l = 0; l < c.n_layers; ++l) {
+    const std::string p = layer_tensor(l, "self_attn.kv_smoothing.");
+    const auto o = static_cast<size_t>(int64_t{l} * kv);
+    const char* names[4] = {"k_shift", "k_scale", "v_shift", "v_scale"};
+    std::vector<float>* dst[4] = {&s.dk, &s.sk, &s.dv, &s.sv};
+    for (int i = 0; i < 4; ++i) {
+      const float* v = t.f32(p + names[i], {kv}, why);
+      for (int64_t ch = 0; ch < kv; ++ch) {
+        WKVQ_REQUIRE(i % 2 == 0 || v[ch] > 0.0f, t.path(), ": tensor '", p, names[i], "': channel ",
+                     ch, " is ", v[ch], " (smoothing scales must be > 0)");
+        (*dst[i])[o + static_cast<size_t>(ch)] = v[ch];
+      }
+    }
+  }
+  return s;
+}
+
+}  // namespace
+
+bool is_quantized_model_dir(const std::string& path) {
+  try {
+    std::error_code ec;
+    const fs::path config = fs::path(path) / "config.json";
+    if (!fs::is_directory(path, ec) || !fs::is_regular_file(config, ec)) return false;
+    const json j = read_json(config.string());
+    if (!j.is_object() || !j.contains("quantization_config")) return false;
+    const json& q = j["quantization_config"];
+    return q.is_object() && q.contains("quant_method") && q["quant_method"] == kQuantMethod;
+  } catch (const std::exception&) {
+    return false;
+  }
+}
+
+Model load_quantized_model(const std::string& dir) {
+  const std::string config_path = (fs::path(dir) / "config.json").string();
+  Model m;
+  m.source = dir;
+  m.config = config_from_hf(read_hf_config(config_path));
+  const LlamaConfig& c = m.config;
+  c.validate(config_path);
+  const QuantConfig qc = parse_quant_config(read_json(config_path), config_path, c);
+  m.quant = qc.info;
+
+  const SafetensorsFile file =
+      SafetensorsFile::open((fs::path(dir) / "model.safetensors").string());
+  m.storage.holders.push_back(file.mapping());
+  Tensors t(file, m);
+  const int64_t dim = c.dim, hidden = c.hidden_dim, q = c.q_dim(), kv = c.kv_dim();
+  const int64_t vocab = c.vocab_size;
+  m.tok_embeddings = t.f32("model.embed_tokens.weight", {vocab, dim}, "vocab_size, hidden_size");
+  m.final_norm = t.f32("model.norm.weight", {dim}, "hidden_size");
+  const int64_t shapes[7][2] = {{q, dim},      {kv, dim},     {kv, dim},    {dim, q},
+                                {hidden, dim}, {hidden, dim}, {dim, hidden}};
+  m.layers.resize(static_cast<size_t>(c.n_layers));
+  for (int l = 0; l < c.n_layers; ++l) {
+    LayerWeights& lw = m.layers[static_cast<size_t>(l)];
+    lw.attn_norm = t.f32(layer_tensor(l, "input_layernorm.weight"), {dim}, "hidden_size");
+    lw.ffn_norm = t.f32(layer_tensor(l, "post_attention_layernorm.weight"), {dim}, "hidden_size");
+    for (int i = 0; i < 7; ++i) {
+      const int64_t out = shapes[i][0], in = shapes[i][1];
+      Linear& lin = linear_by_index(lw, i);
+      if (qc.keep.count({l, i}) != 0) {
+        lin.out = out;
+        lin.in = in;
+        lin.w = t.f32(linear_prefix(l, i) + "weight", {out, in},
+                      "keep_float lists " + std::to_string(l) + "." + kLinearNames[i]);
+      } else {
+        lin = load_quantized_linear(t, linear_prefix(l, i), out, in, qc);
+      }
+    }
+  }
+  if (c.tied_output) {
+    m.output = Linear{vocab, dim, m.tok_embeddings, nullptr};
+  } else if (t.has("lm_head.qweight")) {
+    m.output = load_quantized_linear(t, "lm_head.", vocab, dim, qc);
+  } else {
+    m.output = Linear{vocab, dim,
+                      t.f32("lm_head.weight", {vocab, dim},
+                            "tie_word_embeddings "
+                            "is false"),
+                      nullptr};
+  }
+  if (m.quant.kv_smooth != "none") m.kv_smoothing = load_smoothing(t, c);
+  t.reject_unused();
+  return m;
+}
+
+}  // namespace wkvq

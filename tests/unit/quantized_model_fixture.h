@@ -1,0 +1,119 @@
+// Small seeded quantized models and a scratch directory, shared by the quantized model directory
+// tests (quantized_model_io_test.cpp, quantized_model_errors_test.cpp).
+#pragma once
+
+#include <unistd.h>
+
+#include <cstdint>
+#include <cstdlib>
+#include <filesystem>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "model/model.h"
+#include "model/random_model.h"
+#include "model/weight_quantizer.h"
+#include "runtime/session.h"
+
+namespace wkvq::qmtest {
+
+namespace fs = std::filesystem;
+
+inline uint32_t base_seed() {
+  if (const char* env = std::getenv("WKVQ_TEST_SEED")) {
+    return static_cast<uint32_t>(std::strtoul(env, nullptr, 10));
+  }
+  return 20240611u;
+}
+
+class TempDir {
+ public:
+  TempDir() {
+    static int counter = 0;
+    path_ = fs::temp_directory_path() /
+            ("wkvq_qmodel_test_" + std::to_string(::getpid()) + "_" + std::to_string(counter++));
+    fs::remove_all(path_);
+    fs::create_directories(path_);
+  }
+  ~TempDir() {
+    std::error_code ec;
+    fs::remove_all(path_, ec);
+  }
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  std::string path(const std::string& name) const { return (path_ / name).string(); }
+
+ private:
+  fs::path path_;
+};
+
+// dim 64, 2 layers, 4 heads of 16, 2 KV heads, the given MLP width, vocab 96, context 32.
+inline LlamaConfig small_config(int hidden, RopeLayout layout, bool tied) {
+  LlamaConfig c;
+  c.dim = 64;
+  c.hidden_dim = hidden;
+  c.n_layers = 2;
+  c.n_heads = 4;
+  c.n_kv_heads = 2;
+  c.head_dim = 16;
+  c.vocab_size = 96;
+  c.seq_len = 32;
+  c.rope_theta = 10000.0f;
+  c.norm_eps = 1e-5f;
+  c.rope_layout = layout;
+  c.tied_output = tied;
+  return c;
+}
+
+// Shifts in +-0.5, scales in [0.5, 2]: positive, and far from identity.
+inline KvSmoothing random_smoothing(int layers, int kv_dim, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<float> shift(-0.5f, 0.5f), scale(0.5f, 2.0f);
+  KvSmoothing s = KvSmoothing::identity(layers, kv_dim);
+  for (size_t i = 0; i < s.dk.size(); ++i) {
+    s.dk[i] = shift(rng);
+    s.sk[i] = scale(rng);
+    s.dv[i] = shift(rng);
+    s.sv[i] = scale(rng);
+  }
+  return s;
+}
+
+// An RTN-quantized random model with KV settings KV4 (head_dim groups, POQ) and, when asked, a
+// random smoothing ("stats").
+inline Model quantized_model(const LlamaConfig& c, int bits, int64_t group,
+                             const std::string& keep_float, bool smooth, uint32_t seed) {
+  const Model fp = make_random_model(c, seed);
+  WeightQuantOptions o;
+  o.bits = bits;
+  o.group = group;
+  o.keep_float = KeepFloat(keep_float, c.n_layers);
+  Model q = quantize_weights_rtn(fp, o);
+  q.quant.kvbits = 4;
+  q.quant.kvgroup = 0;
+  q.quant.poq = true;
+  q.quant.kv_smooth = smooth ? "stats" : "none";
+  if (smooth) q.kv_smoothing = random_smoothing(c.n_layers, c.kv_dim(), seed + 1u);
+  return q;
+}
+
+// Logits (n, vocab) of every token of `tokens`, in one teacher-forced pass.
+inline std::vector<float> session_logits(const Model& m, const std::vector<int>& tokens,
+                                         const KvCacheSettings& kv) {
+  const KvSmoothing* s = m.kv_smoothing.n_layers > 0 ? &m.kv_smoothing : nullptr;
+  Session session(m, static_cast<int64_t>(tokens.size()), kv, s);
+  std::vector<float> logits(tokens.size() * static_cast<size_t>(m.config.vocab_size));
+  session.forward_all(tokens.data(), static_cast<int64_t>(tokens.size()), logits.data());
+  return logits;
+}
+
+inline std::vector<int> random_tokens(int vocab, size_t n, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::uniform_int_distribution<int> tok(0, vocab - 1);
+  std::vector<int> t(n);
+  for (int& x : t) x = tok(rng);
+  return t;
+}
+
+}  // namespace wkvq::qmtest
