@@ -1,0 +1,25 @@
+// Loading a Model from disk, with every size, shape, dtype and offset validated first.
+//   a directory -> Hugging Face layout: config.json + model.safetensors (or sharded with
+//                  model.safetensors.index.json); F32 used in place, F16/BF16 converted to f32;
+//                  RoPE layout RotateHalf.
+//   a file      -> llama2.c v0 .bin; used in place (zero-copy); RoPE layout Interleaved,
+//                  norm_eps 1e-5, rope_theta 10000.
+// Errors are wkvq::Error with a message naming the file and the field.
+#pragma once
+
+#include <string>
+
+#include "io/hf_config.h"
+#include "model/model.h"
+
+namespace wkvq {
+
+Model load_model(const std::string& path);
+Model load_llama2c_model(const std::string& path);
+Model load_hf_model(const std::string& dir);
+
+// The LlamaConfig a Hugging Face config describes (RotateHalf RoPE; a Mistral sliding window
+// caps seq_len, where sliding-window and full attention agree). Not validated: call validate().
+LlamaConfig config_from_hf(const HfConfig& hf);
+
+}  // namespace wkvq
