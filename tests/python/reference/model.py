@@ -135,6 +135,12 @@ def apply_rope(x: np.ndarray, positions: np.ndarray, theta: float, layout: str) 
 # ------------------------------------------------------------------------------------------
 # Forward
 
+def linear(x: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """y = x @ w.T for w of shape (out, in). einsum's own loops are ~2x faster here than the
+    reference BLAS that Debian's numpy links by default."""
+    return np.einsum("...i,oi->...o", x, w)
+
+
 def rmsnorm(x: np.ndarray, w: np.ndarray, eps: float) -> np.ndarray:
     ms = np.mean(x * x, axis=-1, keepdims=True)
     return x * (w / np.sqrt(ms + x.dtype.type(eps)))
@@ -204,9 +210,9 @@ def forward(model: Model, tokens, dtype=np.float64, return_hidden: bool = False)
     hidden = []
     for L in W.layers:
         xb = rmsnorm(x, cast(L.att_norm), cfg.norm_eps)
-        q = (xb @ cast(L.wq).T).reshape(B, T, H, hd)
-        k = (xb @ cast(L.wk).T).reshape(B, T, KV, hd)
-        v = (xb @ cast(L.wv).T).reshape(B, T, KV, hd)
+        q = linear(xb, cast(L.wq)).reshape(B, T, H, hd)
+        k = linear(xb, cast(L.wk)).reshape(B, T, KV, hd)
+        v = linear(xb, cast(L.wv)).reshape(B, T, KV, hd)
         q = apply_rope(q, pos, cfg.rope_theta, cfg.rope_layout)
         k = apply_rope(k, pos, cfg.rope_theta, cfg.rope_layout)
         # GQA: query head h reads kv head h // group. Heads to axis 1 for batched matmuls.
@@ -215,14 +221,14 @@ def forward(model: Model, tokens, dtype=np.float64, return_hidden: bool = False)
         vh = np.repeat(v.transpose(0, 2, 1, 3), group, axis=1)
         att = causal_attention(qh, kh, vh, mask)  # (B, H, T, hd)
         att = att.transpose(0, 2, 1, 3).reshape(B, T, H * hd)
-        x = x + att @ cast(L.wo).T
+        x = x + linear(att, cast(L.wo))
         xb = rmsnorm(x, cast(L.ffn_norm), cfg.norm_eps)
-        h = silu(xb @ cast(L.w1).T) * (xb @ cast(L.w3).T)
-        x = x + h @ cast(L.w2).T
+        h = silu(linear(xb, cast(L.w1))) * linear(xb, cast(L.w3))
+        x = x + linear(h, cast(L.w2))
         if return_hidden:
             hidden.append(x)
     x = rmsnorm(x, cast(W.final_norm), cfg.norm_eps)
-    logits = x @ cast(W.wcls).T
+    logits = linear(x, cast(W.wcls))
     if squeeze:
         logits = logits[0]
         hidden = [h[0] for h in hidden]
