@@ -1,0 +1,78 @@
+#include "calibrate/calibration_result.h"
+
+#include <memory>
+
+#include "core/error.h"
+#include "core/parallel.h"
+#include "formats/weight_quant.h"
+#include "model/weight_quantizer.h"
+
+namespace wkvq {
+
+LayerSmoothing LayerSmoothing::identity(int kv_dim) {
+  LayerSmoothing s;
+  const auto n = static_cast<size_t>(kv_dim);
+  s.dk.assign(n, 0.0f);
+  s.dv.assign(n, 0.0f);
+  s.sk.assign(n, 1.0f);
+  s.sv.assign(n, 1.0f);
+  return s;
+}
+
+KvSmoothing CalibrationResult::smoothing() const {
+  if (blocks.empty() || blocks[0].smoothing.empty()) return {};
+  const int kv_dim = static_cast<int>(blocks[0].smoothing.dk.size());
+  KvSmoothing s;
+  s.n_layers = static_cast<int>(blocks.size());
+  s.kv_dim = kv_dim;
+  for (size_t l = 0; l < blocks.size(); ++l) {
+    const LayerSmoothing& b = blocks[l].smoothing;
+    WKVQ_REQUIRE(b.dk.size() == static_cast<size_t>(kv_dim) && b.sk.size() == b.dk.size() &&
+                     b.dv.size() == b.dk.size() && b.sv.size() == b.dk.size(),
+                 "calibration result: block ", l, " has KV smoothing of ", b.dk.size(),
+                 " channels, block 0 of ", kv_dim);
+    s.dk.insert(s.dk.end(), b.dk.begin(), b.dk.end());
+    s.sk.insert(s.sk.end(), b.sk.begin(), b.sk.end());
+    s.dv.insert(s.dv.end(), b.dv.begin(), b.dv.end());
+    s.sv.insert(s.sv.end(), b.sv.begin(), b.sv.end());
+  }
+  s.validate("calibration result");
+  return s;
+}
+
+Model apply_calibration(const Model& fp, const CalibrationResult& r, int wbits, int64_t wgroup) {
+  const int L = fp.config.n_layers;
+  WKVQ_REQUIRE(static_cast<int>(r.blocks.size()) == L, "calibration result has ", r.blocks.size(),
+               " blocks, the model has ", L, " layers; finish (resume) the calibration first");
+  Model q = fp;
+  parallel_for(int64_t{L} * 7, 1, [&](int64_t b, int64_t e) {
+    for (int64_t item = b; item < e; ++item) {
+      const auto layer = static_cast<size_t>(item / 7);
+      const int lin = static_cast<int>(item % 7);
+      const std::vector<float>& hi = r.blocks[layer].clip_hi[static_cast<size_t>(lin)];
+      const std::vector<float>& lo = r.blocks[layer].clip_lo[static_cast<size_t>(lin)];
+      if (hi.empty()) continue;  // stays in floating point
+      const Linear& src = linear_by_index(fp.layers[layer], lin);
+      WKVQ_REQUIRE(src.w != nullptr, "apply_calibration: layer ", layer, " ", kLinearNames[lin],
+                   " is not stored in f32; calibration results apply to a floating-point model");
+      const int64_t g = weight_group_size(src.in, wgroup);
+      const int64_t expected = src.out * ((src.in + g - 1) / g);
+      WKVQ_REQUIRE(static_cast<int64_t>(hi.size()) == expected && lo.size() == hi.size(),
+                   "apply_calibration: layer ", layer, " ", kLinearNames[lin], " has ", hi.size(),
+                   " clip factors, expected rows x groups = ", expected, " for group size ", wgroup,
+                   "; was it calibrated with another --wgroup?");
+      Linear& dst = linear_by_index(q.layers[layer], lin);
+      dst.q = std::make_shared<const QuantizedMatrix>(
+          quantize_weights_ref(src.w, src.out, src.in, wbits, wgroup, hi.data(), lo.data()));
+      dst.w = nullptr;
+    }
+  });
+  q.quant = r.quant;
+  q.quant.method = "wkvquant";
+  q.quant.wbits = wbits;
+  q.quant.wgroup = wgroup;
+  q.kv_smoothing = r.smoothing();
+  return q;
+}
+
+}  // namespace wkvq

@@ -1,0 +1,92 @@
+// CRR calibration (design.md §2.3): sequential over blocks, each block's LWC clipping and KV
+// smoothing learned so that the block, followed by its k full-precision successors, reproduces
+// the full-precision model's activations k blocks later. This header needs no libtorch.
+//
+// Per block i, with S windows of T tokens:
+//   X_fp[i]   (S, T, dim)  input of block i in the full-precision model
+//   X_q[i]    (S, T, dim)  input of block i when blocks 0..i-1 are fake-quantized with their
+//                          finished parameters (weights W^, KV in the teacher-forced POQ form)
+//   Y_fp      = F[i+k'] o ... o F[i] (X_fp[i]),  k' = min(k, L-1-i)      (no grad)
+//   Y_q       = F[i+k'] o ... o F[i+1] o Fq[i](X_q[i])                    (grad to block i only)
+//   loss      = mean |Y_q - Y_fp| (MAE) or mean (Y_q - Y_fp)^2 (MSE); AdamW, weight decay 0
+// then block i is frozen, saved, and X_q[i+1] = Fq[i](X_q[i]) with the saved values.
+//
+// Memory (f32): the activations X_fp, X_q, Y_fp, X_fp[i+1] and X_q[i+1] of all samples,
+//   5 * S * T * dim * 4 bytes   (stories260K defaults: 5 * 128 * 512 * 64 * 4 = 84 MB;
+//                                LLaMA-2-7B, S = 128, T = 2048: 5 * 4.3 GB = 21 GB),
+// plus one batch through k' + 1 blocks with autograd (about B * T * (12 dim + 4 hidden +
+// 3 n_heads * T) * 4 bytes per block), plus the f32 weights of k' + 1 blocks.
+//
+// Determinism: the windows come from `seed`, each block's sample order from (seed, block), so a
+// resumed run (X_fp, X_q rebuilt by re-applying the finished blocks' saved values) gives results
+// bit-identical to an uninterrupted one with the same thread count.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "calibrate/calibration_result.h"
+#include "model/model.h"
+
+namespace wkvq {
+
+enum class CrrLoss { Mae, Mse };
+
+struct CrrOptions {
+  int k = 5;  // full-precision blocks after block i in the loss
+  int epochs = 20;
+  int64_t samples = 128;     // random windows of the calibration stream
+  int64_t window = 0;        // tokens per window; 0: min(2048, model context)
+  int64_t batch = 1;         // windows per optimizer step
+  bool learn_lwc = true;     // false: clip factors 1, i.e. RTN weights
+  bool learn_smooth = true;  // false: the KV smoothing keeps its initial value
+  bool stats_init = true;    // KV smoothing starts from statistics (runtime/kv_stats.h), else 1/0
+  CrrLoss loss = CrrLoss::Mae;
+  bool poq = true;       // teacher-forced POQ attention; false: the diagonal is quantized too
+  int wbits = 4;         // 2, 3, 4 or 8; 16: weights stay in floating point
+  int64_t wgroup = 128;  // 0: one group per row
+  int kvbits = 4;        // 2, 3, 4 or 8; 16 or 32: KV not quantized (and not smoothed)
+  int64_t kvgroup = 0;   // channels per KV token group; 0: head_dim
+  double lr_lwc = 1e-2;
+  double lr_smooth = 5e-3;
+  float lwc_init = 4.0f;  // initial gamma and beta
+  uint64_t seed = 0;
+  int threads = 0;            // torch and OpenMP threads; 0: keep the process setting
+  std::string results_dir;    // one file per finished block; "": results only in memory
+  bool resume = false;        // continue after the finished blocks found in results_dir
+  int stop_after_block = -1;  // >= 0: return once this block is finished (a partial run)
+
+  bool quantize_weights() const { return wbits <= 8; }
+  bool quantize_kv() const { return kvbits <= 8; }
+  // Throws wkvq::Error on an invalid setting for a model of config `c`.
+  void validate(const LlamaConfig& c) const;
+  // One "key=value" line per option that changes the result (not threads, results_dir, resume,
+  // stop_after_block): what a resumed run must match.
+  std::string record() const;
+};
+
+struct CrrProgress {
+  int block = 0;
+  int n_blocks = 0;
+  int epoch = 0;  // epochs finished in this block
+  int epochs = 0;
+  double loss = 0;          // mean training loss of the last epoch (block_done: loss_after)
+  double elapsed_s = 0;     // since the call started
+  double eta_s = 0;         // estimated seconds left
+  bool block_done = false;  // the block is finished (and saved)
+  bool resumed = false;     // the block was read from the results directory
+};
+using CrrProgressFn = std::function<void(const CrrProgress&)>;
+
+// Calibrates the floating-point model `fp` (f32 linears) on the token stream `calib`. Returns every
+// finished block: all n_layers unless stop_after_block stopped early. Throws wkvq::Error on bad
+// options, a stream shorter than one window, or a results directory from a different run.
+CalibrationResult calibrate_crr(const Model& fp, const std::vector<int>& calib,
+                                const CrrOptions& opt, const CrrProgressFn& progress = {});
+
+// Effective window: opt.window, or min(2048, context) when 0.
+int64_t crr_window(const LlamaConfig& c, const CrrOptions& opt);
+
+}  // namespace wkvq

@@ -1,0 +1,140 @@
+#include "calibrate/torch_block.h"
+
+#include <cmath>
+#include <limits>
+#include <vector>
+
+#include "core/error.h"
+#include "formats/weight_quant.h"
+#include "kernels/rope.h"
+#include "model/weight_quantizer.h"
+
+namespace wkvq {
+namespace {
+
+torch::Tensor copy_of(const float* p, std::vector<int64_t> shape, torch::ScalarType dtype) {
+  return torch::from_blob(const_cast<float*>(p), shape, torch::kFloat32)
+      .to(dtype, /*non_blocking=*/false, /*copy=*/true);
+}
+
+torch::Tensor linear_weight(const Linear& l, torch::ScalarType dtype) {
+  if (!l.quantized()) {
+    WKVQ_REQUIRE(l.w != nullptr, "TorchBlock: a linear has neither f32 nor quantized weights");
+    return copy_of(l.w, {l.out, l.in}, dtype);
+  }
+  std::vector<float> w(static_cast<size_t>(l.out * l.in));
+  dequantize_weights_ref(*l.q, w.data());
+  return copy_of(w.data(), {l.out, l.in}, dtype);
+}
+
+// y = x W^T
+torch::Tensor matmul_wt(const torch::Tensor& x, const torch::Tensor& w) {
+  return torch::matmul(x, w.t());
+}
+
+// rmsnorm(x) * w over the last dimension; the mean square in double, as kernels/vec_ops rmsnorm.
+torch::Tensor rmsnorm(const torch::Tensor& x, const torch::Tensor& w, float eps) {
+  const torch::Tensor ms = x.to(torch::kFloat64).square().mean(-1, /*keepdim=*/true);
+  const torch::Tensor scale = (ms + static_cast<double>(eps)).rsqrt().to(x.scalar_type());
+  return x * scale * w;
+}
+
+}  // namespace
+
+TorchBlock::TorchBlock(const Model& m, int layer, torch::ScalarType dtype)
+    : c_(m.config), layer_(layer) {
+  WKVQ_REQUIRE(layer >= 0 && layer < c_.n_layers, "TorchBlock: layer ", layer,
+               " does not exist (the model has ", c_.n_layers, ")");
+  const LayerWeights& l = m.layers[static_cast<size_t>(layer)];
+  attn_norm_ = copy_of(l.attn_norm, {c_.dim}, dtype);
+  ffn_norm_ = copy_of(l.ffn_norm, {c_.dim}, dtype);
+  for (int i = 0; i < 7; ++i)
+    w_[static_cast<size_t>(i)] = linear_weight(linear_by_index(l, i), dtype);
+}
+
+// RoPE on x (B, T, n_heads * head_dim) at positions 0..T-1, with the runtime's table (angles in
+// double, rounded once to float) and pairing.
+torch::Tensor TorchBlock::rope(const torch::Tensor& x, int n_heads) const {
+  const int64_t B = x.size(0), T = x.size(1);
+  const int hd = c_.head_dim, half = hd / 2;
+  RopeTable table;
+  table.build(0, T, hd, c_.rope_theta);
+  const torch::Tensor cs = copy_of(table.cos.data(), {1, T, 1, half}, x.scalar_type());
+  const torch::Tensor sn = copy_of(table.sin.data(), {1, T, 1, half}, x.scalar_type());
+  torch::Tensor x0, x1;
+  if (c_.rope_layout == RopeLayout::Interleaved) {  // pairs (2i, 2i + 1)
+    const torch::Tensor xv = x.reshape({B, T, n_heads, half, 2});
+    x0 = xv.select(-1, 0);
+    x1 = xv.select(-1, 1);
+  } else {  // pairs (i, i + hd/2)
+    const torch::Tensor xv = x.reshape({B, T, n_heads, hd});
+    x0 = xv.narrow(-1, 0, half);
+    x1 = xv.narrow(-1, half, half);
+  }
+  const torch::Tensor y0 = x0 * cs - x1 * sn;
+  const torch::Tensor y1 = x0 * sn + x1 * cs;
+  const torch::Tensor y = c_.rope_layout == RopeLayout::Interleaved ? torch::stack({y0, y1}, -1)
+                                                                    : torch::cat({y0, y1}, -1);
+  return y.reshape({B, T, int64_t{n_heads} * hd});
+}
+
+TorchBlock::Qkv TorchBlock::qkv(const torch::Tensor& x, const BlockLinears& w) const {
+  // xn = rmsnorm(x); q, k, v = xn Wq^T, xn Wk^T, xn Wv^T; RoPE on q and k
+  const torch::Tensor xn = rmsnorm(x, attn_norm_, c_.norm_eps);  // (B, T, dim)
+  Qkv r;
+  r.q = rope(matmul_wt(xn, w[0]), c_.n_heads);     // (B, T, q_dim)
+  r.k = rope(matmul_wt(xn, w[1]), c_.n_kv_heads);  // (B, T, kv_dim)
+  r.v = matmul_wt(xn, w[2]);                       // (B, T, kv_dim)
+  return r;
+}
+
+torch::Tensor TorchBlock::forward(const torch::Tensor& x, const BlockLinears* w,
+                                  const FakeKv* kv) const {
+  WKVQ_REQUIRE(x.dim() == 3 && x.size(2) == c_.dim, "TorchBlock: input must be (B, T, ", c_.dim,
+               "), got ", x.sizes());
+  const BlockLinears& W = w != nullptr ? *w : w_;
+  // attention: h = x + attention(q, k, v) Wo^T                           (B, T, dim)
+  const Qkv a = qkv(x, W);
+  const torch::Tensor h = x + matmul_wt(causal_attention(a.q, a.k, a.v, c_, kv), W[3]);
+  // MLP: h + (silu(xn Wg^T) * (xn Wu^T)) Wd^T with xn = rmsnorm(h)     (B, T, hidden) -> (B, T,
+  // dim)
+  const torch::Tensor xn = rmsnorm(h, ffn_norm_, c_.norm_eps);
+  const torch::Tensor hb = torch::silu(matmul_wt(xn, W[4])) * matmul_wt(xn, W[5]);
+  return h + matmul_wt(hb, W[6]);
+}
+
+torch::Tensor causal_attention(const torch::Tensor& q, const torch::Tensor& k,
+                               const torch::Tensor& v, const LlamaConfig& c, const FakeKv* kv) {
+  const int64_t B = q.size(0), T = q.size(1);
+  const int64_t H = c.n_heads, KH = c.n_kv_heads, hd = c.head_dim;
+  // heads: (B, H, T, hd); query head h reads KV head h / (H / KH)
+  auto kv_heads = [&](const torch::Tensor& t) {
+    return t.reshape({B, T, KH, hd})
+        .transpose(1, 2)
+        .unsqueeze(2)
+        .expand({B, KH, H / KH, T, hd})
+        .reshape({B, H, T, hd});
+  };
+  const torch::Tensor qh = q.reshape({B, T, H, hd}).transpose(1, 2);
+  const torch::Tensor kf = kv_heads(k), vf = kv_heads(v);
+  const torch::Tensor kq = kv != nullptr ? kv_heads(kv->quantize_k(k)) : kf;
+  const torch::Tensor vq = kv != nullptr ? kv_heads(kv->quantize_v(v)) : vf;
+  const bool poq = kv != nullptr && kv->spec().poq;
+  const double inv_sqrt_hd = 1.0f / std::sqrt(static_cast<float>(hd));  // as the runtime, in f32
+
+  // scores (B, H, T, T): q . K^_j, with q . k_t on the diagonal under POQ; causal mask
+  const auto bool_opts = torch::TensorOptions().dtype(torch::kBool).device(q.device());
+  const torch::Tensor eye = torch::eye(T, bool_opts);
+  torch::Tensor scores = torch::matmul(qh, kq.transpose(-2, -1)) * inv_sqrt_hd;
+  if (poq) scores = torch::where(eye, (qh * kf).sum(-1, /*keepdim=*/true) * inv_sqrt_hd, scores);
+  scores = scores.masked_fill(torch::ones({T, T}, bool_opts).triu(1),
+                              -std::numeric_limits<double>::infinity());
+  const torch::Tensor p = torch::softmax(scores, -1);
+  // out = sum_j p_j V^_j, with v_t on the diagonal under POQ                (B, H, T, hd)
+  const torch::Tensor out =
+      poq ? torch::matmul(p.masked_fill(eye, 0.0), vq) + p.diagonal(0, -2, -1).unsqueeze(-1) * vf
+          : torch::matmul(p, vq);
+  return out.transpose(1, 2).reshape({B, T, H * hd});
+}
+
+}  // namespace wkvq

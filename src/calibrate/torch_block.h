@@ -1,0 +1,59 @@
+// TorchBlock: one Llama decoder block in libtorch, differentiable, equal to the runtime's
+// block_forward (model/forward.h) in full precision: RMSNorm (sum of squares in double, as
+// kernels/vec_ops), RoPE in the model's layout with the runtime's angle table (kernels/rope.h), GQA
+// attention, SwiGLU. Optionally with fake-quantized weights (calibrate/lwc.h) and a fake-quantized
+// KV cache (calibrate/fake_kv.h) in the teacher-forced attention form of design.md §2.2.
+//
+// A block sees a batch of independent windows, each at positions 0..T-1.
+#pragma once
+
+#include <torch/types.h>
+
+#include <cstdint>
+
+#include "calibrate/fake_kv.h"
+#include "calibrate/lwc.h"
+#include "model/model.h"
+
+namespace wkvq {
+
+class TorchBlock {
+ public:
+  // Block `layer` of `m`: weights copied (dequantized when stored quantized) into tensors of
+  // `dtype`, constants without gradient.
+  TorchBlock(const Model& m, int layer, torch::ScalarType dtype = torch::kFloat32);
+
+  const LlamaConfig& config() const { return c_; }
+  int layer() const { return layer_; }
+  // The full-precision weights, kLinearNames order.
+  const BlockLinears& weights() const { return w_; }
+
+  // x (B, T, dim) -> (B, T, dim). w: the weights to use (null: the full-precision ones);
+  // kv: fake KV quantization (null: full-precision attention).
+  torch::Tensor forward(const torch::Tensor& x, const BlockLinears* w = nullptr,
+                        const FakeKv* kv = nullptr) const;
+
+  // The attention inputs of block input x: q (B, T, q_dim), k, v (B, T, kv_dim), q and k after
+  // RoPE.
+  struct Qkv {
+    torch::Tensor q, k, v;
+  };
+  Qkv qkv(const torch::Tensor& x, const BlockLinears& w) const;
+
+ private:
+  torch::Tensor rope(const torch::Tensor& x, int n_heads) const;
+
+  LlamaConfig c_;
+  int layer_;
+  torch::Tensor attn_norm_, ffn_norm_;  // (dim)
+  BlockLinears w_;
+};
+
+// Causal attention of q (B, T, q_dim) over k, v (B, T, kv_dim) -> (B, T, q_dim), GQA heads.
+// kv null: full precision. Otherwise query t sees K^_j, V^_j (kv->quantize_k/v) for j < t, and on
+// the diagonal the full-precision k_t, v_t when kv->spec().poq (teacher-forced POQ), K^_t, V^_t
+// when not (conventional KV quantization).
+torch::Tensor causal_attention(const torch::Tensor& q, const torch::Tensor& k,
+                               const torch::Tensor& v, const LlamaConfig& c, const FakeKv* kv);
+
+}  // namespace wkvq

@@ -1,0 +1,130 @@
+// Shared helpers of the calibrate tests: small seeded random Llama models, the runtime block on a
+// given input, and conversions between std::vector<float> and tensors.
+#pragma once
+
+#include <torch/types.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <random>
+#include <vector>
+
+#include "kernels/rope.h"
+#include "model/forward.h"
+#include "model/model.h"
+
+namespace wkvq::test {
+
+inline constexpr double kEps32 = 1.1920928955078125e-7;  // 2^-23
+
+// Tolerance of an f32 block output against another f32 evaluation of the same formula in another
+// summation order (BLAS vs the runtime's kernels). Each of the kStages stages (rmsnorm, q/k/v
+// projections, RoPE, scores, softmax, probabilities x V, Wo, residual, rmsnorm, gate/up, SwiGLU,
+// down, residual) rounds relative to its own result, which reaches the output with a gain of
+// about 1 (normalised activations, weights ~1/sqrt(in)); the output is the residual stream, of
+// magnitude M = max|y|, whose last additions round to ulps of M. Allowing kUlpsPerStage ulps of M
+// per stage:  tol = kStages * kUlpsPerStage * eps * M.  (Measured: 1-3 ulps of M in all.) A real
+// defect (wrong RoPE pairing, head mapping, norm, missing term) moves outputs by O(M).
+inline constexpr double kStages = 16;
+inline constexpr double kUlpsPerStage = 2;
+
+inline double block_tolerance(double max_abs_y) {
+  return kStages * kUlpsPerStage * kEps32 * std::max(1.0, max_abs_y);
+}
+
+// The stories260K shape (dim 64, 5 layers, 8 heads, 4 KV heads, head_dim 8, hidden 172, ctx 512).
+inline LlamaConfig stories260k_config() {
+  LlamaConfig c;
+  c.dim = 64;
+  c.hidden_dim = 172;
+  c.n_layers = 5;
+  c.n_heads = 8;
+  c.n_kv_heads = 4;
+  c.head_dim = 8;
+  c.vocab_size = 512;
+  c.seq_len = 512;
+  return c;
+}
+
+// Linears uniform in +-1/sqrt(in), norms 1 +- 0.1, embeddings uniform in +-1 plus one shared
+// random vector, so that K and V have the per-channel offsets that smoothing targets.
+inline Model make_test_model(const LlamaConfig& c, uint64_t seed) {
+  Model m;
+  m.config = c;
+  m.source = "random test model";
+  std::mt19937_64 rng(seed);
+  std::uniform_real_distribution<float> u(-1.0f, 1.0f);
+  auto fill = [&](int64_t n, float center, float amp) {
+    float* p = m.storage.allocate(static_cast<size_t>(n));
+    for (int64_t i = 0; i < n; ++i) p[i] = center + amp * u(rng);
+    return p;
+  };
+  auto linear = [&](int out, int in) {
+    return Linear{out, in, fill(int64_t{out} * in, 0.0f, 1.0f / std::sqrt(static_cast<float>(in))),
+                  nullptr};
+  };
+  float* emb = fill(int64_t{c.vocab_size} * c.dim, 0.0f, 1.0f);
+  const float* shared = fill(c.dim, 0.0f, 1.0f);
+  for (int64_t i = 0; i < int64_t{c.vocab_size} * c.dim; ++i) emb[i] += shared[i % c.dim];
+  m.tok_embeddings = emb;
+  m.layers.resize(static_cast<size_t>(c.n_layers));
+  for (LayerWeights& l : m.layers) {
+    l.attn_norm = fill(c.dim, 1.0f, 0.1f);
+    l.wq = linear(c.q_dim(), c.dim);
+    l.wk = linear(c.kv_dim(), c.dim);
+    l.wv = linear(c.kv_dim(), c.dim);
+    l.wo = linear(c.dim, c.q_dim());
+    l.ffn_norm = fill(c.dim, 1.0f, 0.1f);
+    l.w_gate = linear(c.hidden_dim, c.dim);
+    l.w_up = linear(c.hidden_dim, c.dim);
+    l.w_down = linear(c.dim, c.hidden_dim);
+  }
+  m.final_norm = fill(c.dim, 1.0f, 0.1f);
+  m.output = Linear{c.vocab_size, c.dim, m.tok_embeddings, nullptr};
+  return m;
+}
+
+// Seeded token ids in [0, vocab).
+inline std::vector<int> random_tokens(int64_t n, int vocab, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::vector<int> t(static_cast<size_t>(n));
+  for (int& x : t) x = static_cast<int>(rng() % static_cast<uint64_t>(vocab));
+  return t;
+}
+
+// The runtime's block `layer` of m on x (T, dim) at positions 0..T-1, attending through kv.
+inline std::vector<float> runtime_block(const Model& m, int layer, const std::vector<float>& x,
+                                        KvStore& kv) {
+  const LlamaConfig& c = m.config;
+  const auto T = static_cast<int64_t>(x.size()) / c.dim;
+  ForwardScratch s;
+  s.reserve(c, T);
+  s.rope.build(0, T, c.head_dim, c.rope_theta);
+  std::copy(x.begin(), x.end(), s.x.begin());
+  block_forward(m, layer, T, 0, kv, s);
+  return std::vector<float>(s.x.begin(), s.x.begin() + T * c.dim);
+}
+
+inline torch::Tensor tensor_from(const std::vector<float>& v, std::vector<int64_t> shape) {
+  return torch::from_blob(const_cast<float*>(v.data()), shape, torch::kFloat32).clone();
+}
+
+inline std::vector<float> floats_of(const torch::Tensor& t) {
+  const torch::Tensor c = t.detach().to(torch::kFloat32).contiguous();
+  std::vector<float> v(static_cast<size_t>(c.numel()));
+  std::memcpy(v.data(), c.data_ptr<float>(), v.size() * sizeof(float));
+  return v;
+}
+
+// Seeded values uniform in [lo, hi).
+inline std::vector<float> uniform(int64_t n, float lo, float hi, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::uniform_real_distribution<float> u(lo, hi);
+  std::vector<float> v(static_cast<size_t>(n));
+  for (float& x : v) x = u(rng);
+  return v;
+}
+
+}  // namespace wkvq::test
