@@ -22,8 +22,8 @@
 #include "formats/weight_quant.h"
 #include "model/loader.h"
 #include "model/weight_quantizer.h"
-#include "runtime/kv_stats.h"
 #include "runtime/bpe_tokenizer.h"
+#include "runtime/kv_stats.h"
 #include "test_support.h"
 
 namespace wkvq {
