@@ -5,10 +5,9 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
-#include <iterator>
 
 #include "core/error.h"
+#include "io/atomic_file.h"
 
 namespace wkvq {
 namespace {
@@ -159,27 +158,27 @@ BlockFile parse_block_file(const uint8_t* data, size_t size, const std::string& 
 
 void write_block_file(const std::string& path, const BlockFile& f) {
   const std::vector<uint8_t> bytes = serialize_block_file(f);
-  const std::string tmp = path + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    WKVQ_REQUIRE(out.good(), "cannot write ", tmp, ": check that the results directory exists ",
-                 "and is writable");
-    out.write(reinterpret_cast<const char*>(bytes.data()),
-              static_cast<std::streamsize>(bytes.size()));
-    out.flush();
-    WKVQ_REQUIRE(out.good(), "writing ", tmp, " failed (disk full?)");
-  }
-  std::error_code ec;
-  std::filesystem::rename(tmp, path, ec);
-  WKVQ_REQUIRE(!ec, "cannot rename ", tmp, " to ", path, ": ", ec.message());
+  write_file_atomically(path, bytes.data(), bytes.size());
 }
 
 BlockFile read_block_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  WKVQ_REQUIRE(in.good(), "cannot open ", path);
-  const std::vector<uint8_t> bytes((std::istreambuf_iterator<char>(in)),
-                                   std::istreambuf_iterator<char>());
+  const std::vector<uint8_t> bytes = read_file_bytes(path);
   return parse_block_file(bytes.data(), bytes.size(), path);
+}
+
+std::vector<BlockFile> read_block_files(const std::string& dir, int n_layers) {
+  std::vector<BlockFile> files;
+  for (int i = 0; i < n_layers; ++i) {
+    const std::string path = block_file_path(dir, i);
+    WKVQ_REQUIRE(std::filesystem::exists(path), path, ": missing; the calibration run in ", dir,
+                 " finished ", i, " of ", n_layers, " blocks: resume it (--resume)");
+    files.push_back(read_block_file(path));
+    WKVQ_REQUIRE(files.back().block == i, path, ": holds block ", files.back().block, ", expected ",
+                 i);
+    WKVQ_REQUIRE(files.back().record == files.front().record, path,
+                 ": written by a different calibration run than ", block_file_path(dir, 0));
+  }
+  return files;
 }
 
 }  // namespace wkvq

@@ -43,5 +43,8 @@ BlockFile parse_block_file(const uint8_t* data, size_t size, const std::string& 
 // block file behind.
 void write_block_file(const std::string& path, const BlockFile& f);
 BlockFile read_block_file(const std::string& path);
+// The block files 0 .. n_layers-1 of a finished run in `dir`, checked to be one run's (the same
+// record). Throws naming the first missing or mismatched file.
+std::vector<BlockFile> read_block_files(const std::string& dir, int n_layers);
 
 }  // namespace wkvq

@@ -73,7 +73,11 @@ std::string first_difference(const std::string& a, const std::string& b) {
     const bool ga = static_cast<bool>(std::getline(sa, la));
     const bool gb = static_cast<bool>(std::getline(sb, lb));
     if (!ga && !gb) return "(none)";
-    if (!ga || !gb || la != lb) return "'" + (ga ? la : "") + "' vs '" + (gb ? lb : "") + "'";
+    if (!ga || !gb || la != lb) {
+      std::ostringstream os;  // (not string +: GCC 12 reports a false -Wrestrict there)
+      os << "'" << (ga ? la : std::string()) << "' vs '" << (gb ? lb : std::string()) << "'";
+      return os.str();
+    }
   }
 }
 
@@ -117,6 +121,7 @@ class CrrRun {
   const Model& fp_;
   const CrrOptions opt_;
   const CrrProgressFn progress_;
+  const std::vector<int>& calib_;  // the whole calibration stream (outlives the run)
   const int L_;
   const int64_t T_, S_;
   std::vector<int> tokens_;  // (S, T) windows, row-major
@@ -134,6 +139,7 @@ CrrRun::CrrRun(const Model& fp, const std::vector<int>& calib, const CrrOptions&
     : fp_(fp),
       opt_(opt),
       progress_(progress),
+      calib_(calib),
       L_(fp.config.n_layers),
       T_(crr_window(fp.config, opt)),
       S_(opt.samples),
@@ -380,7 +386,10 @@ CalibrationResult CrrRun::run() {
   const int start = load_finished();
   const int last = opt_.stop_after_block >= 0 ? std::min(opt_.stop_after_block, L_ - 1) : L_ - 1;
   if (start <= last && opt_.quantize_kv() && opt_.stats_init) {
-    init_smooth_ = smoothing_from_stats(collect_kv_stats(fp_, tokens_, CalibWindows{T_, S_}));
+    const int64_t ctx =
+        opt_.stats_ctx > 0 ? opt_.stats_ctx : std::min<int64_t>(2048, fp_.config.seq_len);
+    const CalibWindows w{std::min(ctx, static_cast<int64_t>(calib_.size())), opt_.stats_windows};
+    init_smooth_ = smoothing_from_stats(collect_kv_stats(fp_, calib_, w));
   }
   x_fp_ = embed();
   x_q_ = x_fp_;
@@ -411,16 +420,7 @@ CalibrationResult CrrRun::run() {
 CalibrationResult calibrate_crr(const Model& fp, const std::vector<int>& calib,
                                 const CrrOptions& opt, const CrrProgressFn& progress) {
   CalibrationResult r = CrrRun(fp, calib, opt, progress).run();
-  r.quant.method = "wkvquant";
-  r.quant.wbits = opt.quantize_weights() ? opt.wbits : 0;
-  r.quant.wgroup = opt.quantize_weights() ? opt.wgroup : 0;
-  r.quant.kvbits = opt.kvbits;
-  r.quant.kvgroup = static_cast<int>(opt.kvgroup);
-  r.quant.poq = opt.poq;
-  r.quant.kv_smooth = !opt.quantize_kv() ? "none"
-                      : opt.learn_smooth ? "learned"
-                      : opt.stats_init   ? "stats"
-                                         : "none";
+  r.quant = opt.quant_info();
   return r;
 }
 

@@ -37,12 +37,16 @@ enum class CrrLoss { Mae, Mse };
 struct CrrOptions {
   int k = 5;  // full-precision blocks after block i in the loss
   int epochs = 20;
-  int64_t samples = 128;     // random windows of the calibration stream
-  int64_t window = 0;        // tokens per window; 0: min(2048, model context)
-  int64_t batch = 1;         // windows per optimizer step
-  bool learn_lwc = true;     // false: clip factors 1, i.e. RTN weights
-  bool learn_smooth = true;  // false: the KV smoothing keeps its initial value
-  bool stats_init = true;    // KV smoothing starts from statistics (runtime/kv_stats.h), else 1/0
+  int64_t samples = 128;       // random windows of the calibration stream
+  int64_t window = 0;          // tokens per window; 0: min(2048, model context)
+  int64_t batch = 1;           // windows per optimizer step
+  bool learn_lwc = true;       // false: clip factors 1, i.e. RTN weights
+  bool learn_smooth = true;    // false: the KV smoothing keeps its initial value
+  bool stats_init = true;      // KV smoothing starts from statistics (runtime/kv_stats.h), else 1/0
+  int64_t stats_windows = 64;  // ... of the first stats_windows windows of the calibration stream,
+  int64_t stats_ctx = 0;       // stats_ctx tokens each (0: min(2048, context); capped at the
+                               // stream): what `--kv-smooth stats` computes, so the learned rungs
+                               // start where the statistics rung ends
   CrrLoss loss = CrrLoss::Mae;
   bool poq = true;       // teacher-forced POQ attention; false: the diagonal is quantized too
   int wbits = 4;         // 2, 3, 4 or 8; 16: weights stay in floating point
@@ -65,6 +69,13 @@ struct CrrOptions {
   // One "key=value" line per option that changes the result (not threads, results_dir, resume,
   // stop_after_block): what a resumed run must match.
   std::string record() const;
+  // The inverse of record(): the options that change the result, from its text (the other
+  // fields keep their defaults). Throws wkvq::Error naming the line on anything malformed.
+  static CrrOptions parse_record(const std::string& text);
+  // One line for people and for config.json: "lwc+smooth, k=5, mae, 20 epochs, ...".
+  std::string summary() const;
+  // The settings the result is calibrated for (method "wkvquant"), as the runtime records them.
+  QuantizationInfo quant_info() const;
 };
 
 struct CrrProgress {

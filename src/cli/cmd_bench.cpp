@@ -55,7 +55,8 @@ void run_bench(const BenchOptions& o) {
     if (!o.quant.calib.empty()) tok = open_tokenizer("", o.model, loaded.config.vocab_size);
     what = o.model;
   } else {
-    const LlamaConfig c = o.shape_file.empty() ? shape_preset(o.shape) : load_shape_file(o.shape_file);
+    const LlamaConfig c =
+        o.shape_file.empty() ? shape_preset(o.shape) : load_shape_file(o.shape_file);
     std::fprintf(stderr, "random weights (seed %llu): %s\n",
                  static_cast<unsigned long long>(o.seed), c.summary().c_str());
     loaded = make_random_model(c, o.seed);
@@ -129,10 +130,12 @@ void register_bench(CLI::App& app) {
   cmd->add_option("--shape-file", o->shape_file,
                   "Random weights of the shape in a JSON file with HF config.json keys")
       ->excludes(model);
-  cmd->add_option("--prefill", o->prefill, "Prompt tokens")->capture_default_str()->check(
-      CLI::Range(1, 1 << 20));
-  cmd->add_option("--decode", o->decode, "Generated tokens")->capture_default_str()->check(
-      CLI::Range(1, 1 << 20));
+  cmd->add_option("--prefill", o->prefill, "Prompt tokens")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1 << 20));
+  cmd->add_option("--decode", o->decode, "Generated tokens")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 1 << 20));
   cmd->add_option("--seed", o->seed, "Seed of weights and tokens")->capture_default_str();
   cmd->add_flag("--json", o->json, "Print one JSON object on stdout");
   o->quant.add_to(cmd);

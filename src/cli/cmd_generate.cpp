@@ -65,7 +65,8 @@ void run_generate(const GenerateOptions& o) {
   const auto t0 = std::chrono::steady_clock::now();
   const float* logits = session.prefill(prompt);
   const double prefill_s = seconds_since(t0);
-  for (size_t i = 1; i < prompt.size(); ++i) print_piece(tok->decode_piece(prompt[i - 1], prompt[i]));
+  for (size_t i = 1; i < prompt.size(); ++i)
+    print_piece(tok->decode_piece(prompt[i - 1], prompt[i]));
 
   // decode: sample, print, feed back, until `steps` positions or BOS/EOS
   const auto t1 = std::chrono::steady_clock::now();

@@ -53,9 +53,8 @@ void print_weight_errors(const Model& m, int bits, int64_t group) {
     std::vector<double> errs(7);
     parallel_for(7, 1, [&](int64_t b, int64_t e) {
       for (int64_t i = b; i < e; ++i) {
-        errs[static_cast<size_t>(i)] =
-            rtn_relative_error(linear_by_index(m.layers[static_cast<size_t>(l)], static_cast<int>(i)),
-                               bits, group);
+        errs[static_cast<size_t>(i)] = rtn_relative_error(
+            linear_by_index(m.layers[static_cast<size_t>(l)], static_cast<int>(i)), bits, group);
       }
     });
     std::printf("| %5d |", l);
@@ -70,8 +69,9 @@ void print_channel_table(const char* what, const KvChannelStats& st, const std::
                          const std::vector<float>& mx) {
   std::printf("\n%s channel ranges over %lld tokens (c = kv_head * head_dim + d):\n", what,
               static_cast<long long>(st.tokens));
-  std::printf("| layer | median half-range | widest 5 channels (half-range) | top1/median | "
-              "mean |centre|/half-range |\n");
+  std::printf(
+      "| layer | median half-range | widest 5 channels (half-range) | top1/median | "
+      "mean |centre|/half-range |\n");
   for (int l = 0; l < st.n_layers; ++l) {
     const size_t o = static_cast<size_t>(l) * static_cast<size_t>(st.kv_dim);
     std::vector<double> r(static_cast<size_t>(st.kv_dim));
@@ -115,7 +115,8 @@ void run_inspect(const InspectOptions& o) {
   const auto tok = open_tokenizer(o.tokenizer, path, m.config.vocab_size);
   CalibWindows w;
   w.max_windows = o.calib_windows;
-  const KvChannelStats st = collect_kv_stats(m, tok->encode(read_text_file(o.calib), true, false), w);
+  const KvChannelStats st =
+      collect_kv_stats(m, tok->encode(read_text_file(o.calib), true, false), w);
   print_channel_table("K (after RoPE)", st, st.kmin, st.kmax);
   print_channel_table("V", st, st.vmin, st.vmax);
 }

@@ -1,11 +1,16 @@
 // wkvq ppl: perplexity (and KL divergence) of a model on a text file in one evaluation mode
 // (design.md §3), or the whole ablation ladder (--ablation).
+#include <unistd.h>
+
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <deque>
+#include <filesystem>
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "cli/calibration.h"
 #include "cli/commands.h"
 #include "cli/common.h"
 #include "cli/quant_options.h"
@@ -25,6 +30,9 @@ struct PplCliOptions {
   bool json = false, kld = false, ablation = false;
   int threads = 0;
   QuantCliOptions quant;
+  CalibCliOptions calib;
+  std::vector<std::string> calibrated;  // --calibrated DIR: quantized models as extra rungs
+  bool calibrate = false;               // --calibrate: the learned rungs, calibrated here
 };
 
 nlohmann::json result_json(const PplResult& r) {
@@ -59,22 +67,50 @@ PplProgress progress_printer() {
   };
 }
 
-// The ladder of issue #4: FP; W RTN; W+KV RTN without POQ; + POQ; + statistics smoothing.
-void run_ablation_cmd(const PplCliOptions& o, const Model& fp, const Tokenizer& tok,
-                      const std::vector<int>& stream, const PplOptions& base) {
+// The learned rungs of --calibrate (design.md §2.4: LWC, learned smoothing, the loss and k as
+// separate claims), each calibrated from the options with one part changed.
+struct LearnedRung {
+  std::string name, slug;
+  CrrOptions crr;
+};
+
+std::vector<LearnedRung> learned_rungs(const CrrOptions& base, const std::string& wkv) {
+  CrrOptions lwc = base;
+  lwc.learn_lwc = true;
+  lwc.learn_smooth = false;
+  lwc.k = 0;
+  lwc.loss = CrrLoss::Mse;
+  CrrOptions smooth = lwc;
+  smooth.learn_smooth = true;
+  CrrOptions mae = smooth;
+  mae.loss = CrrLoss::Mae;
+  CrrOptions crr = mae;
+  crr.k = base.k;
+  crr.loss = base.loss;
+  const std::string k = std::to_string(base.k);
+  const std::string loss = base.loss == CrrLoss::Mae ? "MAE" : "MSE";
+  return {{wkv + " + LWC (k=0, MSE)", "lwc", lwc},
+          {wkv + " + learned smoothing (k=0, MSE)", "lwc_smooth", smooth},
+          {wkv + " + MAE loss (k=0)", "lwc_smooth_mae", mae},
+          {wkv + " + CRR (k=" + k + ", " + loss + ") = WKVQuant", "wkvquant_k" + k, crr}};
+}
+
+// The ladder of issue #4: FP; W RTN; W+KV RTN without POQ; + POQ; + statistics smoothing; then
+// the learned rungs (--calibrate) and calibrated model directories (--calibrated).
+void run_ablation_cmd(const PplCliOptions& o, const std::string& model_path, const Model& fp,
+                      const Tokenizer& tok, const std::vector<int>& stream,
+                      const PplOptions& base) {
   QuantCliOptions q = o.quant;
   const int wbits = q.wbits > 0 ? q.wbits : 4;
   const int kvbits = q.kvbits > 0 ? q.kvbits : 4;
   WKVQ_REQUIRE(kvbits <= 8, "--ablation quantizes the KV cache: --kvbits must be 2, 3, 4 or 8");
-  WKVQ_REQUIRE(fp.quant.wbits == 0, "--ablation needs the floating-point model, not ",
-               fp.source);
+  WKVQ_REQUIRE(fp.quant.wbits == 0, "--ablation needs the floating-point model, not ", fp.source);
   WeightQuantOptions wo;
   wo.bits = wbits;
   wo.group = q.wgroup;
   wo.keep_float = KeepFloat(q.keep_float, fp.config.n_layers);
   const Model wq = quantize_weights_rtn(fp, wo);
-  const KvSmoothing smooth =
-      stats_smoothing(fp, tok, q.calib, q.calib_windows, q.calib_ctx);
+  const KvSmoothing smooth = stats_smoothing(fp, tok, q.calib, q.calib_windows, q.calib_ctx);
   KvCacheSettings kv;
   kv.bits = kvbits;
   kv.group = q.kvgroup > 0 ? q.kvgroup : 0;
@@ -82,25 +118,81 @@ void run_ablation_cmd(const PplCliOptions& o, const Model& fp, const Tokenizer& 
   nopoq.poq = false;
   const std::string w = "W" + std::to_string(wbits);
   const std::string wkv = w + "KV" + std::to_string(kvbits);
-  const std::vector<AblationRung> rungs = {
-      {"FP", &fp, KvCacheSettings{}, nullptr},
-      {w + " RTN, FP KV", &wq, KvCacheSettings{}, nullptr},
-      {wkv + " RTN, no POQ", &wq, nopoq, nullptr},
-      {wkv + " RTN + POQ", &wq, kv, nullptr},
-      {wkv + " RTN + POQ + stats smoothing", &wq, kv, &smooth}};
+  std::vector<AblationRung> rungs = {{"FP", &fp, KvCacheSettings{}, nullptr},
+                                     {w + " RTN, FP KV", &wq, KvCacheSettings{}, nullptr},
+                                     {wkv + " RTN, no POQ", &wq, nopoq, nullptr},
+                                     {wkv + " RTN + POQ", &wq, kv, nullptr},
+                                     {wkv + " RTN + POQ + stats smoothing", &wq, kv, &smooth}};
+  std::vector<double> calib_seconds(rungs.size(), 0.0);
+  std::deque<Model> learned;  // stable addresses for the rungs
+  if (o.calibrate) {
+    QuantCliOptions cq = q;
+    cq.kv_smooth.clear();
+    cq.poq.clear();
+    cq.keep_float.clear();
+    WKVQ_REQUIRE(q.keep_float.empty(), "--calibrate: --keep-float is not supported");
+    const CrrOptions crr_base = o.calib.resolve(cq);
+    namespace fs = std::filesystem;
+    const bool keep = !o.calib.run_dir.empty();
+    const fs::path root =
+        keep ? fs::path(o.calib.run_dir)
+             : fs::temp_directory_path() / ("wkvq-ablation-" + std::to_string(getpid()));
+    for (const LearnedRung& lr : learned_rungs(crr_base, wkv)) {
+      const fs::path dir = root / lr.slug;
+      std::fprintf(stderr, "calibrating rung '%s'\n", lr.name.c_str());
+      const auto t0 = std::chrono::steady_clock::now();
+      const bool resume = keep && fs::exists(dir / "block_0000.wkvqcal");
+      const auto r = run_calibration(model_path, fp, tok, q.calib, lr.crr, dir.string(), resume, -1,
+                                     o.threads);
+      calib_seconds.push_back(
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+      learned.push_back(apply_calibration(fp, *r, lr.crr.wbits, lr.crr.wgroup));
+      rungs.push_back({lr.name, &learned.back(), kv, &learned.back().kv_smoothing});
+    }
+    if (!keep) {
+      std::error_code ec;
+      fs::remove_all(root, ec);
+    }
+  }
+  for (const std::string& dir : o.calibrated) {
+    learned.push_back(load_model_verbose(dir));
+    const Model& m = learned.back();
+    WKVQ_REQUIRE(m.quant.wbits > 0, "--calibrated ", dir, ": not a quantized model directory");
+    WKVQ_REQUIRE(m.config.dim == fp.config.dim && m.config.n_layers == fp.config.n_layers &&
+                     m.config.vocab_size == fp.config.vocab_size,
+                 "--calibrated ", dir, ": a model of another shape (", m.config.summary(),
+                 ") than ", fp.source);
+    KvCacheSettings mkv;
+    mkv.bits = m.quant.kvbits;
+    mkv.group = m.quant.kvgroup;
+    mkv.poq = true;
+    std::string name = "W" + std::to_string(m.quant.wbits) + "KV" + std::to_string(m.quant.kvbits) +
+                       " " + m.quant.method;
+    if (!m.quant.calibration.empty()) name += " (" + m.quant.calibration + ")";
+    rungs.push_back({name, &m, mkv, m.kv_smoothing.n_layers > 0 ? &m.kv_smoothing : nullptr});
+    calib_seconds.push_back(0.0);
+  }
   const auto rows = run_ablation(fp, rungs, stream, base, [](const std::string& line) {
     std::fprintf(stderr, "%s\n", line.c_str());
   });
   if (o.json) {
     nlohmann::json arr = nlohmann::json::array();
-    for (const AblationRow& r : rows) {
-      arr.push_back({{"rung", r.rung}, {"decode", result_json(r.decode)},
-                     {"prefill", result_json(r.prefill)}});
+    for (size_t i = 0; i < rows.size(); ++i) {
+      const AblationRow& r = rows[i];
+      nlohmann::json row = {
+          {"rung", r.rung}, {"decode", result_json(r.decode)}, {"prefill", result_json(r.prefill)}};
+      if (calib_seconds[i] > 0) row["calibration_seconds"] = calib_seconds[i];
+      arr.push_back(row);
     }
-    nlohmann::json j = {{"model", fp.source}, {"text", o.text}, {"calib", q.calib},
-                        {"wbits", wbits},     {"wgroup", q.wgroup}, {"kvbits", kvbits},
+    nlohmann::json j = {{"model", fp.source},
+                        {"text", o.text},
+                        {"calib", q.calib},
+                        {"wbits", wbits},
+                        {"wgroup", q.wgroup},
+                        {"kvbits", kvbits},
                         {"kvgroup", kv.group == 0 ? fp.config.head_dim : kv.group},
                         {"rungs", arr}};
+    if (o.calibrate) j["calibration"] = o.calib.resolve(q).summary();
     std::printf("%s\n", j.dump().c_str());
   } else {
     std::printf("ablation: %s on %s, ctx %lld, %lld windows, %lld tokens; weights g%lld, KV g%d\n",
@@ -109,6 +201,11 @@ void run_ablation_cmd(const PplCliOptions& o, const Model& fp, const Tokenizer& 
                 static_cast<long long>(rows[0].decode.tokens), static_cast<long long>(q.wgroup),
                 kv.group == 0 ? fp.config.head_dim : kv.group);
     std::printf("%s", format_ablation_table(rows).c_str());
+    for (size_t i = 0; i < rows.size(); ++i) {
+      if (calib_seconds[i] > 0) {
+        std::printf("calibration of '%s': %.1f s\n", rows[i].rung.c_str(), calib_seconds[i]);
+      }
+    }
   }
   print_memory(wq, 0);
 }
@@ -127,8 +224,13 @@ void run_ppl(const PplCliOptions& o) {
   PplOptions opt;
   opt.ctx = o.ctx;
   opt.max_windows = o.max_windows;
+  WKVQ_REQUIRE(o.ablation || (!o.calibrate && o.calibrated.empty()),
+               "--calibrate and --calibrated add rungs to --ablation: pass --ablation too");
+  WKVQ_REQUIRE(!o.calib.resume && o.calib.stop_after_block < 0,
+               "--resume and --stop-after-block belong to wkvq quantize; --ablation --calibrate "
+               "resumes by itself when --run-dir holds an earlier run's rungs");
   if (o.ablation) {
-    run_ablation_cmd(o, loaded, *tok, stream, opt);
+    run_ablation_cmd(o, model_path, loaded, *tok, stream, opt);
     return;
   }
 
@@ -197,8 +299,17 @@ void register_ppl(CLI::App& app) {
   cmd->add_flag("--ablation", o->ablation,
                 "Run the ablation ladder (FP; W RTN; WKV RTN without POQ; + POQ; + statistics "
                 "smoothing) in decode and prefill modes; needs --calib");
+  cmd->add_flag("--calibrate", o->calibrate,
+                "With --ablation: add the learned rungs, each calibrated here (+LWC; +learned "
+                "smoothing; +MAE loss; +CRR with --k), with the calibration options below");
+  cmd->add_option("--calibrated", o->calibrated,
+                  "With --ablation: quantized model directories (e.g. from wkvq quantize "
+                  "--method wkvquant) added as rungs; repeatable");
   cmd->add_flag("--json", o->json, "Print one JSON object on stdout instead of the table");
   o->quant.add_to(cmd);
+  CLI::App* crr =
+      cmd->add_option_group("calibration", "Calibration options of --ablation --calibrate");
+  o->calib.add_to(crr);
   add_threads_option(cmd, &o->threads);
   cmd->callback([o] { run_ppl(*o); });
 }

@@ -1,12 +1,15 @@
 // wkvq quantize: quantize a floating-point model and write the quantized model directory
 // (design.md §5, model/quantized_model_io.h). --method rtn: round-to-nearest weights, the KV
-// settings (and statistics smoothing) recorded for the runtime. --method wkvquant (LWC + learned
-// smoothing with CRR calibration) is not implemented yet.
+// settings (and statistics smoothing) recorded for the runtime. --method wkvquant: LWC clipping
+// and KV smoothing learned block by block with the CRR loss (design.md §2.3), by the calibration
+// worker (cli/calibration.h).
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
+#include <optional>
 #include <string>
 
+#include "cli/calibration.h"
 #include "cli/commands.h"
 #include "cli/common.h"
 #include "cli/quant_options.h"
@@ -22,17 +25,46 @@ struct QuantizeCliOptions {
   std::string method, model, out, tokenizer;
   int threads = 0;
   QuantCliOptions quant;
+  CalibCliOptions calib;
+  const CLI::App* crr_group = nullptr;  // the wkvquant options, refused with --method rtn
 };
 
-void check_method(const std::string& method) {
-  WKVQ_REQUIRE(method != "wkvquant",
-               "--method wkvquant is not implemented yet; available methods: rtn");
-  WKVQ_REQUIRE(method == "rtn", "--method: unknown method '", method,
-               "'; available methods: rtn (wkvquant is not implemented yet)");
+// The WKVQuant model: the floating-point model calibrated by the worker, or nothing when the run
+// was stopped early (--stop-after-block).
+std::optional<PreparedModel> calibrated_model(const QuantizeCliOptions& o,
+                                              const std::string& model_path, Model loaded,
+                                              const Tokenizer& tok) {
+  const CrrOptions crr = o.calib.resolve(o.quant);
+  const bool default_dir = o.calib.run_dir.empty();
+  const std::string run_dir = default_dir ? o.out + ".calib-run" : o.calib.run_dir;
+  const std::optional<CalibrationResult> r =
+      run_calibration(model_path, loaded, tok, o.quant.calib, crr, run_dir, o.calib.resume,
+                      o.calib.stop_after_block, o.threads);
+  if (!r) return std::nullopt;
+  PreparedModel p;
+  p.model = apply_calibration(loaded, *r, crr.wbits, crr.wgroup);
+  p.fp = std::move(loaded);
+  p.kv.bits = crr.kvbits;
+  p.kv.group = static_cast<int>(crr.kvgroup);
+  p.kv.poq = true;
+  p.smoothing = p.model.kv_smoothing;
+  p.model.quant.poq = true;
+  if (default_dir) {
+    std::error_code ec;
+    std::filesystem::remove_all(run_dir, ec);
+  }
+  return p;
 }
 
 void run_quantize(const QuantizeCliOptions& o) {
-  check_method(o.method);
+  WKVQ_REQUIRE(o.method == "rtn" || o.method == "wkvquant", "--method: unknown method '", o.method,
+               "'; available methods: rtn, wkvquant");
+  if (o.method == "rtn") {
+    for (const CLI::Option* opt : o.crr_group->get_options()) {
+      WKVQ_REQUIRE(opt->count() == 0, opt->get_name(),
+                   " is a calibration option: it needs --method wkvquant");
+    }
+  }
   QuantCliOptions q = o.quant;
   if (q.wbits == 0) q.wbits = 4;
   if (q.kvbits == 0) q.kvbits = 4;
@@ -47,7 +79,14 @@ void run_quantize(const QuantizeCliOptions& o) {
                                    ? find_tokenizer_beside(model_path, loaded.config.vocab_size)
                                    : o.tokenizer;
   const std::unique_ptr<Tokenizer> tok = load_tokenizer(tok_path);
-  const PreparedModel p = prepare_model(std::move(loaded), q, tok.get());
+  std::optional<PreparedModel> prepared;
+  if (o.method == "wkvquant") {
+    prepared = calibrated_model(o, model_path, std::move(loaded), *tok);
+    if (!prepared) return;
+  } else {
+    prepared = prepare_model(std::move(loaded), q, tok.get());
+  }
+  const PreparedModel& p = *prepared;
   save_quantized_model(p.model, o.out, tok_path);
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -76,7 +115,10 @@ void register_quantize(CLI::App& app) {
       "quantize",
       "Quantize a model and write a quantized model directory (Hugging Face layout, "
       "GPTQ-convention weights)");
-  cmd->add_option("--method", o->method, "Quantization method: rtn (wkvquant: not implemented yet)")
+  cmd->add_option("--method", o->method,
+                  "rtn (round-to-nearest weights; KV settings and optional statistics "
+                  "smoothing recorded) or wkvquant (LWC and KV smoothing learned with the CRR "
+                  "loss; needs --calib)")
       ->required();
   cmd->add_option("--model", o->model,
                   "llama2.c .bin file or Hugging Face directory, floating point (default: "
@@ -86,10 +128,15 @@ void register_quantize(CLI::App& app) {
   cmd->add_option("--tokenizer", o->tokenizer,
                   "Tokenizer copied into the output (default: the one beside the model)");
   o->quant.add_to(cmd);
+  CLI::App* crr = cmd->add_option_group("wkvquant", "Calibration options of --method wkvquant");
+  o->calib.add_to(crr);
+  o->crr_group = crr;
   add_threads_option(cmd, &o->threads);
   cmd->footer(
       "Defaults for quantize: --wbits 4, --kvbits 4 (the KV settings are recorded in the "
-      "directory's config.json; commands that load it may override them).");
+      "directory's config.json; commands that load it may override them). With --method "
+      "wkvquant an interrupted calibration keeps its finished blocks in the run directory; "
+      "rerun the same command with --resume to continue.");
   cmd->callback([o] { run_quantize(*o); });
 }
 

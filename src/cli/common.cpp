@@ -35,8 +35,7 @@ Model load_model_verbose(const std::string& path) {
 
 std::unique_ptr<Tokenizer> open_tokenizer(const std::string& tokenizer, const std::string& model,
                                           int vocab_size) {
-  const std::string path =
-      tokenizer.empty() ? find_tokenizer_beside(model, vocab_size) : tokenizer;
+  const std::string path = tokenizer.empty() ? find_tokenizer_beside(model, vocab_size) : tokenizer;
   return load_tokenizer(path);
 }
 

@@ -6,8 +6,9 @@
 #include "core/error.h"
 
 int main(int argc, char** argv) {
-  CLI::App app{"wkvq: quantize Llama models to 4-bit weights and a 4-bit KV cache (WKVQuant), run "
-               "and measure them"};
+  CLI::App app{
+      "wkvq: quantize Llama models to 4-bit weights and a 4-bit KV cache (WKVQuant), run "
+      "and measure them"};
   app.require_subcommand(1);
   app.set_version_flag("--version", "wkvq 0.1.0");
   wkvq::cli::register_generate(app);

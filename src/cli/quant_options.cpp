@@ -81,8 +81,8 @@ PreparedModel prepare_model(Model loaded, const QuantCliOptions& o, const Tokeni
   p.kv.group = o.kvgroup >= 0 ? o.kvgroup : q.kvgroup;
   p.kv.poq = o.poq.empty() ? q.poq : o.poq == "on";
   p.kv.validate();
-  const std::string smooth = o.kv_smooth.empty() ? (p.fp.kv_smoothing.n_layers > 0 ? "model" : "none")
-                                                 : o.kv_smooth;
+  const std::string smooth =
+      o.kv_smooth.empty() ? (p.fp.kv_smoothing.n_layers > 0 ? "model" : "none") : o.kv_smooth;
   if (smooth == "stats") {
     WKVQ_REQUIRE(q.wbits == 0, "--kv-smooth stats needs the floating-point model; ", p.fp.source,
                  " is already quantized (it carries its own smoothing)");

@@ -14,16 +14,16 @@
 namespace wkvq::cli {
 
 struct QuantCliOptions {
-  int wbits = 0;              // 0: weights as loaded
-  int64_t wgroup = 128;       // 0: one group per row
-  std::string keep_float;     // linears kept in float, see KeepFloat
-  int kvbits = 0;             // 0: as the model says (32 for a float model)
-  int kvgroup = -1;           // -1: as the model says (0 = head_dim)
-  std::string poq;            // "on" | "off" | "" (as the model says; on)
-  std::string kv_smooth;      // "none" | "stats" | "" (as the model says; none)
-  std::string calib;          // calibration text for --kv-smooth stats
-  int64_t calib_windows = 64; // windows of the calibration text used for statistics
-  int64_t calib_ctx = 0;      // their length (0: min(2048, context))
+  int wbits = 0;               // 0: weights as loaded
+  int64_t wgroup = 128;        // 0: one group per row
+  std::string keep_float;      // linears kept in float, see KeepFloat
+  int kvbits = 0;              // 0: as the model says (32 for a float model)
+  int kvgroup = -1;            // -1: as the model says (0 = head_dim)
+  std::string poq;             // "on" | "off" | "" (as the model says; on)
+  std::string kv_smooth;       // "none" | "stats" | "" (as the model says; none)
+  std::string calib;           // calibration text for --kv-smooth stats
+  int64_t calib_windows = 64;  // windows of the calibration text used for statistics
+  int64_t calib_ctx = 0;       // their length (0: min(2048, context))
 
   // Registers --wbits --wgroup --keep-float --kvbits --kvgroup --poq --kv-smooth --calib
   // --calib-windows --calib-ctx on `cmd`.
@@ -31,10 +31,10 @@ struct QuantCliOptions {
 };
 
 struct PreparedModel {
-  Model fp;                // as loaded
-  Model model;             // what runs: fp, or fp with RTN-quantized linears
+  Model fp;     // as loaded
+  Model model;  // what runs: fp, or fp with RTN-quantized linears
   KvCacheSettings kv;
-  KvSmoothing smoothing;   // n_layers == 0: none
+  KvSmoothing smoothing;  // n_layers == 0: none
   const KvSmoothing* smoothing_or_null() const {
     return smoothing.n_layers > 0 ? &smoothing : nullptr;
   }

@@ -35,13 +35,14 @@ struct WeightStorage {
 // How a model was quantized (all zero / empty for a floating-point model). The KV settings are
 // the defaults a quantized model directory asks for; commands may override them.
 struct QuantizationInfo {
-  std::string method;     // "", "rtn", "wkvquant", ...
-  int wbits = 0;          // 0: float weights
-  int64_t wgroup = 0;     // weight group size (0: one group per row)
-  int kvbits = 32;        // 32 f32, 16 fp16, 2/3/4/8 int
-  int kvgroup = 0;        // 0: head_dim
+  std::string method;  // "", "rtn", "wkvquant", ...
+  int wbits = 0;       // 0: float weights
+  int64_t wgroup = 0;  // weight group size (0: one group per row)
+  int kvbits = 32;     // 32 f32, 16 fp16, 2/3/4/8 int
+  int kvgroup = 0;     // 0: head_dim
   bool poq = true;
-  std::string kv_smooth;  // "none", "stats", "learned"
+  std::string kv_smooth;    // "none", "stats", "learned"
+  std::string calibration;  // how a calibrated method was run (CrrOptions::summary), else ""
 };
 
 struct Model {

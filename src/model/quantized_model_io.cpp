@@ -14,6 +14,7 @@
 
 #include "core/error.h"
 #include "formats/gptq.h"
+#include "io/atomic_file.h"
 #include "io/safetensors_writer.h"
 #include "model/quantized_model_names.h"
 #include "model/weight_quantizer.h"
@@ -314,6 +315,7 @@ ojson config_json(const Model& m, const Exporter& ex) {
               {"kv_smooth", q.kv_smooth.empty() ? std::string("none") : q.kv_smooth},
               {"keep_float", ex.keep_float()},
               {"padding", ex.padding_json()}};
+  if (!q.calibration.empty()) qc["calibration"] = q.calibration;
   return {{"architectures", {"LlamaForCausalLM"}},
           {"model_type", "llama"},
           {"hidden_size", c.dim},
@@ -335,16 +337,7 @@ ojson config_json(const Model& m, const Exporter& ex) {
 }
 
 void write_text(const std::string& path, const std::string& text) {
-  const std::string tmp = path + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    out << text;
-    out.close();
-    WKVQ_REQUIRE(out.good(), tmp, ": cannot write the file");
-  }
-  std::error_code ec;
-  fs::rename(tmp, path, ec);
-  WKVQ_REQUIRE(!ec, path, ": cannot move ", tmp, " into place: ", ec.message());
+  write_file_atomically(path, text.data(), text.size());
 }
 
 // Copies src over dst, writable by its owner (the source may be read-only).

@@ -143,6 +143,8 @@ QuantConfig parse_quant_config(const json& root, const std::string& path, const 
   if (info.kv_smooth != "none" && info.kv_smooth != "stats" && info.kv_smooth != "learned") {
     r.bad("kv_smooth", "expected \"none\", \"stats\" or \"learned\"");
   }
+  if (root["quantization_config"].contains("calibration"))
+    info.calibration = r.string("calibration");
   parse_keep_float(r, c, q);
   const json& pad = r.at("padding");
   if (!pad.is_object()) r.bad("padding", "must be an object");

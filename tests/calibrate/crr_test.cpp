@@ -5,25 +5,17 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
-#include <chrono>
 #include <cmath>
 #include <cstdio>
-#include <cstdlib>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
-#include <sstream>
 
 #include "calib_fixture.h"
 #include "calibrate/block_file.h"
 #include "calibrate/calibration_result.h"
 #include "core/error.h"
-#include "eval/perplexity.h"
 #include "formats/weight_quant.h"
-#include "model/loader.h"
 #include "model/weight_quantizer.h"
-#include "runtime/bpe_tokenizer.h"
-#include "runtime/kv_stats.h"
 #include "test_support.h"
 
 namespace wkvq {
@@ -278,86 +270,6 @@ TEST(ApplyCalibration, QuantizesWithTheClipFactorsAndSetsTheSmoothing) {
   EXPECT_THROW(apply_calibration(fp, r, 4, 64), Error) << "clip shapes of another group size";
   r.blocks.pop_back();
   EXPECT_THROW(apply_calibration(fp, r, 4, 32), Error) << "an unfinished calibration";
-}
-
-// ---- timing on the real model (run by hand) -------------------------------------------------
-//
-//   WKVQ_CRR_EPOCHS=2 WKVQ_CRR_SAMPLES=32 WKVQ_CRR_WINDOW=256 wkvq_calibrate_tests
-//   --gtest_also_run_disabled_tests --gtest_filter='*Stories260KTiming*'
-// Unset variables keep the defaults of CrrOptions. Prints the time and the perplexity (decode
-// mode, W4 KV4) of the calibrated model next to RTN + statistics smoothing.
-
-int64_t env_or(const char* name, int64_t fallback) {
-  const char* v = std::getenv(name);
-  return v != nullptr && *v != '\0' ? std::atoll(v) : fallback;
-}
-
-std::string read_text(const std::string& path, size_t max_bytes) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str().substr(0, max_bytes);
-}
-
-TEST(Crr, DISABLED_Stories260KTiming) {
-  WKVQ_REQUIRE_SHARED(model_path, "models/stories260K/stories260K.bin");
-  WKVQ_REQUIRE_SHARED(tok_path, "models/stories260K/tok512.bin");
-  WKVQ_REQUIRE_SHARED(calib_path, "data/tinystories/calib.txt");
-  WKVQ_REQUIRE_SHARED(test_path, "data/tinystories/test.txt");
-  const Model fp = load_model(model_path);
-  // (not load_tokenizer: this binary must not load sentencepiece, see src/CMakeLists.txt)
-  const auto tok = BpeTokenizer::load(tok_path, fp.config.vocab_size);
-  const std::vector<int> calib = tok->encode(read_text(calib_path, 4000000), true, false);
-  CrrOptions o;
-  o.epochs = static_cast<int>(env_or("WKVQ_CRR_EPOCHS", o.epochs));
-  o.samples = env_or("WKVQ_CRR_SAMPLES", o.samples);
-  o.window = env_or("WKVQ_CRR_WINDOW", o.window);
-  o.k = static_cast<int>(env_or("WKVQ_CRR_K", o.k));
-  o.threads = static_cast<int>(env_or("WKVQ_CRR_THREADS", 2));
-  std::printf(
-      "[ info ] calibration stream %zu tokens; k %d, epochs %d, samples %lld, window %lld\n",
-      calib.size(), o.k, o.epochs, static_cast<long long>(o.samples),
-      static_cast<long long>(crr_window(fp.config, o)));
-  const auto t0 = std::chrono::steady_clock::now();
-  const CalibrationResult r = calibrate_crr(fp, calib, o, [](const CrrProgress& p) {
-    if (p.block_done) {
-      std::printf("[ info ] block %d done: loss %.5g, elapsed %.1f s, eta %.1f s\n", p.block,
-                  p.loss, p.elapsed_s, p.eta_s);
-    }
-  });
-  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  for (size_t l = 0; l < r.blocks.size(); ++l) {
-    std::printf("[ info ] block %zu: loss %.5g -> %.5g (%.1f s)\n", l, r.blocks[l].loss_before,
-                r.blocks[l].loss_after, r.blocks[l].seconds);
-  }
-  std::printf("[ info ] calibration took %.1f s\n", secs);
-
-  const std::vector<int> text = tok->encode(read_text(test_path, 400000), true, false);
-  PplOptions po;
-  po.ctx = 256;
-  po.max_windows = 40;
-  po.mode = EvalMode::Decode;
-  po.kv.bits = 4;
-  const Model q = apply_calibration(fp, r, 4, o.wgroup);
-  const PplResult ours = perplexity(q, text, po);  // the model's own (learned) smoothing
-  WeightQuantOptions wo;
-  wo.group = o.wgroup;
-  const Model rtn = quantize_weights_rtn(fp, wo);
-  CalibWindows cw;
-  cw.ctx = crr_window(fp.config, o);
-  cw.max_windows = o.samples;
-  const KvSmoothing stats = smoothing_from_stats(collect_kv_stats(fp, calib, cw));
-  PplOptions rtn_opt = po;
-  rtn_opt.smoothing = &stats;
-  const PplResult base_rtn = perplexity(rtn, text, rtn_opt);
-  PplOptions fp_opt;
-  fp_opt.ctx = po.ctx;
-  fp_opt.max_windows = po.max_windows;
-  const PplResult base_fp = perplexity(fp, text, fp_opt);
-  std::printf(
-      "[ info ] PPL (decode, W4 KV4, %lld tokens): FP %.4f, RTN + statistics smoothing %.4f, "
-      "calibrated %.4f\n",
-      static_cast<long long>(ours.tokens), base_fp.ppl, base_rtn.ppl, ours.ppl);
 }
 
 }  // namespace

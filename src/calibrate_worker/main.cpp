@@ -1,0 +1,100 @@
+// wkvq-calibrate: the CRR calibration worker (design.md §2.3). `wkvq quantize --method wkvquant`
+// and `wkvq ppl --ablation --calibrate` run it as a separate process, because libtorch and
+// Debian's libsentencepiece cannot share one (see src/CMakeLists.txt). It reads a run directory
+// prepared by wkvq:
+//   options.txt        the CRR options (CrrOptions::record())
+//   calib_tokens.bin   the tokenized calibration text (calibrate/token_file.h)
+// and writes one block file per finished block into the same directory (calibrate/block_file.h),
+// printing progress per block and epoch on stderr.
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <cstdio>
+#include <exception>
+#include <filesystem>
+#include <string>
+
+#include "calibrate/crr.h"
+#include "calibrate/token_file.h"
+#include "core/error.h"
+#include "io/atomic_file.h"
+#include "model/loader.h"
+
+namespace {
+
+struct WorkerOptions {
+  std::string model, run_dir;
+  int threads = 0;
+  bool resume = false;
+  int stop_after_block = -1;
+};
+
+std::string clock_text(double s) {
+  char buf[32];
+  if (s < 60) {
+    std::snprintf(buf, sizeof buf, "%.0f s", s);
+  } else {
+    std::snprintf(buf, sizeof buf, "%d min %02d s", static_cast<int>(s) / 60,
+                  static_cast<int>(s) % 60);
+  }
+  return buf;
+}
+
+void print_progress(const wkvq::CrrProgress& p, bool tty) {
+  if (p.block_done) {
+    std::fprintf(stderr, "%sblock %d/%d %s: loss %.6g  elapsed %s  eta %s\n", tty ? "\r" : "",
+                 p.block + 1, p.n_blocks, p.resumed ? "resumed from its file" : "done", p.loss,
+                 clock_text(p.elapsed_s).c_str(), clock_text(p.eta_s).c_str());
+  } else {
+    std::fprintf(stderr, "%sblock %d/%d epoch %d/%d: loss %.6g  elapsed %s  eta %s%s",
+                 tty ? "\r" : "", p.block + 1, p.n_blocks, p.epoch, p.epochs, p.loss,
+                 clock_text(p.elapsed_s).c_str(), clock_text(p.eta_s).c_str(), tty ? "   " : "\n");
+  }
+  std::fflush(stderr);
+}
+
+void run(const WorkerOptions& w) {
+  namespace fs = std::filesystem;
+  const std::string options_path = (fs::path(w.run_dir) / "options.txt").string();
+  const std::vector<uint8_t> text = wkvq::read_file_bytes(options_path);
+  wkvq::CrrOptions o = wkvq::CrrOptions::parse_record(std::string(text.begin(), text.end()));
+  o.threads = w.threads;
+  o.results_dir = w.run_dir;
+  o.resume = w.resume;
+  o.stop_after_block = w.stop_after_block;
+  const wkvq::Model fp = wkvq::load_model(w.model);
+  const std::vector<int> calib = wkvq::read_token_file(
+      (fs::path(w.run_dir) / "calib_tokens.bin").string(), fp.config.vocab_size);
+  std::fprintf(stderr, "calibrating %s: %s\n", w.model.c_str(), o.summary().c_str());
+  const bool tty = isatty(fileno(stderr)) != 0;
+  wkvq::calibrate_crr(fp, calib, o, [tty](const wkvq::CrrProgress& p) { print_progress(p, tty); });
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{
+      "wkvq-calibrate: the CRR calibration worker of `wkvq quantize --method wkvquant` "
+      "(run by wkvq; see `wkvq quantize --help`)"};
+  WorkerOptions w;
+  app.add_option("--model", w.model, "Floating-point model (llama2.c .bin or HF directory)")
+      ->required();
+  app.add_option("--run-dir", w.run_dir,
+                 "Run directory holding options.txt and calib_tokens.bin; block files go there")
+      ->required();
+  app.add_option("--threads", w.threads, "Threads (0: all cores)")->check(CLI::Range(0, 1024));
+  app.add_flag("--resume", w.resume, "Continue after the block files already in --run-dir");
+  app.add_option("--stop-after-block", w.stop_after_block,
+                 "Stop once this block (0-based) is finished (a partial run, for resuming)")
+      ->check(CLI::Range(-1, 1 << 20));
+  try {
+    app.parse(argc, argv);
+    run(w);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "\nwkvq-calibrate: error: %s\n", e.what());
+    return 1;
+  }
+  return 0;
+}

@@ -1,0 +1,204 @@
+#include "cli/calibration.h"
+
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <sstream>
+#include <vector>
+
+#include "calibrate/block_file.h"
+#include "calibrate/token_file.h"
+#include "cli/common.h"
+#include "core/error.h"
+#include "io/atomic_file.h"
+
+extern char** environ;
+
+namespace wkvq::cli {
+
+namespace fs = std::filesystem;
+
+void CalibCliOptions::add_to(CLI::App* cmd) {
+  cmd->add_option("--k", crr.k,
+                  "CRR: full-precision blocks after the calibrated one in the loss (0: the "
+                  "block's own output)")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 1 << 20));
+  cmd->add_option("--loss", loss, "CRR loss: mae (WKVQuant) or mse (OmniQuant)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"mae", "mse"}));
+  cmd->add_option("--epochs", crr.epochs, "Epochs over the calibration windows, per block")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 1 << 20));
+  cmd->add_option("--samples", crr.samples, "Random windows of the --calib text (seeded)")
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t{1}, int64_t{1} << 30));
+  cmd->add_option("--window", crr.window,
+                  "Tokens per calibration window (0: min(2048, model context))")
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t{0}, int64_t{1} << 24));
+  cmd->add_option("--batch", crr.batch, "Windows per optimizer step")
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t{1}, int64_t{1} << 30));
+  cmd->add_option("--learn", learn,
+                  "What is learned: lwc (weight clipping), smooth (KV smoothing), both "
+                  "comma-separated, or none")
+      ->capture_default_str();
+  cmd->add_option("--smooth-init", smooth_init,
+                  "Initial KV smoothing: stats (as --kv-smooth stats: --calib-windows windows of "
+                  "--calib-ctx tokens of --calib) or identity")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"stats", "identity"}));
+  cmd->add_option("--train-poq", train_poq,
+                  "Attention form in training: on (teacher-forced POQ) or off (the current "
+                  "token's K/V quantized too, OmniQuant-style)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"on", "off"}));
+  cmd->add_option("--lr-lwc", crr.lr_lwc, "AdamW learning rate of the LWC parameters")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 10.0));
+  cmd->add_option("--lr-smooth", crr.lr_smooth, "AdamW learning rate of the KV smoothing")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 10.0));
+  cmd->add_option("--lwc-init", crr.lwc_init,
+                  "Initial LWC logits gamma = beta (sigmoid(4) = 0.982: almost no clipping)")
+      ->capture_default_str()
+      ->check(CLI::Range(-20.0f, 20.0f));
+  cmd->add_option("--seed", crr.seed, "Seed of the calibration windows and their order")
+      ->capture_default_str();
+  cmd->add_option("--run-dir", run_dir,
+                  "Directory of the calibration run's per-block results (default: OUT.calib-run, "
+                  "removed when the model is written)");
+  cmd->add_flag("--resume", resume,
+                "Continue an interrupted calibration from the block files in the run directory");
+  cmd->add_option("--stop-after-block", stop_after_block,
+                  "Stop after this block (0-based) is calibrated, leaving a run to --resume")
+      ->check(CLI::Range(-1, 1 << 20));
+}
+
+CrrOptions CalibCliOptions::resolve(const QuantCliOptions& q) const {
+  WKVQ_REQUIRE(q.keep_float.empty(),
+               "--keep-float is not supported with --method wkvquant (every linear of every "
+               "block is calibrated); use --method rtn to keep layers in floating point");
+  WKVQ_REQUIRE(q.kv_smooth.empty(),
+               "--kv-smooth does not apply to --method wkvquant: its smoothing starts from "
+               "--smooth-init and is learned unless --learn leaves out smooth");
+  WKVQ_REQUIRE(q.poq.empty() || q.poq == "on",
+               "--poq off: a wkvquant model is calibrated for POQ decoding; to evaluate it "
+               "without POQ use `wkvq ppl --mode decode-nopoq`");
+  CrrOptions o = crr;
+  o.wbits = q.wbits > 0 ? q.wbits : 4;
+  WKVQ_REQUIRE(o.wbits != 3, "--wbits 3: the quantized model directory stores 2, 4 or 8 bits");
+  o.wgroup = q.wgroup;
+  o.kvbits = q.kvbits > 0 ? q.kvbits : 4;
+  o.kvgroup = q.kvgroup > 0 ? q.kvgroup : 0;
+  o.loss = loss == "mse" ? CrrLoss::Mse : CrrLoss::Mae;
+  o.stats_init = smooth_init == "stats";
+  o.stats_windows = q.calib_windows;
+  o.stats_ctx = q.calib_ctx;
+  o.poq = train_poq == "on";
+  o.learn_lwc = false;
+  o.learn_smooth = false;
+  std::stringstream ss(learn);
+  std::string part;
+  while (std::getline(ss, part, ',')) {
+    if (part == "lwc") {
+      o.learn_lwc = true;
+    } else if (part == "smooth") {
+      o.learn_smooth = true;
+    } else {
+      WKVQ_REQUIRE(part == "none" && learn == "none", "--learn: expected lwc, smooth, ",
+                   "lwc,smooth or none, found '", learn, "'");
+    }
+  }
+  return o;
+}
+
+namespace {
+
+std::string worker_path() {
+  std::error_code ec;
+  const fs::path self = fs::read_symlink("/proc/self/exe", ec);
+  WKVQ_REQUIRE(!ec, "cannot find this executable's directory (/proc/self/exe: ", ec.message(),
+               ") to run the calibration worker wkvq-calibrate");
+  const fs::path worker = self.parent_path() / "wkvq-calibrate";
+  WKVQ_REQUIRE(fs::exists(worker), "the calibration worker ", worker.string(),
+               " is missing: this wkvq was built without libtorch. Install libtorch-dev and "
+               "rebuild with -DWKVQ_CALIBRATE=ON (the default), e.g. bash scripts/build.sh");
+  return worker.string();
+}
+
+// Runs argv[0] with argv, waiting for it; throws unless it exits with status 0.
+void run_process(const std::vector<std::string>& args) {
+  std::vector<char*> argv;
+  for (const std::string& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+  argv.push_back(nullptr);
+  pid_t pid = 0;
+  const int rc = posix_spawn(&pid, argv[0], nullptr, nullptr, argv.data(), environ);
+  WKVQ_REQUIRE(rc == 0, "cannot start ", args[0], ": ", std::strerror(rc));
+  int status = 0;
+  while (waitpid(pid, &status, 0) < 0) {
+    WKVQ_REQUIRE(errno == EINTR, "waiting for ", args[0], " failed: ", std::strerror(errno));
+  }
+  if (WIFSIGNALED(status)) {
+    fail("the calibration worker was killed by signal ", WTERMSIG(status),
+         "; finished blocks are kept: rerun with --resume to continue");
+  }
+  WKVQ_REQUIRE(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+               "the calibration worker failed (exit status ", WEXITSTATUS(status),
+               "); its message is above");
+}
+
+}  // namespace
+
+std::optional<CalibrationResult> run_calibration(const std::string& model_path, const Model& fp,
+                                                 const Tokenizer& tok,
+                                                 const std::string& calib_path,
+                                                 const CrrOptions& opt, const std::string& run_dir,
+                                                 bool resume, int stop_after_block, int threads) {
+  WKVQ_REQUIRE(!calib_path.empty(), "calibration needs text: pass --calib FILE");
+  opt.validate(fp.config);
+  const std::string worker = worker_path();
+  std::error_code ec;
+  fs::create_directories(run_dir, ec);
+  WKVQ_REQUIRE(!ec, run_dir, ": cannot create the calibration run directory: ", ec.message());
+  const std::vector<int> tokens = tok.encode(read_text_file(calib_path), true, false);
+  std::fprintf(stderr, "calibration text: %s, %zu tokens; run directory %s\n", calib_path.c_str(),
+               tokens.size(), run_dir.c_str());
+  write_token_file((fs::path(run_dir) / "calib_tokens.bin").string(), tokens);
+  const std::string record = opt.record();
+  write_file_atomically((fs::path(run_dir) / "options.txt").string(), record.data(), record.size());
+  std::vector<std::string> args = {
+      worker, "--model", model_path, "--run-dir", run_dir, "--threads", std::to_string(threads)};
+  if (resume) args.emplace_back("--resume");
+  if (stop_after_block >= 0) {
+    args.emplace_back("--stop-after-block");
+    args.push_back(std::to_string(stop_after_block));
+  }
+  const auto t0 = std::chrono::steady_clock::now();
+  run_process(args);
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  if (stop_after_block >= 0 && stop_after_block < fp.config.n_layers - 1) {
+    std::fprintf(stderr, "calibration stopped after block %d (%.1f s); continue with --resume\n",
+                 stop_after_block, seconds);
+    return std::nullopt;
+  }
+  CalibrationResult r;
+  r.quant = opt.quant_info();
+  for (BlockFile& f : read_block_files(run_dir, fp.config.n_layers)) {
+    WKVQ_REQUIRE(f.record.rfind(record, 0) == 0, block_file_path(run_dir, f.block),
+                 ": not calibrated with the options asked for (another run's file?)");
+    r.blocks.push_back(std::move(f.data));
+  }
+  std::fprintf(stderr, "calibration finished in %.1f s\n", seconds);
+  return r;
+}
+
+}  // namespace wkvq::cli

@@ -1,0 +1,46 @@
+// WKVQuant calibration from the CLI: the CRR options of `wkvq quantize --method wkvquant` and
+// `wkvq ppl --ablation --calibrate`, and running the calibration worker `wkvq-calibrate` (a
+// separate process: libtorch and Debian's libsentencepiece cannot share one, src/CMakeLists.txt).
+#pragma once
+
+#include <CLI/CLI.hpp>
+#include <optional>
+#include <string>
+
+#include "calibrate/calibration_result.h"
+#include "calibrate/crr.h"
+#include "cli/quant_options.h"
+#include "model/model.h"
+#include "runtime/tokenizer.h"
+
+namespace wkvq::cli {
+
+struct CalibCliOptions {
+  CrrOptions crr;            // k, loss, epochs, samples, window, batch, lrs, init, seed
+  std::string loss = "mae";  // --loss
+  std::string learn = "lwc,smooth";
+  std::string smooth_init = "stats";
+  std::string train_poq = "on";
+  std::string run_dir;  // "": a default beside the output
+  bool resume = false;
+  int stop_after_block = -1;
+
+  // Registers --k --loss --epochs --samples --window --batch --learn --smooth-init --train-poq
+  // --lr-lwc --lr-smooth --lwc-init --seed --run-dir --resume --stop-after-block on `cmd`.
+  void add_to(CLI::App* cmd);
+  // The CRR options for the quantization settings `q` (--wbits, --wgroup, --kvbits, --kvgroup;
+  // defaults W4 g128, KV4 in groups of head_dim). Throws on a bad combination.
+  CrrOptions resolve(const QuantCliOptions& q) const;
+};
+
+// Runs `wkvq-calibrate` on the floating-point model at `model_path` (already loaded as `fp`)
+// with the --calib text tokenized by `tok`, in `run_dir` (created; with `resume`, finished
+// blocks there are kept). Returns the result, or nothing when `stop_after_block` stopped the run
+// before the last block. Throws when the worker is missing or fails.
+std::optional<CalibrationResult> run_calibration(const std::string& model_path, const Model& fp,
+                                                 const Tokenizer& tok,
+                                                 const std::string& calib_path,
+                                                 const CrrOptions& opt, const std::string& run_dir,
+                                                 bool resume, int stop_after_block, int threads);
+
+}  // namespace wkvq::cli

@@ -1,0 +1,37 @@
+#include "io/atomic_file.h"
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+
+#include "core/error.h"
+
+namespace wkvq {
+
+void write_file_atomically(const std::string& path, const void* data, size_t n) {
+  const std::string tmp = path + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+    WKVQ_REQUIRE(out.good(), tmp, ": cannot create the file (", std::strerror(errno),
+                 "); check that the directory exists and is writable");
+    out.write(static_cast<const char*>(data), static_cast<std::streamsize>(n));
+    out.close();
+    WKVQ_REQUIRE(out.good(), tmp, ": writing ", n, " bytes failed (disk full?)");
+  }
+  std::error_code ec;
+  std::filesystem::rename(tmp, path, ec);
+  WKVQ_REQUIRE(!ec, path, ": cannot move ", tmp, " into place: ", ec.message());
+}
+
+std::vector<uint8_t> read_file_bytes(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  WKVQ_REQUIRE(in.good(), path, ": cannot open the file (", std::strerror(errno), ")");
+  std::vector<uint8_t> bytes((std::istreambuf_iterator<char>(in)),
+                             std::istreambuf_iterator<char>());
+  WKVQ_REQUIRE(!in.bad(), path, ": reading the file failed");
+  return bytes;
+}
+
+}  // namespace wkvq

@@ -1,0 +1,18 @@
+// Whole-file writes that never leave a torn file behind (a temporary file renamed into place),
+// and whole-file reads, both with errors that name the file.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace wkvq {
+
+// Writes n bytes to path + ".tmp", then renames it to path.
+void write_file_atomically(const std::string& path, const void* data, size_t n);
+
+// The whole file; throws wkvq::Error when it cannot be opened or read.
+std::vector<uint8_t> read_file_bytes(const std::string& path);
+
+}  // namespace wkvq
