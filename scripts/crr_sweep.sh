@@ -3,7 +3,7 @@
 # wkvquant` once per (loss, k), then prints one line per model with its decode-mode PPL and KLD.
 #   bash scripts/crr_sweep.sh MODEL CALIB TEXT [--max-windows N] [--ks "0 1 2 5"]
 #        [--losses "mae mse"] [--out DIR] [-- extra quantize options]
-# Needs a built tree (bash scripts/build.sh). Calibrated models go to DIR (default
+# Needs a built tree (bash scripts/build.sh; $WKVQ_BIN overrides build/bin/wkvq). Calibrated models go to DIR (default
 # /tmp/wkvq-crr-sweep); an existing one with the same name is reused, so a sweep can be resumed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,7 +21,7 @@ while [ $# -gt 0 ]; do
     *) echo "crr_sweep.sh: unknown option $1" >&2; exit 2 ;;
   esac
 done
-wkvq=build/bin/wkvq
+wkvq=${WKVQ_BIN:-build/bin/wkvq}
 mkdir -p "$out"
 printf "%-6s %-3s %-22s %-20s %s\n" loss k "decode PPL" "decode KLD" "calibration"
 for loss in $losses; do

@@ -11,7 +11,7 @@
 namespace wkvq {
 
 int64_t crr_window(const LlamaConfig& c, const CrrOptions& opt) {
-  return opt.window > 0 ? opt.window : std::min<int64_t>(2048, c.seq_len);
+  return opt.window > 0 ? opt.window : std::min<int64_t>(256, c.seq_len);
 }
 
 void CrrOptions::validate(const LlamaConfig& c) const {
@@ -156,7 +156,7 @@ std::string CrrOptions::summary() const {
   std::string learn = learn_lwc && quantize_weights() ? "lwc" : "";
   if (learn_smooth && quantize_kv()) learn += learn.empty() ? "smooth" : "+smooth";
   if (learn.empty()) learn = "nothing learned";
-  const std::string win = window > 0 ? std::to_string(window) : "min(2048, context)";
+  const std::string win = window > 0 ? std::to_string(window) : "min(256, context)";
   char buf[320];
   std::snprintf(buf, sizeof buf,
                 "%s, k=%d, %s, %d epochs, %lld windows of %s, batch %lld, lr lwc %g smooth %g, "

@@ -40,7 +40,7 @@ void CalibCliOptions::add_to(CLI::App* cmd) {
       ->capture_default_str()
       ->check(CLI::Range(int64_t{1}, int64_t{1} << 30));
   cmd->add_option("--window", crr.window,
-                  "Tokens per calibration window (0: min(2048, model context))")
+                  "Tokens per calibration window (0: min(256, model context))")
       ->capture_default_str()
       ->check(CLI::Range(int64_t{0}, int64_t{1} << 24));
   cmd->add_option("--batch", crr.batch, "Windows per optimizer step")
