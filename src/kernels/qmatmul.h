@@ -3,7 +3,9 @@
 //
 // W^ is never materialised whole. Small n (decode GEMV, n = 1; up to 64 rows with AVX-512, 24
 // with AVX2) runs "dot" kernels that stream W's codes, decode each 32-column block in registers and
-// FMA it with up to 4 rows of x (memory-bound at n = 1: W is 8x smaller than f32 at 4 bits).
+// FMA it with up to 4 rows of x (memory-bound at n = 1: W is 8x smaller than f32 at 4 bits); at
+// n = 1 the AVX-512 kernel reads 4-bit rows 128 columns at a time against an x rearranged to match
+// (qmatmul_avx512.cpp, "4-bit GEMV over 64-byte chunks").
 // Larger n (prefill GEMM) runs packed kernels that dequantize a block of W once into f32 panels in
 // per-thread scratch and reuse it across every row of x (compute-bound).
 // Work is split over the OpenMP threads (core/parallel.h) by rows of W, and by rows of x too when W

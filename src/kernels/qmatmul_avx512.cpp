@@ -242,6 +242,88 @@ void dot_block(const float* x, const QMatView& w, float* y, int64_t ldy, QBlock 
   }
 }
 
+// ---- 4-bit GEMV over 64-byte chunks (n = 1) ----
+//
+// The dot kernel above spends three port-5 uops per 32 weights (one widening, two permutes). At
+// n = 1 the GEMV instead reads a whole 64-byte chunk (128 columns, four Q4Blocks) as 16 dwords and
+// looks up nibble j of every lane with vpermps(v >> 4j): two permutes per 32 weights, no
+// widening. Lane i's nibble j is column chunk_col(i, j) of the chunk (Q4Block b = i / 4 holds
+// column 16 h + k of its block in the nibble h of byte k, and lane i holds bytes 4 (i % 4) .. +3
+// of it), so x is first rearranged once per call: xp[128 c + 16 j + i] = x[128 c + chunk_col(i,
+// j)]. Each product is still x_j w^_j with an exact w^_j; only the summation order changes.
+// Used when a row is whole chunks, every group is whole chunks, and x fits the stack buffer.
+constexpr int64_t kChunkCols = 128;
+constexpr int64_t kChunkMaxCols = 16384;  // 64 KB of rearranged x on the stack
+
+constexpr int64_t chunk_col(int64_t i, int64_t j) {
+  return 32 * (i / 4) + 16 * (j & 1) + 4 * (i % 4) + (j >> 1);
+}
+
+bool chunked_gemv_fits(const QMatView& w) {
+  return w.bits == 4 && w.cols % kChunkCols == 0 && w.cols <= kChunkMaxCols &&
+         (w.n_groups == 1 || w.group % kChunkCols == 0);
+}
+
+void rearrange_x(const float* x, int64_t cols, float* xp) {
+  for (int64_t c = 0; c < cols; c += kChunkCols) {
+    for (int64_t j = 0; j < 8; ++j) {
+      for (int64_t i = 0; i < kLanes; ++i) xp[c + 16 * j + i] = x[c + chunk_col(i, j)];
+    }
+  }
+}
+
+// y[o + r] = x . W^[o + r, :] for r < NW, x rearranged (xp).
+template <int NW>
+void chunk_tile(const float* xp, const QMatView& w, int64_t o, float* y) {
+  __m512 acc[NW];
+#pragma GCC unroll 16
+  for (int r = 0; r < NW; ++r) acc[r] = _mm512_setzero_ps();
+  alignas(64) float s[NW][kCoderChunk];
+  alignas(64) float neg_zs[NW][kCoderChunk];
+  for (int64_t g0 = 0; g0 < w.n_groups; g0 += kCoderChunk) {
+    const int64_t ng = min64(kCoderChunk, w.n_groups - g0);
+#pragma GCC unroll 16
+    for (int r = 0; r < NW; ++r) load_group_params(w, o + r, g0, ng, s[r], neg_zs[r]);
+    for (int64_t g = g0; g < g0 + ng; ++g) {
+      __m512 table[NW];
+#pragma GCC unroll 16
+      for (int r = 0; r < NW; ++r) table[r] = make_coder<4>(s[r][g - g0], neg_zs[r][g - g0]).a;
+      const int64_t c1 = min64((g + 1) * w.group, w.cols);
+      for (int64_t c = g * w.group; c < c1; c += kChunkCols) {
+#pragma GCC unroll 16
+        for (int r = 0; r < NW; ++r) {
+          _mm_prefetch(reinterpret_cast<const char*>(w.codes + (o + NW + r) * w.row_bytes) + c / 2,
+                       _MM_HINT_T0);
+        }
+        __m512i v[NW];
+#pragma GCC unroll 16
+        for (int r = 0; r < NW; ++r)
+          v[r] = _mm512_loadu_si512(w.codes + (o + r) * w.row_bytes + c / 2);
+#pragma GCC unroll 8
+        for (int j = 0; j < 8; ++j) {
+          const __m512 xj = _mm512_loadu_ps(xp + c + 16 * j);
+#pragma GCC unroll 16
+          for (int r = 0; r < NW; ++r) {
+            const __m512 wj = _mm512_permutexvar_ps(_mm512_srli_epi32(v[r], 4 * j), table[r]);
+            acc[r] = _mm512_fmadd_ps(xj, wj, acc[r]);
+          }
+        }
+      }
+    }
+  }
+#pragma GCC unroll 16
+  for (int r = 0; r < NW; ++r) y[o + r] = hsum(acc[r]);
+}
+
+void chunked_gemv(const float* x, const QMatView& w, float* y, int64_t o0, int64_t o1) {
+  alignas(64) float xp[kChunkMaxCols];
+  rearrange_x(x, w.cols, xp);
+  constexpr int kNw = 8;
+  int64_t o = o0;
+  for (; o + kNw <= o1; o += kNw) chunk_tile<kNw>(xp, w, o, y);
+  for (; o < o1; ++o) chunk_tile<1>(xp, w, o, y);
+}
+
 // ---- packed kernel ----
 
 // In-register transpose of a 16 x 16 block: t[r] lane c -> t[c] lane r. Three rounds of
@@ -401,7 +483,9 @@ void packed_block(const float* x, const QMatView& w, float* y, int64_t ldy, QBlo
 }  // namespace
 
 void qmatmul_dot_avx512(const float* x, const QMatView& w, float* y, int64_t ldy, QBlock b) {
-  if (w.bits == 4) {
+  if (b.i1 - b.i0 == 1 && chunked_gemv_fits(w)) {
+    chunked_gemv(x + b.i0 * w.cols, w, y + b.i0 * ldy, b.o0, b.o1);
+  } else if (w.bits == 4) {
     dot_block<4>(x, w, y, ldy, b);
   } else {
     dot_block<8>(x, w, y, ldy, b);

@@ -135,7 +135,7 @@ TEST_P(QmatmulTest, MatchesReferenceOverOddSizes) {
   for (const int bits : {4, 8}) {
     for (const int64_t group : {0, 32, 64, 128}) {
       for (const int64_t n : {1, 2, 3, 7, 33}) {
-        for (const int64_t in : {32, 64, 96, 128, 200, 256, 1000}) {
+        for (const int64_t in : {32, 64, 96, 128, 200, 256, 512, 1000}) {
           for (const int64_t out : {1, 5, 17, 64}) {
             check_case(isa(), n, in, out, bits, group, case_index % 2,
                        base_seed() + 7919u * case_index);
