@@ -34,7 +34,9 @@ void QuantCliOptions::add_to(CLI::App* cmd) {
                   "KV channel smoothing: none, or stats (from --calib text); default: the "
                   "model's own, else none")
       ->check(CLI::IsMember({"none", "stats"}));
-  cmd->add_option("--calib", calib, "Calibration text file (for --kv-smooth stats)");
+  cmd->add_option(
+      "--calib", calib,
+      "Calibration text file (for --kv-smooth stats, and the text wkvquant calibrates on)");
   cmd->add_option("--calib-windows", calib_windows, "Calibration windows used for statistics")
       ->capture_default_str()
       ->check(CLI::Range(int64_t{1}, int64_t{1} << 30));
