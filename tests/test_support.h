@@ -17,9 +17,9 @@ bool running_in_ci();
 }  // namespace wkvq::test
 
 // Skips the current test when the shared file is absent (fails instead under CI).
-#define WKVQ_REQUIRE_SHARED(var, rel)                                                        \
-  const std::string var = ::wkvq::test::shared_path(rel);                                   \
-  if (var.empty()) {                                                                        \
-    if (::wkvq::test::running_in_ci()) FAIL() << "missing " << rel << " under CI";           \
-    GTEST_SKIP() << "needs " << ::wkvq::test::shared_dir() << "/" << rel;                    \
+#define WKVQ_REQUIRE_SHARED(var, rel)                                              \
+  const std::string var = ::wkvq::test::shared_path(rel);                          \
+  if (var.empty()) {                                                               \
+    if (::wkvq::test::running_in_ci()) FAIL() << "missing " << rel << " under CI"; \
+    GTEST_SKIP() << "needs " << ::wkvq::test::shared_dir() << "/" << rel;          \
   }

@@ -23,16 +23,15 @@ template <class... Parts>
 }
 
 // Input validation: throws wkvq::Error with the given message parts when cond is false.
-#define WKVQ_REQUIRE(cond, ...)   \
-  do {                            \
-    if (!(cond)) {                \
-      ::wkvq::fail(__VA_ARGS__);  \
-    }                             \
+#define WKVQ_REQUIRE(cond, ...)  \
+  do {                           \
+    if (!(cond)) {               \
+      ::wkvq::fail(__VA_ARGS__); \
+    }                            \
   } while (0)
 
 // Internal invariant: a broken one is a bug in wkvq, not bad input; aborts loudly.
 [[noreturn]] void invariant_failed(const char* expr, const char* file, int line);
-#define WKVQ_ASSERT(cond) \
-  ((cond) ? (void)0 : ::wkvq::invariant_failed(#cond, __FILE__, __LINE__))
+#define WKVQ_ASSERT(cond) ((cond) ? (void)0 : ::wkvq::invariant_failed(#cond, __FILE__, __LINE__))
 
 }  // namespace wkvq

@@ -12,9 +12,12 @@ namespace wkvq {
 
 const char* eval_mode_name(EvalMode m) {
   switch (m) {
-    case EvalMode::Prefill: return "prefill";
-    case EvalMode::Decode: return "decode";
-    case EvalMode::DecodeNoPoq: return "decode-nopoq";
+    case EvalMode::Prefill:
+      return "prefill";
+    case EvalMode::Decode:
+      return "decode";
+    case EvalMode::DecodeNoPoq:
+      return "decode-nopoq";
   }
   return "?";
 }
@@ -50,8 +53,8 @@ std::unique_ptr<Session> make_eval_session(const Model& m, int64_t ctx, const Pp
 
 // Runs the windows and calls on_token(nll, kld) for every scored position.
 template <class OnToken>
-void run_windows(const Model& m, const std::vector<int>& stream, const PplOptions& opt,
-                 int64_t ctx, int64_t windows, const PplProgress& progress, OnToken&& on_token) {
+void run_windows(const Model& m, const std::vector<int>& stream, const PplOptions& opt, int64_t ctx,
+                 int64_t windows, const PplProgress& progress, OnToken&& on_token) {
   const int vocab = m.config.vocab_size;
   const int64_t chunk = std::max<int64_t>(1, std::min(opt.chunk, ctx));
   auto session = make_eval_session(m, ctx, opt);
@@ -59,8 +62,7 @@ void run_windows(const Model& m, const std::vector<int>& stream, const PplOption
   if (opt.kld_reference != nullptr) {
     WKVQ_REQUIRE(opt.kld_reference->config.vocab_size == vocab,
                  "KL divergence: the reference model's vocabulary (",
-                 opt.kld_reference->config.vocab_size, ") differs from the model's (", vocab,
-                 ")");
+                 opt.kld_reference->config.vocab_size, ") differs from the model's (", vocab, ")");
     ref = std::make_unique<Session>(*opt.kld_reference, ctx);
   }
   std::vector<float> logits(static_cast<size_t>(chunk * vocab));
@@ -78,8 +80,8 @@ void run_windows(const Model& m, const std::vector<int>& stream, const PplOption
       for (int64_t t = 0; t < n; ++t) {  // logits at position c0+t predict token c0+t+1
         const float* l = logits.data() + t * vocab;
         const double nll = token_nll(l, vocab, win[c0 + t + 1]);
-        WKVQ_REQUIRE(std::isfinite(nll), "non-finite loss at window ", w, " position ",
-                     c0 + t + 1, "; the model produced NaN/Inf logits");
+        WKVQ_REQUIRE(std::isfinite(nll), "non-finite loss at window ", w, " position ", c0 + t + 1,
+                     "; the model produced NaN/Inf logits");
         const double kld = ref ? token_kld(ref_logits.data() + t * vocab, l, vocab) : 0.0;
         on_token(nll, kld);
         nll_sum += nll;

@@ -28,7 +28,7 @@ struct PplOptions {
   int64_t max_windows = 0;  // 0: all full windows of the stream
   int64_t chunk = 512;      // tokens per forward pass inside a window (bounds logits memory)
   EvalMode mode = EvalMode::Prefill;
-  KvCacheSettings kv;                   // the cache of the decode modes (prefill: always f32)
+  KvCacheSettings kv;                      // the cache of the decode modes (prefill: always f32)
   const KvSmoothing* smoothing = nullptr;  // null: the model's own
   const Model* kld_reference = nullptr;    // FP model for the KL divergence; null: no KLD
 };
@@ -39,9 +39,9 @@ struct PplResult {
   double nll = 0;         // mean NLL, nats per token
   double nll_stderr = 0;  // standard error of the mean NLL
   bool has_kld = false;
-  double kld = 0;         // mean KL(P_reference || P_model) per token, nats
+  double kld = 0;  // mean KL(P_reference || P_model) per token, nats
   double kld_stderr = 0;
-  int64_t tokens = 0;     // scored tokens
+  int64_t tokens = 0;  // scored tokens
   int64_t windows = 0;
   int64_t ctx = 0;
   int64_t stream_tokens = 0;

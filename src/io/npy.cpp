@@ -25,7 +25,14 @@ void write_npy_f32(const std::string& path, const float* data, const std::vector
 
   std::unique_ptr<FILE, int (*)(FILE*)> f(std::fopen(path.c_str(), "wb"), &std::fclose);
   WKVQ_REQUIRE(f != nullptr, "cannot create ", path, "; check that its directory exists");
-  const unsigned char head[10] = {0x93, 'N', 'U', 'M', 'P', 'Y', 1, 0,
+  const unsigned char head[10] = {0x93,
+                                  'N',
+                                  'U',
+                                  'M',
+                                  'P',
+                                  'Y',
+                                  1,
+                                  0,
                                   static_cast<unsigned char>(header_len & 0xff),
                                   static_cast<unsigned char>(header_len >> 8)};
   bool ok = std::fwrite(head, 1, 10, f.get()) == 10;

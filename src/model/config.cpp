@@ -25,8 +25,7 @@ void LlamaConfig::validate(const std::string& source) const {
   WKVQ_REQUIRE(dim <= (1 << 20) && hidden_dim <= (1 << 22) && n_layers <= 4096 &&
                    vocab_size <= (1 << 24) && seq_len <= (1 << 24) && head_dim <= 4096,
                source, ": implausible sizes (dim ", dim, ", hidden ", hidden_dim, ", layers ",
-               n_layers, ", vocab ", vocab_size, ", seq_len ", seq_len,
-               "); the header is corrupt");
+               n_layers, ", vocab ", vocab_size, ", seq_len ", seq_len, "); the header is corrupt");
   WKVQ_REQUIRE(rope_theta > 0.0f, source, ": rope_theta must be positive, found ", rope_theta);
   WKVQ_REQUIRE(norm_eps > 0.0f && norm_eps < 1.0f, source,
                ": rms_norm_eps must be in (0, 1), found ", norm_eps);

@@ -68,8 +68,8 @@ void forward(const Model& m, const int* tokens, int64_t n, int64_t pos0, KvStore
              ForwardScratch& s, LogitsFor which, float* logits) {
   const LlamaConfig& c = m.config;
   WKVQ_REQUIRE(n > 0, "forward: no tokens given");
-  WKVQ_REQUIRE(pos0 >= 0 && pos0 + n <= c.seq_len, "forward: positions ", pos0, "..",
-               pos0 + n - 1, " exceed the model context of ", c.seq_len,
+  WKVQ_REQUIRE(pos0 >= 0 && pos0 + n <= c.seq_len, "forward: positions ", pos0, "..", pos0 + n - 1,
+               " exceed the model context of ", c.seq_len,
                " tokens; use a shorter text, --ctx or --steps");
   s.reserve(c, n);
   s.rope.build(pos0, n, c.head_dim, c.rope_theta);

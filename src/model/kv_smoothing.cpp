@@ -30,8 +30,8 @@ bool KvSmoothing::is_identity() const {
 void KvSmoothing::validate(const char* source) const {
   const auto n = static_cast<size_t>(n_layers) * static_cast<size_t>(kv_dim);
   for (const auto* v : {&dk, &sk, &dv, &sv}) {
-    WKVQ_REQUIRE(v->size() == n, source, ": KV smoothing vectors must hold n_layers * kv_dim = ",
-                 n, " values, found ", v->size());
+    WKVQ_REQUIRE(v->size() == n, source, ": KV smoothing vectors must hold n_layers * kv_dim = ", n,
+                 " values, found ", v->size());
   }
   for (size_t i = 0; i < n; ++i) {
     WKVQ_REQUIRE(std::isfinite(dk[i]) && std::isfinite(dv[i]), source,

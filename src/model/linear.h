@@ -11,9 +11,9 @@
 namespace wkvq {
 
 struct Linear {
-  int64_t out = 0;           // rows of W (output features)
-  int64_t in = 0;            // columns of W (input features)
-  const float* w = nullptr;  // (out, in) row-major, when stored in f32
+  int64_t out = 0;                           // rows of W (output features)
+  int64_t in = 0;                            // columns of W (input features)
+  const float* w = nullptr;                  // (out, in) row-major, when stored in f32
   std::shared_ptr<const QuantizedMatrix> q;  // when quantized (then w may be null)
 
   bool quantized() const { return q != nullptr; }

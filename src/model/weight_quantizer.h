@@ -11,8 +11,7 @@
 namespace wkvq {
 
 // The seven linears of a block, in a fixed order; names as in the CLI and file formats.
-inline constexpr const char* kLinearNames[7] = {"wq", "wk", "wv", "wo", "w_gate", "w_up",
-                                                "w_down"};
+inline constexpr const char* kLinearNames[7] = {"wq", "wk", "wv", "wo", "w_gate", "w_up", "w_down"};
 Linear& linear_by_index(LayerWeights& l, int i);
 const Linear& linear_by_index(const LayerWeights& l, int i);
 
@@ -29,8 +28,8 @@ class KeepFloat {
 };
 
 struct WeightQuantOptions {
-  int bits = 4;             // 2, 3, 4 or 8
-  int64_t group = 128;      // 0: one group per row
+  int bits = 4;         // 2, 3, 4 or 8
+  int64_t group = 128;  // 0: one group per row
   KeepFloat keep_float;
 };
 

@@ -64,8 +64,10 @@ double KvCache::bits_per_element() const {
 
 void KvCache::store(int layer, const float* k, const float* v, int64_t n, int64_t pos0) {
   if (settings_.bits == 32) {
-    std::memcpy(&kf_[index(layer, pos0) * kv_dim_], k, sizeof(float) * static_cast<size_t>(n * kv_dim_));
-    std::memcpy(&vf_[index(layer, pos0) * kv_dim_], v, sizeof(float) * static_cast<size_t>(n * kv_dim_));
+    std::memcpy(&kf_[index(layer, pos0) * kv_dim_], k,
+                sizeof(float) * static_cast<size_t>(n * kv_dim_));
+    std::memcpy(&vf_[index(layer, pos0) * kv_dim_], v,
+                sizeof(float) * static_cast<size_t>(n * kv_dim_));
     return;
   }
   if (settings_.bits == 16) {
@@ -104,8 +106,8 @@ void KvCache::attend(int layer, const float* q, const float* k, const float* v, 
   parallel_for(n * n_heads_, 4, [&](int64_t b, int64_t e) {
     std::vector<float> work;
     for (int64_t item = b; item < e; ++item) {
-      attend_head(layer, q, k, v, n, pos0, item / n_heads_, static_cast<int>(item % n_heads_),
-                  out, work);
+      attend_head(layer, q, k, v, n, pos0, item / n_heads_, static_cast<int>(item % n_heads_), out,
+                  work);
     }
   });
 }
@@ -124,9 +126,7 @@ void KvCache::attend_head(int layer, const float* q, const float* k, const float
   const float inv_sqrt_hd = 1.0f / std::sqrt(static_cast<float>(hd));
   const bool poq = settings_.poq;
   // positions [fp_from, pos] come from the new full-precision k, v; [0, fp_from) from the store
-  const int64_t fp_from = !poq ? pos + 1
-                          : chunk_mode_ == ChunkAttention::Prefill ? pos0
-                                                                   : pos;
+  const int64_t fp_from = !poq ? pos + 1 : chunk_mode_ == ChunkAttention::Prefill ? pos0 : pos;
   const bool smooth = smoothing_ != nullptr && settings_.quantized();
   const float* dk = smooth ? smoothing_->dK(layer) + c0 : nullptr;
   const float* sk = smooth ? smoothing_->sK(layer) + c0 : nullptr;

@@ -71,10 +71,10 @@ class KvCache final : public KvStore {
   KvCacheSettings settings_;
   const KvSmoothing* smoothing_;
   ChunkAttention chunk_mode_ = ChunkAttention::Prefill;
-  KvQuantFormat format_{};                // int storage
-  std::vector<float> kf_, vf_;            // f32 storage (index * kv_dim)
-  std::vector<uint16_t> kh_, vh_;         // fp16 storage
-  std::vector<uint8_t> kq_, vq_;          // int storage (index * token_bytes)
+  KvQuantFormat format_{};         // int storage
+  std::vector<float> kf_, vf_;     // f32 storage (index * kv_dim)
+  std::vector<uint16_t> kh_, vh_;  // fp16 storage
+  std::vector<uint8_t> kq_, vq_;   // int storage (index * token_bytes)
 };
 
 }  // namespace wkvq

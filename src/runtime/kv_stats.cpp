@@ -28,8 +28,8 @@ class RecordingStore final : public KvStore {
 KvChannelStats collect_kv_stats(const Model& m, const std::vector<int>& stream,
                                 const CalibWindows& w) {
   const LlamaConfig& c = m.config;
-  const int64_t ctx = w.ctx > 0 ? std::min<int64_t>(w.ctx, c.seq_len)
-                                : std::min<int64_t>(2048, c.seq_len);
+  const int64_t ctx =
+      w.ctx > 0 ? std::min<int64_t>(w.ctx, c.seq_len) : std::min<int64_t>(2048, c.seq_len);
   int64_t windows = static_cast<int64_t>(stream.size()) / ctx;
   WKVQ_REQUIRE(windows > 0, "calibration text: ", stream.size(),
                " tokens, fewer than one window of ", ctx, "; give a longer --calib text");

@@ -16,9 +16,9 @@ Session::Session(const Model& m, int64_t max_tokens, const KvCacheSettings& kv,
                  const KvSmoothing* smoothing)
     : model_(m),
       cache_(m.config, session_length(m.config, max_tokens), kv,
-             smoothing != nullptr               ? smoothing
+             smoothing != nullptr          ? smoothing
              : m.kv_smoothing.n_layers > 0 ? &m.kv_smoothing
-                                               : nullptr),
+                                           : nullptr),
       logits_(static_cast<size_t>(m.config.vocab_size)) {}
 
 const float* Session::prefill(const std::vector<int>& tokens) {

@@ -88,10 +88,11 @@ TEST(EvalModesGolden, DecodeModeEqualsTokenByTokenDecoding) {
   double sum_n = 0;
   for (double x : nopoq) sum_n += x;
   const double poq_gap = std::abs(sum_n - sum_p) / count;
-  std::printf("positions %zu: median |dNLL| %.3g, max %.3g, mean NLL %.6f vs %.6f (gap %.3g); "
-              "decode-nopoq %.6f (gap %.3g)\n",
-              parallel.size(), median, worst, sum_p / count, sum_s / count, mean_gap,
-              sum_n / count, poq_gap);
+  std::printf(
+      "positions %zu: median |dNLL| %.3g, max %.3g, mean NLL %.6f vs %.6f (gap %.3g); "
+      "decode-nopoq %.6f (gap %.3g)\n",
+      parallel.size(), median, worst, sum_p / count, sum_s / count, mean_gap, sum_n / count,
+      poq_gap);
   EXPECT_LE(median, kSameCodeTol);
   EXPECT_LE(worst, kFlipTol);
   EXPECT_LE(mean_gap, kMeanTol);

@@ -36,7 +36,8 @@ std::vector<double> attention_ref(const LlamaConfig& c, const std::vector<float>
       for (int i = 0; i < hd; ++i) {
         double acc = 0;
         for (int64_t j = 0; j <= t; ++j) {
-          acc += s[static_cast<size_t>(j)] / z * v[static_cast<size_t>(j * c.kv_dim() + g * hd + i)];
+          acc +=
+              s[static_cast<size_t>(j)] / z * v[static_cast<size_t>(j * c.kv_dim() + g * hd + i)];
         }
         out[static_cast<size_t>(t * c.q_dim() + h * hd + i)] = acc;
       }

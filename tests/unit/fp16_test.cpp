@@ -25,7 +25,7 @@ TEST(Fp16, KnownValues) {
   EXPECT_EQ(fp16_to_f32(0x0001), std::ldexp(1.0f, -24));  // smallest subnormal
   EXPECT_TRUE(std::isinf(fp16_to_f32(0x7c00)));
   EXPECT_TRUE(std::isnan(fp16_to_f32(0x7e00)));
-  EXPECT_EQ(f32_to_fp16(65520.0f), 0x7c00);  // rounds up to inf
+  EXPECT_EQ(f32_to_fp16(65520.0f), 0x7c00);               // rounds up to inf
   EXPECT_EQ(f32_to_fp16(std::ldexp(1.0f, -26)), 0x0000);  // below half the smallest subnormal
 }
 

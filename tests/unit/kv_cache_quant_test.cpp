@@ -109,8 +109,10 @@ TEST_P(KvCacheQuant, MatchesDequantizeThenAttend) {
   };
   const auto q = fill(n * c.q_dim(), 0.0f), k = fill(n * C, 1.5f), v = fill(n * C, -0.7f);
   KvSmoothing sm = KvSmoothing::identity(c.n_layers, C);
-  for (auto* vec : {&sm.dk, &sm.dv}) for (float& x : *vec) x = u(rng);
-  for (auto* vec : {&sm.sk, &sm.sv}) for (float& x : *vec) x = us(rng);
+  for (auto* vec : {&sm.dk, &sm.dv})
+    for (float& x : *vec) x = u(rng);
+  for (auto* vec : {&sm.sk, &sm.sv})
+    for (float& x : *vec) x = us(rng);
 
   KvCacheSettings st;
   st.bits = cs.bits;
@@ -134,7 +136,8 @@ TEST_P(KvCacheQuant, MatchesDequantizeThenAttend) {
   // (n + hd) f32 roundings of vmax.
   constexpr double kScoreFactor = 4.0;
   double vmax = 0;
-  for (size_t i = 0; i < v.size(); ++i) vmax = std::max(vmax, std::abs(static_cast<double>(v[i])) + 4.0);
+  for (size_t i = 0; i < v.size(); ++i)
+    vmax = std::max(vmax, std::abs(static_cast<double>(v[i])) + 4.0);
   const double score_err = kScoreFactor * c.head_dim * kEps32 * terms;
   const double tol = 2 * score_err * vmax + static_cast<double>(n + c.head_dim) * kEps32 * vmax;
   double worst = 0;
@@ -148,7 +151,7 @@ INSTANTIATE_TEST_SUITE_P(
                       Case{4, 0, true, ChunkAttention::TeacherForced},
                       Case{4, 0, false, ChunkAttention::Prefill},
                       Case{4, 16, true, ChunkAttention::TeacherForced},  // group spans heads
-                      Case{4, 4, true, ChunkAttention::Prefill},          // groups inside heads
+                      Case{4, 4, true, ChunkAttention::Prefill},         // groups inside heads
                       Case{2, 0, true, ChunkAttention::TeacherForced},
                       Case{3, 0, false, ChunkAttention::TeacherForced},
                       Case{8, 12, true, ChunkAttention::Prefill}));  // groups straddle heads
@@ -162,7 +165,8 @@ TEST(KvCacheQuantDecode, TeacherForcedChunkEqualsTokenByToken) {
   std::mt19937 rng(3);
   std::uniform_real_distribution<float> u(-1.0f, 1.0f);
   std::vector<float> q(n * c.q_dim()), k(n * C), v(n * C);
-  for (auto* vec : {&q, &k, &v}) for (float& x : *vec) x = u(rng);
+  for (auto* vec : {&q, &k, &v})
+    for (float& x : *vec) x = u(rng);
   KvCacheSettings st;
   st.bits = 4;
   KvCache chunked(c, n, st), stepped(c, n, st);
