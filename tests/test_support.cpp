@@ -1,7 +1,10 @@
 #include "test_support.h"
 
+#include <unistd.h>
+
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 
 namespace wkvq::test {
 
@@ -13,6 +16,30 @@ std::string shared_dir() {
 std::string shared_path(const std::string& rel) {
   const std::string p = shared_dir() + "/" + rel;
   return std::filesystem::exists(p) ? p : std::string();
+}
+
+TempDir::TempDir(const std::string& tag) {
+  static int counter = 0;
+  path_ = std::filesystem::temp_directory_path() /
+          ("wkvq_" + tag + "_" + std::to_string(::getpid()) + "_" + std::to_string(counter++));
+  std::filesystem::remove_all(path_);
+  std::filesystem::create_directories(path_);
+}
+
+TempDir::~TempDir() {
+  std::error_code ec;
+  std::filesystem::remove_all(path_, ec);
+}
+
+std::string TempDir::sub(const std::string& name) const {
+  std::filesystem::create_directories(path_ / name);
+  return (path_ / name).string();
+}
+
+void write_file(const std::string& path, const std::string& bytes) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+  ASSERT_TRUE(out.good()) << path;
 }
 
 bool running_in_ci() {

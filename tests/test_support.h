@@ -3,9 +3,31 @@
 
 #include <gtest/gtest.h>
 
+#include <filesystem>
 #include <string>
 
 namespace wkvq::test {
+
+// A fresh, empty directory under the system temporary directory, unique per process and
+// instance (`tag` names it for people), removed with its contents when destroyed.
+class TempDir {
+ public:
+  explicit TempDir(const std::string& tag = "test");
+  ~TempDir();
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  std::string str() const { return path_.string(); }
+  // A path inside the directory (nothing is created).
+  std::string path(const std::string& name) const { return (path_ / name).string(); }
+  // A subdirectory, created.
+  std::string sub(const std::string& name) const;
+
+ private:
+  std::filesystem::path path_;
+};
+
+// Writes `bytes` to `path`, replacing it.
+void write_file(const std::string& path, const std::string& bytes);
 
 // $WKVQ_SHARED_DIR, else the directory configured at build time (../shared beside the checkout).
 std::string shared_dir();

@@ -3,7 +3,6 @@
 #include "calibrate/crr.h"
 
 #include <gtest/gtest.h>
-#include <unistd.h>
 
 #include <cmath>
 #include <cstdio>
@@ -22,20 +21,6 @@ namespace wkvq {
 namespace {
 
 namespace fs = std::filesystem;
-
-// A fresh directory for one test, removed afterwards.
-class TempDir {
- public:
-  explicit TempDir(const std::string& name)
-      : path_(fs::temp_directory_path() / ("wkvq_crr_" + name + "_" + std::to_string(::getpid()))) {
-    fs::remove_all(path_);
-  }
-  ~TempDir() { fs::remove_all(path_); }
-  std::string str() const { return path_.string(); }
-
- private:
-  fs::path path_;
-};
 
 CrrOptions small_options() {
   CrrOptions o;
@@ -118,7 +103,7 @@ TEST(Crr, LossDecreasesOnABlock) {
 TEST(Crr, ResumedRunIsBitIdenticalToAnUninterruptedOne) {
   const Model m = test::make_test_model(test::stories260k_config(), 61);
   const std::vector<int> calib = test::random_tokens(2048, 512, 62);
-  TempDir full_dir("full"), split_dir("split");
+  test::TempDir full_dir("crr_full"), split_dir("crr_split");
   CrrOptions o = small_options();
   o.results_dir = full_dir.str();
   const CalibrationResult full = calibrate_crr(m, calib, o);
@@ -148,7 +133,7 @@ TEST(Crr, ResumedRunIsBitIdenticalToAnUninterruptedOne) {
 TEST(Crr, ResumeWithOtherSettingsIsRefused) {
   const Model m = test::make_test_model(test::stories260k_config(), 71);
   const std::vector<int> calib = test::random_tokens(2048, 512, 72);
-  TempDir dir("refuse");
+  test::TempDir dir("crr_refuse");
   CrrOptions o = small_options();
   o.results_dir = dir.str();
   o.stop_after_block = 0;

@@ -2,7 +2,6 @@
 // (CrrOptions::record / parse_record), the calibration token file, and the set of block files
 // read back once the run is finished (read_block_files).
 #include <gtest/gtest.h>
-#include <unistd.h>
 
 #include <cstring>
 #include <filesystem>
@@ -14,19 +13,12 @@
 #include "calibrate/token_file.h"
 #include "core/error.h"
 #include "io/atomic_file.h"
+#include "test_support.h"
 
 namespace wkvq {
 namespace {
 
 namespace fs = std::filesystem;
-
-fs::path fresh_dir(const std::string& name) {
-  const fs::path d =
-      fs::temp_directory_path() / ("wkvq-run-files-" + name + "-" + std::to_string(getpid()));
-  fs::remove_all(d);
-  fs::create_directories(d);
-  return d;
-}
 
 CrrOptions unusual_options() {
   CrrOptions o;  // every field away from its default, so a dropped field shows
@@ -98,8 +90,8 @@ TEST(CrrOptions, QuantInfoNamesWhatWasLearned) {
 }
 
 TEST(TokenFile, RoundTripsAndRejectsBadFiles) {
-  const fs::path d = fresh_dir("tokens");
-  const std::string path = (d / "t.bin").string();
+  const test::TempDir d("run_files_tokens");
+  const std::string path = d.path("t.bin");
   const std::vector<int> tokens = {1, 0, 511, 7, 300};
   write_token_file(path, tokens);
   EXPECT_EQ(read_token_file(path, 512), tokens);
@@ -117,8 +109,7 @@ TEST(TokenFile, RoundTripsAndRejectsBadFiles) {
   huge[15] = 0x40;  // count 2^62 + 5
   write_file_atomically(path, huge.data(), huge.size());
   EXPECT_THROW(read_token_file(path, 512), Error);
-  EXPECT_THROW(read_token_file((d / "missing.bin").string(), 512), Error);
-  fs::remove_all(d);
+  EXPECT_THROW(read_token_file(d.path("missing.bin"), 512), Error);
 }
 
 BlockFile block(int i, const std::string& record) {
@@ -131,8 +122,8 @@ BlockFile block(int i, const std::string& record) {
 }
 
 TEST(BlockFiles, ReadsAFinishedRunAndRejectsAnUnfinishedOrMixedOne) {
-  const fs::path d = fresh_dir("blocks");
-  const std::string dir = d.string();
+  const test::TempDir d("run_files_blocks");
+  const std::string dir = d.str();
   for (int i = 0; i < 3; ++i) write_block_file(block_file_path(dir, i), block(i, "run A"));
   const std::vector<BlockFile> files = read_block_files(dir, 3);
   ASSERT_EQ(files.size(), 3u);
@@ -142,7 +133,6 @@ TEST(BlockFiles, ReadsAFinishedRunAndRejectsAnUnfinishedOrMixedOne) {
   EXPECT_THROW(read_block_files(dir, 3), Error);  // another run's block
   write_block_file(block_file_path(dir, 1), block(2, "run A"));
   EXPECT_THROW(read_block_files(dir, 3), Error);  // block 2 in block 1's file
-  fs::remove_all(d);
 }
 
 }  // namespace

@@ -3,7 +3,6 @@
 // in-memory quantized model (bit-identical for the Hugging Face model; within a derived
 // tolerance for the llama2.c one, whose q/k rows are permuted into the rotate-half layout).
 #include <gtest/gtest.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <cmath>
@@ -29,23 +28,6 @@ namespace {
 namespace fs = std::filesystem;
 
 constexpr uint32_t kSeed = 20240611u;
-
-class TempDir {
- public:
-  TempDir() {
-    path_ = fs::temp_directory_path() / ("wkvq_quantize_golden_" + std::to_string(::getpid()));
-    fs::remove_all(path_);
-    fs::create_directories(path_);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  std::string path(const std::string& name) const { return (path_ / name).string(); }
-
- private:
-  fs::path path_;
-};
 
 std::vector<int> random_tokens(int vocab, size_t n, uint32_t seed) {
   std::mt19937 rng(seed);
@@ -95,7 +77,7 @@ void check_round_trip(const std::string& model_path, const std::string& tokenize
                       const std::string& name) {
   const Model fp = load_model(model_path);
   const Model q = rtn_model(fp, group);
-  TempDir tmp;
+  test::TempDir tmp("quantize_golden");
   const std::string dir = tmp.path(name);
   save_quantized_model(q, dir, tokenizer);
   ASSERT_TRUE(is_quantized_model_dir(dir));

@@ -1,18 +1,15 @@
 // BpeTokenizer on small synthetic vocabularies: merge order, ties, byte fallback, dummy prefix,
-// UTF-8 grouping, decoding, a randomized comparison of the heap-ordered encoder with a naive
-// quadratic one written here from llama2.c's description, and loader rejection of bad files.
+// UTF-8 grouping, decoding, and a randomized comparison of the heap-ordered encoder with a naive
+// quadratic one written here from llama2.c's description.
 #include "runtime/bpe_tokenizer.h"
 
 #include <gtest/gtest.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <filesystem>
-#include <fstream>
 #include <limits>
 #include <map>
 #include <random>
@@ -20,92 +17,12 @@
 #include <vector>
 
 #include "core/error.h"
+#include "unit/bpe_vocab_fixture.h"
 
 namespace wkvq {
 namespace {
 
-namespace fs = std::filesystem;
-
-// ---------------------------------------------------------------------------------------------
-// Synthetic vocabularies
-
-struct Vocab {
-  std::vector<std::string> pieces;
-  std::vector<float> scores;
-  int max_len = 0;
-
-  int add(const std::string& p, float score) {
-    pieces.push_back(p);
-    scores.push_back(score);
-    max_len = std::max(max_len, static_cast<int>(p.size()));
-    return static_cast<int>(pieces.size()) - 1;
-  }
-};
-
-// <unk>, <s>, </s>, the 256 byte pieces <0xXX> (ids 3..258), then `extra` in order.
-Vocab base_vocab(const std::vector<std::pair<std::string, float>>& extra) {
-  Vocab v;
-  v.add("<unk>", 0.f);
-  v.add("\n<s>\n", 0.f);
-  v.add("\n</s>\n", 0.f);
-  for (int b = 0; b < 256; ++b) {
-    char buf[8];
-    std::snprintf(buf, sizeof buf, "<0x%02X>", b);
-    v.add(buf, 0.f);
-  }
-  for (const auto& [p, s] : extra) v.add(p, s);
-  return v;
-}
-
-std::string serialize(const Vocab& v) {
-  std::string out;
-  auto put = [&out](const void* p, size_t n) { out.append(static_cast<const char*>(p), n); };
-  const int32_t max_len = v.max_len;
-  put(&max_len, 4);
-  for (size_t i = 0; i < v.pieces.size(); ++i) {
-    const auto len = static_cast<int32_t>(v.pieces[i].size());
-    put(&v.scores[i], 4);
-    put(&len, 4);
-    put(v.pieces[i].data(), v.pieces[i].size());
-  }
-  return out;
-}
-
-// A file in the temp directory, removed at the end of the test.
-class TempFile {
- public:
-  explicit TempFile(const std::string& bytes) {
-    const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-    path_ = (fs::temp_directory_path() / ("wkvq_bpe_" + std::to_string(::getpid()) + "_" +
-                                          info->name() + "_" + std::to_string(counter_++) + ".bin"))
-                .string();
-    std::ofstream(path_, std::ios::binary)
-        .write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-  }
-  ~TempFile() {
-    std::error_code ec;
-    fs::remove(path_, ec);
-  }
-  const std::string& path() const { return path_; }
-
- private:
-  static inline int counter_ = 0;
-  std::string path_;
-};
-
-std::unique_ptr<BpeTokenizer> load_vocab(const Vocab& v) {
-  const TempFile f(serialize(v));
-  return BpeTokenizer::load(f.path(), static_cast<int>(v.pieces.size()));
-}
-
-// Seed of the randomized tests: $WKVQ_TEST_SEED to replay a failure, else a fresh one (printed
-// with every failure).
-uint32_t test_seed() {
-  if (const char* env = std::getenv("WKVQ_TEST_SEED"); env != nullptr && *env != '\0') {
-    return static_cast<uint32_t>(std::strtoul(env, nullptr, 10));
-  }
-  return std::random_device{}();
-}
+using namespace bpe_test;
 
 // ---------------------------------------------------------------------------------------------
 // Naive reference: llama2.c's encode, quadratic, from its description.
@@ -383,124 +300,6 @@ TEST(BpeTokenizer, FastEncoderEqualsNaiveOnRandomVocabs) {
       const bool bos = rng() % 2 == 0, eos = rng() % 2 == 0;
       ASSERT_EQ(tok->encode(text, bos, eos), naive_encode(*tok, text, bos, eos))
           << "round " << round << ", text of " << text.size() << " bytes";
-    }
-  }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Loader
-
-std::string error_of(const std::string& bytes, int vocab_size) {
-  const TempFile f(bytes);
-  try {
-    BpeTokenizer::load(f.path(), vocab_size);
-  } catch (const Error& e) {
-    const std::string what = e.what();
-    EXPECT_NE(what.find(f.path()), std::string::npos) << "message lacks the path: " << what;
-    return what;
-  }
-  return "";
-}
-
-std::string with_int32_at(std::string bytes, size_t at, int32_t v) {
-  std::memcpy(bytes.data() + at, &v, 4);
-  return bytes;
-}
-
-TEST(BpeTokenizerLoad, ReadsExactVocabOrUntilEnd) {
-  const Vocab v = base_vocab({{" ", 1.5f}, {"hello", -2.f}});
-  const TempFile f(serialize(v));
-  const auto all = BpeTokenizer::load(f.path(), 0);
-  EXPECT_EQ(all->vocab_size(), static_cast<int>(v.pieces.size()));
-  EXPECT_EQ(all->max_token_length(), 6);
-  EXPECT_EQ(all->piece(all->vocab_size() - 1), "hello");
-  EXPECT_EQ(all->score(all->vocab_size() - 1), -2.f);
-  EXPECT_EQ(BpeTokenizer::load(f.path(), all->vocab_size())->vocab_size(), all->vocab_size());
-}
-
-TEST(BpeTokenizerLoad, RejectsMissingFile) {
-  EXPECT_THROW(BpeTokenizer::load("/nonexistent/dir/tokenizer.bin", 0), Error);
-}
-
-TEST(BpeTokenizerLoad, RejectsTruncatedFilesAtEveryLength) {
-  Vocab v;
-  for (const char* p : {"<unk>", "<s>", "</s>", " ", "ab"}) v.add(p, 0.f);
-  const std::string full = serialize(v);
-  // Offsets where a whole number of tokens ends: only there may a vocab_size 0 load succeed.
-  std::vector<size_t> boundaries = {4};
-  for (const std::string& p : v.pieces) boundaries.push_back(boundaries.back() + 8 + p.size());
-  for (size_t n = 0; n < full.size(); ++n) {
-    const std::string cut = full.substr(0, n);
-    EXPECT_NE(error_of(cut, 5), "") << "cut at " << n;
-    const bool boundary =
-        std::find(boundaries.begin() + 3, boundaries.end(), n) != boundaries.end();
-    EXPECT_EQ(error_of(cut, 0).empty(), boundary) << "cut at " << n;
-  }
-  EXPECT_NE(error_of(full.substr(0, 30), 5).find("truncated"), std::string::npos);
-}
-
-TEST(BpeTokenizerLoad, RejectsBadLengthsAndSizes) {
-  Vocab v;
-  for (const char* p : {"<unk>", "<s>", "</s>", " ", "ab"}) v.add(p, 0.f);
-  const std::string full = serialize(v);
-  const size_t len3 = 4 + (8 + 5) + (8 + 3) + (8 + 4) + 4;  // length field of token 3
-  std::string msg = error_of(with_int32_at(full, len3, -1), 0);
-  EXPECT_NE(msg.find("token 3"), std::string::npos) << msg;
-  EXPECT_NE(msg.find("negative"), std::string::npos) << msg;
-  msg = error_of(with_int32_at(full, len3, 7), 0);
-  EXPECT_NE(msg.find("token 3"), std::string::npos) << msg;
-  EXPECT_NE(msg.find("max_token_length"), std::string::npos) << msg;
-  EXPECT_NE(error_of(with_int32_at(full, len3, INT32_MAX), 0), "");
-  EXPECT_NE(error_of(with_int32_at(full, len3, INT32_MIN), 0), "");
-  EXPECT_NE(error_of(with_int32_at(full, 0, 0), 0), "");   // max_token_length 0
-  EXPECT_NE(error_of(with_int32_at(full, 0, -3), 0), "");  // negative
-  EXPECT_NE(error_of(with_int32_at(full, 0, 1 << 30), 0), "");
-  EXPECT_NE(error_of(full, 4).find("bytes left"), std::string::npos);  // file longer than vocab
-  EXPECT_NE(error_of(full, 6).find("truncated at token 5"), std::string::npos);  // shorter
-  EXPECT_NE(error_of(full, -1), "");
-  const float nan = std::numeric_limits<float>::quiet_NaN();
-  std::string with_nan = full;
-  std::memcpy(with_nan.data() + 4, &nan, 4);
-  EXPECT_NE(error_of(with_nan, 0).find("NaN"), std::string::npos);
-  Vocab two;  // fewer than <unk>, <s>, </s>
-  two.add("<unk>", 0.f);
-  two.add("<s>", 0.f);
-  EXPECT_NE(error_of(serialize(two), 0), "");
-}
-
-TEST(BpeTokenizerLoad, GarbageGivesAnErrorOrATokenizerNeverACrash) {
-  const uint32_t seed = test_seed();
-  SCOPED_TRACE("seed " + std::to_string(seed) + " (replay: WKVQ_TEST_SEED=" + std::to_string(seed) +
-               ")");
-  std::mt19937 rng(seed);
-  const std::string valid = serialize(base_vocab({{" ", 0.f}, {"ab", 1.f}}));
-  for (int trial = 0; trial < 300; ++trial) {
-    std::string bytes;
-    if (trial % 2 == 0) {  // random bytes, sometimes with a plausible header
-      bytes.resize(rng() % 200);
-      for (char& c : bytes) c = static_cast<char>(rng() % 256);
-      if (bytes.size() >= 4 && rng() % 2 == 0) bytes = with_int32_at(bytes, 0, 8);
-    } else {  // a valid file with a few bytes flipped
-      bytes = valid;
-      for (int k = 0; k < 3; ++k) bytes[rng() % bytes.size()] = static_cast<char>(rng() % 256);
-    }
-    const TempFile f(bytes);
-    try {
-      const auto tok = BpeTokenizer::load(f.path(), 0);
-      // Whatever loaded must encode and decode any text without crashing.
-      for (const char* text : {"ab ab", "\xC3\xA9x\x80", ""}) {
-        try {
-          const std::vector<int> ids = tok->encode(text, true, true);
-          for (int id : ids) {
-            ASSERT_GE(id, 0);
-            ASSERT_LT(id, tok->vocab_size());
-          }
-          (void)tok->decode(ids);
-        } catch (const Error&) {
-          // a vocab without byte fallback for some byte: a clean error is fine
-        }
-      }
-    } catch (const Error&) {
     }
   }
 }

@@ -32,10 +32,7 @@ std::string read_file(const std::string& path) {
   return os.str();
 }
 
-void write_file(const std::string& path, const std::string& bytes) {
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-}
+using test::write_file;
 
 // A tensor as read back, editable.
 struct Tensor {

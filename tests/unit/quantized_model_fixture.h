@@ -2,8 +2,6 @@
 // tests (quantized_model_io_test.cpp, quantized_model_errors_test.cpp).
 #pragma once
 
-#include <unistd.h>
-
 #include <cstdint>
 #include <cstdlib>
 #include <filesystem>
@@ -15,10 +13,12 @@
 #include "model/random_model.h"
 #include "model/weight_quantizer.h"
 #include "runtime/session.h"
+#include "test_support.h"
 
 namespace wkvq::qmtest {
 
 namespace fs = std::filesystem;
+using test::TempDir;  // TempDir tmp; tmp.path("name")
 
 inline uint32_t base_seed() {
   if (const char* env = std::getenv("WKVQ_TEST_SEED")) {
@@ -26,27 +26,6 @@ inline uint32_t base_seed() {
   }
   return 20240611u;
 }
-
-class TempDir {
- public:
-  TempDir() {
-    static int counter = 0;
-    path_ = fs::temp_directory_path() /
-            ("wkvq_qmodel_test_" + std::to_string(::getpid()) + "_" + std::to_string(counter++));
-    fs::remove_all(path_);
-    fs::create_directories(path_);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-  std::string path(const std::string& name) const { return (path_ / name).string(); }
-
- private:
-  fs::path path_;
-};
 
 // dim 64, 2 layers, 4 heads of 16, 2 KV heads, the given MLP width, vocab 96, context 32.
 inline LlamaConfig small_config(int hidden, RopeLayout layout, bool tied) {
