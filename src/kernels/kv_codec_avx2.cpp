@@ -6,24 +6,10 @@
 #include <immintrin.h>
 
 #include "kernels/kv_codec_impl.h"
+#include "kernels/simd_avx2.h"
 
 namespace wkvq::detail {
 namespace {
-
-constexpr int64_t kLanes = 8;
-
-// Lanes [0, count) set (all bits of the lane), count clamped to [0, 8].
-inline __m256i lane_mask(int64_t count) {
-  const int c = count >= kLanes ? 8 : count <= 0 ? 0 : static_cast<int>(count);
-  return _mm256_cmpgt_epi32(_mm256_set1_epi32(c), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
-}
-
-inline float hsum(__m256 v) {
-  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-  s = _mm_add_ss(s, _mm_movehdup_ps(s));
-  return _mm_cvtss_f32(s);
-}
 
 inline float hmin(__m256 v) {
   __m128 s = _mm_min_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));

@@ -12,27 +12,10 @@
 #pragma GCC diagnostic pop
 
 #include "kernels/kv_codec_impl.h"
+#include "kernels/simd_avx512.h"
 
 namespace wkvq::detail {
 namespace {
-
-constexpr int64_t kLanes = 16;
-
-// Lanes [0, count) set, count clamped to [0, 16].
-inline __mmask16 lane_mask(int64_t count) {
-  if (count >= kLanes) return static_cast<__mmask16>(0xFFFF);
-  if (count <= 0) return 0;
-  return static_cast<__mmask16>((1u << count) - 1u);
-}
-
-inline float hsum(__m512 v) {
-  v = _mm512_add_ps(v, _mm512_shuffle_f32x4(v, v, _MM_SHUFFLE(1, 0, 3, 2)));
-  v = _mm512_add_ps(v, _mm512_shuffle_f32x4(v, v, _MM_SHUFFLE(2, 3, 0, 1)));
-  __m128 s = _mm512_castps512_ps128(v);
-  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-  s = _mm_add_ss(s, _mm_movehdup_ps(s));
-  return _mm_cvtss_f32(s);
-}
 
 inline float hmin(__m512 v) {
   v = _mm512_min_ps(v, _mm512_shuffle_f32x4(v, v, _MM_SHUFFLE(1, 0, 3, 2)));

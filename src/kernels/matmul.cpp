@@ -63,7 +63,8 @@ Split split_work(int64_t n, int64_t in, int64_t out, int64_t n_align, int64_t ou
   return s;
 }
 
-// Scratch for the packed kernels, 64-byte aligned (whole cache lines, aligned loads).
+// Scratch for the packed kernels, 64-byte aligned (whole cache lines, aligned loads); nothing
+// is allocated for count 0 (the dot kernels, every decode step).
 struct AlignedFloats {
   static constexpr std::align_val_t kAlign{64};
   struct Free {
@@ -71,8 +72,9 @@ struct AlignedFloats {
   };
   std::unique_ptr<float[], Free> data;
   explicit AlignedFloats(int64_t count)
-      : data(static_cast<float*>(
-            ::operator new[](static_cast<size_t>(count) * sizeof(float), kAlign))) {}
+      : data(count > 0 ? static_cast<float*>(
+                             ::operator new[](static_cast<size_t>(count) * sizeof(float), kAlign))
+                       : nullptr) {}
 };
 
 enum class Kernel { Reference, Dot, Packed };
@@ -98,17 +100,24 @@ void run_block(Isa isa, Kernel kernel, const float* x, int64_t in, const float* 
   }
 }
 
+// Detected once: every kernel call asks (per layer, head and token in decode).
 bool cpu_has_avx2() {
-  __builtin_cpu_init();
-  return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-         __builtin_cpu_supports("f16c");
+  static const bool has = [] {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+           __builtin_cpu_supports("f16c");
+  }();
+  return has;
 }
 
 bool cpu_has_avx512() {
-  __builtin_cpu_init();
-  return cpu_has_avx2() && __builtin_cpu_supports("avx512f") &&
-         __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
-         __builtin_cpu_supports("avx512dq");
+  static const bool has = [] {
+    __builtin_cpu_init();
+    return cpu_has_avx2() && __builtin_cpu_supports("avx512f") &&
+           __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
+           __builtin_cpu_supports("avx512dq");
+  }();
+  return has;
 }
 
 Isa detect_isa() {

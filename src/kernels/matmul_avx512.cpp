@@ -33,35 +33,16 @@
 #include <utility>
 
 #include "kernels/matmul_impl.h"
+#include "kernels/simd_avx512.h"
 
 namespace wkvq::detail {
 namespace {
 
-constexpr int64_t kLanes = 16;
 constexpr GemmBlocking kB = kAvx512Blocking;
 constexpr int kMr = static_cast<int>(kB.mr);
 constexpr int64_t kNr = kB.nr;
 static_assert(kNr == 2 * kLanes, "the register tile is two zmm wide");
 static_assert(kB.nc % kB.nr == 0, "a packed block holds whole panels");
-
-inline int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
-
-// Lanes [0, count) set, count clamped to [0, 16].
-inline __mmask16 lane_mask(int64_t count) {
-  if (count >= kLanes) return static_cast<__mmask16>(0xFFFF);
-  if (count <= 0) return 0;
-  return static_cast<__mmask16>((1u << count) - 1u);
-}
-
-// Sum of the 16 lanes, pairwise: halves, then quarters, then within 128 bits.
-inline float hsum(__m512 v) {
-  v = _mm512_add_ps(v, _mm512_shuffle_f32x4(v, v, _MM_SHUFFLE(1, 0, 3, 2)));
-  v = _mm512_add_ps(v, _mm512_shuffle_f32x4(v, v, _MM_SHUFFLE(2, 3, 0, 1)));
-  __m128 s = _mm512_castps512_ps128(v);
-  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-  s = _mm_add_ss(s, _mm_movehdup_ps(s));
-  return _mm_cvtss_f32(s);
-}
 
 // ---- dot kernel ----
 

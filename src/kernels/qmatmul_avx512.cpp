@@ -30,35 +30,17 @@
 #pragma GCC diagnostic pop
 
 #include "kernels/qmatmul_impl.h"
+#include "kernels/simd_avx512.h"
 
 namespace wkvq::detail {
 namespace {
 
-constexpr int64_t kLanes = 16;
 constexpr QGemmBlocking kB = kQAvx512Blocking;
 constexpr int kMr = static_cast<int>(kB.mr);
 constexpr int64_t kNr = kB.nr;
 static_assert(kNr == 2 * kLanes, "the register tile is two zmm wide");
 static_assert(kB.nc % kB.nr == 0 && kB.kc % kQBlockCols == 0, "whole panels and blocks");
 static_assert(kQBlockCols == 2 * kLanes, "a decoded block is two zmm");
-
-inline int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
-
-// Lanes [0, count) set, count clamped to [0, 16].
-inline __mmask16 lane_mask(int64_t count) {
-  if (count >= kLanes) return static_cast<__mmask16>(0xFFFF);
-  if (count <= 0) return 0;
-  return static_cast<__mmask16>((1u << count) - 1u);
-}
-
-inline float hsum(__m512 v) {
-  v = _mm512_add_ps(v, _mm512_shuffle_f32x4(v, v, _MM_SHUFFLE(1, 0, 3, 2)));
-  v = _mm512_add_ps(v, _mm512_shuffle_f32x4(v, v, _MM_SHUFFLE(2, 3, 0, 1)));
-  __m128 s = _mm512_castps512_ps128(v);
-  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-  s = _mm_add_ss(s, _mm_movehdup_ps(s));
-  return _mm_cvtss_f32(s);
-}
 
 // What decoding a (row, group) needs: for 4 bits the table T[k] = (k - z) s in `a`; for 8 bits
 // s in `a` and -z s in `b`.

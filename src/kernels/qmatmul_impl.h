@@ -2,7 +2,8 @@
 // threads and owns the scratch; qmatmul_avx2.cpp / qmatmul_avx512.cpp compute one thread's block.
 // The SIMD files use nothing from the standard library or from other headers' inline functions
 // (an inline function instantiated with ISA flags could be picked by the linker for baseline
-// code), hence the plain view below instead of QuantizedMatrix.
+// code), hence the plain view below instead of QuantizedMatrix; their shared helpers
+// (kernels/simd_avx2.h, simd_avx512.h) have internal linkage.
 #pragma once
 
 #include <cstdint>
