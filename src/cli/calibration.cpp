@@ -157,19 +157,22 @@ void run_process(const std::vector<std::string>& args) {
 
 }  // namespace
 
-std::optional<CalibrationResult> run_calibration(const std::string& model_path, const Model& fp,
-                                                 const Tokenizer& tok,
-                                                 const std::string& calib_path,
-                                                 const CrrOptions& opt, const std::string& run_dir,
-                                                 bool resume, int stop_after_block, int threads) {
+std::vector<int> calibration_tokens(const Tokenizer& tok, const std::string& calib_path) {
   WKVQ_REQUIRE(!calib_path.empty(), "calibration needs text: pass --calib FILE");
+  return tok.encode(read_text_file(calib_path), true, false);
+}
+
+std::optional<CalibrationResult> run_calibration(const std::string& model_path, const Model& fp,
+                                                 const std::vector<int>& tokens,
+                                                 const std::string& calib, const CrrOptions& opt,
+                                                 const std::string& run_dir, bool resume,
+                                                 int stop_after_block, int threads) {
   opt.validate(fp.config);
   const std::string worker = worker_path();
   std::error_code ec;
   fs::create_directories(run_dir, ec);
   WKVQ_REQUIRE(!ec, run_dir, ": cannot create the calibration run directory: ", ec.message());
-  const std::vector<int> tokens = tok.encode(read_text_file(calib_path), true, false);
-  std::fprintf(stderr, "calibration text: %s, %zu tokens; run directory %s\n", calib_path.c_str(),
+  std::fprintf(stderr, "calibration text: %s, %zu tokens; run directory %s\n", calib.c_str(),
                tokens.size(), run_dir.c_str());
   write_token_file((fs::path(run_dir) / "calib_tokens.bin").string(), tokens);
   const std::string record = opt.record();

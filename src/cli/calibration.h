@@ -6,6 +6,7 @@
 #include <CLI/CLI.hpp>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "calibrate/calibration_result.h"
 #include "calibrate/crr.h"
@@ -33,14 +34,18 @@ struct CalibCliOptions {
   CrrOptions resolve(const QuantCliOptions& q) const;
 };
 
+// The --calib text as one token stream with BOS first; throws when no file was given.
+std::vector<int> calibration_tokens(const Tokenizer& tok, const std::string& calib_path);
+
 // Runs `wkvq-calibrate` on the floating-point model at `model_path` (already loaded as `fp`)
-// with the --calib text tokenized by `tok`, in `run_dir` (created; with `resume`, finished
-// blocks there are kept). Returns the result, or nothing when `stop_after_block` stopped the run
-// before the last block. Throws when the worker is missing or fails.
+// with the calibration tokens (`calib` names their file in messages), in `run_dir` (created;
+// with `resume`, finished blocks there are kept). Returns the result, or nothing when
+// `stop_after_block` stopped the run before the last block. Throws when the worker is missing or
+// fails.
 std::optional<CalibrationResult> run_calibration(const std::string& model_path, const Model& fp,
-                                                 const Tokenizer& tok,
-                                                 const std::string& calib_path,
-                                                 const CrrOptions& opt, const std::string& run_dir,
-                                                 bool resume, int stop_after_block, int threads);
+                                                 const std::vector<int>& tokens,
+                                                 const std::string& calib, const CrrOptions& opt,
+                                                 const std::string& run_dir, bool resume,
+                                                 int stop_after_block, int threads);
 
 }  // namespace wkvq::cli

@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "calibrate/block_file.h"
 #include "cli/calibration.h"
 #include "cli/commands.h"
 #include "cli/common.h"
@@ -110,7 +111,9 @@ void run_ablation_cmd(const PplCliOptions& o, const std::string& model_path, con
   wo.group = q.wgroup;
   wo.keep_float = KeepFloat(q.keep_float, fp.config.n_layers);
   const Model wq = quantize_weights_rtn(fp, wo);
-  const KvSmoothing smooth = stats_smoothing(fp, tok, q.calib, q.calib_windows, q.calib_ctx);
+  WKVQ_REQUIRE(!q.calib.empty(), "--ablation needs calibration text: pass --calib FILE");
+  const std::vector<int> calib = calibration_tokens(tok, q.calib);  // tokenized once for all rungs
+  const KvSmoothing smooth = stats_smoothing(fp, calib, q.calib, q.calib_windows, q.calib_ctx);
   KvCacheSettings kv;
   kv.bits = kvbits;
   kv.group = q.kvgroup > 0 ? q.kvgroup : 0;
@@ -125,6 +128,7 @@ void run_ablation_cmd(const PplCliOptions& o, const std::string& model_path, con
                                      {wkv + " RTN + POQ + stats smoothing", &wq, kv, &smooth}};
   std::vector<double> calib_seconds(rungs.size(), 0.0);
   std::deque<Model> learned;  // stable addresses for the rungs
+  std::string calibration;    // the settings of the learned rungs' CRR rung
   if (o.calibrate) {
     QuantCliOptions cq = q;
     cq.kv_smooth.clear();
@@ -132,6 +136,7 @@ void run_ablation_cmd(const PplCliOptions& o, const std::string& model_path, con
     cq.keep_float.clear();
     WKVQ_REQUIRE(q.keep_float.empty(), "--calibrate: --keep-float is not supported");
     const CrrOptions crr_base = o.calib.resolve(cq);
+    calibration = crr_base.summary();
     namespace fs = std::filesystem;
     const bool keep = !o.calib.run_dir.empty();
     const fs::path root =
@@ -141,9 +146,9 @@ void run_ablation_cmd(const PplCliOptions& o, const std::string& model_path, con
       const fs::path dir = root / lr.slug;
       std::fprintf(stderr, "calibrating rung '%s'\n", lr.name.c_str());
       const auto t0 = std::chrono::steady_clock::now();
-      const bool resume = keep && fs::exists(dir / "block_0000.wkvqcal");
-      const auto r = run_calibration(model_path, fp, tok, q.calib, lr.crr, dir.string(), resume, -1,
-                                     o.threads);
+      const bool resume = keep && fs::exists(block_file_path(dir.string(), 0));
+      const auto r = run_calibration(model_path, fp, calib, q.calib, lr.crr, dir.string(), resume,
+                                     -1, o.threads);
       calib_seconds.push_back(
           std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
       learned.push_back(apply_calibration(fp, *r, lr.crr.wbits, lr.crr.wgroup));
@@ -192,7 +197,7 @@ void run_ablation_cmd(const PplCliOptions& o, const std::string& model_path, con
                         {"kvbits", kvbits},
                         {"kvgroup", kv.group == 0 ? fp.config.head_dim : kv.group},
                         {"rungs", arr}};
-    if (o.calibrate) j["calibration"] = o.calib.resolve(q).summary();
+    if (o.calibrate) j["calibration"] = calibration;
     std::printf("%s\n", j.dump().c_str());
   } else {
     std::printf("ablation: %s on %s, ctx %lld, %lld windows, %lld tokens; weights g%lld, KV g%d\n",

@@ -34,11 +34,12 @@ struct QuantizeCliOptions {
 std::optional<PreparedModel> calibrated_model(const QuantizeCliOptions& o,
                                               const std::string& model_path, Model loaded,
                                               const Tokenizer& tok) {
+  const std::vector<int> tokens = calibration_tokens(tok, o.quant.calib);
   const CrrOptions crr = o.calib.resolve(o.quant);
   const bool default_dir = o.calib.run_dir.empty();
   const std::string run_dir = default_dir ? o.out + ".calib-run" : o.calib.run_dir;
   const std::optional<CalibrationResult> r =
-      run_calibration(model_path, loaded, tok, o.quant.calib, crr, run_dir, o.calib.resume,
+      run_calibration(model_path, loaded, tokens, o.quant.calib, crr, run_dir, o.calib.resume,
                       o.calib.stop_after_block, o.threads);
   if (!r) return std::nullopt;
   PreparedModel p;

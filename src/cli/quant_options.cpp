@@ -45,11 +45,9 @@ void QuantCliOptions::add_to(CLI::App* cmd) {
       ->check(CLI::Range(int64_t{0}, int64_t{1} << 24));
 }
 
-KvSmoothing stats_smoothing(const Model& fp, const Tokenizer& tok, const std::string& calib,
-                            int64_t windows, int64_t ctx) {
-  WKVQ_REQUIRE(!calib.empty(), "--kv-smooth stats needs calibration text: pass --calib FILE");
+KvSmoothing stats_smoothing(const Model& fp, const std::vector<int>& stream,
+                            const std::string& calib, int64_t windows, int64_t ctx) {
   const auto t0 = std::chrono::steady_clock::now();
-  const std::vector<int> stream = tok.encode(read_text_file(calib), true, false);
   CalibWindows w;
   w.ctx = ctx;
   w.max_windows = windows;
@@ -58,6 +56,12 @@ KvSmoothing stats_smoothing(const Model& fp, const Tokenizer& tok, const std::st
                static_cast<long long>(st.tokens), calib.c_str(),
                std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
   return smoothing_from_stats(st);
+}
+
+KvSmoothing stats_smoothing(const Model& fp, const Tokenizer& tok, const std::string& calib,
+                            int64_t windows, int64_t ctx) {
+  WKVQ_REQUIRE(!calib.empty(), "--kv-smooth stats needs calibration text: pass --calib FILE");
+  return stats_smoothing(fp, tok.encode(read_text_file(calib), true, false), calib, windows, ctx);
 }
 
 PreparedModel prepare_model(Model loaded, const QuantCliOptions& o, const Tokenizer* tok) {

@@ -5,6 +5,7 @@
 #include <CLI/CLI.hpp>
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "model/kv_smoothing.h"
 #include "model/model.h"
@@ -49,5 +50,8 @@ PreparedModel prepare_model(Model loaded, const QuantCliOptions& o, const Tokeni
 // Statistics smoothing of `fp` from a calibration text file.
 KvSmoothing stats_smoothing(const Model& fp, const Tokenizer& tok, const std::string& calib,
                             int64_t windows, int64_t ctx);
+// The same from the calibration text already tokenized (`calib` names it in the progress line).
+KvSmoothing stats_smoothing(const Model& fp, const std::vector<int>& stream,
+                            const std::string& calib, int64_t windows, int64_t ctx);
 
 }  // namespace wkvq::cli
