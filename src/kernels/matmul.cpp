@@ -13,13 +13,10 @@
 #include "core/error.h"
 #include "core/parallel.h"
 #include "kernels/matmul_impl.h"
+#include "kernels/work_split.h"
 
 namespace wkvq {
 namespace {
-
-// Below this many multiply-adds a product runs on the calling thread: a fork/join of the OpenMP
-// team costs a few microseconds, about what one core needs for this much work.
-constexpr int64_t kMinParallelMacs = int64_t{1} << 18;
 
 // The reference: for every output, a float sum of the `in` products in index order. This is the
 // definition the SIMD kernels are tested against. No FMA: this file is compiled for baseline
@@ -36,46 +33,6 @@ void reference_block(const float* x, int64_t in, const float* w, float* y, int64
     }
   }
 }
-
-int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
-int64_t round_up(int64_t a, int64_t b) { return ceil_div(a, b) * b; }
-
-// How one product is cut into per-thread blocks: a grid of row ranges of y (multiples of
-// n_grain) by column ranges (multiples of out_grain), one block per thread where possible.
-struct Split {
-  int64_t n_grain, out_grain;
-  int64_t n_parts, out_parts;
-};
-
-// Prefers splitting W's rows (each thread streams its own part of W); splits x's rows as well only
-// when W has too few rows (in units of `out_align`) to keep every thread busy.
-Split split_work(int64_t n, int64_t in, int64_t out, int64_t n_align, int64_t out_align) {
-  int threads = num_threads();
-  if (n * in * out < kMinParallelMacs) threads = 1;
-  const int64_t out_parts = std::min<int64_t>(threads, ceil_div(out, out_align));
-  const int64_t n_parts =
-      std::max<int64_t>(1, std::min<int64_t>(threads / out_parts, ceil_div(n, n_align)));
-  Split s{};
-  s.out_grain = round_up(ceil_div(out, out_parts), out_align);
-  s.n_grain = round_up(ceil_div(n, n_parts), n_align);
-  s.out_parts = ceil_div(out, s.out_grain);
-  s.n_parts = ceil_div(n, s.n_grain);
-  return s;
-}
-
-// Scratch for the packed kernels, 64-byte aligned (whole cache lines, aligned loads); nothing
-// is allocated for count 0 (the dot kernels, every decode step).
-struct AlignedFloats {
-  static constexpr std::align_val_t kAlign{64};
-  struct Free {
-    void operator()(float* p) const { ::operator delete[](p, kAlign); }
-  };
-  std::unique_ptr<float[], Free> data;
-  explicit AlignedFloats(int64_t count)
-      : data(count > 0 ? static_cast<float*>(
-                             ::operator new[](static_cast<size_t>(count) * sizeof(float), kAlign))
-                       : nullptr) {}
-};
 
 enum class Kernel { Reference, Dot, Packed };
 
@@ -198,21 +155,16 @@ void matmul_f32(Isa isa, const float* x, int64_t n, int64_t in, const float* w, 
       isa == Isa::Avx512 ? detail::kAvx512Blocking : detail::kAvx2Blocking;
   // Dot kernels read W once per 4 rows of x: keep x whole and split W's rows (multiples of 8, the
   // rows of W one step reads). Packed kernels split along both, in register-tile units.
-  const Split s = kernel == Kernel::Packed ? split_work(n, in, out, blocking.mr, blocking.nr)
-                  : kernel == Kernel::Dot  ? split_work(n, in, out, n, 8)
-                                           : split_work(n, in, out, n, 1);
-  const int64_t tasks = s.n_parts * s.out_parts;  // <= num_threads()
-  // Scratch for every task, allocated here so that a failure throws before the parallel region.
-  const int64_t pack_stride = kernel == Kernel::Packed ? detail::pack_floats(blocking) : 0;
-  const AlignedFloats pack(tasks * pack_stride);
-  parallel_for(tasks, 1, [&](int64_t begin, int64_t end) {
+  const WorkSplit s = kernel == Kernel::Packed ? split_work(n, in, out, blocking.mr, blocking.nr)
+                      : kernel == Kernel::Dot  ? split_work(n, in, out, n, 8)
+                                               : split_work(n, in, out, n, 1);
+  parallel_for(s.tasks(), 1, [&](int64_t begin, int64_t end) {
+    float* pack =
+        kernel == Kernel::Packed ? thread_pack_buffer(detail::pack_floats(blocking)) : nullptr;
     for (int64_t t = begin; t < end; ++t) {
-      detail::MatmulBlock b{};
-      b.i0 = (t / s.out_parts) * s.n_grain;
-      b.i1 = std::min(n, b.i0 + s.n_grain);
-      b.o0 = (t % s.out_parts) * s.out_grain;
-      b.o1 = std::min(out, b.o0 + s.out_grain);
-      run_block(isa, kernel, x, in, w, y, out, b, pack.data.get() + t * pack_stride);
+      const WorkBlock wb = s.block(t, n, out);
+      const detail::MatmulBlock b{wb.i0, wb.i1, wb.o0, wb.o1};
+      run_block(isa, kernel, x, in, w, y, out, b, pack);
     }
   });
 }
