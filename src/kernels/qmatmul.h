@@ -4,7 +4,8 @@
 // W^ is never materialised whole. Small n (decode GEMV, n = 1; up to 64 rows with AVX-512, 24
 // with AVX2) runs "dot" kernels that stream W's codes, decode each 32-column block in registers and
 // FMA it with up to 4 rows of x (memory-bound at n = 1: W is 8x smaller than f32 at 4 bits); at
-// n = 1 the AVX-512 kernel reads 4-bit rows 128 columns at a time against an x rearranged to match
+// n = 1 the AVX-512 kernel reads 4-bit rows one at a time, 128 columns per step, each code isolated
+// by one AND as a denormal float against an x rearranged and scaled by powers of two to match
 // (qmatmul_avx512.cpp, "4-bit GEMV over 64-byte chunks").
 // Larger n (prefill GEMM) runs packed kernels that dequantize a block of W once into f32 panels in
 // per-thread scratch and reuse it across every row of x (compute-bound).
@@ -15,8 +16,10 @@
 // (group % 32 == 0, or one group per row: g = 0 or g >= in); anything else runs the reference.
 // Accuracy: every kernel forms each product x_j w^_j from exact parts (W^ = (q - z) s is exact in
 // f32; the AVX2 GEMV sums x_j (q_j - z) per group and multiplies by s once per group), so the only
-// difference from the reference is rounding order: |y - y_ref| <= ~in * eps * sum_j |x_j w^_j|
-// (derivation in tests/kernel/qmatmul_test.cpp). Results do not depend on the thread count.
+// difference from the reference is rounding order: |y - y_ref| <= ~in * eps * sum_j |x_j w^_j|.
+// The AVX-512 4-bit GEMV sums q_j x_j and subtracts z s sum_j x_j once per group: its bound has
+// |x_j| s (q_j + z) in place of |x_j w^_j| (derivations in tests/kernel/qmatmul_test.cpp).
+// Results do not depend on the thread count.
 #pragma once
 
 #include <cstdint>

@@ -226,16 +226,35 @@ void dot_block(const float* x, const QMatView& w, float* y, int64_t ldy, QBlock 
 
 // ---- 4-bit GEMV over 64-byte chunks (n = 1) ----
 //
-// The dot kernel above spends three port-5 uops per 32 weights (one widening, two permutes). At
-// n = 1 the GEMV instead reads a whole 64-byte chunk (128 columns, four Q4Blocks) as 16 dwords and
-// looks up nibble j of every lane with vpermps(v >> 4j): two permutes per 32 weights, no
-// widening. Lane i's nibble j is column chunk_col(i, j) of the chunk (Q4Block b = i / 4 holds
-// column 16 h + k of its block in the nibble h of byte k, and lane i holds bytes 4 (i % 4) .. +3
-// of it), so x is first rearranged once per call: xp[128 c + 16 j + i] = x[128 c + chunk_col(i,
-// j)]. Each product is still x_j w^_j with an exact w^_j; only the summation order changes.
+// The dot kernel above spends a widening and two permutes (shuffle-port uops) per 32 weights and
+// walks 8 rows at once (8 memory streams). At n = 1 the GEMV instead walks one row at a time (one
+// sequential stream, prefetched two lines at a time) and reads it a 64-byte chunk (128 columns,
+// four Q4Blocks) at a time as 16 dwords. Nibble j of every dword is isolated with one AND, no
+// shift and no conversion: the dword (v & (0xF << 4j)) read as a float is the denormal
+// q * 2^(4j - 149) (bits 0..19 are mantissa; nibbles 5..7 are first shifted down by 20). An FMA
+// with x' = x * 2^(149 - 4j - E) gives q * x * 2^-E exactly as the FMA would with q * x; the
+// powers of two are exact. So per (row, group), sum_j q_j x_j * 2^-E is one FMA per 16 weights,
+// and y = sum_g s_g 2^E A_g - sum_g z_g s_g X_g, X_g = sum of x over group g (once per call).
+//   - E = max(e, 0) + 24 with max|x| < 2^e keeps every x' below 2^125 (no overflow) and s 2^E
+//     finite; x outside [2^-64, 2^64), NaN or Inf take the dot kernel (as does DAZ mode, which
+//     would read the denormals as 0).
+//   - Products are exact before their rounding; the zero point is subtracted per group instead
+//     of per weight, so the rounding bound is in terms of |x_j| s (q_j + z) rather than
+//     |x_j| s |q_j - z| (kernels/qmatmul.h).
+// Lane i's nibble j is column chunk_col(i, j) of the chunk (Q4Block b = i / 4 holds column
+// 16 h + k of its block in the nibble h of byte k, and lane i holds bytes 4 (i % 4) .. +3 of it),
+// so x is rearranged and scaled once per call: xp[128 c + 16 j + i] = x[128 c + chunk_col(i, j)]
+// * 2^(149 - 4 (j < 5 ? j : j - 5) - E).
 // Used when a row is whole chunks, every group is whole chunks, and x fits the stack buffer.
 constexpr int64_t kChunkCols = 128;
 constexpr int64_t kChunkMaxCols = 16384;  // 64 KB of rearranged x on the stack
+constexpr int64_t kChunkMaxGroups = kChunkMaxCols / kChunkCols;
+// Prefetch distance along the row stream, bytes (measured on Zen 4: 2-4 KB best).
+constexpr int64_t kChunkPrefetch = 3072;
+// x magnitudes the scaled path takes: 2^-64 <= max|x| < 2^64 (float exponent fields).
+constexpr uint32_t kMinExpField = 127 - 64;
+constexpr uint32_t kMaxExpField = 127 + 63;
+constexpr uint32_t kMxcsrDaz = 1u << 6;
 
 constexpr int64_t chunk_col(int64_t i, int64_t j) {
   return 32 * (i / 4) + 16 * (j & 1) + 4 * (i % 4) + (j >> 1);
@@ -246,64 +265,100 @@ bool chunked_gemv_fits(const QMatView& w) {
          (w.n_groups == 1 || w.group % kChunkCols == 0);
 }
 
-void rearrange_x(const float* x, int64_t cols, float* xp) {
-  for (int64_t c = 0; c < cols; c += kChunkCols) {
-    for (int64_t j = 0; j < 8; ++j) {
-      for (int64_t i = 0; i < kLanes; ++i) xp[c + 16 * j + i] = x[c + chunk_col(i, j)];
-    }
-  }
+// 2^k as a float, k in [-126, 127].
+inline float pow2(int k) {
+  const uint32_t bits = static_cast<uint32_t>(k + 127) << 23;
+  float f;
+  __builtin_memcpy(&f, &bits, sizeof f);
+  return f;
 }
 
-// y[o + r] = x . W^[o + r, :] for r < NW, x rearranged (xp).
-template <int NW>
-void chunk_tile(const float* xp, const QMatView& w, int64_t o, float* y) {
-  __m512 acc[NW];
-#pragma GCC unroll 16
-  for (int r = 0; r < NW; ++r) acc[r] = _mm512_setzero_ps();
-  alignas(64) float s[NW][kCoderChunk];
-  alignas(64) float neg_zs[NW][kCoderChunk];
+// Exponent field of max|x| (255 when x holds a NaN or an Inf).
+uint32_t max_abs_exponent(const float* x, int64_t cols) {
+  __m512i m = _mm512_setzero_si512();
+  const __m512i abs_mask = _mm512_set1_epi32(0x7FFFFFFF);
+  for (int64_t c = 0; c < cols; c += kLanes) {
+    m = _mm512_max_epu32(m, _mm512_and_si512(_mm512_loadu_si512(x + c), abs_mask));
+  }
+  return _mm512_reduce_max_epu32(m) >> 23;
+}
+
+// The scaled, rearranged x (above) and the group sums X_g; returns E.
+int scale_x(const float* x, const QMatView& w, uint32_t exp_field, float* xp, float* xg) {
+  const int e = static_cast<int>(exp_field) - 126;  // max|x| < 2^e
+  const int big_e = (e > 0 ? e : 0) + 24;
+  float mult[5];
+  for (int jj = 0; jj < 5; ++jj) mult[jj] = pow2(149 - 4 * jj - big_e);
+  for (int64_t c = 0; c < w.cols; c += kChunkCols) {
+    for (int64_t j = 0; j < 8; ++j) {
+      const float m = mult[j < 5 ? j : j - 5];
+      for (int64_t i = 0; i < kLanes; ++i) xp[c + 16 * j + i] = x[c + chunk_col(i, j)] * m;
+    }
+  }
+  const int64_t group = w.n_groups == 1 ? w.cols : w.group;
+  for (int64_t g = 0; g < w.n_groups; ++g) {
+    __m512 s = _mm512_setzero_ps();
+    for (int64_t c = g * group; c < (g + 1) * group; c += kLanes) {
+      s = _mm512_add_ps(s, _mm512_loadu_ps(x + c));
+    }
+    xg[g] = hsum(s);
+  }
+  return big_e;
+}
+
+// sum_j q_j x'_j of one 128-column chunk (codes p), as two partial vectors.
+inline __m512 chunk_dot(const uint8_t* p, const float* xc) {
+  const __m512i m0 = _mm512_set1_epi32(0xF);
+  __m512i v = _mm512_loadu_si512(p);
+  auto nib = [](__m512i u, __m512i m) { return _mm512_castsi512_ps(_mm512_and_si512(u, m)); };
+  __m512 a = _mm512_mul_ps(_mm512_load_ps(xc), nib(v, m0));
+  __m512 b = _mm512_mul_ps(_mm512_load_ps(xc + 16), nib(v, _mm512_slli_epi32(m0, 4)));
+  a = _mm512_fmadd_ps(_mm512_load_ps(xc + 32), nib(v, _mm512_slli_epi32(m0, 8)), a);
+  b = _mm512_fmadd_ps(_mm512_load_ps(xc + 48), nib(v, _mm512_slli_epi32(m0, 12)), b);
+  a = _mm512_fmadd_ps(_mm512_load_ps(xc + 64), nib(v, _mm512_slli_epi32(m0, 16)), a);
+  v = _mm512_srli_epi32(v, 20);
+  b = _mm512_fmadd_ps(_mm512_load_ps(xc + 80), nib(v, m0), b);
+  a = _mm512_fmadd_ps(_mm512_load_ps(xc + 96), nib(v, _mm512_slli_epi32(m0, 4)), a);
+  b = _mm512_fmadd_ps(_mm512_load_ps(xc + 112), nib(v, _mm512_slli_epi32(m0, 8)), b);
+  return _mm512_add_ps(a, b);
+}
+
+// y[o] = x . W^[o, :] from the scaled x (xp, 64-byte aligned), group sums xg and 2^E.
+float chunk_row(const float* xp, const float* xg, float pow2_e, const QMatView& w, int64_t o) {
+  const uint8_t* row = w.codes + o * w.row_bytes;
+  const int64_t group = w.n_groups == 1 ? w.cols : w.group;
+  __m512 tot = _mm512_setzero_ps();
+  alignas(64) float s[kCoderChunk];
+  alignas(64) float neg_zs[kCoderChunk];
   for (int64_t g0 = 0; g0 < w.n_groups; g0 += kCoderChunk) {
     const int64_t ng = min64(kCoderChunk, w.n_groups - g0);
-#pragma GCC unroll 16
-    for (int r = 0; r < NW; ++r) load_group_params(w, o + r, g0, ng, s[r], neg_zs[r]);
+    load_group_params(w, o, g0, ng, s, neg_zs);
+    tot =
+        _mm512_fmadd_ps(_mm512_load_ps(neg_zs), _mm512_maskz_loadu_ps(lane_mask(ng), xg + g0), tot);
     for (int64_t g = g0; g < g0 + ng; ++g) {
-      __m512 table[NW];
-#pragma GCC unroll 16
-      for (int r = 0; r < NW; ++r) table[r] = make_coder<4>(s[r][g - g0], neg_zs[r][g - g0]).a;
-      const int64_t c1 = min64((g + 1) * w.group, w.cols);
-      for (int64_t c = g * w.group; c < c1; c += kChunkCols) {
-#pragma GCC unroll 16
-        for (int r = 0; r < NW; ++r) {
-          _mm_prefetch(reinterpret_cast<const char*>(w.codes + (o + NW + r) * w.row_bytes) + c / 2,
-                       _MM_HINT_T0);
-        }
-        __m512i v[NW];
-#pragma GCC unroll 16
-        for (int r = 0; r < NW; ++r)
-          v[r] = _mm512_loadu_si512(w.codes + (o + r) * w.row_bytes + c / 2);
-#pragma GCC unroll 8
-        for (int j = 0; j < 8; ++j) {
-          const __m512 xj = _mm512_loadu_ps(xp + c + 16 * j);
-#pragma GCC unroll 16
-          for (int r = 0; r < NW; ++r) {
-            const __m512 wj = _mm512_permutexvar_ps(_mm512_srli_epi32(v[r], 4 * j), table[r]);
-            acc[r] = _mm512_fmadd_ps(xj, wj, acc[r]);
-          }
-        }
+      __m512 acc = _mm512_setzero_ps();
+      for (int64_t c = g * group; c < (g + 1) * group; c += kChunkCols) {
+        const uint8_t* p = row + c / 2;
+        _mm_prefetch(reinterpret_cast<const char*>(p) + kChunkPrefetch, _MM_HINT_T0);
+        _mm_prefetch(reinterpret_cast<const char*>(p) + kChunkPrefetch + 64, _MM_HINT_T0);
+        acc = _mm512_add_ps(acc, chunk_dot(p, xp + c));
       }
+      tot = _mm512_fmadd_ps(acc, _mm512_set1_ps(s[g - g0] * pow2_e), tot);
     }
   }
-#pragma GCC unroll 16
-  for (int r = 0; r < NW; ++r) y[o + r] = hsum(acc[r]);
+  return hsum(tot);
 }
 
-void chunked_gemv(const float* x, const QMatView& w, float* y, int64_t o0, int64_t o1) {
+// False (nothing written) when x or the FP mode rules the scaled path out.
+bool chunked_gemv(const float* x, const QMatView& w, float* y, int64_t o0, int64_t o1) {
+  if ((_mm_getcsr() & kMxcsrDaz) != 0) return false;
+  const uint32_t ef = max_abs_exponent(x, w.cols);
+  if (ef < kMinExpField || ef > kMaxExpField) return false;
   alignas(64) float xp[kChunkMaxCols];
-  rearrange_x(x, w.cols, xp);
-  constexpr int kNw = 8;
-  int64_t o = o0;
-  for (; o + kNw <= o1; o += kNw) chunk_tile<kNw>(xp, w, o, y);
-  for (; o < o1; ++o) chunk_tile<1>(xp, w, o, y);
+  alignas(64) float xg[kChunkMaxGroups];
+  const float pow2_e = pow2(scale_x(x, w, ef, xp, xg));
+  for (int64_t o = o0; o < o1; ++o) y[o] = chunk_row(xp, xg, pow2_e, w, o);
+  return true;
 }
 
 // ---- packed kernel ----
@@ -465,9 +520,11 @@ void packed_block(const float* x, const QMatView& w, float* y, int64_t ldy, QBlo
 }  // namespace
 
 void qmatmul_dot_avx512(const float* x, const QMatView& w, float* y, int64_t ldy, QBlock b) {
-  if (b.i1 - b.i0 == 1 && chunked_gemv_fits(w)) {
-    chunked_gemv(x + b.i0 * w.cols, w, y + b.i0 * ldy, b.o0, b.o1);
-  } else if (w.bits == 4) {
+  if (b.i1 - b.i0 == 1 && chunked_gemv_fits(w) &&
+      chunked_gemv(x + b.i0 * w.cols, w, y + b.i0 * ldy, b.o0, b.o1)) {
+    return;
+  }
+  if (w.bits == 4) {
     dot_block<4>(x, w, y, ldy, b);
   } else {
     dot_block<8>(x, w, y, ldy, b);

@@ -5,6 +5,7 @@
 #include "kernels/qmatmul.h"
 
 #include <gtest/gtest.h>
+#include <xmmintrin.h>
 
 #include <cmath>
 #include <cstdint>
@@ -16,6 +17,7 @@
 #include <vector>
 
 #include "core/error.h"
+#include "core/fp16.h"
 #include "core/parallel.h"
 #include "formats/weight_quant.h"
 
@@ -33,11 +35,23 @@ namespace {
 // value: |y - y_ref| <= 2 gamma(in) sum_j |x_j w^_j| ~= in * eps * sum_j |x_j w^_j|.
 // kReorderBound is the factor on that: 1 / (1 - in u) < 1.0001 for in <= 1024, plus margin for the
 // double-precision evaluation of sum |t_j|.
+// The AVX-512 4-bit GEMV (n = 1) forms q_j x_j exactly and subtracts the zero point once per
+// group (s sum_j q_j x_j - z s sum_j x_j): its rounded terms are |x_j| s q_j and |x_j| s z, so for
+// 4-bit GEMV cases sum |t_j| is taken as sum_j |x_j| s (q_j + z) (>= sum_j |x_j w^_j|; the same
+// gamma(in) argument, the reference's own error included).
 constexpr double kReorderBound = 1.01;
 
 double tolerance(int64_t in, double sum_abs_terms) {
   return kReorderBound * static_cast<double>(in) * std::numeric_limits<float>::epsilon() *
          sum_abs_terms;
+}
+
+// |t_j| of the bound above for weight (o, k) times x_k.
+double term_bound(const QuantizedMatrix& w, int64_t o, int64_t k, float xk, float wk, int64_t n) {
+  if (w.bits != 4 || n != 1) return std::fabs(static_cast<double>(xk) * wk);
+  const int64_t g = o * w.n_groups + k / w.group;
+  return std::fabs(static_cast<double>(xk)) * fp16_to_f32(w.scales[static_cast<size_t>(g)]) *
+         (weight_code(w, o, k) + w.zeros[static_cast<size_t>(g)]);
 }
 
 uint32_t base_seed() {
@@ -80,17 +94,19 @@ QuantizedMatrix random_matrix(int64_t out, int64_t in, int bits, int64_t group, 
   return quantize_weights_ref(w.data(), out, in, bits, group);
 }
 
+// x uniform(-x_scale, x_scale).
 void check_case(Isa isa, int64_t n, int64_t in, int64_t out, int bits, int64_t group,
-                int64_t misalign, uint32_t seed) {
+                int64_t misalign, uint32_t seed, float x_scale = 1.0f) {
   SCOPED_TRACE(::testing::Message()
                << "isa=" << isa_name(isa) << " n=" << n << " in=" << in << " out=" << out
-               << " bits=" << bits << " g=" << group << " misalign=" << misalign << " seed=" << seed
-               << " (rerun: WKVQ_TEST_SEED)");
+               << " bits=" << bits << " g=" << group << " misalign=" << misalign
+               << " x_scale=" << x_scale << " seed=" << seed << " (rerun: WKVQ_TEST_SEED)");
   std::mt19937 rng(seed);
   const QuantizedMatrix w = random_matrix(out, in, bits, group, rng);
   std::vector<float> wh(static_cast<size_t>(out * in));
   dequantize_weights_ref(w, wh.data());
   Buffer x(n * in, misalign, rng);
+  for (int64_t k = 0; k < n * in; ++k) x.data[k] *= x_scale;
   Buffer y(n * out + 1, misalign, rng);  // random garbage: kernels must not read y as input
   const float guard = y.data[n * out];
   qmatmul(isa, x.data, n, w, y.data);
@@ -101,10 +117,9 @@ void check_case(Isa isa, int64_t n, int64_t in, int64_t out, int bits, int64_t g
       float want = 0.0f;  // the definition: plain f32 loop over the dequantized row
       double sum_abs = 0.0;
       for (int64_t k = 0; k < in; ++k) {
-        const float t = x.data[i * in + k] * wh[static_cast<size_t>(o * in + k)];
-        want += t;
-        sum_abs += std::fabs(static_cast<double>(x.data[i * in + k]) *
-                             wh[static_cast<size_t>(o * in + k)]);
+        const float xk = x.data[i * in + k];
+        want += xk * wh[static_cast<size_t>(o * in + k)];
+        sum_abs += term_bound(w, o, k, xk, wh[static_cast<size_t>(o * in + k)], n);
       }
       const double got = y.data[i * out + o];
       const double tol = tolerance(in, sum_abs);
@@ -168,6 +183,58 @@ TEST_P(QmatmulTest, OtherLayoutsFallBackToTheReference) {
   check_case(isa(), 3, 96, 9, 4, 48, 1, base_seed() + 4u);
   check_case(isa(), 5, 100, 9, 2, 32, 0, base_seed() + 5u);
   check_case(isa(), 1, 100, 9, 3, 0, 0, base_seed() + 6u);
+}
+
+// The AVX-512 4-bit GEMV scales x by powers of two chosen from max|x| (2^-64 <= max|x| < 2^64;
+// outside that, and for x = 0, the dot kernel): both sides of each limit, and far beyond (short of
+// denormal x, where the error model above, which assumes no underflow, does not hold).
+TEST_P(QmatmulTest, GemvOverEveryInputMagnitude) {
+  const ThreadCount tc(threads());
+  uint32_t seed = base_seed() + 11u;
+  for (const float scale : {0.0f, 0x1p-100f, 0x1p-64f, 0x1p-63f, 0x1p-20f, 1.0f, 0x1p40f, 0x1p63f,
+                            0x1p64f, 0x1p100f, 0x1p122f}) {
+    check_case(isa(), 1, 256, 37, 4, 128, 0, ++seed, scale);
+    check_case(isa(), 1, 384, 19, 4, 0, 1, ++seed, scale);
+  }
+}
+
+// A NaN or an Inf in x reaches the outputs as in the reference.
+TEST_P(QmatmulTest, GemvPropagatesNanAndInf) {
+  const ThreadCount tc(threads());
+  std::mt19937 rng(base_seed() + 12u);
+  const int64_t in = 256;
+  const int64_t out = 24;
+  const QuantizedMatrix w = random_matrix(out, in, 4, 128, rng);
+  std::vector<float> wh(static_cast<size_t>(out * in));
+  dequantize_weights_ref(w, wh.data());
+  for (const float bad :
+       {std::numeric_limits<float>::quiet_NaN(), std::numeric_limits<float>::infinity()}) {
+    Buffer x(in, 0, rng);
+    x.data[77] = bad;
+    std::vector<float> y(static_cast<size_t>(out));
+    qmatmul(isa(), x.data, 1, w, y.data());
+    for (int64_t o = 0; o < out; ++o) {
+      float want = 0.0f;
+      for (int64_t k = 0; k < in; ++k) want += x.data[k] * wh[static_cast<size_t>(o * in + k)];
+      const float got = y[static_cast<size_t>(o)];
+      EXPECT_EQ(std::isnan(got), std::isnan(want)) << "x[77]=" << bad << " o=" << o << " " << got;
+      if (std::isinf(want)) {
+        EXPECT_EQ(got, want) << "x[77]=" << bad << " o=" << o;
+      }
+    }
+  }
+}
+
+// With denormals-are-zero set (some programs do), the GEMV must not read its denormal-coded
+// weights as 0: it falls back. MXCSR is per thread, so this runs on the calling thread alone.
+TEST_P(QmatmulTest, GemvIsExactUnderDenormalsAreZero) {
+  const ThreadCount tc(1);
+  constexpr unsigned kDaz = 1u << 6;
+  const unsigned saved = _mm_getcsr();
+  _mm_setcsr(saved | kDaz);
+  check_case(isa(), 1, 512, 40, 4, 128, 0, base_seed() + 13u);
+  check_case(isa(), 1, 256, 9, 4, 0, 1, base_seed() + 14u);
+  _mm_setcsr(saved);
 }
 
 // The order of every sum is fixed by the kernel, not by how the work is split over threads.
