@@ -11,6 +11,7 @@
 #include <string_view>
 
 #include "core/error.h"
+#include "core/fp16.h"
 #include "core/parallel.h"
 #include "kernels/matmul_impl.h"
 #include "kernels/work_split.h"
@@ -21,14 +22,18 @@ namespace {
 // The reference: for every output, a float sum of the `in` products in index order. This is the
 // definition the SIMD kernels are tested against. No FMA: this file is compiled for baseline
 // x86-64 (and ISO C++ mode keeps GCC from contracting a * b + c anyway).
-void reference_block(const float* x, int64_t in, const float* w, float* y, int64_t ldy,
+inline float weight_f32(float w) { return w; }
+inline float weight_f32(uint16_t w) { return fp16_to_f32(w); }
+
+template <class T>
+void reference_block(const float* x, int64_t in, const T* w, float* y, int64_t ldy,
                      detail::MatmulBlock b) {
   for (int64_t i = b.i0; i < b.i1; ++i) {
     const float* xi = x + i * in;
     for (int64_t o = b.o0; o < b.o1; ++o) {
-      const float* wo = w + o * in;
+      const T* wo = w + o * in;
       float s = 0.0f;
-      for (int64_t k = 0; k < in; ++k) s += xi[k] * wo[k];
+      for (int64_t k = 0; k < in; ++k) s += xi[k] * weight_f32(wo[k]);
       y[i * ldy + o] = s;
     }
   }
@@ -37,7 +42,8 @@ void reference_block(const float* x, int64_t in, const float* w, float* y, int64
 enum class Kernel { Reference, Dot, Packed };
 
 // Runs `kernel` of `isa` on block b (pack: scratch for the packed kernels, else unused).
-void run_block(Isa isa, Kernel kernel, const float* x, int64_t in, const float* w, float* y,
+template <class T>
+void run_block(Isa isa, Kernel kernel, const float* x, int64_t in, const T* w, float* y,
                int64_t ldy, detail::MatmulBlock b, float* pack) {
   if (kernel == Kernel::Reference) {
     reference_block(x, in, w, y, ldy, b);
@@ -90,6 +96,41 @@ Isa detect_isa() {
   return isa;
 }
 
+template <class T>
+void matmul_any(const char* name, Isa isa, const float* x, int64_t n, int64_t in, const T* w,
+                int64_t out, float* y) {
+  WKVQ_REQUIRE(n >= 0 && in >= 0 && out >= 0, name, ": negative size (n=", n, ", in=", in,
+               ", out=", out, ")");
+  WKVQ_REQUIRE(isa_supported(isa), name, ": ISA ", isa_name(isa), " is not supported by this CPU");
+  if (n == 0 || out == 0) return;
+  WKVQ_REQUIRE(y != nullptr && (in == 0 || (x != nullptr && w != nullptr)), name,
+               ": null pointer for a non-empty product");
+  if (in == 0) {  // empty sums
+    for (int64_t j = 0; j < n * out; ++j) y[j] = 0.0f;
+    return;
+  }
+
+  const Kernel kernel = isa == Isa::Reference      ? Kernel::Reference
+                        : n <= detail::kDotMaxRows ? Kernel::Dot
+                                                   : Kernel::Packed;
+  const detail::GemmBlocking& blocking =
+      isa == Isa::Avx512 ? detail::kAvx512Blocking : detail::kAvx2Blocking;
+  // Dot kernels read W once per 4 rows of x: keep x whole and split W's rows (multiples of 8, the
+  // rows of W one step reads). Packed kernels split along both, in register-tile units.
+  const WorkSplit s = kernel == Kernel::Packed ? split_work(n, in, out, blocking.mr, blocking.nr)
+                      : kernel == Kernel::Dot  ? split_work(n, in, out, n, 8)
+                                               : split_work(n, in, out, n, 1);
+  parallel_for(s.tasks(), 1, [&](int64_t begin, int64_t end) {
+    float* pack =
+        kernel == Kernel::Packed ? thread_pack_buffer(detail::pack_floats(blocking)) : nullptr;
+    for (int64_t t = begin; t < end; ++t) {
+      const WorkBlock wb = s.block(t, n, out);
+      const detail::MatmulBlock b{wb.i0, wb.i1, wb.o0, wb.o1};
+      run_block(isa, kernel, x, in, w, y, out, b, pack);
+    }
+  });
+}
+
 }  // namespace
 
 Isa parse_isa(std::string_view name) {
@@ -136,37 +177,16 @@ void matmul_f32(const float* x, int64_t n, int64_t in, const float* w, int64_t o
 
 void matmul_f32(Isa isa, const float* x, int64_t n, int64_t in, const float* w, int64_t out,
                 float* y) {
-  WKVQ_REQUIRE(n >= 0 && in >= 0 && out >= 0, "matmul_f32: negative size (n=", n, ", in=", in,
-               ", out=", out, ")");
-  WKVQ_REQUIRE(isa_supported(isa), "matmul_f32: ISA ", isa_name(isa),
-               " is not supported by this CPU");
-  if (n == 0 || out == 0) return;
-  WKVQ_REQUIRE(y != nullptr && (in == 0 || (x != nullptr && w != nullptr)),
-               "matmul_f32: null pointer for a non-empty product");
-  if (in == 0) {  // empty sums
-    for (int64_t j = 0; j < n * out; ++j) y[j] = 0.0f;
-    return;
-  }
+  matmul_any("matmul_f32", isa, x, n, in, w, out, y);
+}
 
-  const Kernel kernel = isa == Isa::Reference      ? Kernel::Reference
-                        : n <= detail::kDotMaxRows ? Kernel::Dot
-                                                   : Kernel::Packed;
-  const detail::GemmBlocking& blocking =
-      isa == Isa::Avx512 ? detail::kAvx512Blocking : detail::kAvx2Blocking;
-  // Dot kernels read W once per 4 rows of x: keep x whole and split W's rows (multiples of 8, the
-  // rows of W one step reads). Packed kernels split along both, in register-tile units.
-  const WorkSplit s = kernel == Kernel::Packed ? split_work(n, in, out, blocking.mr, blocking.nr)
-                      : kernel == Kernel::Dot  ? split_work(n, in, out, n, 8)
-                                               : split_work(n, in, out, n, 1);
-  parallel_for(s.tasks(), 1, [&](int64_t begin, int64_t end) {
-    float* pack =
-        kernel == Kernel::Packed ? thread_pack_buffer(detail::pack_floats(blocking)) : nullptr;
-    for (int64_t t = begin; t < end; ++t) {
-      const WorkBlock wb = s.block(t, n, out);
-      const detail::MatmulBlock b{wb.i0, wb.i1, wb.o0, wb.o1};
-      run_block(isa, kernel, x, in, w, y, out, b, pack);
-    }
-  });
+void matmul_f16(const float* x, int64_t n, int64_t in, const uint16_t* w, int64_t out, float* y) {
+  matmul_f16(best_isa(), x, n, in, w, out, y);
+}
+
+void matmul_f16(Isa isa, const float* x, int64_t n, int64_t in, const uint16_t* w, int64_t out,
+                float* y) {
+  matmul_any("matmul_f16", isa, x, n, in, w, out, y);
 }
 
 }  // namespace wkvq

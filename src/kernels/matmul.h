@@ -33,4 +33,11 @@ void matmul_f32(const float* x, int64_t n, int64_t in, const float* w, int64_t o
 void matmul_f32(Isa isa, const float* x, int64_t n, int64_t in, const float* w, int64_t out,
                 float* y);
 
+// The same product with W stored in fp16 (IEEE half bits, row-major): exactly matmul_f32 of the
+// f32 values of W (the conversion is exact), half the bytes to read. The kernels convert W as they
+// load it (GEMV) or pack it (GEMM).
+void matmul_f16(const float* x, int64_t n, int64_t in, const uint16_t* w, int64_t out, float* y);
+void matmul_f16(Isa isa, const float* x, int64_t n, int64_t in, const uint16_t* w, int64_t out,
+                float* y);
+
 }  // namespace wkvq

@@ -26,8 +26,8 @@ static_assert(kB.nc % kB.nr == 0, "a packed block holds whole panels");
 constexpr int dot_rows_of_w(int nx) { return nx == 1 ? 8 : nx == 2 ? 4 : nx == 3 ? 3 : 2; }
 
 // y[i * ldy + r] = x[i, :] . w[r, :] for i < NX, r < NW.
-template <int NX, int NW>
-void dot_tile(const float* x, int64_t in, const float* w, float* y, int64_t ldy) {
+template <class T, int NX, int NW>
+void dot_tile(const float* x, int64_t in, const T* w, float* y, int64_t ldy) {
   __m256 acc[NX][NW];
 #pragma GCC unroll 16
   for (int i = 0; i < NX; ++i) {
@@ -41,7 +41,7 @@ void dot_tile(const float* x, int64_t in, const float* w, float* y, int64_t ldy)
     for (int i = 0; i < NX; ++i) xv[i] = _mm256_loadu_ps(x + i * in + k);
 #pragma GCC unroll 16
     for (int r = 0; r < NW; ++r) {
-      const __m256 wv = _mm256_loadu_ps(w + r * in + k);
+      const __m256 wv = load8(w + r * in + k);
 #pragma GCC unroll 16
       for (int i = 0; i < NX; ++i) acc[i][r] = _mm256_fmadd_ps(xv[i], wv, acc[i][r]);
     }
@@ -53,7 +53,7 @@ void dot_tile(const float* x, int64_t in, const float* w, float* y, int64_t ldy)
     for (int i = 0; i < NX; ++i) xv[i] = _mm256_maskload_ps(x + i * in + k, m);
 #pragma GCC unroll 16
     for (int r = 0; r < NW; ++r) {
-      const __m256 wv = _mm256_maskload_ps(w + r * in + k, m);
+      const __m256 wv = load8_first(w + r * in + k, m, in - k);
 #pragma GCC unroll 16
       for (int i = 0; i < NX; ++i) acc[i][r] = _mm256_fmadd_ps(xv[i], wv, acc[i][r]);
     }
@@ -66,25 +66,25 @@ void dot_tile(const float* x, int64_t in, const float* w, float* y, int64_t ldy)
 }
 
 // All W rows [o0, o1) against NX rows of x.
-template <int NX>
-void dot_rows(const float* x, int64_t in, const float* w, float* y, int64_t ldy, int64_t o0,
+template <class T, int NX>
+void dot_rows(const float* x, int64_t in, const T* w, float* y, int64_t ldy, int64_t o0,
               int64_t o1) {
   constexpr int kNw = dot_rows_of_w(NX);
   int64_t o = o0;
-  for (; o + kNw <= o1; o += kNw) dot_tile<NX, kNw>(x, in, w + o * in, y + o, ldy);
-  for (; o < o1; ++o) dot_tile<NX, 1>(x, in, w + o * in, y + o, ldy);
+  for (; o + kNw <= o1; o += kNw) dot_tile<T, NX, kNw>(x, in, w + o * in, y + o, ldy);
+  for (; o < o1; ++o) dot_tile<T, NX, 1>(x, in, w + o * in, y + o, ldy);
 }
 
 // ---- packed kernel ----
 
 // dst[c * ldd + r] = src[r * lds + c] for c < 8, r < rows (<= 8): interleave 32-bit pairs, 64-bit
 // pairs, then 128-bit halves. Stores write lanes [0, rows) only.
-inline void transpose8(const float* src, int64_t lds, int rows, float* dst, int64_t ldd) {
+template <class T>
+inline void transpose8(const T* src, int64_t lds, int rows, float* dst, int64_t ldd) {
   __m256 a[8];
   __m256 t[8];
 #pragma GCC unroll 8
-  for (int r = 0; r < 8; ++r)
-    a[r] = r < rows ? _mm256_loadu_ps(src + r * lds) : _mm256_setzero_ps();
+  for (int r = 0; r < 8; ++r) a[r] = r < rows ? load8(src + r * lds) : _mm256_setzero_ps();
     // t[2h], t[2h+1]: rows 2h, 2h+1 interleaved; half L holds columns 4L, 4L+1 (lo), 4L+2, 4L+3
     // (hi).
 #pragma GCC unroll 4
@@ -123,12 +123,13 @@ inline void transpose8(const float* src, int64_t lds, int rows, float* dst, int6
 
 // Packs `rows` (<= 16) rows of W, `kc` columns, into dst[k * 16 + r]; rows >= `rows` are zero.
 // Full panels also prefetch the same columns of the next 16 rows into L2 (see matmul_avx512.cpp).
-void pack_w_panel(const float* w, int64_t in, int64_t rows, int64_t kc, float* dst) {
+template <class T>
+void pack_w_panel(const T* w, int64_t in, int64_t rows, int64_t kc, float* dst) {
   int64_t k0 = 0;
   if (rows == kNr) {
     for (; k0 + kLanes <= kc; k0 += kLanes) {
       if (k0 % 16 == 0) {  // one prefetch per 64-byte line
-        const float* next = w + kNr * in + k0;
+        const T* next = w + kNr * in + k0;
 #pragma GCC unroll 16
         for (int r = 0; r < kNr; ++r) {
           _mm_prefetch(reinterpret_cast<const char*>(next + r * in), _MM_HINT_T1);
@@ -139,7 +140,7 @@ void pack_w_panel(const float* w, int64_t in, int64_t rows, int64_t kc, float* d
     }
   }
   for (int64_t r = 0; r < rows; ++r) {
-    for (int64_t k = k0; k < kc; ++k) dst[k * kNr + r] = w[r * in + k];
+    for (int64_t k = k0; k < kc; ++k) dst[k * kNr + r] = to_f32(w[r * in + k]);
   }
   for (int64_t r = rows; r < kNr; ++r) {
     for (int64_t k = k0; k < kc; ++k) dst[k * kNr + r] = 0.0f;
@@ -198,31 +199,30 @@ constexpr auto tile_table(std::integer_sequence<int, I...> /*unused*/) {
   return Table{{&micro_tile<I + 1>...}};
 }
 
-}  // namespace
-
-void matmul_dot_avx2(const float* x, int64_t in, const float* w, float* y, int64_t ldy,
-                     MatmulBlock b) {
+template <class T>
+void dot_block(const float* x, int64_t in, const T* w, float* y, int64_t ldy, MatmulBlock b) {
   int64_t i = b.i0;
-  for (; i + 4 <= b.i1; i += 4) dot_rows<4>(x + i * in, in, w, y + i * ldy, ldy, b.o0, b.o1);
+  for (; i + 4 <= b.i1; i += 4) dot_rows<T, 4>(x + i * in, in, w, y + i * ldy, ldy, b.o0, b.o1);
   const float* xi = x + i * in;
   float* yi = y + i * ldy;
   switch (b.i1 - i) {
     case 3:
-      dot_rows<3>(xi, in, w, yi, ldy, b.o0, b.o1);
+      dot_rows<T, 3>(xi, in, w, yi, ldy, b.o0, b.o1);
       break;
     case 2:
-      dot_rows<2>(xi, in, w, yi, ldy, b.o0, b.o1);
+      dot_rows<T, 2>(xi, in, w, yi, ldy, b.o0, b.o1);
       break;
     case 1:
-      dot_rows<1>(xi, in, w, yi, ldy, b.o0, b.o1);
+      dot_rows<T, 1>(xi, in, w, yi, ldy, b.o0, b.o1);
       break;
     default:
       break;
   }
 }
 
-void matmul_packed_avx2(const float* x, int64_t in, const float* w, float* y, int64_t ldy,
-                        MatmulBlock b, float* pack) {
+template <class T>
+void packed_block(const float* x, int64_t in, const T* w, float* y, int64_t ldy, MatmulBlock b,
+                  float* pack) {
   static constexpr auto kTiles = tile_table(std::make_integer_sequence<int, kMr>());
   float* const wpack = pack;                  // nc x kc
   float* const xpack = pack + kB.nc * kB.kc;  // mr x kc
@@ -246,6 +246,25 @@ void matmul_packed_avx2(const float* x, int64_t in, const float* w, float* y, in
       }
     }
   }
+}
+
+}  // namespace
+
+void matmul_dot_avx2(const float* x, int64_t in, const float* w, float* y, int64_t ldy,
+                     MatmulBlock b) {
+  dot_block(x, in, w, y, ldy, b);
+}
+void matmul_dot_avx2(const float* x, int64_t in, const uint16_t* w, float* y, int64_t ldy,
+                     MatmulBlock b) {
+  dot_block(x, in, w, y, ldy, b);
+}
+void matmul_packed_avx2(const float* x, int64_t in, const float* w, float* y, int64_t ldy,
+                        MatmulBlock b, float* pack) {
+  packed_block(x, in, w, y, ldy, b, pack);
+}
+void matmul_packed_avx2(const float* x, int64_t in, const uint16_t* w, float* y, int64_t ldy,
+                        MatmulBlock b, float* pack) {
+  packed_block(x, in, w, y, ldy, b, pack);
 }
 
 }  // namespace wkvq::detail

@@ -50,8 +50,8 @@ static_assert(kB.nc % kB.nr == 0, "a packed block holds whole panels");
 constexpr int dot_rows_of_w(int nx) { return nx == 1 ? 8 : 4; }
 
 // y[i * ldy + r] = x[i, :] . w[r, :] for i < NX, r < NW.
-template <int NX, int NW>
-void dot_tile(const float* x, int64_t in, const float* w, float* y, int64_t ldy) {
+template <class T, int NX, int NW>
+void dot_tile(const float* x, int64_t in, const T* w, float* y, int64_t ldy) {
   __m512 acc[NX][NW];
 #pragma GCC unroll 16
   for (int i = 0; i < NX; ++i) {
@@ -65,7 +65,7 @@ void dot_tile(const float* x, int64_t in, const float* w, float* y, int64_t ldy)
     for (int i = 0; i < NX; ++i) xv[i] = _mm512_loadu_ps(x + i * in + k);
 #pragma GCC unroll 16
     for (int r = 0; r < NW; ++r) {
-      const __m512 wv = _mm512_loadu_ps(w + r * in + k);
+      const __m512 wv = load16(w + r * in + k);
 #pragma GCC unroll 16
       for (int i = 0; i < NX; ++i) acc[i][r] = _mm512_fmadd_ps(xv[i], wv, acc[i][r]);
     }
@@ -77,7 +77,7 @@ void dot_tile(const float* x, int64_t in, const float* w, float* y, int64_t ldy)
     for (int i = 0; i < NX; ++i) xv[i] = _mm512_maskz_loadu_ps(m, x + i * in + k);
 #pragma GCC unroll 16
     for (int r = 0; r < NW; ++r) {
-      const __m512 wv = _mm512_maskz_loadu_ps(m, w + r * in + k);
+      const __m512 wv = maskz_load16(m, w + r * in + k);
 #pragma GCC unroll 16
       for (int i = 0; i < NX; ++i) acc[i][r] = _mm512_fmadd_ps(xv[i], wv, acc[i][r]);
     }
@@ -90,25 +90,25 @@ void dot_tile(const float* x, int64_t in, const float* w, float* y, int64_t ldy)
 }
 
 // All W rows [o0, o1) against NX rows of x.
-template <int NX>
-void dot_rows(const float* x, int64_t in, const float* w, float* y, int64_t ldy, int64_t o0,
+template <class T, int NX>
+void dot_rows(const float* x, int64_t in, const T* w, float* y, int64_t ldy, int64_t o0,
               int64_t o1) {
   constexpr int kNw = dot_rows_of_w(NX);
   int64_t o = o0;
-  for (; o + kNw <= o1; o += kNw) dot_tile<NX, kNw>(x, in, w + o * in, y + o, ldy);
-  for (; o < o1; ++o) dot_tile<NX, 1>(x, in, w + o * in, y + o, ldy);
+  for (; o + kNw <= o1; o += kNw) dot_tile<T, NX, kNw>(x, in, w + o * in, y + o, ldy);
+  for (; o < o1; ++o) dot_tile<T, NX, 1>(x, in, w + o * in, y + o, ldy);
 }
 
 // ---- packed kernel ----
 
 // dst[c * ldd + r] = src[r * lds + c] for c < 16, r < rows (<= 16): three rounds of interleaving
 // (32-bit pairs, 64-bit pairs, 128-bit lanes twice). Stores write lanes [0, rows) only.
-inline void transpose16(const float* src, int64_t lds, int rows, float* dst, int64_t ldd) {
+template <class T>
+inline void transpose16(const T* src, int64_t lds, int rows, float* dst, int64_t ldd) {
   __m512 a[16];
   __m512 t[16];
 #pragma GCC unroll 16
-  for (int r = 0; r < 16; ++r)
-    a[r] = r < rows ? _mm512_loadu_ps(src + r * lds) : _mm512_setzero_ps();
+  for (int r = 0; r < 16; ++r) a[r] = r < rows ? load16(src + r * lds) : _mm512_setzero_ps();
   const __mmask16 m = lane_mask(rows);
   // t[2h], t[2h+1]: rows 2h, 2h+1 interleaved; lane L holds columns 4L, 4L+1 (lo), 4L+2, 4L+3 (hi).
 #pragma GCC unroll 8
@@ -145,11 +145,12 @@ inline void transpose16(const float* src, int64_t lds, int rows, float* dst, int
 // Packs `rows` (<= 32) rows of W, `kc` columns, into dst[k * 32 + r]; rows >= `rows` are zero.
 // Full panels also prefetch the same columns of the next 32 rows into L2: 32 rows read 64 bytes
 // at a time are too many streams for the hardware prefetchers (prefetches never fault).
-void pack_w_panel(const float* w, int64_t in, int64_t rows, int64_t kc, float* dst) {
+template <class T>
+void pack_w_panel(const T* w, int64_t in, int64_t rows, int64_t kc, float* dst) {
   int64_t k0 = 0;
   if (rows == kNr) {
     for (; k0 + kLanes <= kc; k0 += kLanes) {
-      const float* next = w + kNr * in + k0;
+      const T* next = w + kNr * in + k0;
 #pragma GCC unroll 32
       for (int r = 0; r < kNr; ++r)
         _mm_prefetch(reinterpret_cast<const char*>(next + r * in), _MM_HINT_T1);
@@ -158,7 +159,7 @@ void pack_w_panel(const float* w, int64_t in, int64_t rows, int64_t kc, float* d
     }
   }
   for (int64_t r = 0; r < rows; ++r) {
-    for (int64_t k = k0; k < kc; ++k) dst[k * kNr + r] = w[r * in + k];
+    for (int64_t k = k0; k < kc; ++k) dst[k * kNr + r] = to_f32(w[r * in + k]);
   }
   for (int64_t r = rows; r < kNr; ++r) {
     for (int64_t k = k0; k < kc; ++k) dst[k * kNr + r] = 0.0f;
@@ -217,31 +218,30 @@ constexpr auto tile_table(std::integer_sequence<int, I...> /*unused*/) {
   return Table{{&micro_tile<I + 1>...}};
 }
 
-}  // namespace
-
-void matmul_dot_avx512(const float* x, int64_t in, const float* w, float* y, int64_t ldy,
-                       MatmulBlock b) {
+template <class T>
+void dot_block(const float* x, int64_t in, const T* w, float* y, int64_t ldy, MatmulBlock b) {
   int64_t i = b.i0;
-  for (; i + 4 <= b.i1; i += 4) dot_rows<4>(x + i * in, in, w, y + i * ldy, ldy, b.o0, b.o1);
+  for (; i + 4 <= b.i1; i += 4) dot_rows<T, 4>(x + i * in, in, w, y + i * ldy, ldy, b.o0, b.o1);
   const float* xi = x + i * in;
   float* yi = y + i * ldy;
   switch (b.i1 - i) {
     case 3:
-      dot_rows<3>(xi, in, w, yi, ldy, b.o0, b.o1);
+      dot_rows<T, 3>(xi, in, w, yi, ldy, b.o0, b.o1);
       break;
     case 2:
-      dot_rows<2>(xi, in, w, yi, ldy, b.o0, b.o1);
+      dot_rows<T, 2>(xi, in, w, yi, ldy, b.o0, b.o1);
       break;
     case 1:
-      dot_rows<1>(xi, in, w, yi, ldy, b.o0, b.o1);
+      dot_rows<T, 1>(xi, in, w, yi, ldy, b.o0, b.o1);
       break;
     default:
       break;
   }
 }
 
-void matmul_packed_avx512(const float* x, int64_t in, const float* w, float* y, int64_t ldy,
-                          MatmulBlock b, float* pack) {
+template <class T>
+void packed_block(const float* x, int64_t in, const T* w, float* y, int64_t ldy, MatmulBlock b,
+                  float* pack) {
   static constexpr auto kTiles = tile_table(std::make_integer_sequence<int, kMr>());
   float* const wpack = pack;                  // nc x kc
   float* const xpack = pack + kB.nc * kB.kc;  // mr x kc
@@ -265,6 +265,25 @@ void matmul_packed_avx512(const float* x, int64_t in, const float* w, float* y, 
       }
     }
   }
+}
+
+}  // namespace
+
+void matmul_dot_avx512(const float* x, int64_t in, const float* w, float* y, int64_t ldy,
+                       MatmulBlock b) {
+  dot_block(x, in, w, y, ldy, b);
+}
+void matmul_dot_avx512(const float* x, int64_t in, const uint16_t* w, float* y, int64_t ldy,
+                       MatmulBlock b) {
+  dot_block(x, in, w, y, ldy, b);
+}
+void matmul_packed_avx512(const float* x, int64_t in, const float* w, float* y, int64_t ldy,
+                          MatmulBlock b, float* pack) {
+  packed_block(x, in, w, y, ldy, b, pack);
+}
+void matmul_packed_avx512(const float* x, int64_t in, const uint16_t* w, float* y, int64_t ldy,
+                          MatmulBlock b, float* pack) {
+  packed_block(x, in, w, y, ldy, b, pack);
 }
 
 }  // namespace wkvq::detail

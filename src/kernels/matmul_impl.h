@@ -40,16 +40,26 @@ inline constexpr GemmBlocking kAvx2Blocking{6, 16, 384, 512};
 // row of W, W streamed once) beat packing W; above it the packed GEMM kernels take over.
 inline constexpr int64_t kDotMaxRows = 8;
 
-// The dot kernels: stream W once per 4 rows of x. For GEMV (n = 1) and very small n.
+// The dot kernels: stream W once per 4 rows of x. For GEMV (n = 1) and very small n. W is f32 or
+// fp16 (uint16_t bits, converted to f32 as it is loaded).
 void matmul_dot_avx512(const float* x, int64_t in, const float* w, float* y, int64_t ldy,
+                       MatmulBlock b);
+void matmul_dot_avx512(const float* x, int64_t in, const uint16_t* w, float* y, int64_t ldy,
                        MatmulBlock b);
 void matmul_dot_avx2(const float* x, int64_t in, const float* w, float* y, int64_t ldy,
                      MatmulBlock b);
+void matmul_dot_avx2(const float* x, int64_t in, const uint16_t* w, float* y, int64_t ldy,
+                     MatmulBlock b);
 
-// The packed GEMM kernels; `pack` holds pack_floats(blocking) floats, 64-byte aligned.
+// The packed GEMM kernels; `pack` holds pack_floats(blocking) floats, 64-byte aligned. An fp16 W
+// is converted while it is packed.
 void matmul_packed_avx512(const float* x, int64_t in, const float* w, float* y, int64_t ldy,
                           MatmulBlock b, float* pack);
+void matmul_packed_avx512(const float* x, int64_t in, const uint16_t* w, float* y, int64_t ldy,
+                          MatmulBlock b, float* pack);
 void matmul_packed_avx2(const float* x, int64_t in, const float* w, float* y, int64_t ldy,
+                        MatmulBlock b, float* pack);
+void matmul_packed_avx2(const float* x, int64_t in, const uint16_t* w, float* y, int64_t ldy,
                         MatmulBlock b, float* pack);
 
 }  // namespace wkvq::detail

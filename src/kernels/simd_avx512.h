@@ -28,6 +28,19 @@ inline __mmask16 lane_mask(int64_t count) {
   return static_cast<__mmask16>((1u << count) - 1u);
 }
 
+// 16 weights from f32 or fp16 (uint16_t bits) storage as f32 (the conversion is exact).
+inline __m512 load16(const float* p) { return _mm512_loadu_ps(p); }
+inline __m512 load16(const uint16_t* p) {
+  return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+}
+// Lanes outside m are 0 and not read.
+inline __m512 maskz_load16(__mmask16 m, const float* p) { return _mm512_maskz_loadu_ps(m, p); }
+inline __m512 maskz_load16(__mmask16 m, const uint16_t* p) {
+  return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, p));
+}
+inline float to_f32(float v) { return v; }
+inline float to_f32(uint16_t h) { return _cvtsh_ss(h); }
+
 // Sum of the 16 lanes, pairwise: halves, then quarters, then within 128 bits.
 inline float hsum(__m512 v) {
   v = _mm512_add_ps(v, _mm512_shuffle_f32x4(v, v, _MM_SHUFFLE(1, 0, 3, 2)));

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "core/error.h"
+#include "core/fp16.h"
 #include "core/parallel.h"
 
 namespace wkvq {
@@ -112,6 +113,45 @@ void check_size(Isa isa, int64_t n, int64_t in, int64_t out, int64_t misalign, u
   }
 }
 
+// matmul_f16 at one size: against its reference, and that reference against the f32 reference on
+// the converted W (the definition: bit for bit).
+void check_size_f16(Isa isa, int64_t n, int64_t in, int64_t out, int64_t misalign, uint32_t seed) {
+  SCOPED_TRACE(::testing::Message()
+               << "fp16 W, isa=" << isa_name(isa) << " n=" << n << " in=" << in << " out=" << out
+               << " misalign=" << misalign << " seed=" << seed << " (rerun: WKVQ_TEST_SEED)");
+  std::mt19937 rng(seed);
+  Buffer x(n * in, misalign, rng);
+  Buffer wf(out * in, 0, rng);
+  std::vector<uint16_t> storage(static_cast<size_t>(out * in + misalign));
+  uint16_t* w16 = storage.data() + misalign;
+  for (int64_t j = 0; j < out * in; ++j) {
+    w16[j] = f32_to_fp16(wf.data[j]);
+    wf.data[j] = fp16_to_f32(w16[j]);
+  }
+  Buffer y(n * out, misalign, rng);
+  Buffer y_ref(n * out, 0, rng);
+  Buffer y_f32(n * out, 0, rng);
+  matmul_f16(Isa::Reference, x.data, n, in, w16, out, y_ref.data);
+  matmul_f32(Isa::Reference, x.data, n, in, wf.data, out, y_f32.data);
+  matmul_f16(isa, x.data, n, in, w16, out, y.data);
+  int reported = 0;
+  for (int64_t j = 0; j < n * out && reported < 5; ++j) {
+    const int64_t i = j / out;
+    const int64_t o = j % out;
+    ASSERT_EQ(y_ref.data[j], y_f32.data[j]) << "reference f16 vs f32 at " << j;
+    double sum_abs = 0.0;
+    for (int64_t k = 0; k < in; ++k) {
+      sum_abs += std::fabs(static_cast<double>(x.data[i * in + k]) * wf.data[o * in + k]);
+    }
+    const double tol = tolerance(in, sum_abs);
+    if (!(std::fabs(y.data[j] - y_ref.data[j]) <= tol)) {
+      ADD_FAILURE() << "y[" << i << ", " << o << "] = " << y.data[j] << ", reference "
+                    << y_ref.data[j] << " > tolerance " << tol;
+      ++reported;
+    }
+  }
+}
+
 // (isa, threads, pointers misaligned by one float)
 using Params = std::tuple<Isa, int, bool>;
 
@@ -136,6 +176,21 @@ TEST_P(MatmulTest, MatchesReferenceOverOddSizes) {
       }
     }
   }
+}
+
+// W in fp16: every kernel converts it on load (dot) or while packing (packed), with the f32
+// kernels' tolerance (the conversion is exact).
+TEST_P(MatmulTest, Fp16WeightsMatchReference) {
+  const ThreadCount tc(threads());
+  uint32_t case_index = 0;
+  for (const int64_t n : {1, 2, 5, 17, 129}) {
+    for (const int64_t in : {1, 7, 16, 33, 257, 1024}) {
+      for (const int64_t out : {1, 17, 130}) {
+        check_size_f16(isa(), n, in, out, misalign(), base_seed() + 104729u * ++case_index);
+      }
+    }
+  }
+  check_size_f16(isa(), 13, 600, 1100, misalign(), base_seed() + 3u);
 }
 
 // More rows of W than one packed block holds, and `in` over several packed column blocks.
