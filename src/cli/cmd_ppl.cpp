@@ -110,7 +110,8 @@ void run_ablation_cmd(const PplCliOptions& o, const std::string& model_path, con
   wo.bits = wbits;
   wo.group = q.wgroup;
   wo.keep_float = KeepFloat(q.keep_float, fp.config.n_layers);
-  const Model wq = quantize_weights_rtn(fp, wo);
+  Model wq = quantize_weights_rtn(fp, wo);
+  apply_head_option(wq, q.head);
   WKVQ_REQUIRE(!q.calib.empty(), "--ablation needs calibration text: pass --calib FILE");
   const std::vector<int> calib = calibration_tokens(tok, q.calib);  // tokenized once for all rungs
   const KvSmoothing smooth = stats_smoothing(fp, calib, q.calib, q.calib_windows, q.calib_ctx);
@@ -152,6 +153,7 @@ void run_ablation_cmd(const PplCliOptions& o, const std::string& model_path, con
       calib_seconds.push_back(
           std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
       learned.push_back(apply_calibration(fp, *r, lr.crr.wbits, lr.crr.wgroup));
+      apply_head_option(learned.back(), q.head);
       rungs.push_back({lr.name, &learned.back(), kv, &learned.back().kv_smoothing});
     }
     if (!keep) {
@@ -161,6 +163,7 @@ void run_ablation_cmd(const PplCliOptions& o, const std::string& model_path, con
   }
   for (const std::string& dir : o.calibrated) {
     learned.push_back(load_model_verbose(dir));
+    apply_head_option(learned.back(), q.head);
     const Model& m = learned.back();
     WKVQ_REQUIRE(m.quant.wbits > 0, "--calibrated ", dir, ": not a quantized model directory");
     WKVQ_REQUIRE(m.config.dim == fp.config.dim && m.config.n_layers == fp.config.n_layers &&

@@ -44,6 +44,7 @@ std::optional<PreparedModel> calibrated_model(const QuantizeCliOptions& o,
   if (!r) return std::nullopt;
   PreparedModel p;
   p.model = apply_calibration(loaded, *r, crr.wbits, crr.wgroup);
+  apply_head_option(p.model, o.quant.head);
   p.fp = std::move(loaded);
   p.kv.bits = crr.kvbits;
   p.kv.group = static_cast<int>(crr.kvgroup);

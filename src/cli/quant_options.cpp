@@ -6,6 +6,7 @@
 
 #include "cli/common.h"
 #include "core/error.h"
+#include "model/output_head.h"
 #include "model/weight_quantizer.h"
 #include "runtime/kv_stats.h"
 
@@ -43,6 +44,25 @@ void QuantCliOptions::add_to(CLI::App* cmd) {
   cmd->add_option("--calib-ctx", calib_ctx,
                   "Length of a calibration window (0: min(2048, model context))")
       ->check(CLI::Range(int64_t{0}, int64_t{1} << 24));
+  cmd->add_option("--head", head,
+                  "Storage of the output head: f32 or f16 (default: f16 when the weights are "
+                  "quantized, else as loaded)")
+      ->check(CLI::IsMember({"f32", "f16"}));
+}
+
+void apply_head_option(Model& m, const std::string& head) {
+  if (!head.empty()) {
+    store_output_head(m, parse_head_storage(head));
+    return;
+  }
+  if (m.quant.wbits == 0 || head_storage(m) == HeadStorage::F16) return;
+  int64_t bad = 0;
+  if (!head_fits_fp16(m, &bad)) {
+    std::fprintf(stderr, "output head: kept in f32 (weight %lld does not fit fp16)\n",
+                 static_cast<long long>(bad));
+    return;
+  }
+  store_output_head(m, HeadStorage::F16);
 }
 
 KvSmoothing stats_smoothing(const Model& fp, const std::vector<int>& stream,
@@ -83,6 +103,7 @@ PreparedModel prepare_model(Model loaded, const QuantCliOptions& o, const Tokeni
   } else {
     p.model = p.fp;
   }
+  apply_head_option(p.model, o.head);
   p.kv.bits = o.kvbits > 0 ? o.kvbits : q.kvbits;
   p.kv.group = o.kvgroup >= 0 ? o.kvgroup : q.kvgroup;
   p.kv.poq = o.poq.empty() ? q.poq : o.poq == "on";
@@ -113,6 +134,7 @@ std::string PreparedModel::describe() const {
   } else {
     os << "W" << q.wbits << " g" << q.wgroup << " " << q.method;
   }
+  os << ", head " << head_storage_name(head_storage(model));
   os << ", KV";
   if (kv.quantized()) {
     os << kv.bits << " g" << (kv.group == 0 ? model.config.head_dim : kv.group)

@@ -25,9 +25,10 @@ struct QuantCliOptions {
   std::string calib;           // calibration text for --kv-smooth stats
   int64_t calib_windows = 64;  // windows of the calibration text used for statistics
   int64_t calib_ctx = 0;       // their length (0: min(2048, context))
+  std::string head;            // "f32" | "f16" | "" (f16 when the linears are quantized)
 
   // Registers --wbits --wgroup --keep-float --kvbits --kvgroup --poq --kv-smooth --calib
-  // --calib-windows --calib-ctx on `cmd`.
+  // --calib-windows --calib-ctx --head on `cmd`.
   void add_to(CLI::App* cmd);
 };
 
@@ -42,6 +43,11 @@ struct PreparedModel {
   // "W4 g128 RTN, KV4 g8 POQ, stats smoothing" and the like.
   std::string describe() const;
 };
+
+// Stores m's output head as --head asks: "f32" or "f16" (an error when an f16 head cannot hold
+// the weights), or "" for the default: f16 when m's linears are quantized and the head fits fp16
+// (a note on stderr when it does not), else as it is.
+void apply_head_option(Model& m, const std::string& head);
 
 // Loads nothing: applies the options to a loaded model. `tok` encodes --calib text (may be null
 // when no statistics are asked for).

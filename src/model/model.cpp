@@ -9,6 +9,13 @@ float* WeightStorage::allocate(size_t n) {
   return p;
 }
 
+uint16_t* WeightStorage::allocate_fp16(size_t n) {
+  auto buf = std::shared_ptr<uint16_t[]>(new uint16_t[n]());
+  uint16_t* p = buf.get();
+  holders.push_back(std::shared_ptr<const void>(buf, p));
+  return p;
+}
+
 int64_t Model::weight_bytes() const {
   const LlamaConfig& c = config;
   int64_t b = int64_t{c.vocab_size} * c.dim * 4 + int64_t{c.dim} * 4;  // embeddings + final norm

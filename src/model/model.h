@@ -30,6 +30,8 @@ struct WeightStorage {
   std::vector<std::shared_ptr<const void>> holders;
   // A fresh owned f32 buffer of n floats (zeroed), kept alive with the model.
   float* allocate(size_t n);
+  // The same for n fp16 values.
+  uint16_t* allocate_fp16(size_t n);
 };
 
 // How a model was quantized (all zero / empty for a floating-point model). The KV settings are

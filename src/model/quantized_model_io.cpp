@@ -94,8 +94,8 @@ int check_saveable(const Model& m) {
     m.kv_smoothing.validate("save_quantized_model");
   }
   auto check_linear = [&](const Linear& lin, const std::string& what) {
-    WKVQ_REQUIRE(lin.q != nullptr || lin.w != nullptr, "save_quantized_model: ", what,
-                 " has no weights");
+    WKVQ_REQUIRE(lin.q != nullptr || lin.w != nullptr || lin.w16 != nullptr,
+                 "save_quantized_model: ", what, " has no weights");
     if (lin.q == nullptr) return;
     validate(*lin.q, what.c_str());
     WKVQ_REQUIRE(lin.q->bits == q.wbits && lin.q->group == weight_group_size(lin.in, q.wgroup) &&
@@ -163,7 +163,7 @@ class Exporter {
     const int64_t dim = c.dim, vocab = c.vocab_size;
     w.add("model.embed_tokens.weight", DType::F32, {vocab, dim}, m_.tok_embeddings);
     w.add("model.norm.weight", DType::F32, {dim}, m_.final_norm);
-    if (!c.tied_output && m_.output.q == nullptr) {
+    if (!c.tied_output && m_.output.w != nullptr) {
       w.add("lm_head.weight", DType::F32, {vocab, dim}, m_.output.w);
     }
     for (int l = 0; l < c.n_layers; ++l) {
@@ -201,6 +201,9 @@ class Exporter {
     }
     if (!m_.config.tied_output && m_.output.q != nullptr) {
       add_gptq(w, "lm_head.", m_.output, nullptr, scales);
+    }
+    if (scales && !m_.config.tied_output && m_.output.w16 != nullptr) {
+      w.add("lm_head.weight", DType::F16, {m_.config.vocab_size, m_.config.dim}, m_.output.w16);
     }
   }
 

@@ -5,7 +5,9 @@
 //   DIR/model.safetensors  written by io/safetensors_writer.h, tensors in this order:
 //     model.embed_tokens.weight                      F32 (vocab, dim)
 //     model.norm.weight                              F32 (dim)
-//     lm_head.weight                                 F32 (vocab, dim)       only when untied
+//     lm_head.weight                                 F32 (vocab, dim)       only when untied;
+//                                                    F16 when the head is fp16 (written with
+//                                                    the scales, after the I32 tensors)
 //     model.layers.L.input_layernorm.weight          F32 (dim)
 //     model.layers.L.post_attention_layernorm.weight F32 (dim)
 //     model.layers.L.self_attn.kv_smoothing.{k_shift,k_scale,v_shift,v_scale}

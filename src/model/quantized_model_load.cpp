@@ -191,6 +191,28 @@ class Tensors {
     return p;
   }
 
+  // F16 data (bits), in place when aligned, else an owned copy; checked finite.
+  const uint16_t* f16(const std::string& name, const std::vector<int64_t>& shape,
+                      const std::string& why) {
+    const TensorInfo& t = get(name, DType::F16, shape, why);
+    const uint16_t* p = reinterpret_cast<const uint16_t*>(t.data);
+    if (t.numel > 0 && reinterpret_cast<uintptr_t>(t.data) % alignof(uint16_t) != 0) {
+      uint16_t* buf = m_.storage.allocate_fp16(static_cast<size_t>(t.numel));
+      std::memcpy(buf, t.data, t.nbytes);
+      p = buf;
+    }
+    for (int64_t i = 0; i < t.numel; ++i) {
+      WKVQ_REQUIRE((p[i] & 0x7C00u) != 0x7C00u, f_.path(), ": tensor '", name,
+                   "': non-finite fp16 value at element ", i);
+    }
+    return p;
+  }
+
+  DType dtype_of(const std::string& name) const {
+    const TensorInfo* t = f_.find(name);
+    return t != nullptr ? t->dtype : DType::F32;
+  }
+
   template <class T>
   std::vector<T> copy(const std::string& name, DType dtype, const std::vector<int64_t>& shape,
                       const std::string& why) {
@@ -332,15 +354,16 @@ Model load_quantized_model(const std::string& dir) {
     }
   }
   if (c.tied_output) {
-    m.output = Linear{vocab, dim, m.tok_embeddings, nullptr};
+    m.output = Linear{vocab, dim, m.tok_embeddings, nullptr, nullptr};
   } else if (t.has("lm_head.qweight")) {
     m.output = load_quantized_linear(t, "lm_head.", vocab, dim, qc);
+  } else if (t.dtype_of("lm_head.weight") == DType::F16) {
+    m.output = Linear{vocab, dim, nullptr, nullptr,
+                      t.f16("lm_head.weight", {vocab, dim}, "tie_word_embeddings is false")};
   } else {
-    m.output = Linear{vocab, dim,
-                      t.f32("lm_head.weight", {vocab, dim},
-                            "tie_word_embeddings "
-                            "is false"),
-                      nullptr};
+    m.output =
+        Linear{vocab, dim, t.f32("lm_head.weight", {vocab, dim}, "tie_word_embeddings is false"),
+               nullptr, nullptr};
   }
   if (m.quant.kv_smooth != "none") m.kv_smoothing = load_smoothing(t, c);
   t.reject_unused();

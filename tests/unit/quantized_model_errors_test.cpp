@@ -270,6 +270,28 @@ TEST_F(QuantizedModelErrors, NonFiniteFloatTensor) {
   expect_error({"model.safetensors", "model.embed_tokens.weight", "non-finite"});
 }
 
+// An F16 lm_head (what an fp16 head is saved as) loads as fp16; a non-finite value in it is
+// refused.
+TEST_F(QuantizedModelErrors, Fp16HeadLoadsAndNonFiniteIsRefused) {
+  auto to_f16 = [](Tensor& t) {
+    std::vector<uint8_t> b(t.bytes.size() / 2);
+    for (size_t i = 0; i < b.size() / 2; ++i) {
+      float f = 0.0f;
+      std::memcpy(&f, t.bytes.data() + 4 * i, 4);
+      const uint16_t h = f32_to_fp16(f);
+      std::memcpy(b.data() + 2 * i, &h, 2);
+    }
+    t.dtype = DType::F16;
+    t.bytes = std::move(b);
+  };
+  edit_tensor("lm_head.weight", to_f16);
+  const Model m = load_model(dir_);
+  ASSERT_NE(m.output.w16, nullptr);
+  EXPECT_EQ(m.output.w, nullptr);
+  edit_tensor("lm_head.weight", [](Tensor& t) { set_element<uint16_t>(t, 9, uint16_t{0x7C00}); });
+  expect_error({"model.safetensors", "lm_head.weight", "non-finite fp16", "element 9"});
+}
+
 TEST_F(QuantizedModelErrors, TensorsTheConfigDoesNotExplain) {
   edit_config([](json& j) { j["quantization_config"]["kv_smooth"] = "none"; });
   expect_error({"model.safetensors", "unexpected tensor", "kv_smoothing"});

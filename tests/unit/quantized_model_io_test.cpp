@@ -19,6 +19,7 @@
 #include "formats/gptq.h"
 #include "io/safetensors.h"
 #include "model/loader.h"
+#include "model/output_head.h"
 #include "unit/quantized_model_fixture.h"
 
 namespace wkvq {
@@ -100,6 +101,12 @@ void expect_same_model(const Model& orig, const Model& loaded) {
   }
   if (a.tied_output) {
     EXPECT_EQ(loaded.output.w, loaded.tok_embeddings);
+  } else if (orig.output.w16 != nullptr) {
+    ASSERT_NE(loaded.output.w16, nullptr) << "an fp16 head loads as fp16";
+    EXPECT_EQ(loaded.output.w, nullptr);
+    EXPECT_EQ(std::memcmp(orig.output.w16, loaded.output.w16,
+                          static_cast<size_t>(vocab * dim) * sizeof(uint16_t)),
+              0);
   } else {
     expect_same_floats(orig.output.w, loaded.output.w, vocab * dim, "lm_head");
   }
@@ -127,6 +134,7 @@ struct RoundTripCase {
   int64_t group;
   const char* keep_float;
   bool smooth;
+  bool f16_head = false;
 };
 
 void PrintTo(const RoundTripCase& c, std::ostream* os) { *os << c.name; }
@@ -137,8 +145,9 @@ TEST_P(QuantizedModelRoundTrip, SameWeightsAndLogits) {
   const RoundTripCase& p = GetParam();
   const uint32_t seed = base_seed();
   SCOPED_TRACE(::testing::Message() << "seed " << seed << " (WKVQ_TEST_SEED)");
-  const Model orig = quantized_model(small_config(p.hidden, p.layout, p.tied), p.bits, p.group,
-                                     p.keep_float, p.smooth, seed);
+  Model orig = quantized_model(small_config(p.hidden, p.layout, p.tied), p.bits, p.group,
+                               p.keep_float, p.smooth, seed);
+  if (p.f16_head) store_output_head(orig, HeadStorage::F16);
   TempDir tmp;
   const std::string dir = tmp.path("q");
   save_quantized_model(orig, dir, "");
@@ -195,7 +204,11 @@ INSTANTIATE_TEST_SUITE_P(
                       true},
         RoundTripCase{"w4_g32_interleaved", 96, RopeLayout::Interleaved, true, 4, 32, "", true},
         RoundTripCase{"w4_g32_interleaved_keep_wk_padded", 100, RopeLayout::Interleaved, false, 4,
-                      32, "1.wk", true}),
+                      32, "1.wk", true},
+        RoundTripCase{"w4_g32_f16_head_was_tied", 96, RopeLayout::RotateHalf, true, 4, 32, "", true,
+                      true},
+        RoundTripCase{"w4_g128_f16_head_untied", 96, RopeLayout::RotateHalf, false, 4, 128, "",
+                      false, true}),
     [](const ::testing::TestParamInfo<RoundTripCase>& i) { return std::string(i.param.name); });
 
 TEST(QuantizedModelIo, WritesTheDocumentedLayout) {
