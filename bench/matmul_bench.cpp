@@ -3,6 +3,8 @@
 //                                second. W rotates over copies totalling > 96 MiB, so it streams
 //                                from DRAM as in a real decode step (one small W would sit in
 //                                cache).
+//   gemv_f16/<isa>/<out>x<in>    the same with W in fp16 (matmul_f16: the output head of a
+//                                quantized model); GB counts the fp16 bytes.
 //   gemm/<isa>/<out>x<in>/n<n>   prefill. Counter GFLOP (shown GFLOP=x/s): 2 n in out per second.
 //   read_bw                      plain read of 256 MiB, GB per second: the GEMV roofline.
 // x_ref: speed-up over the reference at the same thread count, only where the reference is cheap
@@ -18,6 +20,7 @@
 #include <tuple>
 #include <vector>
 
+#include "core/fp16.h"
 #include "core/parallel.h"
 #include "kernels/matmul.h"
 
@@ -76,24 +79,42 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
 
 constexpr int64_t kColdBytes = int64_t{96} << 20;
 
+void product(Isa isa, const float* x, int64_t in, const float* w, int64_t out, float* y) {
+  matmul_f32(isa, x, 1, in, w, out, y);
+}
+void product(Isa isa, const float* x, int64_t in, const uint16_t* w, int64_t out, float* y) {
+  matmul_f16(isa, x, 1, in, w, out, y);
+}
+
+// W is float (f32) or uint16_t (fp16).
+template <class W>
 void bm_gemv(benchmark::State& state, Isa isa, int64_t out, int64_t in) {
-  const int64_t w_floats = out * in;
-  const int64_t copies = std::max<int64_t>(1, (kColdBytes + w_floats * 4 - 1) / (w_floats * 4));
-  std::vector<float> w(static_cast<size_t>(copies * w_floats));
+  const int64_t w_elems = out * in;
+  const auto w_bytes = static_cast<int64_t>(sizeof(W)) * w_elems;
+  const int64_t copies = std::max<int64_t>(1, (kColdBytes + w_bytes - 1) / w_bytes);
+  std::vector<float> wf(static_cast<size_t>(copies * w_elems));
+  fill(wf, 3);
+  std::vector<W> w(wf.size());
+  for (size_t i = 0; i < wf.size(); ++i) {
+    if constexpr (sizeof(W) == 2) {
+      w[i] = f32_to_fp16(wf[i]);
+    } else {
+      w[i] = wf[i];
+    }
+  }
   std::vector<float> x(static_cast<size_t>(in));
   std::vector<float> y(static_cast<size_t>(out));
-  fill(w, 3);
   fill(x, 4);
   int64_t c = 0;
   const auto t0 = std::chrono::steady_clock::now();
   for (auto _ : state) {
-    matmul_f32(isa, x.data(), 1, in, w.data() + c * w_floats, out, y.data());
+    product(isa, x.data(), in, w.data() + c * w_elems, out, y.data());
     benchmark::DoNotOptimize(y.data());
     benchmark::ClobberMemory();
     c = c + 1 == copies ? 0 : c + 1;
   }
   const double seconds = seconds_since(t0);
-  state.counters["GB"] = benchmark::Counter(static_cast<double>(w_floats) * 4e-9,
+  state.counters["GB"] = benchmark::Counter(static_cast<double>(w_bytes) * 1e-9,
                                             benchmark::Counter::kIsIterationInvariantRate);
   set_common_counters(state, isa, 1, in, out, seconds);
 }
@@ -153,8 +174,11 @@ int register_all() {
     for (const Shape& s : kShapes) {
       // The reference runs only where it is quick: GEMV up to 5632x2048, no GEMM but one.
       if (isa == Isa::Reference && s.out * s.in > 5632 * 2048) continue;
-      benchmark::RegisterBenchmark(("gemv/" + isa_str + "/" + shape_name(s)).c_str(), bm_gemv, isa,
-                                   s.out, s.in)
+      benchmark::RegisterBenchmark(("gemv/" + isa_str + "/" + shape_name(s)).c_str(),
+                                   bm_gemv<float>, isa, s.out, s.in)
+          ->UseRealTime();
+      benchmark::RegisterBenchmark(("gemv_f16/" + isa_str + "/" + shape_name(s)).c_str(),
+                                   bm_gemv<uint16_t>, isa, s.out, s.in)
           ->UseRealTime();
     }
     for (const int64_t n : {128, 512}) {

@@ -1,6 +1,8 @@
 // Quantized matmul at TinyLlama-1.1B shapes: int4 g128 and int8 (g128) GEMV (n = 1, decode) and
 // GEMM (n = 128, prefill chunk), 1 and 2 threads. Seeded random weights (speed does not depend on
-// the values).
+// the values). Gemv reads one W again and again (it stays in L2/L3: the kernel's compute speed);
+// GemvCold rotates over copies of W totalling > 96 MiB, so W streams from DRAM as in a real decode
+// step.
 //
 // Counters:
 //   GB/s      bytes of the quantized weights (codes + fp16 scales + zeros) per second
@@ -93,23 +95,30 @@ double f32_seconds(int64_t n, int64_t out, int64_t in, int threads) {
   return best;
 }
 
-// Args: out, in, bits, n, threads.
+constexpr int64_t kColdBytes = int64_t{96} << 20;
+
+// Args: out, in, bits, n, threads, cold (rotate over copies of W totalling > kColdBytes).
 void BM_Qmatmul(benchmark::State& state) {
   const int64_t out = state.range(0);
   const int64_t in = state.range(1);
   const int bits = static_cast<int>(state.range(2));
   const int64_t n = state.range(3);
   const int threads = static_cast<int>(state.range(4));
+  const bool cold = state.range(5) != 0;
   wkvq::set_num_threads(threads);
   const QuantizedMatrix& w = quantized(out, in, bits);
+  const int64_t copies = cold ? (kColdBytes + w.bytes() - 1) / w.bytes() : 1;
+  std::vector<QuantizedMatrix> ws(static_cast<size_t>(copies - 1), w);
   const std::vector<float> x = activations(n * in);
   std::vector<float> y(static_cast<size_t>(n * out));
   const double t_f32 = f32_seconds(n, out, in, threads);
+  int64_t c = 0;
   const auto t0 = std::chrono::steady_clock::now();
   for (auto _ : state) {
-    wkvq::qmatmul(x.data(), n, w, y.data());
+    wkvq::qmatmul(x.data(), n, c == 0 ? w : ws[static_cast<size_t>(c - 1)], y.data());
     benchmark::DoNotOptimize(y.data());
     benchmark::ClobberMemory();
+    c = c + 1 == copies ? 0 : c + 1;
   }
   const std::chrono::duration<double> elapsed = std::chrono::steady_clock::now() - t0;
   const double t_q = elapsed.count() / static_cast<double>(state.iterations());
@@ -125,11 +134,15 @@ void register_all() {
     for (const int bits : {4, 8}) {
       for (const Shape s : kShapes) {
         for (const int threads : {1, 2}) {
-          benchmark::RegisterBenchmark(n == 1 ? "Gemv" : "Gemm", BM_Qmatmul)
-              ->Args({s.out, s.in, bits, n, threads})
-              ->ArgNames({"out", "in", "bits", "n", "threads"})
-              ->Unit(benchmark::kMicrosecond)
-              ->UseRealTime();
+          for (const int64_t cold : {0, 1}) {
+            if (cold != 0 && n != 1) continue;
+            const char* name = n != 1 ? "Gemm" : cold != 0 ? "GemvCold" : "Gemv";
+            benchmark::RegisterBenchmark(name, BM_Qmatmul)
+                ->Args({s.out, s.in, bits, n, threads, cold})
+                ->ArgNames({"out", "in", "bits", "n", "threads", "cold"})
+                ->Unit(benchmark::kMicrosecond)
+                ->UseRealTime();
+          }
         }
       }
     }

@@ -246,6 +246,12 @@ void dot_block(const float* x, const QMatView& w, float* y, int64_t ldy, QBlock 
 // so x is rearranged and scaled once per call: xp[128 c + 16 j + i] = x[128 c + chunk_col(i, j)]
 // * 2^(149 - 4 (j < 5 ? j : j - 5) - E).
 // Used when a row is whole chunks, every group is whole chunks, and x fits the stack buffer.
+// Measured from DRAM on Zen 4, 1 thread (wkvq_qmatmul_bench GemvCold): 5632 x 2048 14-15 GB/s of
+// codes (8 GB/s before, 8 rows at a time with table lookups), 2048 x 2048 15 GB/s (8.7). Long
+// rows gain nothing (2048 x 5632: 12 GB/s, as before): their 22 KB of x' shares L1 with the
+// streamed codes (a 2048-column x' reused for every segment reads 18 GB/s). Reading such rows
+// in 2048-column segments, 8 rows at a time, so that the x' segment stays in L1, was slower
+// still (8 interleaved streams: 8 GB/s); as were T1 and NTA prefetches.
 constexpr int64_t kChunkCols = 128;
 constexpr int64_t kChunkMaxCols = 16384;  // 64 KB of rearranged x on the stack
 constexpr int64_t kChunkMaxGroups = kChunkMaxCols / kChunkCols;
