@@ -114,6 +114,13 @@ def wkvq_tokenize(binary: str, source_args: List[str], bos: bool = False,
     return ids
 
 
+def wkvq_decode_ppl(binary: str, model_args: List[str], text: str, windows: int = 4) -> float:
+    """Decode-mode perplexity of the first `windows` windows of `text` (`wkvq ppl --json`)."""
+    cp = run_wkvq(binary, ["ppl", *model_args, "--text", text, "--max-windows", windows,
+                           "--mode", "decode", "--json"])
+    return json.loads(cp.stdout.decode())["ppl"]
+
+
 def main(test_fn) -> None:
     """Runs test_fn(args) and exits with the CTest convention."""
     args = parse_args()

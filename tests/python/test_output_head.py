@@ -28,12 +28,6 @@ def safetensors_header(path):
         return json.loads(f.read(n))
 
 
-def ppl(args, model_args, text):
-    cp = harness.run_wkvq(args.wkvq, ["ppl", *model_args, "--text", text, "--max-windows", 4,
-                                      "--mode", "decode", "--json"])
-    return json.loads(cp.stdout.decode())["ppl"]
-
-
 def test(args):
     sh = args.shared
     model = f"{sh}/models/stories260K/stories260K.bin"
@@ -61,9 +55,9 @@ def test(args):
             f"--head f32: the head stays tied (lm_head present: {'lm_head.weight' in h32}, "
             f"tie_word_embeddings {tie32})")
 
-    p16 = ppl(args, ["--model", d16], text)
-    p32 = ppl(args, ["--model", d32, "--head", "f32"], text)
-    p32_default = ppl(args, ["--model", d32], text)
+    p16 = harness.wkvq_decode_ppl(args.wkvq, ["--model", d16], text)
+    p32 = harness.wkvq_decode_ppl(args.wkvq, ["--model", d32, "--head", "f32"], text)
+    p32_default = harness.wkvq_decode_ppl(args.wkvq, ["--model", d32], text)
     c.check(p32_default == p16,
             f"the f32 directory runs its head in fp16 by default: PPL {p32_default!r} equals "
             f"the fp16 directory's {p16!r}")

@@ -23,12 +23,6 @@ CALIB_ARGS = ["--epochs", 2, "--samples", 8, "--window", 128, "--k", 2, "--threa
 MIN_GAIN = 0.10
 
 
-def ppl(args, model_args, text):
-    cp = harness.run_wkvq(args.wkvq, ["ppl", *model_args, "--text", text, "--max-windows", 4,
-                                      "--mode", "decode", "--json"])
-    return json.loads(cp.stdout.decode())["ppl"]
-
-
 def test(args):
     sh = args.shared
     model = f"{sh}/models/stories260K/stories260K.bin"
@@ -63,8 +57,9 @@ def test(args):
             qc["bits"] == 4 and qc["kv_bits"] == 4 and "k=2" in qc.get("calibration", ""),
             f"config.json records the calibration: {qc['method']}, {qc['kv_smooth']}, "
             f"{qc.get('calibration')}")
-    ours = ppl(args, ["--model", full], text)
-    rtn = ppl(args, ["--model", model, "--wbits", 4, "--kvbits", 4], text)
+    ours = harness.wkvq_decode_ppl(args.wkvq, ["--model", full], text)
+    rtn = harness.wkvq_decode_ppl(args.wkvq, ["--model", model, "--wbits", 4, "--kvbits", 4],
+                                  text)
     c.check(ours < rtn * (1 - MIN_GAIN),
             f"decode PPL: wkvquant {ours:.4f} vs RTN + POQ without smoothing {rtn:.4f} "
             f"(must be lower by > {MIN_GAIN:.0%})")
