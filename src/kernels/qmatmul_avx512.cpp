@@ -237,7 +237,7 @@ void dot_block(const float* x, const QMatView& w, float* y, int64_t ldy, QBlock 
 // and y = sum_g s_g 2^E A_g - sum_g z_g s_g X_g, X_g = sum of x over group g (once per call).
 //   - E = max(e, 0) + 24 with max|x| < 2^e keeps every x' below 2^125 (no overflow) and s 2^E
 //     finite; x outside [2^-64, 2^64), NaN or Inf take the dot kernel (as does DAZ mode, which
-//     would read the denormals as 0).
+//     would read the denormals as 0, and a CPU that is slow on denormal operands: timed once).
 //   - Products are exact before their rounding; the zero point is subtracted per group instead
 //     of per weight, so the rounding bound is in terms of |x_j| s (q_j + z) rather than
 //     |x_j| s |q_j - z| (kernels/qmatmul.h).
@@ -353,6 +353,46 @@ float chunk_row(const float* xp, const float* xg, float pow2_e, const QMatView& 
     }
   }
   return hsum(tot);
+}
+
+// TSC cycles of `iters` rounds of 8 independent FMAs acc += b * c (acc stays near 1: normal).
+uint64_t fma_cycles(float b, int iters) {
+  __m512 acc[8];
+  for (__m512& a : acc) a = _mm512_set1_ps(1.0f);
+  __m512 bv = _mm512_set1_ps(b);
+  const __m512 cv = _mm512_set1_ps(0x1p100f);
+  const uint64_t t0 = __rdtsc();
+  for (int i = 0; i < iters; ++i) {
+    __asm__ volatile("" : "+v"(bv));  // b is not a constant: each FMA runs
+#pragma GCC unroll 8
+    for (__m512& a : acc) a = _mm512_fmadd_ps(bv, cv, a);
+  }
+  const uint64_t t1 = __rdtsc();
+  __m512 sum = acc[0];
+  for (int k = 1; k < 8; ++k) sum = _mm512_add_ps(sum, acc[k]);
+  __asm__ volatile("" : : "v"(sum));
+  return t1 - t0;
+}
+
+// Whether an FMA with a denormal operand runs as fast as with normal ones. Zen 4: yes (measured);
+// Intel cores handle denormal operands with microcode assists, ~100x slower, which would make the
+// scaled GEMV the slowest path. Timed once per process: best of 5 trials each way, "fast" when
+// within 2x (assists are far beyond that, timing noise far below).
+__attribute__((noinline)) bool denormal_operands_are_fast() {
+  static const bool fast = [] {
+    constexpr int kIters = 512;
+    constexpr float kDenormal = 0x1p-140f;
+    uint64_t normal = ~uint64_t{0};
+    uint64_t denormal = ~uint64_t{0};
+    for (int trial = 0; trial < 5; ++trial) {
+      const uint64_t n = fma_cycles(0x1p-20f, kIters);
+      const uint64_t d = fma_cycles(kDenormal, kIters);
+      normal = n < normal ? n : normal;
+      denormal = d < denormal ? d : denormal;
+    }
+    return denormal < 2 * normal;
+  }();
+  return fast;
 }
 
 // False (nothing written) when x or the FP mode rules the scaled path out.
@@ -526,7 +566,7 @@ void packed_block(const float* x, const QMatView& w, float* y, int64_t ldy, QBlo
 }  // namespace
 
 void qmatmul_dot_avx512(const float* x, const QMatView& w, float* y, int64_t ldy, QBlock b) {
-  if (b.i1 - b.i0 == 1 && chunked_gemv_fits(w) &&
+  if (b.i1 - b.i0 == 1 && chunked_gemv_fits(w) && denormal_operands_are_fast() &&
       chunked_gemv(x + b.i0 * w.cols, w, y + b.i0 * ldy, b.o0, b.o1)) {
     return;
   }
