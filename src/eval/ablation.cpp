@@ -1,5 +1,6 @@
 #include "eval/ablation.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <sstream>
 
@@ -32,28 +33,35 @@ std::vector<AblationRow> run_ablation(const Model& fp, const std::vector<Ablatio
 }
 
 std::string format_ablation_table(const std::vector<AblationRow>& rows) {
-  std::ostringstream os;
-  char buf[512];
-  std::snprintf(buf, sizeof buf, "| %-34s | %-21s | %-17s | %-21s | %-17s |\n", "rung",
-                "decode PPL", "decode KLD", "prefill PPL", "prefill KLD");
-  os << buf;
-  os << "|" << std::string(36, '-') << "|" << std::string(23, '-') << "|" << std::string(19, '-')
-     << "|" << std::string(23, '-') << "|" << std::string(19, '-') << "|\n";
+  auto ppl = [](const PplResult& p) {
+    char b[64];
+    std::snprintf(b, sizeof b, "%.4f +/- %.4f", p.ppl, p.ppl * p.nll_stderr);
+    return std::string(b);
+  };
+  auto kld = [](const PplResult& p) {
+    char b[64];
+    std::snprintf(b, sizeof b, "%.5f +/- %.5f", p.kld, p.kld_stderr);
+    return std::string(b);
+  };
+  std::vector<std::vector<std::string>> cells = {
+      {"rung", "decode PPL", "decode KLD", "prefill PPL", "prefill KLD"}};
   for (const AblationRow& r : rows) {
-    auto ppl = [](const PplResult& p) {
-      char b[64];
-      std::snprintf(b, sizeof b, "%.4f +/- %.4f", p.ppl, p.ppl * p.nll_stderr);
-      return std::string(b);
-    };
-    auto kld = [](const PplResult& p) {
-      char b[64];
-      std::snprintf(b, sizeof b, "%.5f +/- %.5f", p.kld, p.kld_stderr);
-      return std::string(b);
-    };
-    std::snprintf(buf, sizeof buf, "| %-34s | %-21s | %-17s | %-21s | %-17s |\n", r.rung.c_str(),
-                  ppl(r.decode).c_str(), kld(r.decode).c_str(), ppl(r.prefill).c_str(),
-                  kld(r.prefill).c_str());
-    os << buf;
+    cells.push_back({r.rung, ppl(r.decode), kld(r.decode), ppl(r.prefill), kld(r.prefill)});
+  }
+  std::vector<size_t> width(cells[0].size(), 0);  // every column as wide as its widest cell
+  for (const auto& row : cells) {
+    for (size_t c = 0; c < row.size(); ++c) width[c] = std::max(width[c], row[c].size());
+  }
+  std::ostringstream os;
+  for (size_t i = 0; i < cells.size(); ++i) {
+    for (size_t c = 0; c < width.size(); ++c) {
+      os << "| " << cells[i][c] << std::string(width[c] - cells[i][c].size(), ' ') << " ";
+    }
+    os << "|\n";
+    if (i == 0) {
+      for (const size_t w : width) os << "|" << std::string(w + 2, '-');
+      os << "|\n";
+    }
   }
   return os.str();
 }
