@@ -21,17 +21,20 @@ Session::Session(const Model& m, int64_t max_tokens, const KvCacheSettings& kv,
                                            : nullptr),
       logits_(static_cast<size_t>(m.config.vocab_size)) {}
 
-const float* Session::prefill(const std::vector<int>& tokens) {
-  WKVQ_REQUIRE(!tokens.empty(), "prefill: no tokens given");
-  const auto n = static_cast<int64_t>(tokens.size());
+const float* Session::feed(const int* tokens, int64_t n) {
   WKVQ_REQUIRE(pos_ + n <= cache_.max_tokens(), "context full: ", pos_, " + ", n,
                " tokens exceed the session's ", cache_.max_tokens(), " positions");
-  forward(model_, tokens.data(), n, pos_, cache_, scratch_, LogitsFor::Last, logits_.data());
+  forward(model_, tokens, n, pos_, cache_, scratch_, LogitsFor::Last, logits_.data());
   pos_ += n;
   return logits_.data();
 }
 
-const float* Session::decode(int token) { return prefill({token}); }
+const float* Session::prefill(const std::vector<int>& tokens) {
+  WKVQ_REQUIRE(!tokens.empty(), "prefill: no tokens given");
+  return feed(tokens.data(), static_cast<int64_t>(tokens.size()));
+}
+
+const float* Session::decode(int token) { return feed(&token, 1); }
 
 void Session::forward_all(const int* tokens, int64_t n, float* logits) {
   WKVQ_REQUIRE(pos_ + n <= cache_.max_tokens(), "context full: ", pos_, " + ", n,

@@ -36,6 +36,9 @@ class Session {
   const Model& model() const { return model_; }
 
  private:
+  // Feeds n >= 1 tokens; returns the last one's logits.
+  const float* feed(const int* tokens, int64_t n);
+
   const Model& model_;
   KvCache cache_;
   ForwardScratch scratch_;
