@@ -159,7 +159,7 @@ void run_process(const std::vector<std::string>& args) {
 
 std::vector<int> calibration_tokens(const Tokenizer& tok, const std::string& calib_path) {
   WKVQ_REQUIRE(!calib_path.empty(), "calibration needs text: pass --calib FILE");
-  return tok.encode(read_text_file(calib_path), true, false);
+  return tok.encode(read_text_file(calib_path, "--calib"), true, false);
 }
 
 std::optional<CalibrationResult> run_calibration(const std::string& model_path, const Model& fp,
@@ -186,8 +186,7 @@ std::optional<CalibrationResult> run_calibration(const std::string& model_path, 
   }
   const auto t0 = std::chrono::steady_clock::now();
   run_process(args);
-  const double seconds =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  const double seconds = seconds_since(t0);
   if (stop_after_block >= 0 && stop_after_block < fp.config.n_layers - 1) {
     std::fprintf(stderr, "calibration stopped after block %d (%.1f s); continue with --resume\n",
                  stop_after_block, seconds);

@@ -41,10 +41,6 @@ double weight_bytes_per_token(const Model& m) {
   return b;
 }
 
-double seconds_since(std::chrono::steady_clock::time_point t0) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-}
-
 void run_bench(const BenchOptions& o) {
   apply_threads(o.threads);
   Model loaded;

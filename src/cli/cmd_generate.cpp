@@ -36,10 +36,6 @@ void print_piece(const std::string& piece) {
   std::fflush(stdout);
 }
 
-double seconds_since(std::chrono::steady_clock::time_point t0) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-}
-
 void run_generate(const GenerateOptions& o) {
   apply_threads(o.threads);
   const std::string model_path = resolve_model_path(o.model);

@@ -116,7 +116,7 @@ void run_inspect(const InspectOptions& o) {
   CalibWindows w;
   w.max_windows = o.calib_windows;
   const KvChannelStats st =
-      collect_kv_stats(m, tok->encode(read_text_file(o.calib), true, false), w);
+      collect_kv_stats(m, tok->encode(read_text_file(o.calib, "--calib"), true, false), w);
   print_channel_table("K (after RoPE)", st, st.kmin, st.kmax);
   print_channel_table("V", st, st.vmin, st.vmax);
 }

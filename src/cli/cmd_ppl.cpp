@@ -150,8 +150,7 @@ void run_ablation_cmd(const PplCliOptions& o, const std::string& model_path, con
       const bool resume = keep && fs::exists(block_file_path(dir.string(), 0));
       const auto r = run_calibration(model_path, fp, calib, q.calib, lr.crr, dir.string(), resume,
                                      -1, o.threads);
-      calib_seconds.push_back(
-          std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+      calib_seconds.push_back(seconds_since(t0));
       learned.push_back(apply_calibration(fp, *r, lr.crr.wbits, lr.crr.wgroup));
       apply_head_option(learned.back(), q.head);
       rungs.push_back({lr.name, &learned.back(), kv, &learned.back().kv_smoothing});
@@ -227,8 +226,7 @@ void run_ppl(const PplCliOptions& o) {
   const auto t0 = std::chrono::steady_clock::now();
   const std::vector<int> stream = tok->encode(text, /*bos=*/true, /*eos=*/false);
   std::fprintf(stderr, "text: %s, %zu bytes, %zu tokens (tokenized in %.2f s)\n", o.text.c_str(),
-               text.size(), stream.size(),
-               std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+               text.size(), stream.size(), seconds_since(t0));
   PplOptions opt;
   opt.ctx = o.ctx;
   opt.max_windows = o.max_windows;

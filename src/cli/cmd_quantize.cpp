@@ -90,8 +90,7 @@ void run_quantize(const QuantizeCliOptions& o) {
   }
   const PreparedModel& p = *prepared;
   save_quantized_model(p.model, o.out, tok_path);
-  const double seconds =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  const double seconds = seconds_since(t0);
 
   namespace fs = std::filesystem;
   const KvCache probe(p.model.config, 1, p.kv, p.smoothing_or_null());

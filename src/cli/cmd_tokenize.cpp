@@ -7,11 +7,11 @@
 #include <fstream>
 #include <memory>
 #include <nlohmann/json.hpp>
-#include <sstream>
 #include <string>
 #include <vector>
 
 #include "cli/commands.h"
+#include "cli/common.h"
 #include "core/error.h"
 #include "runtime/tokenizer.h"
 
@@ -38,26 +38,17 @@ int llama2c_vocab_size(const std::string& model) {
   return v < 0 ? -v : v;
 }
 
-// The whole file, which may be empty (then the ids are just BOS / EOS when asked).
-std::string read_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  WKVQ_REQUIRE(in.good(), "cannot open text file ", path, "; check the path given to --text-file");
-  std::ostringstream os;
-  os << in.rdbuf();
-  WKVQ_REQUIRE(!in.bad(), "error while reading text file ", path);
-  return os.str();
-}
-
 void run_tokenize(const TokenizeOptions& o) {
   const std::string path = o.tokenizer.empty()
                                ? find_tokenizer_beside(o.model, llama2c_vocab_size(o.model))
                                : o.tokenizer;
   const std::unique_ptr<Tokenizer> tok = load_tokenizer(path);
-  const std::string text = o.text_file.empty() ? o.prompt : read_file(o.text_file);
+  // An empty file is fine: the ids are then just BOS / EOS when asked.
+  const std::string text =
+      o.text_file.empty() ? o.prompt : read_text_file(o.text_file, "--text-file", true);
   const auto t0 = std::chrono::steady_clock::now();
   const std::vector<int> ids = tok->encode(text, o.bos, o.eos);
-  const double seconds =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  const double seconds = seconds_since(t0);
   if (o.decode) {
     const std::string decoded = tok->decode(ids);  // raw bytes, no newline added
     std::fwrite(decoded.data(), 1, decoded.size(), stdout);

@@ -48,14 +48,20 @@ void apply_threads(int threads) {
   if (threads > 0) set_num_threads(threads);
 }
 
-std::string read_text_file(const std::string& path) {
+std::string read_text_file(const std::string& path, const char* option, bool allow_empty) {
   std::ifstream in(path, std::ios::binary);
-  WKVQ_REQUIRE(in.good(), "cannot open text file ", path, "; check the path given to --text");
+  WKVQ_REQUIRE(in.good(), "cannot open text file ", path, "; check the path given to ", option);
   std::ostringstream os;
   os << in.rdbuf();
+  WKVQ_REQUIRE(!in.bad(), "error while reading text file ", path);
   std::string text = os.str();
-  WKVQ_REQUIRE(!text.empty(), "text file ", path, " is empty; give a file with text in it");
+  WKVQ_REQUIRE(allow_empty || !text.empty(), "text file ", path, " (", option,
+               ") is empty; give a file with text in it");
   return text;
+}
+
+double seconds_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
 int64_t peak_rss_bytes() {

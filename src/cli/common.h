@@ -3,6 +3,7 @@
 #pragma once
 
 #include <CLI/CLI.hpp>
+#include <chrono>
 #include <memory>
 #include <string>
 
@@ -26,8 +27,13 @@ std::unique_ptr<Tokenizer> open_tokenizer(const std::string& tokenizer, const st
 void add_threads_option(CLI::App* cmd, int* threads);
 void apply_threads(int threads);
 
-// Whole file as a string; throws when unreadable or empty.
-std::string read_text_file(const std::string& path);
+// Whole file as a string; throws when unreadable, or empty unless allow_empty. `option` names
+// the option that gave the path, for the message.
+std::string read_text_file(const std::string& path, const char* option = "--text",
+                           bool allow_empty = false);
+
+// Seconds since t0 (steady clock).
+double seconds_since(std::chrono::steady_clock::time_point t0);
 
 // Peak resident set size of this process, bytes.
 int64_t peak_rss_bytes();

@@ -73,15 +73,15 @@ KvSmoothing stats_smoothing(const Model& fp, const std::vector<int>& stream,
   w.max_windows = windows;
   const KvChannelStats st = collect_kv_stats(fp, stream, w);
   std::fprintf(stderr, "kv smoothing: statistics of %lld tokens of %s (%.1f s)\n",
-               static_cast<long long>(st.tokens), calib.c_str(),
-               std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+               static_cast<long long>(st.tokens), calib.c_str(), seconds_since(t0));
   return smoothing_from_stats(st);
 }
 
 KvSmoothing stats_smoothing(const Model& fp, const Tokenizer& tok, const std::string& calib,
                             int64_t windows, int64_t ctx) {
   WKVQ_REQUIRE(!calib.empty(), "--kv-smooth stats needs calibration text: pass --calib FILE");
-  return stats_smoothing(fp, tok.encode(read_text_file(calib), true, false), calib, windows, ctx);
+  return stats_smoothing(fp, tok.encode(read_text_file(calib, "--calib"), true, false), calib,
+                         windows, ctx);
 }
 
 PreparedModel prepare_model(Model loaded, const QuantCliOptions& o, const Tokenizer* tok) {
@@ -98,8 +98,7 @@ PreparedModel prepare_model(Model loaded, const QuantCliOptions& o, const Tokeni
     const auto t0 = std::chrono::steady_clock::now();
     p.model = quantize_weights_rtn(p.fp, wo);
     std::fprintf(stderr, "weights: RTN %d-bit, group %lld (%.1f s)\n", o.wbits,
-                 static_cast<long long>(o.wgroup),
-                 std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+                 static_cast<long long>(o.wgroup), seconds_since(t0));
   } else {
     p.model = p.fp;
   }
