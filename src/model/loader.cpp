@@ -10,6 +10,7 @@
 #include "core/parallel.h"
 #include "io/llama2c_file.h"
 #include "io/safetensors.h"
+#include "model/hf_names.h"
 #include "model/quantized_model_io.h"
 
 namespace wkvq {
@@ -57,10 +58,6 @@ void check_finite(const float* x, int64_t n, const std::string& where) {
     WKVQ_REQUIRE(i < 0, where, ": non-finite weight ", x[i], " at element ", i,
                  "; the file is corrupt");
   }
-}
-
-std::string layer_name(int l, const char* suffix) {
-  return "model.layers." + std::to_string(l) + "." + suffix;
 }
 
 // Fetches HF tensors by name with shape and dtype checked, as f32 pointers owned by the model.
@@ -213,15 +210,15 @@ Model load_hf_model(const std::string& dir) {
   m.layers.resize(static_cast<size_t>(c.n_layers));
   for (int l = 0; l < c.n_layers; ++l) {
     LayerWeights& lw = m.layers[static_cast<size_t>(l)];
-    lw.attn_norm = t.get(layer_name(l, "input_layernorm.weight"), {dim}, true);
-    lw.wq = t.linear(layer_name(l, "self_attn.q_proj.weight"), q, dim);
-    lw.wk = t.linear(layer_name(l, "self_attn.k_proj.weight"), kv, dim);
-    lw.wv = t.linear(layer_name(l, "self_attn.v_proj.weight"), kv, dim);
-    lw.wo = t.linear(layer_name(l, "self_attn.o_proj.weight"), dim, q);
-    lw.ffn_norm = t.get(layer_name(l, "post_attention_layernorm.weight"), {dim}, true);
-    lw.w_gate = t.linear(layer_name(l, "mlp.gate_proj.weight"), hidden, dim);
-    lw.w_up = t.linear(layer_name(l, "mlp.up_proj.weight"), hidden, dim);
-    lw.w_down = t.linear(layer_name(l, "mlp.down_proj.weight"), dim, hidden);
+    lw.attn_norm = t.get(layer_tensor(l, "input_layernorm.weight"), {dim}, true);
+    lw.wq = t.linear(linear_prefix(l, 0) + "weight", q, dim);
+    lw.wk = t.linear(linear_prefix(l, 1) + "weight", kv, dim);
+    lw.wv = t.linear(linear_prefix(l, 2) + "weight", kv, dim);
+    lw.wo = t.linear(linear_prefix(l, 3) + "weight", dim, q);
+    lw.ffn_norm = t.get(layer_tensor(l, "post_attention_layernorm.weight"), {dim}, true);
+    lw.w_gate = t.linear(linear_prefix(l, 4) + "weight", hidden, dim);
+    lw.w_up = t.linear(linear_prefix(l, 5) + "weight", hidden, dim);
+    lw.w_down = t.linear(linear_prefix(l, 6) + "weight", dim, hidden);
   }
   m.final_norm = t.get("model.norm.weight", {dim}, true);
   if (c.tied_output) {
