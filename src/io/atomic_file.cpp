@@ -10,19 +10,31 @@
 
 namespace wkvq {
 
-void write_file_atomically(const std::string& path, const void* data, size_t n) {
+void write_file_atomically(const std::string& path,
+                           const std::function<void(std::ostream&, const std::string&)>& write) {
   const std::string tmp = path + ".tmp";
-  {
+  try {
     std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
     WKVQ_REQUIRE(out.good(), tmp, ": cannot create the file (", std::strerror(errno),
                  "); check that the directory exists and is writable");
-    out.write(static_cast<const char*>(data), static_cast<std::streamsize>(n));
+    write(out, tmp);
     out.close();
-    WKVQ_REQUIRE(out.good(), tmp, ": writing ", n, " bytes failed (disk full?)");
+    WKVQ_REQUIRE(out.good(), tmp, ": writing the file failed (disk full?)");
+  } catch (...) {
+    std::error_code ec;
+    std::filesystem::remove(tmp, ec);
+    throw;
   }
   std::error_code ec;
   std::filesystem::rename(tmp, path, ec);
   WKVQ_REQUIRE(!ec, path, ": cannot move ", tmp, " into place: ", ec.message());
+}
+
+void write_file_atomically(const std::string& path, const void* data, size_t n) {
+  write_file_atomically(path, [&](std::ostream& out, const std::string& tmp) {
+    out.write(static_cast<const char*>(data), static_cast<std::streamsize>(n));
+    WKVQ_REQUIRE(out.good(), tmp, ": writing ", n, " bytes failed (disk full?)");
+  });
 }
 
 std::vector<uint8_t> read_file_bytes(const std::string& path) {

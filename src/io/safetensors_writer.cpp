@@ -1,13 +1,12 @@
 #include "io/safetensors_writer.h"
 
 #include <cerrno>
-#include <cstdio>
 #include <cstring>
-#include <filesystem>
 #include <limits>
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "io/atomic_file.h"
 
 namespace wkvq {
 
@@ -24,13 +23,6 @@ uint64_t byte_size(const std::string& name, DType dtype, const std::vector<int64
   }
   return n;
 }
-
-// Closes the FILE on scope exit (the rename happens only after an explicit, checked close).
-struct FileCloser {
-  void operator()(std::FILE* f) const {
-    if (f != nullptr) std::fclose(f);
-  }
-};
 
 }  // namespace
 
@@ -94,26 +86,15 @@ std::string SafetensorsWriter::header_json() const {
 }
 
 void SafetensorsWriter::write(const std::string& path) const {
-  const std::string tmp = path + ".tmp";
-  try {
-    write_to(tmp);
-  } catch (...) {
-    std::error_code ec;
-    std::filesystem::remove(tmp, ec);
-    throw;
-  }
-  std::error_code ec;
-  std::filesystem::rename(tmp, path, ec);
-  WKVQ_REQUIRE(!ec, path, ": cannot move ", tmp, " into place: ", ec.message());
+  write_file_atomically(path,
+                        [this](std::ostream& out, const std::string& tmp) { write_to(out, tmp); });
 }
 
-void SafetensorsWriter::write_to(const std::string& tmp) const {
+void SafetensorsWriter::write_to(std::ostream& out, const std::string& tmp) const {
   const std::string header = header_json();
-  std::unique_ptr<std::FILE, FileCloser> f(std::fopen(tmp.c_str(), "wb"));
-  WKVQ_REQUIRE(f != nullptr, tmp, ": cannot create the file: ", std::strerror(errno));
   auto put = [&](const void* p, size_t n) {
-    WKVQ_REQUIRE(n == 0 || std::fwrite(p, 1, n, f.get()) == n, tmp,
-                 ": write failed: ", std::strerror(errno), " (disk full?)");
+    out.write(static_cast<const char*>(p), static_cast<std::streamsize>(n));
+    WKVQ_REQUIRE(out.good(), tmp, ": write failed: ", std::strerror(errno), " (disk full?)");
   };
   uint8_t len[8];
   for (int i = 0; i < 8; ++i) len[i] = static_cast<uint8_t>(header.size() >> (8 * i));
@@ -132,8 +113,6 @@ void SafetensorsWriter::write_to(const std::string& tmp) const {
       put(buf.data(), n);
     }
   }
-  const int closed = std::fclose(f.release());
-  WKVQ_REQUIRE(closed == 0, tmp, ": closing the file failed: ", std::strerror(errno));
 }
 
 }  // namespace wkvq

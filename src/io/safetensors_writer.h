@@ -16,6 +16,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <ostream>
 #include <string>
 #include <vector>
 
@@ -63,7 +64,7 @@ class SafetensorsWriter {
   static void check_size(const std::string& name, DType dtype, const std::vector<int64_t>& shape,
                          size_t nbytes);
   std::string header_json() const;
-  void write_to(const std::string& tmp) const;
+  void write_to(std::ostream& out, const std::string& tmp) const;
 
   std::vector<Entry> entries_;
   std::map<std::string, size_t> index_;
