@@ -170,6 +170,10 @@ TEST_P(QmatmulTest, MatchesReferenceOverManyBlocks) {
     check_case(isa(), 29, 600, 530, bits, 128, 1, base_seed() + 1u);
     check_case(isa(), 1, 600, 530, bits, 64, 0, base_seed() + 2u);
     check_case(isa(), 4, 1000, 70, bits, 0, 1, base_seed() + 3u);
+    // Rows of more than 16 groups (the GEMV converts scales 16 groups at a time) and as long as
+    // TinyLlama's down projection.
+    check_case(isa(), 1, 2560, 37, bits, 128, 0, base_seed() + 9u);
+    check_case(isa(), 1, 5632, 21, bits, 256, 1, base_seed() + 10u);
     // Above every ISA's dot-kernel row limit: the packed kernels, with a partial register tile.
     check_case(isa(), 77, 300, 200, bits, 64, 1, base_seed() + 8u);
   }
