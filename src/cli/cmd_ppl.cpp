@@ -179,9 +179,9 @@ void run_ablation_cmd(const PplCliOptions& o, const std::string& model_path, con
     rungs.push_back({name, &m, mkv, m.kv_smoothing.n_layers > 0 ? &m.kv_smoothing : nullptr});
     calib_seconds.push_back(0.0);
   }
-  const auto rows = run_ablation(fp, rungs, stream, base, [](const std::string& line) {
-    std::fprintf(stderr, "%s\n", line.c_str());
-  });
+  std::fprintf(stderr, "evaluating %zu rungs in decode and prefill mode, window by window\n",
+               rungs.size());
+  const auto rows = run_ablation(fp, rungs, stream, base, progress_printer());
   if (o.json) {
     nlohmann::json arr = nlohmann::json::array();
     for (size_t i = 0; i < rows.size(); ++i) {

@@ -8,26 +8,19 @@ namespace wkvq {
 
 std::vector<AblationRow> run_ablation(const Model& fp, const std::vector<AblationRung>& rungs,
                                       const std::vector<int>& stream, const PplOptions& base,
-                                      const std::function<void(const std::string&)>& progress) {
-  std::vector<AblationRow> rows;
+                                      const PplProgress& progress) {
+  std::vector<EvalSpec> specs;  // per rung: decode, prefill
   for (const AblationRung& r : rungs) {
-    AblationRow row;
-    row.rung = r.name;
-    PplOptions o = base;
-    o.kv = r.kv;
-    o.smoothing = r.smoothing;
-    o.kld_reference = &fp;
-    o.mode = r.kv.poq ? EvalMode::Decode : EvalMode::DecodeNoPoq;
-    row.decode = perplexity(*r.model, stream, o);
-    o.mode = EvalMode::Prefill;
-    row.prefill = perplexity(*r.model, stream, o);
-    if (progress) {
-      char buf[256];
-      std::snprintf(buf, sizeof buf, "%-34s decode %.4f  prefill %.4f  (%.1f s)", r.name.c_str(),
-                    row.decode.ppl, row.prefill.ppl, row.decode.seconds + row.prefill.seconds);
-      progress(buf);
-    }
-    rows.push_back(row);
+    const EvalMode decode = r.kv.poq ? EvalMode::Decode : EvalMode::DecodeNoPoq;
+    specs.push_back({r.model, decode, r.kv, r.smoothing});
+    specs.push_back({r.model, EvalMode::Prefill, r.kv, r.smoothing});
+  }
+  PplOptions o = base;
+  o.kld_reference = &fp;
+  const std::vector<PplResult> results = perplexity_many(specs, stream, o, progress);
+  std::vector<AblationRow> rows;
+  for (size_t i = 0; i < rungs.size(); ++i) {
+    rows.push_back({rungs[i].name, results[2 * i], results[2 * i + 1]});
   }
   return rows;
 }

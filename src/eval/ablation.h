@@ -24,11 +24,13 @@ struct AblationRow {
   PplResult prefill;  // mode prefill
 };
 
-// Runs every rung in both modes over the same token stream; KLD against `fp`.
-// `progress` gets a line per finished measurement.
+// Runs every rung in both modes over the same token stream, KLD against `fp`, in one pass over
+// the windows (perplexity_many: the reference runs once per window, and rungs sharing weights
+// share their prefill run). `progress` follows the windows (the first rung's running NLL). Each
+// rung holds a session (a KV cache of one window) per mode while it runs.
 std::vector<AblationRow> run_ablation(const Model& fp, const std::vector<AblationRung>& rungs,
                                       const std::vector<int>& stream, const PplOptions& base,
-                                      const std::function<void(const std::string&)>& progress);
+                                      const PplProgress& progress = {});
 
 // The table as text: one row per rung, decode and prefill columns with PPL +- stderr and KLD.
 std::string format_ablation_table(const std::vector<AblationRow>& rows);

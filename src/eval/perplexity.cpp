@@ -39,25 +39,33 @@ double log_sum_exp(const float* x, int n) {
   return std::log(sum) + mx;
 }
 
-// The session of one evaluation mode: its cache settings and chunk semantics.
-std::unique_ptr<Session> make_eval_session(const Model& m, int64_t ctx, const PplOptions& opt) {
-  KvCacheSettings kv = opt.kv;
-  if (opt.mode == EvalMode::Prefill) kv = KvCacheSettings{};  // full precision
-  if (opt.mode == EvalMode::DecodeNoPoq) kv.poq = false;
-  if (opt.mode == EvalMode::Decode) kv.poq = true;
-  auto s = std::make_unique<Session>(m, ctx, kv, opt.smoothing);
-  s->cache().set_chunk_attention(opt.mode == EvalMode::Prefill ? ChunkAttention::Prefill
-                                                               : ChunkAttention::TeacherForced);
+// The session of one evaluation: its cache settings and chunk semantics.
+std::unique_ptr<Session> make_eval_session(const EvalSpec& e, int64_t ctx) {
+  KvCacheSettings kv = e.kv;
+  if (e.mode == EvalMode::Prefill) kv = KvCacheSettings{};  // full precision
+  if (e.mode == EvalMode::DecodeNoPoq) kv.poq = false;
+  if (e.mode == EvalMode::Decode) kv.poq = true;
+  auto s = std::make_unique<Session>(*e.model, ctx, kv, e.smoothing);
+  s->cache().set_chunk_attention(e.mode == EvalMode::Prefill ? ChunkAttention::Prefill
+                                                             : ChunkAttention::TeacherForced);
   return s;
 }
 
-// Runs the windows and calls on_token(nll, kld) for every scored position.
+double seconds_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+// Runs the windows for every evaluation, window by window (the KLD reference once per chunk for
+// all of them), and calls on_token(e, nll, kld) for every scored position of evaluation e, in
+// window and position order. seconds[e]: time of e's forward passes and scoring.
 template <class OnToken>
-void run_windows(const Model& m, const std::vector<int>& stream, const PplOptions& opt, int64_t ctx,
-                 int64_t windows, const PplProgress& progress, OnToken&& on_token) {
-  const int vocab = m.config.vocab_size;
+void run_windows(const std::vector<EvalSpec>& evals, const std::vector<int>& stream,
+                 const PplOptions& opt, int64_t ctx, int64_t windows, const PplProgress& progress,
+                 std::vector<double>& seconds, OnToken&& on_token) {
+  const int vocab = evals[0].model->config.vocab_size;
   const int64_t chunk = std::max<int64_t>(1, std::min(opt.chunk, ctx));
-  auto session = make_eval_session(m, ctx, opt);
+  std::vector<std::unique_ptr<Session>> sessions;
+  for (const EvalSpec& e : evals) sessions.push_back(make_eval_session(e, ctx));
   std::unique_ptr<Session> ref;
   if (opt.kld_reference != nullptr) {
     WKVQ_REQUIRE(opt.kld_reference->config.vocab_size == vocab,
@@ -67,25 +75,37 @@ void run_windows(const Model& m, const std::vector<int>& stream, const PplOption
   }
   std::vector<float> logits(static_cast<size_t>(chunk * vocab));
   std::vector<float> ref_logits(ref ? logits.size() : 0);
-  double nll_sum = 0.0;
+  seconds.assign(evals.size(), 0.0);
+  double nll_sum = 0.0;  // of evaluation 0, for the progress line
   int64_t count = 0;
   for (int64_t w = 0; w < windows; ++w) {
     const int* win = stream.data() + w * ctx;
-    session->reset();
+    for (auto& s : sessions) s->reset();
     if (ref) ref->reset();
     for (int64_t c0 = 0; c0 < ctx - 1; c0 += chunk) {  // the last position predicts nothing
       const int64_t n = std::min(chunk, ctx - 1 - c0);
-      session->forward_all(win + c0, n, logits.data());
-      if (ref) ref->forward_all(win + c0, n, ref_logits.data());
-      for (int64_t t = 0; t < n; ++t) {  // logits at position c0+t predict token c0+t+1
-        const float* l = logits.data() + t * vocab;
-        const double nll = token_nll(l, vocab, win[c0 + t + 1]);
-        WKVQ_REQUIRE(std::isfinite(nll), "non-finite loss at window ", w, " position ", c0 + t + 1,
-                     "; the model produced NaN/Inf logits");
-        const double kld = ref ? token_kld(ref_logits.data() + t * vocab, l, vocab) : 0.0;
-        on_token(nll, kld);
-        nll_sum += nll;
-        ++count;
+      double ref_seconds = 0.0;
+      if (ref) {
+        const auto t0 = std::chrono::steady_clock::now();
+        ref->forward_all(win + c0, n, ref_logits.data());
+        ref_seconds = seconds_since(t0) / static_cast<double>(evals.size());
+      }
+      for (size_t e = 0; e < evals.size(); ++e) {
+        const auto t0 = std::chrono::steady_clock::now();
+        sessions[e]->forward_all(win + c0, n, logits.data());
+        for (int64_t t = 0; t < n; ++t) {  // logits at position c0+t predict token c0+t+1
+          const float* l = logits.data() + t * vocab;
+          const double nll = token_nll(l, vocab, win[c0 + t + 1]);
+          WKVQ_REQUIRE(std::isfinite(nll), "non-finite loss at window ", w, " position ",
+                       c0 + t + 1, "; the model produced NaN/Inf logits");
+          const double kld = ref ? token_kld(ref_logits.data() + t * vocab, l, vocab) : 0.0;
+          on_token(e, nll, kld);
+          if (e == 0) {
+            nll_sum += nll;
+            ++count;
+          }
+        }
+        seconds[e] += seconds_since(t0) + ref_seconds;
       }
     }
     if (progress) progress(w + 1, windows, nll_sum / static_cast<double>(count));
@@ -134,43 +154,89 @@ int64_t ppl_window(const Model& m, int64_t ctx) {
   return ctx;
 }
 
+std::vector<PplResult> perplexity_many(const std::vector<EvalSpec>& specs,
+                                       const std::vector<int>& stream, const PplOptions& opt,
+                                       const PplProgress& progress) {
+  WKVQ_REQUIRE(!specs.empty(), "perplexity: no evaluations given");
+  for (const EvalSpec& e : specs) WKVQ_REQUIRE(e.model != nullptr, "perplexity: no model given");
+  const Model& first = *specs[0].model;
+  const int64_t ctx = ppl_window(first, opt.ctx);
+  for (const EvalSpec& e : specs) {
+    WKVQ_REQUIRE(e.model->config.vocab_size == first.config.vocab_size &&
+                     ppl_window(*e.model, opt.ctx) == ctx,
+                 "perplexity: evaluations of models with different vocabularies or windows (",
+                 e.model->source, " vs ", first.source, ")");
+  }
+  // Prefill mode never reads a quantized cache: prefill evaluations of one model are one run.
+  std::vector<EvalSpec> evals;
+  std::vector<size_t> eval_of(specs.size());
+  for (size_t i = 0; i < specs.size(); ++i) {
+    const EvalSpec& e = specs[i];
+    size_t j = 0;
+    while (j < evals.size() &&
+           !(e.mode == EvalMode::Prefill && evals[j].mode == e.mode && evals[j].model == e.model)) {
+      ++j;
+    }
+    if (j == evals.size()) evals.push_back(e);
+    eval_of[i] = j;
+  }
+  const int64_t windows = window_count(stream, ctx, opt.max_windows);
+  struct Sums {
+    double s = 0, s2 = 0, k = 0, k2 = 0;
+    int64_t n = 0;
+  };
+  std::vector<Sums> sums(evals.size());
+  std::vector<double> seconds;
+  run_windows(evals, stream, opt, ctx, windows, progress, seconds,
+              [&](size_t e, double nll, double kld) {
+                Sums& x = sums[e];
+                x.s += nll;
+                x.s2 += nll * nll;
+                x.k += kld;
+                x.k2 += kld * kld;
+                ++x.n;
+              });
+  std::vector<PplResult> out;
+  for (size_t i = 0; i < specs.size(); ++i) {
+    const EvalSpec& e = specs[i];
+    const Sums& x = sums[eval_of[i]];
+    PplResult r;
+    r.mode = eval_mode_name(e.mode);
+    r.ctx = ctx;
+    r.stream_tokens = static_cast<int64_t>(stream.size());
+    r.windows = windows;
+    r.tokens = x.n;
+    mean_stderr(x.s, x.s2, x.n, &r.nll, &r.nll_stderr);
+    r.ppl = std::exp(r.nll);
+    r.has_kld = opt.kld_reference != nullptr;
+    if (r.has_kld) mean_stderr(x.k, x.k2, x.n, &r.kld, &r.kld_stderr);
+    const LlamaConfig& c = e.model->config;
+    if (e.mode != EvalMode::Prefill) {
+      const KvCache probe(c, 1, e.kv);
+      r.kv_bits_per_element = probe.bits_per_element();
+      r.kv_bytes_per_token = probe.bytes_per_token();
+    } else {
+      r.kv_bytes_per_token = int64_t{2} * c.n_layers * c.kv_dim() * 4;
+    }
+    r.seconds = seconds[eval_of[i]];
+    out.push_back(r);
+  }
+  return out;
+}
+
 PplResult perplexity(const Model& m, const std::vector<int>& stream, const PplOptions& opt,
                      const PplProgress& progress) {
-  const auto t0 = std::chrono::steady_clock::now();
-  PplResult r;
-  r.mode = eval_mode_name(opt.mode);
-  r.ctx = ppl_window(m, opt.ctx);
-  r.stream_tokens = static_cast<int64_t>(stream.size());
-  r.windows = window_count(stream, r.ctx, opt.max_windows);
-  double s = 0, s2 = 0, k = 0, k2 = 0;
-  run_windows(m, stream, opt, r.ctx, r.windows, progress, [&](double nll, double kld) {
-    s += nll;
-    s2 += nll * nll;
-    k += kld;
-    k2 += kld * kld;
-    ++r.tokens;
-  });
-  mean_stderr(s, s2, r.tokens, &r.nll, &r.nll_stderr);
-  r.ppl = std::exp(r.nll);
-  r.has_kld = opt.kld_reference != nullptr;
-  if (r.has_kld) mean_stderr(k, k2, r.tokens, &r.kld, &r.kld_stderr);
-  if (opt.mode != EvalMode::Prefill) {
-    const KvCache probe(m.config, 1, opt.kv);
-    r.kv_bits_per_element = probe.bits_per_element();
-    r.kv_bytes_per_token = probe.bytes_per_token();
-  } else {
-    r.kv_bytes_per_token = int64_t{2} * m.config.n_layers * m.config.kv_dim() * 4;
-  }
-  r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  return r;
+  return perplexity_many({EvalSpec{&m, opt.mode, opt.kv, opt.smoothing}}, stream, opt, progress)[0];
 }
 
 std::vector<double> token_nlls(const Model& m, const std::vector<int>& stream,
                                const PplOptions& opt) {
   const int64_t ctx = ppl_window(m, opt.ctx);
   std::vector<double> out;
-  run_windows(m, stream, opt, ctx, window_count(stream, ctx, opt.max_windows), {},
-              [&](double nll, double) { out.push_back(nll); });
+  std::vector<double> seconds;
+  run_windows({EvalSpec{&m, opt.mode, opt.kv, opt.smoothing}}, stream, opt, ctx,
+              window_count(stream, ctx, opt.max_windows), {}, seconds,
+              [&](size_t, double nll, double) { out.push_back(nll); });
   return out;
 }
 

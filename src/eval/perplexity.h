@@ -59,6 +59,26 @@ int64_t ppl_window(const Model& m, int64_t ctx);
 PplResult perplexity(const Model& m, const std::vector<int>& stream, const PplOptions& opt,
                      const PplProgress& progress = {});
 
+// One evaluation of perplexity_many: a model and how its cache is seen (as PplOptions' mode, kv,
+// smoothing; smoothing null: the model's own).
+struct EvalSpec {
+  const Model* model = nullptr;
+  EvalMode mode = EvalMode::Prefill;
+  KvCacheSettings kv;
+  const KvSmoothing* smoothing = nullptr;
+};
+
+// Several evaluations over the same windows of `stream` (opt's ctx, max_windows, chunk and
+// kld_reference; its mode, kv and smoothing are ignored), window by window: the KLD reference
+// runs once per window for all of them, and prefill evaluations of the same model run once (the
+// prefill mode never reads a quantized cache). Each result is exactly perplexity() of that
+// evaluation alone; its `seconds` are its own forward passes and scoring plus an even share of
+// the reference's. The models must share the vocabulary and the window length. Progress follows
+// the first evaluation.
+std::vector<PplResult> perplexity_many(const std::vector<EvalSpec>& specs,
+                                       const std::vector<int>& stream, const PplOptions& opt,
+                                       const PplProgress& progress = {});
+
 // Per-token NLL of every scored position of the first `max_windows` windows, in order (for tests
 // comparing evaluation paths).
 std::vector<double> token_nlls(const Model& m, const std::vector<int>& stream,
