@@ -30,6 +30,7 @@
 #pragma GCC diagnostic pop
 
 #include "kernels/qmatmul_impl.h"
+#include "kernels/scaled_gemv.h"
 #include "kernels/simd_avx512.h"
 
 namespace wkvq::detail {
@@ -241,9 +242,10 @@ void dot_block(const float* x, const QMatView& w, float* y, int64_t ldy, QBlock 
 //   - Products are exact before their rounding; the zero point is subtracted per group instead
 //     of per weight, so the rounding bound is in terms of |x_j| s (q_j + z) rather than
 //     |x_j| s |q_j - z| (kernels/qmatmul.h).
-// Lane i's nibble j is column chunk_col(i, j) of the chunk (Q4Block b = i / 4 holds column
+// Lane i's nibble j is column scaled_chunk_col(i, j) of the chunk (Q4Block b = i / 4 holds column
 // 16 h + k of its block in the nibble h of byte k, and lane i holds bytes 4 (i % 4) .. +3 of it),
-// so x is rearranged and scaled once per call: xp[128 c + 16 j + i] = x[128 c + chunk_col(i, j)]
+// so x is rearranged and scaled once per call: xp[128 c + 16 j + i] = x[128 c + scaled_chunk_col(i,
+// j)]
 // * 2^(149 - 4 (j < 5 ? j : j - 5) - E).
 // Used when a row is whole chunks, every group is whole chunks, and x fits the stack buffer.
 // Measured from DRAM on Zen 4, 1 thread (wkvq_qmatmul_bench GemvCold): 5632 x 2048 14-15 GB/s of
@@ -252,32 +254,7 @@ void dot_block(const float* x, const QMatView& w, float* y, int64_t ldy, QBlock 
 // streamed codes (a 2048-column x' reused for every segment reads 18 GB/s). Reading such rows
 // in 2048-column segments, 8 rows at a time, so that the x' segment stays in L1, was slower
 // still (8 interleaved streams: 8 GB/s); as were T1 and NTA prefetches.
-constexpr int64_t kChunkCols = 128;
-constexpr int64_t kChunkMaxCols = 16384;  // 64 KB of rearranged x on the stack
-constexpr int64_t kChunkMaxGroups = kChunkMaxCols / kChunkCols;
-// Prefetch distance along the row stream, bytes (measured on Zen 4: 2-4 KB best).
-constexpr int64_t kChunkPrefetch = 3072;
-// x magnitudes the scaled path takes: 2^-64 <= max|x| < 2^64 (float exponent fields).
-constexpr uint32_t kMinExpField = 127 - 64;
-constexpr uint32_t kMaxExpField = 127 + 63;
-constexpr uint32_t kMxcsrDaz = 1u << 6;
-
-constexpr int64_t chunk_col(int64_t i, int64_t j) {
-  return 32 * (i / 4) + 16 * (j & 1) + 4 * (i % 4) + (j >> 1);
-}
-
-bool chunked_gemv_fits(const QMatView& w) {
-  return w.bits == 4 && w.cols % kChunkCols == 0 && w.cols <= kChunkMaxCols &&
-         (w.n_groups == 1 || w.group % kChunkCols == 0);
-}
-
-// 2^k as a float, k in [-126, 127].
-inline float pow2(int k) {
-  const uint32_t bits = static_cast<uint32_t>(k + 127) << 23;
-  float f;
-  __builtin_memcpy(&f, &bits, sizeof f);
-  return f;
-}
+constexpr int64_t kChunkCols = 8 * kLanes;  // one 64-byte load
 
 // Exponent field of max|x| (255 when x holds a NaN or an Inf).
 uint32_t max_abs_exponent(const float* x, int64_t cols) {
@@ -289,18 +266,8 @@ uint32_t max_abs_exponent(const float* x, int64_t cols) {
   return _mm512_reduce_max_epu32(m) >> 23;
 }
 
-// The scaled, rearranged x (above) and the group sums X_g; returns E.
-int scale_x(const float* x, const QMatView& w, uint32_t exp_field, float* xp, float* xg) {
-  const int e = static_cast<int>(exp_field) - 126;  // max|x| < 2^e
-  const int big_e = (e > 0 ? e : 0) + 24;
-  float mult[5];
-  for (int jj = 0; jj < 5; ++jj) mult[jj] = pow2(149 - 4 * jj - big_e);
-  for (int64_t c = 0; c < w.cols; c += kChunkCols) {
-    for (int64_t j = 0; j < 8; ++j) {
-      const float m = mult[j < 5 ? j : j - 5];
-      for (int64_t i = 0; i < kLanes; ++i) xp[c + 16 * j + i] = x[c + chunk_col(i, j)] * m;
-    }
-  }
+// The group sums X_g of x.
+void group_sums(const float* x, const QMatView& w, float* xg) {
   const int64_t group = w.n_groups == 1 ? w.cols : w.group;
   for (int64_t g = 0; g < w.n_groups; ++g) {
     __m512 s = _mm512_setzero_ps();
@@ -309,7 +276,6 @@ int scale_x(const float* x, const QMatView& w, uint32_t exp_field, float* xp, fl
     }
     xg[g] = hsum(s);
   }
-  return big_e;
 }
 
 // sum_j q_j x'_j of one 128-column chunk (codes p), as two partial vectors.
@@ -345,8 +311,8 @@ float chunk_row(const float* xp, const float* xg, float pow2_e, const QMatView& 
       __m512 acc = _mm512_setzero_ps();
       for (int64_t c = g * group; c < (g + 1) * group; c += kChunkCols) {
         const uint8_t* p = row + c / 2;
-        _mm_prefetch(reinterpret_cast<const char*>(p) + kChunkPrefetch, _MM_HINT_T0);
-        _mm_prefetch(reinterpret_cast<const char*>(p) + kChunkPrefetch + 64, _MM_HINT_T0);
+        _mm_prefetch(reinterpret_cast<const char*>(p) + kScaledPrefetch, _MM_HINT_T0);
+        _mm_prefetch(reinterpret_cast<const char*>(p) + kScaledPrefetch + 64, _MM_HINT_T0);
         acc = _mm512_add_ps(acc, chunk_dot(p, xp + c));
       }
       tot = _mm512_fmadd_ps(acc, _mm512_set1_ps(s[g - g0] * pow2_e), tot);
@@ -374,24 +340,9 @@ uint64_t fma_cycles(float b, int iters) {
   return t1 - t0;
 }
 
-// Whether an FMA with a denormal operand runs as fast as with normal ones. Zen 4: yes (measured);
-// Intel cores handle denormal operands with microcode assists, ~100x slower, which would make the
-// scaled GEMV the slowest path. Timed once per process: best of 5 trials each way, "fast" when
-// within 2x (assists are far beyond that, timing noise far below).
+// Timed once per process (scaled_gemv.h).
 __attribute__((noinline)) bool denormal_operands_are_fast() {
-  static const bool fast = [] {
-    constexpr int kIters = 512;
-    constexpr float kDenormal = 0x1p-140f;
-    uint64_t normal = ~uint64_t{0};
-    uint64_t denormal = ~uint64_t{0};
-    for (int trial = 0; trial < 5; ++trial) {
-      const uint64_t n = fma_cycles(0x1p-20f, kIters);
-      const uint64_t d = fma_cycles(kDenormal, kIters);
-      normal = n < normal ? n : normal;
-      denormal = d < denormal ? d : denormal;
-    }
-    return denormal < 2 * normal;
-  }();
+  static const bool fast = denormal_fma_within_2x(fma_cycles);
   return fast;
 }
 
@@ -399,10 +350,11 @@ __attribute__((noinline)) bool denormal_operands_are_fast() {
 bool chunked_gemv(const float* x, const QMatView& w, float* y, int64_t o0, int64_t o1) {
   if ((_mm_getcsr() & kMxcsrDaz) != 0) return false;
   const uint32_t ef = max_abs_exponent(x, w.cols);
-  if (ef < kMinExpField || ef > kMaxExpField) return false;
-  alignas(64) float xp[kChunkMaxCols];
-  alignas(64) float xg[kChunkMaxGroups];
-  const float pow2_e = pow2(scale_x(x, w, ef, xp, xg));
+  if (ef < kScaledMinExpField || ef > kScaledMaxExpField) return false;
+  alignas(64) float xp[kScaledMaxCols];
+  alignas(64) float xg[kScaledMaxGroups];
+  const float pow2_e = pow2(scale_x(x, w.cols, ef, kLanes, xp));
+  group_sums(x, w, xg);
   for (int64_t o = o0; o < o1; ++o) y[o] = chunk_row(xp, xg, pow2_e, w, o);
   return true;
 }
@@ -566,7 +518,7 @@ void packed_block(const float* x, const QMatView& w, float* y, int64_t ldy, QBlo
 }  // namespace
 
 void qmatmul_dot_avx512(const float* x, const QMatView& w, float* y, int64_t ldy, QBlock b) {
-  if (b.i1 - b.i0 == 1 && chunked_gemv_fits(w) && denormal_operands_are_fast() &&
+  if (b.i1 - b.i0 == 1 && scaled_gemv_fits(w, kChunkCols) && denormal_operands_are_fast() &&
       chunked_gemv(x + b.i0 * w.cols, w, y + b.i0 * ldy, b.o0, b.o1)) {
     return;
   }
