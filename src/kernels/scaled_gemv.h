@@ -1,6 +1,9 @@
-// What the AVX-512 and AVX2 "scaled" 4-bit GEMVs share (qmatmul_avx512.cpp explains the method:
+// The ISA-independent parts of the "scaled" 4-bit GEMV (qmatmul_avx512.cpp explains the method:
 // each 4-bit code isolated by an AND is the denormal float q * 2^(4j - 149), against an x scaled
-// by powers of two). Only for the *_avx*.cpp kernels: internal linkage, no standard library.
+// by powers of two): limits, layout, x scaling, the denormal timing rule. Only for the
+// *_avx*.cpp kernels: internal linkage, no standard library. An AVX2 version (ymm, 64-column
+// chunks) was tried: on Zen 4 it was no faster than the AVX2 dot kernel (TinyLlama W4KV4 decode
+// with WKVQ_ISA=avx2, 2 threads: 19.7-23.0 tok/s against 21.5-25.3), so AVX2 keeps the dot kernel.
 #pragma once
 
 #include <cstdint>
