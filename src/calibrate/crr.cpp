@@ -17,6 +17,7 @@
 #include "calibrate/fake_kv.h"
 #include "calibrate/lwc.h"
 #include "calibrate/torch_block.h"
+#include "core/clock.h"
 #include "core/error.h"
 #include "core/parallel.h"
 #include "model/weight_quantizer.h"
@@ -315,7 +316,7 @@ BlockCalibration CrrRun::train(int i) {
   x_q_ = pass(x_q_, i, i, &fq, nullptr);
   x_fp_ = x_fp_next;
   units_done_ += static_cast<double>(S_);
-  b.seconds = std::chrono::duration<double>(Clock::now() - t0).count();
+  b.seconds = seconds_since(t0);
   return b;
 }
 
@@ -372,7 +373,7 @@ double CrrRun::units(int i) const {
 
 void CrrRun::report(CrrProgress p) {
   if (!progress_) return;
-  p.elapsed_s = std::chrono::duration<double>(Clock::now() - start_).count();
+  p.elapsed_s = seconds_since(start_);
   const double done = std::min(units_done_, units_total_);
   p.eta_s = done > 0 ? p.elapsed_s * (units_total_ - done) / done : 0.0;
   progress_(p);

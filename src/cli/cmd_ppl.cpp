@@ -59,8 +59,7 @@ nlohmann::json result_json(const PplResult& r) {
 PplProgress progress_printer() {
   const auto started = std::chrono::steady_clock::now();
   return [started](int64_t done, int64_t total, double nll) {
-    const double el =
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+    const double el = seconds_since(started);
     std::fprintf(stderr, "\rwindow %lld/%lld  ppl %.4f  elapsed %.1f s  eta %.1f s   ",
                  static_cast<long long>(done), static_cast<long long>(total), std::exp(nll), el,
                  el / static_cast<double>(done) * static_cast<double>(total - done));

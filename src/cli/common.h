@@ -3,10 +3,10 @@
 #pragma once
 
 #include <CLI/CLI.hpp>
-#include <chrono>
 #include <memory>
 #include <string>
 
+#include "core/clock.h"
 #include "model/model.h"
 #include "runtime/tokenizer.h"
 
@@ -31,9 +31,6 @@ void apply_threads(int threads);
 // the option that gave the path, for the message.
 std::string read_text_file(const std::string& path, const char* option = "--text",
                            bool allow_empty = false);
-
-// Seconds since t0 (steady clock).
-double seconds_since(std::chrono::steady_clock::time_point t0);
 
 // Peak resident set size of this process, bytes.
 int64_t peak_rss_bytes();

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <memory>
 
+#include "core/clock.h"
 #include "core/error.h"
 #include "runtime/session.h"
 
@@ -39,6 +40,17 @@ double log_sum_exp(const float* x, int n) {
   return std::log(sum) + mx;
 }
 
+// KL(softmax(ref) || softmax(logits)) given log-sum-exp(ref).
+double kld_given_ref_lse(const float* ref_logits, double lz_ref, const float* logits, int vocab) {
+  const double lz = log_sum_exp(logits, vocab);
+  double kl = 0.0;
+  for (int i = 0; i < vocab; ++i) {
+    const double lp_ref = ref_logits[i] - lz_ref, lp = logits[i] - lz;
+    kl += std::exp(lp_ref) * (lp_ref - lp);
+  }
+  return std::max(0.0, kl);
+}
+
 // The session of one evaluation: its cache settings and chunk semantics.
 std::unique_ptr<Session> make_eval_session(const EvalSpec& e, int64_t ctx) {
   KvCacheSettings kv = e.kv;
@@ -49,10 +61,6 @@ std::unique_ptr<Session> make_eval_session(const EvalSpec& e, int64_t ctx) {
   s->cache().set_chunk_attention(e.mode == EvalMode::Prefill ? ChunkAttention::Prefill
                                                              : ChunkAttention::TeacherForced);
   return s;
-}
-
-double seconds_since(std::chrono::steady_clock::time_point t0) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
 // Runs the windows for every evaluation, window by window (the KLD reference once per chunk for
@@ -75,6 +83,7 @@ void run_windows(const std::vector<EvalSpec>& evals, const std::vector<int>& str
   }
   std::vector<float> logits(static_cast<size_t>(chunk * vocab));
   std::vector<float> ref_logits(ref ? logits.size() : 0);
+  std::vector<double> ref_lse(ref ? static_cast<size_t>(chunk) : 0);  // once per position
   seconds.assign(evals.size(), 0.0);
   double nll_sum = 0.0;  // of evaluation 0, for the progress line
   int64_t count = 0;
@@ -88,6 +97,9 @@ void run_windows(const std::vector<EvalSpec>& evals, const std::vector<int>& str
       if (ref) {
         const auto t0 = std::chrono::steady_clock::now();
         ref->forward_all(win + c0, n, ref_logits.data());
+        for (int64_t t = 0; t < n; ++t) {
+          ref_lse[static_cast<size_t>(t)] = log_sum_exp(ref_logits.data() + t * vocab, vocab);
+        }
         ref_seconds = seconds_since(t0) / static_cast<double>(evals.size());
       }
       for (size_t e = 0; e < evals.size(); ++e) {
@@ -98,7 +110,9 @@ void run_windows(const std::vector<EvalSpec>& evals, const std::vector<int>& str
           const double nll = token_nll(l, vocab, win[c0 + t + 1]);
           WKVQ_REQUIRE(std::isfinite(nll), "non-finite loss at window ", w, " position ",
                        c0 + t + 1, "; the model produced NaN/Inf logits");
-          const double kld = ref ? token_kld(ref_logits.data() + t * vocab, l, vocab) : 0.0;
+          const double kld = ref ? kld_given_ref_lse(ref_logits.data() + t * vocab,
+                                                     ref_lse[static_cast<size_t>(t)], l, vocab)
+                                 : 0.0;
           on_token(e, nll, kld);
           if (e == 0) {
             nll_sum += nll;
@@ -136,13 +150,7 @@ double token_nll(const float* logits, int vocab, int target) {
 }
 
 double token_kld(const float* ref_logits, const float* logits, int vocab) {
-  const double lz_ref = log_sum_exp(ref_logits, vocab), lz = log_sum_exp(logits, vocab);
-  double kl = 0.0;
-  for (int i = 0; i < vocab; ++i) {
-    const double lp_ref = ref_logits[i] - lz_ref, lp = logits[i] - lz;
-    kl += std::exp(lp_ref) * (lp_ref - lp);
-  }
-  return std::max(0.0, kl);
+  return kld_given_ref_lse(ref_logits, log_sum_exp(ref_logits, vocab), logits, vocab);
 }
 
 int64_t ppl_window(const Model& m, int64_t ctx) {

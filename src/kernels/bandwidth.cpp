@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "core/clock.h"
 #include "core/parallel.h"
 
 namespace wkvq {
@@ -27,7 +28,7 @@ double measure_read_bandwidth(size_t bytes, int repeats) {
       for (int64_t i = c; i < e; ++i) x ^= buf[static_cast<size_t>(i)];  // vectorises
       acc ^= x;
     }
-    const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    const double s = seconds_since(t0);
     sink = sink ^ acc;
     if (static_cast<double>(bytes) / s > best) best = static_cast<double>(bytes) / s;
   }

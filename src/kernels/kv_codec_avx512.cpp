@@ -4,12 +4,6 @@
 // give channels j..j+15 (low nibbles) and h+j..h+j+15 (high nibbles), both contiguous runs of q,
 // x or out, so every step is two aligned-in-spirit vector runs and no shuffles. Tails (a run
 // shorter than 16) use masked loads and stores: nothing outside the group is read or written.
-// GCC 12's AVX-512 intrinsics trip -Wuninitialized inside their own header (GCC bug 105593).
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#include <immintrin.h>
-#pragma GCC diagnostic pop
 
 #include "kernels/kv_codec_impl.h"
 #include "kernels/simd_avx512.h"

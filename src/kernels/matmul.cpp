@@ -19,11 +19,13 @@
 namespace wkvq {
 namespace {
 
+// A weight as f32, from f32 or fp16 storage (exact).
+inline float weight_f32(float w) { return w; }
+inline float weight_f32(uint16_t w) { return fp16_to_f32(w); }
+
 // The reference: for every output, a float sum of the `in` products in index order. This is the
 // definition the SIMD kernels are tested against. No FMA: this file is compiled for baseline
 // x86-64 (and ISO C++ mode keeps GCC from contracting a * b + c anyway).
-inline float weight_f32(float w) { return w; }
-inline float weight_f32(uint16_t w) { return fp16_to_f32(w); }
 
 template <class T>
 void reference_block(const float* x, int64_t in, const T* w, float* y, int64_t ldy,

@@ -22,13 +22,6 @@
 // Measured on Zen 4: 80-90 % of the FMA peak for n >= 128 (see bench/matmul_bench.cpp).
 //
 // Kernel functions here are longer than the style's 60 lines only where unrolling needs it.
-// GCC 12's AVX-512 intrinsics initialise their "undefined" vectors from themselves, which
-// -Wuninitialized reports at the intrinsic's line once inlined (GCC bug 105593, fixed in 13).
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#include <immintrin.h>
-#pragma GCC diagnostic pop
 
 #include <utility>
 

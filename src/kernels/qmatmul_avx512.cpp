@@ -21,16 +21,11 @@
 //     for ir over x rows, 12 at a time: pack x[ir:ir+12, pc:pc+kc] k-major; for each panel:
 //       12 x 32 register tile: acc[r] += broadcast(x[r, k]) * panel[k, 0:32]   (24 zmm)
 // The tile starts from y when pc > 0, so each output is one sequential FMA chain in k order.
+// At n = 1 with 4-bit rows of whole 128-column chunks, the scaled GEMV of
+// qmatmul_gemv_avx512.cpp runs instead of the dot kernel where it applies.
 // Kernel functions exceed the style's 60 lines only where the register tiling needs it.
-// GCC 12's AVX-512 intrinsics trip -Wuninitialized inside their own header (GCC bug 105593).
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wuninitialized"
-#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-#include <immintrin.h>
-#pragma GCC diagnostic pop
-
+#include "kernels/qgroups_avx512.h"
 #include "kernels/qmatmul_impl.h"
-#include "kernels/scaled_gemv.h"
 #include "kernels/simd_avx512.h"
 
 namespace wkvq::detail {
@@ -68,20 +63,6 @@ inline GroupCoder group_coder(const QMatView& w, int64_t row, int64_t g) {
   const int64_t i = row * w.n_groups + g;
   const float s = _cvtsh_ss(w.scales[i]);
   return make_coder<Bits>(s, -(static_cast<float>(w.zeros[i]) * s));  // z s is exact
-}
-
-// Groups whose s and -z s are converted together (one vector of fp16 scales and of zeros).
-constexpr int64_t kCoderChunk = kLanes;
-
-// s and -z s of groups [g0, g0 + count) of a row (count <= 16) into s[0:count], neg_zs[0:count].
-inline void load_group_params(const QMatView& w, int64_t row, int64_t g0, int64_t count, float* s,
-                              float* neg_zs) {
-  const __mmask16 m = lane_mask(count);
-  const int64_t i = row * w.n_groups + g0;
-  const __m512 sv = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, w.scales + i));
-  const __m512 zv = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(m, w.zeros + i)));
-  _mm512_store_ps(s, sv);
-  _mm512_store_ps(neg_zs, _mm512_sub_ps(_mm512_setzero_ps(), _mm512_mul_ps(zv, sv)));
 }
 
 // W^ of the 32-column block starting at column c of a row (codes = the row's packed codes):
@@ -223,140 +204,6 @@ void dot_block(const float* x, const QMatView& w, float* y, int64_t ldy, QBlock 
         break;
     }
   }
-}
-
-// ---- 4-bit GEMV over 64-byte chunks (n = 1) ----
-//
-// The dot kernel above spends a widening and two permutes (shuffle-port uops) per 32 weights and
-// walks 8 rows at once (8 memory streams). At n = 1 the GEMV instead walks one row at a time (one
-// sequential stream, prefetched two lines at a time) and reads it a 64-byte chunk (128 columns,
-// four Q4Blocks) at a time as 16 dwords. Nibble j of every dword is isolated with one AND, no
-// shift and no conversion: the dword (v & (0xF << 4j)) read as a float is the denormal
-// q * 2^(4j - 149) (bits 0..19 are mantissa; nibbles 5..7 are first shifted down by 20). An FMA
-// with x' = x * 2^(149 - 4j - E) gives q * x * 2^-E exactly as the FMA would with q * x; the
-// powers of two are exact. So per (row, group), sum_j q_j x_j * 2^-E is one FMA per 16 weights,
-// and y = sum_g s_g 2^E A_g - sum_g z_g s_g X_g, X_g = sum of x over group g (once per call).
-//   - E = max(e, 0) + 24 with max|x| < 2^e keeps every x' below 2^125 (no overflow) and s 2^E
-//     finite; x outside [2^-64, 2^64), NaN or Inf take the dot kernel (as does DAZ mode, which
-//     would read the denormals as 0, and a CPU that is slow on denormal operands: timed once).
-//   - Products are exact before their rounding; the zero point is subtracted per group instead
-//     of per weight, so the rounding bound is in terms of |x_j| s (q_j + z) rather than
-//     |x_j| s |q_j - z| (kernels/qmatmul.h).
-// Lane i's nibble j is column scaled_chunk_col(i, j) of the chunk (Q4Block b = i / 4 holds column
-// 16 h + k of its block in the nibble h of byte k, and lane i holds bytes 4 (i % 4) .. +3 of it),
-// so x is rearranged and scaled once per call: xp[128 c + 16 j + i] = x[128 c + scaled_chunk_col(i,
-// j)]
-// * 2^(149 - 4 (j < 5 ? j : j - 5) - E).
-// Used when a row is whole chunks, every group is whole chunks, and x fits the stack buffer.
-// Measured from DRAM on Zen 4, 1 thread (wkvq_qmatmul_bench GemvCold): 5632 x 2048 14-15 GB/s of
-// codes (8 GB/s before, 8 rows at a time with table lookups), 2048 x 2048 15 GB/s (8.7). Long
-// rows gain nothing (2048 x 5632: 12 GB/s, as before): their 22 KB of x' shares L1 with the
-// streamed codes (a 2048-column x' reused for every segment reads 18 GB/s). Reading such rows
-// in 2048-column segments, 8 rows at a time, so that the x' segment stays in L1, was slower
-// still (8 interleaved streams: 8 GB/s); as were T1 and NTA prefetches.
-constexpr int64_t kChunkCols = 8 * kLanes;  // one 64-byte load
-
-// Exponent field of max|x| (255 when x holds a NaN or an Inf).
-uint32_t max_abs_exponent(const float* x, int64_t cols) {
-  __m512i m = _mm512_setzero_si512();
-  const __m512i abs_mask = _mm512_set1_epi32(0x7FFFFFFF);
-  for (int64_t c = 0; c < cols; c += kLanes) {
-    m = _mm512_max_epu32(m, _mm512_and_si512(_mm512_loadu_si512(x + c), abs_mask));
-  }
-  return _mm512_reduce_max_epu32(m) >> 23;
-}
-
-// The group sums X_g of x.
-void group_sums(const float* x, const QMatView& w, float* xg) {
-  const int64_t group = w.n_groups == 1 ? w.cols : w.group;
-  for (int64_t g = 0; g < w.n_groups; ++g) {
-    __m512 s = _mm512_setzero_ps();
-    for (int64_t c = g * group; c < (g + 1) * group; c += kLanes) {
-      s = _mm512_add_ps(s, _mm512_loadu_ps(x + c));
-    }
-    xg[g] = hsum(s);
-  }
-}
-
-// sum_j q_j x'_j of one 128-column chunk (codes p), as two partial vectors.
-inline __m512 chunk_dot(const uint8_t* p, const float* xc) {
-  const __m512i m0 = _mm512_set1_epi32(0xF);
-  __m512i v = _mm512_loadu_si512(p);
-  auto nib = [](__m512i u, __m512i m) { return _mm512_castsi512_ps(_mm512_and_si512(u, m)); };
-  __m512 a = _mm512_mul_ps(_mm512_load_ps(xc), nib(v, m0));
-  __m512 b = _mm512_mul_ps(_mm512_load_ps(xc + 16), nib(v, _mm512_slli_epi32(m0, 4)));
-  a = _mm512_fmadd_ps(_mm512_load_ps(xc + 32), nib(v, _mm512_slli_epi32(m0, 8)), a);
-  b = _mm512_fmadd_ps(_mm512_load_ps(xc + 48), nib(v, _mm512_slli_epi32(m0, 12)), b);
-  a = _mm512_fmadd_ps(_mm512_load_ps(xc + 64), nib(v, _mm512_slli_epi32(m0, 16)), a);
-  v = _mm512_srli_epi32(v, 20);
-  b = _mm512_fmadd_ps(_mm512_load_ps(xc + 80), nib(v, m0), b);
-  a = _mm512_fmadd_ps(_mm512_load_ps(xc + 96), nib(v, _mm512_slli_epi32(m0, 4)), a);
-  b = _mm512_fmadd_ps(_mm512_load_ps(xc + 112), nib(v, _mm512_slli_epi32(m0, 8)), b);
-  return _mm512_add_ps(a, b);
-}
-
-// y[o] = x . W^[o, :] from the scaled x (xp, 64-byte aligned), group sums xg and 2^E.
-float chunk_row(const float* xp, const float* xg, float pow2_e, const QMatView& w, int64_t o) {
-  const uint8_t* row = w.codes + o * w.row_bytes;
-  const int64_t group = w.n_groups == 1 ? w.cols : w.group;
-  __m512 tot = _mm512_setzero_ps();
-  alignas(64) float s[kCoderChunk];
-  alignas(64) float neg_zs[kCoderChunk];
-  for (int64_t g0 = 0; g0 < w.n_groups; g0 += kCoderChunk) {
-    const int64_t ng = min64(kCoderChunk, w.n_groups - g0);
-    load_group_params(w, o, g0, ng, s, neg_zs);
-    tot =
-        _mm512_fmadd_ps(_mm512_load_ps(neg_zs), _mm512_maskz_loadu_ps(lane_mask(ng), xg + g0), tot);
-    for (int64_t g = g0; g < g0 + ng; ++g) {
-      __m512 acc = _mm512_setzero_ps();
-      for (int64_t c = g * group; c < (g + 1) * group; c += kChunkCols) {
-        const uint8_t* p = row + c / 2;
-        _mm_prefetch(reinterpret_cast<const char*>(p) + kScaledPrefetch, _MM_HINT_T0);
-        _mm_prefetch(reinterpret_cast<const char*>(p) + kScaledPrefetch + 64, _MM_HINT_T0);
-        acc = _mm512_add_ps(acc, chunk_dot(p, xp + c));
-      }
-      tot = _mm512_fmadd_ps(acc, _mm512_set1_ps(s[g - g0] * pow2_e), tot);
-    }
-  }
-  return hsum(tot);
-}
-
-// TSC cycles of `iters` rounds of 8 independent FMAs acc += b * c (acc stays near 1: normal).
-uint64_t fma_cycles(float b, int iters) {
-  __m512 acc[8];
-  for (__m512& a : acc) a = _mm512_set1_ps(1.0f);
-  __m512 bv = _mm512_set1_ps(b);
-  const __m512 cv = _mm512_set1_ps(0x1p100f);
-  const uint64_t t0 = __rdtsc();
-  for (int i = 0; i < iters; ++i) {
-    __asm__ volatile("" : "+v"(bv));  // b is not a constant: each FMA runs
-#pragma GCC unroll 8
-    for (__m512& a : acc) a = _mm512_fmadd_ps(bv, cv, a);
-  }
-  const uint64_t t1 = __rdtsc();
-  __m512 sum = acc[0];
-  for (int k = 1; k < 8; ++k) sum = _mm512_add_ps(sum, acc[k]);
-  __asm__ volatile("" : : "v"(sum));
-  return t1 - t0;
-}
-
-// Timed once per process (scaled_gemv.h).
-__attribute__((noinline)) bool denormal_operands_are_fast() {
-  static const bool fast = denormal_fma_within_2x(fma_cycles);
-  return fast;
-}
-
-// False (nothing written) when x or the FP mode rules the scaled path out.
-bool chunked_gemv(const float* x, const QMatView& w, float* y, int64_t o0, int64_t o1) {
-  if ((_mm_getcsr() & kMxcsrDaz) != 0) return false;
-  const uint32_t ef = max_abs_exponent(x, w.cols);
-  if (ef < kScaledMinExpField || ef > kScaledMaxExpField) return false;
-  alignas(64) float xp[kScaledMaxCols];
-  alignas(64) float xg[kScaledMaxGroups];
-  const float pow2_e = pow2(scale_x(x, w.cols, ef, kLanes, xp));
-  group_sums(x, w, xg);
-  for (int64_t o = o0; o < o1; ++o) y[o] = chunk_row(xp, xg, pow2_e, w, o);
-  return true;
 }
 
 // ---- packed kernel ----
@@ -518,8 +365,8 @@ void packed_block(const float* x, const QMatView& w, float* y, int64_t ldy, QBlo
 }  // namespace
 
 void qmatmul_dot_avx512(const float* x, const QMatView& w, float* y, int64_t ldy, QBlock b) {
-  if (b.i1 - b.i0 == 1 && scaled_gemv_fits(w, kChunkCols) && denormal_operands_are_fast() &&
-      chunked_gemv(x + b.i0 * w.cols, w, y + b.i0 * ldy, b.o0, b.o1)) {
+  if (b.i1 - b.i0 == 1 &&
+      qmatmul_scaled_gemv_avx512(x + b.i0 * w.cols, w, y + b.i0 * ldy, b.o0, b.o1)) {
     return;
   }
   if (w.bits == 4) {

@@ -56,6 +56,10 @@ inline constexpr int64_t kQDotRowAlign = 8;
 inline constexpr int64_t kQDotRowBlock = 96;
 
 void qmatmul_dot_avx512(const float* x, const QMatView& w, float* y, int64_t ldy, QBlock b);
+// y[o0:o1] = x . W^T by the scaled 4-bit GEMV (qmatmul_gemv_avx512.cpp) when it applies to this W,
+// x, CPU and FP mode; false (nothing written) when it does not.
+bool qmatmul_scaled_gemv_avx512(const float* x, const QMatView& w, float* y, int64_t o0,
+                                int64_t o1);
 void qmatmul_dot_avx2(const float* x, const QMatView& w, float* y, int64_t ldy, QBlock b);
 // `pack` holds qpack_floats(blocking) floats, 64-byte aligned.
 void qmatmul_packed_avx512(const float* x, const QMatView& w, float* y, int64_t ldy, QBlock b,

@@ -1,0 +1,212 @@
+// The scaled AVX-512 4-bit GEMV (n = 1), chosen by qmatmul_avx512.cpp's dot kernel where it
+// applies (compiled with -mavx512f/bw/vl/dq).
+//
+// The dot kernel (qmatmul_avx512.cpp) spends a widening and two permutes (shuffle-port uops)
+// per 32 weights and walks 8 rows at once (8 memory streams). At n = 1 this GEMV instead walks one
+// row at a time (one sequential stream, prefetched two lines at a time) and reads it a 64-byte
+// chunk (128 columns, four Q4Blocks) at a time as 16 dwords. Nibble j of every dword is isolated
+// with one AND, no shift and no conversion: the dword (v & (0xF << 4j)) read as a float is the
+// denormal q * 2^(4j - 149) (bits 0..19 are mantissa; nibbles 5..7 are first shifted down by 20).
+// An FMA with x' = x * 2^(149 - 4j - E) gives q * x * 2^-E exactly as the FMA would with q * x;
+// the powers of two are exact. So per (row, group) sum_j q_j x_j 2^-E costs one FMA per 16
+// weights, and y = sum_g s_g 2^E A_g - sum_g z_g s_g X_g, X_g = sum of x over group g (once per
+// call).
+//   - E = max(e, 0) + 24 with max|x| < 2^e keeps every x' below 2^125 (no overflow) and s 2^E
+//     finite; x outside [2^-64, 2^64), NaN or Inf take the dot kernel (as does DAZ mode, which
+//     would read the denormals as 0, and a CPU that is slow on denormal operands: timed once).
+//   - Products are exact before their rounding; the zero point is subtracted per group instead
+//     of per weight, so the rounding bound is in terms of |x_j| s (q_j + z) rather than
+//     |x_j| s |q_j - z| (kernels/qmatmul.h).
+// Lane i's nibble j is column chunk_col(i, j) of the chunk (Q4Block b = i / 4 holds column
+// 16 h + k of its block in the nibble h of byte k, and lane i holds bytes 4 (i % 4) .. +3 of it),
+// so x is rearranged and scaled once per call:
+//   xp[128 c + 16 j + i] = x[128 c + chunk_col(i, j)] * 2^(149 - 4 (j < 5 ? j : j - 5) - E).
+// Used when a row is whole chunks, every group is whole chunks, and x fits the stack buffer.
+// Measured from DRAM on Zen 4, 1 thread (wkvq_qmatmul_bench GemvCold): 5632 x 2048 14-15 GB/s of
+// codes (8 GB/s before, 8 rows at a time with table lookups), 2048 x 2048 15 GB/s (8.7). Long
+// rows gain nothing (2048 x 5632: 12 GB/s, as before): their 22 KB of x' shares L1 with the
+// streamed codes (a 2048-column x' reused for every segment reads 18 GB/s). Reading such rows
+// in 2048-column segments, 8 rows at a time, so that the x' segment stays in L1, was slower
+// still (8 interleaved streams: 8 GB/s); as were T1 and NTA prefetches.
+// An AVX2 version (ymm, 64-column chunks) was tried: on Zen 4 it was no faster than the AVX2 dot
+// kernel (TinyLlama W4KV4 decode with WKVQ_ISA=avx2, 2 threads: 19.7-23.0 tok/s against
+// 21.5-25.3), so AVX2 keeps the dot kernel.
+#include <cstdint>
+
+#include "kernels/qgroups_avx512.h"
+#include "kernels/qmatmul_impl.h"
+#include "kernels/simd_avx512.h"
+
+namespace wkvq::detail {
+namespace {
+
+constexpr int64_t kChunkCols = 8 * kLanes;  // one 64-byte load: 128 columns
+// Longest row: the rearranged x lives on the stack (64 KB).
+constexpr int64_t kMaxCols = 16384;
+constexpr int64_t kMaxGroups = kMaxCols / kChunkCols;
+// Prefetch distance along the stream of codes, bytes (measured on Zen 4: 2-4 KB best).
+constexpr int64_t kPrefetch = 3072;
+// x magnitudes the scaled path takes: 2^-64 <= max|x| < 2^64 (float exponent fields).
+constexpr uint32_t kMinExpField = 127 - 64;
+constexpr uint32_t kMaxExpField = 127 + 63;
+// MXCSR's denormals-are-zero bit: with it set the codes would read as 0.
+constexpr uint32_t kMxcsrDaz = 1u << 6;
+
+constexpr int64_t chunk_col(int64_t i, int64_t j) {
+  return 32 * (i / 4) + 16 * (j & 1) + 4 * (i % 4) + (j >> 1);
+}
+
+bool fits(const QMatView& w) {
+  return w.bits == 4 && w.cols % kChunkCols == 0 && w.cols <= kMaxCols &&
+         (w.n_groups == 1 || w.group % kChunkCols == 0);
+}
+
+// 2^k as a float, k in [-126, 127].
+inline float pow2(int k) {
+  const uint32_t bits = static_cast<uint32_t>(k + 127) << 23;
+  float f;
+  __builtin_memcpy(&f, &bits, sizeof f);
+  return f;
+}
+
+// Exponent field of max|x| (255 when x holds a NaN or an Inf).
+uint32_t max_abs_exponent(const float* x, int64_t cols) {
+  __m512i m = _mm512_setzero_si512();
+  const __m512i abs_mask = _mm512_set1_epi32(0x7FFFFFFF);
+  for (int64_t c = 0; c < cols; c += kLanes) {
+    m = _mm512_max_epu32(m, _mm512_and_si512(_mm512_loadu_si512(x + c), abs_mask));
+  }
+  return _mm512_reduce_max_epu32(m) >> 23;
+}
+
+// x rearranged and scaled (above) into xp; returns E = max(e, 0) + 24, max|x| < 2^e.
+int scale_x(const float* x, int64_t cols, uint32_t exp_field, float* xp) {
+  const int e = static_cast<int>(exp_field) - 126;
+  const int big_e = (e > 0 ? e : 0) + 24;
+  float mult[5];
+  for (int jj = 0; jj < 5; ++jj) mult[jj] = pow2(149 - 4 * jj - big_e);
+  for (int64_t c = 0; c < cols; c += kChunkCols) {
+    for (int64_t j = 0; j < 8; ++j) {
+      const float m = mult[j < 5 ? j : j - 5];
+      for (int64_t i = 0; i < kLanes; ++i) xp[c + kLanes * j + i] = x[c + chunk_col(i, j)] * m;
+    }
+  }
+  return big_e;
+}
+
+// The group sums X_g of x.
+void group_sums(const float* x, const QMatView& w, float* xg) {
+  const int64_t group = w.n_groups == 1 ? w.cols : w.group;
+  for (int64_t g = 0; g < w.n_groups; ++g) {
+    __m512 s = _mm512_setzero_ps();
+    for (int64_t c = g * group; c < (g + 1) * group; c += kLanes) {
+      s = _mm512_add_ps(s, _mm512_loadu_ps(x + c));
+    }
+    xg[g] = hsum(s);
+  }
+}
+
+// sum_j q_j x'_j of one 128-column chunk (codes p), lane by lane.
+inline __m512 chunk_dot(const uint8_t* p, const float* xc) {
+  const __m512i m0 = _mm512_set1_epi32(0xF);
+  __m512i v = _mm512_loadu_si512(p);
+  auto nib = [](__m512i u, __m512i m) { return _mm512_castsi512_ps(_mm512_and_si512(u, m)); };
+  __m512 a = _mm512_mul_ps(_mm512_load_ps(xc), nib(v, m0));
+  __m512 b = _mm512_mul_ps(_mm512_load_ps(xc + 16), nib(v, _mm512_slli_epi32(m0, 4)));
+  a = _mm512_fmadd_ps(_mm512_load_ps(xc + 32), nib(v, _mm512_slli_epi32(m0, 8)), a);
+  b = _mm512_fmadd_ps(_mm512_load_ps(xc + 48), nib(v, _mm512_slli_epi32(m0, 12)), b);
+  a = _mm512_fmadd_ps(_mm512_load_ps(xc + 64), nib(v, _mm512_slli_epi32(m0, 16)), a);
+  v = _mm512_srli_epi32(v, 20);
+  b = _mm512_fmadd_ps(_mm512_load_ps(xc + 80), nib(v, m0), b);
+  a = _mm512_fmadd_ps(_mm512_load_ps(xc + 96), nib(v, _mm512_slli_epi32(m0, 4)), a);
+  b = _mm512_fmadd_ps(_mm512_load_ps(xc + 112), nib(v, _mm512_slli_epi32(m0, 8)), b);
+  return _mm512_add_ps(a, b);
+}
+
+// y[o] = x . W^[o, :] from the scaled x (xp, 64-byte aligned), group sums xg and 2^E.
+float chunk_row(const float* xp, const float* xg, float pow2_e, const QMatView& w, int64_t o) {
+  const uint8_t* row = w.codes + o * w.row_bytes;
+  const int64_t group = w.n_groups == 1 ? w.cols : w.group;
+  __m512 tot = _mm512_setzero_ps();
+  alignas(64) float s[kCoderChunk];
+  alignas(64) float neg_zs[kCoderChunk];
+  for (int64_t g0 = 0; g0 < w.n_groups; g0 += kCoderChunk) {
+    const int64_t ng = min64(kCoderChunk, w.n_groups - g0);
+    load_group_params(w, o, g0, ng, s, neg_zs);
+    tot =
+        _mm512_fmadd_ps(_mm512_load_ps(neg_zs), _mm512_maskz_loadu_ps(lane_mask(ng), xg + g0), tot);
+    for (int64_t g = g0; g < g0 + ng; ++g) {
+      __m512 acc = _mm512_setzero_ps();
+      for (int64_t c = g * group; c < (g + 1) * group; c += kChunkCols) {
+        const uint8_t* p = row + c / 2;
+        _mm_prefetch(reinterpret_cast<const char*>(p) + kPrefetch, _MM_HINT_T0);
+        _mm_prefetch(reinterpret_cast<const char*>(p) + kPrefetch + 64, _MM_HINT_T0);
+        acc = _mm512_add_ps(acc, chunk_dot(p, xp + c));
+      }
+      tot = _mm512_fmadd_ps(acc, _mm512_set1_ps(s[g - g0] * pow2_e), tot);
+    }
+  }
+  return hsum(tot);
+}
+
+// TSC cycles of `iters` rounds of 8 independent FMAs acc += b * c (acc stays near 1: normal).
+uint64_t fma_cycles(float b, int iters) {
+  __m512 acc[8];
+  for (__m512& a : acc) a = _mm512_set1_ps(1.0f);
+  __m512 bv = _mm512_set1_ps(b);
+  const __m512 cv = _mm512_set1_ps(0x1p100f);
+  const uint64_t t0 = __rdtsc();
+  for (int i = 0; i < iters; ++i) {
+    __asm__ volatile("" : "+v"(bv));  // b is not a constant: each FMA runs
+#pragma GCC unroll 8
+    for (__m512& a : acc) a = _mm512_fmadd_ps(bv, cv, a);
+  }
+  const uint64_t t1 = __rdtsc();
+  __m512 sum = acc[0];
+  for (int k = 1; k < 8; ++k) sum = _mm512_add_ps(sum, acc[k]);
+  __asm__ volatile("" : : "v"(sum));
+  return t1 - t0;
+}
+
+// Whether FMAs with a denormal operand run about as fast as with normal ones, timed once per
+// process: best of 5 trials each way, "fast" within 2x. Zen 4: equal (measured); Intel cores take
+// microcode assists for denormal operands, ~100x slower, which would make this the slowest path.
+__attribute__((noinline)) bool denormal_operands_are_fast() {
+  static const bool fast = [] {
+    constexpr int kIters = 512;
+    uint64_t normal = ~uint64_t{0};
+    uint64_t denormal = ~uint64_t{0};
+    for (int trial = 0; trial < 5; ++trial) {
+      const uint64_t n = fma_cycles(0x1p-20f, kIters);
+      const uint64_t d = fma_cycles(0x1p-140f, kIters);
+      normal = n < normal ? n : normal;
+      denormal = d < denormal ? d : denormal;
+    }
+    return denormal < 2 * normal;
+  }();
+  return fast;
+}
+
+// y[o0:o1] from x with max|x|'s exponent field ef (in range). Kept apart from the checks in
+// qmatmul_scaled_gemv_avx512: with the probe's code in the same function the loop ran 15 % slower.
+__attribute__((noinline)) void scaled_rows(const float* x, uint32_t ef, const QMatView& w, float* y,
+                                           int64_t o0, int64_t o1) {
+  alignas(64) float xp[kMaxCols];
+  alignas(64) float xg[kMaxGroups];
+  const float pow2_e = pow2(scale_x(x, w.cols, ef, xp));
+  group_sums(x, w, xg);
+  for (int64_t o = o0; o < o1; ++o) y[o] = chunk_row(xp, xg, pow2_e, w, o);
+}
+
+}  // namespace
+
+bool qmatmul_scaled_gemv_avx512(const float* x, const QMatView& w, float* y, int64_t o0,
+                                int64_t o1) {
+  if (!fits(w) || !denormal_operands_are_fast() || (_mm_getcsr() & kMxcsrDaz) != 0) return false;
+  const uint32_t ef = max_abs_exponent(x, w.cols);
+  if (ef < kMinExpField || ef > kMaxExpField) return false;
+  scaled_rows(x, ef, w, y, o0, o1);
+  return true;
+}
+
+}  // namespace wkvq::detail
