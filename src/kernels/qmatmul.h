@@ -6,7 +6,7 @@
 // FMA it with up to 4 rows of x (memory-bound at n = 1: W is 8x smaller than f32 at 4 bits); at
 // n = 1 the AVX-512 kernel reads 4-bit rows one at a time, 128 columns per step, each code isolated
 // by one AND as a denormal float against an x rearranged and scaled by powers of two to match
-// (qmatmul_avx512.cpp, "4-bit GEMV over 64-byte chunks").
+// (qmatmul_gemv_avx512.cpp).
 // Larger n (prefill GEMM) runs packed kernels that dequantize a block of W once into f32 panels in
 // per-thread scratch and reuse it across every row of x (compute-bound).
 // Work is split over the OpenMP threads (core/parallel.h) by rows of W, and by rows of x too when W
