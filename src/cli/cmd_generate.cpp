@@ -11,6 +11,7 @@
 #include "core/error.h"
 #include "runtime/sampler.h"
 #include "runtime/session.h"
+#include "runtime/utf8_stream.h"
 
 namespace wkvq::cli {
 
@@ -26,15 +27,27 @@ struct GenerateOptions {
   QuantCliOptions quant;
 };
 
-// Prints a piece unless it is a single unprintable byte (raw control bytes from byte tokens).
-void print_piece(const std::string& piece) {
-  if (piece.size() == 1) {
-    const auto c = static_cast<unsigned char>(piece[0]);
-    if (!(std::isprint(c) || std::isspace(c))) return;
+// Prints decoded pieces as they come: bytes of a character split over tokens are joined
+// (Utf8Stream; what cannot form UTF-8 becomes U+FFFD) and ASCII control characters other than
+// whitespace (raw byte tokens such as <0x01>) are not printed.
+class PiecePrinter {
+ public:
+  void print(const std::string& piece) { write(stream_.push(piece)); }
+  void finish() { write(stream_.flush()); }
+
+ private:
+  static void write(const std::string& text) {
+    std::string out;
+    out.reserve(text.size());
+    for (const char ch : text) {
+      const auto c = static_cast<unsigned char>(ch);
+      if (c >= 0x20 || std::isspace(c)) out += ch;
+    }
+    std::fputs(out.c_str(), stdout);
+    std::fflush(stdout);
   }
-  std::fputs(piece.c_str(), stdout);
-  std::fflush(stdout);
-}
+  Utf8Stream stream_;
+};
 
 void run_generate(const GenerateOptions& o) {
   apply_threads(o.threads);
@@ -45,10 +58,11 @@ void run_generate(const GenerateOptions& o) {
   const Model& model = p.model;
   const LlamaConfig& c = model.config;
   std::fprintf(stderr, "running %s\n", p.describe().c_str());
-  WKVQ_REQUIRE(tok->vocab_size() <= c.vocab_size, "the tokenizer has ", tok->vocab_size(),
-               " tokens but the model only ", c.vocab_size, "; pass the model's own --tokenizer");
   int steps = o.steps <= 0 || o.steps > c.seq_len ? c.seq_len : o.steps;
   const std::vector<int> prompt = tok->encode(o.prompt, /*bos=*/true, /*eos=*/false);
+  WKVQ_REQUIRE(!prompt.empty(),
+               "the prompt is empty and the tokenizer adds no BOS token (as "
+               "Qwen's do); give a --prompt");
   if (static_cast<int>(prompt.size()) > steps) {
     WKVQ_REQUIRE(static_cast<int>(prompt.size()) <= c.seq_len, "the prompt has ", prompt.size(),
                  " tokens, more than the model's context of ", c.seq_len);
@@ -57,12 +71,13 @@ void run_generate(const GenerateOptions& o) {
   Session session(model, steps, p.kv, p.smoothing_or_null());
   Sampler sampler(c.vocab_size, o.temperature, o.top_p, o.seed);
 
-  // prefill: the whole prompt in one pass; print its pieces after BOS
+  // prefill: the whole prompt in one pass; print its pieces (BOS gives no text)
   const auto t0 = std::chrono::steady_clock::now();
   const float* logits = session.prefill(prompt);
   const double prefill_s = seconds_since(t0);
-  for (size_t i = 1; i < prompt.size(); ++i)
-    print_piece(tok->decode_piece(prompt[i - 1], prompt[i]));
+  PiecePrinter printer;
+  for (size_t i = 0; i < prompt.size(); ++i)
+    printer.print(tok->decode_piece(i == 0 ? -1 : prompt[i - 1], prompt[i]));
 
   // decode: sample, print, feed back, until `steps` positions or BOS/EOS
   const auto t1 = std::chrono::steady_clock::now();
@@ -71,13 +86,14 @@ void run_generate(const GenerateOptions& o) {
   for (int64_t pos = session.pos(); pos <= steps; ++pos) {
     const int next = sampler.sample(logits);
     if (next == tok->bos_id() || next == tok->eos_id() || next == c.bos_id) break;
-    print_piece(tok->decode_piece(token, next));
+    printer.print(tok->decode_piece(token, next));
     token = next;
     ++generated;
     if (pos >= steps) break;
     logits = session.decode(token);
   }
   const double decode_s = seconds_since(t1);
+  printer.finish();
   std::fputs("\n", stdout);
   std::fflush(stdout);
   std::fprintf(stderr, "prefill: %zu tokens, %.1f tok/s; decode: %d tokens, %.1f tok/s\n",
@@ -95,8 +111,9 @@ void register_generate(CLI::App& app) {
                   "llama2.c .bin file or Hugging Face model directory (default: stories260K "
                   "from $WKVQ_SHARED_DIR or ../shared)");
   cmd->add_option("--tokenizer", o->tokenizer,
-                  "tokenizer.bin (llama2.c) or tokenizer.model (SentencePiece); default: the "
-                  "one beside the model");
+                  "tokenizer.json (Hugging Face), tokenizer.model (SentencePiece) or "
+                  "tokenizer.bin (llama2.c); default: the one beside the model (tokenizer.json "
+                  "preferred)");
   cmd->add_option("--prompt", o->prompt, "Text to continue (default: empty)");
   cmd->add_option("--steps", o->steps,
                   "Positions to run, prompt included, as llama2.c (0 or more than the context: "

@@ -29,6 +29,12 @@ struct QuantizeCliOptions {
   const CLI::App* crr_group = nullptr;  // the wkvquant options, refused with --method rtn
 };
 
+// The name the tokenizer gets in the output directory (model/quantized_model_io.h).
+const char* tokenizer_file_name(const std::string& path) {
+  const std::filesystem::path ext = std::filesystem::path(path).extension();
+  return ext == ".json" ? "tokenizer.json" : ext == ".model" ? "tokenizer.model" : "tokenizer.bin";
+}
+
 // The WKVQuant model: the floating-point model calibrated by the worker, or nothing when the run
 // was stopped early (--stop-after-block).
 std::optional<PreparedModel> calibrated_model(const QuantizeCliOptions& o,
@@ -81,6 +87,7 @@ void run_quantize(const QuantizeCliOptions& o) {
                                    ? find_tokenizer_beside(model_path, loaded.config.vocab_size)
                                    : o.tokenizer;
   const std::unique_ptr<Tokenizer> tok = load_tokenizer(tok_path);
+  check_tokenizer_fits(*tok, tok_path, model_path, loaded.config.vocab_size);
   std::optional<PreparedModel> prepared;
   if (o.method == "wkvquant") {
     prepared = calibrated_model(o, model_path, std::move(loaded), *tok);
@@ -100,7 +107,7 @@ void run_quantize(const QuantizeCliOptions& o) {
   std::printf("wrote %s: config.json, model.safetensors (%s), %s\n", o.out.c_str(),
               human_bytes(static_cast<double>(fs::file_size(fs::path(o.out) / "model.safetensors")))
                   .c_str(),
-              fs::path(tok_path).extension() == ".model" ? "tokenizer.model" : "tokenizer.bin");
+              tokenizer_file_name(tok_path));
   std::printf("weights: %s -> %s (%.2fx smaller)\n", human_bytes(before).c_str(),
               human_bytes(after).c_str(), after > 0 ? before / after : 0.0);
   std::printf("KV cache: %.2f bits per element, %s per token\n", probe.bits_per_element(),

@@ -33,10 +33,20 @@ Model load_model_verbose(const std::string& path) {
   return m;
 }
 
+void check_tokenizer_fits(const Tokenizer& tok, const std::string& tokenizer_path,
+                          const std::string& model, int vocab_size) {
+  WKVQ_REQUIRE(tok.vocab_size() <= vocab_size, "the tokenizer ", tokenizer_path,
+               " can produce ids up to ", tok.vocab_size() - 1, " but the model ", model,
+               " has only ", vocab_size,
+               " embedding rows (vocab_size); pass the model's own --tokenizer");
+}
+
 std::unique_ptr<Tokenizer> open_tokenizer(const std::string& tokenizer, const std::string& model,
                                           int vocab_size) {
   const std::string path = tokenizer.empty() ? find_tokenizer_beside(model, vocab_size) : tokenizer;
-  return load_tokenizer(path);
+  std::unique_ptr<Tokenizer> tok = load_tokenizer(path);
+  check_tokenizer_fits(*tok, path, model, vocab_size);
+  return tok;
 }
 
 void add_threads_option(CLI::App* cmd, int* threads) {

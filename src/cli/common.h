@@ -19,9 +19,13 @@ std::string resolve_model_path(const std::string& model);
 // Loads a model, printing what was loaded on stderr.
 Model load_model_verbose(const std::string& path);
 
-// --tokenizer when given, else the one beside the model.
+// --tokenizer when given, else the one beside the model; checked with check_tokenizer_fits.
 std::unique_ptr<Tokenizer> open_tokenizer(const std::string& tokenizer, const std::string& model,
                                           int vocab_size);
+// Throws, naming both files, when the tokenizer can produce ids at or beyond the model's
+// vocab_size embedding rows (fewer tokens than rows is fine: Qwen pads its embedding).
+void check_tokenizer_fits(const Tokenizer& tok, const std::string& tokenizer_path,
+                          const std::string& model, int vocab_size);
 
 // Adds --threads N (default: all cores) to a subcommand; apply_threads() sets it.
 void add_threads_option(CLI::App* cmd, int* threads);

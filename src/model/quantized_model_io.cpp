@@ -354,19 +354,22 @@ void copy_into(const fs::path& src, const fs::path& dst) {
 void copy_tokenizer(const std::string& tokenizer_path, const std::string& dir) {
   std::error_code ec;
   WKVQ_REQUIRE(fs::is_regular_file(tokenizer_path, ec), tokenizer_path,
-               ": tokenizer file not found; pass an existing tokenizer.model or tokenizer.bin");
+               ": tokenizer file not found; pass an existing tokenizer.json, tokenizer.model or "
+               "tokenizer.bin");
   const fs::path src(tokenizer_path);
-  const bool sp = src.extension() == ".model";
-  const fs::path dst = fs::path(dir) / (sp ? "tokenizer.model" : "tokenizer.bin");
+  const bool hf = src.extension() == ".json", sp = src.extension() == ".model";
+  const fs::path dst = fs::path(dir) / (hf   ? "tokenizer.json"
+                                        : sp ? "tokenizer.model"
+                                             : "tokenizer.bin");
   if (fs::exists(dst, ec) && fs::equivalent(src, dst, ec)) return;  // already in place
-  for (const char* stale :
-       {"tokenizer.model", "tokenizer.bin", "tokenizer_config.json", "special_tokens_map.json"}) {
+  for (const char* stale : {"tokenizer.json", "tokenizer.model", "tokenizer.bin",
+                            "tokenizer_config.json", "special_tokens_map.json"}) {
     fs::remove(fs::path(dir) / stale, ec);
   }
   copy_into(src, dst);
   for (const char* extra : {"tokenizer_config.json", "special_tokens_map.json"}) {
     const fs::path e = src.parent_path() / extra;
-    if (sp && fs::is_regular_file(e, ec)) copy_into(e, fs::path(dir) / extra);
+    if ((sp || hf) && fs::is_regular_file(e, ec)) copy_into(e, fs::path(dir) / extra);
   }
 }
 

@@ -19,8 +19,9 @@
 //                       PREFIX.g_idx                 I32 (in)               i / group
 //                       PREFIX.scales                F16 (G, out)
 //     (F32 tensors first, then I32, then F16: every tensor sits aligned to its element size.)
-//   DIR/tokenizer.model (SentencePiece) or DIR/tokenizer.bin (llama2.c BPE): a copy of the
-//     tokenizer (plus tokenizer_config.json / special_tokens_map.json when found beside it).
+//   DIR/tokenizer.json (Hugging Face), DIR/tokenizer.model (SentencePiece) or DIR/tokenizer.bin
+//     (llama2.c BPE): a copy of the tokenizer (plus tokenizer_config.json /
+//     special_tokens_map.json when found beside it).
 // The int tensors follow formats/gptq.h with P = 32 / bits values per int32 (lowest bits first),
 // G = ceil(in / group) groups along the input; in and out not a multiple of P are zero-padded.
 // Zero points are written exactly (GptqZeros::kAsIs, GPTQModel's "gptq_v2"), NOT in the v1

@@ -5,6 +5,7 @@
 
 #include "core/error.h"
 #include "runtime/bpe_tokenizer.h"
+#include "runtime/hf_tokenizer.h"
 #include "runtime/sp_tokenizer.h"
 
 namespace wkvq {
@@ -21,12 +22,15 @@ std::string Tokenizer::decode(const std::vector<int>& tokens) const {
   return out;
 }
 
-std::unique_ptr<Tokenizer> load_tokenizer(const std::string& path) {
+std::unique_ptr<Tokenizer> load_tokenizer(const std::string& path,
+                                          const TokenizerOptions& options) {
   std::error_code ec;
   WKVQ_REQUIRE(fs::is_regular_file(path, ec), "tokenizer ", path,
-               " does not exist or is not a file; pass --tokenizer with a tokenizer.model or a "
-               "llama2.c tokenizer.bin");
-  if (fs::path(path).extension() == ".model") return std::make_unique<SpTokenizer>(path);
+               " does not exist or is not a file; pass --tokenizer with a tokenizer.json, a "
+               "tokenizer.model or a llama2.c tokenizer.bin");
+  const fs::path ext = fs::path(path).extension();
+  if (ext == ".json") return HfTokenizer::load(path, options);
+  if (ext == ".model") return std::make_unique<SpTokenizer>(path);
   return BpeTokenizer::load(path, 0);
 }
 
@@ -34,7 +38,8 @@ std::string find_tokenizer_beside(const std::string& model_path, int vocab_size)
   std::error_code ec;
   std::vector<fs::path> tried;
   if (fs::is_directory(model_path, ec)) {
-    tried = {fs::path(model_path) / "tokenizer.model", fs::path(model_path) / "tokenizer.bin"};
+    tried = {fs::path(model_path) / "tokenizer.json", fs::path(model_path) / "tokenizer.model",
+             fs::path(model_path) / "tokenizer.bin"};
   } else {
     fs::path dir = fs::path(model_path).parent_path();
     if (dir.empty()) dir = ".";
@@ -49,7 +54,8 @@ std::string find_tokenizer_beside(const std::string& model_path, int vocab_size)
   const bool missing = !fs::exists(model_path, ec);
   fail("no tokenizer found beside the model ", model_path, missing ? " (which does not exist)" : "",
        " (tried ", list,
-       "); pass --tokenizer FILE (a tokenizer.model or a llama2.c tokenizer.bin)");
+       "); pass --tokenizer FILE (a tokenizer.json, a tokenizer.model or a llama2.c "
+       "tokenizer.bin)");
 }
 
 }  // namespace wkvq

@@ -1,5 +1,6 @@
-// Tokenizer: text <-> token ids. Two implementations: llama2.c's BPE (tokenizer.bin,
-// runtime/bpe_tokenizer.h) and SentencePiece (tokenizer.model, runtime/sp_tokenizer.h).
+// Tokenizer: text <-> token ids. Three implementations: llama2.c's BPE (tokenizer.bin,
+// runtime/bpe_tokenizer.h), SentencePiece (tokenizer.model, runtime/sp_tokenizer.h) and
+// Hugging Face's tokenizer.json (runtime/hf_tokenizer.h).
 #pragma once
 
 #include <memory>
@@ -13,10 +14,12 @@ class Tokenizer {
  public:
   virtual ~Tokenizer() = default;
 
-  // Token ids of `text`, with BOS first / EOS last when asked. Empty text gives just those.
+  // Token ids of `text`, with BOS first / EOS last when asked (a tokenizer.json adds them only
+  // when its own convention does: see hf_tokenizer.h). Empty text gives just those.
   virtual std::vector<int> encode(std::string_view text, bool bos, bool eos) const = 0;
   // The text of `token` when it follows `prev` (llama2.c semantics: the leading space of the
-  // first piece after BOS is dropped; byte tokens <0xXX> give their raw byte).
+  // first piece after BOS is dropped; byte tokens <0xXX> give their raw byte). Raw bytes: one
+  // UTF-8 character may be split over pieces (runtime/utf8_stream.h joins them for printing).
   virtual std::string decode_piece(int prev, int token) const = 0;
   virtual int vocab_size() const = 0;
   virtual int bos_id() const = 0;
@@ -26,11 +29,20 @@ class Tokenizer {
   std::string decode(const std::vector<int>& tokens) const;
 };
 
-// Opens a tokenizer by file: *.model -> SentencePiece, otherwise llama2.c tokenizer.bin format.
-std::unique_ptr<Tokenizer> load_tokenizer(const std::string& path);
+struct TokenizerOptions {
+  // tokenizer.json: find special added tokens (<|eot_id|>, <|im_start|>, ...) written in the
+  // text; when false they are ordinary text. The other formats never parse them.
+  bool parse_special = false;
+};
 
-// The tokenizer that belongs to a model: `tokenizer.model` in an HF directory; for a llama2.c
-// file, `tokenizer.bin` or `tok<vocab>.bin` beside it. Throws with the paths tried when none.
+// Opens a tokenizer by file: *.json -> Hugging Face tokenizer.json, *.model -> SentencePiece,
+// otherwise llama2.c tokenizer.bin format.
+std::unique_ptr<Tokenizer> load_tokenizer(const std::string& path,
+                                          const TokenizerOptions& options = {});
+
+// The tokenizer that belongs to a model: in an HF directory `tokenizer.json` (preferred) or
+// `tokenizer.model`; for a llama2.c file, `tokenizer.bin` or `tok<vocab>.bin` beside it. Throws
+// with the paths tried when none.
 std::string find_tokenizer_beside(const std::string& model_path, int vocab_size);
 
 }  // namespace wkvq

@@ -3,7 +3,7 @@
 
 The reference (reference/generate.py) follows llama2.c's generate loop: `steps` positions
 including the prompt, argmax sampling, stop at BOS (or EOS), pieces printed through
-safe_printf, then a newline. stdout must be byte-for-byte equal. The reference forward is float64,
+wkvq's UTF-8 stream (reference/generate.py printed_text), then a newline. stdout must be byte-for-byte equal. The reference forward is float64,
 the binary float32: the smallest top1-top2 logit gap of each run is printed so that a mismatch can
 be told apart from a genuine near-tie (an f32 error is ~1e-5 in logits, see test_logits.py).
 """
@@ -20,9 +20,9 @@ CASES = [
     ("", 200),
     ("Once upon a time, there was a little", 200),
     ("Tom and his dog went to the beach. The sun", 200),
-    # Non-ASCII: the curly quotes are multi-byte pieces of tok512 and are printed; the cup
-    # (U+2615) falls back to three single-byte pieces (>= 0x80), which llama2.c's safe_printf
-    # does not print. (Prompts were picked with no top1-top2 logit gap below 1e-3.)
+    # Non-ASCII: the curly quotes are multi-byte pieces of tok512; the cup (U+2615) falls back
+    # to three single-byte pieces (>= 0x80), which are joined into the character again (llama2.c's
+    # safe_printf would drop them). (Prompts were picked with no top1-top2 logit gap below 1e-3.)
     ("Mia said \u201chello\u201d \u2615 to", 60),
 ]
 

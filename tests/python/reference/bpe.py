@@ -141,15 +141,3 @@ class Llama2cTokenizer:
         if m:
             piece = bytes([int(m.group(1), 16)])
         return piece
-
-    @staticmethod
-    def printable(piece: bytes) -> bytes:
-        """llama2.c's safe_printf: an empty piece, or a single byte that is neither printable
-        nor whitespace, prints nothing."""
-        if len(piece) == 0:
-            return b""
-        if len(piece) == 1:
-            c = piece[0]
-            if not (0x20 <= c <= 0x7E or c in b" \t\n\v\f\r"):
-                return b""
-        return piece
