@@ -38,10 +38,10 @@ const out = [];
 for (const line of lines) {
   const text = JSON.parse(line);
   const ids = tok.encode(text, { add_special_tokens: addSpecial });
-  const decoded = tok.decode(ids, {
-    skip_special_tokens: false,
-    clean_up_tokenization_spaces: false,
-  });
+  const decoded =
+    ids.length === 0
+      ? ""
+      : tok.decode(ids, { skip_special_tokens: false, clean_up_tokenization_spaces: false });
   out.push(JSON.stringify({ ids, text: decoded }));
 }
 process.stdout.write(out.join("\n") + "\n");
