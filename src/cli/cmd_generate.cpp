@@ -86,7 +86,9 @@ void run_generate(const GenerateOptions& o) {
   for (int64_t pos = session.pos(); pos <= steps; ++pos) {
     const int next = sampler.sample(logits);
     if (next == tok->bos_id() || next == tok->eos_id() || next == c.bos_id) break;
-    printer.print(tok->decode_piece(token, next));
+    // An id past the tokenizer's vocabulary is a padding row of the embedding (Qwen pads it):
+    // it has no text.
+    if (next < tok->vocab_size()) printer.print(tok->decode_piece(token, next));
     token = next;
     ++generated;
     if (pos >= steps) break;

