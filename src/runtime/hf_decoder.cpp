@@ -45,6 +45,13 @@ void HfDecoder::add(const JsonNode& node) {
     const std::string s = pattern["String"].string();
     WKVQ_REQUIRE(!s.empty(), pattern.where(), ": an empty String pattern");
     steps_.push_back({Kind::kReplace, s, node["content"].string(), 0});
+  } else if (type == "Metaspace") {  // the replacement back to spaces; the prepended one off
+    const std::string r = node.string_or("replacement", "\xE2\x96\x81");
+    WKVQ_REQUIRE(!r.empty(), node.where(), ".replacement: empty");
+    steps_.push_back({Kind::kReplace, r, " ", 0});
+    const bool prepends = node.has("prepend_scheme") ? node["prepend_scheme"].string() != "never"
+                                                     : node.boolean_or("add_prefix_space", true);
+    if (prepends) steps_.push_back({Kind::kStrip, " ", {}, 1});
   } else if (type == "Strip") {
     const int64_t start = node["start"].integer(), stop = node["stop"].integer();
     WKVQ_REQUIRE(stop == 0, node.where(), ".stop: ", stop,
@@ -56,8 +63,8 @@ void HfDecoder::add(const JsonNode& node) {
     steps_.push_back({Kind::kStrip, content, {}, static_cast<int>(start)});
   } else {
     fail(node.where(), ".type: decoder \"", type,
-         "\" is not supported (supported: ByteLevel, Replace, ByteFallback, Fuse, Strip, "
-         "Sequence)");
+         "\" is not supported (supported: ByteLevel, Metaspace, Replace, ByteFallback, Fuse, "
+         "Strip, Sequence)");
   }
 }
 

@@ -7,6 +7,8 @@
 //   Fuse         nothing to do piece by piece (pieces are concatenated anyway);
 //   Strip        {"content": c, "start": n, "stop": 0}: up to n leading c removed from the first
 //                piece of a sequence ("stop" other than 0 is not supported);
+//   Metaspace    {"replacement", "prepend_scheme"}: the replacement becomes a space, and unless
+//                prepend_scheme is "never" the first piece's leading space is removed;
 //   Sequence     {"decoders": [...]} in order; null: the token string itself.
 // Anything else is an error naming the file and key. Bytes are returned raw: one character may
 // be split over pieces (Utf8Stream reassembles them for printing).

@@ -3,6 +3,7 @@
 #include <utility>
 
 #include "core/error.h"
+#include "runtime/replace_all.h"
 #include "runtime/unicode_regex.h"
 
 namespace wkvq {
@@ -32,37 +33,12 @@ void HfPreTokenizer::add(const JsonNode& node) {
     const JsonNode list = node["pretokenizers"];
     for (size_t i = 0; i < list.array().size(); ++i) add(list[i]);
   } else if (type == "Split") {
-    Step s;
-    const JsonNode pattern = node["pattern"];
-    if (pattern.has("Regex")) {
-      const JsonNode r = pattern["Regex"];
-      s.regex = std::make_shared<UnicodeRegex>(r.string(), r.where());
-    } else if (pattern.has("String")) {
-      s.literal = pattern["String"].string();
-      WKVQ_REQUIRE(!s.literal.empty(), pattern.where(), ": an empty String pattern");
-    } else {
-      fail(pattern.where(), ": expected {\"Regex\": ...} or {\"String\": ...}, found ",
-           pattern.json().dump());
-    }
-    const std::string b = node["behavior"].string();
-    if (b == "Isolated")
-      s.behavior = Behavior::kIsolated;
-    else if (b == "Removed")
-      s.behavior = Behavior::kRemoved;
-    else if (b == "MergedWithPrevious")
-      s.behavior = Behavior::kMergedWithPrevious;
-    else if (b == "MergedWithNext")
-      s.behavior = Behavior::kMergedWithNext;
-    else if (b == "Contiguous")
-      s.behavior = Behavior::kContiguous;
-    else
-      fail(node.where(), ".behavior: \"", b,
-           "\" is not a split behavior (Isolated, Removed, MergedWithPrevious, MergedWithNext, "
-           "Contiguous)");
-    s.invert = node.boolean_or("invert", false);
-    steps_.push_back(std::move(s));
+    add_split(node);
+  } else if (type == "Metaspace") {
+    add_metaspace(node);
   } else if (type == "ByteLevel") {
     Step s;
+    s.kind = Kind::kByteLevel;
     s.prefix_space = node.boolean_or("add_prefix_space", false);
     if (node.boolean_or("use_regex", true))
       s.regex = std::make_shared<UnicodeRegex>(kGpt2Pattern, node.where() + " (GPT-2 pattern)");
@@ -70,11 +46,63 @@ void HfPreTokenizer::add(const JsonNode& node) {
     byte_level_ = true;
   } else {
     fail(node.where(), ".type: pre-tokenizer \"", type,
-         "\" is not supported (supported: Split, ByteLevel, Sequence)");
+         "\" is not supported (supported: Split, ByteLevel, Metaspace, Sequence)");
   }
 }
 
-void HfPreTokenizer::apply(const Step& s, std::string_view piece, std::vector<std::string>& out) {
+void HfPreTokenizer::add_split(const JsonNode& node) {
+  Step s;
+  const JsonNode pattern = node["pattern"];
+  if (pattern.has("Regex")) {
+    const JsonNode r = pattern["Regex"];
+    s.regex = std::make_shared<UnicodeRegex>(r.string(), r.where());
+  } else if (pattern.has("String")) {
+    s.literal = pattern["String"].string();
+    WKVQ_REQUIRE(!s.literal.empty(), pattern.where(), ": an empty String pattern");
+  } else {
+    fail(pattern.where(), ": expected {\"Regex\": ...} or {\"String\": ...}, found ",
+         pattern.json().dump());
+  }
+  const std::string b = node["behavior"].string();
+  WKVQ_REQUIRE(b == "Isolated" || b == "Removed", node.where(), ".behavior: \"", b,
+               "\" is not supported (supported: Isolated, Removed)");
+  s.removed = b == "Removed";
+  s.invert = node.boolean_or("invert", false);
+  steps_.push_back(std::move(s));
+}
+
+void HfPreTokenizer::add_metaspace(const JsonNode& node) {
+  Step s;
+  s.kind = Kind::kMetaspace;
+  s.literal = node.string_or("replacement", "\xE2\x96\x81");
+  WKVQ_REQUIRE(!s.literal.empty(), node.where(), ".replacement: empty");
+  WKVQ_REQUIRE(!node.boolean_or("split", false), node.where(),
+               ".split: true is not supported (only false)");
+  if (node.has("prepend_scheme")) {
+    const std::string p = node["prepend_scheme"].string();
+    if (p == "always")
+      s.prepend = Prepend::kAlways;
+    else if (p == "first")
+      s.prepend = Prepend::kFirst;
+    else if (p == "never")
+      s.prepend = Prepend::kNever;
+    else
+      fail(node.where(), ".prepend_scheme: \"", p, "\" is not always, first or never");
+  } else {
+    s.prepend = node.boolean_or("add_prefix_space", true) ? Prepend::kAlways : Prepend::kNever;
+  }
+  steps_.push_back(std::move(s));
+}
+
+void HfPreTokenizer::apply(const Step& s, std::string_view piece, bool at_start,
+                           std::vector<std::string>& out) {
+  if (s.kind == Kind::kMetaspace) {
+    std::string t = replace_all(piece, " ", s.literal);
+    const bool wanted = s.prepend == Prepend::kAlways || (s.prepend == Prepend::kFirst && at_start);
+    if (wanted && t.compare(0, s.literal.size(), s.literal) != 0) t.insert(0, s.literal);
+    if (!t.empty()) out.push_back(std::move(t));
+    return;
+  }
   std::string spaced;
   if (s.prefix_space && (piece.empty() || piece.front() != ' ')) {
     spaced.reserve(piece.size() + 1);
@@ -94,51 +122,22 @@ void HfPreTokenizer::apply(const Step& s, std::string_view piece, std::vector<st
          at = h + s.literal.size())
       hits.emplace_back(h, h + s.literal.size());
   }
-  // The piece as alternating stretches: (span, is_match), inverted when asked.
-  std::vector<std::pair<Span, bool>> parts;
+  // The piece as alternating stretches, each kept unless it is a (non-inverted) match that
+  // Removed drops.
+  const auto keep = [&](size_t b, size_t e, bool match) {
+    if (e > b && !(s.removed && match != s.invert)) out.emplace_back(piece.substr(b, e - b));
+  };
   size_t at = 0;
   for (const Span& h : hits) {
-    if (h.first > at) parts.push_back({{at, h.first}, s.invert});
-    parts.push_back({h, !s.invert});
+    keep(at, h.first, false);
+    keep(h.first, h.second, true);
     at = h.second;
   }
-  if (at < piece.size()) parts.push_back({{at, piece.size()}, s.invert});
-  const size_t first_out = out.size();
-  bool last_was_match = false, glue_next = false;
-  for (const auto& [span, match] : parts) {
-    const std::string_view text = piece.substr(span.first, span.second - span.first);
-    switch (s.behavior) {
-      case Behavior::kRemoved:
-        if (!match) out.emplace_back(text);
-        break;
-      case Behavior::kIsolated:
-        out.emplace_back(text);
-        break;
-      case Behavior::kMergedWithPrevious:
-        if (match && out.size() > first_out)
-          out.back() += text;
-        else
-          out.emplace_back(text);
-        break;
-      case Behavior::kMergedWithNext:
-        if (glue_next)
-          out.back() += text;
-        else
-          out.emplace_back(text);
-        glue_next = match;
-        break;
-      case Behavior::kContiguous:
-        if (match && last_was_match)
-          out.back() += text;
-        else
-          out.emplace_back(text);
-        break;
-    }
-    last_was_match = match;
-  }
+  keep(at, piece.size(), false);
 }
 
-void HfPreTokenizer::split(std::string_view text, std::vector<std::string>& out) const {
+void HfPreTokenizer::split(std::string_view text, bool at_start,
+                           std::vector<std::string>& out) const {
   if (steps_.empty()) {
     if (!text.empty()) out.emplace_back(text);
     return;
@@ -146,7 +145,7 @@ void HfPreTokenizer::split(std::string_view text, std::vector<std::string>& out)
   std::vector<std::string> cur{std::string(text)}, next;
   for (size_t i = 0; i < steps_.size(); ++i) {
     std::vector<std::string>& dst = i + 1 == steps_.size() ? out : next;
-    for (const std::string& piece : cur) apply(steps_[i], piece, dst);
+    for (size_t k = 0; k < cur.size(); ++k) apply(steps_[i], cur[k], at_start && k == 0, dst);
     if (i + 1 < steps_.size()) {
       cur.swap(next);
       next.clear();

@@ -124,10 +124,11 @@ std::vector<int> HfTokenizer::encode(std::string_view text, bool bos, bool eos) 
       continue;
     }
     words.clear();
+    const bool at_start = seg.text.data() == text.data();
     if (normalizer_.is_identity()) {
-      pre_tokenizer_.split(seg.text, words);
+      pre_tokenizer_.split(seg.text, at_start, words);
     } else {
-      pre_tokenizer_.split(normalizer_.apply(seg.text), words);
+      pre_tokenizer_.split(normalizer_.apply(seg.text), at_start, words);
     }
     for (const std::string& w : words) model_.encode_word(w, cache, ids);
   }

@@ -18,6 +18,11 @@ The reference is libsentencepiece itself (Debian's python3-sentencepiece) on the
     (which itself replaces every invalid byte on its own rather than each maximal subpart);
   * --bos gives <s> first (add_bos_token);
   * decode(encode(x)) == x wherever SentencePiece's decode round-trips.
+The same vocabulary written as the newer conversions do (no normalizer; pre-tokenizer Metaspace
+with prepend_scheme "first", split false; decoder Metaspace) is compared with @lenml/tokenizers
+(tests/hf_tokenizer_reference.js) on all texts, ids and decoded text, and with libsentencepiece
+on the texts that do not start with a space (Metaspace does not prepend "▁" to text that starts
+with one; SentencePiece's dummy prefix always does).
 """
 import json
 import os
@@ -86,6 +91,44 @@ def write_tokenizer_json(sp, out_dir: str) -> str:
     return path
 
 
+def write_metaspace_variant(legacy_json: str, out_dir: str) -> str:
+    """The tokenizer.json at legacy_json rewritten with Metaspace in place of Prepend/Replace."""
+    with open(legacy_json, "r", encoding="utf-8") as fh:
+        tok = json.load(fh)
+    meta = {"type": "Metaspace", "replacement": SPACE, "prepend_scheme": "first", "split": False,
+            "add_prefix_space": True}
+    tok["normalizer"] = None
+    tok["pre_tokenizer"] = meta
+    tok["decoder"] = {"type": "Sequence", "decoders": [
+        meta, {"type": "ByteFallback"}, {"type": "Fuse"}]}
+    os.makedirs(out_dir, exist_ok=True)
+    path = os.path.join(out_dir, "tokenizer.json")
+    with open(path, "w", encoding="utf-8") as fh:
+        json.dump(tok, fh, ensure_ascii=False)
+    with open(os.path.join(out_dir, "tokenizer_config.json"), "w", encoding="utf-8") as fh:
+        json.dump({"tokenizer_class": "PreTrainedTokenizerFast", "add_bos_token": True,
+                   "bos_token": "<s>", "eos_token": "</s>"}, fh)
+    return path
+
+
+def check_metaspace(args, chk: Checker, sp, legacy_json: str, texts, path: str) -> None:
+    cases.require_npm_package("@lenml/tokenizers")
+    meta_dir = os.path.join(args.tmp, "metaspace")
+    meta_json = write_metaspace_variant(legacy_json, meta_dir)
+    got = cases.wkvq_lines(args.wkvq, meta_json, path)
+    ref = cases.reference_lines(meta_dir, path, ["--split-special"])
+    cases.compare_ids(chk, "Metaspace variant vs @lenml/tokenizers: corpus lines + adversarial",
+                      texts, got, [r["ids"] for r in ref])
+    decoded = cases.wkvq_lines(args.wkvq, meta_json, path, ["--decode"])
+    same = sum(decoded[i] == ref[i]["text"] for i in range(len(texts)))
+    chk.check(same == len(texts),
+              f"Metaspace variant: decode equals the reference's for {same}/{len(texts)} texts")
+    plain = [i for i in range(len(texts)) if not texts[i].startswith(" ")]
+    cases.compare_ids(chk, "Metaspace variant vs SentencePiece on texts not starting with a space",
+                      [texts[i] for i in plain], [got[i] for i in plain],
+                      [sp.encode(texts[i]) for i in plain])
+
+
 def run(args) -> None:
     model = os.path.join(args.shared, "models", "llama2-tokenizer", "tokenizer.model")
     wiki = os.path.join(args.shared, "data", "wikitext-2-raw", "wiki.test.raw")
@@ -129,6 +172,7 @@ def run(args) -> None:
     chk.check(len(ok) == len(trips) and len(trips) > 0.9 * len(texts),
               f"decode(encode(x)) == x for {len(ok)}/{len(trips)} texts where SentencePiece "
               f"round-trips ({len(texts) - len(trips)} where it does not)")
+    check_metaspace(args, chk, sp, tok_json, texts, path)
     chk.finish()
 
 

@@ -225,6 +225,12 @@ TEST_F(HfTokenizerTest, ErrorsNameFileAndKey) {
   t["pre_tokenizer"]["pretokenizers"][0]["pattern"]["Regex"] = "(unclosed";
   error_of(t, "pre_tokenizer.pretokenizers[0].pattern.Regex");
   t = good;
+  t["pre_tokenizer"]["pretokenizers"][0]["behavior"] = "MergedWithNext";
+  error_of(t, "pre_tokenizer.pretokenizers[0].behavior");
+  t = good;
+  t["pre_tokenizer"] = {{"type", "Metaspace"}, {"replacement", "_"}, {"split", true}};
+  error_of(t, "pre_tokenizer.split");
+  t = good;
   t["model"]["dropout"] = 0.1;
   error_of(t, "model.dropout");
   t = good;
