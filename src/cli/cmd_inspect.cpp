@@ -128,7 +128,10 @@ void register_inspect(CLI::App& app) {
   CLI::App* cmd = app.add_subcommand(
       "inspect", "Model config and bytes, RTN error per linear, KV channel ranges (--calib)");
   cmd->add_option("--model", o->model, "Model file or directory (default: stories260K)");
-  cmd->add_option("--tokenizer", o->tokenizer, "Tokenizer for --calib (default: beside model)");
+  cmd->add_option(
+      "--tokenizer", o->tokenizer,
+      "Tokenizer for --calib: tokenizer.json, tokenizer.model or tokenizer.bin (default: "
+      "beside the model)");
   cmd->add_option("--calib", o->calib, "Text for the K/V channel statistics");
   cmd->add_option("--calib-windows", o->calib_windows, "Windows of the text to use")
       ->capture_default_str()

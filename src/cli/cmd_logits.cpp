@@ -81,7 +81,9 @@ void register_logits(CLI::App& app) {
   CLI::App* cmd = app.add_subcommand(
       "logits", "Write the logits of every position of a token sequence to a .npy file");
   cmd->add_option("--model", o->model, "llama2.c .bin file or Hugging Face model directory");
-  cmd->add_option("--tokenizer", o->tokenizer, "Tokenizer for --prompt (default: beside model)");
+  cmd->add_option("--tokenizer", o->tokenizer,
+                  "Tokenizer for --prompt: tokenizer.json, tokenizer.model or tokenizer.bin "
+                  "(default: beside the model)");
   auto* toks = cmd->add_option("--tokens", o->tokens, "Token ids, comma-separated: 1,403,22");
   cmd->add_option("--prompt", o->prompt, "Text to tokenize (BOS first) instead of --tokens")
       ->excludes(toks);

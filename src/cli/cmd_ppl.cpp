@@ -284,8 +284,11 @@ void register_ppl(CLI::App& app) {
   cmd->add_option("--model", o->model,
                   "llama2.c .bin file, Hugging Face directory or quantized model directory "
                   "(default: stories260K from $WKVQ_SHARED_DIR or ../shared)");
-  cmd->add_option("--tokenizer", o->tokenizer, "Tokenizer file (default: beside the model)");
-  cmd->add_option("--text", o->text, "Text file, tokenized as one stream with BOS first")
+  cmd->add_option("--tokenizer", o->tokenizer,
+                  "Tokenizer file: tokenizer.json, tokenizer.model or tokenizer.bin (default: "
+                  "beside the model, tokenizer.json preferred)");
+  cmd->add_option("--text", o->text,
+                  "Text file, tokenized as one stream with BOS first (when the tokenizer adds one)")
       ->required();
   cmd->add_option("--ctx", o->ctx, "Window length T (default: min(2048, model context))")
       ->check(CLI::Range(int64_t{0}, int64_t{1} << 24));

@@ -134,7 +134,9 @@ void register_quantize(CLI::App& app) {
   cmd->add_option("--out", o->out, "Output directory (new, empty, or an earlier quantized model)")
       ->required();
   cmd->add_option("--tokenizer", o->tokenizer,
-                  "Tokenizer copied into the output (default: the one beside the model)");
+                  "Tokenizer copied into the output: tokenizer.json (with its "
+                  "tokenizer_config.json), tokenizer.model or tokenizer.bin (default: the one "
+                  "beside the model)");
   o->quant.add_to(cmd);
   CLI::App* crr = cmd->add_option_group("wkvquant", "Calibration options of --method wkvquant");
   o->calib.add_to(crr);
