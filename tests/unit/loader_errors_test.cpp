@@ -282,11 +282,14 @@ TEST_F(LoaderSafetensorsErrors, ConfigJson) {
        },
        {"names neither \"model_type\" nor \"architectures\""}},
       {[](json& c) {
-         c["rope_scaling"] = {{"type", "linear"}, {"factor", 2.0}};
+         c["rope_scaling"] = {{"type", "yarn"}, {"factor", 2.0}};
        },
-       {"unsupported rope_scaling", "linear"}},
+       {"rope_scaling.type", "\"yarn\"", "does not implement"}},
       {[](json& c) { c["hidden_act"] = "gelu"; }, {"unsupported hidden_act \"gelu\""}},
-      {[](json& c) { c["attention_bias"] = true; }, {"attention_bias"}},
+      {[](json& c) { c["mlp_bias"] = true; }, {"mlp_bias"}},
+      // biases the config asks for must be in the file
+      {[](json& c) { c["attention_bias"] = true; },
+       {"model.layers.0.self_attn.q_proj.bias", "not found"}},
       {[](json& c) { c["num_key_value_heads"] = 3; },
        {"n_heads (4) must be a multiple of n_kv_heads (3)"}},
       {[](json& c) { c["rms_norm_eps"] = 2.0; }, {"rms_norm_eps"}},
