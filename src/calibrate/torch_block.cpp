@@ -45,6 +45,15 @@ TorchBlock::TorchBlock(const Model& m, int layer, torch::ScalarType dtype)
     : c_(m.config), layer_(layer) {
   WKVQ_REQUIRE(layer >= 0 && layer < c_.n_layers, "TorchBlock: layer ", layer,
                " does not exist (the model has ", c_.n_layers, ")");
+  // Not yet in the libtorch block: refuse rather than calibrate a different function.
+  WKVQ_REQUIRE(
+      !c_.qkv_bias && !c_.o_bias && !c_.qk_norm && c_.rope_scaling.kind == RopeScaling::Kind::None,
+      m.source, ": calibration (--method wkvquant, --calibrate) does not yet support ",
+      c_.architecture, " with ",
+      c_.qkv_bias  ? "attention biases"
+      : c_.qk_norm ? "q/k norms"
+                   : "scaled RoPE (rope_scaling)",
+      "; use --method rtn, or --kv-smooth stats");
   const LayerWeights& l = m.layers[static_cast<size_t>(layer)];
   attn_norm_ = copy_of(l.attn_norm, {c_.dim}, dtype);
   ffn_norm_ = copy_of(l.ffn_norm, {c_.dim}, dtype);
@@ -58,7 +67,7 @@ torch::Tensor TorchBlock::rope(const torch::Tensor& x, int n_heads) const {
   const int64_t B = x.size(0), T = x.size(1);
   const int hd = c_.head_dim, half = hd / 2;
   RopeTable table;
-  table.build(0, T, hd, c_.rope_theta);
+  table.build(0, T, hd, c_.rope_theta, c_.rope_scaling);
   const torch::Tensor cs = copy_of(table.cos.data(), {1, T, 1, half}, x.scalar_type());
   const torch::Tensor sn = copy_of(table.sin.data(), {1, T, 1, half}, x.scalar_type());
   torch::Tensor x0, x1;

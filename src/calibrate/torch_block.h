@@ -5,6 +5,10 @@
 // KV cache (calibrate/fake_kv.h) in the teacher-forced attention form of design.md §2.2.
 //
 // A block sees a batch of independent windows, each at positions 0..T-1.
+//
+// Not yet here: attention biases (Qwen2, attention_bias), per-head q/k norms (Qwen3) and scaled
+// RoPE (rope_scaling); the constructor refuses such models (LlamaConfig::qkv_bias, o_bias,
+// qk_norm, rope_scaling) rather than calibrate a different function.
 #pragma once
 
 #include <torch/types.h>
@@ -20,7 +24,7 @@ namespace wkvq {
 class TorchBlock {
  public:
   // Block `layer` of `m`: weights copied (dequantized when stored quantized) into tensors of
-  // `dtype`, constants without gradient.
+  // `dtype`, constants without gradient. Throws for the features above.
   TorchBlock(const Model& m, int layer, torch::ScalarType dtype = torch::kFloat32);
 
   const LlamaConfig& config() const { return c_; }

@@ -14,13 +14,24 @@ using nlohmann::json;
 
 namespace {
 
-constexpr const char* kArchitectures[] = {"LlamaForCausalLM", "MistralForCausalLM"};
-constexpr const char* kModelTypes[] = {"llama", "mistral"};
+// The architectures wkvq runs, with their model_type.
+struct Family {
+  const char* architecture;
+  const char* model_type;
+};
+constexpr Family kFamilies[] = {{"LlamaForCausalLM", "llama"},
+                                {"MistralForCausalLM", "mistral"},
+                                {"Qwen2ForCausalLM", "qwen2"},
+                                {"Qwen3ForCausalLM", "qwen3"}};
+constexpr const char* kSupported =
+    "LlamaForCausalLM (llama), MistralForCausalLM (mistral), Qwen2ForCausalLM (qwen2), "
+    "Qwen3ForCausalLM (qwen3)";
 
-template <size_t N>
-bool one_of(const std::string& s, const char* const (&list)[N]) {
-  return std::find_if(std::begin(list), std::end(list), [&](const char* x) { return s == x; }) !=
-         std::end(list);
+const Family* family_of_model_type(const std::string& t) {
+  for (const Family& f : kFamilies) {
+    if (t == f.model_type) return &f;
+  }
+  return nullptr;
 }
 
 // Reads keys of one JSON object with messages that name the file and the key.
@@ -107,28 +118,90 @@ void check_architecture(const Reader& r, HfConfig& c, const std::string& source,
     }
   }
   WKVQ_REQUIRE(!require_architecture || !c.model_type.empty() || !c.architectures.empty(), source,
-               ": names neither \"model_type\" nor \"architectures\"; expected model_type "
-               "\"llama\" or \"mistral\"");
-  WKVQ_REQUIRE(c.model_type.empty() || one_of(c.model_type, kModelTypes), source,
-               ": unsupported model_type \"", c.model_type,
-               "\"; wkvq runs Llama-family models (model_type \"llama\" or \"mistral\")");
+               ": names neither \"model_type\" nor \"architectures\"; expected one of ",
+               kSupported);
+  const Family* by_type = family_of_model_type(c.model_type);
+  WKVQ_REQUIRE(c.model_type.empty() || by_type != nullptr, source, ": unsupported model_type \"",
+               c.model_type, "\"; wkvq runs ", kSupported);
   for (const std::string& a : c.architectures) {
-    WKVQ_REQUIRE(one_of(a, kArchitectures), source, ": unsupported architecture \"", a,
-                 "\"; wkvq runs LlamaForCausalLM and MistralForCausalLM");
+    const std::string t = hf_model_type_of(a);
+    WKVQ_REQUIRE(!t.empty(), source, ": unsupported architecture \"", a, "\"; wkvq runs ",
+                 kSupported);
+    WKVQ_REQUIRE(c.model_type.empty() || t == c.model_type, source, ": architecture \"", a,
+                 "\" does not match model_type \"", c.model_type, "\" (expected \"", t, "\")");
   }
+  c.architecture = !c.architectures.empty() ? c.architectures.front()
+                   : by_type != nullptr     ? by_type->architecture
+                                            : "LlamaForCausalLM";
+  if (c.model_type.empty()) c.model_type = hf_model_type_of(c.architecture);
+}
+
+// "rope_scaling": null, absent or type "default" -> none; "linear" (factor); "llama3" (factor,
+// low_freq_factor, high_freq_factor, original_max_position_embeddings).
+void read_rope_scaling(const Reader& r, HfConfig& c, const std::string& source) {
+  if (!r.has("rope_scaling")) return;
+  const json& j = r.at("rope_scaling");
+  WKVQ_REQUIRE(j.is_object(), source, ": key \"rope_scaling\" must be an object or null, found ",
+               j.type_name(), " ", j.dump());
+  const std::string where = source + " (rope_scaling)";
+  const Reader s(j, where);
+  const char* type_key = s.has("rope_type") ? "rope_type" : "type";
+  std::string type = s.get_string(type_key, "");
+  WKVQ_REQUIRE(!type.empty(), source,
+               ": key \"rope_scaling\" names no \"rope_type\" (or \"type\"); found ", j.dump());
+  if (type == "default") return;
+  WKVQ_REQUIRE(type == "linear" || type == "llama3", source, ": key \"rope_scaling.", type_key,
+               "\" is \"", type,
+               "\", which wkvq does not implement; supported: \"default\", \"linear\", \"llama3\"");
+  HfRopeScaling& rs = c.rope_scaling;
+  rs.type = type;
+  WKVQ_REQUIRE(s.has("factor"), source, ": key \"rope_scaling.factor\" is missing (", type,
+               " scaling needs it)");
+  rs.factor = s.get_double("factor", 1.0);
+  WKVQ_REQUIRE(rs.factor > 0.0, source, ": key \"rope_scaling.factor\" must be positive, found ",
+               rs.factor);
+  if (type != "llama3") return;
+  for (const char* key :
+       {"low_freq_factor", "high_freq_factor", "original_max_position_embeddings"}) {
+    WKVQ_REQUIRE(s.has(key), source, ": key \"rope_scaling.", key,
+                 "\" is missing (llama3 scaling needs it)");
+  }
+  rs.low_freq_factor = s.get_double("low_freq_factor", 1.0);
+  rs.high_freq_factor = s.get_double("high_freq_factor", 4.0);
+  rs.original_max_position_embeddings = s.get_int("original_max_position_embeddings");
+  WKVQ_REQUIRE(rs.low_freq_factor > 0.0, source,
+               ": key \"rope_scaling.low_freq_factor\" must be positive, found ",
+               rs.low_freq_factor);
+  WKVQ_REQUIRE(rs.high_freq_factor > rs.low_freq_factor, source,
+               ": key \"rope_scaling.high_freq_factor\" (", rs.high_freq_factor,
+               ") must be greater than low_freq_factor (", rs.low_freq_factor, ")");
+  WKVQ_REQUIRE(rs.original_max_position_embeddings > 0, source,
+               ": key \"rope_scaling.original_max_position_embeddings\" must be positive, found ",
+               rs.original_max_position_embeddings);
+}
+
+// Biases and q/k norms by architecture: Qwen2 has q, k, v biases always; Llama and Qwen3 have q,
+// k, v and o biases when attention_bias is true; Qwen3 has the per-head q/k RMSNorm.
+void read_attention_extras(const Reader& r, HfConfig& c, const std::string& source) {
+  const bool attention_bias = r.get_bool("attention_bias", false);
+  if (c.model_type == "qwen2") {
+    c.qkv_bias = true;
+  } else {
+    WKVQ_REQUIRE(!attention_bias || c.model_type != "mistral", source,
+                 ": attention_bias is true; MistralForCausalLM has no attention biases");
+    c.qkv_bias = attention_bias;
+    c.o_bias = attention_bias;
+  }
+  c.qk_norm = c.model_type == "qwen3";
 }
 
 void check_unsupported_features(const Reader& r, HfConfig& c, const std::string& source) {
-  WKVQ_REQUIRE(!r.has("rope_scaling"), source, ": unsupported rope_scaling ",
-               r.has("rope_scaling") ? r.at("rope_scaling").dump() : std::string(),
-               "; wkvq implements plain RoPE only (rope_scaling must be null or absent)");
   c.hidden_act = r.get_string("hidden_act", "silu");
   WKVQ_REQUIRE(c.hidden_act == "silu", source, ": unsupported hidden_act \"", c.hidden_act,
                "\"; Llama's SwiGLU MLP needs \"silu\"");
-  WKVQ_REQUIRE(!r.get_bool("attention_bias", false), source,
-               ": attention_bias is true; wkvq's Llama block has no biases");
   WKVQ_REQUIRE(!r.get_bool("mlp_bias", false), source,
-               ": mlp_bias is true; wkvq's Llama block has no biases");
+               ": key \"mlp_bias\" is true; wkvq's MLP has no biases (gate/up/down_proj.bias "
+               "are not supported)");
 }
 
 void require_positive(const std::string& source, const char* key, int v) {
@@ -151,6 +224,8 @@ HfConfig parse_hf_config(const std::string& json_text, const std::string& source
     const Reader r(j, source);
     check_architecture(r, c, source, require_architecture);
     check_unsupported_features(r, c, source);
+    read_rope_scaling(r, c, source);
+    read_attention_extras(r, c, source);
     c.hidden_size = r.get_int("hidden_size");
     c.intermediate_size = r.get_int("intermediate_size");
     c.num_hidden_layers = r.get_int("num_hidden_layers");
@@ -170,6 +245,9 @@ HfConfig parse_hf_config(const std::string& json_text, const std::string& source
     c.sliding_window = r.get_int("sliding_window", 0);
     WKVQ_REQUIRE(c.sliding_window >= 0, source,
                  ": key \"sliding_window\" must be non-negative, found ", c.sliding_window);
+    // Qwen configs carry a sliding_window that applies only with use_sliding_window true.
+    const bool qwen = c.model_type == "qwen2" || c.model_type == "qwen3";
+    if (qwen && !r.get_bool("use_sliding_window", false)) c.sliding_window = 0;
     c.rope_theta = r.get_double("rope_theta", 10000.0);
     c.rms_norm_eps = r.get_double("rms_norm_eps", 1e-6);
     c.tie_word_embeddings = r.get_bool("tie_word_embeddings", false);
@@ -179,6 +257,13 @@ HfConfig parse_hf_config(const std::string& json_text, const std::string& source
     fail(source, ": malformed config: ", e.what());
   }
   return c;
+}
+
+std::string hf_model_type_of(const std::string& architecture) {
+  for (const Family& f : kFamilies) {
+    if (architecture == f.architecture) return f.model_type;
+  }
+  return "";
 }
 
 HfConfig read_hf_config(const std::string& path, bool require_architecture) {

@@ -1,5 +1,6 @@
 #include "model/config.h"
 
+#include <cmath>
 #include <sstream>
 
 #include "core/error.h"
@@ -29,6 +30,26 @@ void LlamaConfig::validate(const std::string& source) const {
   WKVQ_REQUIRE(rope_theta > 0.0f, source, ": rope_theta must be positive, found ", rope_theta);
   WKVQ_REQUIRE(norm_eps > 0.0f && norm_eps < 1.0f, source,
                ": rms_norm_eps must be in (0, 1), found ", norm_eps);
+  WKVQ_REQUIRE(!o_bias || qkv_bias, source,
+               ": an o_proj bias without q/k/v biases is not a supported architecture");
+  validate_rope_scaling(source);
+}
+
+void LlamaConfig::validate_rope_scaling(const std::string& source) const {
+  const RopeScaling& s = rope_scaling;
+  if (s.kind == RopeScaling::Kind::None) return;
+  WKVQ_REQUIRE(std::isfinite(s.factor) && s.factor > 0.0, source,
+               ": rope_scaling.factor must be positive and finite, found ", s.factor);
+  if (s.kind != RopeScaling::Kind::Llama3) return;
+  WKVQ_REQUIRE(std::isfinite(s.low_freq_factor) && s.low_freq_factor > 0.0, source,
+               ": rope_scaling.low_freq_factor must be positive and finite, found ",
+               s.low_freq_factor);
+  WKVQ_REQUIRE(std::isfinite(s.high_freq_factor) && s.high_freq_factor > s.low_freq_factor, source,
+               ": rope_scaling.high_freq_factor (", s.high_freq_factor,
+               ") must be finite and greater than low_freq_factor (", s.low_freq_factor, ")");
+  WKVQ_REQUIRE(s.original_max_position > 0, source,
+               ": rope_scaling.original_max_position_embeddings must be positive, found ",
+               s.original_max_position);
 }
 
 std::string LlamaConfig::summary() const {
@@ -37,7 +58,18 @@ std::string LlamaConfig::summary() const {
      << n_heads << ", kv heads " << n_kv_heads << ", head_dim " << head_dim << ", vocab "
      << vocab_size << ", ctx " << seq_len << ", rope "
      << (rope_layout == RopeLayout::Interleaved ? "interleaved" : "rotate-half") << " theta "
-     << rope_theta << ", " << (tied_output ? "tied" : "untied") << " head";
+     << rope_theta;
+  if (rope_scaling.kind == RopeScaling::Kind::Linear) {
+    os << " linear x" << rope_scaling.factor;
+  } else if (rope_scaling.kind == RopeScaling::Kind::Llama3) {
+    os << " llama3 x" << rope_scaling.factor << " (orig " << rope_scaling.original_max_position
+       << ", low " << rope_scaling.low_freq_factor << ", high " << rope_scaling.high_freq_factor
+       << ")";
+  }
+  os << ", " << (tied_output ? "tied" : "untied") << " head";
+  if (qkv_bias) os << (o_bias ? ", q/k/v/o biases" : ", q/k/v biases");
+  if (qk_norm) os << ", q/k norm";
+  os << " (" << architecture << ")";
   return os.str();
 }
 

@@ -19,8 +19,15 @@ struct LlamaConfig {
   int vocab_size = 0;
   int seq_len = 0;  // maximum context
   float rope_theta = 10000.0f;
-  float norm_eps = 1e-5f;
+  RopeScaling rope_scaling;  // frequency scaling (kernels/rope.h); Kind::None for plain RoPE
+  float norm_eps = 1e-5f;    // every RMSNorm's epsilon, the q/k norms' included
   RopeLayout rope_layout = RopeLayout::Interleaved;
+  bool qkv_bias = false;  // wq, wk, wv have biases (Linear::bias): Qwen2, attention_bias
+  bool o_bias = false;    // wo has a bias: attention_bias of Llama / Qwen3 (implies qkv_bias)
+  bool qk_norm = false;   // per-head RMSNorm of q and k before RoPE (LayerWeights::q_norm): Qwen3
+  // Hugging Face architecture the weights follow ("LlamaForCausalLM" for llama2.c files); kept
+  // for the quantized model directory's config.json.
+  std::string architecture = "LlamaForCausalLM";
   bool tied_output = true;  // output head shares the token embedding
   int bos_id = 1;
   int eos_id = 2;
@@ -30,6 +37,7 @@ struct LlamaConfig {
 
   // Throws wkvq::Error naming `source` and the offending field.
   void validate(const std::string& source) const;
+  void validate_rope_scaling(const std::string& source) const;
   std::string summary() const;
 };
 

@@ -39,11 +39,17 @@ void block_forward(const Model& m, int layer, int64_t n, int64_t pos0, KvStore& 
   const LayerWeights& l = m.layers[static_cast<size_t>(layer)];
   const int dim = c.dim;
 
-  // attention: xb = rmsnorm(x); q, k, v = xb Wq^T, xb Wk^T, xb Wv^T      (n, q_dim / kv_dim)
+  // attention: xb = rmsnorm(x); q, k, v = xb Wq^T (+ bq), xb Wk^T (+ bk), xb Wv^T (+ bv)
+  //                                                                     (n, q_dim / kv_dim)
   rmsnorm_rows(s.xb.data(), s.x.data(), l.attn_norm, n, dim, c.norm_eps);
   l.wq.forward(s.xb.data(), n, s.q.data());
   l.wk.forward(s.xb.data(), n, s.k.data());
   l.wv.forward(s.xb.data(), n, s.v.data());
+  // qk_norm: every head of q and k RMS-normed with q_norm / k_norm         (n * heads, head_dim)
+  if (l.q_norm != nullptr) {
+    rmsnorm_rows(s.q.data(), s.q.data(), l.q_norm, n * c.n_heads, c.head_dim, c.norm_eps);
+    rmsnorm_rows(s.k.data(), s.k.data(), l.k_norm, n * c.n_kv_heads, c.head_dim, c.norm_eps);
+  }
   // RoPE on q and k, position pos0 + t for row t
   for (int64_t t = 0; t < n; ++t) {
     rope_apply(s.q.data() + t * c.q_dim(), c.n_heads, c.head_dim, s.rope, t, c.rope_layout);
@@ -72,7 +78,7 @@ void forward(const Model& m, const int* tokens, int64_t n, int64_t pos0, KvStore
                " exceed the model context of ", c.seq_len,
                " tokens; use a shorter text, --ctx or --steps");
   s.reserve(c, n);
-  s.rope.build(pos0, n, c.head_dim, c.rope_theta);
+  s.rope.build(pos0, n, c.head_dim, c.rope_theta, c.rope_scaling);
 
   // x = embedding rows of the tokens                                      (n, dim)
   for (int64_t t = 0; t < n; ++t) {

@@ -13,11 +13,17 @@ void Linear::forward(const float* x, int64_t n, float* y) const {
   } else {
     matmul_f32(x, n, in, w, out, y);
   }
+  if (bias == nullptr) return;
+  for (int64_t t = 0; t < n; ++t) {
+    float* row = y + t * out;
+    for (int64_t o = 0; o < out; ++o) row[o] += bias[o];
+  }
 }
 
 int64_t Linear::bytes() const {
-  if (q) return q->bytes();
-  return out * in * static_cast<int64_t>(w16 != nullptr ? sizeof(uint16_t) : sizeof(float));
+  const int64_t b = bias != nullptr ? out * static_cast<int64_t>(sizeof(float)) : 0;
+  if (q) return b + q->bytes();
+  return b + out * in * static_cast<int64_t>(w16 != nullptr ? sizeof(uint16_t) : sizeof(float));
 }
 
 }  // namespace wkvq

@@ -16,11 +16,12 @@ struct Linear {
   const float* w = nullptr;                  // (out, in) row-major, when stored in f32
   std::shared_ptr<const QuantizedMatrix> q;  // when quantized (then w may be null)
   const uint16_t* w16 = nullptr;             // (out, in) fp16 bits, when stored in fp16
+  const float* bias = nullptr;               // (out) added after the product (f32), or null
 
   bool quantized() const { return q != nullptr; }
-  // y[n, out] = x[n, in] . W^T
+  // y[n, out] = x[n, in] . W^T (+ bias)
   void forward(const float* x, int64_t n, float* y) const;
-  // Bytes of the weight as stored for inference.
+  // Bytes of the weight (and bias) as stored for inference.
   int64_t bytes() const;
 };
 

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <filesystem>
 #include <limits>
 #include <vector>
@@ -12,6 +13,7 @@
 #include "io/safetensors.h"
 #include "model/hf_names.h"
 #include "model/quantized_model_io.h"
+#include "model/weight_quantizer.h"
 
 namespace wkvq {
 
@@ -96,13 +98,55 @@ class HfTensors {
   bool full_scan_;
 };
 
-void reject_biases(const SafetensorsSet& set, const std::string& dir) {
+// Refuses bias tensors config.json does not call for (an MLP bias, or attention biases of a
+// config without them): the loaded model would silently compute something else.
+void reject_unexpected_biases(const SafetensorsSet& set, const LlamaConfig& c,
+                              const std::string& dir) {
   for (const std::string& name : set.names()) {
     const bool bias = name.size() >= 5 && name.compare(name.size() - 5, 5, ".bias") == 0;
-    WKVQ_REQUIRE(!bias, dir, ": tensor '", name,
-                 "' is a bias; wkvq's Llama block has none (attention_bias / mlp_bias models "
-                 "are not supported)");
+    if (!bias) continue;
+    bool expected = false;
+    for (int l = 0; l < c.n_layers && !expected; ++l) {
+      for (int i = 0; i < 4 && !expected; ++i) {
+        expected = name == linear_prefix(l, i) + "bias" && (i < 3 ? c.qkv_bias : c.o_bias);
+      }
+    }
+    WKVQ_REQUIRE(expected, dir, ": tensor '", name, "' is a bias that config.json (architecture ",
+                 c.architecture, ", attention_bias ", c.o_bias ? "true" : "false",
+                 ") does not call for; MLP biases are not supported");
   }
+}
+
+RopeScaling rope_scaling_from_hf(const HfRopeScaling& hf) {
+  RopeScaling s;
+  if (hf.type.empty()) return s;
+  s.kind = hf.type == "linear" ? RopeScaling::Kind::Linear : RopeScaling::Kind::Llama3;
+  WKVQ_ASSERT(hf.type == "linear" || hf.type == "llama3");
+  s.factor = hf.factor;
+  s.low_freq_factor = hf.low_freq_factor;
+  s.high_freq_factor = hf.high_freq_factor;
+  s.original_max_position = hf.original_max_position_embeddings;
+  return s;
+}
+
+// The q/k/v(/o) biases and q/k norms the config calls for; a missing one is named with the
+// config key that asks for it.
+void load_attention_extras(HfTensors& t, const SafetensorsSet& set, const LlamaConfig& c, int l,
+                           LayerWeights& lw, const std::string& config_path) {
+  auto fetch = [&](const std::string& name, int64_t n, const char* why) {
+    WKVQ_REQUIRE(set.find(name) != nullptr, set.dir(), ": tensor '", name, "' not found; ",
+                 config_path, " (", c.architecture, ") ", why);
+    return t.get(name, {n}, true);
+  };
+  for (int i = 0; i < 4; ++i) {
+    if (i < 3 ? !c.qkv_bias : !c.o_bias) continue;
+    Linear& lin = linear_by_index(lw, i);
+    lin.bias = fetch(linear_prefix(l, i) + "bias", lin.out,
+                     i < 3 ? "calls for q/k/v biases" : "has attention_bias true");
+  }
+  if (!c.qk_norm) return;
+  lw.q_norm = fetch(layer_tensor(l, kHfQNormName), c.head_dim, "calls for q/k norms");
+  lw.k_norm = fetch(layer_tensor(l, kHfKNormName), c.head_dim, "calls for q/k norms");
 }
 
 }  // namespace
@@ -121,11 +165,26 @@ LlamaConfig config_from_hf(const HfConfig& hf) {
   constexpr double kFloatMax = std::numeric_limits<float>::max();
   c.rope_theta = static_cast<float>(std::clamp(hf.rope_theta, -kFloatMax, kFloatMax));
   c.norm_eps = static_cast<float>(std::clamp(hf.rms_norm_eps, -kFloatMax, kFloatMax));
+  c.rope_scaling = rope_scaling_from_hf(hf.rope_scaling);
   c.rope_layout = RopeLayout::RotateHalf;
+  c.qkv_bias = hf.qkv_bias;
+  c.o_bias = hf.o_bias;
+  c.qk_norm = hf.qk_norm;
+  c.architecture = hf.architecture;
   c.tied_output = hf.tie_word_embeddings;
   c.bos_id = hf.bos_token_id;
   c.eos_id = hf.eos_token_id;
   return c;
+}
+
+void print_sliding_window_notice(const HfConfig& hf, const std::string& config_path) {
+  if (hf.sliding_window <= 0 || hf.sliding_window >= hf.max_position_embeddings) return;
+  std::fprintf(stderr,
+               "notice: %s: sliding_window %d < max_position_embeddings %d; wkvq has no "
+               "sliding-window attention, so the context is capped at %d tokens (where both "
+               "agree)\n",
+               config_path.c_str(), hf.sliding_window, hf.max_position_embeddings,
+               hf.sliding_window);
 }
 
 Model load_llama2c_model(const std::string& path) {
@@ -198,10 +257,11 @@ Model load_hf_model(const std::string& dir) {
   m.config = config_from_hf(hf);
   const LlamaConfig& c = m.config;
   c.validate(config_path);
+  print_sliding_window_notice(hf, config_path);
 
   const SafetensorsSet set = SafetensorsSet::open_dir(dir);
   for (const auto& map : set.mappings()) m.storage.holders.push_back(map);
-  reject_biases(set, dir);
+  reject_unexpected_biases(set, c, dir);
   HfTensors t(set, m, param_count(c) < kFullScanParams);
   const int64_t dim = c.dim, hidden = c.hidden_dim, q = c.q_dim(), kv = c.kv_dim();
   const int64_t vocab = c.vocab_size;
@@ -215,6 +275,7 @@ Model load_hf_model(const std::string& dir) {
     lw.wk = t.linear(linear_prefix(l, 1) + "weight", kv, dim);
     lw.wv = t.linear(linear_prefix(l, 2) + "weight", kv, dim);
     lw.wo = t.linear(linear_prefix(l, 3) + "weight", dim, q);
+    load_attention_extras(t, set, c, l, lw, config_path);
     lw.ffn_norm = t.get(layer_tensor(l, "post_attention_layernorm.weight"), {dim}, true);
     lw.w_gate = t.linear(linear_prefix(l, 4) + "weight", hidden, dim);
     lw.w_up = t.linear(linear_prefix(l, 5) + "weight", hidden, dim);

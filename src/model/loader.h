@@ -21,5 +21,7 @@ Model load_hf_model(const std::string& dir);
 // The LlamaConfig a Hugging Face config describes (RotateHalf RoPE; a Mistral sliding window
 // caps seq_len, where sliding-window and full attention agree). Not validated: call validate().
 LlamaConfig config_from_hf(const HfConfig& hf);
+// Prints on stderr that the context is capped at the sliding window, when it is (once per load).
+void print_sliding_window_notice(const HfConfig& hf, const std::string& config_path);
 
 }  // namespace wkvq

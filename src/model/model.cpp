@@ -21,6 +21,8 @@ int64_t Model::weight_bytes() const {
   int64_t b = int64_t{c.vocab_size} * c.dim * 4 + int64_t{c.dim} * 4;  // embeddings + final norm
   for (const LayerWeights& l : layers) {
     b += 2 * int64_t{c.dim} * 4;
+    if (l.q_norm != nullptr) b += int64_t{c.head_dim} * 4;
+    if (l.k_norm != nullptr) b += int64_t{c.head_dim} * 4;
     for (const Linear* lin : {&l.wq, &l.wk, &l.wv, &l.wo, &l.w_gate, &l.w_up, &l.w_down}) {
       b += lin->bytes();
     }

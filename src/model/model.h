@@ -15,10 +15,12 @@ namespace wkvq {
 
 struct LayerWeights {
   const float* attn_norm = nullptr;  // (dim) RMSNorm weight before attention
-  Linear wq;                         // (n_heads * head_dim, dim)
-  Linear wk;                         // (n_kv_heads * head_dim, dim)
-  Linear wv;                         // (n_kv_heads * head_dim, dim)
-  Linear wo;                         // (dim, n_heads * head_dim)
+  Linear wq;                         // (n_heads * head_dim, dim), bias (q_dim) when qkv_bias
+  Linear wk;                         // (n_kv_heads * head_dim, dim), bias (kv_dim) when qkv_bias
+  Linear wv;                         // (n_kv_heads * head_dim, dim), bias (kv_dim) when qkv_bias
+  Linear wo;                         // (dim, n_heads * head_dim), bias (dim) when o_bias
+  const float* q_norm = nullptr;     // (head_dim) RMSNorm weight of every q head (qk_norm)
+  const float* k_norm = nullptr;     // (head_dim) RMSNorm weight of every k head (qk_norm)
   const float* ffn_norm = nullptr;   // (dim) RMSNorm weight before the MLP
   Linear w_gate;                     // (hidden_dim, dim)  llama2.c w1
   Linear w_up;                       // (hidden_dim, dim)  llama2.c w3

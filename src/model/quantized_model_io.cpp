@@ -15,6 +15,7 @@
 #include "core/error.h"
 #include "formats/gptq.h"
 #include "io/atomic_file.h"
+#include "io/hf_config.h"
 #include "io/safetensors_writer.h"
 #include "model/quantized_model_names.h"
 #include "model/weight_quantizer.h"
@@ -171,6 +172,7 @@ class Exporter {
       w.add(layer_tensor(l, "input_layernorm.weight"), DType::F32, {dim}, lw.attn_norm);
       w.add(layer_tensor(l, "post_attention_layernorm.weight"), DType::F32, {dim}, lw.ffn_norm);
       if (m_.kv_smoothing.n_layers > 0) add_smoothing(w, l);
+      add_attention_extras(w, l);
       for (int i = 0; i < 7; ++i) {
         const Linear& lin = linear_by_index(lw, i);
         if (lin.q != nullptr) continue;
@@ -237,6 +239,33 @@ class Exporter {
     return linear == 0 ? &q_order_ : linear == 1 ? &k_order_ : nullptr;
   }
 
+  // Biases (F32, rows in the order of their linear's rows) and q/k norms (F32, head_dim,
+  // permuted within the head like the rows of one head).
+  void add_attention_extras(SafetensorsWriter& w, int l) {
+    const LayerWeights& lw = m_.layers[static_cast<size_t>(l)];
+    for (int i = 0; i < 4; ++i) {
+      const Linear& lin = linear_by_index(lw, i);
+      if (lin.bias == nullptr) continue;
+      w.add_owned(linear_prefix(l, i) + "bias", DType::F32, {lin.out},
+                  permuted(lin.bias, lin.out, row_order(i)));
+    }
+    if (lw.q_norm == nullptr) return;
+    const int hd = m_.config.head_dim;
+    const std::vector<int64_t> head_order =
+        q_order_.empty() ? std::vector<int64_t>() : rotate_half_row_order(1, hd);
+    const std::vector<int64_t>* order = head_order.empty() ? nullptr : &head_order;
+    w.add_owned(layer_tensor(l, kHfQNormName), DType::F32, {hd}, permuted(lw.q_norm, hd, order));
+    w.add_owned(layer_tensor(l, kHfKNormName), DType::F32, {hd}, permuted(lw.k_norm, hd, order));
+  }
+
+  static std::vector<float> permuted(const float* p, int64_t n, const std::vector<int64_t>* order) {
+    std::vector<float> v(p, p + n);
+    if (order != nullptr) {
+      for (size_t r = 0; r < v.size(); ++r) v[r] = p[(*order)[r]];
+    }
+    return v;
+  }
+
   void add_smoothing(SafetensorsWriter& w, int l) {
     const KvSmoothing& s = m_.kv_smoothing;
     const auto kv = static_cast<size_t>(s.kv_dim);
@@ -300,6 +329,19 @@ class Exporter {
   std::vector<std::string> keep_float_;
 };
 
+// config.json "rope_scaling" in Hugging Face's current form ("rope_type").
+ojson rope_scaling_json(const LlamaConfig& c) {
+  const RopeScaling& s = c.rope_scaling;
+  if (s.kind == RopeScaling::Kind::Linear) {
+    return {{"rope_type", "linear"}, {"factor", s.factor}};
+  }
+  return {{"rope_type", "llama3"},
+          {"factor", s.factor},
+          {"low_freq_factor", s.low_freq_factor},
+          {"high_freq_factor", s.high_freq_factor},
+          {"original_max_position_embeddings", s.original_max_position}};
+}
+
 ojson config_json(const Model& m, const Exporter& ex) {
   const LlamaConfig& c = m.config;
   const QuantizationInfo& q = m.quant;
@@ -319,24 +361,27 @@ ojson config_json(const Model& m, const Exporter& ex) {
               {"keep_float", ex.keep_float()},
               {"padding", ex.padding_json()}};
   if (!q.calibration.empty()) qc["calibration"] = q.calibration;
-  return {{"architectures", {"LlamaForCausalLM"}},
-          {"model_type", "llama"},
-          {"hidden_size", c.dim},
-          {"intermediate_size", c.hidden_dim},
-          {"num_hidden_layers", c.n_layers},
-          {"num_attention_heads", c.n_heads},
-          {"num_key_value_heads", c.n_kv_heads},
-          {"head_dim", c.head_dim},
-          {"vocab_size", c.vocab_size},
-          {"max_position_embeddings", c.seq_len},
-          {"rope_theta", float_json(c.rope_theta)},
-          {"rms_norm_eps", float_json(c.norm_eps)},
-          {"tie_word_embeddings", c.tied_output},
-          {"hidden_act", "silu"},
-          {"bos_token_id", c.bos_id},
-          {"eos_token_id", c.eos_id},
-          {"torch_dtype", "float32"},
-          {"quantization_config", qc}};
+  ojson out = {{"architectures", {c.architecture}},
+               {"model_type", hf_model_type_of(c.architecture)},
+               {"hidden_size", c.dim},
+               {"intermediate_size", c.hidden_dim},
+               {"num_hidden_layers", c.n_layers},
+               {"num_attention_heads", c.n_heads},
+               {"num_key_value_heads", c.n_kv_heads},
+               {"head_dim", c.head_dim},
+               {"vocab_size", c.vocab_size},
+               {"max_position_embeddings", c.seq_len},
+               {"rope_theta", float_json(c.rope_theta)},
+               {"rms_norm_eps", float_json(c.norm_eps)},
+               {"tie_word_embeddings", c.tied_output},
+               {"hidden_act", "silu"},
+               {"bos_token_id", c.bos_id},
+               {"eos_token_id", c.eos_id},
+               {"torch_dtype", "float32"}};
+  if (c.architecture != "Qwen2ForCausalLM") out["attention_bias"] = c.o_bias;  // Qwen2: always
+  if (c.rope_scaling.kind != RopeScaling::Kind::None) out["rope_scaling"] = rope_scaling_json(c);
+  out["quantization_config"] = qc;
+  return out;
 }
 
 void write_text(const std::string& path, const std::string& text) {

@@ -1,7 +1,8 @@
 // The quantized model directory (design.md §5): a Hugging Face layout that other engines can
 // read the weights of, and that wkvq loads back exactly.
 //
-//   DIR/config.json        HF Llama keys + "quantization_config" (below)
+//   DIR/config.json        HF keys of the model's architecture (architectures, model_type,
+//                          rope_scaling, attention_bias, head_dim, ...) + "quantization_config"
 //   DIR/model.safetensors  written by io/safetensors_writer.h, tensors in this order:
 //     model.embed_tokens.weight                      F32 (vocab, dim)
 //     model.norm.weight                              F32 (dim)
@@ -12,6 +13,9 @@
 //     model.layers.L.post_attention_layernorm.weight F32 (dim)
 //     model.layers.L.self_attn.kv_smoothing.{k_shift,k_scale,v_shift,v_scale}
 //                                                    F32 (kv_dim)           when smoothed
+//     model.layers.L.self_attn.{q,k,v}_proj.bias     F32 (q_dim / kv_dim)   when qkv_bias
+//     model.layers.L.self_attn.o_proj.bias           F32 (dim)              when o_bias
+//     model.layers.L.self_attn.{q,k}_norm.weight     F32 (head_dim)         when qk_norm
 //     per linear PREFIX = model.layers.L.{self_attn.{q,k,v,o}_proj, mlp.{gate,up,down}_proj}.
 //       kept in float:  PREFIX.weight                F32 (out, in)
 //       quantized:      PREFIX.qweight               I32 (ceil(in / P), out)

@@ -278,6 +278,20 @@ Linear load_quantized_linear(Tensors& t, const std::string& prefix, int64_t out,
   return lin;
 }
 
+// The F32 q/k/v(/o) biases and q/k norms config.json calls for.
+void load_attention_extras(Tensors& t, const LlamaConfig& c, int l, LayerWeights& lw) {
+  for (int i = 0; i < 4; ++i) {
+    if (i < 3 ? !c.qkv_bias : !c.o_bias) continue;
+    Linear& lin = linear_by_index(lw, i);
+    lin.bias = t.f32(linear_prefix(l, i) + "bias", {lin.out},
+                     c.architecture + (i < 3 ? " has q/k/v biases" : ": attention_bias is true"));
+  }
+  if (!c.qk_norm) return;
+  const std::string why = c.architecture + " has q/k norms of head_dim";
+  lw.q_norm = t.f32(layer_tensor(l, kHfQNormName), {c.head_dim}, why);
+  lw.k_norm = t.f32(layer_tensor(l, kHfKNormName), {c.head_dim}, why);
+}
+
 KvSmoothing load_smoothing(Tensors& t, const LlamaConfig& c) {
   KvSmoothing s = KvSmoothing::identity(c.n_layers, c.kv_dim());
   const int64_t kv = c.kv_dim();
@@ -319,9 +333,11 @@ Model load_quantized_model(const std::string& dir) {
   const std::string config_path = (fs::path(dir) / "config.json").string();
   Model m;
   m.source = dir;
-  m.config = config_from_hf(read_hf_config(config_path));
+  const HfConfig hf = read_hf_config(config_path);
+  m.config = config_from_hf(hf);
   const LlamaConfig& c = m.config;
   c.validate(config_path);
+  print_sliding_window_notice(hf, config_path);
   const QuantConfig qc = parse_quant_config(read_json(config_path), config_path, c);
   m.quant = qc.info;
 
@@ -352,6 +368,7 @@ Model load_quantized_model(const std::string& dir) {
         lin = load_quantized_linear(t, linear_prefix(l, i), out, in, qc);
       }
     }
+    load_attention_extras(t, c, l, lw);
   }
   if (c.tied_output) {
     m.output = Linear{vocab, dim, m.tok_embeddings, nullptr, nullptr};

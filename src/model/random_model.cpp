@@ -95,6 +95,16 @@ Model make_random_model(const LlamaConfig& config, uint64_t seed) {
     lw.wk = linear(kv, dim);
     lw.wv = linear(kv, dim);
     lw.wo = linear(dim, q);
+    if (c.qkv_bias) {
+      lw.wq.bias = tensor(q, 0.0f, 0.1f);
+      lw.wk.bias = tensor(kv, 0.0f, 0.1f);
+      lw.wv.bias = tensor(kv, 0.0f, 0.1f);
+    }
+    if (c.o_bias) lw.wo.bias = tensor(dim, 0.0f, 0.1f);
+    if (c.qk_norm) {
+      lw.q_norm = tensor(c.head_dim, 1.0f, 0.05f);
+      lw.k_norm = tensor(c.head_dim, 1.0f, 0.05f);
+    }
     lw.ffn_norm = norm();
     lw.w_gate = linear(hidden, dim);
     lw.w_up = linear(hidden, dim);

@@ -101,7 +101,7 @@ inline std::vector<float> runtime_block(const Model& m, int layer, const std::ve
   const auto T = static_cast<int64_t>(x.size()) / c.dim;
   ForwardScratch s;
   s.reserve(c, T);
-  s.rope.build(0, T, c.head_dim, c.rope_theta);
+  s.rope.build(0, T, c.head_dim, c.rope_theta, c.rope_scaling);
   std::copy(x.begin(), x.end(), s.x.begin());
   block_forward(m, layer, T, 0, kv, s);
   return std::vector<float>(s.x.begin(), s.x.begin() + T * c.dim);

@@ -236,7 +236,35 @@ TEST_F(LoaderSafetensorsErrors, OutputHead) {
 
 TEST_F(LoaderSafetensorsErrors, BiasAndNonFinite) {
   img.add("model.layers.0.self_attn.q_proj.bias", "F32", {16}, std::string(64, '\0'));
-  expect_rejected({"model.layers.0.self_attn.q_proj.bias", "bias"});
+  expect_rejected(
+      {"model.layers.0.self_attn.q_proj.bias", "does not call for", "attention_bias false"});
+  // Qwen2: q/k/v biases by architecture (loaded), but an MLP bias or a bias of the wrong shape
+  // is refused; an absent q/k norm of Qwen3 is named with the config that asks for it.
+  config["architectures"] = {"Qwen2ForCausalLM"};
+  config["model_type"] = "qwen2";
+  img = st_image(w, "F32");
+  for (int l = 0; l < s.layers; ++l) {
+    img.add(lname(l, "self_attn.q_proj.bias"), "F32", {16}, std::string(64, '\0'));
+    img.add(lname(l, "self_attn.k_proj.bias"), "F32", {8}, std::string(32, '\0'));
+    img.add(lname(l, "self_attn.v_proj.bias"), "F32", {8}, std::string(32, '\0'));
+  }
+  write_hf(dir, config, img);
+  EXPECT_NE(load_model(dir).layers[1].wv.bias, nullptr);
+  img.add("model.layers.0.mlp.up_proj.bias", "F32", {24}, std::string(96, '\0'));
+  expect_rejected({"model.layers.0.mlp.up_proj.bias", "MLP biases are not supported"});
+  img = st_image(w, "F32");
+  for (int l = 0; l < s.layers; ++l) {
+    img.add(lname(l, "self_attn.q_proj.bias"), "F32", {16}, std::string(64, '\0'));
+    img.add(lname(l, "self_attn.k_proj.bias"), "F32", {16}, std::string(64, '\0'));
+    img.add(lname(l, "self_attn.v_proj.bias"), "F32", {8}, std::string(32, '\0'));
+  }
+  expect_rejected({"model.layers.0.self_attn.k_proj.bias", "expected shape [8]", "[16]"});
+  config["architectures"] = {"Qwen3ForCausalLM"};
+  config["model_type"] = "qwen3";
+  img = st_image(w, "F32");
+  expect_rejected(
+      {"model.layers.0.self_attn.q_norm.weight", "not found", "config.json", "q/k norms"});
+  config = config_json(s);
   img = st_image(w, "F32");
   const float nan = std::nanf("");
   const uint64_t at = entry("model.layers.1.input_layernorm.weight")["data_offsets"][0];
@@ -282,11 +310,14 @@ TEST_F(LoaderSafetensorsErrors, ConfigJson) {
        },
        {"names neither \"model_type\" nor \"architectures\""}},
       {[](json& c) {
-         c["rope_scaling"] = {{"type", "linear"}, {"factor", 2.0}};
+         c["rope_scaling"] = {{"type", "yarn"}, {"factor", 2.0}};
        },
-       {"unsupported rope_scaling", "linear"}},
+       {"rope_scaling.type", "\"yarn\"", "does not implement"}},
       {[](json& c) { c["hidden_act"] = "gelu"; }, {"unsupported hidden_act \"gelu\""}},
-      {[](json& c) { c["attention_bias"] = true; }, {"attention_bias"}},
+      {[](json& c) { c["mlp_bias"] = true; }, {"mlp_bias"}},
+      // biases the config asks for must be in the file
+      {[](json& c) { c["attention_bias"] = true; },
+       {"model.layers.0.self_attn.q_proj.bias", "not found"}},
       {[](json& c) { c["num_key_value_heads"] = 3; },
        {"n_heads (4) must be a multiple of n_kv_heads (3)"}},
       {[](json& c) { c["rms_norm_eps"] = 2.0; }, {"rms_norm_eps"}},

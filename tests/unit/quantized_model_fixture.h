@@ -45,6 +45,28 @@ inline LlamaConfig small_config(int hidden, RopeLayout layout, bool tied) {
   return c;
 }
 
+// Architecture features on top of small_config: 0 none; 1 Qwen2 (q/k/v biases); 2 Qwen3 (q/k
+// norms, head_dim 32 != dim / heads = 16); 3 Llama with llama3 RoPE scaling (original context
+// 16, below the 24 positions the tests run) and q/k/v/o biases.
+inline LlamaConfig with_arch(LlamaConfig c, int arch) {
+  if (arch == 1) {
+    c.architecture = "Qwen2ForCausalLM";
+    c.qkv_bias = true;
+  } else if (arch == 2) {
+    c.architecture = "Qwen3ForCausalLM";
+    c.qk_norm = true;
+    c.head_dim = 32;
+  } else if (arch == 3) {
+    c.qkv_bias = c.o_bias = true;
+    c.rope_scaling.kind = RopeScaling::Kind::Llama3;
+    c.rope_scaling.factor = 8.0;
+    c.rope_scaling.low_freq_factor = 1.0;
+    c.rope_scaling.high_freq_factor = 4.0;
+    c.rope_scaling.original_max_position = 16;
+  }
+  return c;
+}
+
 // Shifts in +-0.5, scales in [0.5, 2]: positive, and far from identity.
 inline KvSmoothing random_smoothing(int layers, int kv_dim, uint32_t seed) {
   std::mt19937 rng(seed);

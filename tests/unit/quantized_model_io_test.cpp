@@ -51,6 +51,29 @@ void expect_same_floats(const float* want, const float* got, int64_t n, const st
   EXPECT_EQ(std::memcmp(want, got, static_cast<size_t>(n) * sizeof(float)), 0) << what;
 }
 
+// x[order[i]] == y[i] for i < n (order null: the identity); both null is equal too.
+void expect_permuted(const float* x, const float* y, int64_t n, const std::vector<int64_t>* order,
+                     const std::string& what) {
+  ASSERT_EQ(x == nullptr, y == nullptr) << what;
+  for (int64_t i = 0; x != nullptr && i < n; ++i) {
+    EXPECT_EQ(y[i], x[order ? (*order)[static_cast<size_t>(i)] : i]) << what << "[" << i << "]";
+  }
+}
+
+// Biases and q/k norms, rows permuted like their linears (q/k norms within one head).
+void expect_same_extras(const LayerWeights& la, const LayerWeights& lb, const LlamaConfig& c,
+                        const std::vector<int64_t>* q_order, const std::vector<int64_t>* k_order) {
+  const std::vector<int64_t>* orders[4] = {q_order, k_order, nullptr, nullptr};
+  for (int i = 0; i < 4; ++i) {
+    const Linear &x = linear_by_index(la, i), &y = linear_by_index(lb, i);
+    expect_permuted(x.bias, y.bias, x.out, orders[i], std::string(kLinearNames[i]) + " bias");
+  }
+  const std::vector<int64_t> head = rotate_half_row_order(1, c.head_dim);
+  const std::vector<int64_t>* h = q_order != nullptr ? &head : nullptr;
+  expect_permuted(la.q_norm, lb.q_norm, c.head_dim, h, "q_norm");
+  expect_permuted(la.k_norm, lb.k_norm, c.head_dim, h, "k_norm");
+}
+
 // `loaded` holds exactly the weights of `orig`; when orig uses the interleaved RoPE layout, its
 // q/k rows (and K smoothing channels) in rotate-half order.
 void expect_same_model(const Model& orig, const Model& loaded) {
@@ -62,6 +85,13 @@ void expect_same_model(const Model& orig, const Model& loaded) {
                      b.vocab_size, b.seq_len, b.tied_output, b.bos_id, b.eos_id));
   EXPECT_EQ(a.rope_theta, b.rope_theta);
   EXPECT_EQ(a.norm_eps, b.norm_eps);
+  EXPECT_EQ(std::tie(a.architecture, a.qkv_bias, a.o_bias, a.qk_norm),
+            std::tie(b.architecture, b.qkv_bias, b.o_bias, b.qk_norm));
+  const RopeScaling &ra = a.rope_scaling, &rb = b.rope_scaling;
+  EXPECT_EQ(std::tie(ra.kind, ra.factor, ra.low_freq_factor, ra.high_freq_factor,
+                     ra.original_max_position),
+            std::tie(rb.kind, rb.factor, rb.low_freq_factor, rb.high_freq_factor,
+                     rb.original_max_position));
   const QuantizationInfo &qa = orig.quant, &qb = loaded.quant;
   EXPECT_EQ(std::tie(qa.method, qa.wbits, qa.wgroup, qa.kvbits, qa.kvgroup, qa.poq, qa.kv_smooth),
             std::tie(qb.method, qb.wbits, qb.wgroup, qb.kvbits, qb.kvgroup, qb.poq, qb.kv_smooth));
@@ -78,6 +108,7 @@ void expect_same_model(const Model& orig, const Model& loaded) {
                        &lb = loaded.layers[static_cast<size_t>(l)];
     expect_same_floats(la.attn_norm, lb.attn_norm, dim, "attn norm");
     expect_same_floats(la.ffn_norm, lb.ffn_norm, dim, "ffn norm");
+    expect_same_extras(la, lb, a, permuted ? &q_order : nullptr, permuted ? &k_order : nullptr);
     for (int i = 0; i < 7; ++i) {
       SCOPED_TRACE(::testing::Message() << "layer " << l << " " << kLinearNames[i]);
       const Linear &x = linear_by_index(la, i), &y = linear_by_index(lb, i);
@@ -135,6 +166,7 @@ struct RoundTripCase {
   const char* keep_float;
   bool smooth;
   bool f16_head = false;
+  int arch = 0;  // with_arch (quantized_model_fixture.h)
 };
 
 void PrintTo(const RoundTripCase& c, std::ostream* os) { *os << c.name; }
@@ -145,8 +177,8 @@ TEST_P(QuantizedModelRoundTrip, SameWeightsAndLogits) {
   const RoundTripCase& p = GetParam();
   const uint32_t seed = base_seed();
   SCOPED_TRACE(::testing::Message() << "seed " << seed << " (WKVQ_TEST_SEED)");
-  Model orig = quantized_model(small_config(p.hidden, p.layout, p.tied), p.bits, p.group,
-                               p.keep_float, p.smooth, seed);
+  Model orig = quantized_model(with_arch(small_config(p.hidden, p.layout, p.tied), p.arch), p.bits,
+                               p.group, p.keep_float, p.smooth, seed);
   if (p.f16_head) store_output_head(orig, HeadStorage::F16);
   TempDir tmp;
   const std::string dir = tmp.path("q");
@@ -208,7 +240,17 @@ INSTANTIATE_TEST_SUITE_P(
         RoundTripCase{"w4_g32_f16_head_was_tied", 96, RopeLayout::RotateHalf, true, 4, 32, "", true,
                       true},
         RoundTripCase{"w4_g128_f16_head_untied", 96, RopeLayout::RotateHalf, false, 4, 128, "",
-                      false, true}),
+                      false, true},
+        RoundTripCase{"qwen2_biases", 96, RopeLayout::RotateHalf, false, 4, 32, "1.wk", true, false,
+                      1},
+        RoundTripCase{"qwen3_qk_norm_head_dim_32", 96, RopeLayout::RotateHalf, true, 4, 32, "",
+                      true, false, 2},
+        RoundTripCase{"llama3_rope_biases", 96, RopeLayout::RotateHalf, false, 4, 32, "", false,
+                      true, 3},
+        RoundTripCase{"qwen2_biases_interleaved", 96, RopeLayout::Interleaved, false, 4, 32, "",
+                      true, false, 1},
+        RoundTripCase{"qwen3_qk_norm_interleaved", 96, RopeLayout::Interleaved, true, 4, 32, "",
+                      true, false, 2}),
     [](const ::testing::TestParamInfo<RoundTripCase>& i) { return std::string(i.param.name); });
 
 TEST(QuantizedModelIo, WritesTheDocumentedLayout) {

@@ -57,5 +57,58 @@ TEST(Rope, AnglesAndNorms) {
   EXPECT_NEAR(norm, 16.0, hd * 4 * 1.2e-7 * 16);
 }
 
+// The scaled frequencies against the scalar formulas of kernels/rope.h, written out per case:
+// with orig 32, low 1, high 4 and theta 10000, hd 16 has pairs in all three llama3 bands
+// (wavelength 2 pi 10000^(i/8): i = 0 below 8, i = 1 in [8, 32], i >= 2 above 32).
+TEST(Rope, ScaledFrequencies) {
+  const int hd = 16;
+  const double theta = 10000.0, pi = std::acos(-1.0);
+  RopeScaling lin;
+  lin.kind = RopeScaling::Kind::Linear;
+  lin.factor = 4.0;
+  RopeScaling l3;
+  l3.kind = RopeScaling::Kind::Llama3;
+  l3.factor = 8.0;
+  l3.low_freq_factor = 1.0;
+  l3.high_freq_factor = 4.0;
+  l3.original_max_position = 32;
+  const std::vector<double> plain = rope_frequencies(hd, theta, RopeScaling{});
+  const std::vector<double> fl = rope_frequencies(hd, theta, lin);
+  const std::vector<double> f3 = rope_frequencies(hd, theta, l3);
+  ASSERT_EQ(plain.size(), 8u);
+  int bands[3] = {0, 0, 0};
+  for (int i = 0; i < hd / 2; ++i) {
+    const double base = 1.0 / std::pow(theta, 2.0 * i / hd);
+    EXPECT_EQ(plain[i], std::pow(theta, -2.0 * i / hd));
+    EXPECT_NEAR(fl[i], base / 4.0, 1e-15 * base);
+    const double wavelen = 2 * pi / base;
+    double want;
+    if (wavelen < 32.0 / 4.0) {
+      want = base;
+      ++bands[0];
+    } else if (wavelen > 32.0 / 1.0) {
+      want = base / 8.0;
+      ++bands[2];
+    } else {
+      const double s = (32.0 / wavelen - 1.0) / (4.0 - 1.0);
+      want = (1 - s) * base / 8.0 + s * base;
+      ++bands[1];
+    }
+    EXPECT_NEAR(f3[i], want, 1e-14 * base) << "pair " << i;
+  }
+  EXPECT_EQ(bands[0], 1);
+  EXPECT_EQ(bands[1], 1);
+  EXPECT_EQ(bands[2], 6);
+  // The table uses them: angle = pos * freq, rounded once to float.
+  RopeTable t;
+  t.build(40, 3, hd, static_cast<float>(theta), l3);
+  for (int p = 0; p < 3; ++p) {
+    for (int i = 0; i < hd / 2; ++i) {
+      EXPECT_EQ(t.cos[p * hd / 2 + i], static_cast<float>(std::cos((40 + p) * f3[i])));
+      EXPECT_EQ(t.sin[p * hd / 2 + i], static_cast<float>(std::sin((40 + p) * f3[i])));
+    }
+  }
+}
+
 }  // namespace
 }  // namespace wkvq
