@@ -46,8 +46,9 @@ uint64_t hash_floats(uint64_t h, const float* p, int64_t n) {
   return splitmix64(h ^ static_cast<uint64_t>(n));
 }
 
-// The options plus what they were applied to: the model (config, sampled weights) and the
-// calibration stream. A resumed run must match it exactly.
+// The options plus what they were applied to: the model (config, sampled weights, biases and q/k
+// norms where it has them: a model without keeps the fingerprint it had before those existed) and
+// the calibration stream. A resumed run must match it exactly.
 std::string run_record(const Model& fp, const std::vector<int>& calib, const CrrOptions& opt) {
   const LlamaConfig& c = fp.config;
   uint64_t h = hash_floats(0, fp.tok_embeddings, int64_t{c.vocab_size} * c.dim);
@@ -57,7 +58,10 @@ std::string run_record(const Model& fp, const std::vector<int>& calib, const Crr
     for (int i = 0; i < 7; ++i) {
       const Linear& lin = linear_by_index(l, i);
       h = hash_floats(h, lin.w, lin.out * lin.in);
+      if (lin.bias != nullptr) h = hash_floats(h, lin.bias, lin.out);
     }
+    if (l.q_norm != nullptr) h = hash_floats(h, l.q_norm, c.head_dim);
+    if (l.k_norm != nullptr) h = hash_floats(h, l.k_norm, c.head_dim);
   }
   uint64_t hs = 0;
   for (const int t : calib) hs = splitmix64(hs ^ static_cast<uint32_t>(t));

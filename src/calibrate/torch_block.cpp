@@ -45,24 +45,43 @@ TorchBlock::TorchBlock(const Model& m, int layer, torch::ScalarType dtype)
     : c_(m.config), layer_(layer) {
   WKVQ_REQUIRE(layer >= 0 && layer < c_.n_layers, "TorchBlock: layer ", layer,
                " does not exist (the model has ", c_.n_layers, ")");
-  // Not yet in the libtorch block: refuse rather than calibrate a different function.
-  WKVQ_REQUIRE(
-      !c_.qkv_bias && !c_.o_bias && !c_.qk_norm && c_.rope_scaling.kind == RopeScaling::Kind::None,
-      m.source, ": calibration (--method wkvquant, --calibrate) does not yet support ",
-      c_.architecture, " with ",
-      c_.qkv_bias  ? "attention biases"
-      : c_.qk_norm ? "q/k norms"
-                   : "scaled RoPE (rope_scaling)",
-      "; use --method rtn, or --kv-smooth stats");
   const LayerWeights& l = m.layers[static_cast<size_t>(layer)];
   attn_norm_ = copy_of(l.attn_norm, {c_.dim}, dtype);
   ffn_norm_ = copy_of(l.ffn_norm, {c_.dim}, dtype);
-  for (int i = 0; i < 7; ++i)
-    w_[static_cast<size_t>(i)] = linear_weight(linear_by_index(l, i), dtype);
+  for (int i = 0; i < 7; ++i) {
+    const Linear& lin = linear_by_index(l, i);
+    w_[static_cast<size_t>(i)] = linear_weight(lin, dtype);
+    if (lin.bias != nullptr) bias_[static_cast<size_t>(i)] = copy_of(lin.bias, {lin.out}, dtype);
+  }
+  WKVQ_REQUIRE((l.q_norm != nullptr) == c_.qk_norm && (l.k_norm != nullptr) == c_.qk_norm, m.source,
+               ": layer ", layer, " q/k norms do not match the config (qk_norm ",
+               c_.qk_norm ? "true" : "false", ")");
+  if (c_.qk_norm) {
+    q_norm_ = copy_of(l.q_norm, {c_.head_dim}, dtype);
+    k_norm_ = copy_of(l.k_norm, {c_.head_dim}, dtype);
+  }
 }
 
-// RoPE on x (B, T, n_heads * head_dim) at positions 0..T-1, with the runtime's table (angles in
-// double, rounded once to float) and pairing.
+// x W_i^T (+ b_i): linear i with the weight w and the block's full-precision bias, added after the
+// product as Linear::forward does.
+torch::Tensor TorchBlock::linear(const torch::Tensor& x, const torch::Tensor& w, int i) const {
+  const torch::Tensor y = matmul_wt(x, w);
+  const torch::Tensor& b = bias_[static_cast<size_t>(i)];
+  return b.defined() ? y + b : y;
+}
+
+// Every head of x (B, T, n_heads * head_dim) RMS-normed with the weight g (head_dim), as the
+// runtime's rmsnorm_rows over (n * heads, head_dim) rows.
+torch::Tensor TorchBlock::head_norm(const torch::Tensor& x, const torch::Tensor& g,
+                                    int n_heads) const {
+  const int64_t B = x.size(0), T = x.size(1);
+  return rmsnorm(x.reshape({B, T, n_heads, c_.head_dim}), g, c_.norm_eps)
+      .reshape({B, T, int64_t{n_heads} * c_.head_dim});
+}
+
+// RoPE on x (B, T, n_heads * head_dim) at positions 0..T-1, with the runtime's table (the
+// frequencies of the model's rope_scaling, kernels/rope.h rope_frequencies; angles in double,
+// rounded once to float) and pairing.
 torch::Tensor TorchBlock::rope(const torch::Tensor& x, int n_heads) const {
   const int64_t B = x.size(0), T = x.size(1);
   const int hd = c_.head_dim, half = hd / 2;
@@ -88,12 +107,19 @@ torch::Tensor TorchBlock::rope(const torch::Tensor& x, int n_heads) const {
 }
 
 TorchBlock::Qkv TorchBlock::qkv(const torch::Tensor& x, const BlockLinears& w) const {
-  // xn = rmsnorm(x); q, k, v = xn Wq^T, xn Wk^T, xn Wv^T; RoPE on q and k
+  // xn = rmsnorm(x); q, k, v = xn Wq^T (+ bq), xn Wk^T (+ bk), xn Wv^T (+ bv); per-head
+  // q/k norms (qk_norm); RoPE on q and k
   const torch::Tensor xn = rmsnorm(x, attn_norm_, c_.norm_eps);  // (B, T, dim)
+  torch::Tensor q = linear(xn, w[0], 0);                         // (B, T, q_dim)
+  torch::Tensor k = linear(xn, w[1], 1);                         // (B, T, kv_dim)
+  if (c_.qk_norm) {
+    q = head_norm(q, q_norm_, c_.n_heads);
+    k = head_norm(k, k_norm_, c_.n_kv_heads);
+  }
   Qkv r;
-  r.q = rope(matmul_wt(xn, w[0]), c_.n_heads);     // (B, T, q_dim)
-  r.k = rope(matmul_wt(xn, w[1]), c_.n_kv_heads);  // (B, T, kv_dim)
-  r.v = matmul_wt(xn, w[2]);                       // (B, T, kv_dim)
+  r.q = rope(q, c_.n_heads);
+  r.k = rope(k, c_.n_kv_heads);
+  r.v = linear(xn, w[2], 2);  // (B, T, kv_dim)
   return r;
 }
 
@@ -102,14 +128,13 @@ torch::Tensor TorchBlock::forward(const torch::Tensor& x, const BlockLinears* w,
   WKVQ_REQUIRE(x.dim() == 3 && x.size(2) == c_.dim, "TorchBlock: input must be (B, T, ", c_.dim,
                "), got ", x.sizes());
   const BlockLinears& W = w != nullptr ? *w : w_;
-  // attention: h = x + attention(q, k, v) Wo^T                           (B, T, dim)
+  // attention: h = x + attention(q, k, v) Wo^T (+ bo)                    (B, T, dim)
   const Qkv a = qkv(x, W);
-  const torch::Tensor h = x + matmul_wt(causal_attention(a.q, a.k, a.v, c_, kv), W[3]);
-  // MLP: h + (silu(xn Wg^T) * (xn Wu^T)) Wd^T with xn = rmsnorm(h)     (B, T, hidden) -> (B, T,
-  // dim)
+  const torch::Tensor h = x + linear(causal_attention(a.q, a.k, a.v, c_, kv), W[3], 3);
+  // MLP: h + (silu(xn Wg^T) * (xn Wu^T)) Wd^T with xn = rmsnorm(h)   (B, T, hidden) -> (B, T, dim)
   const torch::Tensor xn = rmsnorm(h, ffn_norm_, c_.norm_eps);
-  const torch::Tensor hb = torch::silu(matmul_wt(xn, W[4])) * matmul_wt(xn, W[5]);
-  return h + matmul_wt(hb, W[6]);
+  const torch::Tensor hb = torch::silu(linear(xn, W[4], 4)) * linear(xn, W[5], 5);
+  return h + linear(hb, W[6], 6);
 }
 
 torch::Tensor causal_attention(const torch::Tensor& q, const torch::Tensor& k,

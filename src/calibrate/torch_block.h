@@ -1,14 +1,16 @@
 // TorchBlock: one Llama decoder block in libtorch, differentiable, equal to the runtime's
 // block_forward (model/forward.h) in full precision: RMSNorm (sum of squares in double, as
-// kernels/vec_ops), RoPE in the model's layout with the runtime's angle table (kernels/rope.h), GQA
-// attention, SwiGLU. Optionally with fake-quantized weights (calibrate/lwc.h) and a fake-quantized
-// KV cache (calibrate/fake_kv.h) in the teacher-forced attention form of design.md §2.2.
+// kernels/vec_ops), linears with their biases when the model has them (Qwen2 q/k/v,
+// attention_bias o; added after the product, as Linear::forward), per-head q/k RMSNorm before RoPE
+// (Qwen3 qk_norm), RoPE in the model's layout with the runtime's angle table and its rope_scaling
+// (kernels/rope.h), GQA attention, SwiGLU. Optionally with fake-quantized weights
+// (calibrate/lwc.h) and a fake-quantized KV cache (calibrate/fake_kv.h) in the teacher-forced
+// attention form of design.md §2.2; the keys the KV quantizer sees are the post-norm, post-RoPE
+// ones the runtime's cache stores.
+//
+// Biases and q/k norms are full-precision constants: never quantized, never learned.
 //
 // A block sees a batch of independent windows, each at positions 0..T-1.
-//
-// Not yet here: attention biases (Qwen2, attention_bias), per-head q/k norms (Qwen3) and scaled
-// RoPE (rope_scaling); the constructor refuses such models (LlamaConfig::qkv_bias, o_bias,
-// qk_norm, rope_scaling) rather than calibrate a different function.
 #pragma once
 
 #include <torch/types.h>
@@ -24,7 +26,7 @@ namespace wkvq {
 class TorchBlock {
  public:
   // Block `layer` of `m`: weights copied (dequantized when stored quantized) into tensors of
-  // `dtype`, constants without gradient. Throws for the features above.
+  // `dtype`, constants without gradient (biases and q/k norms likewise).
   TorchBlock(const Model& m, int layer, torch::ScalarType dtype = torch::kFloat32);
 
   const LlamaConfig& config() const { return c_; }
@@ -37,8 +39,8 @@ class TorchBlock {
   torch::Tensor forward(const torch::Tensor& x, const BlockLinears* w = nullptr,
                         const FakeKv* kv = nullptr) const;
 
-  // The attention inputs of block input x: q (B, T, q_dim), k, v (B, T, kv_dim), q and k after
-  // RoPE.
+  // The attention inputs of block input x: q (B, T, q_dim), k, v (B, T, kv_dim), with their
+  // biases, q and k after the q/k norms (when the model has them) and RoPE.
   struct Qkv {
     torch::Tensor q, k, v;
   };
@@ -46,11 +48,15 @@ class TorchBlock {
 
  private:
   torch::Tensor rope(const torch::Tensor& x, int n_heads) const;
+  torch::Tensor linear(const torch::Tensor& x, const torch::Tensor& w, int i) const;
+  torch::Tensor head_norm(const torch::Tensor& x, const torch::Tensor& g, int n_heads) const;
 
   LlamaConfig c_;
   int layer_;
   torch::Tensor attn_norm_, ffn_norm_;  // (dim)
+  torch::Tensor q_norm_, k_norm_;       // (head_dim) when qk_norm, else undefined
   BlockLinears w_;
+  BlockLinears bias_;  // (out) per linear, undefined for a linear without bias
 };
 
 // Causal attention of q (B, T, q_dim) over k, v (B, T, kv_dim) -> (B, T, q_dim), GQA heads.

@@ -26,7 +26,9 @@ inline constexpr double kEps32 = 1.1920928955078125e-7;  // 2^-23
 // about 1 (normalised activations, weights ~1/sqrt(in)); the output is the residual stream, of
 // magnitude M = max|y|, whose last additions round to ulps of M. Allowing kUlpsPerStage ulps of M
 // per stage:  tol = kStages * kUlpsPerStage * eps * M.  (Measured: 1-3 ulps of M in all.) A real
-// defect (wrong RoPE pairing, head mapping, norm, missing term) moves outputs by O(M).
+// defect (wrong RoPE pairing, head mapping, norm, missing term) moves outputs by O(M). The 13
+// stages listed plus the bias additions of the projections and the q/k norms (Qwen2, Qwen3) make
+// 15; kStages = 16.
 inline constexpr double kStages = 16;
 inline constexpr double kUlpsPerStage = 2;
 
@@ -48,8 +50,52 @@ inline LlamaConfig stories260k_config() {
   return c;
 }
 
+// The architecture features beyond Llama-2 (model/config.h), one at a time.
+enum class Feature {
+  None,
+  QkvBias,        // Qwen2: q/k/v biases
+  AttentionBias,  // Llama attention_bias: q/k/v/o biases
+  QkNorm,         // Qwen3: per-head q/k RMSNorm, head_dim 16 != dim / heads
+  Llama3Rope,     // rope_scaling llama3: factor 8, low 1, high 4, original 64 (at head_dim 8 with
+                  // theta 1e4 the wavelengths 6.3, 63, 628, 6283 fall in all three bands)
+  LinearRope,     // rope_scaling linear, factor 4
+};
+
+inline LlamaConfig with_feature(LlamaConfig c, Feature f) {
+  switch (f) {
+    case Feature::None:
+      break;
+    case Feature::QkvBias:
+      c.qkv_bias = true;
+      c.architecture = "Qwen2ForCausalLM";
+      break;
+    case Feature::AttentionBias:
+      c.qkv_bias = c.o_bias = true;
+      break;
+    case Feature::QkNorm:
+      c.qk_norm = true;
+      c.head_dim = 16;
+      c.architecture = "Qwen3ForCausalLM";
+      break;
+    case Feature::Llama3Rope:
+      c.rope_scaling.kind = RopeScaling::Kind::Llama3;
+      c.rope_scaling.factor = 8.0;
+      c.rope_scaling.low_freq_factor = 1.0;
+      c.rope_scaling.high_freq_factor = 4.0;
+      c.rope_scaling.original_max_position = 64;
+      break;
+    case Feature::LinearRope:
+      c.rope_scaling.kind = RopeScaling::Kind::Linear;
+      c.rope_scaling.factor = 4.0;
+      break;
+  }
+  return c;
+}
+
 // Linears uniform in +-1/sqrt(in), norms 1 +- 0.1, embeddings uniform in +-1 plus one shared
-// random vector, so that K and V have the per-channel offsets that smoothing targets.
+// random vector, so that K and V have the per-channel offsets that smoothing targets. Biases
+// (when c.qkv_bias / c.o_bias) uniform in +-0.5, q/k norms (c.qk_norm) 1 +- 0.1; a model without
+// them draws the same numbers as before they existed.
 inline Model make_test_model(const LlamaConfig& c, uint64_t seed) {
   Model m;
   m.config = c;
@@ -76,6 +122,16 @@ inline Model make_test_model(const LlamaConfig& c, uint64_t seed) {
     l.wk = linear(c.kv_dim(), c.dim);
     l.wv = linear(c.kv_dim(), c.dim);
     l.wo = linear(c.dim, c.q_dim());
+    if (c.qkv_bias) {
+      l.wq.bias = fill(c.q_dim(), 0.0f, 0.5f);
+      l.wk.bias = fill(c.kv_dim(), 0.0f, 0.5f);
+      l.wv.bias = fill(c.kv_dim(), 0.0f, 0.5f);
+    }
+    if (c.o_bias) l.wo.bias = fill(c.dim, 0.0f, 0.5f);
+    if (c.qk_norm) {
+      l.q_norm = fill(c.head_dim, 1.0f, 0.1f);
+      l.k_norm = fill(c.head_dim, 1.0f, 0.1f);
+    }
     l.ffn_norm = fill(c.dim, 1.0f, 0.1f);
     l.w_gate = linear(c.hidden_dim, c.dim);
     l.w_up = linear(c.hidden_dim, c.dim);

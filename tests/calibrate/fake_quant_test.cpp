@@ -1,7 +1,8 @@
 // Fake quantization in libtorch against the runtime's exact quantizers: LWC weights against
 // quantize_weights_ref (bit-exact), KV token groups against quantize_token_ref (bit-exact), and a
 // whole fake-quantized block against the runtime block with real packed int weights and an int4
-// KV cache in teacher-forced POQ mode.
+// KV cache in teacher-forced POQ mode, also with each architecture feature beyond Llama-2 (biases,
+// q/k norms, scaled RoPE): the KV quantizer sees the same post-norm, post-RoPE keys in both.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -258,14 +259,19 @@ struct BlockCase {
   const char* name;
   bool poq;
   bool learned_clips;
+  test::Feature feature = test::Feature::None;
 };
+
+void PrintTo(const BlockCase& p, std::ostream* os) { *os << p.name; }
 
 class FakeQuantBlock : public ::testing::TestWithParam<BlockCase> {};
 
 TEST_P(FakeQuantBlock, MatchesRuntimeWithPackedWeightsAndInt4Cache) {
   const BlockCase cs = GetParam();
   const int64_t T = 128, wgroup = 32;
-  const Model fp = test::make_test_model(test::stories260k_config(), 31);
+  // T = 128 positions: beyond the original context (64) of the llama3 scaling
+  const Model fp =
+      test::make_test_model(test::with_feature(test::stories260k_config(), cs.feature), 31);
   const LlamaConfig& c = fp.config;
   const CalibrationResult r = make_result(fp, wgroup, cs.learned_clips);
   const Model q = apply_calibration(fp, r, 4, wgroup);
@@ -325,11 +331,17 @@ TEST_P(FakeQuantBlock, MatchesRuntimeWithPackedWeightsAndInt4Cache) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Modes, FakeQuantBlock,
-                         ::testing::Values(BlockCase{"poq_initial_clips", true, false},
-                                           BlockCase{"poq_learned_clips", true, true},
-                                           BlockCase{"nopoq_learned_clips", false, true}),
-                         [](const auto& p) { return std::string(p.param.name); });
+INSTANTIATE_TEST_SUITE_P(
+    Modes, FakeQuantBlock,
+    ::testing::Values(BlockCase{"poq_initial_clips", true, false},
+                      BlockCase{"poq_learned_clips", true, true},
+                      BlockCase{"nopoq_learned_clips", false, true},
+                      BlockCase{"poq_qkv_bias", true, true, test::Feature::QkvBias},
+                      BlockCase{"poq_attention_bias", true, true, test::Feature::AttentionBias},
+                      BlockCase{"poq_qk_norm_head_dim_16", true, true, test::Feature::QkNorm},
+                      BlockCase{"poq_llama3_rope", true, true, test::Feature::Llama3Rope},
+                      BlockCase{"nopoq_linear_rope", false, true, test::Feature::LinearRope}),
+    [](const auto& p) { return std::string(p.param.name); });
 
 TEST(FakeQuantBlock, WeightsOnlyMatchesRuntimeWithAnF32Cache) {
   const int64_t T = 64, wgroup = 32;
