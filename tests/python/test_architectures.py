@@ -21,8 +21,8 @@ BF16-rounded weights); the family's feature matters (the reference without it is
 norm and RoPE. Then `quantize --method rtn` writes a directory whose logits equal, bit for bit,
 the same quantization done in memory (prefill and decode; and with --kv-smooth stats), whose
 `ppl` in the three modes equals the NLL of its own `logits` in the matching mode, and on which
-generate and bench run. `quantize --method wkvquant` refuses these models clearly until the
-libtorch block implements them. About 80 s here.
+generate and bench run (`quantize --method wkvquant` on these families:
+test_quantize_architectures.py). About 80 s here.
 """
 import copy
 import json
