@@ -19,8 +19,11 @@ torch::Tensor copy_of(const float* p, std::vector<int64_t> shape, torch::ScalarT
 
 torch::Tensor linear_weight(const Linear& l, torch::ScalarType dtype) {
   if (!l.quantized()) {
-    WKVQ_REQUIRE(l.w != nullptr, "TorchBlock: a linear has neither f32 nor quantized weights");
-    return copy_of(l.w, {l.out, l.in}, dtype);
+    WKVQ_REQUIRE(l.has_float(), "TorchBlock: a linear has neither float nor quantized weights");
+    if (l.w != nullptr) return copy_of(l.w, {l.out, l.in}, dtype);
+    torch::Tensor w = torch::empty({l.out, l.in}, torch::kFloat32);  // from fp16/bf16, exact
+    l.rows_f32(0, l.out, w.data_ptr<float>());
+    return w.to(dtype);
   }
   std::vector<float> w(static_cast<size_t>(l.out * l.in));
   dequantize_weights_ref(*l.q, w.data());
@@ -57,8 +60,11 @@ TorchBlock::TorchBlock(const Model& m, int layer, torch::ScalarType dtype)
   const LayerWeights& l = m.layers[static_cast<size_t>(layer)];
   attn_norm_ = copy_of(l.attn_norm, {c_.dim}, dtype);
   ffn_norm_ = copy_of(l.ffn_norm, {c_.dim}, dtype);
-  for (int i = 0; i < 7; ++i)
-    w_[static_cast<size_t>(i)] = linear_weight(linear_by_index(l, i), dtype);
+  for (int i = 0; i < 7; ++i) {
+    const Linear& lin = linear_by_index(l, i);
+    w_[static_cast<size_t>(i)] = linear_weight(lin, dtype);
+    m.storage.release_pages(lin.float_data(), lin.float_bytes());  // mapped source read once
+  }
 }
 
 // RoPE on x (B, T, n_heads * head_dim) at positions 0..T-1, with the runtime's table (angles in
