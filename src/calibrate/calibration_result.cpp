@@ -1,6 +1,7 @@
 #include "calibrate/calibration_result.h"
 
 #include <memory>
+#include <vector>
 
 #include "core/error.h"
 #include "core/parallel.h"
@@ -46,6 +47,7 @@ Model apply_calibration(const Model& fp, const CalibrationResult& r, int wbits, 
                " blocks, the model has ", L, " layers; finish (resume) the calibration first");
   Model q = fp;
   parallel_for(int64_t{L} * 7, 1, [&](int64_t b, int64_t e) {
+    std::vector<float> scratch;
     for (int64_t item = b; item < e; ++item) {
       const auto layer = static_cast<size_t>(item / 7);
       const int lin = static_cast<int>(item % 7);
@@ -53,8 +55,10 @@ Model apply_calibration(const Model& fp, const CalibrationResult& r, int wbits, 
       const std::vector<float>& lo = r.blocks[layer].clip_lo[static_cast<size_t>(lin)];
       if (hi.empty()) continue;  // stays in floating point
       const Linear& src = linear_by_index(fp.layers[layer], lin);
-      WKVQ_REQUIRE(src.w != nullptr, "apply_calibration: layer ", layer, " ", kLinearNames[lin],
-                   " is not stored in f32; calibration results apply to a floating-point model");
+      WKVQ_REQUIRE(!src.quantized() && src.has_float(), "apply_calibration: layer ", layer, " ",
+                   kLinearNames[lin],
+                   " is not in floating point; calibration results apply to a floating-point "
+                   "model");
       const int64_t g = weight_group_size(src.in, wgroup);
       const int64_t expected = src.out * ((src.in + g - 1) / g);
       WKVQ_REQUIRE(static_cast<int64_t>(hi.size()) == expected && lo.size() == hi.size(),
@@ -62,11 +66,17 @@ Model apply_calibration(const Model& fp, const CalibrationResult& r, int wbits, 
                    " clip factors, expected rows x groups = ", expected, " for group size ", wgroup,
                    "; was it calibrated with another --wgroup?");
       Linear& dst = linear_by_index(q.layers[layer], lin);
-      dst.q = std::make_shared<const QuantizedMatrix>(
-          quantize_weights_ref(src.w, src.out, src.in, wbits, wgroup, hi.data(), lo.data()));
+      dst.q = std::make_shared<const QuantizedMatrix>(quantize_weights_ref(
+          src.f32_view(scratch), src.out, src.in, wbits, wgroup, hi.data(), lo.data()));
+      fp.storage.release_pages(src.float_data(), src.float_bytes());
       dst.w = nullptr;
+      dst.w16 = nullptr;
+      dst.wbf16 = nullptr;
     }
   });
+  for (LayerWeights& l : q.layers) {  // linears left in floating point run in f32
+    for (int i = 0; i < 7; ++i) to_owned_f32(q, linear_by_index(l, i));
+  }
   q.quant = r.quant;
   q.quant.method = "wkvquant";
   q.quant.wbits = wbits;

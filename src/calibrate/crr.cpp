@@ -46,6 +46,20 @@ uint64_t hash_floats(uint64_t h, const float* p, int64_t n) {
   return splitmix64(h ^ static_cast<uint64_t>(n));
 }
 
+// The same fingerprint of a linear's floating-point weights, whatever their storage (the f32
+// values it samples are the same from an f32 or an fp16/bf16 load of one checkpoint).
+uint64_t hash_linear(uint64_t h, const Linear& lin) {
+  if (lin.w != nullptr || !lin.has_float()) return hash_floats(h, lin.w, lin.out * lin.in);
+  const int64_t n = lin.out * lin.in;
+  for (int64_t i = 0; i < n; i += 4099) {
+    const float v = lin.weight_f32(i);
+    uint32_t bits;
+    std::memcpy(&bits, &v, 4);
+    h = splitmix64(h ^ bits ^ (static_cast<uint64_t>(i) << 32));
+  }
+  return splitmix64(h ^ static_cast<uint64_t>(n));
+}
+
 // The options plus what they were applied to: the model (config, sampled weights, biases and q/k
 // norms where it has them: a model without keeps the fingerprint it had before those existed) and
 // the calibration stream. A resumed run must match it exactly.
@@ -57,7 +71,7 @@ std::string run_record(const Model& fp, const std::vector<int>& calib, const Crr
     h = hash_floats(h, l.ffn_norm, c.dim);
     for (int i = 0; i < 7; ++i) {
       const Linear& lin = linear_by_index(l, i);
-      h = hash_floats(h, lin.w, lin.out * lin.in);
+      h = hash_linear(h, lin);
       if (lin.bias != nullptr) h = hash_floats(h, lin.bias, lin.out);
     }
     if (l.q_norm != nullptr) h = hash_floats(h, l.q_norm, c.head_dim);
@@ -152,9 +166,10 @@ CrrRun::CrrRun(const Model& fp, const std::vector<int>& calib, const CrrOptions&
   opt_.validate(fp.config);
   for (const LayerWeights& l : fp.layers) {
     for (int i = 0; i < 7; ++i) {
-      WKVQ_REQUIRE(linear_by_index(l, i).w != nullptr,
-                   "calibration needs a floating-point model (f32 linears); ", fp.source,
-                   " is already quantized");
+      const Linear& lin = linear_by_index(l, i);
+      WKVQ_REQUIRE(!lin.quantized() && lin.has_float(),
+                   "calibration needs a floating-point model (f32, f16 or bf16 linears); ",
+                   fp.source, " is already quantized");
     }
   }
   choose_windows(calib);
@@ -395,6 +410,8 @@ CalibrationResult CrrRun::run() {
         opt_.stats_ctx > 0 ? opt_.stats_ctx : std::min<int64_t>(2048, fp_.config.seq_len);
     const CalibWindows w{std::min(ctx, static_cast<int64_t>(calib_.size())), opt_.stats_windows};
     init_smooth_ = smoothing_from_stats(collect_kv_stats(fp_, calib_, w));
+    // That pass read every weight in the mapped files; the blocks read them again one at a time.
+    fp_.storage.release_file_pages();
   }
   x_fp_ = embed();
   x_q_ = x_fp_;

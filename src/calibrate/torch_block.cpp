@@ -19,8 +19,11 @@ torch::Tensor copy_of(const float* p, std::vector<int64_t> shape, torch::ScalarT
 
 torch::Tensor linear_weight(const Linear& l, torch::ScalarType dtype) {
   if (!l.quantized()) {
-    WKVQ_REQUIRE(l.w != nullptr, "TorchBlock: a linear has neither f32 nor quantized weights");
-    return copy_of(l.w, {l.out, l.in}, dtype);
+    WKVQ_REQUIRE(l.has_float(), "TorchBlock: a linear has neither float nor quantized weights");
+    if (l.w != nullptr) return copy_of(l.w, {l.out, l.in}, dtype);
+    torch::Tensor w = torch::empty({l.out, l.in}, torch::kFloat32);  // from fp16/bf16, exact
+    l.rows_f32(0, l.out, w.data_ptr<float>());
+    return w.to(dtype);
   }
   std::vector<float> w(static_cast<size_t>(l.out * l.in));
   dequantize_weights_ref(*l.q, w.data());
@@ -52,6 +55,7 @@ TorchBlock::TorchBlock(const Model& m, int layer, torch::ScalarType dtype)
     const Linear& lin = linear_by_index(l, i);
     w_[static_cast<size_t>(i)] = linear_weight(lin, dtype);
     if (lin.bias != nullptr) bias_[static_cast<size_t>(i)] = copy_of(lin.bias, {lin.out}, dtype);
+    m.storage.release_pages(lin.float_data(), lin.float_bytes());  // mapped source read once
   }
   WKVQ_REQUIRE((l.q_norm != nullptr) == c_.qk_norm && (l.k_norm != nullptr) == c_.qk_norm, m.source,
                ": layer ", layer, " q/k norms do not match the config (qk_norm ",

@@ -62,7 +62,9 @@ void run(const WorkerOptions& w) {
   o.results_dir = w.run_dir;
   o.resume = w.resume;
   o.stop_after_block = w.stop_after_block;
-  const wkvq::Model fp = wkvq::load_model(w.model);
+  wkvq::LoadOptions load;
+  load.half_in_place = true;  // f32 copies of the blocks in use only (TorchBlock)
+  const wkvq::Model fp = wkvq::load_model(w.model, load);
   const std::vector<int> calib = wkvq::read_token_file(
       (fs::path(w.run_dir) / "calib_tokens.bin").string(), fp.config.vocab_size);
   std::fprintf(stderr, "calibrating %s: %s\n", w.model.c_str(), o.summary().c_str());

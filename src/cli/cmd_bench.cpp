@@ -47,7 +47,7 @@ void run_bench(const BenchOptions& o) {
   std::string what;
   std::unique_ptr<Tokenizer> tok;
   if (!o.model.empty()) {
-    loaded = load_model_verbose(o.model);
+    loaded = load_model_verbose(o.model, o.quant.wbits > 0);
     if (!o.quant.calib.empty()) tok = open_tokenizer("", o.model, loaded.config.vocab_size);
     what = o.model;
   } else {

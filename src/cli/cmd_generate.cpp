@@ -52,7 +52,7 @@ class PiecePrinter {
 void run_generate(const GenerateOptions& o) {
   apply_threads(o.threads);
   const std::string model_path = resolve_model_path(o.model);
-  Model loaded = load_model_verbose(model_path);
+  Model loaded = load_model_verbose(model_path, o.quant.wbits > 0);
   const auto tok = open_tokenizer(o.tokenizer, model_path, loaded.config.vocab_size);
   const PreparedModel p = prepare_model(std::move(loaded), o.quant, tok.get());
   const Model& model = p.model;

@@ -46,7 +46,7 @@ std::vector<int> parse_token_list(const std::string& s) {
 void run_logits(const LogitsOptions& o) {
   apply_threads(o.threads);
   const std::string model_path = resolve_model_path(o.model);
-  Model loaded = load_model_verbose(model_path);
+  Model loaded = load_model_verbose(model_path, o.quant.wbits > 0);
   const int vocab = loaded.config.vocab_size;
   std::unique_ptr<Tokenizer> tok;
   if (o.tokens.empty() || !o.quant.calib.empty()) {

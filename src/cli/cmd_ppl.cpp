@@ -219,7 +219,8 @@ void run_ablation_cmd(const PplCliOptions& o, const std::string& model_path, con
 void run_ppl(const PplCliOptions& o) {
   apply_threads(o.threads);
   const std::string model_path = resolve_model_path(o.model);
-  Model loaded = load_model_verbose(model_path);
+  // --kld and --ablation run the floating-point model too: it is loaded in f32 for them.
+  Model loaded = load_model_verbose(model_path, o.quant.wbits > 0 && !o.kld && !o.ablation);
   const auto tok = open_tokenizer(o.tokenizer, model_path, loaded.config.vocab_size);
   const std::string text = read_text_file(o.text);
   const auto t0 = std::chrono::steady_clock::now();

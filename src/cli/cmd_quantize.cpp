@@ -82,7 +82,7 @@ void run_quantize(const QuantizeCliOptions& o) {
   apply_threads(o.threads);
   const auto t0 = std::chrono::steady_clock::now();
   const std::string model_path = resolve_model_path(o.model);
-  Model loaded = load_model_verbose(model_path);
+  Model loaded = load_model_verbose(model_path, /*to_quantize=*/true);
   const std::string tok_path = o.tokenizer.empty()
                                    ? find_tokenizer_beside(model_path, loaded.config.vocab_size)
                                    : o.tokenizer;

@@ -27,8 +27,10 @@ std::string resolve_model_path(const std::string& model) {
   return fallback;
 }
 
-Model load_model_verbose(const std::string& path) {
-  Model m = load_model(path);
+Model load_model_verbose(const std::string& path, bool to_quantize) {
+  LoadOptions opt;
+  opt.half_in_place = to_quantize;
+  Model m = load_model(path, opt);
   std::fprintf(stderr, "model: %s (%s)\n", path.c_str(), m.config.summary().c_str());
   return m;
 }

@@ -16,8 +16,9 @@ namespace wkvq::cli {
 // $WKVQ_SHARED_DIR or ../shared); throws with what to pass when there is none.
 std::string resolve_model_path(const std::string& model);
 
-// Loads a model, printing what was loaded on stderr.
-Model load_model_verbose(const std::string& path);
+// Loads a model, printing what was loaded on stderr. `to_quantize`: its linears are going to be
+// quantized, so an F16/BF16 checkpoint is not expanded to f32 (LoadOptions::half_in_place).
+Model load_model_verbose(const std::string& path, bool to_quantize = false);
 
 // --tokenizer when given, else the one beside the model; checked with check_tokenizer_fits.
 std::unique_ptr<Tokenizer> open_tokenizer(const std::string& tokenizer, const std::string& model,

@@ -60,6 +60,7 @@ void apply_head_option(Model& m, const std::string& head) {
   if (!head_fits_fp16(m, &bad)) {
     std::fprintf(stderr, "output head: kept in f32 (weight %lld does not fit fp16)\n",
                  static_cast<long long>(bad));
+    store_output_head(m, HeadStorage::F32);  // a bf16 head in place from the file becomes f32
     return;
   }
   store_output_head(m, HeadStorage::F16);

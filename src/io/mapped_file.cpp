@@ -49,6 +49,22 @@ std::shared_ptr<const MappedFile> MappedFile::open(const std::string& path) {
       new MappedFile(path, static_cast<const uint8_t*>(p), size));
 }
 
+bool MappedFile::contains(const void* p, size_t n) const {
+  const auto a = reinterpret_cast<uintptr_t>(p), d = reinterpret_cast<uintptr_t>(data_);
+  return data_ != nullptr && a >= d && n <= size_ && a - d <= size_ - n;
+}
+
+void MappedFile::release(const void* p, size_t n) const {
+  WKVQ_ASSERT(contains(p, n));
+  const auto page = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));
+  const auto a = reinterpret_cast<uintptr_t>(p);
+  const uintptr_t begin = (a + page - 1) / page * page, end = (a + n) / page * page;
+  if (end <= begin) return;
+  // Read-only private file pages: dropping them loses nothing. A failure only leaves them
+  // resident, so it is not an error.
+  ::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_DONTNEED);
+}
+
 MappedFile::~MappedFile() {
   if (data_ != nullptr) ::munmap(const_cast<uint8_t*>(data_), size_);
 }

@@ -23,6 +23,12 @@ class MappedFile {
   const uint8_t* data() const { return data_; }
   size_t size() const { return size_; }
   const std::string& path() const { return path_; }
+  // True when [p, p + n) lies inside this mapping.
+  bool contains(const void* p, size_t n) const;
+  // Drops the whole pages of [p, p + n) (which must lie inside the mapping) from the process's
+  // resident set (madvise MADV_DONTNEED). The data stays valid: a later read maps the pages
+  // again from the page cache or the file. For weights read once, such as a quantization source.
+  void release(const void* p, size_t n) const;
 
  private:
   MappedFile(std::string path, const uint8_t* data, size_t size)

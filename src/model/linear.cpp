@@ -1,15 +1,46 @@
 #include "model/linear.h"
 
+#include <algorithm>
+#include <vector>
+
+#include "core/error.h"
+#include "core/fp16.h"
+#include "core/parallel.h"
 #include "kernels/matmul.h"
 #include "kernels/qmatmul.h"
 
 namespace wkvq {
+
+namespace {
+
+// bf16 W has no kernel of its own: it is a source to quantize, not a format to run (see
+// model/loader.h, LoadOptions). Rows are converted in chunks of about this many elements and
+// multiplied with matmul_f32: the product of the exact f32 values, with a bounded scratch.
+constexpr int64_t kBf16ChunkElems = int64_t{1} << 22;
+
+void matmul_bf16_by_chunks(const Linear& l, const float* x, int64_t n, float* y) {
+  const int64_t rows = std::clamp<int64_t>(kBf16ChunkElems / std::max<int64_t>(l.in, 1), 1, l.out);
+  std::vector<float> w(static_cast<size_t>(rows * l.in));
+  std::vector<float> part(static_cast<size_t>(n * rows));
+  for (int64_t r0 = 0; r0 < l.out; r0 += rows) {
+    const int64_t nr = std::min(rows, l.out - r0);
+    l.rows_f32(r0, nr, w.data());
+    matmul_f32(x, n, l.in, w.data(), nr, part.data());
+    for (int64_t t = 0; t < n; ++t) {
+      std::copy_n(part.data() + t * nr, nr, y + t * l.out + r0);
+    }
+  }
+}
+
+}  // namespace
 
 void Linear::forward(const float* x, int64_t n, float* y) const {
   if (q) {
     qmatmul(x, n, *q, y);
   } else if (w16 != nullptr) {
     matmul_f16(x, n, in, w16, out, y);
+  } else if (wbf16 != nullptr) {
+    matmul_bf16_by_chunks(*this, x, n, y);
   } else {
     matmul_f32(x, n, in, w, out, y);
   }
@@ -20,10 +51,48 @@ void Linear::forward(const float* x, int64_t n, float* y) const {
   }
 }
 
+void Linear::rows_f32(int64_t r0, int64_t rows, float* dst) const {
+  WKVQ_ASSERT(has_float() && r0 >= 0 && rows >= 0 && r0 + rows <= out);
+  const int64_t begin = r0 * in, n = rows * in;
+  parallel_for(n, int64_t{1} << 16, [&](int64_t b, int64_t e) {
+    const auto count = static_cast<size_t>(e - b);
+    if (w != nullptr) {
+      std::copy_n(w + begin + b, count, dst + b);
+    } else if (w16 != nullptr) {
+      fp16_to_f32(w16 + begin + b, dst + b, count);
+    } else {
+      bf16_to_f32(wbf16 + begin + b, dst + b, count);
+    }
+  });
+}
+
+const float* Linear::f32_view(std::vector<float>& scratch) const {
+  if (w != nullptr) return w;
+  scratch.resize(static_cast<size_t>(out * in));
+  rows_f32(0, out, scratch.data());
+  return scratch.data();
+}
+
+float Linear::weight_f32(int64_t i) const {
+  WKVQ_ASSERT(has_float() && i >= 0 && i < out * in);
+  if (w != nullptr) return w[i];
+  return w16 != nullptr ? fp16_to_f32(w16[i]) : bf16_to_f32(wbf16[i]);
+}
+
+const void* Linear::float_data() const {
+  if (w != nullptr) return w;
+  return w16 != nullptr ? static_cast<const void*>(w16) : static_cast<const void*>(wbf16);
+}
+
+int64_t Linear::float_bytes() const {
+  if (!has_float()) return 0;
+  return out * in * static_cast<int64_t>(w != nullptr ? sizeof(float) : sizeof(uint16_t));
+}
+
 int64_t Linear::bytes() const {
   const int64_t b = bias != nullptr ? out * static_cast<int64_t>(sizeof(float)) : 0;
   if (q) return b + q->bytes();
-  return b + out * in * static_cast<int64_t>(w16 != nullptr ? sizeof(uint16_t) : sizeof(float));
+  return b + float_bytes();
 }
 
 }  // namespace wkvq

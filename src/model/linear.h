@@ -1,10 +1,11 @@
-// Linear: one weight matrix of a block, y = x . W^T, whatever its storage: f32 or fp16 row-major
-// W[out, in] (in place from the file or owned), or packed int-b groups (formats/weight_quant.h).
-// The block forward never needs to know which.
+// Linear: one weight matrix of a block, y = x . W^T, whatever its storage: f32, fp16 or bf16
+// row-major W[out, in] (in place from the file or owned), or packed int-b groups
+// (formats/weight_quant.h). The block forward never needs to know which.
 #pragma once
 
 #include <cstdint>
 #include <memory>
+#include <vector>
 
 #include "formats/weight_quant.h"
 
@@ -16,11 +17,23 @@ struct Linear {
   const float* w = nullptr;                  // (out, in) row-major, when stored in f32
   std::shared_ptr<const QuantizedMatrix> q;  // when quantized (then w may be null)
   const uint16_t* w16 = nullptr;             // (out, in) fp16 bits, when stored in fp16
+  const uint16_t* wbf16 = nullptr;           // (out, in) bfloat16 bits, when stored in bf16
   const float* bias = nullptr;               // (out) added after the product (f32), or null
 
   bool quantized() const { return q != nullptr; }
+  // True when W is held in floating point (f32, fp16 or bf16), whether or not it is quantized.
+  bool has_float() const { return w != nullptr || w16 != nullptr || wbf16 != nullptr; }
   // y[n, out] = x[n, in] . W^T (+ bias)
   void forward(const float* x, int64_t n, float* y) const;
+  // The f32 values of rows [r0, r0 + rows) of a floating-point W into dst (rows x in); exact.
+  void rows_f32(int64_t r0, int64_t rows, float* dst) const;
+  // W as f32: `w` itself when stored in f32, else its values converted into `scratch`.
+  const float* f32_view(std::vector<float>& scratch) const;
+  // The f32 value of element i (row-major) of a floating-point W; exact.
+  float weight_f32(int64_t i) const;
+  // The floating-point W's storage: its address and size in bytes (nullptr, 0 when none).
+  const void* float_data() const;
+  int64_t float_bytes() const;
   // Bytes of the weight (and bias) as stored for inference.
   int64_t bytes() const;
 };

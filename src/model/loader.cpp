@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "core/error.h"
+#include "core/fp16.h"
 #include "core/parallel.h"
 #include "io/llama2c_file.h"
 #include "io/safetensors.h"
@@ -62,22 +63,42 @@ void check_finite(const float* x, int64_t n, const std::string& where) {
   }
 }
 
-// Fetches HF tensors by name with shape and dtype checked, as f32 pointers owned by the model.
+// Throws naming `where` and the first non-finite element of the fp16 (bf16 when `bf16`) bits
+// x[0, n): all exponent bits set is Inf or NaN in both formats.
+void check_finite_half(const uint16_t* x, int64_t n, bool bf16, const std::string& where) {
+  const uint16_t exp = bf16 ? 0x7f80u : 0x7c00u;
+  constexpr int64_t kGrain = int64_t{1} << 16;
+  const int64_t chunks = (n + kGrain - 1) / kGrain;
+  std::vector<int64_t> first_bad(static_cast<size_t>(std::max<int64_t>(chunks, 1)), -1);
+  parallel_for(n, kGrain, [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i) {
+      if ((x[i] & exp) == exp) {
+        first_bad[static_cast<size_t>(b / kGrain)] = i;
+        return;
+      }
+    }
+  });
+  for (int64_t i : first_bad) {
+    WKVQ_REQUIRE(i < 0, where, ": non-finite weight ", bf16 ? bf16_to_f32(x[i]) : fp16_to_f32(x[i]),
+                 " at element ", i, "; the file is corrupt");
+  }
+}
+
+// Fetches HF tensors by name with shape and dtype checked, as f32 pointers owned by the model,
+// or (linears, with LoadOptions::half_in_place) as fp16/bf16 pointers into the mapped file.
 class HfTensors {
  public:
-  HfTensors(const SafetensorsSet& set, Model& m, bool full_scan)
-      : set_(set), m_(m), full_scan_(full_scan) {}
+  HfTensors(const SafetensorsSet& set, Model& m, bool full_scan, const LoadOptions& opt)
+      : set_(set), m_(m), full_scan_(full_scan), opt_(opt) {}
 
   const float* get(const std::string& name, std::vector<int64_t> shape, bool scan) {
-    const TensorInfo& t = set_.get(name);
-    WKVQ_REQUIRE(t.shape == shape, t.file, ": ", name, ": expected shape ", shape_to_string(shape),
-                 ", found ", t.shape_string());
-    t.require_supported_dtype();
+    const TensorInfo& t = checked(name, shape);
     const float* p = t.f32_in_place();
     if (p == nullptr) {  // F16, BF16 or misaligned F32: convert into an owned buffer
       float* buf = m_.storage.allocate(static_cast<size_t>(t.numel));
       parallel_for(t.numel, int64_t{1} << 16,
                    [&](int64_t b, int64_t e) { t.to_f32(b, e - b, buf + b); });
+      m_.storage.release_pages(t.data, static_cast<int64_t>(t.nbytes));
       p = buf;
     }
     if (scan || full_scan_) check_finite(p, t.numel, t.file + ": " + name);
@@ -88,14 +109,34 @@ class HfTensors {
     Linear lin;
     lin.out = out;
     lin.in = in;
-    lin.w = get(name, {out, in}, false);
+    const TensorInfo& t = checked(name, {out, in});
+    const bool half = t.dtype == DType::F16 || t.dtype == DType::BF16;
+    if (!opt_.half_in_place || !half || reinterpret_cast<uintptr_t>(t.data) % 2 != 0) {
+      lin.w = get(name, {out, in}, false);
+      return lin;
+    }
+    const auto* bits = reinterpret_cast<const uint16_t*>(t.data);
+    (t.dtype == DType::F16 ? lin.w16 : lin.wbf16) = bits;
+    if (full_scan_) {
+      check_finite_half(bits, t.numel, t.dtype == DType::BF16, t.file + ": " + name);
+      m_.storage.release_pages(t.data, static_cast<int64_t>(t.nbytes));
+    }
     return lin;
   }
 
  private:
+  const TensorInfo& checked(const std::string& name, const std::vector<int64_t>& shape) {
+    const TensorInfo& t = set_.get(name);
+    WKVQ_REQUIRE(t.shape == shape, t.file, ": ", name, ": expected shape ", shape_to_string(shape),
+                 ", found ", t.shape_string());
+    t.require_supported_dtype();
+    return t;
+  }
+
   const SafetensorsSet& set_;
   Model& m_;
   bool full_scan_;
+  LoadOptions opt_;
 };
 
 // Refuses bias tensors config.json does not call for (an MLP bias, or attention biases of a
@@ -245,7 +286,7 @@ Model load_llama2c_model(const std::string& path) {
   return m;
 }
 
-Model load_hf_model(const std::string& dir) {
+Model load_hf_model(const std::string& dir, const LoadOptions& opt) {
   const std::string config_path = (fs::path(dir) / "config.json").string();
   std::error_code ec;
   WKVQ_REQUIRE(fs::exists(config_path, ec), dir,
@@ -260,9 +301,9 @@ Model load_hf_model(const std::string& dir) {
   print_sliding_window_notice(hf, config_path);
 
   const SafetensorsSet set = SafetensorsSet::open_dir(dir);
-  for (const auto& map : set.mappings()) m.storage.holders.push_back(map);
+  for (const auto& map : set.mappings()) m.storage.hold_file(map);
   reject_unexpected_biases(set, c, dir);
-  HfTensors t(set, m, param_count(c) < kFullScanParams);
+  HfTensors t(set, m, param_count(c) < kFullScanParams, opt);
   const int64_t dim = c.dim, hidden = c.hidden_dim, q = c.q_dim(), kv = c.kv_dim();
   const int64_t vocab = c.vocab_size;
 
@@ -293,15 +334,15 @@ Model load_hf_model(const std::string& dir) {
   return m;
 }
 
-Model load_model(const std::string& path) {
+Model load_model(const std::string& path, const LoadOptions& opt) {
   std::error_code ec;
   const fs::path p(path);
   WKVQ_REQUIRE(fs::exists(p, ec), path,
                ": no such file or directory; give a llama2.c .bin file or a Hugging Face model "
                "directory");
   // A quantized model directory (model/quantized_model_io.h) is HF-shaped but holds GPTQ tensors.
-  auto load_dir = [](const std::string& d) {
-    return is_quantized_model_dir(d) ? load_quantized_model(d) : load_hf_model(d);
+  auto load_dir = [&opt](const std::string& d) {
+    return is_quantized_model_dir(d) ? load_quantized_model(d) : load_hf_model(d, opt);
   };
   if (fs::is_directory(p, ec)) return load_dir(path);
   // A file inside a Hugging Face directory (config.json, *.safetensors): load the directory.

@@ -16,6 +16,27 @@ uint16_t* WeightStorage::allocate_fp16(size_t n) {
   return p;
 }
 
+void WeightStorage::hold_file(std::shared_ptr<const MappedFile> file) {
+  holders.push_back(file);
+  files.push_back(std::move(file));
+}
+
+void WeightStorage::release_pages(const void* p, int64_t bytes) const {
+  if (p == nullptr || bytes <= 0) return;
+  for (const auto& f : files) {
+    if (f->contains(p, static_cast<size_t>(bytes))) {
+      f->release(p, static_cast<size_t>(bytes));
+      return;
+    }
+  }
+}
+
+void WeightStorage::release_file_pages() const {
+  for (const auto& f : files) {
+    if (f->size() > 0) f->release(f->data(), f->size());
+  }
+}
+
 int64_t Model::weight_bytes() const {
   const LlamaConfig& c = config;
   int64_t b = int64_t{c.vocab_size} * c.dim * 4 + int64_t{c.dim} * 4;  // embeddings + final norm

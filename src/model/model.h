@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "io/mapped_file.h"
 #include "model/config.h"
 #include "model/kv_smoothing.h"
 #include "model/linear.h"
@@ -30,6 +31,14 @@ struct LayerWeights {
 // Keeps the memory behind the weight pointers alive: mapped files and converted buffers.
 struct WeightStorage {
   std::vector<std::shared_ptr<const void>> holders;
+  std::vector<std::shared_ptr<const MappedFile>> files;  // the mapped files weights point into
+  // Keeps `file` alive and lets release_pages drop pages of it.
+  void hold_file(std::shared_ptr<const MappedFile> file);
+  // Drops the pages of [p, p + bytes) from the resident set when the range lies in one of
+  // `files` (MappedFile::release; the data stays readable); does nothing for other memory.
+  void release_pages(const void* p, int64_t bytes) const;
+  // The same for every page of `files`.
+  void release_file_pages() const;
   // A fresh owned f32 buffer of n floats (zeroed), kept alive with the model.
   float* allocate(size_t n);
   // The same for n fp16 values.

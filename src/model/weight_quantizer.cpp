@@ -70,20 +70,39 @@ bool KeepFloat::keeps(int layer, int linear) const {
   return false;
 }
 
+void to_owned_f32(Model& m, Linear& lin) {
+  if (lin.w != nullptr || !lin.has_float()) return;
+  float* dst = m.storage.allocate(static_cast<size_t>(lin.out * lin.in));
+  lin.rows_f32(0, lin.out, dst);
+  m.storage.release_pages(lin.float_data(), lin.float_bytes());
+  lin.w = dst;
+  lin.w16 = nullptr;
+  lin.wbf16 = nullptr;
+}
+
 Model quantize_weights_rtn(const Model& fp, const WeightQuantOptions& opt) {
   Model q = fp;
   const int L = fp.config.n_layers;
   parallel_for(int64_t{L} * 7, 1, [&](int64_t b, int64_t e) {
+    std::vector<float> scratch;
     for (int64_t item = b; item < e; ++item) {
       const int layer = static_cast<int>(item / 7), lin = static_cast<int>(item % 7);
       if (opt.keep_float.keeps(layer, lin)) continue;
       const Linear& src = linear_by_index(fp.layers[static_cast<size_t>(layer)], lin);
       Linear& dst = linear_by_index(q.layers[static_cast<size_t>(layer)], lin);
       dst.q = std::make_shared<const QuantizedMatrix>(
-          quantize_weights_ref(src.w, src.out, src.in, opt.bits, opt.group));
+          quantize_weights_ref(src.f32_view(scratch), src.out, src.in, opt.bits, opt.group));
+      fp.storage.release_pages(src.float_data(), src.float_bytes());
       dst.w = nullptr;
+      dst.w16 = nullptr;
+      dst.wbf16 = nullptr;
     }
   });
+  // Linears kept in floating point run in f32, as from an f32 checkpoint (serially: the
+  // storage's holder list is not thread-safe).
+  for (LayerWeights& l : q.layers) {
+    for (int i = 0; i < 7; ++i) to_owned_f32(q, linear_by_index(l, i));
+  }
   q.quant.method = "rtn";
   q.quant.wbits = opt.bits;
   q.quant.wgroup = opt.group;

@@ -34,7 +34,11 @@ struct WeightQuantOptions {
 };
 
 // A copy of `fp` whose linears are RTN-quantized (the float originals are not kept in it;
-// embeddings, norms and the output head stay in floating point). Parallel over linears.
+// embeddings, norms and the output head stay in floating point; linears kept in floating point
+// are f32). Parallel over linears; each fp16/bf16 source is converted on its own and its mapped
+// pages released after use (model/loader.h, LoadOptions::half_in_place).
 Model quantize_weights_rtn(const Model& fp, const WeightQuantOptions& opt);
+// Makes m's linear `lin` an owned f32 copy when it is stored in fp16/bf16 (else leaves it).
+void to_owned_f32(Model& m, Linear& lin);
 
 }  // namespace wkvq

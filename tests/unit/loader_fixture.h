@@ -208,7 +208,11 @@ inline std::vector<std::pair<std::string, std::vector<float>>> model_tensors(con
   auto add = [&](const std::string& name, const float* p, int64_t n) {
     out.emplace_back(name, std::vector<float>(p, p + n));
   };
-  auto lin = [&](const std::string& name, const Linear& l) { add(name, l.w, l.out * l.in); };
+  auto lin = [&](const std::string& name, const Linear& l) {  // any float storage, as f32
+    std::vector<float> v(static_cast<size_t>(l.out * l.in));
+    l.rows_f32(0, l.out, v.data());
+    out.emplace_back(name, std::move(v));
+  };
   add("model.embed_tokens.weight", m.tok_embeddings, int64_t{c.vocab_size} * c.dim);
   for (int l = 0; l < c.n_layers; ++l) {
     const LayerWeights& w = m.layers[static_cast<size_t>(l)];
