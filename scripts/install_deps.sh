@@ -3,7 +3,7 @@
 set -euo pipefail
 packages=(build-essential cmake g++ pkg-config libgtest-dev libgmock-dev libbenchmark-dev
           libomp-dev nlohmann-json3-dev libcli11-dev libsentencepiece-dev
-          python3 python3-numpy python3-torch libtorch-dev clang-format)
+          python3 python3-numpy python3-torch libtorch-dev clang-format clang libfuzzer-14-dev)
 missing=()
 for p in "${packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

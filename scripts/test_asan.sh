@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Builds the ASan + UBSan preset (CMakePresets.json `asan`, build-asan/, without libtorch) and
+# runs the unit, kernel and golden labels under it. Extra arguments go to ctest. Part of .ci/run.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+cmake --preset asan -DWKVQ_CALIBRATE=OFF
+start=$SECONDS
+cmake --build --preset asan -j"$(nproc)"
+echo "test_asan: build took $((SECONDS - start)) s"
+export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1}
+export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+ctest --test-dir build-asan --output-on-failure -j"$(nproc)" -L '^(unit|kernel|golden)$' "$@"
