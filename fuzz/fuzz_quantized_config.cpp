@@ -2,17 +2,11 @@
 // HF keys and quantization_config), loaded beside a fixed model.safetensors written by
 // `wkvq quantize` (the directory named by WKVQ_FUZZ_QUANTIZED_DIR, made by fuzz/make_seeds.py).
 // Every config change must be checked against the tensors, never trusted.
-#include <filesystem>
-
 #include "fuzz_support.h"
 #include "model/quantized_model_io.h"
 
 extern "C" int LLVMFuzzerInitialize(int*, char***) {
-  const std::string src =
-      wkvq::fuzz::required_env("WKVQ_FUZZ_QUANTIZED_DIR",
-                               "a directory written by wkvq quantize (for its model.safetensors)");
-  std::filesystem::create_symlink(std::filesystem::absolute(src + "/model.safetensors"),
-                                  wkvq::fuzz::scratch().path() + "/model.safetensors");
+  wkvq::fuzz::link_quantized_safetensors();
   return 0;
 }
 

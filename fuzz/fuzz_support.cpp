@@ -53,4 +53,12 @@ std::string required_env(const char* name, const char* what) {
   return v;
 }
 
+void link_quantized_safetensors() {
+  const std::string src =
+      required_env("WKVQ_FUZZ_QUANTIZED_DIR",
+                   "a directory written by wkvq quantize (for its model.safetensors)");
+  fs::create_symlink(fs::absolute(src + "/model.safetensors"),
+                     scratch().path() + "/model.safetensors");
+}
+
 }  // namespace wkvq::fuzz

@@ -62,12 +62,18 @@ def llama2c_small(model):
     return {"small.bin": header + body, "header.bin": read(model, 28)}
 
 
+def safetensors_header(path):
+    """(header bytes including the length, the header as JSON) of a safetensors file."""
+    n = struct.unpack("<Q", read(path, 8))[0]
+    raw = read(path, 8 + n)
+    return raw, json.loads(raw[8:])
+
+
 def safetensors_subset(path, max_tensors=6):
     """The small tensors of a real safetensors file, offsets rebased: a valid file of a few KB;
     and the real header alone (its data section cut off)."""
-    raw = read(path, 1 << 20)
-    n = struct.unpack("<Q", raw[:8])[0]
-    header = json.loads(raw[8:8 + n])
+    raw, header = safetensors_header(path)
+    n = len(raw) - 8
     full = read(path)
     data0 = 8 + n
     small = [(k, e) for k, e in header.items() if k != "__metadata__" and
@@ -89,7 +95,7 @@ def safetensors_subset(path, max_tensors=6):
         off += end - b
     text = json.dumps(out).encode()
     text += b" " * ((-len(text)) % 8)
-    return struct.pack("<Q", len(text)) + text + b"".join(blobs), raw[:data0]
+    return struct.pack("<Q", len(text)) + text + b"".join(blobs), raw
 
 
 def token_file_head(path, count=64):
@@ -143,6 +149,10 @@ def main():
     seeds["safetensors"] = {"ref-6m-small.safetensors": ref_small,
                             "ref-6m-header.safetensors": ref_header,
                             "quantized-small.safetensors": q_small}
+    _, q_header = safetensors_header(f"{qdir}/model.safetensors")
+    index = {"metadata": {}, "weight_map": {k: "model.safetensors" for k in q_header
+                                            if k != "__metadata__"}}
+    seeds["safetensors_index"] = {"index.json": json.dumps(index, indent=1).encode()}
     for target, files in seeds.items():
         for name, data in files.items():
             write(f"{out}/{target}/{name}", data)
