@@ -2,6 +2,8 @@
 // threads. The SIMD kernels themselves live in matmul_avx2.cpp / matmul_avx512.cpp.
 #include "kernels/matmul.h"
 
+#include <cpuid.h>
+
 #include <algorithm>
 #include <cstdlib>
 #include <memory>
@@ -22,6 +24,12 @@ namespace {
 // A weight as f32, from f32 or fp16 storage (exact).
 inline float weight_f32(float w) { return w; }
 inline float weight_f32(uint16_t w) { return fp16_to_f32(w); }
+
+// F16C from CPUID leaf 1 (ECX bit 29): clang 14's __builtin_cpu_supports does not know "f16c".
+bool cpu_has_f16c() {
+  unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
+  return __get_cpuid(1, &eax, &ebx, &ecx, &edx) != 0 && (ecx & bit_F16C) != 0;
+}
 
 // The reference: for every output, a float sum of the `in` products in index order. This is the
 // definition the SIMD kernels are tested against. No FMA: this file is compiled for baseline
@@ -69,8 +77,7 @@ void run_block(Isa isa, Kernel kernel, const float* x, int64_t in, const T* w, f
 bool cpu_has_avx2() {
   static const bool has = [] {
     __builtin_cpu_init();
-    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-           __builtin_cpu_supports("f16c");
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && cpu_has_f16c();
   }();
   return has;
 }
