@@ -2,7 +2,7 @@
 # Installs the Debian 12 packages wkvq needs to build and test (skips what is already there).
 set -euo pipefail
 packages=(build-essential cmake g++ pkg-config libgtest-dev libgmock-dev libbenchmark-dev
-          libomp-dev nlohmann-json3-dev libcli11-dev libsentencepiece-dev
+          libomp-dev nlohmann-json3-dev libcli11-dev libsentencepiece-dev libxxhash-dev
           python3 python3-numpy python3-torch libtorch-dev clang-format)
 missing=()
 for p in "${packages[@]}"; do

@@ -80,7 +80,8 @@ void run_quantize(const QuantizeCliOptions& o) {
   const std::string tok_path = o.tokenizer.empty()
                                    ? find_tokenizer_beside(model_path, loaded.config.vocab_size)
                                    : o.tokenizer;
-  const std::unique_ptr<Tokenizer> tok = load_tokenizer(tok_path);
+  const std::unique_ptr<Tokenizer> tok =
+      open_tokenizer(tok_path, model_path, loaded.config.vocab_size);
   std::optional<PreparedModel> prepared;
   if (o.method == "wkvquant") {
     prepared = calibrated_model(o, model_path, std::move(loaded), *tok);

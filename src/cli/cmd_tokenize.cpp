@@ -12,6 +12,7 @@
 
 #include "cli/commands.h"
 #include "cli/common.h"
+#include "cli/console.h"
 #include "core/error.h"
 #include "runtime/tokenizer.h"
 
@@ -56,7 +57,7 @@ void run_tokenize(const TokenizeOptions& o) {
     std::printf("%s\n", nlohmann::json(ids).dump().c_str());
   }
   std::fflush(stdout);
-  std::fprintf(stderr, "tokens: %zu, seconds: %.4f\n", ids.size(), seconds);
+  info("tokens: %zu, seconds: %.4f\n", ids.size(), seconds);
 }
 
 }  // namespace

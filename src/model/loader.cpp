@@ -105,6 +105,26 @@ void reject_biases(const SafetensorsSet& set, const std::string& dir) {
   }
 }
 
+// Tensors of a layer beyond num_hidden_layers would be ignored silently (a smaller model run
+// without a word): refused.
+void reject_extra_layers(const SafetensorsSet& set, const std::string& dir, int n_layers) {
+  const std::string prefix = "model.layers.";
+  for (const std::string& name : set.names()) {
+    if (name.compare(0, prefix.size(), prefix) != 0) continue;
+    const size_t end = name.find('.', prefix.size());
+    const std::string digits = name.substr(prefix.size(), end - prefix.size());
+    if (digits.empty() || digits.size() > 9 ||
+        digits.find_first_not_of("0123456789") != std::string::npos) {
+      continue;
+    }
+    const int layer = std::stoi(digits);
+    WKVQ_REQUIRE(layer < n_layers, dir, ": tensor '", name, "' belongs to layer ", layer,
+                 ", but config.json says num_hidden_layers = ", n_layers,
+                 "; the weights hold more layers than the config: fix num_hidden_layers (or "
+                 "remove the extra tensors)");
+  }
+}
+
 }  // namespace
 
 LlamaConfig config_from_hf(const HfConfig& hf) {
@@ -202,6 +222,7 @@ Model load_hf_model(const std::string& dir) {
   const SafetensorsSet set = SafetensorsSet::open_dir(dir);
   for (const auto& map : set.mappings()) m.storage.holders.push_back(map);
   reject_biases(set, dir);
+  reject_extra_layers(set, dir, c.n_layers);
   HfTensors t(set, m, param_count(c) < kFullScanParams);
   const int64_t dim = c.dim, hidden = c.hidden_dim, q = c.q_dim(), kv = c.kv_dim();
   const int64_t vocab = c.vocab_size;
