@@ -12,6 +12,7 @@
 #include <cstring>
 #include <filesystem>
 #include <string>
+#include <utility>
 
 #include "core/error.h"
 
@@ -39,14 +40,17 @@ extern "C" void forward_signal(int sig) {
 }
 
 // SIGINT and SIGTERM forwarded to the worker while it runs; the previous handlers restored after.
+// A signal this process ignores (as a shell's background job ignores SIGINT) stays ignored.
 class ForwardSignals {
  public:
   ForwardSignals() {
     struct sigaction sa {};
     sa.sa_handler = forward_signal;
     sigemptyset(&sa.sa_mask);
-    sigaction(SIGINT, &sa, &old_int_);
-    sigaction(SIGTERM, &sa, &old_term_);
+    for (auto [sig, old] : {std::pair{SIGINT, &old_int_}, std::pair{SIGTERM, &old_term_}}) {
+      sigaction(sig, nullptr, old);
+      if (old->sa_handler != SIG_IGN) sigaction(sig, &sa, nullptr);
+    }
   }
   ~ForwardSignals() {
     worker_pid().store(0);

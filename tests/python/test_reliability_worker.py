@@ -19,7 +19,7 @@ from harness import Checker
 
 WORKER_EXIT_S = 1.0
 # Enough epochs that a block takes seconds on 2 cores, so the signals land mid-run.
-CALIB_ARGS = ["--epochs", 40, "--samples", 8, "--window", 128, "--threads", 1]
+CALIB_ARGS = ["--epochs", 8, "--samples", 8, "--window", 128, "--threads", 1]
 
 
 def children(pid):
@@ -48,8 +48,10 @@ def wait_for(cond, timeout, step=0.02):
 
 
 def start(wkvq, args, log):
+    # SIGINT at its default (a background shell would hand it down ignored)
     return subprocess.Popen([wkvq] + [str(a) for a in args], stdout=subprocess.DEVNULL,
-                            stderr=open(log, "wb"))
+                            stderr=open(log, "wb"),
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
 
 def worker_of(p, timeout=60):
@@ -101,6 +103,8 @@ def test(args):
     c.check(rc != 0 and "--resume" in err and "SIGINT" in err,
             f"SIGINT: wkvq exits {rc} saying how to resume ({err.strip().splitlines()[-1]})")
     c.check(w is not None and not alive(w), "... and the worker is gone")
+    if w is not None and alive(w):
+        os.kill(w, signal.SIGKILL)
 
     # 3. a second run on the same run directory while the first holds it
     p = start(args.wkvq, [*base, "--resume"], log)
