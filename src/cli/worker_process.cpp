@@ -1,8 +1,8 @@
 #include "cli/worker_process.h"
 
 #include <fcntl.h>
-#include <spawn.h>
 #include <sys/file.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -102,9 +102,17 @@ void run_worker(const std::vector<std::string>& args_in, const std::string& resu
   argv.push_back(nullptr);
   stop_signal().store(0);
   const ForwardSignals forward;
-  pid_t pid = 0;
-  const int rc = posix_spawn(&pid, argv[0], nullptr, nullptr, argv.data(), environ);
-  WKVQ_REQUIRE(rc == 0, "cannot start ", args[0], ": ", std::strerror(rc));
+  // fork + exec rather than posix_spawn: the death signal is set in the child before exec (it
+  // survives exec), so the worker cannot outlive wkvq even while it is still loading libtorch.
+  // Between fork and exec only async-signal-safe calls.
+  const pid_t parent = getpid();
+  const pid_t pid = fork();
+  WKVQ_REQUIRE(pid >= 0, "cannot start ", args[0], ": ", std::strerror(errno));
+  if (pid == 0) {
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != parent) _exit(127);
+    execve(argv[0], argv.data(), environ);
+    _exit(127);
+  }
   worker_pid().store(pid);
   if (stop_signal().load() != 0) kill(pid, stop_signal().load());  // arrived before the store
   int status = 0;

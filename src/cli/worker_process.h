@@ -1,6 +1,7 @@
-// The calibration worker as a child process: started with posix_spawn, told this process's pid
-// (--parent-pid: it sets PR_SET_PDEATHSIG and then checks that its parent is still this process,
-// so it dies with wkvq however wkvq ends, kill -9 included), and stopped cleanly when wkvq gets
+// The calibration worker as a child process: started with fork + exec, with PR_SET_PDEATHSIG
+// (SIGKILL) set in the child before exec and the parent checked after it (and again by the worker,
+// which is told this process's pid with --parent-pid), so it dies with wkvq however wkvq ends,
+// kill -9 included, even while it is still starting; and stopped cleanly when wkvq gets
 // SIGINT or SIGTERM (the signal is forwarded, the worker waited for, and wkvq fails with a message
 // saying how to continue). A run directory is locked (flock on RUN_DIR/lock) for as long as a run
 // uses it, so a second concurrent run on it is refused.

@@ -19,7 +19,7 @@ from harness import Checker
 
 WORKER_EXIT_S = 1.0
 # Enough epochs that a block takes seconds on 2 cores, so the signals land mid-run.
-CALIB_ARGS = ["--epochs", 8, "--samples", 8, "--window", 128, "--threads", 1]
+CALIB_ARGS = ["--epochs", 4, "--samples", 8, "--window", 128, "--threads", 1]
 
 
 def children(pid):
