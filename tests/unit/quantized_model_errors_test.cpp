@@ -154,7 +154,8 @@ TEST_F(QuantizedModelErrors, MissingSafetensors) {
 }
 
 TEST_F(QuantizedModelErrors, NewerFormatVersion) {
-  edit_config([](json& j) { j["quantization_config"]["format_version"] = kQuantizedFormatVersion + 1; });
+  edit_config(
+      [](json& j) { j["quantization_config"]["format_version"] = kQuantizedFormatVersion + 1; });
   expect_error({"config.json", "format_version", "newer wkvq"});
 }
 
