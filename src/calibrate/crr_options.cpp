@@ -7,6 +7,7 @@
 
 #include "calibrate/crr.h"
 #include "core/error.h"
+#include "formats/kv_quant.h"
 
 namespace wkvq {
 
@@ -18,9 +19,8 @@ void CrrOptions::validate(const LlamaConfig& c) const {
   auto bits_ok = [](int b) { return b == 2 || b == 3 || b == 4 || b == 8; };
   WKVQ_REQUIRE(bits_ok(wbits) || wbits == 16, "calibration: --wbits must be 2, 3, 4, 8 or 16 ",
                "(floating point), got ", wbits);
-  WKVQ_REQUIRE(bits_ok(kvbits) || kvbits == 16 || kvbits == 32,
-               "calibration: --kvbits must be 2, 3, 4, 8, 16 or 32, got ", kvbits);
-  WKVQ_REQUIRE(wgroup >= 0 && kvgroup >= 0, "calibration: group sizes must be >= 0");
+  validate_kv_settings(kvbits, kvgroup, c.kv_dim());
+  WKVQ_REQUIRE(wgroup >= 0, "calibration: the weight group size must be >= 0");
   WKVQ_REQUIRE(k >= 0, "calibration: k must be >= 0, got ", k);
   WKVQ_REQUIRE(epochs >= 0, "calibration: epochs must be >= 0, got ", epochs);
   WKVQ_REQUIRE(samples >= 1, "calibration: need at least one sample window, got ", samples);

@@ -6,9 +6,11 @@
 //   calib_tokens.bin   the tokenized calibration text (calibrate/token_file.h)
 // and writes one block file per finished block into the same directory (calibrate/block_file.h),
 // printing progress per block and epoch on stderr.
+#include <sys/prctl.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <csignal>
 #include <cstdio>
 #include <exception>
 #include <filesystem>
@@ -26,8 +28,22 @@ struct WorkerOptions {
   std::string model, run_dir;
   int threads = 0;
   bool resume = false;
+  bool quiet = false;
   int stop_after_block = -1;
+  long parent_pid = 0;  // wkvq's pid: die with it
 };
+
+// The worker must not outlive wkvq (it would keep writing into a run directory a --resume may
+// share): the kernel sends SIGKILL when the parent exits, and a parent that exited before the
+// request took effect is caught by comparing getppid() afterwards.
+void die_with_parent(long parent_pid) {
+  if (parent_pid <= 0) return;
+  if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != static_cast<pid_t>(parent_pid)) {
+    std::fprintf(stderr, "wkvq-calibrate: error: the parent process %ld is gone; stopping\n",
+                 parent_pid);
+    std::_Exit(1);
+  }
+}
 
 std::string clock_text(double s) {
   char buf[32];
@@ -40,7 +56,9 @@ std::string clock_text(double s) {
   return buf;
 }
 
+// On a terminal, epochs update one line in place; in a log, one line per finished block.
 void print_progress(const wkvq::CrrProgress& p, bool tty) {
+  if (!tty && !p.block_done) return;
   if (p.block_done) {
     std::fprintf(stderr, "%sblock %d/%d %s: loss %.6g  elapsed %s  eta %s\n", tty ? "\r" : "",
                  p.block + 1, p.n_blocks, p.resumed ? "resumed from its file" : "done", p.loss,
@@ -67,9 +85,13 @@ void run(const WorkerOptions& w) {
   const wkvq::Model fp = wkvq::load_model(w.model, load);
   const std::vector<int> calib = wkvq::read_token_file(
       (fs::path(w.run_dir) / "calib_tokens.bin").string(), fp.config.vocab_size);
-  std::fprintf(stderr, "calibrating %s: %s\n", w.model.c_str(), o.summary().c_str());
+  if (!w.quiet) {
+    std::fprintf(stderr, "calibrating %s: %s\n", w.model.c_str(), o.summary().c_str());
+  }
   const bool tty = isatty(fileno(stderr)) != 0;
-  wkvq::calibrate_crr(fp, calib, o, [tty](const wkvq::CrrProgress& p) { print_progress(p, tty); });
+  wkvq::calibrate_crr(fp, calib, o, [&w, tty](const wkvq::CrrProgress& p) {
+    if (!w.quiet) print_progress(p, tty);
+  });
 }
 
 }  // namespace
@@ -89,8 +111,12 @@ int main(int argc, char** argv) {
   app.add_option("--stop-after-block", w.stop_after_block,
                  "Stop once this block (0-based) is finished (a partial run, for resuming)")
       ->check(CLI::Range(-1, 1 << 20));
+  app.add_flag("--quiet", w.quiet, "Print nothing on stderr but errors");
+  app.add_option("--parent-pid", w.parent_pid,
+                 "Exit when this process (wkvq) exits (PR_SET_PDEATHSIG)");
   try {
     app.parse(argc, argv);
+    die_with_parent(w.parent_pid);
     run(w);
   } catch (const CLI::ParseError& e) {
     return app.exit(e);

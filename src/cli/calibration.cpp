@@ -1,13 +1,7 @@
 #include "cli/calibration.h"
 
-#include <spawn.h>
-#include <sys/wait.h>
-#include <unistd.h>
-
-#include <cerrno>
 #include <chrono>
 #include <cstdio>
-#include <cstring>
 #include <filesystem>
 #include <sstream>
 #include <vector>
@@ -15,10 +9,10 @@
 #include "calibrate/block_file.h"
 #include "calibrate/token_file.h"
 #include "cli/common.h"
+#include "cli/console.h"
+#include "cli/worker_process.h"
 #include "core/error.h"
 #include "io/atomic_file.h"
-
-extern char** environ;
 
 namespace wkvq::cli {
 
@@ -70,8 +64,7 @@ void CalibCliOptions::add_to(CLI::App* cmd) {
                   "Initial LWC logits gamma = beta (sigmoid(4) = 0.982: almost no clipping)")
       ->capture_default_str()
       ->check(CLI::Range(-20.0f, 20.0f));
-  cmd->add_option("--seed", crr.seed, "Seed of the calibration windows and their order")
-      ->capture_default_str();
+  add_seed_option(cmd, &crr.seed, "Seed of the calibration windows and their order");
   cmd->add_option("--run-dir", run_dir,
                   "Directory of the calibration run's per-block results (default: OUT.calib-run, "
                   "removed when the model is written)");
@@ -134,27 +127,6 @@ std::string worker_path() {
   return worker.string();
 }
 
-// Runs argv[0] with argv, waiting for it; throws unless it exits with status 0.
-void run_process(const std::vector<std::string>& args) {
-  std::vector<char*> argv;
-  for (const std::string& a : args) argv.push_back(const_cast<char*>(a.c_str()));
-  argv.push_back(nullptr);
-  pid_t pid = 0;
-  const int rc = posix_spawn(&pid, argv[0], nullptr, nullptr, argv.data(), environ);
-  WKVQ_REQUIRE(rc == 0, "cannot start ", args[0], ": ", std::strerror(rc));
-  int status = 0;
-  while (waitpid(pid, &status, 0) < 0) {
-    WKVQ_REQUIRE(errno == EINTR, "waiting for ", args[0], " failed: ", std::strerror(errno));
-  }
-  if (WIFSIGNALED(status)) {
-    fail("the calibration worker was killed by signal ", WTERMSIG(status),
-         "; finished blocks are kept: rerun with --resume to continue");
-  }
-  WKVQ_REQUIRE(WIFEXITED(status) && WEXITSTATUS(status) == 0,
-               "the calibration worker failed (exit status ", WEXITSTATUS(status),
-               "); its message is above");
-}
-
 }  // namespace
 
 std::vector<int> calibration_tokens(const Tokenizer& tok, const std::string& calib_path) {
@@ -172,24 +144,27 @@ std::optional<CalibrationResult> run_calibration(const std::string& model_path, 
   std::error_code ec;
   fs::create_directories(run_dir, ec);
   WKVQ_REQUIRE(!ec, run_dir, ": cannot create the calibration run directory: ", ec.message());
-  std::fprintf(stderr, "calibration text: %s, %zu tokens; run directory %s\n", calib.c_str(),
-               tokens.size(), run_dir.c_str());
+  const RunDirLock lock(run_dir);
+  info("calibration text: %s, %zu tokens; run directory %s\n", calib.c_str(), tokens.size(),
+       run_dir.c_str());
   write_token_file((fs::path(run_dir) / "calib_tokens.bin").string(), tokens);
   const std::string record = opt.record();
   write_file_atomically((fs::path(run_dir) / "options.txt").string(), record.data(), record.size());
   std::vector<std::string> args = {
       worker, "--model", model_path, "--run-dir", run_dir, "--threads", std::to_string(threads)};
   if (resume) args.emplace_back("--resume");
+  if (quiet()) args.emplace_back("--quiet");
   if (stop_after_block >= 0) {
     args.emplace_back("--stop-after-block");
     args.push_back(std::to_string(stop_after_block));
   }
   const auto t0 = std::chrono::steady_clock::now();
-  run_process(args);
+  run_worker(args, "Finished blocks are kept in " + run_dir +
+                       ": rerun the same command with --resume to continue");
   const double seconds = seconds_since(t0);
   if (stop_after_block >= 0 && stop_after_block < fp.config.n_layers - 1) {
-    std::fprintf(stderr, "calibration stopped after block %d (%.1f s); continue with --resume\n",
-                 stop_after_block, seconds);
+    info("calibration stopped after block %d (%.1f s); continue with --resume\n", stop_after_block,
+         seconds);
     return std::nullopt;
   }
   CalibrationResult r;
@@ -199,7 +174,7 @@ std::optional<CalibrationResult> run_calibration(const std::string& model_path, 
                  ": not calibrated with the options asked for (another run's file?)");
     r.blocks.push_back(std::move(f.data));
   }
-  std::fprintf(stderr, "calibration finished in %.1f s\n", seconds);
+  info("calibration finished in %.1f s\n", seconds);
   return r;
 }
 

@@ -9,6 +9,7 @@
 
 #include "cli/commands.h"
 #include "cli/common.h"
+#include "cli/console.h"
 #include "cli/quant_options.h"
 #include "core/error.h"
 #include "core/parallel.h"
@@ -53,8 +54,8 @@ void run_bench(const BenchOptions& o) {
   } else {
     const LlamaConfig c =
         o.shape_file.empty() ? shape_preset(o.shape) : load_shape_file(o.shape_file);
-    std::fprintf(stderr, "random weights (seed %llu): %s\n",
-                 static_cast<unsigned long long>(o.seed), c.summary().c_str());
+    info("random weights (seed %llu): %s\n", static_cast<unsigned long long>(o.seed),
+         c.summary().c_str());
     loaded = make_random_model(c, o.seed);
     what = o.shape_file.empty() ? o.shape : o.shape_file;
   }
@@ -63,7 +64,8 @@ void run_bench(const BenchOptions& o) {
   const LlamaConfig& c = model.config;
   WKVQ_REQUIRE(o.prefill + o.decode <= c.seq_len, "--prefill + --decode (", o.prefill + o.decode,
                ") exceeds the model context of ", c.seq_len);
-  std::mt19937 rng(static_cast<unsigned>(o.seed));
+  std::seed_seq seq{static_cast<uint32_t>(o.seed), static_cast<uint32_t>(o.seed >> 32)};
+  std::mt19937 rng(seq);
   std::uniform_int_distribution<int> pick(0, c.vocab_size - 1);
   std::vector<int> prompt(static_cast<size_t>(o.prefill));
   for (int& t : prompt) t = pick(rng);
@@ -98,7 +100,8 @@ void run_bench(const BenchOptions& o) {
                       {"decode_gb_s", decode_tps * bytes_tok / 1e9},
                       {"read_bandwidth_gb_s", bw / 1e9},
                       {"decode_bound_tok_s", bw / bytes_tok},
-                      {"peak_rss_bytes", peak_rss_bytes()}};
+                      {"peak_rss_bytes", peak_rss_bytes()},
+                      {"kernels", kernels_json()}};
   if (o.json) {
     std::printf("%s\n", j.dump().c_str());
   } else {
@@ -132,7 +135,7 @@ void register_bench(CLI::App& app) {
   cmd->add_option("--decode", o->decode, "Generated tokens")
       ->capture_default_str()
       ->check(CLI::Range(1, 1 << 20));
-  cmd->add_option("--seed", o->seed, "Seed of weights and tokens")->capture_default_str();
+  add_seed_option(cmd, &o->seed, "Seed of weights and tokens");
   cmd->add_flag("--json", o->json, "Print one JSON object on stdout");
   o->quant.add_to(cmd);
   add_threads_option(cmd, &o->threads);

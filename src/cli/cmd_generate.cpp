@@ -7,6 +7,7 @@
 
 #include "cli/commands.h"
 #include "cli/common.h"
+#include "cli/console.h"
 #include "cli/quant_options.h"
 #include "core/error.h"
 #include "runtime/sampler.h"
@@ -57,7 +58,7 @@ void run_generate(const GenerateOptions& o) {
   const PreparedModel p = prepare_model(std::move(loaded), o.quant, tok.get());
   const Model& model = p.model;
   const LlamaConfig& c = model.config;
-  std::fprintf(stderr, "running %s\n", p.describe().c_str());
+  info("running %s\n", p.describe().c_str());
   int steps = o.steps <= 0 || o.steps > c.seq_len ? c.seq_len : o.steps;
   const std::vector<int> prompt = tok->encode(o.prompt, /*bos=*/true, /*eos=*/false);
   WKVQ_REQUIRE(!prompt.empty(),
@@ -98,9 +99,9 @@ void run_generate(const GenerateOptions& o) {
   printer.finish();
   std::fputs("\n", stdout);
   std::fflush(stdout);
-  std::fprintf(stderr, "prefill: %zu tokens, %.1f tok/s; decode: %d tokens, %.1f tok/s\n",
-               prompt.size(), static_cast<double>(prompt.size()) / prefill_s, generated,
-               generated > 0 ? generated / decode_s : 0.0);
+  info("prefill: %zu tokens, %.1f tok/s; decode: %d tokens, %.1f tok/s\n", prompt.size(),
+       static_cast<double>(prompt.size()) / prefill_s, generated,
+       generated > 0 ? generated / decode_s : 0.0);
   print_memory(model, session.cache().bytes_per_token());
 }
 
@@ -127,7 +128,7 @@ void register_generate(CLI::App& app) {
       ->check(CLI::Range(0.0f, 100.0f));
   cmd->add_option("--top-p", o->top_p, "Nucleus sampling mass in (0, 1]; 1 = off")
       ->capture_default_str();
-  cmd->add_option("--seed", o->seed, "Seed of the sampler")->capture_default_str();
+  add_seed_option(cmd, &o->seed, "Seed of the sampler");
   o->quant.add_to(cmd);
   add_threads_option(cmd, &o->threads);
   cmd->callback([o] { run_generate(*o); });

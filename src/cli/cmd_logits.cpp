@@ -8,6 +8,7 @@
 
 #include "cli/commands.h"
 #include "cli/common.h"
+#include "cli/console.h"
 #include "cli/quant_options.h"
 #include "core/error.h"
 #include "io/npy.h"
@@ -69,8 +70,8 @@ void run_logits(const LogitsOptions& o) {
     session.forward_all(ids.data(), n, logits.data());
   }
   write_npy_f32(o.out, logits.data(), {n, vocab});
-  std::fprintf(stderr, "wrote %s: (%lld, %d) float32 logits (%s)\n", o.out.c_str(),
-               static_cast<long long>(n), vocab, o.decode ? "decode" : "prefill");
+  info("wrote %s: (%lld, %d) float32 logits (%s)\n", o.out.c_str(), static_cast<long long>(n),
+       vocab, o.decode ? "decode" : "prefill");
   print_memory(model, session.cache().bytes_per_token());
 }
 

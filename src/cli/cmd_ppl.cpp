@@ -14,6 +14,7 @@
 #include "cli/calibration.h"
 #include "cli/commands.h"
 #include "cli/common.h"
+#include "cli/console.h"
 #include "cli/quant_options.h"
 #include "core/error.h"
 #include "eval/ablation.h"
@@ -56,14 +57,22 @@ nlohmann::json result_json(const PplResult& r) {
   return j;
 }
 
+// On a terminal the window count updates one line in place; otherwise (a log file) one summary
+// line when the last window is done; nothing with --quiet.
 PplProgress progress_printer() {
   const auto started = std::chrono::steady_clock::now();
-  return [started](int64_t done, int64_t total, double nll) {
+  const bool tty = progress_on_tty();
+  return [started, tty](int64_t done, int64_t total, double nll) {
     const double el = seconds_since(started);
-    std::fprintf(stderr, "\rwindow %lld/%lld  ppl %.4f  elapsed %.1f s  eta %.1f s   ",
-                 static_cast<long long>(done), static_cast<long long>(total), std::exp(nll), el,
-                 el / static_cast<double>(done) * static_cast<double>(total - done));
-    if (done == total) std::fputc('\n', stderr);
+    if (tty) {
+      info("\rwindow %lld/%lld  ppl %.4f  elapsed %.1f s  eta %.1f s   ",
+           static_cast<long long>(done), static_cast<long long>(total), std::exp(nll), el,
+           el / static_cast<double>(done) * static_cast<double>(total - done));
+      if (done == total) info("\n");
+    } else if (done == total) {
+      info("windows %lld/%lld  ppl %.4f  %.1f s\n", static_cast<long long>(done),
+           static_cast<long long>(total), std::exp(nll), el);
+    }
   };
 }
 
@@ -113,10 +122,12 @@ void run_ablation_cmd(const PplCliOptions& o, const std::string& model_path, con
   apply_head_option(wq, q.head);
   WKVQ_REQUIRE(!q.calib.empty(), "--ablation needs calibration text: pass --calib FILE");
   const std::vector<int> calib = calibration_tokens(tok, q.calib);  // tokenized once for all rungs
-  const KvSmoothing smooth = stats_smoothing(fp, calib, q.calib, q.calib_windows, q.calib_ctx);
+  const KvSmoothing smooth =
+      stats_smoothing(fp, calib, q.calib, q.calib_windows, q.calib_ctx, q.calib_sinks);
   KvCacheSettings kv;
   kv.bits = kvbits;
   kv.group = q.kvgroup > 0 ? q.kvgroup : 0;
+  kv.validate(fp.config.kv_dim());
   KvCacheSettings nopoq = kv;
   nopoq.poq = false;
   const std::string w = "W" + std::to_string(wbits);
@@ -144,7 +155,7 @@ void run_ablation_cmd(const PplCliOptions& o, const std::string& model_path, con
              : fs::temp_directory_path() / ("wkvq-ablation-" + std::to_string(getpid()));
     for (const LearnedRung& lr : learned_rungs(crr_base, wkv)) {
       const fs::path dir = root / lr.slug;
-      std::fprintf(stderr, "calibrating rung '%s'\n", lr.name.c_str());
+      info("calibrating rung '%s'\n", lr.name.c_str());
       const auto t0 = std::chrono::steady_clock::now();
       const bool resume = keep && fs::exists(block_file_path(dir.string(), 0));
       const auto r = run_calibration(model_path, fp, calib, q.calib, lr.crr, dir.string(), resume,
@@ -178,8 +189,7 @@ void run_ablation_cmd(const PplCliOptions& o, const std::string& model_path, con
     rungs.push_back({name, &m, mkv, m.kv_smoothing.n_layers > 0 ? &m.kv_smoothing : nullptr});
     calib_seconds.push_back(0.0);
   }
-  std::fprintf(stderr, "evaluating %zu rungs in decode and prefill mode, window by window\n",
-               rungs.size());
+  info("evaluating %zu rungs in decode and prefill mode, window by window\n", rungs.size());
   const auto rows = run_ablation(fp, rungs, stream, base, progress_printer());
   if (o.json) {
     nlohmann::json arr = nlohmann::json::array();
@@ -199,6 +209,7 @@ void run_ablation_cmd(const PplCliOptions& o, const std::string& model_path, con
                         {"kvgroup", kv.group == 0 ? fp.config.head_dim : kv.group},
                         {"rungs", arr}};
     if (o.calibrate) j["calibration"] = calibration;
+    j["kernels"] = kernels_json();
     std::printf("%s\n", j.dump().c_str());
   } else {
     std::printf("ablation: %s on %s, ctx %lld, %lld windows, %lld tokens; weights g%lld, KV g%d\n",
@@ -225,8 +236,8 @@ void run_ppl(const PplCliOptions& o) {
   const std::string text = read_text_file(o.text);
   const auto t0 = std::chrono::steady_clock::now();
   const std::vector<int> stream = tok->encode(text, /*bos=*/true, /*eos=*/false);
-  std::fprintf(stderr, "text: %s, %zu bytes, %zu tokens (tokenized in %.2f s)\n", o.text.c_str(),
-               text.size(), stream.size(), seconds_since(t0));
+  info("text: %s, %zu bytes, %zu tokens (tokenized in %.2f s)\n", o.text.c_str(), text.size(),
+       stream.size(), seconds_since(t0));
   PplOptions opt;
   opt.ctx = o.ctx;
   opt.max_windows = o.max_windows;
@@ -255,8 +266,7 @@ void run_ppl(const PplCliOptions& o) {
   opt.smoothing = p.smoothing_or_null();
   opt.mode = o.mode.empty() ? (p.kv.quantized() ? EvalMode::Decode : EvalMode::Prefill)
                             : parse_eval_mode(o.mode);
-  std::fprintf(stderr, "evaluating %s in %s mode\n", p.describe().c_str(),
-               eval_mode_name(opt.mode));
+  info("evaluating %s in %s mode\n", p.describe().c_str(), eval_mode_name(opt.mode));
   const PplResult r = perplexity(p.model, stream, opt, progress_printer());
 
   if (o.json) {
@@ -265,6 +275,7 @@ void run_ppl(const PplCliOptions& o) {
     j["text"] = o.text;
     j["quantization"] = p.describe();
     j["weight_bytes"] = p.model.weight_bytes();
+    j["kernels"] = kernels_json();
     std::printf("%s\n", j.dump().c_str());
   } else {
     std::printf("%s\nmode %s  ctx %lld  windows %lld  tokens %lld\n", p.describe().c_str(),

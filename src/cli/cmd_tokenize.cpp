@@ -14,6 +14,7 @@
 
 #include "cli/commands.h"
 #include "cli/common.h"
+#include "cli/console.h"
 #include "core/error.h"
 #include "runtime/tokenizer.h"
 
@@ -100,9 +101,9 @@ void run_tokenize(const TokenizeOptions& o) {
   }
   std::fwrite(out.data(), 1, out.size(), stdout);
   std::fflush(stdout);
-  std::fprintf(stderr, "texts: %zu, bytes: %zu, tokens: %zu, seconds: %.4f, MB/s: %.2f\n",
-               texts.size(), bytes, tokens, seconds,
-               seconds > 0 ? static_cast<double>(bytes) / seconds / 1e6 : 0.0);
+  info("texts: %zu, bytes: %zu, tokens: %zu, seconds: %.4f, MB/s: %.2f\n",
+       texts.size(), bytes, tokens, seconds,
+       seconds > 0 ? static_cast<double>(bytes) / seconds / 1e6 : 0.0);
 }
 
 }  // namespace

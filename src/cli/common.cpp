@@ -2,14 +2,18 @@
 
 #include <sys/resource.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <thread>
 
+#include "cli/console.h"
 #include "core/error.h"
 #include "core/parallel.h"
+#include "kernels/qmatmul.h"
 #include "model/loader.h"
 
 namespace wkvq::cli {
@@ -31,7 +35,7 @@ Model load_model_verbose(const std::string& path, bool to_quantize) {
   LoadOptions opt;
   opt.half_in_place = to_quantize;
   Model m = load_model(path, opt);
-  std::fprintf(stderr, "model: %s (%s)\n", path.c_str(), m.config.summary().c_str());
+  info("model: %s (%s)\n", path.c_str(), m.config.summary().c_str());
   return m;
 }
 
@@ -52,8 +56,42 @@ std::unique_ptr<Tokenizer> open_tokenizer(const std::string& tokenizer, const st
 }
 
 void add_threads_option(CLI::App* cmd, int* threads) {
-  cmd->add_option("--threads", *threads, "Worker threads (default: all cores)")
-      ->check(CLI::Range(1, 1024));
+  const int hw = std::max(1, static_cast<int>(std::thread::hardware_concurrency()));
+  const int most = kMaxThreadsPerCore * hw;
+  cmd->add_option("--threads", *threads,
+                  "Worker threads (default: all cores; at most " +
+                      std::to_string(kMaxThreadsPerCore) + " x the hardware threads)")
+      ->check(CLI::Validator(
+          [hw, most](const std::string& v) -> std::string {
+            int n = 0;
+            if (!CLI::detail::lexical_cast(v, n) || n < 1) {
+              return "--threads " + v + ": expected a whole number >= 1";
+            }
+            if (n > most) {
+              return "--threads " + v + ": this machine has " + std::to_string(hw) +
+                     " hardware threads; at most " + std::to_string(most) + " (" +
+                     std::to_string(kMaxThreadsPerCore) +
+                     " x) are allowed, more only slow the run down";
+            }
+            return std::string();
+          },
+          "1.." + std::to_string(most)));
+}
+
+void add_seed_option(CLI::App* cmd, uint64_t* seed, const std::string& help) {
+  cmd->add_option("--seed", *seed, help + " (0 .. 2^64-1)")
+      ->capture_default_str()
+      ->check(CLI::Validator(
+          [](const std::string& v) -> std::string {
+            const bool digits = !v.empty() && v.size() <= 20 &&
+                                v.find_first_not_of("0123456789") == std::string::npos;
+            const bool fits = digits && (v.size() < 20 || v <= "18446744073709551615");
+            return fits ? std::string()
+                        : "--seed " + v +
+                              ": expected a whole number in 0 .. 2^64-1 "
+                              "(18446744073709551615)";
+          },
+          "0..2^64-1"));
 }
 
 void apply_threads(int threads) {
@@ -90,11 +128,21 @@ std::string human_bytes(double bytes) {
   return buf;
 }
 
+nlohmann::json kernels_json() {
+  const char* isa_env = std::getenv("WKVQ_ISA");
+  const GemvChoice g = int4_gemv_choice();
+  return {{"isa", isa_name(best_isa())},
+          {"isa_pinned", isa_env != nullptr && *isa_env != '\0'},
+          {"int4_gemv", g.form == GemvForm::Scaled ? "scaled" : "dot"},
+          {"int4_gemv_pinned", g.pinned}};
+}
+
 void print_memory(const Model& m, int64_t kv_bytes_per_token) {
-  std::fprintf(stderr, "memory: weights %s, KV cache %s per token, peak RSS %s\n",
-               human_bytes(static_cast<double>(m.weight_bytes())).c_str(),
-               human_bytes(static_cast<double>(kv_bytes_per_token)).c_str(),
-               human_bytes(static_cast<double>(peak_rss_bytes())).c_str());
+  info("kernels: %s\n", kernel_summary().c_str());
+  info("memory: weights %s, KV cache %s per token, peak RSS %s\n",
+       human_bytes(static_cast<double>(m.weight_bytes())).c_str(),
+       human_bytes(static_cast<double>(kv_bytes_per_token)).c_str(),
+       human_bytes(static_cast<double>(peak_rss_bytes())).c_str());
 }
 
 }  // namespace wkvq::cli

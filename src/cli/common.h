@@ -3,7 +3,9 @@
 #pragma once
 
 #include <CLI/CLI.hpp>
+#include <cstdint>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <string>
 
 #include "core/clock.h"
@@ -28,8 +30,14 @@ std::unique_ptr<Tokenizer> open_tokenizer(const std::string& tokenizer, const st
 void check_tokenizer_fits(const Tokenizer& tok, const std::string& tokenizer_path,
                           const std::string& model, int vocab_size);
 
-// Adds --threads N (default: all cores) to a subcommand; apply_threads() sets it.
+// Adds --threads N (default: all cores) to a subcommand; apply_threads() sets it. N is at most
+// kMaxThreadsPerCore times the hardware threads (more only slows the run down and can exhaust
+// the process limit); larger values are refused with that limit.
 void add_threads_option(CLI::App* cmd, int* threads);
+inline constexpr int kMaxThreadsPerCore = 4;
+// Adds --seed S: an integer in [0, 2^64 - 1]; a negative, fractional or larger value is refused
+// (never wrapped).
+void add_seed_option(CLI::App* cmd, uint64_t* seed, const std::string& help);
 void apply_threads(int threads);
 
 // Whole file as a string; throws when unreadable, or empty unless allow_empty. `option` names
@@ -40,7 +48,10 @@ std::string read_text_file(const std::string& path, const char* option = "--text
 // Peak resident set size of this process, bytes.
 int64_t peak_rss_bytes();
 std::string human_bytes(double bytes);
-// "memory: weights X, KV cache Y per token, peak RSS Z" on stderr.
+// "memory: weights X, KV cache Y per token, peak RSS Z" and the kernels (kernel_summary of
+// kernels/qmatmul.h) on stderr.
 void print_memory(const Model& m, int64_t kv_bytes_per_token);
+// {"isa", "isa_pinned", "int4_gemv", "int4_gemv_pinned"} for --json output.
+nlohmann::json kernels_json();
 
 }  // namespace wkvq::cli

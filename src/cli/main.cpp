@@ -1,8 +1,11 @@
 // wkvq: W4KV4 post-training quantization of Llama models (WKVQuant) and a fast CPU runtime.
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <exception>
 
 #include "cli/commands.h"
+#include "cli/console.h"
 #include "core/error.h"
 
 int main(int argc, char** argv) {
@@ -18,8 +21,18 @@ int main(int argc, char** argv) {
   wkvq::cli::register_tokenize(app);
   wkvq::cli::register_inspect(app);
   wkvq::cli::register_quantize(app);
+  wkvq::cli::add_quiet_option(app);
   try {
     app.parse(argc, argv);
+    // Results go to stdout: a write error there (a full disk, /dev/full, a closed pipe) must not
+    // end in exit status 0. Checked once here, after any command.
+    if (std::fflush(stdout) != 0 || std::ferror(stdout) != 0) {
+      std::fprintf(stderr,
+                   "wkvq: error: writing the results to stdout failed (%s); they are "
+                   "incomplete\n",
+                   std::strerror(errno));
+      return 1;
+    }
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
   } catch (const wkvq::Error& e) {

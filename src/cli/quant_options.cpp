@@ -5,6 +5,7 @@
 #include <sstream>
 
 #include "cli/common.h"
+#include "cli/console.h"
 #include "core/error.h"
 #include "model/output_head.h"
 #include "model/weight_quantizer.h"
@@ -44,6 +45,11 @@ void QuantCliOptions::add_to(CLI::App* cmd) {
   cmd->add_option("--calib-ctx", calib_ctx,
                   "Length of a calibration window (0: min(2048, model context))")
       ->check(CLI::Range(int64_t{0}, int64_t{1} << 24));
+  cmd->add_option("--calib-sinks", calib_sinks,
+                  "Positions at the start of every calibration window left out of the KV "
+                  "statistics (the attention sink's outliers)")
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t{0}, int64_t{1} << 24));
   cmd->add_option("--head", head,
                   "Storage of the output head: f32 or f16 (default: f16 when the weights are "
                   "quantized, else as loaded)")
@@ -58,8 +64,7 @@ void apply_head_option(Model& m, const std::string& head) {
   if (m.quant.wbits == 0 || head_storage(m) == HeadStorage::F16) return;
   int64_t bad = 0;
   if (!head_fits_fp16(m, &bad)) {
-    std::fprintf(stderr, "output head: kept in f32 (weight %lld does not fit fp16)\n",
-                 static_cast<long long>(bad));
+    info("output head: kept in f32 (weight %lld does not fit fp16)\n", static_cast<long long>(bad));
     store_output_head(m, HeadStorage::F32);  // a bf16 head in place from the file becomes f32
     return;
   }
@@ -67,22 +72,23 @@ void apply_head_option(Model& m, const std::string& head) {
 }
 
 KvSmoothing stats_smoothing(const Model& fp, const std::vector<int>& stream,
-                            const std::string& calib, int64_t windows, int64_t ctx) {
+                            const std::string& calib, int64_t windows, int64_t ctx, int64_t sinks) {
   const auto t0 = std::chrono::steady_clock::now();
   CalibWindows w;
   w.ctx = ctx;
   w.max_windows = windows;
+  w.sink_positions = sinks;
   const KvChannelStats st = collect_kv_stats(fp, stream, w);
-  std::fprintf(stderr, "kv smoothing: statistics of %lld tokens of %s (%.1f s)\n",
-               static_cast<long long>(st.tokens), calib.c_str(), seconds_since(t0));
+  info("kv smoothing: statistics of %lld tokens of %s (%.1f s)\n",
+       static_cast<long long>(st.tokens), calib.c_str(), seconds_since(t0));
   return smoothing_from_stats(st);
 }
 
 KvSmoothing stats_smoothing(const Model& fp, const Tokenizer& tok, const std::string& calib,
-                            int64_t windows, int64_t ctx) {
+                            int64_t windows, int64_t ctx, int64_t sinks) {
   WKVQ_REQUIRE(!calib.empty(), "--kv-smooth stats needs calibration text: pass --calib FILE");
   return stats_smoothing(fp, tok.encode(read_text_file(calib, "--calib"), true, false), calib,
-                         windows, ctx);
+                         windows, ctx, sinks);
 }
 
 PreparedModel prepare_model(Model loaded, const QuantCliOptions& o, const Tokenizer* tok) {
@@ -98,8 +104,8 @@ PreparedModel prepare_model(Model loaded, const QuantCliOptions& o, const Tokeni
     wo.keep_float = KeepFloat(o.keep_float, p.fp.config.n_layers);
     const auto t0 = std::chrono::steady_clock::now();
     p.model = quantize_weights_rtn(p.fp, wo);
-    std::fprintf(stderr, "weights: RTN %d-bit, group %lld (%.1f s)\n", o.wbits,
-                 static_cast<long long>(o.wgroup), seconds_since(t0));
+    info("weights: RTN %d-bit, group %lld (%.1f s)\n", o.wbits, static_cast<long long>(o.wgroup),
+         seconds_since(t0));
   } else {
     p.model = p.fp;
   }
@@ -107,14 +113,14 @@ PreparedModel prepare_model(Model loaded, const QuantCliOptions& o, const Tokeni
   p.kv.bits = o.kvbits > 0 ? o.kvbits : q.kvbits;
   p.kv.group = o.kvgroup >= 0 ? o.kvgroup : q.kvgroup;
   p.kv.poq = o.poq.empty() ? q.poq : o.poq == "on";
-  p.kv.validate();
+  p.kv.validate(p.fp.config.kv_dim());
   const std::string smooth =
       o.kv_smooth.empty() ? (p.fp.kv_smoothing.n_layers > 0 ? "model" : "none") : o.kv_smooth;
   if (smooth == "stats") {
     WKVQ_REQUIRE(q.wbits == 0, "--kv-smooth stats needs the floating-point model; ", p.fp.source,
                  " is already quantized (it carries its own smoothing)");
     WKVQ_REQUIRE(tok != nullptr, "--kv-smooth stats needs a tokenizer for the --calib text");
-    p.smoothing = stats_smoothing(p.fp, *tok, o.calib, o.calib_windows, o.calib_ctx);
+    p.smoothing = stats_smoothing(p.fp, *tok, o.calib, o.calib_windows, o.calib_ctx, o.calib_sinks);
   } else if (smooth == "model") {
     p.smoothing = p.fp.kv_smoothing;
   }

@@ -10,6 +10,7 @@
 #include "model/kv_smoothing.h"
 #include "model/model.h"
 #include "runtime/kv_cache.h"
+#include "runtime/kv_stats.h"
 #include "runtime/tokenizer.h"
 
 namespace wkvq::cli {
@@ -25,10 +26,11 @@ struct QuantCliOptions {
   std::string calib;           // calibration text for --kv-smooth stats
   int64_t calib_windows = 64;  // windows of the calibration text used for statistics
   int64_t calib_ctx = 0;       // their length (0: min(2048, context))
-  std::string head;            // "f32" | "f16" | "" (f16 when the linears are quantized)
+  int64_t calib_sinks = CalibWindows::kDefaultSinkPositions;  // left out of the statistics
+  std::string head;  // "f32" | "f16" | "" (f16 when the linears are quantized)
 
   // Registers --wbits --wgroup --keep-float --kvbits --kvgroup --poq --kv-smooth --calib
-  // --calib-windows --calib-ctx --head on `cmd`.
+  // --calib-windows --calib-ctx --calib-sinks --head on `cmd`.
   void add_to(CLI::App* cmd);
 };
 
@@ -55,9 +57,9 @@ PreparedModel prepare_model(Model loaded, const QuantCliOptions& o, const Tokeni
 
 // Statistics smoothing of `fp` from a calibration text file.
 KvSmoothing stats_smoothing(const Model& fp, const Tokenizer& tok, const std::string& calib,
-                            int64_t windows, int64_t ctx);
+                            int64_t windows, int64_t ctx, int64_t sinks);
 // The same from the calibration text already tokenized (`calib` names it in the progress line).
 KvSmoothing stats_smoothing(const Model& fp, const std::vector<int>& stream,
-                            const std::string& calib, int64_t windows, int64_t ctx);
+                            const std::string& calib, int64_t windows, int64_t ctx, int64_t sinks);
 
 }  // namespace wkvq::cli

@@ -63,6 +63,18 @@ std::unique_ptr<Session> make_eval_session(const EvalSpec& e, int64_t ctx) {
   return s;
 }
 
+// Every token id of the scored part of the stream (its first n tokens) must index the model's
+// vocabulary: the windows feed them to the embeddings and score them against the logits.
+void check_token_ids(const std::vector<int>& stream, int64_t n, int vocab) {
+  for (int64_t i = 0; i < n; ++i) {
+    const int id = stream[static_cast<size_t>(i)];
+    WKVQ_REQUIRE(id >= 0 && id < vocab, "token ", i, " of the text has id ", id,
+                 ", outside the model's vocabulary of ", vocab,
+                 " tokens: the tokenizer does not belong to this model; pass the model's own "
+                 "--tokenizer");
+  }
+}
+
 // Runs the windows for every evaluation, window by window (the KLD reference once per chunk for
 // all of them), and calls on_token(e, nll, kld) for every scored position of evaluation e, in
 // window and position order. seconds[e]: time of e's forward passes and scoring.
@@ -71,6 +83,7 @@ void run_windows(const std::vector<EvalSpec>& evals, const std::vector<int>& str
                  const PplOptions& opt, int64_t ctx, int64_t windows, const PplProgress& progress,
                  std::vector<double>& seconds, OnToken&& on_token) {
   const int vocab = evals[0].model->config.vocab_size;
+  check_token_ids(stream, windows * ctx, vocab);
   const int64_t chunk = std::max<int64_t>(1, std::min(opt.chunk, ctx));
   std::vector<std::unique_ptr<Session>> sessions;
   for (const EvalSpec& e : evals) sessions.push_back(make_eval_session(e, ctx));

@@ -48,6 +48,14 @@ int64_t kv_code_bytes(int64_t len, int bits) {
   return (len + per - 1) / per;
 }
 
+void validate_kv_settings(int bits, int64_t group, int64_t channels) {
+  WKVQ_REQUIRE(bits == 2 || bits == 3 || bits == 4 || bits == 8 || bits == 16 || bits == 32,
+               "--kvbits must be 2, 3, 4 or 8 (int), 16 (fp16) or 32 (f32); found ", bits);
+  WKVQ_REQUIRE(group >= 0 && group <= channels, "--kvgroup ", group,
+               ": a KV group is 0 (head_dim) or 1..", channels, " channels (the model has ",
+               channels, " KV channels per token); choose a group in that range");
+}
+
 KvQuantFormat make_kv_format(int64_t channels, int64_t group, int bits) {
   require_bits(bits);
   WKVQ_REQUIRE(channels >= 1, "KV quantization: need at least one channel, got ", channels);

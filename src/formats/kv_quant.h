@@ -35,6 +35,13 @@
 
 namespace wkvq {
 
+// The one check of the KV cache settings, used by every writer and reader (the CLI options, the
+// quantized model directory on save and on load, the KV cache, calibration): bits 2, 3, 4, 8
+// (int groups), 16 (fp16) or 32 (f32); group 0 (= head_dim) or 1..channels (channels =
+// n_kv_heads * head_dim; the last group of a token may be shorter, so the group need not divide
+// the channels). Throws wkvq::Error naming --kvbits / --kvgroup and the range.
+void validate_kv_settings(int bits, int64_t group, int64_t channels);
+
 // Bytes of codes for one group of `len` channels at `bits` bits.
 int64_t kv_code_bytes(int64_t len, int bits);
 

@@ -1,5 +1,8 @@
 #include "io/atomic_file.h"
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
@@ -20,6 +23,7 @@ void write_file_atomically(const std::string& path,
     write(out, tmp);
     out.close();
     WKVQ_REQUIRE(out.good(), tmp, ": writing the file failed (disk full?)");
+    fsync_path(tmp);
   } catch (...) {
     std::error_code ec;
     std::filesystem::remove(tmp, ec);
@@ -28,6 +32,16 @@ void write_file_atomically(const std::string& path,
   std::error_code ec;
   std::filesystem::rename(tmp, path, ec);
   WKVQ_REQUIRE(!ec, path, ": cannot move ", tmp, " into place: ", ec.message());
+}
+
+void fsync_path(const std::string& path) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  WKVQ_REQUIRE(fd >= 0, path, ": cannot open it to flush it to disk: ", std::strerror(errno));
+  const int rc = ::fsync(fd);
+  const int err = errno;
+  ::close(fd);
+  WKVQ_REQUIRE(rc == 0, path, ": flushing it to disk failed (", std::strerror(err),
+               "); the disk may be full or failing");
 }
 
 void write_file_atomically(const std::string& path, const void* data, size_t n) {

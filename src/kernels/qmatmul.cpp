@@ -3,8 +3,10 @@
 #include "kernels/qmatmul.h"
 
 #include <algorithm>
+#include <cstdlib>
 #include <memory>
 #include <new>
+#include <string>
 #include <vector>
 
 #include "core/error.h"
@@ -35,7 +37,40 @@ detail::QMatView view_of(const QuantizedMatrix& w) {
                           w.group,        w.n_groups,      w.row_bytes,    w.bits};
 }
 
+GemvChoice read_gemv_choice() {
+  const char* env = std::getenv("WKVQ_GEMV");
+  const std::string v = env == nullptr ? "" : env;
+  const bool avx512 = best_isa() == Isa::Avx512;
+  if (v.empty() || v == "auto") {
+    return {avx512 && detail::denormal_operands_are_fast() ? GemvForm::Scaled : GemvForm::Dot,
+            false};
+  }
+  WKVQ_REQUIRE(v == "scaled" || v == "dot", "WKVQ_GEMV=", v,
+               ": expected scaled, dot or auto (the int4 GEMV of the AVX-512 kernels)");
+  WKVQ_REQUIRE(v == "dot" || avx512,
+               "WKVQ_GEMV=scaled needs the AVX-512 kernels, but this process ", "runs ",
+               isa_name(best_isa()), " (CPU or WKVQ_ISA); unset WKVQ_GEMV or use dot");
+  return {v == "scaled" ? GemvForm::Scaled : GemvForm::Dot, true};
+}
+
 }  // namespace
+
+GemvChoice int4_gemv_choice() {
+  static const GemvChoice choice = read_gemv_choice();
+  return choice;
+}
+
+std::string kernel_summary() {
+  const char* isa_env = std::getenv("WKVQ_ISA");
+  const bool isa_pinned = isa_env != nullptr && *isa_env != '\0';
+  const GemvChoice g = int4_gemv_choice();
+  const bool avx512 = best_isa() == Isa::Avx512;
+  return std::string("isa ") + isa_name(best_isa()) + (isa_pinned ? " (WKVQ_ISA)" : " (auto)") +
+         ", int4 gemv " + (g.form == GemvForm::Scaled ? "scaled" : "dot") +
+         (g.pinned ? " (WKVQ_GEMV)"
+          : avx512 ? " (probe)"
+                   : " (isa)");
+}
 
 bool qmatmul_has_simd(Isa isa, const QuantizedMatrix& w) {
   return isa != Isa::Reference && (w.bits == 4 || w.bits == 8) &&
@@ -55,6 +90,7 @@ void qmatmul(Isa isa, const float* x, int64_t n, const QuantizedMatrix& w, float
               w.scales.size() == static_cast<size_t>(w.rows * w.n_groups));
 
   const bool simd = qmatmul_has_simd(isa, w);
+  const bool scaled = isa == Isa::Avx512 && simd && int4_gemv_choice().form == GemvForm::Scaled;
   const bool dot =
       simd && n <= (isa == Isa::Avx512 ? detail::kQDotMaxRowsAvx512 : detail::kQDotMaxRowsAvx2);
   const detail::QGemmBlocking& blocking =
@@ -71,7 +107,7 @@ void qmatmul(Isa isa, const float* x, int64_t n, const QuantizedMatrix& w, float
       if (!simd) {
         reference_block(x, w, y, b);
       } else if (isa == Isa::Avx512) {
-        dot ? detail::qmatmul_dot_avx512(x, view, y, w.rows, b)
+        dot ? detail::qmatmul_dot_avx512(x, view, y, w.rows, b, scaled)
             : detail::qmatmul_packed_avx512(x, view, y, w.rows, b, pack);
       } else {
         dot ? detail::qmatmul_dot_avx2(x, view, y, w.rows, b)

@@ -23,6 +23,7 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
 
 #include "formats/weight_quant.h"
 #include "kernels/matmul.h"
@@ -35,6 +36,23 @@ void qmatmul(const float* x, int64_t n, const QuantizedMatrix& w, float* y);
 // Isa::Reference is the definition: each W row dequantized by dequantize_row_ref, then for each x
 // row a sequential f32 sum in column order.
 void qmatmul(Isa isa, const float* x, int64_t n, const QuantizedMatrix& w, float* y);
+
+// The AVX-512 4-bit GEMV (n = 1) has two forms that round differently: the scaled GEMV
+// (qmatmul_gemv_avx512.cpp) and the dot kernel. The environment variable WKVQ_GEMV = scaled | dot
+// pins the choice; unset (or "auto") the scaled one is used when the CPU runs FMAs on denormal
+// operands at full speed, which a timing probe decides once per process, so two runs of one
+// binary could differ. With any choice the scaled GEMV takes the dot kernel for an x it cannot
+// scale (max|x| outside [2^-64, 2^64), NaN/Inf) or in DAZ mode: a function of the input, not of
+// timing. Other ISAs always use their dot kernel. Read once, on the first call; a bad value, or
+// "scaled" without AVX-512 (CPU or WKVQ_ISA), throws wkvq::Error.
+enum class GemvForm { Dot, Scaled };
+struct GemvChoice {
+  GemvForm form = GemvForm::Dot;
+  bool pinned = false;  // set by WKVQ_GEMV (else chosen by the probe or the ISA)
+};
+GemvChoice int4_gemv_choice();
+// "isa avx512 (auto), int4 gemv scaled (probe)" and the like: what this process runs.
+std::string kernel_summary();
 
 // Whether `isa` has a SIMD kernel for this matrix (otherwise qmatmul runs the reference).
 bool qmatmul_has_simd(Isa isa, const QuantizedMatrix& w);

@@ -364,8 +364,9 @@ void packed_block(const float* x, const QMatView& w, float* y, int64_t ldy, QBlo
 
 }  // namespace
 
-void qmatmul_dot_avx512(const float* x, const QMatView& w, float* y, int64_t ldy, QBlock b) {
-  if (b.i1 - b.i0 == 1 &&
+void qmatmul_dot_avx512(const float* x, const QMatView& w, float* y, int64_t ldy, QBlock b,
+                        bool scaled_gemv) {
+  if (scaled_gemv && b.i1 - b.i0 == 1 &&
       qmatmul_scaled_gemv_avx512(x + b.i0 * w.cols, w, y + b.i0 * ldy, b.o0, b.o1)) {
     return;
   }

@@ -168,9 +168,12 @@ uint64_t fma_cycles(float b, int iters) {
   return t1 - t0;
 }
 
+}  // namespace
+
 // Whether FMAs with a denormal operand run about as fast as with normal ones, timed once per
 // process: best of 5 trials each way, "fast" within 2x. Zen 4: equal (measured); Intel cores take
 // microcode assists for denormal operands, ~100x slower, which would make this the slowest path.
+// qmatmul.cpp asks it only when WKVQ_GEMV does not pin the choice.
 __attribute__((noinline)) bool denormal_operands_are_fast() {
   static const bool fast = [] {
     constexpr int kIters = 512;
@@ -187,6 +190,8 @@ __attribute__((noinline)) bool denormal_operands_are_fast() {
   return fast;
 }
 
+namespace {
+
 // y[o0:o1] from x with max|x|'s exponent field ef (in range). Kept apart from the checks in
 // qmatmul_scaled_gemv_avx512: with the probe's code in the same function the loop ran 15 % slower.
 __attribute__((noinline)) void scaled_rows(const float* x, uint32_t ef, const QMatView& w, float* y,
@@ -202,7 +207,7 @@ __attribute__((noinline)) void scaled_rows(const float* x, uint32_t ef, const QM
 
 bool qmatmul_scaled_gemv_avx512(const float* x, const QMatView& w, float* y, int64_t o0,
                                 int64_t o1) {
-  if (!fits(w) || !denormal_operands_are_fast() || (_mm_getcsr() & kMxcsrDaz) != 0) return false;
+  if (!fits(w) || (_mm_getcsr() & kMxcsrDaz) != 0) return false;
   const uint32_t ef = max_abs_exponent(x, w.cols);
   if (ef < kMinExpField || ef > kMaxExpField) return false;
   scaled_rows(x, ef, w, y, o0, o1);

@@ -55,9 +55,14 @@ inline constexpr int64_t kQDotRowAlign = 8;
 // multiple of every kernel's rows per step (8, 6, 4, 3, 2).
 inline constexpr int64_t kQDotRowBlock = 96;
 
-void qmatmul_dot_avx512(const float* x, const QMatView& w, float* y, int64_t ldy, QBlock b);
+// `scaled_gemv`: a one-row block may take the scaled GEMV (the int4_gemv_choice() of qmatmul.h).
+void qmatmul_dot_avx512(const float* x, const QMatView& w, float* y, int64_t ldy, QBlock b,
+                        bool scaled_gemv);
+// Whether FMAs with a denormal operand run about as fast as with normal ones on this CPU (timed
+// once per process; qmatmul_gemv_avx512.cpp).
+bool denormal_operands_are_fast();
 // y[o0:o1] = x . W^T by the scaled 4-bit GEMV (qmatmul_gemv_avx512.cpp) when it applies to this W,
-// x, CPU and FP mode; false (nothing written) when it does not.
+// x and FP mode; false (nothing written) when it does not.
 bool qmatmul_scaled_gemv_avx512(const float* x, const QMatView& w, float* y, int64_t o0,
                                 int64_t o1);
 void qmatmul_dot_avx2(const float* x, const QMatView& w, float* y, int64_t ldy, QBlock b);

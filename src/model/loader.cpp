@@ -190,6 +190,26 @@ void load_attention_extras(HfTensors& t, const SafetensorsSet& set, const LlamaC
   lw.k_norm = fetch(layer_tensor(l, kHfKNormName), c.head_dim, "calls for q/k norms");
 }
 
+// Tensors of a layer beyond num_hidden_layers would be ignored silently (a smaller model run
+// without a word): refused.
+void reject_extra_layers(const SafetensorsSet& set, const std::string& dir, int n_layers) {
+  const std::string prefix = "model.layers.";
+  for (const std::string& name : set.names()) {
+    if (name.compare(0, prefix.size(), prefix) != 0) continue;
+    const size_t end = name.find('.', prefix.size());
+    const std::string digits = name.substr(prefix.size(), end - prefix.size());
+    if (digits.empty() || digits.size() > 9 ||
+        digits.find_first_not_of("0123456789") != std::string::npos) {
+      continue;
+    }
+    const int layer = std::stoi(digits);
+    WKVQ_REQUIRE(layer < n_layers, dir, ": tensor '", name, "' belongs to layer ", layer,
+                 ", but config.json says num_hidden_layers = ", n_layers,
+                 "; the weights hold more layers than the config: fix num_hidden_layers (or "
+                 "remove the extra tensors)");
+  }
+}
+
 }  // namespace
 
 LlamaConfig config_from_hf(const HfConfig& hf) {
@@ -303,6 +323,7 @@ Model load_hf_model(const std::string& dir, const LoadOptions& opt) {
   const SafetensorsSet set = SafetensorsSet::open_dir(dir);
   for (const auto& map : set.mappings()) m.storage.hold_file(map);
   reject_unexpected_biases(set, c, dir);
+  reject_extra_layers(set, dir, c.n_layers);
   HfTensors t(set, m, param_count(c) < kFullScanParams, opt);
   const int64_t dim = c.dim, hidden = c.hidden_dim, q = c.q_dim(), kv = c.kv_dim();
   const int64_t vocab = c.vocab_size;

@@ -14,8 +14,11 @@
 
 #include "core/error.h"
 #include "formats/gptq.h"
+#include "formats/kv_quant.h"
+#include "io/atomic_dir.h"
 #include "io/atomic_file.h"
 #include "io/hf_config.h"
+#include "io/checksum.h"
 #include "io/safetensors_writer.h"
 #include "model/quantized_model_names.h"
 #include "model/weight_quantizer.h"
@@ -116,17 +119,13 @@ int check_saveable(const Model& m) {
   return q.wbits;
 }
 
-// Refuses to write into a directory holding anything but the files of a quantized model (so a
-// float model directory given as the output is never overwritten); removes an old config.json
-// first, so an interrupted save leaves no directory that looks complete.
-void prepare_dir(const std::string& dir) {
+// Refuses to replace a directory holding anything but the files of a quantized model (so a float
+// model directory given as the output is never overwritten). Nothing is changed here: the save
+// writes a new directory and swaps it in (io/atomic_dir.h).
+void check_output_dir(const std::string& dir) {
   std::error_code ec;
   const fs::path d(dir);
-  if (!fs::exists(d, ec)) {
-    fs::create_directories(d, ec);
-    WKVQ_REQUIRE(!ec, dir, ": cannot create the directory: ", ec.message());
-    return;
-  }
+  if (!fs::exists(d, ec)) return;
   WKVQ_REQUIRE(fs::is_directory(d, ec), dir, ": exists and is not a directory");
   const bool has_config = fs::exists(d / "config.json", ec);
   WKVQ_REQUIRE(!has_config || is_quantized_model_dir(dir), dir,
@@ -144,8 +143,6 @@ void prepare_dir(const std::string& dir) {
                  "directory");
   }
   WKVQ_REQUIRE(!ec, dir, ": cannot list the directory: ", ec.message());
-  fs::remove(d / "config.json", ec);
-  WKVQ_REQUIRE(!ec, dir, ": cannot remove the old config.json: ", ec.message());
 }
 
 // What is written, with the q/k rows of an interleaved model permuted into rotate-half order.
@@ -342,7 +339,7 @@ ojson rope_scaling_json(const LlamaConfig& c) {
           {"original_max_position_embeddings", s.original_max_position}};
 }
 
-ojson config_json(const Model& m, const Exporter& ex) {
+ojson config_json(const Model& m, const Exporter& ex, const ojson& checksums) {
   const LlamaConfig& c = m.config;
   const QuantizationInfo& q = m.quant;
   ojson qc = {{"quant_method", kQuantMethod},
@@ -396,26 +393,27 @@ void copy_into(const fs::path& src, const fs::path& dst) {
   fs::permissions(dst, fs::perms::owner_read | fs::perms::owner_write, fs::perm_options::add, ec);
 }
 
-void copy_tokenizer(const std::string& tokenizer_path, const std::string& dir) {
+// Copies the tokenizer (and a SentencePiece model's two JSON companions) into the new directory
+// `dir`; returns the names of the files written.
+std::vector<std::string> copy_tokenizer(const std::string& tokenizer_path, const std::string& dir) {
   std::error_code ec;
   WKVQ_REQUIRE(fs::is_regular_file(tokenizer_path, ec), tokenizer_path,
                ": tokenizer file not found; pass an existing tokenizer.json, tokenizer.model or "
                "tokenizer.bin");
   const fs::path src(tokenizer_path);
   const bool hf = src.extension() == ".json", sp = src.extension() == ".model";
-  const fs::path dst = fs::path(dir) / (hf   ? "tokenizer.json"
-                                        : sp ? "tokenizer.model"
-                                             : "tokenizer.bin");
-  if (fs::exists(dst, ec) && fs::equivalent(src, dst, ec)) return;  // already in place
-  for (const char* stale : {"tokenizer.json", "tokenizer.model", "tokenizer.bin",
-                            "tokenizer_config.json", "special_tokens_map.json"}) {
-    fs::remove(fs::path(dir) / stale, ec);
-  }
-  copy_into(src, dst);
+  std::vector<std::string> names = {hf   ? "tokenizer.json"
+                                    : sp ? "tokenizer.model"
+                                         : "tokenizer.bin"};
+  copy_into(src, fs::path(dir) / names[0]);
   for (const char* extra : {"tokenizer_config.json", "special_tokens_map.json"}) {
     const fs::path e = src.parent_path() / extra;
-    if ((sp || hf) && fs::is_regular_file(e, ec)) copy_into(e, fs::path(dir) / extra);
+    if ((sp || hf) && fs::is_regular_file(e, ec)) {
+      copy_into(e, fs::path(dir) / extra);
+      names.emplace_back(extra);
+    }
   }
+  return names;
 }
 
 }  // namespace
@@ -424,17 +422,24 @@ void save_quantized_model(const Model& m, const std::string& dir,
                           const std::string& tokenizer_path) {
   const int bits = check_saveable(m);
   m.config.validate(m.source.empty() ? "save_quantized_model" : m.source);
-  prepare_dir(dir);
-  Exporter ex(m, bits);
-  SafetensorsWriter w;
-  ex.add_float_tensors(w);             // F32
-  ex.add_quantized_tensors(w, false);  // I32
-  ex.add_quantized_tensors(w, true);   // F16
-  w.set_metadata("quant_method", kQuantMethod);
-  w.write((fs::path(dir) / "model.safetensors").string());
-  if (!tokenizer_path.empty()) copy_tokenizer(tokenizer_path, dir);
-  // config.json last: a directory is recognised as a quantized model only once it is complete.
-  write_text((fs::path(dir) / "config.json").string(), config_json(m, ex).dump(2) + "\n");
+  validate_kv_settings(m.quant.kvbits, m.quant.kvgroup, m.config.kv_dim());
+  check_output_dir(dir);
+  write_directory_atomically(dir, [&](const std::string& tmp) {
+    Exporter ex(m, bits);
+    SafetensorsWriter w;
+    ex.add_float_tensors(w);             // F32
+    ex.add_quantized_tensors(w, false);  // I32
+    ex.add_quantized_tensors(w, true);   // F16
+    w.set_metadata("quant_method", kQuantMethod);
+    std::vector<std::string> files = {"model.safetensors"};
+    w.write((fs::path(tmp) / files[0]).string());
+    if (!tokenizer_path.empty()) {
+      for (std::string& f : copy_tokenizer(tokenizer_path, tmp)) files.push_back(std::move(f));
+    }
+    ojson sums = ojson::object();
+    for (const std::string& f : files) sums[f] = file_checksum((fs::path(tmp) / f).string());
+    write_text((fs::path(tmp) / "config.json").string(), config_json(m, ex, sums).dump(2) + "\n");
+  });
 }
 
 }  // namespace wkvq

@@ -32,11 +32,14 @@
 // "stored zero = zero - 1" form that AutoGPTQ/exllama assume by default: quantization_config says
 // so with "zero_point": "exact" and "checkpoint_format": "gptq_v2".
 //
-// quantization_config: quant_method "wkvq", format_version 1, method ("rtn", ...), bits (2, 4, 8),
+// quantization_config: quant_method "wkvq", format_version 2, method ("rtn", ...), bits (2, 4, 8),
 // group_size (GPTQ convention: -1 = one group per row), desc_act false, sym false, zero_point,
 // checkpoint_format, kv_bits, kv_group_size (0 = head_dim), poq, kv_smooth ("none", "stats",
 // "learned"), keep_float (["L.name", ...], wkvq names: "3.w_down"), padding {values_per_int32,
-// fill, linears: [{name, in, in_packed, out, out_packed}] for each linear kind that is padded}.
+// fill, linears: [{name, in, in_packed, out, out_packed}] for each linear kind that is padded},
+// checksums {file name: "xxh3_64:<hex>"} of model.safetensors and the tokenizer files
+// (io/checksum.h), verified on every load. Version 1 (no checksums) still loads, unverified.
+// The directory is written all-or-nothing (io/atomic_dir.h).
 //
 // RoPE: the directory uses HF's rotate-half layout. A model in llama2.c's interleaved layout has
 // each head's q/k rows permuted on save (rotate_half_row_order), with the K smoothing vectors;
@@ -54,7 +57,7 @@
 
 namespace wkvq {
 
-inline constexpr int kQuantizedFormatVersion = 1;
+inline constexpr int kQuantizedFormatVersion = 2;
 
 // Writes `m` (quantized with 2-, 4- or 8-bit weights; 3-bit is refused) into `dir`, creating it.
 // `dir` must be absent, empty, or an earlier quantized model directory (overwritten). An empty

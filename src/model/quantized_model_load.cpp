@@ -2,6 +2,7 @@
 // against config.json before use: dtypes, shapes (from the config, bits and group size), GPTQ
 // packing and padding, zero points, scales (finite, > 0), smoothing scales (> 0), and no tensor
 // is left unexplained. Every message names the file and the field.
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <filesystem>
@@ -11,6 +12,8 @@
 #include "core/error.h"
 #include "core/fp16.h"
 #include "formats/gptq.h"
+#include "formats/kv_quant.h"
+#include "io/checksum.h"
 #include "io/hf_config.h"
 #include "io/mapped_file.h"
 #include "io/safetensors.h"
@@ -41,6 +44,7 @@ struct QuantConfig {
   GptqZeros zeros = GptqZeros::kAsIs;
   int64_t pack = 8;                    // values per int32
   std::set<std::pair<int, int>> keep;  // (layer, linear) kept in float
+  json checksums = json::object();     // file name -> checksum text (format_version >= 2)
 };
 
 // Typed access to quantization_config with messages naming the file and the key.
@@ -111,7 +115,13 @@ QuantConfig parse_quant_config(const json& root, const std::string& path, const 
     r.bad("format_version", "written by a newer wkvq (this one reads format_version " +
                                 std::to_string(kQuantizedFormatVersion) + "); update wkvq");
   }
-  if (version != kQuantizedFormatVersion) r.bad("format_version", "unknown version");
+  if (version < 1) r.bad("format_version", "unknown version");
+  if (version >= 2) {  // version 1 directories load without checksums
+    q.checksums = r.at("checksums");
+    if (!q.checksums.is_object() || !q.checksums.contains("model.safetensors")) {
+      r.bad("checksums", "must map model.safetensors (and the tokenizer files) to checksums");
+    }
+  }
   info.method = r.string("method");
   if (info.method.empty()) r.bad("method", "must name the quantization method");
   const int64_t bits = r.integer("bits");
@@ -128,15 +138,15 @@ QuantConfig parse_quant_config(const json& root, const std::string& path, const 
     r.bad("zero_point", "expected \"exact\" or \"minus_one\"");
   q.zeros = zp == "exact" ? GptqZeros::kAsIs : GptqZeros::kMinusOne;
   const int64_t kvbits = r.integer("kv_bits");
-  if (kvbits != 2 && kvbits != 3 && kvbits != 4 && kvbits != 8 && kvbits != 16 && kvbits != 32) {
-    r.bad("kv_bits", "must be 2, 3, 4, 8 (int), 16 (fp16) or 32 (f32)");
+  const int64_t kvgroup = r.integer("kv_group_size");
+  try {
+    validate_kv_settings(static_cast<int>(std::clamp<int64_t>(kvbits, -1, 64)), kvgroup,
+                         c.kv_dim());
+  } catch (const Error& e) {
+    fail(path, ": quantization_config.kv_bits = ", kvbits, ", kv_group_size = ", kvgroup, ": ",
+         e.what());
   }
   info.kvbits = static_cast<int>(kvbits);
-  const int64_t kvgroup = r.integer("kv_group_size");
-  if (kvgroup < 0 || kvgroup > c.kv_dim()) {
-    r.bad("kv_group_size",
-          "must be in [0, kv_dim = " + std::to_string(c.kv_dim()) + "] (0: head_dim)");
-  }
   info.kvgroup = static_cast<int>(kvgroup);
   info.poq = r.boolean("poq");
   info.kv_smooth = r.string("kv_smooth");
@@ -313,6 +323,25 @@ KvSmoothing load_smoothing(Tensors& t, const LlamaConfig& c) {
   return s;
 }
 
+// Checks every file listed in quantization_config.checksums (`st`: model.safetensors, already
+// mapped) against its recorded checksum.
+void verify_checksums(const QuantConfig& qc, const std::string& dir, const MappedFile& st,
+                      const std::string& config_path) {
+  for (const auto& [name, sum] : qc.checksums.items()) {
+    bool known = false;
+    for (const char* f : kQuantizedDirFiles) known = known || (name == f && name != "config.json");
+    WKVQ_REQUIRE(known && sum.is_string(), config_path, ": quantization_config.checksums.", name,
+                 " = ", sum.dump(), ": expected a checksum string of a file of the directory");
+    const std::string path = (fs::path(dir) / name).string();
+    if (name == "model.safetensors") {
+      verify_checksum(path, st.data(), st.size(), sum.get<std::string>(), config_path);
+    } else {
+      const auto map = MappedFile::open(path);
+      verify_checksum(path, map->data(), map->size(), sum.get<std::string>(), config_path);
+    }
+  }
+}
+
 }  // namespace
 
 bool is_quantized_model_dir(const std::string& path) {
@@ -343,6 +372,7 @@ Model load_quantized_model(const std::string& dir) {
 
   const SafetensorsFile file =
       SafetensorsFile::open((fs::path(dir) / "model.safetensors").string());
+  verify_checksums(qc, dir, *file.mapping(), config_path);
   m.storage.holders.push_back(file.mapping());
   Tensors t(file, m);
   const int64_t dim = c.dim, hidden = c.hidden_dim, q = c.q_dim(), kv = c.kv_dim();

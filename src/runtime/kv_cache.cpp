@@ -11,10 +11,8 @@
 
 namespace wkvq {
 
-void KvCacheSettings::validate() const {
-  WKVQ_REQUIRE(bits == 2 || bits == 3 || bits == 4 || bits == 8 || bits == 16 || bits == 32,
-               "--kvbits must be 2, 3, 4 or 8 (int), 16 (fp16) or 32 (f32); found ", bits);
-  WKVQ_REQUIRE(group >= 0, "--kvgroup must be >= 0 (0: head_dim), found ", group);
+void KvCacheSettings::validate(int64_t channels) const {
+  validate_kv_settings(bits, group, channels);
 }
 
 KvCache::KvCache(const LlamaConfig& c, int64_t max_tokens, const KvCacheSettings& settings,
@@ -28,7 +26,7 @@ KvCache::KvCache(const LlamaConfig& c, int64_t max_tokens, const KvCacheSettings
       settings_(settings),
       smoothing_(smoothing) {
   WKVQ_REQUIRE(max_tokens > 0, "KV cache: need room for at least one token");
-  settings_.validate();
+  settings_.validate(kv_dim_);
   if (settings_.group == 0) settings_.group = head_dim_;
   const auto slots = static_cast<size_t>(int64_t{c.n_layers} * max_tokens_);
   const auto floats = slots * static_cast<size_t>(kv_dim_);

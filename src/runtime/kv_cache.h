@@ -34,8 +34,8 @@ struct KvCacheSettings {
   int group = 0;    // channels per quantization group; 0: head_dim
   bool poq = true;  // past-only quantization
   bool quantized() const { return bits <= 8; }
-  // Throws unless bits is one of 2, 3, 4, 8, 16, 32 and group >= 0.
-  void validate() const;
+  // validate_kv_settings (formats/kv_quant.h) for a model with `channels` KV channels.
+  void validate(int64_t channels) const;
 };
 
 enum class ChunkAttention { Prefill, TeacherForced };

@@ -13,6 +13,7 @@
 
 #include "core/error.h"
 #include "core/fp16.h"
+#include "io/checksum.h"
 #include "io/safetensors.h"
 #include "io/safetensors_writer.h"
 #include "model/loader.h"
@@ -89,6 +90,10 @@ class QuantizedModelErrors : public ::testing::Test {
     SafetensorsWriter w;
     for (auto& [name, t] : all) w.add_owned(name, t.dtype, t.shape, std::move(t.bytes));
     w.write(st());
+    // The edit is deliberate: record the new checksum, so the reader's own checks are tested.
+    edit_config([this](json& j) {
+      j["quantization_config"]["checksums"]["model.safetensors"] = file_checksum(st());
+    });
   }
   // Edits one tensor's bytes.
   void edit_tensor(const std::string& which, const std::function<void(Tensor&)>& f) const {
@@ -149,7 +154,8 @@ TEST_F(QuantizedModelErrors, MissingSafetensors) {
 }
 
 TEST_F(QuantizedModelErrors, NewerFormatVersion) {
-  edit_config([](json& j) { j["quantization_config"]["format_version"] = 2; });
+  edit_config(
+      [](json& j) { j["quantization_config"]["format_version"] = kQuantizedFormatVersion + 1; });
   expect_error({"config.json", "format_version", "newer wkvq"});
 }
 

@@ -270,7 +270,7 @@ TEST(QuantizedModelIo, WritesTheDocumentedLayout) {
   EXPECT_EQ(cfg["tie_word_embeddings"], false);
   const json& qc = cfg["quantization_config"];
   EXPECT_EQ(qc["quant_method"], "wkvq");
-  EXPECT_EQ(qc["format_version"], 1);
+  EXPECT_EQ(qc["format_version"], kQuantizedFormatVersion);
   EXPECT_EQ(qc["method"], "rtn");
   EXPECT_EQ(qc["bits"], 4);
   EXPECT_EQ(qc["group_size"], 32);

@@ -49,8 +49,9 @@ def kv_fake_quant(x: np.ndarray, bits: int, group: int) -> np.ndarray:
     return (m + q * s).reshape(t, c)
 
 
-def kv_channel_ranges(model: Model, windows) -> list:
-    """Per layer (min, max) over tokens of K (after RoPE) and V, concatenated: (2 * kv_dim,)."""
+def kv_channel_ranges(model: Model, windows, sinks: int = 0) -> list:
+    """Per layer (min, max) over tokens of K (after RoPE) and V, concatenated: (2 * kv_dim,),
+    leaving out the first `sinks` positions of every window (the attention sink)."""
     cfg, w = model.config, model.weights
     acc = [None] * cfg.n_layers
     for toks in windows:
@@ -61,7 +62,7 @@ def kv_channel_ranges(model: Model, windows) -> list:
             xb = rmsnorm(inputs[li], layer.att_norm, cfg.norm_eps)
             k = apply_rope((xb @ layer.wk.T).reshape(t, cfg.n_kv_heads, cfg.head_dim),
                            np.arange(t), cfg.rope_theta, cfg.rope_layout).reshape(t, -1)
-            kv = np.concatenate([k, xb @ layer.wv.T], 1)
+            kv = np.concatenate([k, xb @ layer.wv.T], 1)[sinks:]
             lo, hi = kv.min(0), kv.max(0)
             acc[li] = (lo, hi) if acc[li] is None else (np.minimum(acc[li][0], lo),
                                                        np.maximum(acc[li][1], hi))
