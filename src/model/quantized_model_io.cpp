@@ -358,6 +358,7 @@ ojson config_json(const Model& m, const Exporter& ex, const ojson& checksums) {
               {"keep_float", ex.keep_float()},
               {"padding", ex.padding_json()}};
   if (!q.calibration.empty()) qc["calibration"] = q.calibration;
+  qc["checksums"] = checksums;
   ojson out = {{"architectures", {c.architecture}},
                {"model_type", hf_model_type_of(c.architecture)},
                {"hidden_size", c.dim},
