@@ -11,7 +11,7 @@ namespace wkvq {
 
 // "xxh3_64:<16 lowercase hex digits>" of n bytes.
 std::string checksum_text(const void* data, size_t n);
-// The same of a whole file (memory-mapped); throws wkvq::Error when it cannot be read.
+// The same of a whole file (read in chunks); throws wkvq::Error when it cannot be read.
 std::string file_checksum(const std::string& path);
 
 // Throws wkvq::Error when the bytes' checksum differs from `expected` (a checksum_text), saying

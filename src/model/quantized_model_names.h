@@ -10,7 +10,7 @@ inline constexpr const char* kQuantMethod = "wkvq";
 
 // Files a quantized model directory may hold (anything else makes save refuse the directory).
 inline constexpr const char* kQuantizedDirFiles[] = {
-    "config.json",   "model.safetensors",     "tokenizer.model",
+    "config.json",   "model.safetensors",     "tokenizer.json",         "tokenizer.model",
     "tokenizer.bin", "tokenizer_config.json", "special_tokens_map.json"};
 
 }  // namespace wkvq

@@ -331,10 +331,14 @@ def check_stats_smoothing(args, chk: Checker, name: str, f32_dir: str, qdir: str
               f"and differs from no smoothing (max |d| {float(np.abs(a - plain).max()):.3g})")
 
 
+SINK_POSITIONS = 1  # runtime/kv_stats.h kDefaultSinkPositions
+
+
 def check_inspect(args, chk: Checker, name: str, f32_dir: str, cfg: dict, tensors: dict,
                   files: dict) -> None:
     """`wkvq inspect --calib`: its K channel ranges are those of the keys after q/k norm and
-    RoPE (reference keys over the same windows of the model's context, BOS-first stream). The
+    RoPE (reference keys over the same windows of the model's context, BOS-first stream, without
+    the first position of each window: the statistics leave out the attention sink). The
     table prints the widest half-ranges with 2 decimals and the median with 3: each within half
     a unit of its last digit (+ 1e-4 for f32 rounding, << the 0.1+ that keys before RoPE or
     before the q/k norm would move them) of the reference."""
@@ -345,7 +349,7 @@ def check_inspect(args, chk: Checker, name: str, f32_dir: str, cfg: dict, tensor
         per_layer = []
         forward(cfg, tensors, ids[w * ctx:(w + 1) * ctx], keys=per_layer)
         for l, k in enumerate(per_layer):
-            keys[l].append(k)
+            keys[l].append(k[SINK_POSITIONS:])
     cp = harness.run_wkvq(args.wkvq, ["inspect", "--model", f32_dir, "--calib",
                                       files["text_small"], "--calib-windows", 2,
                                       "--tokenizer", files["tok"]])
