@@ -146,8 +146,9 @@ void HfBpeModel::merge(std::vector<int>& syms) const {
   };
   std::priority_queue<Cand, std::vector<Cand>, std::greater<>> heap;
   const auto consider = [&](int pos) {
+    if (pos < 0) return;  // the first symbol has no left neighbour (prev -1)
     const int nx = next[static_cast<size_t>(pos)];
-    if (pos < 0 || nx < 0) return;
+    if (nx < 0) return;
     const int a = syms[static_cast<size_t>(pos)], b = syms[static_cast<size_t>(nx)];
     const auto it = merges_.find(pair_key(a, b));
     if (it != merges_.end()) heap.push({it->second.rank, pos, a, b});
