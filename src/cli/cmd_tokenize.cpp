@@ -101,9 +101,8 @@ void run_tokenize(const TokenizeOptions& o) {
   }
   std::fwrite(out.data(), 1, out.size(), stdout);
   std::fflush(stdout);
-  info("texts: %zu, bytes: %zu, tokens: %zu, seconds: %.4f, MB/s: %.2f\n",
-       texts.size(), bytes, tokens, seconds,
-       seconds > 0 ? static_cast<double>(bytes) / seconds / 1e6 : 0.0);
+  info("texts: %zu, bytes: %zu, tokens: %zu, seconds: %.4f, MB/s: %.2f\n", texts.size(), bytes,
+       tokens, seconds, seconds > 0 ? static_cast<double>(bytes) / seconds / 1e6 : 0.0);
 }
 
 }  // namespace
