@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Memory on load (issue 10 item 3): quantizing a BF16 checkpoint does not expand it to an f32
+"""Memory on load: quantizing a BF16 checkpoint does not expand it to an f32
 copy of every tensor.
 
 A seeded random Llama-shape BF16 checkpoint (SHAPES["test"]: ~199 MB, under the 100M parameters

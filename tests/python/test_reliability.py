@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Reliability of the CLI (issue 11), process-level checks on stories260K and wkvq-ref-6m:
+"""Reliability of the CLI, process-level checks on stories260K and wkvq-ref-6m:
 
 1. A failed save keeps the previous model: `quantize --out DIR` into an existing quantized
    directory under a file size limit (RLIMIT_FSIZE, SIGXFSZ ignored, so writes fail with EFBIG)

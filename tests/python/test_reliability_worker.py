@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""The calibration worker's life (issue 11, finding 2), `wkvq quantize --method wkvquant` on
+"""The calibration worker's life, `wkvq quantize --method wkvquant` on
 stories260K:
 
 1. kill -9 of wkvq: the wkvq-calibrate child is gone within WORKER_EXIT_S (PR_SET_PDEATHSIG).

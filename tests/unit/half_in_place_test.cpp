@@ -1,4 +1,4 @@
-// F16/BF16 linears kept in place from the file (LoadOptions::half_in_place, issue 10 item 3):
+// F16/BF16 linears kept in place from the file (LoadOptions::half_in_place):
 // the storage kinds of Linear (fp16 w16, bf16 wbf16) against f32 on the same rounded values, the
 // loader's choice of storage, the scan for non-finite halves, and quantization from them.
 #include <gtest/gtest.h>

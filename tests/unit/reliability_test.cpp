@@ -1,4 +1,4 @@
-// Reliability (issue 11) at the library level: the all-or-nothing directory write, the one KV
+// Reliability at the library level: the all-or-nothing directory write, the one KV
 // settings check, the checksums of the quantized directory, token ids checked before scoring,
 // and KV statistics that leave out the attention-sink positions.
 #include <gtest/gtest.h>
