@@ -141,7 +141,7 @@ void HfBpeModel::merge(std::vector<int>& syms) const {
     prev[static_cast<size_t>(i)] = i - 1;
   }
   struct Cand {
-    int rank, pos, left, right;
+    int rank, pos, left, right, id;  // id: the merged symbol
     bool operator>(const Cand& o) const { return rank != o.rank ? rank > o.rank : pos > o.pos; }
   };
   std::priority_queue<Cand, std::vector<Cand>, std::greater<>> heap;
@@ -151,7 +151,7 @@ void HfBpeModel::merge(std::vector<int>& syms) const {
     if (nx < 0) return;
     const int a = syms[static_cast<size_t>(pos)], b = syms[static_cast<size_t>(nx)];
     const auto it = merges_.find(pair_key(a, b));
-    if (it != merges_.end()) heap.push({it->second.rank, pos, a, b});
+    if (it != merges_.end()) heap.push({it->second.rank, pos, a, b, it->second.id});
   };
   for (int i = 0; i + 1 < n; ++i) consider(i);
   while (!heap.empty()) {
@@ -161,7 +161,7 @@ void HfBpeModel::merge(std::vector<int>& syms) const {
     const int nx = next[p];
     // Stale: the left symbol was merged away or changed, or its right neighbour changed.
     if (syms[p] != c.left || nx < 0 || syms[static_cast<size_t>(nx)] != c.right) continue;
-    syms[p] = merges_.at(pair_key(c.left, c.right)).id;
+    syms[p] = c.id;
     const int after = next[static_cast<size_t>(nx)];
     next[p] = after;
     if (after >= 0) prev[static_cast<size_t>(after)] = c.pos;
@@ -178,7 +178,7 @@ void HfBpeModel::merge(std::vector<int>& syms) const {
 void HfBpeModel::encode_word(std::string_view word, WordCache& cache, std::vector<int>& out) const {
   const bool cacheable = word.size() <= kMaxCachedWord;
   if (cacheable) {
-    const auto it = cache.find(std::string(word));
+    const auto it = cache.find(word);
     if (it != cache.end()) {
       out.insert(out.end(), it->second.begin(), it->second.end());
       return;

@@ -27,9 +27,14 @@
 namespace wkvq {
 
 class HfBpeModel {
+  struct StringHash {  // lets string maps be searched with a string_view, without a copy
+    using is_transparent = void;
+    size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+  };
+
  public:
   // Encoded words already seen in one encode call (a word's bytes -> its ids).
-  using WordCache = std::unordered_map<std::string, std::vector<int>>;
+  using WordCache = std::unordered_map<std::string, std::vector<int>, StringHash, std::equal_to<>>;
 
   // `model` is tokenizer.json's "model"; byte_level says whether the pre-tokenizer is ByteLevel.
   HfBpeModel(const JsonNode& model, bool byte_level);
@@ -44,8 +49,6 @@ class HfBpeModel {
   // 1 + the largest id of the vocabulary.
   int size() const { return static_cast<int>(tokens_.size()); }
   bool byte_level() const { return byte_level_; }
-  bool byte_fallback() const { return byte_fallback_; }
-  const ByteLevelAlphabet& alphabet() const { return alphabet_; }
 
  private:
   struct Merge {
@@ -59,10 +62,6 @@ class HfBpeModel {
   void initial_symbols(std::string_view word, std::vector<int>& syms) const;
   void merge(std::vector<int>& syms) const;
 
-  struct StringHash {  // lets ids_ be searched with a string_view, without a copy
-    using is_transparent = void;
-    size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
-  };
   std::unordered_map<std::string, int, StringHash, std::equal_to<>> ids_;
   std::vector<std::string> tokens_;
   std::unordered_map<uint64_t, Merge> merges_;

@@ -46,10 +46,6 @@ class HfTokenizer final : public Tokenizer {
   int bos_id() const override { return bos_id_; }
   int eos_id() const override { return eos_id_; }
 
-  bool adds_bos() const { return add_bos_; }
-  bool adds_eos() const { return add_eos_; }
-  const HfBpeModel& model() const { return model_; }
-
  private:
   HfTokenizer(const JsonNode& root, const TokenizerOptions& options);
   void read_special_tokens(const JsonNode& root, const std::string& config_path);

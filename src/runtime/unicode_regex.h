@@ -24,8 +24,6 @@ class UnicodeRegex {
   // ranges [first, second); appended to `out`.
   void find_all(std::string_view text, std::vector<std::pair<size_t, size_t>>& out) const;
 
-  const std::string& pattern() const { return pattern_; }
-
  private:
   struct Code;
   std::string pattern_, where_;
