@@ -15,6 +15,7 @@
 #include "cli/quant_options.h"
 #include "core/error.h"
 #include "model/quantized_model_io.h"
+#include "model/quantized_model_names.h"
 #include "runtime/kv_cache.h"
 
 namespace wkvq::cli {
@@ -28,12 +29,6 @@ struct QuantizeCliOptions {
   CalibCliOptions calib;
   const CLI::App* crr_group = nullptr;  // the wkvquant options, refused with --method rtn
 };
-
-// The name the tokenizer gets in the output directory (model/quantized_model_io.h).
-const char* tokenizer_file_name(const std::string& path) {
-  const std::filesystem::path ext = std::filesystem::path(path).extension();
-  return ext == ".json" ? "tokenizer.json" : ext == ".model" ? "tokenizer.model" : "tokenizer.bin";
-}
 
 // The WKVQuant model: the floating-point model calibrated by the worker, or nothing when the run
 // was stopped early (--stop-after-block).
@@ -107,7 +102,7 @@ void run_quantize(const QuantizeCliOptions& o) {
   std::printf("wrote %s: config.json, model.safetensors (%s), %s\n", o.out.c_str(),
               human_bytes(static_cast<double>(fs::file_size(fs::path(o.out) / "model.safetensors")))
                   .c_str(),
-              tokenizer_file_name(tok_path));
+              quantized_tokenizer_name(tok_path));
   std::printf("weights: %s -> %s (%.2fx smaller)\n", human_bytes(before).c_str(),
               human_bytes(after).c_str(), after > 0 ? before / after : 0.0);
   std::printf("KV cache: %.2f bits per element, %s per token\n", probe.bits_per_element(),

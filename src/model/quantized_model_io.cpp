@@ -403,9 +403,7 @@ std::vector<std::string> copy_tokenizer(const std::string& tokenizer_path, const
                "tokenizer.bin");
   const fs::path src(tokenizer_path);
   const bool hf = src.extension() == ".json", sp = src.extension() == ".model";
-  std::vector<std::string> names = {hf   ? "tokenizer.json"
-                                    : sp ? "tokenizer.model"
-                                         : "tokenizer.bin"};
+  std::vector<std::string> names = {quantized_tokenizer_name(tokenizer_path)};
   copy_into(src, fs::path(dir) / names[0]);
   for (const char* extra : {"tokenizer_config.json", "special_tokens_map.json"}) {
     const fs::path e = src.parent_path() / extra;
