@@ -1,0 +1,200 @@
+#!/usr/bin/env python3
+"""Side-by-side speed of wkvq and llama.cpp on one Llama shape, in interleaved A/B pairs.
+
+Both tools run the same shape (bench/shapes/*.json; random weights: speed does not depend on
+their values): wkvq through `wkvq bench --shape-file`, W4 g128 weights and its KV formats;
+llama.cpp through a GGUF of the shape (bench/make_gguf.py, then llama-quantize to Q4_0) with
+an f16 KV cache and with a q4_0 KV cache (flash attention on, as llama.cpp requires for a
+quantized V cache). Cells:
+  tg128        decode of 128 tokens from an empty context (llama-bench -p 0 -n 128)
+  pp512        prefill of 512 tokens (llama-bench -p 512 -n 0)
+  tg128@P      decode of 128 tokens right after a P-token prompt (llama-batched-bench
+               -npp P -ntg 128 -npl 1: it times the 128 decode steps directly, as wkvq bench
+               times its decode after its prefill; llama-bench's -pg only gives the combined
+               rate, from which decode must be derived)
+Every pair runs each variant once, back to back, in an order that rotates from pair to pair;
+each wkvq run measures the machine's read bandwidth too (printed beside the pair's figures).
+The summary prints, per cell and thread count, the median and range of each variant's tok/s and
+the median of the per-pair ratios wkvq / llama.cpp.
+
+Example (see bench/README.md for building llama.cpp and the GGUF):
+  python3 bench/vs_llamacpp.py --llama-cpp /work/llama.cpp/build/bin --gguf q4_0.gguf \\
+      --pairs 5 --threads 1,2 --cells tg128,pp512,tg128@1024,tg128@4096
+"""
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def parse_args():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+    p.add_argument("--llama-cpp", required=True, help="folder holding llama-bench and llama-batched-bench")
+    p.add_argument("--gguf", required=True, help="Q4_0 GGUF of the shape (bench/make_gguf.py + llama-quantize)")
+    p.add_argument("--wkvq", default=os.path.join(HERE, "..", "build", "bin", "wkvq"), help="wkvq binary")
+    p.add_argument("--shape", default=os.path.join(HERE, "shapes", "tinyllama-1.1b-ctx8k.json"),
+                   help="HF config.json of the shape (the one the GGUF was made from)")
+    p.add_argument("--pairs", type=int, default=5, help="interleaved pairs per cell (default 5)")
+    p.add_argument("--threads", default="1,2", help="thread counts, comma-separated (default 1,2)")
+    p.add_argument("--cells", default="tg128,pp512,tg128@1024",
+                   help="cells, comma-separated: tg128, pp512, tg128@P (default tg128,pp512,tg128@1024)")
+    p.add_argument("--wkvq-kv", default="4",
+                   help="wkvq --kvbits values, comma-separated (default 4; 16 adds the fp16 cache)")
+    p.add_argument("--llama-kv", default="f16,q4_0",
+                   help="llama.cpp KV types, comma-separated (default f16,q4_0; q4_0 runs with -fa 1)")
+    p.add_argument("--json", help="also write every measurement and the summary to this file")
+    a = p.parse_args()
+    if a.pairs < 1:
+        p.error(f"--pairs must be at least 1, got {a.pairs}")
+    for tool in ("llama-bench", "llama-batched-bench"):
+        if not os.access(os.path.join(a.llama_cpp, tool), os.X_OK):
+            p.error(f"{tool} not found in {a.llama_cpp}; build llama.cpp as bench/README.md says")
+    for path, what in ((a.gguf, "--gguf"), (a.wkvq, "--wkvq"), (a.shape, "--shape")):
+        if not os.path.exists(path):
+            p.error(f"{what} {path} does not exist")
+    a.threads = [int(t) for t in a.threads.split(",")]
+    a.cells = [parse_cell(c, p) for c in a.cells.split(",")]
+    a.wkvq_kv = [int(k) for k in a.wkvq_kv.split(",") if k]
+    a.llama_kv = [k for k in a.llama_kv.split(",") if k]
+    return a
+
+
+def parse_cell(text, p):
+    if text == "tg128":
+        return {"name": text, "prompt": 0, "gen": 128}
+    if text == "pp512":
+        return {"name": text, "prompt": 512, "gen": 0}
+    if text.startswith("tg128@") and text[6:].isdigit() and int(text[6:]) > 0:
+        return {"name": text, "prompt": int(text[6:]), "gen": 128}
+    p.error(f"unknown cell {text!r}; expected tg128, pp512 or tg128@P (P a prompt length)")
+
+
+def run(cmd):
+    t0 = time.time()
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    if r.returncode != 0:
+        sys.exit(f"vs_llamacpp: {' '.join(cmd)} failed with exit {r.returncode}:\n{r.stderr[-2000:]}")
+    return r.stdout, time.time() - t0
+
+
+def wkvq_run(a, cell, threads, kvbits):
+    prompt = max(cell["prompt"], 1)
+    gen = max(cell["gen"], 1)
+    cmd = [a.wkvq, "bench", "--shape-file", a.shape, "--prefill", str(prompt), "--decode", str(gen),
+           "--wbits", "4", "--kvbits", str(kvbits), "--threads", str(threads), "--json", "--quiet"]
+    out, _ = run(cmd)
+    j = json.loads(out.strip().splitlines()[-1])
+    tok_s = j["prefill_tok_s"] if cell["gen"] == 0 else j["decode_tok_s"]
+    return tok_s, j.get("read_bandwidth_gb_s")
+
+
+def kv_flags(kv):
+    return ["-ctk", kv, "-ctv", kv] + (["-fa", "1"] if kv != "f16" else [])
+
+
+def llama_run(a, cell, threads, kv):
+    if cell["prompt"] == 0 or cell["gen"] == 0:
+        cmd = [os.path.join(a.llama_cpp, "llama-bench"), "-m", a.gguf, "-t", str(threads), "-r", "1",
+               "-p", str(cell["prompt"]), "-n", str(cell["gen"]), "-o", "json"] + kv_flags(kv)
+        out, _ = run(cmd)
+        return json.loads(out)[0]["avg_ts"]
+    fa = ["-fa"] if kv != "f16" else []
+    cmd = [os.path.join(a.llama_cpp, "llama-batched-bench"), "-m", a.gguf, "-t", str(threads),
+           "-tb", str(threads), "-c", str(cell["prompt"] + cell["gen"] + 16), "-b", "2048", "-ub", "512",
+           "-npp", str(cell["prompt"]), "-ntg", str(cell["gen"]), "-npl", "1", "-ctk", kv, "-ctv", kv,
+           "--output-format", "jsonl"] + fa
+    out, _ = run(cmd)
+    rows = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+    if not rows:
+        sys.exit(f"vs_llamacpp: no jsonl row in the output of {' '.join(cmd)}")
+    return rows[-1]["speed_tg"]
+
+
+def variants(a):
+    return [("wkvq KV%d" % k, "wkvq", k) for k in a.wkvq_kv] + \
+           [("llama.cpp %s KV" % k, "llama", k) for k in a.llama_kv]
+
+
+def measure(a):
+    rows = []
+    vs = variants(a)
+    for cell in a.cells:
+        for threads in a.threads:
+            for pair in range(a.pairs):
+                order = vs[pair % len(vs):] + vs[:pair % len(vs)]
+                got = {"cell": cell["name"], "threads": threads, "pair": pair, "tok_s": {}}
+                for name, tool, kv in order:
+                    if tool == "wkvq":
+                        tok_s, bw = wkvq_run(a, cell, threads, kv)
+                        got.setdefault("read_gb_s", []).append(bw)
+                    else:
+                        tok_s = llama_run(a, cell, threads, kv)
+                    got["tok_s"][name] = tok_s
+                rows.append(got)
+                figures = ", ".join(f"{n} {v:.2f}" for n, v in got["tok_s"].items())
+                bw = ", ".join(f"{b:.1f}" for b in got.get("read_gb_s", []) if b)
+                print(f"{cell['name']:>11} t{threads} pair {pair + 1}: {figures} tok/s; read {bw} GB/s",
+                      file=sys.stderr, flush=True)
+    return rows
+
+
+def summarize(a, rows):
+    out = []
+    names = [v[0] for v in variants(a)]
+    for cell in a.cells:
+        for threads in a.threads:
+            sel = [r for r in rows if r["cell"] == cell["name"] and r["threads"] == threads]
+            entry = {"cell": cell["name"], "threads": threads, "variants": {}, "ratios": {}}
+            for n in names:
+                v = [r["tok_s"][n] for r in sel]
+                entry["variants"][n] = {"median": statistics.median(v), "min": min(v), "max": max(v)}
+            for w in (n for n in names if n.startswith("wkvq")):
+                for l in (n for n in names if n.startswith("llama")):
+                    per_pair = [r["tok_s"][w] / r["tok_s"][l] for r in sel]
+                    entry["ratios"][f"{w} / {l}"] = {"median": statistics.median(per_pair),
+                                                     "min": min(per_pair), "max": max(per_pair)}
+            bws = [b for r in sel for b in r.get("read_gb_s", []) if b]
+            if bws:
+                entry["read_gb_s"] = {"median": statistics.median(bws), "min": min(bws), "max": max(bws)}
+            out.append(entry)
+    return out
+
+
+def print_table(summary):
+    names = list(summary[0]["variants"])
+    ratio_names = list(summary[0]["ratios"])
+    head = ["cell", "threads"] + [f"{n} tok/s" for n in names] + ratio_names + ["read GB/s"]
+    print("| " + " | ".join(head) + " |")
+    print("|" + "---|" * len(head))
+    for e in summary:
+        cols = [e["cell"], str(e["threads"])]
+        for n in names:
+            v = e["variants"][n]
+            cols.append(f"{v['median']:.1f} ({v['min']:.1f}-{v['max']:.1f})")
+        for n in ratio_names:
+            v = e["ratios"][n]
+            cols.append(f"**{v['median']:.2f}** ({v['min']:.2f}-{v['max']:.2f})")
+        bw = e.get("read_gb_s")
+        cols.append(f"{bw['median']:.1f} ({bw['min']:.1f}-{bw['max']:.1f})" if bw else "-")
+        print("| " + " | ".join(cols) + " |")
+
+
+def main():
+    a = parse_args()
+    rows = measure(a)
+    summary = summarize(a, rows)
+    print_table(summary)
+    if a.json:
+        with open(a.json, "w", encoding="utf-8") as f:
+            json.dump({"rows": rows, "summary": summary}, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()
