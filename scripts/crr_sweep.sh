@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Ablation of the CRR loss and k (issue 5): quantizes a model with `wkvq quantize --method
+# Ablation of the CRR loss and k (docs/design.md §2.3): quantizes a model with `wkvq quantize --method
 # wkvquant` once per (loss, k), then prints one line per model with its decode-mode PPL and KLD.
 #   bash scripts/crr_sweep.sh MODEL CALIB TEXT [--max-windows N] [--ks "0 1 2 5"]
 #        [--losses "mae mse"] [--out DIR] [-- extra quantize options]

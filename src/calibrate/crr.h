@@ -34,10 +34,10 @@ namespace wkvq {
 
 enum class CrrLoss { Mae, Mse };
 
-// Defaults: design.md §2.3 says k = 5, lr 1e-2 for LWC and 20 epochs of 128 windows of
+// Defaults: the design started from k = 5, lr 1e-2 for LWC and 20 epochs of 128 windows of
 // min(2048, context); that is about an hour for stories260K on two cores. The shipped defaults
-// (5 epochs of 32 windows of up to 256 tokens, k = 1, MAE, LWC lr 1e-3) come from the ablation
-// noted in issue 5: on stories260K k = 1 had the lowest KLD of k = 0, 1, 2, 5 (MAE and MSE); LWC
+// (5 epochs of 32 windows of up to 256 tokens, k = 1, MAE, LWC lr 1e-3) come from the ablation in
+// docs/design.md §2.3: on stories260K k = 1 had the lowest KLD of k = 0, 1, 2, 5 (MAE and MSE); LWC
 // at lr 1e-2 (or with 4x the windows, i.e. 4x the steps) fits TinyStories closer but raises
 // WikiText-2 perplexity above the statistics rung, lr 1e-3 beats that rung on both texts.
 struct CrrOptions {

@@ -104,72 +104,49 @@ std::vector<LearnedRung> learned_rungs(const CrrOptions& base, const std::string
           {wkv + " + CRR (k=" + k + ", " + loss + ") = WKVQuant", "wkvquant_k" + k, crr}};
 }
 
-// The ladder of issue #4: FP; W RTN; W+KV RTN without POQ; + POQ; + statistics smoothing; then
-// the learned rungs (--calibrate) and calibrated model directories (--calibrated).
-void run_ablation_cmd(const PplCliOptions& o, const std::string& model_path, const Model& fp,
-                      const Tokenizer& tok, const std::vector<int>& stream,
-                      const PplOptions& base) {
-  QuantCliOptions q = o.quant;
-  const int wbits = q.wbits > 0 ? q.wbits : 4;
-  const int kvbits = q.kvbits > 0 ? q.kvbits : 4;
-  WKVQ_REQUIRE(kvbits <= 8, "--ablation quantizes the KV cache: --kvbits must be 2, 3, 4 or 8");
-  WKVQ_REQUIRE(fp.quant.wbits == 0, "--ablation needs the floating-point model, not ", fp.source);
-  WeightQuantOptions wo;
-  wo.bits = wbits;
-  wo.group = q.wgroup;
-  wo.keep_float = KeepFloat(q.keep_float, fp.config.n_layers);
-  Model wq = quantize_weights_rtn(fp, wo);
-  apply_head_option(wq, q.head);
-  WKVQ_REQUIRE(!q.calib.empty(), "--ablation needs calibration text: pass --calib FILE");
-  const std::vector<int> calib = calibration_tokens(tok, q.calib);  // tokenized once for all rungs
-  const KvSmoothing smooth =
-      stats_smoothing(fp, calib, q.calib, q.calib_windows, q.calib_ctx, q.calib_sinks);
-  KvCacheSettings kv;
-  kv.bits = kvbits;
-  kv.group = q.kvgroup > 0 ? q.kvgroup : 0;
-  kv.validate(fp.config.kv_dim());
-  KvCacheSettings nopoq = kv;
-  nopoq.poq = false;
-  const std::string w = "W" + std::to_string(wbits);
-  const std::string wkv = w + "KV" + std::to_string(kvbits);
-  std::vector<AblationRung> rungs = {{"FP", &fp, KvCacheSettings{}, nullptr},
-                                     {w + " RTN, FP KV", &wq, KvCacheSettings{}, nullptr},
-                                     {wkv + " RTN, no POQ", &wq, nopoq, nullptr},
-                                     {wkv + " RTN + POQ", &wq, kv, nullptr},
-                                     {wkv + " RTN + POQ + stats smoothing", &wq, kv, &smooth}};
-  std::vector<double> calib_seconds(rungs.size(), 0.0);
-  std::deque<Model> learned;  // stable addresses for the rungs
-  std::string calibration;    // the settings of the learned rungs' CRR rung
-  if (o.calibrate) {
-    QuantCliOptions cq = q;
-    cq.kv_smooth.clear();
-    cq.poq.clear();
-    cq.keep_float.clear();
-    WKVQ_REQUIRE(q.keep_float.empty(), "--calibrate: --keep-float is not supported");
-    const CrrOptions crr_base = o.calib.resolve(cq);
-    calibration = crr_base.summary();
-    namespace fs = std::filesystem;
-    const bool keep = !o.calib.run_dir.empty();
-    const fs::path root =
-        keep ? fs::path(o.calib.run_dir)
-             : fs::temp_directory_path() / ("wkvq-ablation-" + std::to_string(getpid()));
-    for (const LearnedRung& lr : learned_rungs(crr_base, wkv)) {
-      const fs::path dir = root / lr.slug;
-      info("calibrating rung '%s'\n", lr.name.c_str());
-      const auto t0 = std::chrono::steady_clock::now();
-      const bool resume = keep && fs::exists(block_file_path(dir.string(), 0));
-      const auto r = run_calibration(model_path, fp, calib, q.calib, lr.crr, dir.string(), resume,
-                                     -1, o.threads);
-      calib_seconds.push_back(seconds_since(t0));
-      learned.push_back(apply_calibration(fp, *r, lr.crr.wbits, lr.crr.wgroup));
-      apply_head_option(learned.back(), q.head);
-      rungs.push_back({lr.name, &learned.back(), kv, &learned.back().kv_smoothing});
-    }
-    if (!keep) {
-      std::error_code ec;
-      fs::remove_all(root, ec);
-    }
+// The learned rungs of --calibrate (LWC, + learned smoothing, + MAE, + CRR; design.md §2.4), each
+// calibrated by the worker process and appended to `rungs` (their models kept in `learned`).
+// Returns the settings summary of the CRR rung.
+std::string add_learned_rungs(const PplCliOptions& o, const std::string& model_path,
+                              const Model& fp, const std::vector<int>& calib,
+                              const KvCacheSettings& kv, const std::string& wkv,
+                              std::vector<AblationRung>& rungs, std::vector<double>& calib_seconds,
+                              std::deque<Model>& learned) {
+  const QuantCliOptions& q = o.quant;
+  QuantCliOptions cq = q;
+  cq.kv_smooth.clear();
+  cq.poq.clear();
+  cq.keep_float.clear();
+  WKVQ_REQUIRE(q.keep_float.empty(), "--calibrate: --keep-float is not supported");
+  const CrrOptions crr_base = o.calib.resolve(cq);
+  namespace fs = std::filesystem;
+  const bool keep = !o.calib.run_dir.empty();
+  const fs::path root =
+      keep ? fs::path(o.calib.run_dir)
+           : fs::temp_directory_path() / ("wkvq-ablation-" + std::to_string(getpid()));
+  for (const LearnedRung& lr : learned_rungs(crr_base, wkv)) {
+    const fs::path dir = root / lr.slug;
+    info("calibrating rung '%s'\n", lr.name.c_str());
+    const auto t0 = std::chrono::steady_clock::now();
+    const bool resume = keep && fs::exists(block_file_path(dir.string(), 0));
+    const auto r = run_calibration(model_path, fp, calib, q.calib, lr.crr, dir.string(), resume, -1,
+                                   o.threads);
+    calib_seconds.push_back(seconds_since(t0));
+    learned.push_back(apply_calibration(fp, *r, lr.crr.wbits, lr.crr.wgroup));
+    apply_head_option(learned.back(), q.head);
+    rungs.push_back({lr.name, &learned.back(), kv, &learned.back().kv_smoothing});
   }
+  if (!keep) {
+    std::error_code ec;
+    fs::remove_all(root, ec);
+  }
+  return crr_base.summary();
+}
+
+// The rungs of --calibrated: quantized model directories, each with its own settings.
+void add_calibrated_rungs(const PplCliOptions& o, const Model& fp, std::vector<AblationRung>& rungs,
+                          std::vector<double>& calib_seconds, std::deque<Model>& learned) {
+  const QuantCliOptions& q = o.quant;
   for (const std::string& dir : o.calibrated) {
     learned.push_back(load_model_verbose(dir));
     apply_head_option(learned.back(), q.head);
@@ -189,8 +166,13 @@ void run_ablation_cmd(const PplCliOptions& o, const std::string& model_path, con
     rungs.push_back({name, &m, mkv, m.kv_smoothing.n_layers > 0 ? &m.kv_smoothing : nullptr});
     calib_seconds.push_back(0.0);
   }
-  info("evaluating %zu rungs in decode and prefill mode, window by window\n", rungs.size());
-  const auto rows = run_ablation(fp, rungs, stream, base, progress_printer());
+}
+
+// The ablation rows as one JSON object (--json) or as a table with the calibration times.
+void print_ablation(const PplCliOptions& o, const Model& fp, const std::vector<AblationRow>& rows,
+                    const std::vector<double>& calib_seconds, int wbits, int kvbits,
+                    const KvCacheSettings& kv, const std::string& calibration) {
+  const QuantCliOptions& q = o.quant;
   if (o.json) {
     nlohmann::json arr = nlohmann::json::array();
     for (size_t i = 0; i < rows.size(); ++i) {
@@ -224,6 +206,52 @@ void run_ablation_cmd(const PplCliOptions& o, const std::string& model_path, con
       }
     }
   }
+}
+
+// The ladder of design.md §2.4: FP; W RTN; W+KV RTN without POQ; + POQ; + statistics smoothing;
+// then the learned rungs (--calibrate) and calibrated model directories (--calibrated).
+void run_ablation_cmd(const PplCliOptions& o, const std::string& model_path, const Model& fp,
+                      const Tokenizer& tok, const std::vector<int>& stream,
+                      const PplOptions& base) {
+  const QuantCliOptions& q = o.quant;
+  const int wbits = q.wbits > 0 ? q.wbits : 4;
+  const int kvbits = q.kvbits > 0 ? q.kvbits : 4;
+  WKVQ_REQUIRE(kvbits <= 8, "--ablation quantizes the KV cache: --kvbits must be 2, 3, 4 or 8");
+  WKVQ_REQUIRE(fp.quant.wbits == 0, "--ablation needs the floating-point model, not ", fp.source);
+  WeightQuantOptions wo;
+  wo.bits = wbits;
+  wo.group = q.wgroup;
+  wo.keep_float = KeepFloat(q.keep_float, fp.config.n_layers);
+  Model wq = quantize_weights_rtn(fp, wo);
+  apply_head_option(wq, q.head);
+  WKVQ_REQUIRE(!q.calib.empty(), "--ablation needs calibration text: pass --calib FILE");
+  const std::vector<int> calib = calibration_tokens(tok, q.calib);  // tokenized once for all rungs
+  const KvSmoothing smooth =
+      stats_smoothing(fp, calib, q.calib, q.calib_windows, q.calib_ctx, q.calib_sinks);
+  KvCacheSettings kv;
+  kv.bits = kvbits;
+  kv.group = q.kvgroup > 0 ? q.kvgroup : 0;
+  kv.validate(fp.config.kv_dim());
+  KvCacheSettings nopoq = kv;
+  nopoq.poq = false;
+  const std::string w = "W" + std::to_string(wbits);
+  const std::string wkv = w + "KV" + std::to_string(kvbits);
+  std::vector<AblationRung> rungs = {{"FP", &fp, KvCacheSettings{}, nullptr},
+                                     {w + " RTN, FP KV", &wq, KvCacheSettings{}, nullptr},
+                                     {wkv + " RTN, no POQ", &wq, nopoq, nullptr},
+                                     {wkv + " RTN + POQ", &wq, kv, nullptr},
+                                     {wkv + " RTN + POQ + stats smoothing", &wq, kv, &smooth}};
+  std::vector<double> calib_seconds(rungs.size(), 0.0);
+  std::deque<Model> learned;  // stable addresses for the rungs
+  std::string calibration;    // the settings of the learned rungs' CRR rung
+  if (o.calibrate) {
+    calibration =
+        add_learned_rungs(o, model_path, fp, calib, kv, wkv, rungs, calib_seconds, learned);
+  }
+  add_calibrated_rungs(o, fp, rungs, calib_seconds, learned);
+  info("evaluating %zu rungs in decode and prefill mode, window by window\n", rungs.size());
+  const auto rows = run_ablation(fp, rungs, stream, base, progress_printer());
+  print_ablation(o, fp, rows, calib_seconds, wbits, kvbits, kv, calibration);
   print_memory(wq, 0);
 }
 

@@ -6,7 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
-#include "io/mapped_file.h"
+#include "io/json_file.h"
 
 namespace wkvq {
 
@@ -218,6 +218,10 @@ HfConfig parse_hf_config(const std::string& json_text, const std::string& source
   } catch (const json::exception& e) {
     fail(source, ": not valid JSON: ", e.what());
   }
+  return hf_config_from_json(j, source, require_architecture);
+}
+
+HfConfig hf_config_from_json(const json& j, const std::string& source, bool require_architecture) {
   WKVQ_REQUIRE(j.is_object(), source, ": expected a JSON object, found ", j.type_name());
   HfConfig c;
   try {
@@ -267,10 +271,7 @@ std::string hf_model_type_of(const std::string& architecture) {
 }
 
 HfConfig read_hf_config(const std::string& path, bool require_architecture) {
-  auto map = MappedFile::open(path);
-  const auto* text = reinterpret_cast<const char*>(map->data());
-  return parse_hf_config(std::string(text, text == nullptr ? 0 : map->size()), path,
-                         require_architecture);
+  return hf_config_from_json(read_json_file(path), path, require_architecture);
 }
 
 }  // namespace wkvq

@@ -3,6 +3,7 @@
 // model/loader.cpp converts.
 #pragma once
 
+#include <nlohmann/json_fwd.hpp>
 #include <string>
 #include <vector>
 
@@ -53,6 +54,9 @@ struct HfConfig {
 // hidden_act other than "silu", mlp_bias, or attention_bias on Mistral.
 HfConfig parse_hf_config(const std::string& json_text, const std::string& source,
                          bool require_architecture = true);
+// parse_hf_config of an already parsed config.json value.
+HfConfig hf_config_from_json(const nlohmann::json& j, const std::string& source,
+                             bool require_architecture = true);
 // The model_type config.json gives an architecture ("LlamaForCausalLM" -> "llama"); "" if unknown.
 std::string hf_model_type_of(const std::string& architecture);
 

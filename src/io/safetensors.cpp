@@ -10,6 +10,7 @@
 
 #include "core/error.h"
 #include "core/fp16.h"
+#include "io/json_file.h"
 
 namespace wkvq {
 
@@ -253,16 +254,6 @@ const TensorInfo* SafetensorsFile::find(const std::string& name) const {
 }
 
 namespace {
-
-json read_json_file(const std::string& path) {
-  auto map = MappedFile::open(path);
-  const auto* text = reinterpret_cast<const char*>(map->data());
-  try {
-    return json::parse(text, text + map->size());
-  } catch (const json::exception& e) {
-    fail(path, ": not valid JSON: ", e.what());
-  }
-}
 
 // A shard name from the index: a relative path that stays inside the model directory.
 void check_shard_name(const std::string& index_path, const std::string& shard) {

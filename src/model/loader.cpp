@@ -10,6 +10,7 @@
 #include "core/error.h"
 #include "core/fp16.h"
 #include "core/parallel.h"
+#include "io/json_file.h"
 #include "io/llama2c_file.h"
 #include "io/safetensors.h"
 #include "model/hf_names.h"
@@ -44,44 +45,40 @@ int64_t param_count(const LlamaConfig& c) {
   return emb * (c.tied_output ? 1 : 2) + dim + c.n_layers * per_layer;
 }
 
-// Throws naming `where` and the first non-finite element of x[0, n).
-void check_finite(const float* x, int64_t n, const std::string& where) {
+// The first i in [0, n) with bad(i), or -1; the elements are scanned in parallel chunks.
+template <class Bad>
+int64_t first_bad_element(int64_t n, const Bad& bad) {
   constexpr int64_t kGrain = int64_t{1} << 16;
   const int64_t chunks = (n + kGrain - 1) / kGrain;
   std::vector<int64_t> first_bad(static_cast<size_t>(std::max<int64_t>(chunks, 1)), -1);
   parallel_for(n, kGrain, [&](int64_t b, int64_t e) {
     for (int64_t i = b; i < e; ++i) {
-      if (!std::isfinite(x[i])) {
+      if (bad(i)) {
         first_bad[static_cast<size_t>(b / kGrain)] = i;
         return;
       }
     }
   });
-  for (int64_t i : first_bad) {
-    WKVQ_REQUIRE(i < 0, where, ": non-finite weight ", x[i], " at element ", i,
-                 "; the file is corrupt");
+  for (const int64_t i : first_bad) {
+    if (i >= 0) return i;
   }
+  return -1;
+}
+
+// Throws naming `where` and the first non-finite element of x[0, n).
+void check_finite(const float* x, int64_t n, const std::string& where) {
+  const int64_t i = first_bad_element(n, [x](int64_t j) { return !std::isfinite(x[j]); });
+  WKVQ_REQUIRE(i < 0, where, ": non-finite weight ", x[i], " at element ", i,
+               "; the file is corrupt");
 }
 
 // Throws naming `where` and the first non-finite element of the fp16 (bf16 when `bf16`) bits
 // x[0, n): all exponent bits set is Inf or NaN in both formats.
 void check_finite_half(const uint16_t* x, int64_t n, bool bf16, const std::string& where) {
   const uint16_t exp = bf16 ? 0x7f80u : 0x7c00u;
-  constexpr int64_t kGrain = int64_t{1} << 16;
-  const int64_t chunks = (n + kGrain - 1) / kGrain;
-  std::vector<int64_t> first_bad(static_cast<size_t>(std::max<int64_t>(chunks, 1)), -1);
-  parallel_for(n, kGrain, [&](int64_t b, int64_t e) {
-    for (int64_t i = b; i < e; ++i) {
-      if ((x[i] & exp) == exp) {
-        first_bad[static_cast<size_t>(b / kGrain)] = i;
-        return;
-      }
-    }
-  });
-  for (int64_t i : first_bad) {
-    WKVQ_REQUIRE(i < 0, where, ": non-finite weight ", bf16 ? bf16_to_f32(x[i]) : fp16_to_f32(x[i]),
-                 " at element ", i, "; the file is corrupt");
-  }
+  const int64_t i = first_bad_element(n, [x, exp](int64_t j) { return (x[j] & exp) == exp; });
+  WKVQ_REQUIRE(i < 0, where, ": non-finite weight ", bf16 ? bf16_to_f32(x[i]) : fp16_to_f32(x[i]),
+               " at element ", i, "; the file is corrupt");
 }
 
 // Fetches HF tensors by name with shape and dtype checked, as f32 pointers owned by the model,
@@ -361,9 +358,16 @@ Model load_model(const std::string& path, const LoadOptions& opt) {
   WKVQ_REQUIRE(fs::exists(p, ec), path,
                ": no such file or directory; give a llama2.c .bin file or a Hugging Face model "
                "directory");
-  // A quantized model directory (model/quantized_model_io.h) is HF-shaped but holds GPTQ tensors.
+  // A quantized model directory (model/quantized_model_io.h) is HF-shaped but holds GPTQ tensors;
+  // its config.json says so (and is parsed once).
   auto load_dir = [&opt](const std::string& d) {
-    return is_quantized_model_dir(d) ? load_quantized_model(d) : load_hf_model(d, opt);
+    const std::string config_path = (fs::path(d) / "config.json").string();
+    std::error_code config_ec;
+    if (fs::is_regular_file(config_path, config_ec)) {
+      const nlohmann::json config = read_json_file(config_path);
+      if (is_quantized_config(config)) return load_quantized_model(d, config);
+    }
+    return load_hf_model(d, opt);
   };
   if (fs::is_directory(p, ec)) return load_dir(path);
   // A file inside a Hugging Face directory (config.json, *.safetensors): load the directory.

@@ -49,6 +49,7 @@
 #pragma once
 
 #include <cstdint>
+#include <nlohmann/json_fwd.hpp>
 #include <string>
 #include <vector>
 
@@ -68,11 +69,15 @@ void save_quantized_model(const Model& m, const std::string& dir,
 // True when `path` is a directory whose config.json has a quantization_config with quant_method
 // "wkvq". Never throws (a malformed config.json gives false; loading it reports the problem).
 bool is_quantized_model_dir(const std::string& path);
+// The same test on the parsed config.json of a directory (never throws).
+bool is_quantized_config(const nlohmann::json& config);
 
 // Reads a directory written by save_quantized_model: quantized linears as Linear::q (w = null),
 // float tensors as Linear::w / pointers, the KV smoothing and Model::quant. Everything is
 // validated first; errors name the file and the field.
 Model load_quantized_model(const std::string& dir);
+// The same with the directory's config.json already parsed (`config`), so it is read once.
+Model load_quantized_model(const std::string& dir, const nlohmann::json& config);
 
 // The row order that turns a q/k projection of n_heads heads from the interleaved RoPE layout
 // into the rotate-half one: new row h*hd + j = old row h*hd + 2j and new row h*hd + hd/2 + j =

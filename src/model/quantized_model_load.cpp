@@ -15,6 +15,7 @@
 #include "formats/kv_quant.h"
 #include "io/checksum.h"
 #include "io/hf_config.h"
+#include "io/json_file.h"
 #include "io/mapped_file.h"
 #include "io/safetensors.h"
 #include "model/loader.h"
@@ -28,16 +29,6 @@ namespace fs = std::filesystem;
 using nlohmann::json;
 
 namespace {
-
-json read_json(const std::string& path) {
-  auto map = MappedFile::open(path);
-  const auto* text = reinterpret_cast<const char*>(map->data());
-  try {
-    return json::parse(text, text + (text == nullptr ? 0 : map->size()));
-  } catch (const json::exception& e) {
-    fail(path, ": not valid JSON: ", e.what());
-  }
-}
 
 struct QuantConfig {
   QuantizationInfo info;
@@ -349,25 +340,32 @@ bool is_quantized_model_dir(const std::string& path) {
     std::error_code ec;
     const fs::path config = fs::path(path) / "config.json";
     if (!fs::is_directory(path, ec) || !fs::is_regular_file(config, ec)) return false;
-    const json j = read_json(config.string());
-    if (!j.is_object() || !j.contains("quantization_config")) return false;
-    const json& q = j["quantization_config"];
-    return q.is_object() && q.contains("quant_method") && q["quant_method"] == kQuantMethod;
+    return is_quantized_config(read_json_file(config.string()));
   } catch (const std::exception&) {
     return false;
   }
 }
 
+bool is_quantized_config(const json& config) {
+  if (!config.is_object() || !config.contains("quantization_config")) return false;
+  const json& q = config["quantization_config"];
+  return q.is_object() && q.contains("quant_method") && q["quant_method"] == kQuantMethod;
+}
+
 Model load_quantized_model(const std::string& dir) {
+  return load_quantized_model(dir, read_json_file((fs::path(dir) / "config.json").string()));
+}
+
+Model load_quantized_model(const std::string& dir, const json& config) {
   const std::string config_path = (fs::path(dir) / "config.json").string();
   Model m;
   m.source = dir;
-  const HfConfig hf = read_hf_config(config_path);
+  const HfConfig hf = hf_config_from_json(config, config_path);
   m.config = config_from_hf(hf);
   const LlamaConfig& c = m.config;
   c.validate(config_path);
   print_sliding_window_notice(hf, config_path);
-  const QuantConfig qc = parse_quant_config(read_json(config_path), config_path, c);
+  const QuantConfig qc = parse_quant_config(config, config_path, c);
   m.quant = qc.info;
 
   const SafetensorsFile file =

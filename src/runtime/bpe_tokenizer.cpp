@@ -9,6 +9,7 @@
 #include <utility>
 
 #include "core/error.h"
+#include "runtime/byte_token.h"
 
 namespace wkvq {
 
@@ -30,20 +31,6 @@ constexpr uint32_t kFnvBasis = 2166136261u;
 inline uint32_t fnv1a(uint32_t h, std::string_view s) {
   for (char c : s) h = (h ^ static_cast<unsigned char>(c)) * 16777619u;
   return h;
-}
-
-int hex_digit(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  return -1;
-}
-
-// The byte of a piece of the form "<0xXX>", or -1.
-int byte_piece_value(std::string_view p) {
-  if (p.size() != 6 || p.substr(0, 3) != "<0x" || p[5] != '>') return -1;
-  const int hi = hex_digit(p[3]), lo = hex_digit(p[4]);
-  return hi < 0 || lo < 0 ? -1 : hi * 16 + lo;
 }
 
 }  // namespace
@@ -301,7 +288,7 @@ std::string BpeTokenizer::decode_piece(int prev, int token) const {
   if (token == kBos || token == kEos) return {};
   std::string_view p = piece(token);
   if (prev == kBos && !p.empty() && p.front() == ' ') p.remove_prefix(1);
-  if (const int byte = byte_piece_value(p); byte >= 0) {
+  if (const int byte = byte_token_value(p, HexCase::kAny); byte >= 0) {
     return std::string(1, static_cast<char>(byte));
   }
   return std::string(p);

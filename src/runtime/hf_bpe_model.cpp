@@ -1,9 +1,9 @@
 #include "runtime/hf_bpe_model.h"
 
-#include <cstdio>
 #include <queue>
 
 #include "core/error.h"
+#include "runtime/byte_token.h"
 #include "runtime/utf8.h"
 
 namespace wkvq {
@@ -12,12 +12,6 @@ namespace {
 
 // Words longer than this are not cached (they rarely repeat and would bloat the cache).
 constexpr size_t kMaxCachedWord = 64;
-
-std::string byte_token(unsigned char b) {
-  char buf[8];
-  std::snprintf(buf, sizeof buf, "<0x%02X>", b);
-  return buf;
-}
 
 }  // namespace
 
@@ -48,7 +42,7 @@ HfBpeModel::HfBpeModel(const JsonNode& model, bool byte_level) : byte_level_(byt
   for (int b = 0; b < 256; ++b) {
     const auto u = static_cast<unsigned char>(b);
     byte_ids_[b] = id(alphabet_.symbol(u));
-    fallback_ids_[b] = byte_fallback_ ? id(byte_token(u)) : -1;
+    fallback_ids_[b] = byte_fallback_ ? id(byte_token_text(u)) : -1;
   }
 }
 

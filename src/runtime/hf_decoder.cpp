@@ -1,26 +1,10 @@
 #include "runtime/hf_decoder.h"
 
 #include "core/error.h"
+#include "runtime/byte_token.h"
 #include "runtime/replace_all.h"
 
 namespace wkvq {
-
-namespace {
-
-int hex_value(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
-// The byte of a token "<0xXX>" (upper-case hex, as tokenizer.json writes them), or -1.
-int fallback_byte(std::string_view t) {
-  if (t.size() != 6 || t.substr(0, 3) != "<0x" || t[5] != '>') return -1;
-  const int hi = hex_value(t[3]), lo = hex_value(t[4]);
-  return hi < 0 || lo < 0 ? -1 : hi * 16 + lo;
-}
-
-}  // namespace
 
 HfDecoder::HfDecoder(const JsonNode& decoder) {
   if (!decoder.is_null()) add(decoder);
@@ -79,7 +63,8 @@ std::string HfDecoder::decode(std::string_view token, bool first) const {
         s = replace_all(s, step.a, step.b);
         break;
       case Kind::kByteFallback:
-        if (const int b = fallback_byte(s); b >= 0) s = std::string(1, static_cast<char>(b));
+        if (const int b = byte_token_value(s, HexCase::kUpper); b >= 0)
+          s = std::string(1, static_cast<char>(b));
         break;
       case Kind::kStrip:
         if (first) {

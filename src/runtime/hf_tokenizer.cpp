@@ -4,11 +4,15 @@
 #include <filesystem>
 
 #include "core/error.h"
+#include "io/json_file.h"
 #include "runtime/utf8.h"
 
 namespace wkvq {
 
 namespace {
+
+// What a tokenizer.json or tokenizer_config.json that is not JSON should have been.
+constexpr const char* kTokenizerFile = "a Hugging Face tokenizer file";
 
 namespace fs = std::filesystem;
 
@@ -53,7 +57,7 @@ std::string config_token(const JsonNode& config, const char* key) {
 
 std::unique_ptr<HfTokenizer> HfTokenizer::load(const std::string& path,
                                                const TokenizerOptions& options) {
-  const nlohmann::json root = JsonNode::parse_file(path);
+  const nlohmann::json root = read_json_file(path, kTokenizerFile);
   const JsonNode node(root, path);
   node.object();
   auto tok = std::unique_ptr<HfTokenizer>(new HfTokenizer(node, options));
@@ -79,7 +83,8 @@ void HfTokenizer::read_special_tokens(const JsonNode& root, const std::string& c
   template_ends(child_or_null(root, "post_processor"), tpl_first, tpl_last);
   nlohmann::json config_json = nlohmann::json::object();
   std::error_code ec;
-  if (fs::is_regular_file(config_path, ec)) config_json = JsonNode::parse_file(config_path);
+  if (fs::is_regular_file(config_path, ec))
+    config_json = read_json_file(config_path, kTokenizerFile);
   const JsonNode config(config_json, config_path);
   config.object();
   const auto token_id = [&](const std::string& content, const std::string& where) {

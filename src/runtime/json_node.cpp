@@ -1,23 +1,8 @@
 #include "runtime/json_node.h"
 
-#include <fstream>
-#include <sstream>
-
 #include "core/error.h"
 
 namespace wkvq {
-
-nlohmann::json JsonNode::parse_file(const std::string& file) {
-  std::ifstream in(file, std::ios::binary);
-  WKVQ_REQUIRE(in.good(), "cannot open ", file);
-  std::ostringstream os;
-  os << in.rdbuf();
-  try {
-    return nlohmann::json::parse(os.str());
-  } catch (const nlohmann::json::parse_error& e) {
-    fail(file, ": not valid JSON (", e.what(), "); expected a Hugging Face tokenizer file");
-  }
-}
 
 std::string JsonNode::where() const {
   std::string w = file_;

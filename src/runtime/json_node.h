@@ -14,9 +14,6 @@ class JsonNode {
   JsonNode(const nlohmann::json& value, std::string file, std::string path = "")
       : value_(&value), file_(std::move(file)), path_(std::move(path)) {}
 
-  // Reads and parses a file; throws with the parser's message and position when it is not JSON.
-  static nlohmann::json parse_file(const std::string& file);
-
   const nlohmann::json& json() const { return *value_; }
   // "FILE: key.path" (or just FILE at the top).
   std::string where() const;

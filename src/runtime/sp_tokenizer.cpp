@@ -5,6 +5,7 @@
 #include <limits>
 
 #include "core/error.h"
+#include "runtime/byte_token.h"
 
 namespace wkvq {
 
@@ -12,13 +13,6 @@ namespace {
 
 constexpr std::string_view kSpaceMark = "\xE2\x96\x81";      // U+2581, SentencePiece's space
 constexpr std::string_view kUnknownText = " \xE2\x81\x87 ";  // SentencePiece's text for <unk>
-
-int hex_digit(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  return -1;
-}
 
 }  // namespace
 
@@ -66,9 +60,9 @@ std::string SpTokenizer::decode_piece(int prev, int token) const {
   if (sp_->IsControl(token)) return {};
   if (sp_->IsUnknown(token)) return std::string(kUnknownText);
   const std::string& piece = sp_->IdToPiece(token);
-  if (sp_->IsByte(token) && piece.size() == 6 && piece.compare(0, 3, "<0x") == 0) {
-    const int hi = hex_digit(piece[3]), lo = hex_digit(piece[4]);
-    if (hi >= 0 && lo >= 0) return std::string(1, static_cast<char>(hi * 16 + lo));
+  // libsentencepiece loads a byte piece only when it is "<0xXX>" (upper-case hex)
+  if (const int b = sp_->IsByte(token) ? byte_token_value(piece, HexCase::kAny) : -1; b >= 0) {
+    return std::string(1, static_cast<char>(b));
   }
   std::string out;
   out.reserve(piece.size());

@@ -12,6 +12,8 @@
 #include "calib_fixture.h"
 #include "calibrate/block_file.h"
 #include "calibrate/calibration_result.h"
+#include "calibrate/lwc.h"
+#include "calibrate/torch_block.h"
 #include "core/error.h"
 #include "formats/weight_quant.h"
 #include "model/weight_quantizer.h"
@@ -98,6 +100,56 @@ TEST(Crr, LossDecreasesOnABlock) {
   EXPECT_TRUE(moved);
   EXPECT_EQ(r.quant.method, "wkvquant");
   EXPECT_EQ(r.quant.kv_smooth, "learned");
+}
+
+// CRR's loss (design.md §2.3): block i with its quantized weights, followed by k' = min(k, L-1-i)
+// full-precision blocks, against the full-precision model k' blocks later. Block 0's loss before
+// training, recomputed here from the blocks themselves, for k = 0 .. 3 (one window: the whole
+// stream; KV in floating point, so only the weights are quantized). The same operations in the
+// same order, so the only slack is libtorch's reduction order: kLossRelTol relative.
+TEST(Crr, LossRunsThroughTheKFullPrecisionSuccessors) {
+  constexpr double kLossRelTol = 1e-6;
+  const Model m = test::make_test_model(test::stories260k_config(), 41);
+  const int64_t T = 32;
+  const std::vector<int> calib = test::random_tokens(T, 512, 42);
+  const int dim = m.config.dim;
+  torch::Tensor x = torch::empty({1, T, dim}, torch::kFloat32);
+  for (int64_t t = 0; t < T; ++t) {
+    std::memcpy(x.data_ptr<float>() + t * dim,
+                m.tok_embeddings + int64_t{calib[static_cast<size_t>(t)]} * dim,
+                sizeof(float) * static_cast<size_t>(dim));
+  }
+  std::vector<double> expected;
+  for (int k = 0; k <= 3; ++k) {
+    CrrOptions o = small_options();
+    o.k = k;
+    o.samples = 1;
+    o.window = T;
+    o.batch = 1;
+    o.epochs = 1;
+    o.kvbits = 16;
+    o.stop_after_block = 0;
+    const CalibrationResult r = calibrate_crr(m, calib, o);
+    ASSERT_EQ(r.blocks.size(), 1u);
+
+    torch::NoGradGuard no_grad;
+    const TorchBlock b0(m, 0);
+    const BlockLinears w_hat = Lwc(b0.weights(), o.wbits, o.wgroup, o.lwc_init).fake_quant();
+    torch::Tensor y_fp = b0.forward(x), y_q = b0.forward(x, &w_hat);
+    for (int j = 1; j <= k; ++j) {
+      const TorchBlock bj(m, j);
+      y_fp = bj.forward(y_fp);
+      y_q = bj.forward(y_q);
+    }
+    expected.push_back((y_q - y_fp).abs().mean().item<double>());
+    EXPECT_NEAR(r.blocks[0].loss_before, expected.back(), kLossRelTol * expected.back())
+        << "k = " << k;
+  }
+  for (size_t k = 1; k < expected.size(); ++k) {
+    EXPECT_GT(std::abs(expected[k] - expected[k - 1]), 1e3 * kLossRelTol * expected[k])
+        << "k = " << k << " and k = " << k - 1 << " give the same loss: the test cannot tell them "
+        << "apart";
+  }
 }
 
 TEST(Crr, ResumedRunIsBitIdenticalToAnUninterruptedOne) {

@@ -104,12 +104,25 @@ TEST(HfArchitectures, MistralWindowCapsTheContext) {
   EXPECT_EQ(config_from_hf(parse(j)).seq_len, 256);
 }
 
-TEST(HfArchitectures, Errors) {
-  struct Case {
-    std::function<void(json&)> edit;
-    std::vector<std::string> parts;
-  };
-  const std::vector<Case> cases = {
+// An edit of a valid config.json and the parts the error message must name (the file too).
+struct ConfigErrorCase {
+  std::function<void(json&)> edit;
+  std::vector<std::string> parts;
+};
+
+void expect_config_errors(const std::vector<ConfigErrorCase>& cases) {
+  for (size_t i = 0; i < cases.size(); ++i) {
+    SCOPED_TRACE("case " + std::to_string(i));
+    json j = base_config("LlamaForCausalLM", "llama");
+    cases[i].edit(j);
+    std::vector<std::string> parts = cases[i].parts;
+    parts.push_back(kFile);
+    expect_error([&] { parse(j); }, parts);
+  }
+}
+
+TEST(HfArchitectures, RopeScalingErrors) {
+  expect_config_errors({
       {[](json& c) {
          c["rope_scaling"] = {{"rope_type", "yarn"}, {"factor", 4.0}};
        },
@@ -170,6 +183,11 @@ TEST(HfArchitectures, Errors) {
                               {"original_max_position_embeddings", 0}};
        },
        {"rope_scaling.original_max_position_embeddings", "must be positive"}},
+  });
+}
+
+TEST(HfArchitectures, ArchitectureAndBiasErrors) {
+  expect_config_errors({
       {[](json& c) { c["mlp_bias"] = true; }, {"\"mlp_bias\"", "MLP has no biases"}},
       {[](json& c) {
          c["architectures"] = {"MistralForCausalLM"};
@@ -181,15 +199,7 @@ TEST(HfArchitectures, Errors) {
        {"architecture \"LlamaForCausalLM\" does not match model_type \"qwen2\""}},
       {[](json& c) { c["architectures"] = {"Qwen2MoeForCausalLM"}; },
        {"unsupported architecture \"Qwen2MoeForCausalLM\"", "Qwen3ForCausalLM"}},
-  };
-  for (size_t i = 0; i < cases.size(); ++i) {
-    SCOPED_TRACE("case " + std::to_string(i));
-    json j = base_config("LlamaForCausalLM", "llama");
-    cases[i].edit(j);
-    std::vector<std::string> parts = cases[i].parts;
-    parts.push_back(kFile);
-    expect_error([&] { parse(j); }, parts);
-  }
+  });
 }
 
 // LlamaConfig::validate on scaling values that did not come through config.json.
