@@ -23,6 +23,7 @@
 #include "io/hf_config.h"
 #include "io/safetensors_writer.h"
 #include "model/quantized_config.h"
+#include "model/quantized_dir_files.h"
 #include "model/quantized_model_names.h"
 #include "model/weight_quantizer.h"
 
@@ -30,36 +31,6 @@ namespace wkvq {
 
 namespace fs = std::filesystem;
 using ojson = nlohmann::ordered_json;
-
-std::vector<int64_t> rotate_half_row_order(int n_heads, int head_dim) {
-  WKVQ_REQUIRE(n_heads >= 0 && head_dim > 0 && head_dim % 2 == 0,
-               "rotate_half_row_order: bad head shape ", n_heads, " x ", head_dim);
-  std::vector<int64_t> order(static_cast<size_t>(n_heads) * static_cast<size_t>(head_dim));
-  const int64_t hd = head_dim, half = head_dim / 2;
-  for (int64_t h = 0; h < n_heads; ++h) {
-    for (int64_t j = 0; j < half; ++j) {
-      order[static_cast<size_t>(h * hd + j)] = h * hd + 2 * j;
-      order[static_cast<size_t>(h * hd + half + j)] = h * hd + 2 * j + 1;
-    }
-  }
-  return order;
-}
-
-QuantizedMatrix permute_rows(const QuantizedMatrix& m, const std::vector<int64_t>& order) {
-  WKVQ_REQUIRE(static_cast<int64_t>(order.size()) == m.rows, "permute_rows: ", order.size(),
-               " row indices for a matrix of ", m.rows, " rows");
-  QuantizedMatrix out = m;
-  const auto rb = static_cast<size_t>(m.row_bytes), ng = static_cast<size_t>(m.n_groups);
-  for (size_t r = 0; r < order.size(); ++r) {
-    WKVQ_REQUIRE(order[r] >= 0 && order[r] < m.rows, "permute_rows: row index ", order[r],
-                 " out of range");
-    const auto src = static_cast<size_t>(order[r]);
-    std::memcpy(out.codes.data() + r * rb, m.codes.data() + src * rb, rb);
-    std::memcpy(out.scales.data() + r * ng, m.scales.data() + src * ng, ng * sizeof(uint16_t));
-    std::memcpy(out.zeros.data() + r * ng, m.zeros.data() + src * ng, ng);
-  }
-  return out;
-}
 
 namespace {
 
@@ -122,32 +93,6 @@ int check_saveable(const Model& m) {
   return q.wbits;
 }
 
-// Refuses to replace a directory holding anything but the files of a quantized model (so a float
-// model directory given as the output is never overwritten). Nothing is changed here: the save
-// writes a new directory and swaps it in (io/atomic_dir.h).
-void check_output_dir(const std::string& dir) {
-  std::error_code ec;
-  const fs::path d(dir);
-  if (!fs::exists(d, ec)) return;
-  WKVQ_REQUIRE(fs::is_directory(d, ec), dir, ": exists and is not a directory");
-  const bool has_config = fs::exists(d / "config.json", ec);
-  WKVQ_REQUIRE(!has_config || is_quantized_model_dir(dir), dir,
-               ": holds a config.json that is not a wkvq quantized model's; choose another "
-               "output directory");
-  for (const auto& e : fs::directory_iterator(d, ec)) {
-    std::string name = e.path().filename().string();
-    if (name.size() > 4 && name.compare(name.size() - 4, 4, ".tmp") == 0) {
-      name.resize(name.size() - 4);
-    }
-    bool ours = false;
-    for (const char* f : kQuantizedDirFiles) ours = ours || name == f;
-    WKVQ_REQUIRE(ours, dir, ": holds ", e.path().filename().string(),
-                 ", which a quantized model directory does not; choose an empty or new output "
-                 "directory");
-  }
-  WKVQ_REQUIRE(!ec, dir, ": cannot list the directory: ", ec.message());
-}
-
 // What is written, with the q/k rows of an interleaved model permuted into rotate-half order.
 class Exporter {
  public:
@@ -198,7 +143,7 @@ class Exporter {
         keep_float_.push_back(std::to_string(l) + "." + kLinearNames[i]);
         const std::string prefix = linear_prefix(l, i);
         float_modules_.push_back(prefix.substr(0, prefix.size() - 1));
-        add_float(w, prefix + "weight", lin.out, lin.in, lin.w, row_order(i));
+        add_float(w, prefix + "weight", lin.out, lin.in, lin.w, row_order(i), &lin);
       }
     }
   }
@@ -263,15 +208,21 @@ class Exporter {
 
   // (rows, cols) f32 values, rows reordered by `order` when given, as float_dtype().
   void add_float(SafetensorsWriter& w, const std::string& name, int64_t rows, int64_t cols,
-                 const float* p, const std::vector<int64_t>* order) {
-    if (!gptq_ && order == nullptr) {
+                 const float* p, const std::vector<int64_t>* order, const Linear* lin = nullptr) {
+    if (!gptq_ && order == nullptr && p != nullptr) {
       w.add(name, DType::F32, {rows, cols}, p);
       return;
     }
     const bool f16 = gptq_;
+    // p null: the rows of a linear stored in fp16 / bf16, converted exactly (Linear::rows_f32).
+    WKVQ_REQUIRE(p != nullptr || (lin != nullptr && lin->has_float()),
+                 "save_quantized_model: ", name, " has no float values");
     w.add_lazy(name, float_dtype(), {rows, cols}, [=](uint8_t* dst) {
+      std::vector<float> buf(static_cast<size_t>(p == nullptr ? cols : 0));
       for (int64_t r = 0; r < rows; ++r) {
-        const float* src = p + (order == nullptr ? r : (*order)[static_cast<size_t>(r)]) * cols;
+        const int64_t from = order == nullptr ? r : (*order)[static_cast<size_t>(r)];
+        const float* src = p != nullptr ? p + from * cols : buf.data();
+        if (p == nullptr) lin->rows_f32(from, 1, buf.data());
         if (!f16) {
           std::memcpy(dst + r * cols * 4, src, static_cast<size_t>(cols) * sizeof(float));
           continue;
@@ -499,39 +450,6 @@ ojson config_json(const Model& m, const Exporter& ex, const ojson& checksums, bo
   out["quantization_config"] = qc;
   if (gptq) out[kWkvqSection] = wkvq_section_json(q, ex.keep_float(), checksums);
   return out;
-}
-
-void write_text(const std::string& path, const std::string& text) {
-  write_file_atomically(path, text.data(), text.size());
-}
-
-// Copies src over dst, writable by its owner (the source may be read-only).
-void copy_into(const fs::path& src, const fs::path& dst) {
-  std::error_code ec;
-  fs::copy_file(src, dst, fs::copy_options::overwrite_existing, ec);
-  WKVQ_REQUIRE(!ec, dst.string(), ": cannot copy ", src.string(), ": ", ec.message());
-  fs::permissions(dst, fs::perms::owner_read | fs::perms::owner_write, fs::perm_options::add, ec);
-}
-
-// Copies the tokenizer (and a SentencePiece model's two JSON companions) into the new directory
-// `dir`; returns the names of the files written.
-std::vector<std::string> copy_tokenizer(const std::string& tokenizer_path, const std::string& dir) {
-  std::error_code ec;
-  WKVQ_REQUIRE(fs::is_regular_file(tokenizer_path, ec), tokenizer_path,
-               ": tokenizer file not found; pass an existing tokenizer.json, tokenizer.model or "
-               "tokenizer.bin");
-  const fs::path src(tokenizer_path);
-  const bool hf = src.extension() == ".json", sp = src.extension() == ".model";
-  std::vector<std::string> names = {quantized_tokenizer_name(tokenizer_path)};
-  copy_into(src, fs::path(dir) / names[0]);
-  for (const char* extra : {"tokenizer_config.json", "special_tokens_map.json"}) {
-    const fs::path e = src.parent_path() / extra;
-    if ((sp || hf) && fs::is_regular_file(e, ec)) {
-      copy_into(e, fs::path(dir) / extra);
-      names.emplace_back(extra);
-    }
-  }
-  return names;
 }
 
 }  // namespace

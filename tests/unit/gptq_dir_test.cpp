@@ -144,6 +144,28 @@ TEST(GptqDir, WritesTheConvention) {
   EXPECT_EQ(load_quantized_model(tmp.path("v2")).layers[0].wq.q->zeros, q0->zeros);
 }
 
+TEST(GptqDir, WritesKeptFloatLinearsStoredInFp16) {
+  Model m = quantized_model(small_config(96, RopeLayout::RotateHalf, true), 4, 32, "1.w_down",
+                            false, base_seed());
+  Linear& lin = linear_by_index(m.layers[1], 6);
+  ASSERT_FALSE(lin.quantized());
+  const auto n = static_cast<size_t>(lin.out * lin.in);
+  uint16_t* h = m.storage.allocate_fp16(n);
+  for (size_t i = 0; i < n; ++i) h[i] = f32_to_fp16(lin.w[i]);
+  lin.w = nullptr;
+  lin.w16 = h;
+  TempDir tmp;
+  for (const QuantizedDirFormat f : {QuantizedDirFormat::kWkvq, QuantizedDirFormat::kGptq}) {
+    const std::string dir = tmp.path(f == QuantizedDirFormat::kGptq ? "g" : "w");
+    save_quantized_model(m, dir, "", f);
+    const Model back = load_quantized_model(dir);
+    const Linear& b = linear_by_index(back.layers[1], 6);
+    for (size_t i = 0; i < n; ++i) {
+      ASSERT_EQ(b.weight_f32(static_cast<int64_t>(i)), fp16_to_f32(h[i])) << i;
+    }
+  }
+}
+
 TEST(GptqDir, RefusesShapesTheConventionCannotHold) {
   TempDir tmp;
   const Model padded = quantized_model(small_config(100, RopeLayout::RotateHalf, true), 4, 32, "",
@@ -160,6 +182,50 @@ TEST(GptqDir, RefusesShapesTheConventionCannotHold) {
   // wkvq's own layout still takes both.
   save_quantized_model(padded, tmp.path("c"), "");
   save_quantized_model(groups, tmp.path("d"), "");
+}
+
+// Bad GPTQ-convention directories: each error names the key, file or tensor.
+TEST(GptqDir, BadDirectoriesAreRefusedNamingTheKey) {
+  const Model m = quantized_model(small_config(96, RopeLayout::RotateHalf, false), 4, 32, "", true,
+                                  base_seed());
+  TempDir tmp;
+  save_quantized_model(m, tmp.path("base"), "", QuantizedDirFormat::kGptq);
+  int n = 0;
+  auto expect = [&](const std::function<void(json&, const std::string&)>& edit,
+                    std::initializer_list<const char*> parts) {
+    const std::string dir = tmp.path("case" + std::to_string(n++));
+    std::filesystem::copy(tmp.path("base"), dir, std::filesystem::copy_options::recursive);
+    json j = json::parse(read_file(dir + "/config.json"));
+    edit(j, dir);
+    test::write_file(dir + "/config.json", j.dump(2));
+    const std::string e = error_of([&] { (void)load_quantized_model(dir); });
+    for (const char* p : parts) EXPECT_NE(e.find(p), std::string::npos) << p << " in: " << e;
+  };
+  expect([](json& j, const std::string&) { j["wkvq"]["format_version"] = 4; },
+         {"wkvq.format_version", "newer wkvq"});
+  expect([](json& j, const std::string&) { j["quantization_config"]["bits"] = 3; },
+         {"quantization_config.bits"});
+  expect([](json& j, const std::string&) { j["quantization_config"]["group_size"] = 24; },
+         {"group_size 24", "qweight"});
+  expect([](json& j, const std::string&) { j["wkvq"]["kv_bits"] = 5; }, {"wkvq.kv_bits"});
+  expect(
+      [](json& j, const std::string& dir) {
+        (void)j;
+        std::filesystem::remove(dir + "/wkvq_kv.safetensors");
+      },
+      {"wkvq_kv.safetensors"});
+  expect(
+      [](json& j, const std::string&) {  // a foreign checkpoint with per-module overrides
+        j.erase("wkvq");
+        j["quantization_config"]["dynamic"] = {{"+:.*q_proj", {{"bits", 8}}}};
+      },
+      {"quantization_config.dynamic"});
+  expect(
+      [](json& j, const std::string&) {  // foreign: an unknown packing
+        j.erase("wkvq");
+        j["quantization_config"]["checkpoint_format"] = "gptq_v3";
+      },
+      {"quantization_config.checkpoint_format"});
 }
 
 TEST(GptqActOrder, PermutedGroupsReadBackAsTheSameFunction) {
