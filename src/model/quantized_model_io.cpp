@@ -116,8 +116,11 @@ class Exporter {
     }
   }
 
-  // The dtype of float tensors: F32 in wkvq's layout, F16 in the GPTQ convention.
-  DType float_dtype() const { return gptq_ ? DType::F16 : DType::F32; }
+  // The dtype of float tensors: F32 in wkvq's layout, F16 in the GPTQ convention (BF16 from a
+  // bf16 source).
+  DType float_dtype() const {
+    return !gptq_ ? DType::F32 : m_.bf16_source ? DType::BF16 : DType::F16;
+  }
   GptqZeros zeros() const { return zeros_; }
   bool act_order() const { return act_order_; }
 
@@ -196,13 +199,22 @@ class Exporter {
   const std::vector<std::string>& keep_float() const { return keep_float_; }
 
  private:
-  // v as fp16 bits; a value beyond fp16 is an error naming the tensor and the element.
-  static uint16_t fp16_of(const std::string& name, float v, int64_t i) {
-    const uint16_t h = f32_to_fp16(v);
-    WKVQ_REQUIRE((h & 0x7C00u) != 0x7C00u, "save_quantized_model: tensor '", name, "' holds ", v,
-                 " at element ", i,
-                 ", beyond fp16 (the float type of the GPTQ convention); "
-                 "use --format wkvq");
+  // v as fp16 (or, bf16, bfloat16 rounded to nearest even) bits; a value beyond the type is an
+  // error naming the tensor and the element.
+  static uint16_t half_of(const std::string& name, float v, int64_t i, bool bf16) {
+    uint16_t h = 0;
+    if (bf16) {
+      uint32_t b;
+      std::memcpy(&b, &v, sizeof b);
+      b += 0x7FFFu + ((b >> 16) & 1u);
+      h = static_cast<uint16_t>(b >> 16);
+    } else {
+      h = f32_to_fp16(v);
+    }
+    const uint16_t exp_mask = bf16 ? 0x7F80u : 0x7C00u;
+    WKVQ_REQUIRE((h & exp_mask) != exp_mask, "save_quantized_model: tensor '", name, "' holds ", v,
+                 " at element ", i, ", beyond ", bf16 ? "bf16" : "fp16",
+                 " (the float type of the GPTQ convention); use --format wkvq");
     return h;
   }
 
@@ -213,7 +225,7 @@ class Exporter {
       w.add(name, DType::F32, {rows, cols}, p);
       return;
     }
-    const bool f16 = gptq_;
+    const bool f16 = gptq_, bf16 = float_dtype() == DType::BF16;
     // p null: the rows of a linear stored in fp16 / bf16, converted exactly (Linear::rows_f32).
     WKVQ_REQUIRE(p != nullptr || (lin != nullptr && lin->has_float()),
                  "save_quantized_model: ", name, " has no float values");
@@ -228,7 +240,7 @@ class Exporter {
           continue;
         }
         for (int64_t c = 0; c < cols; ++c) {
-          const uint16_t h = fp16_of(name, src[c], r * cols + c);
+          const uint16_t h = half_of(name, src[c], r * cols + c, bf16);
           std::memcpy(dst + 2 * (r * cols + c), &h, 2);
         }
       }
@@ -243,9 +255,10 @@ class Exporter {
       w.add_owned(name, DType::F32, {n}, std::move(v));
       return;
     }
+    const bool bf16 = float_dtype() == DType::BF16;
     std::vector<uint16_t> h(v.size());
-    for (size_t i = 0; i < v.size(); ++i) h[i] = fp16_of(name, v[i], static_cast<int64_t>(i));
-    w.add_owned(name, DType::F16, {n}, std::move(h));
+    for (size_t i = 0; i < v.size(); ++i) h[i] = half_of(name, v[i], static_cast<int64_t>(i), bf16);
+    w.add_owned(name, float_dtype(), {n}, std::move(h));
   }
 
   // The GPTQ convention has no padding, whole groups, and one zero-point form for the file.
@@ -444,7 +457,9 @@ ojson config_json(const Model& m, const Exporter& ex, const ojson& checksums, bo
                {"hidden_act", "silu"},
                {"bos_token_id", c.bos_id},
                {"eos_token_id", c.eos_id},
-               {"torch_dtype", gptq ? "float16" : "float32"}};
+               {"torch_dtype", !gptq           ? "float32"
+                               : m.bf16_source ? "bfloat16"
+                                               : "float16"}};
   if (c.architecture != "Qwen2ForCausalLM") out["attention_bias"] = c.o_bias;  // Qwen2: always
   if (c.rope_scaling.kind != RopeScaling::Kind::None) out["rope_scaling"] = rope_scaling_json(c);
   out["quantization_config"] = qc;

@@ -43,7 +43,8 @@
 //
 // GPTQ convention (QuantizedDirFormat::kGptq, format_version 3), what AutoGPTQ / GPTQModel,
 // transformers and vLLM load:
-//   config.json: torch_dtype "float16"; quantization_config {quant_method "gptq", bits,
+//   config.json: torch_dtype "float16" ("bfloat16" when Model::bf16_source); quantization_config
+//   {quant_method "gptq", bits,
 //     group_size (-1: one group per row), desc_act, sym false, static_groups false,
 //     true_sequential true, lm_head (quantized or not), checkpoint_format "gptq" (v1: zeros
 //     stored minus one, written whenever every zero point is >= 1) or "gptq_v2" (stored as is,
@@ -51,8 +52,9 @@
 //     float (GPTQModel's and vLLM's "do not quantize" rule)}; and a top-level "wkvq" section
 //     {format_version 3, method, kv_bits, kv_group_size, poq, kv_smooth, keep_float,
 //     calibration, checksums} that other engines ignore.
-//   model.safetensors (metadata format "pt"): the I32 tensors above, then F16: scales, and every
-//     float tensor (embeddings, norms, biases, q/k norms, kept-float linears, float lm_head).
+//   model.safetensors (metadata format "pt"): the I32 tensors above, then F16 scales, then every
+//     float tensor (embeddings, norms, biases, q/k norms, kept-float linears, float lm_head) in
+//     F16, or BF16 for a bf16 source (an fp16 head stays F16).
 //     No padding: a linear whose in or out is not a multiple of P, or whose in is not a multiple
 //     of group_size, is refused naming it.
 //   wkvq_kv.safetensors: the KV smoothing vectors (same names as above, F32), when smoothed.

@@ -368,6 +368,7 @@ Model load_quantized_model(const std::string& dir) {
   Tensors t(file, m, qc.gptq_layout);
   const int64_t dim = c.dim, hidden = c.hidden_dim, q = c.q_dim(), kv = c.kv_dim();
   const int64_t vocab = c.vocab_size;
+  m.bf16_source = t.dtype_of("model.embed_tokens.weight") == DType::BF16;
   m.tok_embeddings = t.f32("model.embed_tokens.weight", {vocab, dim}, "vocab_size, hidden_size");
   m.final_norm = t.f32("model.norm.weight", {dim}, "hidden_size");
   const int64_t shapes[7][2] = {{q, dim},      {kv, dim},     {kv, dim},    {dim, q},

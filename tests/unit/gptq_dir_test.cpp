@@ -144,6 +144,27 @@ TEST(GptqDir, WritesTheConvention) {
   EXPECT_EQ(load_quantized_model(tmp.path("v2")).layers[0].wq.q->zeros, q0->zeros);
 }
 
+TEST(GptqDir, KeepsBf16FromABf16Source) {
+  Model m = quantized_model(small_config(96, RopeLayout::RotateHalf, false), 4, 32, "0.wq", false,
+                            base_seed());
+  m.bf16_source = true;
+  TempDir tmp;
+  save_quantized_model(m, tmp.path("a"), "", QuantizedDirFormat::kGptq);
+  const json cfg = json::parse(read_file(tmp.path("a") + "/config.json"));
+  EXPECT_EQ(cfg["torch_dtype"], "bfloat16");
+  {
+    const SafetensorsFile f = SafetensorsFile::open(tmp.path("a") + "/model.safetensors");
+    EXPECT_EQ(f.find("model.embed_tokens.weight")->dtype, DType::BF16);
+    EXPECT_EQ(f.find("model.layers.0.self_attn.q_proj.weight")->dtype, DType::BF16);
+    EXPECT_EQ(f.find("model.layers.0.self_attn.k_proj.scales")->dtype, DType::F16);
+  }
+  const Model back = load_quantized_model(tmp.path("a"));
+  EXPECT_TRUE(back.bf16_source);
+  save_quantized_model(back, tmp.path("b"), "", QuantizedDirFormat::kGptq);
+  EXPECT_TRUE(read_file(tmp.path("a") + "/model.safetensors") ==
+              read_file(tmp.path("b") + "/model.safetensors"));
+}
+
 TEST(GptqDir, WritesKeptFloatLinearsStoredInFp16) {
   Model m = quantized_model(small_config(96, RopeLayout::RotateHalf, true), 4, 32, "1.w_down",
                             false, base_seed());
