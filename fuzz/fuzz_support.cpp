@@ -53,12 +53,14 @@ std::string required_env(const char* name, const char* what) {
   return v;
 }
 
-void link_quantized_safetensors() {
+void link_quantized_safetensors(const char* env) {
   const std::string src =
-      required_env("WKVQ_FUZZ_QUANTIZED_DIR",
-                   "a directory written by wkvq quantize (for its model.safetensors)");
-  fs::create_symlink(fs::absolute(src + "/model.safetensors"),
-                     scratch().path() + "/model.safetensors");
+      required_env(env, "a directory written by wkvq quantize (for its model.safetensors)");
+  for (const char* f : {"model.safetensors", "wkvq_kv.safetensors"}) {
+    if (fs::exists(src + "/" + f)) {
+      fs::create_symlink(fs::absolute(src + "/" + f), scratch().path() + "/" + f);
+    }
+  }
 }
 
 }  // namespace wkvq::fuzz

@@ -54,8 +54,9 @@ inline std::string_view as_text(const uint8_t* data, size_t size) {
 // A required environment variable; aborts with a message naming it when unset or empty.
 std::string required_env(const char* name, const char* what);
 
-// Links model.safetensors of the quantized directory named by WKVQ_FUZZ_QUANTIZED_DIR (written
-// by `wkvq quantize`, see make_seeds.py) into scratch(), for targets that fuzz the files beside it.
-void link_quantized_safetensors();
+// Links model.safetensors (and wkvq_kv.safetensors when present) of the quantized directory named
+// by the environment variable `env` (written by `wkvq quantize`, see make_seeds.py) into
+// scratch(), for targets that fuzz the files beside it.
+void link_quantized_safetensors(const char* env = "WKVQ_FUZZ_QUANTIZED_DIR");
 
 }  // namespace wkvq::fuzz

@@ -5,6 +5,7 @@ time from the real files in ../shared and from files wkvq itself writes, never c
   OUT/<target>/...      seeds of fuzz_<target> (small: libFuzzer's input size limit follows them)
   OUT/quantized_dir/    `wkvq quantize` of stories260K, whose model.safetensors the target
                         quantized_config loads beside each fuzzed config.json
+  OUT/gptq_dir/         `wkvq quantize --format gptq` of wkvq-ref-6m, for the target gptq_config
 
 The wkvq given (--wkvq) must be built with calibration (the Release build): the block-file and
 token-file seeds come from a one-block calibration run. Fails naming what is missing."""
@@ -150,6 +151,13 @@ def main():
     run_wkvq(wkvq, ["quantize", "--method", "rtn", "--model", stories, "--out", qdir, "--wgroup", "32",
                     "--keep-float", "0.wq", "--kv-smooth", "stats", "--calib", calib,
                     "--calib-windows", "2", "--threads", "1"])
+    # The GPTQ convention (wkvq-ref-6m: stories260K's MLP width 172 is no multiple of 8).
+    gdir = f"{out}/gptq_dir"
+    run_wkvq(wkvq, ["quantize", "--method", "rtn", "--model", ref, "--out", gdir, "--format", "gptq",
+                    "--wgroup", "64", "--kv-smooth", "stats", "--calib", calib,
+                    "--calib-windows", "2", "--threads", "1"])
+    gptq_cfg = json.loads(read(f"{gdir}/config.json"))
+    foreign = {k: v for k, v in gptq_cfg.items() if k != "wkvq"}  # as AutoGPTQ writes it
     run_wkvq(wkvq, ["quantize", "--method", "wkvquant", "--model", stories, "--calib", calib,
                     *CALIB_ARGS, "--out", f"{out}/wkvquant", "--run-dir", run,
                     "--stop-after-block", "0"])
@@ -159,6 +167,8 @@ def main():
         "hf_config": {"ref-6m.json": read(f"{ref}/config.json"),
                       "quantized.json": read(f"{qdir}/config.json")},
         "quantized_config": {"config.json": read(f"{qdir}/config.json")},
+        "gptq_config": {"config.json": read(f"{gdir}/config.json"),
+                        "foreign.json": json.dumps(foreign, indent=1).encode()},
         "bpe_tokenizer": {"tok512.bin": read(f"{sh}/models/stories260K/tok512.bin")},
         "sp_tokenizer": {"tokenizer.model": read(f"{ref}/tokenizer.model")},
         "hf_tokenizer": {f"{name}.json": small_tokenizer_json(path)

@@ -4,14 +4,18 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <filesystem>
 #include <numeric>
 #include <string>
 #include <vector>
 
 #include "cli/commands.h"
 #include "cli/common.h"
+#include "core/error.h"
 #include "core/parallel.h"
 #include "formats/weight_quant.h"
+#include "io/npy.h"
+#include "model/hf_names.h"
 #include "model/weight_quantizer.h"
 #include "runtime/kv_stats.h"
 
@@ -20,7 +24,7 @@ namespace wkvq::cli {
 namespace {
 
 struct InspectOptions {
-  std::string model, tokenizer, calib;
+  std::string model, tokenizer, calib, dump_weights;
   int wbits = 4;
   int64_t wgroup = 128;
   int64_t calib_windows = 16;
@@ -98,6 +102,23 @@ void print_channel_table(const char* what, const KvChannelStats& st, const std::
   }
 }
 
+// Every block linear's W (out, in) as wkvq computes with it (dequantized when quantized), into
+// DIR/<HF module name>.npy, float32: for comparing with independent readers of the model files.
+void dump_weights(const Model& m, const std::string& dir) {
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  WKVQ_REQUIRE(!ec, dir, ": cannot create the directory: ", ec.message());
+  for (int l = 0; l < m.config.n_layers; ++l) {
+    for (int i = 0; i < 7; ++i) {
+      const Linear& lin = linear_by_index(m.layers[static_cast<size_t>(l)], i);
+      const std::string name = linear_prefix(l, i);  // ends with '.'
+      write_npy_f32((std::filesystem::path(dir) / (name + "npy")).string(), lin.dense_f32().data(),
+                    {lin.out, lin.in});
+    }
+  }
+  std::printf("wrote %d x 7 weight matrices to %s\n", m.config.n_layers, dir.c_str());
+}
+
 void run_inspect(const InspectOptions& o) {
   apply_threads(o.threads);
   const std::string path = resolve_model_path(o.model);
@@ -111,6 +132,7 @@ void run_inspect(const InspectOptions& o) {
     std::printf(" (float)\n");
     print_weight_errors(m, o.wbits, o.wgroup);
   }
+  if (!o.dump_weights.empty()) dump_weights(m, o.dump_weights);
   if (o.calib.empty()) return;
   const auto tok = open_tokenizer(o.tokenizer, path, m.config.vocab_size);
   CalibWindows w;
@@ -133,6 +155,9 @@ void register_inspect(CLI::App& app) {
       "Tokenizer for --calib: tokenizer.json, tokenizer.model or tokenizer.bin (default: "
       "beside the model)");
   cmd->add_option("--calib", o->calib, "Text for the K/V channel statistics");
+  cmd->add_option("--dump-weights", o->dump_weights,
+                  "Write every block linear's weight as used (dequantized when quantized) to "
+                  "DIR/<module>.npy, float32 (out, in)");
   cmd->add_option("--calib-windows", o->calib_windows, "Windows of the text to use")
       ->capture_default_str()
       ->check(CLI::Range(int64_t{1}, int64_t{1} << 30));

@@ -12,6 +12,7 @@
 #include "cli/calibration.h"
 #include "cli/commands.h"
 #include "cli/common.h"
+#include "cli/console.h"
 #include "cli/quant_options.h"
 #include "core/error.h"
 #include "model/quantized_model_io.h"
@@ -24,6 +25,7 @@ namespace {
 
 struct QuantizeCliOptions {
   std::string method, model, out, tokenizer;
+  std::string format = "wkvq";  // the directory layout: wkvq or gptq
   int threads = 0;
   QuantCliOptions quant;
   CalibCliOptions calib;
@@ -69,8 +71,6 @@ void run_quantize(const QuantizeCliOptions& o) {
     }
   }
   QuantCliOptions q = o.quant;
-  if (q.wbits == 0) q.wbits = 4;
-  if (q.kvbits == 0) q.kvbits = 4;
   WKVQ_REQUIRE(q.wbits != 3,
                "--wbits 3: saving 3-bit weights is not supported (the GPTQ layout "
                "of the quantized model directory packs 2, 4 or 8 bits); use --wbits 2, 4 or 8");
@@ -78,6 +78,16 @@ void run_quantize(const QuantizeCliOptions& o) {
   const auto t0 = std::chrono::steady_clock::now();
   const std::string model_path = resolve_model_path(o.model);
   Model loaded = load_model_verbose(model_path, /*to_quantize=*/true);
+  // An already quantized model (a wkvq or GPTQ directory) with --method rtn and no --wbits keeps
+  // its weights bit for bit: the directory is rewritten (--format, KV settings).
+  const bool keep_weights = loaded.quant.wbits > 0 && q.wbits == 0 && o.method == "rtn";
+  if (keep_weights) {
+    info("weights: kept as quantized in %s (%s, %d-bit)\n", model_path.c_str(),
+         loaded.quant.method.c_str(), loaded.quant.wbits);
+  } else {
+    if (q.wbits == 0) q.wbits = 4;
+    if (q.kvbits == 0) q.kvbits = 4;
+  }
   const std::string tok_path = o.tokenizer.empty()
                                    ? find_tokenizer_beside(model_path, loaded.config.vocab_size)
                                    : o.tokenizer;
@@ -91,7 +101,8 @@ void run_quantize(const QuantizeCliOptions& o) {
     prepared = prepare_model(std::move(loaded), q, tok.get());
   }
   const PreparedModel& p = *prepared;
-  save_quantized_model(p.model, o.out, tok_path);
+  save_quantized_model(p.model, o.out, tok_path,
+                       o.format == "gptq" ? QuantizedDirFormat::kGptq : QuantizedDirFormat::kWkvq);
   const double seconds = seconds_since(t0);
 
   namespace fs = std::filesystem;
@@ -125,9 +136,17 @@ void register_quantize(CLI::App& app) {
       ->required();
   cmd->add_option("--model", o->model,
                   "llama2.c .bin file or Hugging Face directory, floating point (default: "
-                  "stories260K from $WKVQ_SHARED_DIR or ../shared)");
+                  "stories260K from $WKVQ_SHARED_DIR or ../shared); or a quantized directory "
+                  "(wkvq's or a GPTQ checkpoint) whose weights --method rtn without --wbits "
+                  "keeps bit for bit, rewriting the directory (--format, KV settings)");
   cmd->add_option("--out", o->out, "Output directory (new, empty, or an earlier quantized model)")
       ->required();
+  cmd->add_option("--format", o->format,
+                  "Directory layout: wkvq (default: F32 float tensors, exact zero points, "
+                  "padding; lossless for wkvq) or gptq (the GPTQ convention transformers, vLLM "
+                  "and GPTQModel load: fp16 float tensors, v1 zero points, KV smoothing in "
+                  "wkvq_kv.safetensors; shapes must be multiples of 32/wbits and --wgroup)")
+      ->check(CLI::IsMember({"wkvq", "gptq"}));
   cmd->add_option("--tokenizer", o->tokenizer,
                   "Tokenizer copied into the output: tokenizer.json (with its "
                   "tokenizer_config.json), tokenizer.model or tokenizer.bin (default: the one "

@@ -1,6 +1,7 @@
 // Conversion between QuantizedMatrix (2, 4 or 8 bits) and the GPTQ tensor layout.
 #include "formats/gptq.h"
 
+#include <algorithm>
 #include <cstring>
 
 #include "core/error.h"
@@ -51,10 +52,13 @@ int64_t gptq_pack_factor(int bits) {
   return 32 / bits;
 }
 
-GptqTensors to_gptq(const QuantizedMatrix& m, GptqZeros zeros, int bits) {
+GptqTensors to_gptq(const QuantizedMatrix& m, GptqZeros zeros, int bits,
+                    const std::vector<int32_t>& order) {
   validate(m, "to_gptq");
   WKVQ_REQUIRE(m.bits == bits, "to_gptq: expected ", bits, "-bit weights, this matrix has ", m.bits,
                " bits");
+  WKVQ_REQUIRE(order.empty() || static_cast<int64_t>(order.size()) == m.cols,
+               "to_gptq: ", order.size(), " column indices for ", m.cols, " columns");
   const Packing p(bits);
   GptqTensors t;
   t.bits = bits;
@@ -66,8 +70,16 @@ GptqTensors to_gptq(const QuantizedMatrix& m, GptqZeros zeros, int bits) {
   t.qzeros.assign(static_cast<size_t>(t.n_groups * p.words(t.out)), 0);
   t.scales.assign(static_cast<size_t>(t.n_groups * t.out), 0);
   t.g_idx.resize(static_cast<size_t>(t.in));
-  for (int64_t i = 0; i < t.in; ++i)
-    t.g_idx[static_cast<size_t>(i)] = static_cast<int32_t>(i / t.group);
+  // src[i]: the column of m that holds input column i.
+  std::vector<int64_t> src(static_cast<size_t>(t.in));
+  for (int64_t j = 0; j < t.in; ++j) {
+    const int64_t i = order.empty() ? j : order[static_cast<size_t>(j)];
+    WKVQ_REQUIRE(i >= 0 && i < t.in, "to_gptq: column index ", i, " out of range");
+    src[static_cast<size_t>(i)] = j;
+  }
+  for (int64_t i = 0; i < t.in; ++i) {
+    t.g_idx[static_cast<size_t>(i)] = static_cast<int32_t>(src[static_cast<size_t>(i)] / t.group);
+  }
 
   std::vector<uint8_t> row(static_cast<size_t>(m.cols));
   std::vector<uint32_t> qweight(t.qweight.size(), 0);
@@ -75,7 +87,8 @@ GptqTensors to_gptq(const QuantizedMatrix& m, GptqZeros zeros, int bits) {
     unpack_row_codes_ref(m.row_codes(o), m.cols, bits, row.data());
     for (int64_t i = 0; i < t.in; ++i) {
       qweight[static_cast<size_t>((i / p.per_word) * t.out + o)] |=
-          static_cast<uint32_t>(row[static_cast<size_t>(i)]) << p.shift(i);
+          static_cast<uint32_t>(row[static_cast<size_t>(src[static_cast<size_t>(i)])])
+          << p.shift(i);
     }
   }
   for (size_t j = 0; j < qweight.size(); ++j) t.qweight[j] = as_int32(qweight[j]);
@@ -100,7 +113,38 @@ GptqTensors to_gptq(const QuantizedMatrix& m, GptqZeros zeros, int bits) {
   return t;
 }
 
-QuantizedMatrix from_gptq(const GptqTensors& t, GptqZeros zeros) {
+std::vector<int32_t> gptq_column_order(const std::vector<int32_t>& g_idx, int64_t in,
+                                       int64_t group) {
+  WKVQ_REQUIRE(static_cast<int64_t>(g_idx.size()) == in && group >= 1, "g_idx: ", g_idx.size(),
+               " entries for ", in, " input columns");
+  const int64_t n_groups = (in + group - 1) / group;
+  bool identity = true;
+  std::vector<int64_t> count(static_cast<size_t>(n_groups), 0);
+  for (int64_t i = 0; i < in; ++i) {
+    const int32_t g = g_idx[static_cast<size_t>(i)];
+    WKVQ_REQUIRE(g >= 0 && g < n_groups, "g_idx[", i, "] = ", g, ": outside [0, ", n_groups, ") (",
+                 n_groups, " groups of ", group, " columns)");
+    identity = identity && g == i / group;
+    ++count[static_cast<size_t>(g)];
+  }
+  if (identity) return {};
+  for (int64_t g = 0; g < n_groups; ++g) {
+    const int64_t want = std::min(group, in - g * group);
+    WKVQ_REQUIRE(count[static_cast<size_t>(g)] == want, "g_idx: group ", g, " has ",
+                 count[static_cast<size_t>(g)], " columns, expected ", want,
+                 " (every group of an act-order checkpoint holds group_size columns)");
+  }
+  std::vector<int32_t> order(static_cast<size_t>(in));
+  std::vector<int64_t> next(static_cast<size_t>(n_groups));
+  for (int64_t g = 0; g < n_groups; ++g) next[static_cast<size_t>(g)] = g * group;
+  for (int64_t i = 0; i < in; ++i) {
+    order[static_cast<size_t>(next[static_cast<size_t>(g_idx[static_cast<size_t>(i)])]++)] =
+        static_cast<int32_t>(i);
+  }
+  return order;
+}
+
+QuantizedMatrix from_gptq(const GptqTensors& t, GptqZeros zeros, std::vector<int32_t>* order) {
   const Packing p(t.bits);
   WKVQ_REQUIRE(t.in >= 1 && t.out >= 0, "from_gptq: bad shape in=", t.in, ", out=", t.out);
   WKVQ_REQUIRE(t.group >= 1 && t.group <= t.in, "from_gptq: group size ", t.group,
@@ -118,11 +162,9 @@ QuantizedMatrix from_gptq(const GptqTensors& t, GptqZeros zeros) {
                t.scales.size(), " elements, expected (", t.n_groups, ", ", t.out, ")");
   WKVQ_REQUIRE(t.g_idx.size() == static_cast<size_t>(t.in), "from_gptq: g_idx has ", t.g_idx.size(),
                " elements, expected ", t.in);
-  for (int64_t i = 0; i < t.in; ++i) {
-    WKVQ_REQUIRE(t.g_idx[static_cast<size_t>(i)] == i / t.group, "from_gptq: g_idx[", i,
-                 "] = ", t.g_idx[static_cast<size_t>(i)], ", expected ", i / t.group,
-                 " (act-order / permuted groups are not supported)");
-  }
+  std::vector<int32_t> cols = gptq_column_order(t.g_idx, t.in, t.group);
+  WKVQ_REQUIRE(cols.empty() || order != nullptr, "from_gptq: g_idx is not i / group ",
+               "(act-order), which this reader does not take");
   const int64_t in_valid = t.in - (in_words - 1) * p.per_word;  // fields used in the last word
   const int64_t out_valid = t.out - (zero_words - 1) * p.per_word;
   const uint32_t max_stored = zeros == GptqZeros::kMinusOne ? p.mask - 1 : p.mask;
@@ -130,8 +172,10 @@ QuantizedMatrix from_gptq(const GptqTensors& t, GptqZeros zeros) {
   std::vector<uint8_t> row(static_cast<size_t>(t.in));
   for (int64_t o = 0; o < t.out; ++o) {
     for (int64_t i = 0; i < t.in; ++i) {
-      const uint32_t word = as_uint32(t.qweight[static_cast<size_t>((i / p.per_word) * t.out + o)]);
-      row[static_cast<size_t>(i)] = static_cast<uint8_t>(p.field(word, i));
+      const int64_t src = cols.empty() ? i : cols[static_cast<size_t>(i)];
+      const uint32_t word =
+          as_uint32(t.qweight[static_cast<size_t>((src / p.per_word) * t.out + o)]);
+      row[static_cast<size_t>(i)] = static_cast<uint8_t>(p.field(word, src));
     }
     const uint32_t last = as_uint32(t.qweight[static_cast<size_t>((in_words - 1) * t.out + o)]);
     require_zero_padding(p, last, in_valid, "qweight", "input column", t.in);
@@ -159,6 +203,7 @@ QuantizedMatrix from_gptq(const GptqTensors& t, GptqZeros zeros) {
     }
   }
   validate(m, "from_gptq");
+  if (order != nullptr) *order = std::move(cols);
   return m;
 }
 

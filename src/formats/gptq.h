@@ -1,6 +1,6 @@
 // GPTQ-convention tensors for a 2-, 4- or 8-bit QuantizedMatrix: the layout other engines load
-// (AutoGPTQ, exllama, vLLM, GPTQModel). No act-order (g_idx[i] = i / group). 3-bit is not
-// supported: GPTQ packs 3-bit codes across int32 boundaries, a layout wkvq does not write.
+// (AutoGPTQ, exllama, vLLM, GPTQModel). 3-bit is not supported: GPTQ packs 3-bit codes across
+// int32 boundaries, a layout wkvq does not read or write.
 //
 // With in = QuantizedMatrix::cols, out = QuantizedMatrix::rows, G = n_groups, b = bits and
 // P = 32 / b values per int32 (8 for b = 4):
@@ -8,7 +8,11 @@
 //   qzeros  int32 (G, ceil(out / P)):  bits b*k..b*k+b-1 of qzeros[g, j]  = stored zero of row
 //                                      P*j + k
 //   scales  fp16  (G, out):            scales[g, o] = scale of row o, group g
-//   g_idx   int32 (in):                g_idx[i] = i / group
+//   g_idx   int32 (in):                g_idx[i] = group of input column i: i / group, or with
+//                                      act-order (desc_act) any assignment that gives every group
+//                                      `group` columns (the last one the rest)
+// Act-order: the QuantizedMatrix holds the columns sorted by group, column j being input column
+// order[j] (gptq_column_order); the runtime gathers its input in that order (Linear::in_order).
 // Lowest bits first. Padding (in or out not a multiple of P) is filled with code 0 / stored zero
 // 0 and ignored. Bits are packed into uint32 and stored as int32 with the same bits (two's
 // complement).
@@ -47,11 +51,22 @@ struct GptqTensors {
 };
 
 // Throws wkvq::Error unless m.bits == bits and bits is 2, 4 or 8 (and, for kMinusOne, every zero
-// point is >= 1). The default asks for the common 4-bit layout.
-GptqTensors to_gptq(const QuantizedMatrix& m, GptqZeros zeros, int bits = 4);
-// Validates every size (and g_idx == i / group) and throws wkvq::Error naming the field. Bits in
-// the padding of qweight and qzeros (beyond in / out) must be zero: a non-zero one is reported as
-// a code or zero point of a row or column that does not exist.
-QuantizedMatrix from_gptq(const GptqTensors& t, GptqZeros zeros);
+// point is >= 1). The default asks for the common 4-bit layout. `order` (act-order): column j of
+// m is input column order[j]; empty: the identity.
+GptqTensors to_gptq(const QuantizedMatrix& m, GptqZeros zeros, int bits = 4,
+                    const std::vector<int32_t>& order = {});
+// The column order that groups g_idx: order[j] = the input column that becomes column j, sorted
+// by group (stable). Empty when g_idx[i] == i / group everywhere. Throws wkvq::Error naming g_idx
+// unless every g_idx value is in [0, n_groups) and group k holds exactly min(group, in - k*group)
+// columns.
+std::vector<int32_t> gptq_column_order(const std::vector<int32_t>& g_idx, int64_t in,
+                                       int64_t group);
+// Validates every size and g_idx and throws wkvq::Error naming the field. Bits in the padding of
+// qweight and qzeros (beyond in / out) must be zero: a non-zero one is reported as a code or zero
+// point of a row or column that does not exist. With act-order, the result's columns follow
+// gptq_column_order(t.g_idx, ...), returned in *order (empty: the identity); order may be null
+// only when g_idx is the identity grouping.
+QuantizedMatrix from_gptq(const GptqTensors& t, GptqZeros zeros,
+                          std::vector<int32_t>* order = nullptr);
 
 }  // namespace wkvq

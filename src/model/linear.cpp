@@ -35,7 +35,14 @@ void matmul_bf16_by_chunks(const Linear& l, const float* x, int64_t n, float* y)
 }  // namespace
 
 void Linear::forward(const float* x, int64_t n, float* y) const {
-  if (q) {
+  if (q && in_order) {
+    std::vector<float> xs(static_cast<size_t>(n * in));
+    const std::vector<int32_t>& order = *in_order;
+    for (int64_t t = 0; t < n; ++t) {
+      for (int64_t j = 0; j < in; ++j) xs[static_cast<size_t>(t * in + j)] = x[t * in + order[j]];
+    }
+    qmatmul(xs.data(), n, *q, y);
+  } else if (q) {
     qmatmul(x, n, *q, y);
   } else if (w16 != nullptr) {
     matmul_f16(x, n, in, w16, out, y);
@@ -64,6 +71,23 @@ void Linear::rows_f32(int64_t r0, int64_t rows, float* dst) const {
       bf16_to_f32(wbf16 + begin + b, dst + b, count);
     }
   });
+}
+
+std::vector<float> Linear::dense_f32() const {
+  std::vector<float> d(static_cast<size_t>(out * in));
+  if (!q) {
+    rows_f32(0, out, d.data());
+    return d;
+  }
+  dequantize_weights_ref(*q, d.data());
+  if (!in_order) return d;
+  std::vector<float> row(static_cast<size_t>(in));
+  for (int64_t r = 0; r < out; ++r) {
+    float* dr = d.data() + r * in;
+    for (int64_t j = 0; j < in; ++j) row[static_cast<size_t>((*in_order)[j])] = dr[j];
+    std::copy(row.begin(), row.end(), dr);
+  }
+  return d;
 }
 
 const float* Linear::f32_view(std::vector<float>& scratch) const {

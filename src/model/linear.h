@@ -19,6 +19,9 @@ struct Linear {
   const uint16_t* w16 = nullptr;             // (out, in) fp16 bits, when stored in fp16
   const uint16_t* wbf16 = nullptr;           // (out, in) bfloat16 bits, when stored in bf16
   const float* bias = nullptr;               // (out) added after the product (f32), or null
+  // Act-order GPTQ weights (formats/gptq.h): column j of q is input feature (*in_order)[j], so
+  // forward multiplies q with the input gathered in that order. Null: the identity.
+  std::shared_ptr<const std::vector<int32_t>> in_order;
 
   bool quantized() const { return q != nullptr; }
   // True when W is held in floating point (f32, fp16 or bf16), whether or not it is quantized.
@@ -27,6 +30,9 @@ struct Linear {
   void forward(const float* x, int64_t n, float* y) const;
   // The f32 values of rows [r0, r0 + rows) of a floating-point W into dst (rows x in); exact.
   void rows_f32(int64_t r0, int64_t rows, float* dst) const;
+  // W (out, in) as f32 in input-feature order, whatever the storage: the dequantized q (columns
+  // put back through in_order) or the float values; exact.
+  std::vector<float> dense_f32() const;
   // W as f32: `w` itself when stored in f32, else its values converted into `scratch`.
   const float* f32_view(std::vector<float>& scratch) const;
   // The f32 value of element i (row-major) of a floating-point W; exact.

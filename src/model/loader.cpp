@@ -326,6 +326,7 @@ Model load_hf_model(const std::string& dir, const LoadOptions& opt) {
   const int64_t vocab = c.vocab_size;
 
   m.tok_embeddings = t.get("model.embed_tokens.weight", {vocab, dim}, true);
+  m.bf16_source = set.get("model.embed_tokens.weight").dtype == DType::BF16;
   m.layers.resize(static_cast<size_t>(c.n_layers));
   for (int l = 0; l < c.n_layers; ++l) {
     LayerWeights& lw = m.layers[static_cast<size_t>(l)];

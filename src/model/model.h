@@ -68,6 +68,7 @@ struct Model {
   WeightStorage storage;
   QuantizationInfo quant;
   KvSmoothing kv_smoothing;  // n_layers == 0: none
+  bool bf16_source = false;  // float tensors read from bf16: a GPTQ-convention save keeps bf16
 
   // Bytes of all weights as stored for inference (embeddings and head included).
   int64_t weight_bytes() const;

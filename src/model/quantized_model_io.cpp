@@ -3,6 +3,7 @@
 #include "model/quantized_model_io.h"
 
 #include <charconv>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -13,6 +14,7 @@
 #include <system_error>
 
 #include "core/error.h"
+#include "core/fp16.h"
 #include "formats/gptq.h"
 #include "formats/kv_quant.h"
 #include "io/atomic_dir.h"
@@ -20,6 +22,8 @@
 #include "io/checksum.h"
 #include "io/hf_config.h"
 #include "io/safetensors_writer.h"
+#include "model/quantized_config.h"
+#include "model/quantized_dir_files.h"
 #include "model/quantized_model_names.h"
 #include "model/weight_quantizer.h"
 
@@ -27,36 +31,6 @@ namespace wkvq {
 
 namespace fs = std::filesystem;
 using ojson = nlohmann::ordered_json;
-
-std::vector<int64_t> rotate_half_row_order(int n_heads, int head_dim) {
-  WKVQ_REQUIRE(n_heads >= 0 && head_dim > 0 && head_dim % 2 == 0,
-               "rotate_half_row_order: bad head shape ", n_heads, " x ", head_dim);
-  std::vector<int64_t> order(static_cast<size_t>(n_heads) * static_cast<size_t>(head_dim));
-  const int64_t hd = head_dim, half = head_dim / 2;
-  for (int64_t h = 0; h < n_heads; ++h) {
-    for (int64_t j = 0; j < half; ++j) {
-      order[static_cast<size_t>(h * hd + j)] = h * hd + 2 * j;
-      order[static_cast<size_t>(h * hd + half + j)] = h * hd + 2 * j + 1;
-    }
-  }
-  return order;
-}
-
-QuantizedMatrix permute_rows(const QuantizedMatrix& m, const std::vector<int64_t>& order) {
-  WKVQ_REQUIRE(static_cast<int64_t>(order.size()) == m.rows, "permute_rows: ", order.size(),
-               " row indices for a matrix of ", m.rows, " rows");
-  QuantizedMatrix out = m;
-  const auto rb = static_cast<size_t>(m.row_bytes), ng = static_cast<size_t>(m.n_groups);
-  for (size_t r = 0; r < order.size(); ++r) {
-    WKVQ_REQUIRE(order[r] >= 0 && order[r] < m.rows, "permute_rows: row index ", order[r],
-                 " out of range");
-    const auto src = static_cast<size_t>(order[r]);
-    std::memcpy(out.codes.data() + r * rb, m.codes.data() + src * rb, rb);
-    std::memcpy(out.scales.data() + r * ng, m.scales.data() + src * ng, ng * sizeof(uint16_t));
-    std::memcpy(out.zeros.data() + r * ng, m.zeros.data() + src * ng, ng);
-  }
-  return out;
-}
 
 namespace {
 
@@ -119,76 +93,70 @@ int check_saveable(const Model& m) {
   return q.wbits;
 }
 
-// Refuses to replace a directory holding anything but the files of a quantized model (so a float
-// model directory given as the output is never overwritten). Nothing is changed here: the save
-// writes a new directory and swaps it in (io/atomic_dir.h).
-void check_output_dir(const std::string& dir) {
-  std::error_code ec;
-  const fs::path d(dir);
-  if (!fs::exists(d, ec)) return;
-  WKVQ_REQUIRE(fs::is_directory(d, ec), dir, ": exists and is not a directory");
-  const bool has_config = fs::exists(d / "config.json", ec);
-  WKVQ_REQUIRE(!has_config || is_quantized_model_dir(dir), dir,
-               ": holds a config.json that is not a wkvq quantized model's; choose another "
-               "output directory");
-  for (const auto& e : fs::directory_iterator(d, ec)) {
-    std::string name = e.path().filename().string();
-    if (name.size() > 4 && name.compare(name.size() - 4, 4, ".tmp") == 0) {
-      name.resize(name.size() - 4);
-    }
-    bool ours = false;
-    for (const char* f : kQuantizedDirFiles) ours = ours || name == f;
-    WKVQ_REQUIRE(ours, dir, ": holds ", e.path().filename().string(),
-                 ", which a quantized model directory does not; choose an empty or new output "
-                 "directory");
-  }
-  WKVQ_REQUIRE(!ec, dir, ": cannot list the directory: ", ec.message());
-}
-
 // What is written, with the q/k rows of an interleaved model permuted into rotate-half order.
 class Exporter {
  public:
-  Exporter(const Model& m, int bits) : m_(m), bits_(bits), pack_(gptq_pack_factor(bits)) {
+  Exporter(const Model& m, int bits, bool gptq)
+      : m_(m), bits_(bits), pack_(gptq_pack_factor(bits)), gptq_(gptq) {
     const LlamaConfig& c = m.config;
     if (c.rope_layout == RopeLayout::Interleaved) {
       q_order_ = rotate_half_row_order(c.n_heads, c.head_dim);
       k_order_ = rotate_half_row_order(c.n_kv_heads, c.head_dim);
     }
+    if (gptq_) {
+      check_gptq_shapes();
+    } else {
+      for (const LayerWeights& lw : m.layers) {
+        for (int i = 0; i < 7; ++i) {
+          WKVQ_REQUIRE(linear_by_index(lw, i).in_order == nullptr,
+                       "save_quantized_model: act-order (desc_act) weights have no place in "
+                       "wkvq's own layout; save with --format gptq");
+        }
+      }
+    }
   }
+
+  // The dtype of float tensors: F32 in wkvq's layout, F16 in the GPTQ convention (BF16 from a
+  // bf16 source).
+  DType float_dtype() const {
+    return !gptq_ ? DType::F32 : m_.bf16_source ? DType::BF16 : DType::F16;
+  }
+  GptqZeros zeros() const { return zeros_; }
+  bool act_order() const { return act_order_; }
 
   void add_float_tensors(SafetensorsWriter& w) {
     const LlamaConfig& c = m_.config;
     const int64_t dim = c.dim, vocab = c.vocab_size;
-    w.add("model.embed_tokens.weight", DType::F32, {vocab, dim}, m_.tok_embeddings);
-    w.add("model.norm.weight", DType::F32, {dim}, m_.final_norm);
+    add_float(w, "model.embed_tokens.weight", vocab, dim, m_.tok_embeddings, nullptr);
+    add_vector(w, "model.norm.weight", m_.final_norm, dim, nullptr);
     if (!c.tied_output && m_.output.w != nullptr) {
-      w.add("lm_head.weight", DType::F32, {vocab, dim}, m_.output.w);
+      add_float(w, "lm_head.weight", vocab, dim, m_.output.w, nullptr);
+    } else if (!c.tied_output && m_.output.w16 != nullptr && gptq_) {  // F16 as stored
+      w.add("lm_head.weight", DType::F16, {vocab, dim}, m_.output.w16);
     }
     for (int l = 0; l < c.n_layers; ++l) {
       const LayerWeights& lw = m_.layers[static_cast<size_t>(l)];
-      w.add(layer_tensor(l, "input_layernorm.weight"), DType::F32, {dim}, lw.attn_norm);
-      w.add(layer_tensor(l, "post_attention_layernorm.weight"), DType::F32, {dim}, lw.ffn_norm);
-      if (m_.kv_smoothing.n_layers > 0) add_smoothing(w, l);
+      add_vector(w, layer_tensor(l, "input_layernorm.weight"), lw.attn_norm, dim, nullptr);
+      add_vector(w, layer_tensor(l, "post_attention_layernorm.weight"), lw.ffn_norm, dim, nullptr);
+      if (m_.kv_smoothing.n_layers > 0 && !gptq_) add_smoothing(w, l);
       add_attention_extras(w, l);
       for (int i = 0; i < 7; ++i) {
         const Linear& lin = linear_by_index(lw, i);
         if (lin.q != nullptr) continue;
         keep_float_.push_back(std::to_string(l) + "." + kLinearNames[i]);
-        const std::vector<int64_t>* order = row_order(i);
-        const std::string name = linear_prefix(l, i) + "weight";
-        if (order == nullptr) {
-          w.add(name, DType::F32, {lin.out, lin.in}, lin.w);
-        } else {
-          w.add_lazy(name, DType::F32, {lin.out, lin.in}, [&lin, order](uint8_t* dst) {
-            const auto row = static_cast<size_t>(lin.in) * sizeof(float);
-            for (size_t r = 0; r < order->size(); ++r) {
-              std::memcpy(dst + r * row, lin.w + (*order)[r] * lin.in, row);
-            }
-          });
-        }
+        const std::string prefix = linear_prefix(l, i);
+        float_modules_.push_back(prefix.substr(0, prefix.size() - 1));
+        add_float(w, prefix + "weight", lin.out, lin.in, lin.w, row_order(i), &lin);
       }
     }
   }
+
+  // The smoothing vectors (GPTQ convention: into their own file).
+  void add_smoothing_tensors(SafetensorsWriter& w) {
+    for (int l = 0; l < m_.kv_smoothing.n_layers; ++l) add_smoothing(w, l);
+  }
+
+  const std::vector<std::string>& float_modules() const { return float_modules_; }
 
   // The I32 tensors of every quantized linear, then (pass 2) their F16 scales.
   void add_quantized_tensors(SafetensorsWriter& w, bool scales) {
@@ -201,7 +169,7 @@ class Exporter {
     if (!m_.config.tied_output && m_.output.q != nullptr) {
       add_gptq(w, "lm_head.", m_.output, nullptr, scales);
     }
-    if (scales && !m_.config.tied_output && m_.output.w16 != nullptr) {
+    if (scales && !gptq_ && !m_.config.tied_output && m_.output.w16 != nullptr) {
       w.add("lm_head.weight", DType::F16, {m_.config.vocab_size, m_.config.dim}, m_.output.w16);
     }
   }
@@ -231,6 +199,100 @@ class Exporter {
   const std::vector<std::string>& keep_float() const { return keep_float_; }
 
  private:
+  // v as fp16 (or, bf16, bfloat16 rounded to nearest even) bits; a value beyond the type is an
+  // error naming the tensor and the element.
+  static uint16_t half_of(const std::string& name, float v, int64_t i, bool bf16) {
+    uint16_t h = 0;
+    if (bf16) {
+      uint32_t b;
+      std::memcpy(&b, &v, sizeof b);
+      b += 0x7FFFu + ((b >> 16) & 1u);
+      h = static_cast<uint16_t>(b >> 16);
+    } else {
+      h = f32_to_fp16(v);
+    }
+    const uint16_t exp_mask = bf16 ? 0x7F80u : 0x7C00u;
+    WKVQ_REQUIRE((h & exp_mask) != exp_mask, "save_quantized_model: tensor '", name, "' holds ", v,
+                 " at element ", i, ", beyond ", bf16 ? "bf16" : "fp16",
+                 " (the float type of the GPTQ convention); use --format wkvq");
+    return h;
+  }
+
+  // (rows, cols) f32 values, rows reordered by `order` when given, as float_dtype().
+  void add_float(SafetensorsWriter& w, const std::string& name, int64_t rows, int64_t cols,
+                 const float* p, const std::vector<int64_t>* order, const Linear* lin = nullptr) {
+    if (!gptq_ && order == nullptr && p != nullptr) {
+      w.add(name, DType::F32, {rows, cols}, p);
+      return;
+    }
+    const bool f16 = gptq_, bf16 = float_dtype() == DType::BF16;
+    // p null: the rows of a linear stored in fp16 / bf16, converted exactly (Linear::rows_f32).
+    WKVQ_REQUIRE(p != nullptr || (lin != nullptr && lin->has_float()),
+                 "save_quantized_model: ", name, " has no float values");
+    w.add_lazy(name, float_dtype(), {rows, cols}, [=](uint8_t* dst) {
+      std::vector<float> buf(static_cast<size_t>(p == nullptr ? cols : 0));
+      for (int64_t r = 0; r < rows; ++r) {
+        const int64_t from = order == nullptr ? r : (*order)[static_cast<size_t>(r)];
+        const float* src = p != nullptr ? p + from * cols : buf.data();
+        if (p == nullptr) lin->rows_f32(from, 1, buf.data());
+        if (!f16) {
+          std::memcpy(dst + r * cols * 4, src, static_cast<size_t>(cols) * sizeof(float));
+          continue;
+        }
+        for (int64_t c = 0; c < cols; ++c) {
+          const uint16_t h = half_of(name, src[c], r * cols + c, bf16);
+          std::memcpy(dst + 2 * (r * cols + c), &h, 2);
+        }
+      }
+    });
+  }
+
+  // n f32 values, element i = p[order[i]] when order is given, as float_dtype().
+  void add_vector(SafetensorsWriter& w, const std::string& name, const float* p, int64_t n,
+                  const std::vector<int64_t>* order) {
+    std::vector<float> v = permuted(p, n, order);
+    if (!gptq_) {
+      w.add_owned(name, DType::F32, {n}, std::move(v));
+      return;
+    }
+    const bool bf16 = float_dtype() == DType::BF16;
+    std::vector<uint16_t> h(v.size());
+    for (size_t i = 0; i < v.size(); ++i) h[i] = half_of(name, v[i], static_cast<int64_t>(i), bf16);
+    w.add_owned(name, float_dtype(), {n}, std::move(h));
+  }
+
+  // The GPTQ convention has no padding, whole groups, and one zero-point form for the file.
+  void check_gptq_shapes() {
+    bool any_zero = false;
+    auto check = [&](const std::string& name, const Linear& lin) {
+      if (lin.q == nullptr) return;
+      const int64_t g = m_.quant.wgroup;
+      WKVQ_REQUIRE(lin.in % pack_ == 0 && lin.out % pack_ == 0, "--format gptq: ", name,
+                   " has shape (out ", lin.out, ", in ", lin.in, "), not a multiple of ", pack_,
+                   " values per int32 in both: the GPTQ convention has no padding (keep it in "
+                   "float with --keep-float, or use --format wkvq)");
+      WKVQ_REQUIRE(g == 0 || lin.in % g == 0, "--format gptq: ", name, " has ", lin.in,
+                   " input columns, not a multiple of group_size ", g,
+                   " (the engines' kernels need whole groups; choose a --wgroup dividing it)");
+      for (uint8_t z : lin.q->zeros) any_zero = any_zero || z == 0;
+      act_order_ = act_order_ || lin.in_order != nullptr;
+    };
+    for (int l = 0; l < m_.config.n_layers; ++l) {
+      for (int i = 0; i < 7; ++i) {
+        const std::string p = linear_prefix(l, i);
+        check(p.substr(0, p.size() - 1), linear_by_index(m_.layers[static_cast<size_t>(l)], i));
+      }
+    }
+    if (!m_.config.tied_output) check("lm_head", m_.output);
+    zeros_ = any_zero ? GptqZeros::kAsIs : GptqZeros::kMinusOne;
+    if (any_zero) {
+      std::fprintf(stderr,
+                   "notice: some weight group has zero point 0, which GPTQ's classic v1 form "
+                   "(stored minus one) cannot hold: writing checkpoint_format \"gptq_v2\" "
+                   "(GPTQModel loads it; engines reading only v1 do not)\n");
+    }
+  }
+
   const std::vector<int64_t>* row_order(int linear) const {
     if (q_order_.empty()) return nullptr;
     return linear == 0 ? &q_order_ : linear == 1 ? &k_order_ : nullptr;
@@ -243,16 +305,15 @@ class Exporter {
     for (int i = 0; i < 4; ++i) {
       const Linear& lin = linear_by_index(lw, i);
       if (lin.bias == nullptr) continue;
-      w.add_owned(linear_prefix(l, i) + "bias", DType::F32, {lin.out},
-                  permuted(lin.bias, lin.out, row_order(i)));
+      add_vector(w, linear_prefix(l, i) + "bias", lin.bias, lin.out, row_order(i));
     }
     if (lw.q_norm == nullptr) return;
     const int hd = m_.config.head_dim;
     const std::vector<int64_t> head_order =
         q_order_.empty() ? std::vector<int64_t>() : rotate_half_row_order(1, hd);
     const std::vector<int64_t>* order = head_order.empty() ? nullptr : &head_order;
-    w.add_owned(layer_tensor(l, kHfQNormName), DType::F32, {hd}, permuted(lw.q_norm, hd, order));
-    w.add_owned(layer_tensor(l, kHfKNormName), DType::F32, {hd}, permuted(lw.k_norm, hd, order));
+    add_vector(w, layer_tensor(l, kHfQNormName), lw.q_norm, hd, order);
+    add_vector(w, layer_tensor(l, kHfKNormName), lw.k_norm, hd, order);
   }
 
   static std::vector<float> permuted(const float* p, int64_t n, const std::vector<int64_t>* order) {
@@ -298,10 +359,13 @@ class Exporter {
     }
     // qweight, qzeros and g_idx are written one after the other: convert once, drop after g_idx.
     auto cache = std::make_shared<std::optional<GptqTensors>>();
-    auto get = [&q, order, cache, bits = bits_]() -> const GptqTensors& {
+    static const std::vector<int32_t> kIdentity;
+    const std::vector<int32_t>& cols = lin.in_order ? *lin.in_order : kIdentity;
+    const std::vector<int32_t>* c = &cols;
+    auto get = [&q, order, cache, bits = bits_, zeros = zeros_, c]() -> const GptqTensors& {
       if (!*cache) {
-        *cache = order == nullptr ? to_gptq(q, GptqZeros::kAsIs, bits)
-                                  : to_gptq(permute_rows(q, *order), GptqZeros::kAsIs, bits);
+        *cache = order == nullptr ? to_gptq(q, zeros, bits, *c)
+                                  : to_gptq(permute_rows(q, *order), zeros, bits, *c);
       }
       return **cache;
     };
@@ -322,8 +386,12 @@ class Exporter {
   const Model& m_;
   int bits_;
   int64_t pack_;
+  bool gptq_;
+  GptqZeros zeros_ = GptqZeros::kAsIs;
+  bool act_order_ = false;
   std::vector<int64_t> q_order_, k_order_;  // empty: no permutation (rotate-half already)
   std::vector<std::string> keep_float_;
+  std::vector<std::string> float_modules_;  // HF module names of keep_float_
 };
 
 // config.json "rope_scaling" in Hugging Face's current form ("rope_type").
@@ -339,8 +407,8 @@ ojson rope_scaling_json(const LlamaConfig& c) {
           {"original_max_position_embeddings", s.original_max_position}};
 }
 
-ojson config_json(const Model& m, const Exporter& ex, const ojson& checksums) {
-  const LlamaConfig& c = m.config;
+// quantization_config of wkvq's own layout (format_version 2).
+ojson wkvq_quantization_config(const Model& m, const Exporter& ex, const ojson& checksums) {
   const QuantizationInfo& q = m.quant;
   ojson qc = {{"quant_method", kQuantMethod},
               {"format_version", kQuantizedFormatVersion},
@@ -359,6 +427,20 @@ ojson config_json(const Model& m, const Exporter& ex, const ojson& checksums) {
               {"padding", ex.padding_json()}};
   if (!q.calibration.empty()) qc["calibration"] = q.calibration;
   qc["checksums"] = checksums;
+  return qc;
+}
+
+ojson config_json(const Model& m, const Exporter& ex, const ojson& checksums, bool gptq) {
+  const LlamaConfig& c = m.config;
+  const QuantizationInfo& q = m.quant;
+  ojson qc;
+  if (gptq) {
+    qc = gptq_quantization_config(q, ex.zeros() == GptqZeros::kMinusOne, ex.float_modules(),
+                                  !c.tied_output && m.output.q != nullptr);
+    qc["desc_act"] = ex.act_order();
+  } else {
+    qc = wkvq_quantization_config(m, ex, checksums);
+  }
   ojson out = {{"architectures", {c.architecture}},
                {"model_type", hf_model_type_of(c.architecture)},
                {"hidden_size", c.dim},
@@ -375,69 +457,53 @@ ojson config_json(const Model& m, const Exporter& ex, const ojson& checksums) {
                {"hidden_act", "silu"},
                {"bos_token_id", c.bos_id},
                {"eos_token_id", c.eos_id},
-               {"torch_dtype", "float32"}};
+               {"torch_dtype", !gptq           ? "float32"
+                               : m.bf16_source ? "bfloat16"
+                                               : "float16"}};
   if (c.architecture != "Qwen2ForCausalLM") out["attention_bias"] = c.o_bias;  // Qwen2: always
   if (c.rope_scaling.kind != RopeScaling::Kind::None) out["rope_scaling"] = rope_scaling_json(c);
   out["quantization_config"] = qc;
+  if (gptq) out[kWkvqSection] = wkvq_section_json(q, ex.keep_float(), checksums);
   return out;
-}
-
-void write_text(const std::string& path, const std::string& text) {
-  write_file_atomically(path, text.data(), text.size());
-}
-
-// Copies src over dst, writable by its owner (the source may be read-only).
-void copy_into(const fs::path& src, const fs::path& dst) {
-  std::error_code ec;
-  fs::copy_file(src, dst, fs::copy_options::overwrite_existing, ec);
-  WKVQ_REQUIRE(!ec, dst.string(), ": cannot copy ", src.string(), ": ", ec.message());
-  fs::permissions(dst, fs::perms::owner_read | fs::perms::owner_write, fs::perm_options::add, ec);
-}
-
-// Copies the tokenizer (and a SentencePiece model's two JSON companions) into the new directory
-// `dir`; returns the names of the files written.
-std::vector<std::string> copy_tokenizer(const std::string& tokenizer_path, const std::string& dir) {
-  std::error_code ec;
-  WKVQ_REQUIRE(fs::is_regular_file(tokenizer_path, ec), tokenizer_path,
-               ": tokenizer file not found; pass an existing tokenizer.json, tokenizer.model or "
-               "tokenizer.bin");
-  const fs::path src(tokenizer_path);
-  const bool hf = src.extension() == ".json", sp = src.extension() == ".model";
-  std::vector<std::string> names = {quantized_tokenizer_name(tokenizer_path)};
-  copy_into(src, fs::path(dir) / names[0]);
-  for (const char* extra : {"tokenizer_config.json", "special_tokens_map.json"}) {
-    const fs::path e = src.parent_path() / extra;
-    if ((sp || hf) && fs::is_regular_file(e, ec)) {
-      copy_into(e, fs::path(dir) / extra);
-      names.emplace_back(extra);
-    }
-  }
-  return names;
 }
 
 }  // namespace
 
-void save_quantized_model(const Model& m, const std::string& dir,
-                          const std::string& tokenizer_path) {
+void save_quantized_model(const Model& m, const std::string& dir, const std::string& tokenizer_path,
+                          QuantizedDirFormat format) {
+  const bool gptq = format == QuantizedDirFormat::kGptq;
   const int bits = check_saveable(m);
   m.config.validate(m.source.empty() ? "save_quantized_model" : m.source);
   validate_kv_settings(m.quant.kvbits, m.quant.kvgroup, m.config.kv_dim());
   check_output_dir(dir);
   write_directory_atomically(dir, [&](const std::string& tmp) {
-    Exporter ex(m, bits);
+    Exporter ex(m, bits, gptq);
     SafetensorsWriter w;
-    ex.add_float_tensors(w);             // F32
+    if (!gptq) ex.add_float_tensors(w);  // F32
     ex.add_quantized_tensors(w, false);  // I32
     ex.add_quantized_tensors(w, true);   // F16
-    w.set_metadata("quant_method", kQuantMethod);
+    if (gptq) ex.add_float_tensors(w);   // F16
+    if (gptq) {
+      w.set_metadata("format", "pt");  // transformers' loader requires it
+    } else {
+      w.set_metadata("quant_method", kQuantMethod);
+    }
     std::vector<std::string> files = {"model.safetensors"};
     w.write((fs::path(tmp) / files[0]).string());
+    if (gptq && m.kv_smoothing.n_layers > 0) {
+      SafetensorsWriter kv;
+      ex.add_smoothing_tensors(kv);
+      kv.set_metadata("format", "pt");
+      files.emplace_back(kKvSmoothingFile);
+      kv.write((fs::path(tmp) / kKvSmoothingFile).string());
+    }
     if (!tokenizer_path.empty()) {
       for (std::string& f : copy_tokenizer(tokenizer_path, tmp)) files.push_back(std::move(f));
     }
     ojson sums = ojson::object();
     for (const std::string& f : files) sums[f] = file_checksum((fs::path(tmp) / f).string());
-    write_text((fs::path(tmp) / "config.json").string(), config_json(m, ex, sums).dump(2) + "\n");
+    write_text((fs::path(tmp) / "config.json").string(),
+               config_json(m, ex, sums, gptq).dump(2) + "\n");
   });
 }
 

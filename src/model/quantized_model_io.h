@@ -41,6 +41,28 @@
 // (io/checksum.h), verified on every load. Version 1 (no checksums) still loads, unverified.
 // The directory is written all-or-nothing (io/atomic_dir.h).
 //
+// GPTQ convention (QuantizedDirFormat::kGptq, format_version 3), what AutoGPTQ / GPTQModel,
+// transformers and vLLM load:
+//   config.json: torch_dtype "float16" ("bfloat16" when Model::bf16_source); quantization_config
+//   {quant_method "gptq", bits,
+//     group_size (-1: one group per row), desc_act, sym false, static_groups false,
+//     true_sequential true, lm_head (quantized or not), checkpoint_format "gptq" (v1: zeros
+//     stored minus one, written whenever every zero point is >= 1) or "gptq_v2" (stored as is,
+//     with a printed notice), dynamic {"-:<regex of the module>$": {}} for each linear kept in
+//     float (GPTQModel's and vLLM's "do not quantize" rule)}; and a top-level "wkvq" section
+//     {format_version 3, method, kv_bits, kv_group_size, poq, kv_smooth, keep_float,
+//     calibration, checksums} that other engines ignore.
+//   model.safetensors (metadata format "pt"): the I32 tensors above, then F16 scales, then every
+//     float tensor (embeddings, norms, biases, q/k norms, kept-float linears, float lm_head) in
+//     F16, or BF16 for a bf16 source (an fp16 head stays F16).
+//     No padding: a linear whose in or out is not a multiple of P, or whose in is not a multiple
+//     of group_size, is refused naming it.
+//   wkvq_kv.safetensors: the KV smoothing vectors (same names as above, F32), when smoothed.
+//   Act-order (desc_act, from an imported checkpoint): g_idx as the checkpoint had it.
+// The reader also takes GPTQ checkpoints of other tools (no "wkvq" section): v1 / v2 zeros, sym
+// or not, any group size dividing the inputs, desc_act (Linear::in_order), 2, 4 or 8 bits, float
+// tensors in F32, F16 or BF16; they load with method "gptq", a float KV cache and no smoothing.
+//
 // RoPE: the directory uses HF's rotate-half layout. A model in llama2.c's interleaved layout has
 // each head's q/k rows permuted on save (rotate_half_row_order), with the K smoothing vectors;
 // the saved model computes the same function, up to the summation order of q.k. (Only when the
@@ -58,13 +80,22 @@
 
 namespace wkvq {
 
+// format_version of wkvq's own layout (quant_method "wkvq"; 1 = without checksums) and of the
+// GPTQ-convention layout (quant_method "gptq", the version in the "wkvq" section).
 inline constexpr int kQuantizedFormatVersion = 2;
+inline constexpr int kGptqDirFormatVersion = 3;
+
+enum class QuantizedDirFormat {
+  kWkvq,  // quant_method "wkvq", format_version 2: F32 float tensors, exact zero points, padding
+  kGptq,  // quant_method "gptq" + "wkvq" section, format_version 3 (see "GPTQ convention" above)
+};
 
 // Writes `m` (quantized with 2-, 4- or 8-bit weights; 3-bit is refused) into `dir`, creating it.
 // `dir` must be absent, empty, or an earlier quantized model directory (overwritten). An empty
-// tokenizer_path writes no tokenizer. Throws wkvq::Error naming the file and the problem.
-void save_quantized_model(const Model& m, const std::string& dir,
-                          const std::string& tokenizer_path);
+// tokenizer_path writes no tokenizer. Throws wkvq::Error naming the file and the problem (for
+// kGptq also a linear whose shape the convention cannot hold, or a float value beyond fp16).
+void save_quantized_model(const Model& m, const std::string& dir, const std::string& tokenizer_path,
+                          QuantizedDirFormat format = QuantizedDirFormat::kWkvq);
 
 // True when `path` is a directory whose config.json has a quantization_config with quant_method
 // "wkvq". Never throws (a malformed config.json gives false; loading it reports the problem).

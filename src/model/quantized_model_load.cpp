@@ -19,6 +19,7 @@
 #include "io/mapped_file.h"
 #include "io/safetensors.h"
 #include "model/loader.h"
+#include "model/quantized_config.h"
 #include "model/quantized_model_io.h"
 #include "model/quantized_model_names.h"
 #include "model/weight_quantizer.h"
@@ -30,49 +31,6 @@ using nlohmann::json;
 
 namespace {
 
-struct QuantConfig {
-  QuantizationInfo info;
-  GptqZeros zeros = GptqZeros::kAsIs;
-  int64_t pack = 8;                    // values per int32
-  std::set<std::pair<int, int>> keep;  // (layer, linear) kept in float
-  json checksums = json::object();     // file name -> checksum text (format_version >= 2)
-};
-
-// Typed access to quantization_config with messages naming the file and the key.
-class QcReader {
- public:
-  QcReader(const json& j, const std::string& path) : j_(j), path_(path) {}
-
-  const json& at(const char* key) const {
-    WKVQ_REQUIRE(j_.contains(key), path_, ": quantization_config.", key, " is missing");
-    return j_.at(key);
-  }
-  int64_t integer(const char* key) const {
-    const json& v = at(key);
-    WKVQ_REQUIRE(v.is_number_integer(), path_, ": quantization_config.", key,
-                 " must be an integer, found ", v.dump());
-    return v.get<int64_t>();
-  }
-  bool boolean(const char* key) const {
-    const json& v = at(key);
-    WKVQ_REQUIRE(v.is_boolean(), path_, ": quantization_config.", key,
-                 " must be true or false, found ", v.dump());
-    return v.get<bool>();
-  }
-  std::string string(const char* key) const {
-    const json& v = at(key);
-    WKVQ_REQUIRE(v.is_string(), path_, ": quantization_config.", key, " must be a string, found ",
-                 v.dump());
-    return v.get<std::string>();
-  }
-  [[noreturn]] void bad(const char* key, const std::string& why) const {
-    fail(path_, ": quantization_config.", key, " = ", at(key).dump(), ": ", why);
-  }
-
- private:
-  const json& j_;
-  const std::string& path_;
-};
 
 void parse_keep_float(const QcReader& r, const LlamaConfig& c, QuantConfig& q) {
   const json& list = r.at("keep_float");
@@ -94,17 +52,44 @@ void parse_keep_float(const QcReader& r, const LlamaConfig& c, QuantConfig& q) {
   }
 }
 
-QuantConfig parse_quant_config(const json& root, const std::string& path, const LlamaConfig& c) {
-  WKVQ_REQUIRE(root.contains("quantization_config") && root["quantization_config"].is_object(),
-               path, ": quantization_config is missing or not an object");
-  const QcReader r(root["quantization_config"], path);
+}  // namespace
+
+void parse_wkvq_keys(const QcReader& r, const LlamaConfig& c, QuantConfig& q) {
+  QuantizationInfo& info = q.info;
+  info.method = r.string("method");
+  if (info.method.empty()) r.bad("method", "must name the quantization method");
+  const int64_t kvbits = r.integer("kv_bits");
+  const int64_t kvgroup = r.integer("kv_group_size");
+  try {
+    validate_kv_settings(static_cast<int>(std::clamp<int64_t>(kvbits, -1, 64)), kvgroup,
+                         c.kv_dim());
+  } catch (const Error& e) {
+    r.bad("kv_bits",
+          std::string("with kv_group_size = ") + std::to_string(kvgroup) + ": " + e.what());
+  }
+  info.kvbits = static_cast<int>(kvbits);
+  info.kvgroup = static_cast<int>(kvgroup);
+  info.poq = r.boolean("poq");
+  info.kv_smooth = r.string("kv_smooth");
+  if (info.kv_smooth != "none" && info.kv_smooth != "stats" && info.kv_smooth != "learned") {
+    r.bad("kv_smooth", "expected \"none\", \"stats\" or \"learned\"");
+  }
+  if (r.has("calibration")) info.calibration = r.string("calibration");
+  parse_keep_float(r, c, q);
+}
+
+namespace {
+
+QuantConfig parse_wkvq_quant_config(const json& root, const std::string& path,
+                                    const LlamaConfig& c) {
+  const QcReader r(root["quantization_config"], path, "quantization_config");
   QuantConfig q;
   QuantizationInfo& info = q.info;
-  if (r.string("quant_method") != kQuantMethod) r.bad("quant_method", "expected \"wkvq\"");
   const int64_t version = r.integer("format_version");
-  if (version > kQuantizedFormatVersion) {
-    r.bad("format_version", "written by a newer wkvq (this one reads format_version " +
-                                std::to_string(kQuantizedFormatVersion) + "); update wkvq");
+  if (version > 2) {
+    r.bad("format_version",
+          "written by a newer wkvq (this one reads format_version 1 and 2 with quant_method "
+          "\"wkvq\", 3 with \"gptq\"); update wkvq");
   }
   if (version < 1) r.bad("format_version", "unknown version");
   if (version >= 2) {  // version 1 directories load without checksums
@@ -113,8 +98,6 @@ QuantConfig parse_quant_config(const json& root, const std::string& path, const 
       r.bad("checksums", "must map model.safetensors (and the tokenizer files) to checksums");
     }
   }
-  info.method = r.string("method");
-  if (info.method.empty()) r.bad("method", "must name the quantization method");
   const int64_t bits = r.integer("bits");
   if (bits != 2 && bits != 4 && bits != 8) r.bad("bits", "must be 2, 4 or 8");
   info.wbits = static_cast<int>(bits);
@@ -128,25 +111,7 @@ QuantConfig parse_quant_config(const json& root, const std::string& path, const 
   if (zp != "exact" && zp != "minus_one")
     r.bad("zero_point", "expected \"exact\" or \"minus_one\"");
   q.zeros = zp == "exact" ? GptqZeros::kAsIs : GptqZeros::kMinusOne;
-  const int64_t kvbits = r.integer("kv_bits");
-  const int64_t kvgroup = r.integer("kv_group_size");
-  try {
-    validate_kv_settings(static_cast<int>(std::clamp<int64_t>(kvbits, -1, 64)), kvgroup,
-                         c.kv_dim());
-  } catch (const Error& e) {
-    fail(path, ": quantization_config.kv_bits = ", kvbits, ", kv_group_size = ", kvgroup, ": ",
-         e.what());
-  }
-  info.kvbits = static_cast<int>(kvbits);
-  info.kvgroup = static_cast<int>(kvgroup);
-  info.poq = r.boolean("poq");
-  info.kv_smooth = r.string("kv_smooth");
-  if (info.kv_smooth != "none" && info.kv_smooth != "stats" && info.kv_smooth != "learned") {
-    r.bad("kv_smooth", "expected \"none\", \"stats\" or \"learned\"");
-  }
-  if (root["quantization_config"].contains("calibration"))
-    info.calibration = r.string("calibration");
-  parse_keep_float(r, c, q);
+  parse_wkvq_keys(r, c, q);
   const json& pad = r.at("padding");
   if (!pad.is_object()) r.bad("padding", "must be an object");
   WKVQ_REQUIRE(!pad.contains("values_per_int32") || pad["values_per_int32"] == q.pack, path,
@@ -155,11 +120,23 @@ QuantConfig parse_quant_config(const json& root, const std::string& path, const 
   return q;
 }
 
+QuantConfig parse_quant_config(const json& root, const std::string& path, const LlamaConfig& c) {
+  WKVQ_REQUIRE(root.contains("quantization_config") && root["quantization_config"].is_object(),
+               path, ": quantization_config is missing or not an object");
+  const QcReader r(root["quantization_config"], path, "quantization_config");
+  const std::string method = r.string("quant_method");
+  if (method == kQuantMethod) return parse_wkvq_quant_config(root, path, c);
+  if (method == kGptqQuantMethod) return parse_gptq_quant_config(root, path, c);
+  r.bad("quant_method", "expected \"wkvq\" or \"gptq\"");
+}
+
 // The tensors of model.safetensors, fetched by name with dtype and shape checked; remembers
 // which were used so that unexplained ones can be reported.
 class Tensors {
  public:
-  Tensors(const SafetensorsFile& f, Model& m) : f_(f), m_(m) {}
+  // any_float: F32 tensors may also be stored as F16 or BF16 (converted to f32 on load).
+  Tensors(const SafetensorsFile& f, Model& m, bool any_float = false)
+      : f_(f), m_(m), any_float_(any_float) {}
 
   bool has(const std::string& name) const { return f_.find(name) != nullptr; }
 
@@ -178,8 +155,10 @@ class Tensors {
   // F32 data, in place when aligned, else an owned copy; checked finite.
   const float* f32(const std::string& name, const std::vector<int64_t>& shape,
                    const std::string& why) {
-    const TensorInfo& t = get(name, DType::F32, shape, why);
-    const float* p = t.f32_in_place();
+    const DType stored = dtype_of(name);
+    const bool convert = any_float_ && (stored == DType::F16 || stored == DType::BF16);
+    const TensorInfo& t = get(name, convert ? stored : DType::F32, shape, why);
+    const float* p = convert ? nullptr : t.f32_in_place();
     if (p == nullptr && t.numel > 0) {
       float* buf = m_.storage.allocate(static_cast<size_t>(t.numel));
       t.to_f32(buf);
@@ -236,12 +215,18 @@ class Tensors {
  private:
   const SafetensorsFile& f_;
   Model& m_;
+  bool any_float_;
   std::set<std::string> used_;
 };
 
 Linear load_quantized_linear(Tensors& t, const std::string& prefix, int64_t out, int64_t in,
                              const QuantConfig& qc) {
   const int64_t p = qc.pack, group = weight_group_size(in, qc.info.wgroup);
+  if (qc.gptq_layout && qc.info.wgroup != 0) {
+    WKVQ_REQUIRE(in % qc.info.wgroup == 0, t.path(), ": tensor '", prefix, "qweight': group_size ",
+                 qc.info.wgroup, " does not divide its ", in,
+                 " input columns (the GPTQ convention's groups are whole)");
+  }
   GptqTensors g;
   g.bits = qc.info.wbits;
   g.in = in;
@@ -260,8 +245,9 @@ Linear load_quantized_linear(Tensors& t, const std::string& prefix, int64_t out,
     for (int64_t i = 0; i < in; ++i) g.g_idx.push_back(static_cast<int32_t>(i / group));
   }
   QuantizedMatrix m;
+  std::vector<int32_t> order;
   try {
-    m = from_gptq(g, qc.zeros);
+    m = from_gptq(g, qc.zeros, qc.gptq_layout ? &order : nullptr);
   } catch (const Error& e) {
     fail(t.path(), ": tensors '", prefix, "{qweight,qzeros,scales,g_idx}': ", e.what());
   }
@@ -276,6 +262,7 @@ Linear load_quantized_linear(Tensors& t, const std::string& prefix, int64_t out,
   lin.out = out;
   lin.in = in;
   lin.q = std::make_shared<const QuantizedMatrix>(std::move(m));
+  if (!order.empty()) lin.in_order = std::make_shared<const std::vector<int32_t>>(std::move(order));
   return lin;
 }
 
@@ -349,7 +336,8 @@ bool is_quantized_model_dir(const std::string& path) {
 bool is_quantized_config(const json& config) {
   if (!config.is_object() || !config.contains("quantization_config")) return false;
   const json& q = config["quantization_config"];
-  return q.is_object() && q.contains("quant_method") && q["quant_method"] == kQuantMethod;
+  return q.is_object() && q.contains("quant_method") &&
+         (q["quant_method"] == kQuantMethod || q["quant_method"] == kGptqQuantMethod);
 }
 
 Model load_quantized_model(const std::string& dir) {
@@ -368,13 +356,18 @@ Model load_quantized_model(const std::string& dir, const json& config) {
   const QuantConfig qc = parse_quant_config(config, config_path, c);
   m.quant = qc.info;
 
+  std::error_code ec;
+  WKVQ_REQUIRE(fs::is_regular_file(fs::path(dir) / "model.safetensors", ec), dir,
+               ": model.safetensors not found (wkvq reads quantized directories with one "
+               "model.safetensors; sharded or differently named checkpoints are not supported)");
   const SafetensorsFile file =
       SafetensorsFile::open((fs::path(dir) / "model.safetensors").string());
   verify_checksums(qc, dir, *file.mapping(), config_path);
   m.storage.holders.push_back(file.mapping());
-  Tensors t(file, m);
+  Tensors t(file, m, qc.gptq_layout);
   const int64_t dim = c.dim, hidden = c.hidden_dim, q = c.q_dim(), kv = c.kv_dim();
   const int64_t vocab = c.vocab_size;
+  m.bf16_source = t.dtype_of("model.embed_tokens.weight") == DType::BF16;
   m.tok_embeddings = t.f32("model.embed_tokens.weight", {vocab, dim}, "vocab_size, hidden_size");
   m.final_norm = t.f32("model.norm.weight", {dim}, "hidden_size");
   const int64_t shapes[7][2] = {{q, dim},      {kv, dim},     {kv, dim},    {dim, q},
@@ -410,8 +403,18 @@ Model load_quantized_model(const std::string& dir, const json& config) {
         Linear{vocab, dim, t.f32("lm_head.weight", {vocab, dim}, "tie_word_embeddings is false"),
                nullptr, nullptr};
   }
-  if (m.quant.kv_smooth != "none") m.kv_smoothing = load_smoothing(t, c);
+  if (m.quant.kv_smooth != "none" && !qc.gptq_layout) m.kv_smoothing = load_smoothing(t, c);
   t.reject_unused();
+  if (m.quant.kv_smooth != "none" && qc.gptq_layout) {
+    const std::string kv_path = (fs::path(dir) / kKvSmoothingFile).string();
+    WKVQ_REQUIRE(qc.checksums.contains(kKvSmoothingFile), config_path, ": ", kWkvqSection,
+                 ".kv_smooth is \"", m.quant.kv_smooth, "\" but checksums list no ",
+                 kKvSmoothingFile);
+    const SafetensorsFile kv_file = SafetensorsFile::open(kv_path);
+    Tensors kt(kv_file, m);
+    m.kv_smoothing = load_smoothing(kt, c);
+    kt.reject_unused();
+  }
   return m;
 }
 

@@ -10,11 +10,18 @@
 namespace wkvq {
 
 inline constexpr const char* kQuantMethod = "wkvq";
+// quant_method of the GPTQ-convention directory (format_version 3, in the "wkvq" section) and of
+// GPTQ checkpoints written by other tools.
+inline constexpr const char* kGptqQuantMethod = "gptq";
+// The top-level config.json key of wkvq's own settings in a GPTQ-convention directory, and the
+// file of its KV smoothing vectors (other engines ignore both).
+inline constexpr const char* kWkvqSection = "wkvq";
+inline constexpr const char* kKvSmoothingFile = "wkvq_kv.safetensors";
 
 // Files a quantized model directory may hold (anything else makes save refuse the directory).
 inline constexpr const char* kQuantizedDirFiles[] = {
-    "config.json",   "model.safetensors",     "tokenizer.json",         "tokenizer.model",
-    "tokenizer.bin", "tokenizer_config.json", "special_tokens_map.json"};
+    "config.json",   "model.safetensors",     "tokenizer.json",          "tokenizer.model",
+    "tokenizer.bin", "tokenizer_config.json", "special_tokens_map.json", "wkvq_kv.safetensors"};
 
 // The name a tokenizer file gets in a quantized model directory, by its format: a Hugging Face
 // tokenizer.json, a SentencePiece .model, else a llama2.c tokenizer.bin.
