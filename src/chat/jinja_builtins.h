@@ -33,7 +33,8 @@ ValueList iterate(const Value& v);
 // Python's str.strip/lstrip/rstrip: whitespace (str.isspace) or the given characters.
 std::string strip(const std::string& s, const Value& chars, bool left, bool right);
 
-// The argument `index` (positional) or `name` (keyword) of a call, or `fallback`.
-const Value& argument(const CallArgs& args, size_t index, const char* name, const Value& fallback);
+// The argument `index` (positional) or `name` (keyword) of a call, or `fallback` (a copy: the
+// fallback is often a temporary).
+Value argument(const CallArgs& args, size_t index, const char* name, const Value& fallback);
 
 }  // namespace wkvq::jinja

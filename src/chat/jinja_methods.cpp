@@ -21,8 +21,7 @@ bool is_py_space(char32_t c) {
 const Value kNone = Value::none();
 const Value kUndefined;
 
-const std::string& string_arg(const CallArgs& args, size_t i, const char* name,
-                              const char* method) {
+std::string string_arg(const CallArgs& args, size_t i, const char* name, const char* method) {
   const Value& v = argument(args, i, name, kUndefined);
   WKVQ_REQUIRE(v.is_string(), method, "(): argument '", name, "' must be a string, got ",
                v.kind_name());
@@ -213,7 +212,7 @@ Seq slice_of(const Seq& seq, const Value& start, const Value& stop, const Value&
 
 }  // namespace
 
-const Value& argument(const CallArgs& args, size_t index, const char* name, const Value& fallback) {
+Value argument(const CallArgs& args, size_t index, const char* name, const Value& fallback) {
   for (const auto& [k, v] : args.keyword) {
     if (k == name) return v;
   }
