@@ -20,7 +20,7 @@ template rejects (raise_exception) must fail in both, with the template's messag
 Known divergences of the reference from Python's Jinja (what transformers uses), kept out of the
 compared conversations and pinned by the unit tests instead: @huggingface/jinja's
 strip/lstrip/rstrip ignore their `chars` argument (Qwen3 calls lstrip('\\n')), string lengths
-count UTF-16 units, and none/booleans print as null/true where Python prints None/True.
+count UTF-16 units, {{ none }} prints nothing and {{ true }} prints true (Python: None, True).
 
 A missing npm package or node is a skip, a failure when CI=true.
 """
