@@ -65,4 +65,10 @@ ChatPrompt make_chat_prompt(const ChatTemplate& tmpl, const Tokenizer& tok, bool
   return p;
 }
 
+std::string join_ids(const std::vector<int>& ids) {
+  std::string out;
+  for (int id : ids) out += (out.empty() ? "" : ", ") + std::to_string(id);
+  return out;
+}
+
 }  // namespace wkvq

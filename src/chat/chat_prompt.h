@@ -28,4 +28,7 @@ struct ChatPrompt {
 ChatPrompt make_chat_prompt(const ChatTemplate& tmpl, const Tokenizer& tok, bool parses_special,
                             const nlohmann::ordered_json& messages, const std::string& model_dir);
 
+// "1, 2, 3": ids as messages print them.
+std::string join_ids(const std::vector<int>& ids);
+
 }  // namespace wkvq

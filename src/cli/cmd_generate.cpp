@@ -6,18 +6,18 @@
 #include <cctype>
 #include <chrono>
 #include <cstdio>
-#include <filesystem>
 #include <string>
 
 #include "chat/chat_prompt.h"
+#include "cli/chat_files.h"
 #include "cli/commands.h"
 #include "cli/common.h"
 #include "cli/console.h"
+#include "cli/piece_printer.h"
 #include "cli/quant_options.h"
 #include "core/error.h"
 #include "runtime/sampler.h"
 #include "runtime/session.h"
-#include "runtime/utf8_stream.h"
 
 namespace wkvq::cli {
 
@@ -35,28 +35,6 @@ struct GenerateOptions {
   QuantCliOptions quant;
 };
 
-// Prints decoded pieces as they come: bytes of a character split over tokens are joined
-// (Utf8Stream; what cannot form UTF-8 becomes U+FFFD) and ASCII control characters other than
-// whitespace (raw byte tokens such as <0x01>) are not printed.
-class PiecePrinter {
- public:
-  void print(const std::string& piece) { write(stream_.push(piece)); }
-  void finish() { write(stream_.flush()); }
-
- private:
-  static void write(const std::string& text) {
-    std::string out;
-    out.reserve(text.size());
-    for (const char ch : text) {
-      const auto c = static_cast<unsigned char>(ch);
-      if (c >= 0x20 || std::isspace(c)) out += ch;
-    }
-    std::fputs(out.c_str(), stdout);
-    std::fflush(stdout);
-  }
-  Utf8Stream stream_;
-};
-
 // --chat: the tokenizer with special tokens parsed (a tokenizer.json), the prompt rendered from
 // one user turn (and --system), and the ids that end the answer.
 struct ChatSetup {
@@ -65,24 +43,14 @@ struct ChatSetup {
 };
 
 ChatSetup setup_chat(const GenerateOptions& o, const std::string& model_path, int vocab_size) {
-  const std::string path =
-      o.tokenizer.empty() ? find_tokenizer_beside(model_path, vocab_size) : o.tokenizer;
-  TokenizerOptions topt;
-  topt.parse_special = true;
-  ChatSetup s{load_tokenizer(path, topt), {}};
-  check_tokenizer_fits(*s.tok, path, model_path, vocab_size);
-  // tokenizer_config.json and generation_config.json live beside the tokenizer
-  const std::string dir = std::filesystem::path(path).parent_path().string();
-  const ChatTemplate tmpl = ChatTemplate::for_model(path, o.chat_template);
+  ChatFiles f = open_chat_files(o.tokenizer, model_path, vocab_size, o.chat_template);
   nlohmann::ordered_json messages = nlohmann::ordered_json::array();
   if (!o.system.empty()) messages.push_back({{"role", "system"}, {"content", o.system}});
   messages.push_back({{"role", "user"}, {"content", o.prompt}});
-  const bool parses_special = std::filesystem::path(path).extension() == ".json";
-  s.prompt = make_chat_prompt(tmpl, *s.tok, parses_special, messages, dir.empty() ? "." : dir);
-  std::string stops;
-  for (int id : s.prompt.stop_ids) stops += (stops.empty() ? "" : ", ") + std::to_string(id);
-  info("chat: %s, prompt %zu tokens, stops at ids [%s]\n", tmpl.origin().c_str(),
-       s.prompt.ids.size(), stops.c_str());
+  ChatSetup s{std::move(f.tok), {}};
+  s.prompt = make_chat_prompt(f.tmpl, *s.tok, f.parses_special, messages, f.dir);
+  info("chat: %s, prompt %zu tokens, stops at ids [%s]\n", f.tmpl.origin().c_str(),
+       s.prompt.ids.size(), join_ids(s.prompt.stop_ids).c_str());
   return s;
 }
 
