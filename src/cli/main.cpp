@@ -21,6 +21,8 @@ int main(int argc, char** argv) {
   wkvq::cli::register_tokenize(app);
   wkvq::cli::register_inspect(app);
   wkvq::cli::register_quantize(app);
+  wkvq::cli::register_chat_template(app);
+  wkvq::cli::register_chat(app);
   wkvq::cli::add_quiet_option(app);
   try {
     app.parse(argc, argv);
