@@ -1,4 +1,4 @@
-// KV token quantization (formats/kv_quant.h) and its SIMD codec (kernels/kv_codec.h), tested by
+// KV token quantization (formats/kv_quant.h) and its SIMD kernels (kernels/kv_quant.h), tested by
 // property (representable input exact, error under the derived bound, constant groups, NaN/Inf
 // rejected) and every implementation against the reference over odd sizes and misaligned
 // records. All randomness is seeded; set WKVQ_TEST_SEED to replay another seed.
@@ -17,7 +17,7 @@
 
 #include "core/error.h"
 #include "core/fp16.h"
-#include "kernels/kv_codec.h"
+#include "kernels/kv_quant.h"
 
 namespace wkvq {
 namespace {

@@ -1,5 +1,5 @@
-// Internal to the KV codec: the per-ISA kernels behind kernels/kv_codec.h, 4 and 8 bits only.
-// kv_codec.cpp validates arguments and dispatches; the SIMD files only compute. They use nothing
+// Internal to the KV quantization kernels: the per-ISA kernels behind kernels/kv_quant.h, 4 and 8 bits only.
+// kv_quant.cpp validates arguments and dispatches; the SIMD files only compute. They use nothing
 // from the standard library or from inline functions of other headers (an inline function
 // instantiated with ISA flags could be picked by the linker for baseline code), hence the plain
 // struct below instead of KvQuantFormat's member functions.

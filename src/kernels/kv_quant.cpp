@@ -1,16 +1,16 @@
-// KV codec dispatch: argument checks, the reference path (2/3 bits, Isa::Reference), and the
-// choice of SIMD kernel (kv_codec_avx2.cpp / kv_codec_avx512.cpp).
-#include "kernels/kv_codec.h"
+// KV quantization kernels (kernels side of formats/kv_quant.h): argument checks, the reference path (2/3 bits, Isa::Reference), and the
+// choice of SIMD kernel (kv_quant_avx2.cpp / kv_quant_avx512.cpp).
+#include "kernels/kv_quant.h"
 
 #include "core/error.h"
-#include "kernels/kv_codec_impl.h"
+#include "kernels/kv_quant_impl.h"
 
 namespace wkvq {
 namespace {
 
 // The SIMD kernels cover 4 and 8 bits; everything else takes the reference.
 Isa effective_isa(Isa isa, int bits) {
-  WKVQ_REQUIRE(isa_supported(isa), "KV codec: ISA ", isa_name(isa),
+  WKVQ_REQUIRE(isa_supported(isa), "kv_quant: ISA ", isa_name(isa),
                " is not supported by this CPU");
   return (bits == 4 || bits == 8) ? isa : Isa::Reference;
 }
@@ -21,8 +21,8 @@ detail::KvShape shape_of(const KvQuantFormat& f) {
 }
 
 void check_tokens(const KvQuantFormat& f, int64_t stride, int64_t n, int64_t g) {
-  WKVQ_REQUIRE(g >= 0 && g < f.n_groups, "KV codec: group ", g, " outside [0, ", f.n_groups, ")");
-  WKVQ_REQUIRE(n >= 0 && stride >= f.token_bytes, "KV codec: ", n, " tokens with stride ", stride,
+  WKVQ_REQUIRE(g >= 0 && g < f.n_groups, "kv_quant: group ", g, " outside [0, ", f.n_groups, ")");
+  WKVQ_REQUIRE(n >= 0 && stride >= f.token_bytes, "kv_quant: ", n, " tokens with stride ", stride,
                " bytes (a record has ", f.token_bytes, ")");
 }
 

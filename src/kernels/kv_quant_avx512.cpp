@@ -1,11 +1,11 @@
-// AVX-512 KV codec kernels, 4 and 8 bits (compiled with -mavx512f/bw/vl/dq; chosen at run time).
+// AVX-512 KV quantization kernels, 4 and 8 bits (compiled with -mavx512f/bw/vl/dq; chosen at run time).
 //
 // 4-bit groups use the "planes" layout of formats/kv_quant.h: 16 code bytes widened to 16 lanes
 // give channels j..j+15 (low nibbles) and h+j..h+j+15 (high nibbles), both contiguous runs of q,
 // x or out, so every step is two aligned-in-spirit vector runs and no shuffles. Tails (a run
 // shorter than 16) use masked loads and stores: nothing outside the group is read or written.
 
-#include "kernels/kv_codec_impl.h"
+#include "kernels/kv_quant_impl.h"
 #include "kernels/simd_avx512.h"
 
 namespace wkvq::detail {

@@ -1,11 +1,11 @@
-// AVX2 + FMA + F16C KV codec kernels, 4 and 8 bits (compiled with -mavx2 -mfma -mf16c).
+// AVX2 + FMA + F16C KV quantization kernels, 4 and 8 bits (compiled with -mavx2 -mfma -mf16c).
 //
-// Same structure as kv_codec_avx512.cpp with 8 lanes. AVX2 has no byte-masked loads or stores,
+// Same structure as kv_quant_avx512.cpp with 8 lanes. AVX2 has no byte-masked loads or stores,
 // so a tail of fewer than 8 code bytes goes through a small stack buffer; float tails use
 // maskload / maskstore. Nothing outside the group is read or written.
 #include <immintrin.h>
 
-#include "kernels/kv_codec_impl.h"
+#include "kernels/kv_quant_impl.h"
 #include "kernels/simd_avx2.h"
 
 namespace wkvq::detail {

@@ -1,4 +1,4 @@
-// Fast KV token codec: quantize a token, and the two products POQ attention needs over the
+// Fast KV quantization kernels: quantize a token, and the two products POQ attention needs over the
 // quantized cache without dequantizing it to memory (layouts and reference: formats/kv_quant.h).
 //
 //   kv_dot:  q . x^  = scale * sum_i q_i code_i + mn * sum_i q_i     (one key group)
