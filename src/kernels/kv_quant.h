@@ -5,8 +5,9 @@
 //   kv_axpy: out    += p * x^,   x^_i = mn + code_i * scale          (one value group)
 // and their batched forms over consecutive token records (one call per head and cache block).
 //
-// Each function takes an Isa (kernels/matmul.h) or uses best_isa(). SIMD versions exist for 4 and
-// 8 bits; 2 and 3 bits run the reference whatever the Isa. Guarantees against the reference:
+// Each function takes an Isa (kernels/isa.h) or uses the process kernel table (kernel_table.h).
+// SIMD versions exist for 4 and 8 bits; 2 and 3 bits run the reference whatever the Isa. Guarantees
+// against the reference:
 //  - quantize_token: the same bytes (same f32 operations in the same order, per element);
 //  - kv_axpy: the same floats (x^ is exact, then one rounded product and one rounded sum);
 //  - kv_dot: the same sums in another order (lanes, then a tree): within the f32 reordering
@@ -16,7 +17,7 @@
 #include <cstdint>
 
 #include "formats/kv_quant.h"
-#include "kernels/matmul.h"
+#include "kernels/isa.h"
 
 namespace wkvq {
 

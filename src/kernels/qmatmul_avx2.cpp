@@ -11,6 +11,8 @@
 
 #include "kernels/qmatmul_impl.h"
 #include "kernels/simd_avx2.h"
+// (the ISA traits first: the driver templates use them)
+#include "kernels/gemm_driver.h"
 
 namespace wkvq::detail {
 namespace {
@@ -19,8 +21,7 @@ constexpr QGemmBlocking kB = kQAvx2Blocking;
 constexpr int kMr = static_cast<int>(kB.mr);
 constexpr int64_t kNr = kB.nr;
 constexpr int kSub = static_cast<int>(kQBlockCols / kLanes);  // ymm per decoded block
-static_assert(kNr == 2 * kLanes, "the register tile is two ymm wide");
-static_assert(kB.nc % kB.nr == 0 && kB.kc % kQBlockCols == 0, "whole panels and blocks");
+static_assert(kB.kc % kQBlockCols == 0, "whole blocks per packed block");
 
 // Zero point (as int32 lanes) and scale of one (row, group).
 struct GroupCoder {
@@ -171,14 +172,6 @@ void dot_tile(const float* x, const QMatView& w, int64_t o, float* y, int64_t ld
   }
 }
 
-template <int Bits, int NX>
-void dot_rows(const float* x, const QMatView& w, float* y, int64_t ldy, int64_t o0, int64_t o1) {
-  constexpr int kNw = dot_rows_of_w(NX);
-  int64_t o = o0;
-  for (; o + kNw <= o1; o += kNw) dot_tile<Bits, NX, kNw>(x, w, o, y, ldy);
-  for (; o < o1; ++o) dot_tile<Bits, NX, 1>(x, w, o, y, ldy);
-}
-
 // W rows in blocks of kQDotRowBlock that stay in L2 while every group of 4 x rows passes over
 // them (one block when n <= 4: W is then streamed exactly once).
 template <int Bits>
@@ -186,23 +179,12 @@ void dot_block(const float* x, const QMatView& w, float* y, int64_t ldy, QBlock 
   const int64_t step = b.i1 - b.i0 <= 4 ? b.o1 - b.o0 : kQDotRowBlock;
   for (int64_t o0 = b.o0; o0 < b.o1; o0 += step) {
     const int64_t o1 = min64(o0 + step, b.o1);
-    int64_t i = b.i0;
-    for (; i + 4 <= b.i1; i += 4) dot_rows<Bits, 4>(x + i * w.cols, w, y + i * ldy, ldy, o0, o1);
-    const float* xi = x + i * w.cols;
-    float* yi = y + i * ldy;
-    switch (b.i1 - i) {
-      case 3:
-        dot_rows<Bits, 3>(xi, w, yi, ldy, o0, o1);
-        break;
-      case 2:
-        dot_rows<Bits, 2>(xi, w, yi, ldy, o0, o1);
-        break;
-      case 1:
-        dot_rows<Bits, 1>(xi, w, yi, ldy, o0, o1);
-        break;
-      default:
-        break;
-    }
+    for_x_row_groups(b.i0, b.i1, [&](auto nx, int64_t i) {
+      constexpr int kNx = decltype(nx)::value;
+      for_w_row_groups<dot_rows_of_w(kNx)>(o0, o1, [&](auto nw, int64_t o) {
+        dot_tile<Bits, kNx, decltype(nw)::value>(x + i * w.cols, w, o, y + i * ldy, ldy);
+      });
+    });
   }
 }
 
@@ -238,91 +220,30 @@ void pack_panel(const QMatView& w, int64_t o, int64_t rows, int64_t pc, int64_t 
   }
 }
 
-// Packs x[r, 0:kc] (r < rows, row stride ldx) k-major: xp[k * mr + r]. The register tile then
-// broadcasts from one contiguous run instead of mr rows `in` floats apart (same L1 sets).
-void pack_x(const float* x, int64_t ldx, int64_t rows, int64_t kc, float* xp) {
-  for (int64_t r = 0; r < rows; ++r) {
-    for (int64_t k = 0; k < kc; ++k) xp[k * kMr + r] = x[r * ldx + k];
-  }
-}
-
-// y[r, 0:16] (masked by m0, m1) = (accumulate ? y : 0) + sum_k xp[k, r] * panel[k, 0:16], r < M.
-template <int M>
-void micro_tile(const float* xp, const float* panel, int64_t kc, float* y, int64_t ldy, __m256i m0,
-                __m256i m1, bool accumulate) {
-  __m256 acc0[M];
-  __m256 acc1[M];
-#pragma GCC unroll 16
-  for (int r = 0; r < M; ++r) {
-    acc0[r] = accumulate ? _mm256_maskload_ps(y + r * ldy, m0) : _mm256_setzero_ps();
-    acc1[r] = accumulate ? _mm256_maskload_ps(y + r * ldy + kLanes, m1) : _mm256_setzero_ps();
-  }
-#pragma GCC unroll 2
-  for (int64_t k = 0; k < kc; ++k) {
-    const __m256 w0 = _mm256_load_ps(panel + k * kNr);
-    const __m256 w1 = _mm256_load_ps(panel + k * kNr + kLanes);
-#pragma GCC unroll 16
-    for (int r = 0; r < M; ++r) {
-      const __m256 xb = _mm256_broadcast_ss(xp + k * kMr + r);
-      acc0[r] = _mm256_fmadd_ps(xb, w0, acc0[r]);
-      acc1[r] = _mm256_fmadd_ps(xb, w1, acc1[r]);
-    }
-  }
-#pragma GCC unroll 16
-  for (int r = 0; r < M; ++r) {
-    _mm256_maskstore_ps(y + r * ldy, m0, acc0[r]);
-    _mm256_maskstore_ps(y + r * ldy + kLanes, m1, acc1[r]);
-  }
-}
-
-using MicroTile = void (*)(const float*, const float*, int64_t, float*, int64_t, __m256i, __m256i,
-                           bool);
-
 template <int Bits>
 void packed_block(const float* x, const QMatView& w, float* y, int64_t ldy, QBlock b, float* pack) {
-  static constexpr MicroTile kTiles[kMr] = {&micro_tile<1>, &micro_tile<2>, &micro_tile<3>,
-                                            &micro_tile<4>, &micro_tile<5>, &micro_tile<6>};
-  static_assert(kMr == 6, "one micro_tile instance per row count");
-  const int64_t in = w.cols;
-  float* const xpack = pack + kB.nc * kB.kc;  // kc x mr, after the W panels
-  for (int64_t jc = b.o0; jc < b.o1; jc += kB.nc) {
-    const int64_t ncb = min64(kB.nc, b.o1 - jc);
-    for (int64_t pc = 0; pc < in; pc += kB.kc) {
-      const int64_t kcb = min64(kB.kc, in - pc);
-      for (int64_t p = 0; p * kNr < ncb; ++p) {
-        pack_panel<Bits>(w, jc + p * kNr, min64(kNr, ncb - p * kNr), pc, kcb, pack + p * kNr * kcb);
-      }
-      for (int64_t i = b.i0; i < b.i1; i += kMr) {
-        const int64_t rows = min64(kMr, b.i1 - i);
-        pack_x(x + i * in + pc, in, rows, kcb, xpack);
-        const MicroTile tile = kTiles[rows - 1];
-        for (int64_t p = 0; p * kNr < ncb; ++p) {
-          const int64_t cols = ncb - p * kNr;
-          tile(xpack, pack + p * kNr * kcb, kcb, y + i * ldy + jc + p * kNr, ldy, lane_mask(cols),
-               lane_mask(cols - kLanes), pc > 0);
-        }
-      }
-    }
-  }
+  packed_loop<Avx2, kB>(
+      w.cols, y, ldy, b, pack,
+      [&](int64_t o, int64_t rows, int64_t pc, int64_t kc, float* dst) {
+        pack_panel<Bits>(w, o, rows, pc, kc, dst);
+      },
+      [&](int64_t i, int64_t rows, int64_t pc, int64_t kc, float* dst) {
+        pack_x_rows<kMr>(x + i * w.cols + pc, w.cols, rows, kc, dst);
+      });
 }
+
+void dot(const float* x, const QMatView& w, float* y, int64_t ldy, QBlock b) {
+  (w.bits == 4 ? dot_block<4> : dot_block<8>)(x, w, y, ldy, b);
+}
+
+void packed(const float* x, const QMatView& w, float* y, int64_t ldy, QBlock b, float* pack) {
+  (w.bits == 4 ? packed_block<4> : packed_block<8>)(x, w, y, ldy, b, pack);
+}
+
+constexpr QMatmulOps kOps{&dot, &packed, nullptr, kB, kQDotMaxRowsAvx2};
 
 }  // namespace
 
-void qmatmul_dot_avx2(const float* x, const QMatView& w, float* y, int64_t ldy, QBlock b) {
-  if (w.bits == 4) {
-    dot_block<4>(x, w, y, ldy, b);
-  } else {
-    dot_block<8>(x, w, y, ldy, b);
-  }
-}
-
-void qmatmul_packed_avx2(const float* x, const QMatView& w, float* y, int64_t ldy, QBlock b,
-                         float* pack) {
-  if (w.bits == 4) {
-    packed_block<4>(x, w, y, ldy, b, pack);
-  } else {
-    packed_block<8>(x, w, y, ldy, b, pack);
-  }
-}
+const QMatmulOps& qmatmul_ops_avx2() { return kOps; }
 
 }  // namespace wkvq::detail

@@ -27,6 +27,8 @@
 #include "kernels/qgroups_avx512.h"
 #include "kernels/qmatmul_impl.h"
 #include "kernels/simd_avx512.h"
+// (the ISA traits first: the driver templates use them)
+#include "kernels/gemm_driver.h"
 
 namespace wkvq::detail {
 namespace {
@@ -34,8 +36,7 @@ namespace {
 constexpr QGemmBlocking kB = kQAvx512Blocking;
 constexpr int kMr = static_cast<int>(kB.mr);
 constexpr int64_t kNr = kB.nr;
-static_assert(kNr == 2 * kLanes, "the register tile is two zmm wide");
-static_assert(kB.nc % kB.nr == 0 && kB.kc % kQBlockCols == 0, "whole panels and blocks");
+static_assert(kB.kc % kQBlockCols == 0, "whole blocks per packed block");
 static_assert(kQBlockCols == 2 * kLanes, "a decoded block is two zmm");
 
 // What decoding a (row, group) needs: for 4 bits the table T[k] = (k - z) s in `a`; for 8 bits
@@ -171,14 +172,6 @@ void dot_tile(const float* x, const QMatView& w, int64_t o, float* y, int64_t ld
   }
 }
 
-template <int Bits, int NX>
-void dot_rows(const float* x, const QMatView& w, float* y, int64_t ldy, int64_t o0, int64_t o1) {
-  constexpr int kNw = dot_rows_of_w<Bits>(NX);
-  int64_t o = o0;
-  for (; o + kNw <= o1; o += kNw) dot_tile<Bits, NX, kNw>(x, w, o, y, ldy);
-  for (; o < o1; ++o) dot_tile<Bits, NX, 1>(x, w, o, y, ldy);
-}
-
 // W rows in blocks of kQDotRowBlock that stay in L2 while every group of 4 x rows passes over
 // them (one block when n <= 4: W is then streamed exactly once).
 template <int Bits>
@@ -186,63 +179,16 @@ void dot_block(const float* x, const QMatView& w, float* y, int64_t ldy, QBlock 
   const int64_t step = b.i1 - b.i0 <= 4 ? b.o1 - b.o0 : kQDotRowBlock;
   for (int64_t o0 = b.o0; o0 < b.o1; o0 += step) {
     const int64_t o1 = min64(o0 + step, b.o1);
-    int64_t i = b.i0;
-    for (; i + 4 <= b.i1; i += 4) dot_rows<Bits, 4>(x + i * w.cols, w, y + i * ldy, ldy, o0, o1);
-    const float* xi = x + i * w.cols;
-    float* yi = y + i * ldy;
-    switch (b.i1 - i) {
-      case 3:
-        dot_rows<Bits, 3>(xi, w, yi, ldy, o0, o1);
-        break;
-      case 2:
-        dot_rows<Bits, 2>(xi, w, yi, ldy, o0, o1);
-        break;
-      case 1:
-        dot_rows<Bits, 1>(xi, w, yi, ldy, o0, o1);
-        break;
-      default:
-        break;
-    }
+    for_x_row_groups(b.i0, b.i1, [&](auto nx, int64_t i) {
+      constexpr int kNx = decltype(nx)::value;
+      for_w_row_groups<dot_rows_of_w<Bits>(kNx)>(o0, o1, [&](auto nw, int64_t o) {
+        dot_tile<Bits, kNx, decltype(nw)::value>(x + i * w.cols, w, o, y + i * ldy, ldy);
+      });
+    });
   }
 }
 
 // ---- packed kernel ----
-
-// In-register transpose of a 16 x 16 block: t[r] lane c -> t[c] lane r. Three rounds of
-// shuffles (32-bit pairs, 64-bit pairs, 128-bit lanes), 64 shuffles for 256 floats.
-inline void transpose16(__m512 (&t)[16]) {
-  __m512 a[16];
-#pragma GCC unroll 16
-  for (int i = 0; i < 8; ++i) {
-    a[2 * i] = _mm512_unpacklo_ps(t[2 * i], t[2 * i + 1]);
-    a[2 * i + 1] = _mm512_unpackhi_ps(t[2 * i], t[2 * i + 1]);
-  }
-  // b[4i + m], 128-bit lane L: column 4L + m of rows 4i..4i+3.
-  __m512 b[16];
-#pragma GCC unroll 16
-  for (int i = 0; i < 4; ++i) {
-    const __m512d a0 = _mm512_castps_pd(a[4 * i]);
-    const __m512d a1 = _mm512_castps_pd(a[4 * i + 1]);
-    const __m512d a2 = _mm512_castps_pd(a[4 * i + 2]);
-    const __m512d a3 = _mm512_castps_pd(a[4 * i + 3]);
-    b[4 * i + 0] = _mm512_castpd_ps(_mm512_unpacklo_pd(a0, a2));
-    b[4 * i + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a0, a2));
-    b[4 * i + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(a1, a3));
-    b[4 * i + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(a1, a3));
-  }
-  // Column 4L + m = lane L of b[m], b[4 + m], b[8 + m], b[12 + m].
-#pragma GCC unroll 4
-  for (int m = 0; m < 4; ++m) {
-    const __m512 u0 = _mm512_shuffle_f32x4(b[m], b[4 + m], 0x44);  // L0 L1 of each
-    const __m512 u1 = _mm512_shuffle_f32x4(b[8 + m], b[12 + m], 0x44);
-    const __m512 v0 = _mm512_shuffle_f32x4(b[m], b[4 + m], 0xEE);  // L2 L3 of each
-    const __m512 v1 = _mm512_shuffle_f32x4(b[8 + m], b[12 + m], 0xEE);
-    t[m] = _mm512_shuffle_f32x4(u0, u1, 0x88);
-    t[4 + m] = _mm512_shuffle_f32x4(u0, u1, 0xDD);
-    t[8 + m] = _mm512_shuffle_f32x4(v0, v1, 0x88);
-    t[12 + m] = _mm512_shuffle_f32x4(v0, v1, 0xDD);
-  }
-}
 
 // W^ of columns c + 16 half .. + 15 of one row (half of decode_block; tail bytes masked).
 template <int Bits>
@@ -285,7 +231,7 @@ void pack_panel(const QMatView& w, int64_t o, int64_t rows, int64_t pc, int64_t 
                                             w.cols)
                         : _mm512_setzero_ps();
         }
-        transpose16(t);
+        Avx512::transpose(t);
         const int64_t count = min64(kLanes, kc - k0);
         for (int64_t j = 0; j < count; ++j) _mm512_store_ps(panel + (k0 + j) * kNr + r0, t[j]);
       }
@@ -293,97 +239,30 @@ void pack_panel(const QMatView& w, int64_t o, int64_t rows, int64_t pc, int64_t 
   }
 }
 
-// Packs x[r, 0:kc] (r < rows, row stride ldx) k-major: xp[k * mr + r]. The register tile then
-// broadcasts from one contiguous run instead of mr rows `in` floats apart (same L1 sets).
-void pack_x(const float* x, int64_t ldx, int64_t rows, int64_t kc, float* xp) {
-  for (int64_t r = 0; r < rows; ++r) {
-    for (int64_t k = 0; k < kc; ++k) xp[k * kMr + r] = x[r * ldx + k];
-  }
-}
-
-// y[r, 0:32] (masked by m0, m1) = (accumulate ? y : 0) + sum_k xp[k, r] * panel[k, 0:32], r < M.
-template <int M>
-void micro_tile(const float* xp, const float* panel, int64_t kc, float* y, int64_t ldy,
-                __mmask16 m0, __mmask16 m1, bool accumulate) {
-  __m512 acc0[M];
-  __m512 acc1[M];
-#pragma GCC unroll 16
-  for (int r = 0; r < M; ++r) {
-    acc0[r] = accumulate ? _mm512_maskz_loadu_ps(m0, y + r * ldy) : _mm512_setzero_ps();
-    acc1[r] = accumulate ? _mm512_maskz_loadu_ps(m1, y + r * ldy + kLanes) : _mm512_setzero_ps();
-  }
-  for (int64_t k = 0; k < kc; ++k) {
-    const __m512 w0 = _mm512_load_ps(panel + k * kNr);
-    const __m512 w1 = _mm512_load_ps(panel + k * kNr + kLanes);
-#pragma GCC unroll 16
-    for (int r = 0; r < M; ++r) {
-      const __m512 xb = _mm512_set1_ps(xp[k * kMr + r]);
-      acc0[r] = _mm512_fmadd_ps(xb, w0, acc0[r]);
-      acc1[r] = _mm512_fmadd_ps(xb, w1, acc1[r]);
-    }
-  }
-#pragma GCC unroll 16
-  for (int r = 0; r < M; ++r) {
-    _mm512_mask_storeu_ps(y + r * ldy, m0, acc0[r]);
-    _mm512_mask_storeu_ps(y + r * ldy + kLanes, m1, acc1[r]);
-  }
-}
-
-using MicroTile = void (*)(const float*, const float*, int64_t, float*, int64_t, __mmask16,
-                           __mmask16, bool);
-
 template <int Bits>
 void packed_block(const float* x, const QMatView& w, float* y, int64_t ldy, QBlock b, float* pack) {
-  static constexpr MicroTile kTiles[kMr] = {&micro_tile<1>,  &micro_tile<2>,  &micro_tile<3>,
-                                            &micro_tile<4>,  &micro_tile<5>,  &micro_tile<6>,
-                                            &micro_tile<7>,  &micro_tile<8>,  &micro_tile<9>,
-                                            &micro_tile<10>, &micro_tile<11>, &micro_tile<12>};
-  static_assert(kMr == 12, "one micro_tile instance per row count");
-  const int64_t in = w.cols;
-  float* const xpack = pack + kB.nc * kB.kc;  // kc x mr, after the W panels
-  for (int64_t jc = b.o0; jc < b.o1; jc += kB.nc) {
-    const int64_t ncb = min64(kB.nc, b.o1 - jc);
-    for (int64_t pc = 0; pc < in; pc += kB.kc) {
-      const int64_t kcb = min64(kB.kc, in - pc);
-      for (int64_t p = 0; p * kNr < ncb; ++p) {
-        pack_panel<Bits>(w, jc + p * kNr, min64(kNr, ncb - p * kNr), pc, kcb, pack + p * kNr * kcb);
-      }
-      for (int64_t i = b.i0; i < b.i1; i += kMr) {
-        const int64_t rows = min64(kMr, b.i1 - i);
-        pack_x(x + i * in + pc, in, rows, kcb, xpack);
-        const MicroTile tile = kTiles[rows - 1];
-        for (int64_t p = 0; p * kNr < ncb; ++p) {
-          const int64_t cols = ncb - p * kNr;
-          tile(xpack, pack + p * kNr * kcb, kcb, y + i * ldy + jc + p * kNr, ldy, lane_mask(cols),
-               lane_mask(cols - kLanes), pc > 0);
-        }
-      }
-    }
-  }
+  packed_loop<Avx512, kB>(
+      w.cols, y, ldy, b, pack,
+      [&](int64_t o, int64_t rows, int64_t pc, int64_t kc, float* dst) {
+        pack_panel<Bits>(w, o, rows, pc, kc, dst);
+      },
+      [&](int64_t i, int64_t rows, int64_t pc, int64_t kc, float* dst) {
+        pack_x_rows<kMr>(x + i * w.cols + pc, w.cols, rows, kc, dst);
+      });
 }
+
+void dot(const float* x, const QMatView& w, float* y, int64_t ldy, QBlock b) {
+  (w.bits == 4 ? dot_block<4> : dot_block<8>)(x, w, y, ldy, b);
+}
+
+void packed(const float* x, const QMatView& w, float* y, int64_t ldy, QBlock b, float* pack) {
+  (w.bits == 4 ? packed_block<4> : packed_block<8>)(x, w, y, ldy, b, pack);
+}
+
+constexpr QMatmulOps kOps{&dot, &packed, &qmatmul_scaled_gemv_avx512, kB, kQDotMaxRowsAvx512};
 
 }  // namespace
 
-void qmatmul_dot_avx512(const float* x, const QMatView& w, float* y, int64_t ldy, QBlock b,
-                        bool scaled_gemv) {
-  if (scaled_gemv && b.i1 - b.i0 == 1 &&
-      qmatmul_scaled_gemv_avx512(x + b.i0 * w.cols, w, y + b.i0 * ldy, b.o0, b.o1)) {
-    return;
-  }
-  if (w.bits == 4) {
-    dot_block<4>(x, w, y, ldy, b);
-  } else {
-    dot_block<8>(x, w, y, ldy, b);
-  }
-}
-
-void qmatmul_packed_avx512(const float* x, const QMatView& w, float* y, int64_t ldy, QBlock b,
-                           float* pack) {
-  if (w.bits == 4) {
-    packed_block<4>(x, w, y, ldy, b, pack);
-  } else {
-    packed_block<8>(x, w, y, ldy, b, pack);
-  }
-}
+const QMatmulOps& qmatmul_ops_avx512() { return kOps; }
 
 }  // namespace wkvq::detail
