@@ -32,6 +32,26 @@ struct Count {
   static constexpr int value = N;
 };
 
+// Every a[i][r] = v.
+template <class F, int NX, int NW>
+inline void set_all(F (&a)[NX][NW], F v) {
+#pragma GCC unroll 16
+  for (int i = 0; i < NX; ++i) {
+#pragma GCC unroll 16
+    for (int r = 0; r < NW; ++r) a[i][r] = v;
+  }
+}
+
+// y[i * ldy + r] = the sum of acc[i][r]'s lanes: the end of a dot tile.
+template <class S, int NX, int NW>
+inline void store_sums(const typename S::F (&acc)[NX][NW], float* y, int64_t ldy) {
+#pragma GCC unroll 16
+  for (int i = 0; i < NX; ++i) {
+#pragma GCC unroll 16
+    for (int r = 0; r < NW; ++r) y[i * ldy + r] = S::hsum(acc[i][r]);
+  }
+}
+
 // tile(Count<NX>{}, i) for consecutive rows [i, i + NX) of x covering [i0, i1): NX = 4, then the
 // 3, 2 or 1 rows left.
 template <class Tile>

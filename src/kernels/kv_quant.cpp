@@ -26,8 +26,26 @@ void check_tokens(const KvQuantFormat& f, int64_t stride, int64_t n, int64_t g) 
                " bytes (a record has ", f.token_bytes, ")");
 }
 
-void quantize_token_with(const KernelTable& t, const KvQuantFormat& f, const float* x,
-                         uint8_t* record) {
+// Group g of n token records: the table's batched kernel simd(ops, params, codes, len), or for
+// the reference ref(i, params of token i, codes of token i, len) for each token in order.
+template <class Simd, class Ref>
+void over_tokens(const KernelTable& t, const KvQuantFormat& f, const uint8_t* records,
+                 int64_t stride, int64_t n, int64_t g, Simd simd, Ref ref) {
+  check_tokens(f, stride, n, g);
+  const uint8_t* codes = records + f.group_code_offset(g);
+  const int64_t len = f.group_len(g);
+  if (const detail::KvQuantOps* ops = ops_for(t, f.bits)) {
+    simd(*ops, records + 4 * g, codes, len);
+    return;
+  }
+  for (int64_t i = 0; i < n; ++i) {
+    ref(i, kv_group_params(f, records + i * stride, g), codes + i * stride, len);
+  }
+}
+
+}  // namespace
+
+void quantize_token(const KvQuantFormat& f, const float* x, uint8_t* record, const KernelTable& t) {
   const detail::KvQuantOps* ops = ops_for(t, f.bits);
   // A SIMD kernel that meets a non-finite value or an fp16 overflow hands over to the reference,
   // which throws with the channel named.
@@ -36,15 +54,15 @@ void quantize_token_with(const KernelTable& t, const KvQuantFormat& f, const flo
   }
 }
 
-float kv_dot_with(const KernelTable& t, const float* q, const uint8_t* codes, int64_t len, int bits,
-                  float scale, float mn) {
+float kv_dot(const float* q, const uint8_t* codes, int64_t len, int bits, float scale, float mn,
+             const KernelTable& t) {
   const detail::KvQuantOps* ops = ops_for(t, bits);
   return ops != nullptr ? ops->dot(q, codes, len, bits, scale, mn)
                         : kv_dot_ref(q, codes, len, bits, scale, mn);
 }
 
-void kv_axpy_with(const KernelTable& t, float p, const uint8_t* codes, int64_t len, int bits,
-                  float scale, float mn, float* out) {
+void kv_axpy(float p, const uint8_t* codes, int64_t len, int bits, float scale, float mn,
+             float* out, const KernelTable& t) {
   const detail::KvQuantOps* ops = ops_for(t, bits);
   if (ops != nullptr) {
     ops->axpy(p, codes, len, bits, scale, mn, out);
@@ -53,78 +71,28 @@ void kv_axpy_with(const KernelTable& t, float p, const uint8_t* codes, int64_t l
   }
 }
 
-void kv_dot_tokens_with(const KernelTable& t, const KvQuantFormat& f, const uint8_t* records,
-                        int64_t stride, int64_t n, int64_t g, const float* q, float* scores) {
-  check_tokens(f, stride, n, g);
-  const uint8_t* codes = records + f.group_code_offset(g);
-  const int64_t len = f.group_len(g);
-  if (const detail::KvQuantOps* ops = ops_for(t, f.bits)) {
-    ops->dot_tokens(records + 4 * g, codes, stride, n, len, f.bits, q, scores);
-    return;
-  }
-  for (int64_t i = 0; i < n; ++i) {
-    const KvGroupParams p = kv_group_params(f, records + i * stride, g);
-    scores[i] = kv_dot_ref(q, codes + i * stride, len, f.bits, p.scale, p.min);
-  }
-}
-
-void kv_axpy_tokens_with(const KernelTable& t, const KvQuantFormat& f, const uint8_t* records,
-                         int64_t stride, int64_t n, int64_t g, const float* p, float* out) {
-  check_tokens(f, stride, n, g);
-  const uint8_t* codes = records + f.group_code_offset(g);
-  const int64_t len = f.group_len(g);
-  if (const detail::KvQuantOps* ops = ops_for(t, f.bits)) {
-    ops->axpy_tokens(records + 4 * g, codes, stride, n, len, f.bits, p, out);
-    return;
-  }
-  for (int64_t i = 0; i < n; ++i) {
-    const KvGroupParams gp = kv_group_params(f, records + i * stride, g);
-    kv_axpy_ref(p[i], codes + i * stride, len, f.bits, gp.scale, gp.min, out);
-  }
-}
-
-}  // namespace
-
-void quantize_token(const KvQuantFormat& f, const float* x, uint8_t* record) {
-  quantize_token_with(kernel_table(), f, x, record);
-}
-void quantize_token(Isa isa, const KvQuantFormat& f, const float* x, uint8_t* record) {
-  quantize_token_with(kernel_table(isa), f, x, record);
-}
-
-float kv_dot(const float* q, const uint8_t* codes, int64_t len, int bits, float scale, float mn) {
-  return kv_dot_with(kernel_table(), q, codes, len, bits, scale, mn);
-}
-float kv_dot(Isa isa, const float* q, const uint8_t* codes, int64_t len, int bits, float scale,
-             float mn) {
-  return kv_dot_with(kernel_table(isa), q, codes, len, bits, scale, mn);
-}
-
-void kv_axpy(float p, const uint8_t* codes, int64_t len, int bits, float scale, float mn,
-             float* out) {
-  kv_axpy_with(kernel_table(), p, codes, len, bits, scale, mn, out);
-}
-void kv_axpy(Isa isa, float p, const uint8_t* codes, int64_t len, int bits, float scale, float mn,
-             float* out) {
-  kv_axpy_with(kernel_table(isa), p, codes, len, bits, scale, mn, out);
-}
-
 void kv_dot_tokens(const KvQuantFormat& f, const uint8_t* records, int64_t stride, int64_t n,
-                   int64_t g, const float* q, float* scores) {
-  kv_dot_tokens_with(kernel_table(), f, records, stride, n, g, q, scores);
-}
-void kv_dot_tokens(Isa isa, const KvQuantFormat& f, const uint8_t* records, int64_t stride,
-                   int64_t n, int64_t g, const float* q, float* scores) {
-  kv_dot_tokens_with(kernel_table(isa), f, records, stride, n, g, q, scores);
+                   int64_t g, const float* q, float* scores, const KernelTable& t) {
+  over_tokens(
+      t, f, records, stride, n, g,
+      [&](const detail::KvQuantOps& ops, const uint8_t* params, const uint8_t* codes, int64_t len) {
+        ops.dot_tokens(params, codes, stride, n, len, f.bits, q, scores);
+      },
+      [&](int64_t i, KvGroupParams p, const uint8_t* codes, int64_t len) {
+        scores[i] = kv_dot_ref(q, codes, len, f.bits, p.scale, p.min);
+      });
 }
 
 void kv_axpy_tokens(const KvQuantFormat& f, const uint8_t* records, int64_t stride, int64_t n,
-                    int64_t g, const float* p, float* out) {
-  kv_axpy_tokens_with(kernel_table(), f, records, stride, n, g, p, out);
-}
-void kv_axpy_tokens(Isa isa, const KvQuantFormat& f, const uint8_t* records, int64_t stride,
-                    int64_t n, int64_t g, const float* p, float* out) {
-  kv_axpy_tokens_with(kernel_table(isa), f, records, stride, n, g, p, out);
+                    int64_t g, const float* p, float* out, const KernelTable& t) {
+  over_tokens(
+      t, f, records, stride, n, g,
+      [&](const detail::KvQuantOps& ops, const uint8_t* params, const uint8_t* codes, int64_t len) {
+        ops.axpy_tokens(params, codes, stride, n, len, f.bits, p, out);
+      },
+      [&](int64_t i, KvGroupParams gp, const uint8_t* codes, int64_t len) {
+        kv_axpy_ref(p[i], codes, len, f.bits, gp.scale, gp.min, out);
+      });
 }
 
 }  // namespace wkvq

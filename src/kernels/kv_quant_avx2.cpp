@@ -5,12 +5,10 @@
 #include "kernels/kv_quant_kernels.h"
 
 namespace wkvq::detail {
-namespace {
 
-constexpr KvQuantOps kOps = KvQuantKernels<Avx2>::ops();
-
-}  // namespace
-
-const KvQuantOps& kv_quant_ops_avx2() { return kOps; }
+const KvQuantOps& kv_quant_ops_avx2() {
+  static constexpr KvQuantOps kOps = KvQuantKernels<Avx2>::ops();
+  return kOps;
+}
 
 }  // namespace wkvq::detail

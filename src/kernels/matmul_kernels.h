@@ -33,11 +33,7 @@ struct MatmulKernels {
   template <class T, int NX, int NW>
   static void dot_tile(const float* x, int64_t in, const T* w, float* y, int64_t ldy) {
     F acc[NX][NW];
-#pragma GCC unroll 16
-    for (int i = 0; i < NX; ++i) {
-#pragma GCC unroll 16
-      for (int r = 0; r < NW; ++r) acc[i][r] = S::zero();
-    }
+    set_all(acc, S::zero());
     int64_t k = 0;
     for (; k + kL <= in; k += kL) {
       F xv[NX];
@@ -62,11 +58,7 @@ struct MatmulKernels {
         for (int i = 0; i < NX; ++i) acc[i][r] = S::fmadd(xv[i], wv, acc[i][r]);
       }
     }
-#pragma GCC unroll 16
-    for (int i = 0; i < NX; ++i) {
-#pragma GCC unroll 16
-      for (int r = 0; r < NW; ++r) y[i * ldy + r] = S::hsum(acc[i][r]);
-    }
+    store_sums<S>(acc, y, ldy);
   }
 
   template <class T>

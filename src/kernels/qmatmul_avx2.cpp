@@ -12,7 +12,7 @@
 #include "kernels/qmatmul_impl.h"
 #include "kernels/simd_avx2.h"
 // (the ISA traits first: the driver templates use them)
-#include "kernels/gemm_driver.h"
+#include "kernels/qmatmul_driver.h"
 
 namespace wkvq::detail {
 namespace {
@@ -21,7 +21,6 @@ constexpr QGemmBlocking kB = kQAvx2Blocking;
 constexpr int kMr = static_cast<int>(kB.mr);
 constexpr int64_t kNr = kB.nr;
 constexpr int kSub = static_cast<int>(kQBlockCols / kLanes);  // ymm per decoded block
-static_assert(kB.kc % kQBlockCols == 0, "whole blocks per packed block");
 
 // Zero point (as int32 lanes) and scale of one (row, group).
 struct GroupCoder {
@@ -91,10 +90,6 @@ inline void decode_block(const uint8_t* codes, int64_t c, int64_t cols, __m256i 
 }
 
 // ---- dot kernel ----
-// Per group, gacc[i][r] collects x_j (q_j - z) (exact products in the FMAs); at the end of the
-// group acc[i][r] += s * gacc[i][r]. One multiply by s per group instead of one per weight.
-
-constexpr int dot_rows_of_w(int nx) { return nx == 1 ? 4 : nx == 2 ? 2 : 1; }
 
 // One 32-column block: gacc[i][r] += x[i, c:c+32] . (q - z)[o + r, c:c+32]. Tail: the row ends
 // inside the block (masked loads of x).
@@ -127,120 +122,77 @@ inline void dot_step(const float* x, const QMatView& w, int64_t o, int64_t c,
   }
 }
 
-// y[i * ldy + r] = x[i, :] . W^[o + r, :] for i < NX, r < NW.
-template <int Bits, int NX, int NW>
-void dot_tile(const float* x, const QMatView& w, int64_t o, float* y, int64_t ldy) {
-  __m256 acc[NX][NW];
-#pragma GCC unroll 16
-  for (int i = 0; i < NX; ++i) {
-#pragma GCC unroll 16
-    for (int r = 0; r < NW; ++r) acc[i][r] = _mm256_setzero_ps();
+// The ISA's part of the quantized kernels (kernels/qmatmul_driver.h).
+struct Kernels {
+  template <int Bits>
+  static constexpr int dot_rows_of_w(int nx) {
+    return nx == 1 ? 4 : nx == 2 ? 2 : 1;
   }
-  alignas(32) float s[NW][kCoderChunk];
-  alignas(32) int32_t zs[NW][kCoderChunk];
-  for (int64_t g0 = 0; g0 < w.n_groups; g0 += kCoderChunk) {
-    const int64_t ng = min64(kCoderChunk, w.n_groups - g0);
-#pragma GCC unroll 16
-    for (int r = 0; r < NW; ++r) load_group_params(w, o + r, g0, ng, s[r], zs[r]);
-    for (int64_t g = g0; g < g0 + ng; ++g) {
-      __m256i z[NW];
-      __m256 gacc[NX][NW];
-#pragma GCC unroll 16
-      for (int r = 0; r < NW; ++r) {
-        z[r] = _mm256_set1_epi32(zs[r][g - g0]);
-#pragma GCC unroll 16
-        for (int i = 0; i < NX; ++i) gacc[i][r] = _mm256_setzero_ps();
-      }
-      const int64_t c1 = min64((g + 1) * w.group, w.cols);
-      int64_t c = g * w.group;
-      for (; c + kQBlockCols <= c1; c += kQBlockCols) {
-        dot_step<Bits, NX, NW, false>(x, w, o, c, z, gacc);
-      }
-      if (c < c1) dot_step<Bits, NX, NW, true>(x, w, o, c, z, gacc);
-#pragma GCC unroll 16
-      for (int r = 0; r < NW; ++r) {
-        const __m256 sv = _mm256_set1_ps(s[r][g - g0]);
-#pragma GCC unroll 16
-        for (int i = 0; i < NX; ++i) acc[i][r] = _mm256_fmadd_ps(gacc[i][r], sv, acc[i][r]);
-      }
-    }
-  }
-#pragma GCC unroll 16
-  for (int i = 0; i < NX; ++i) {
-#pragma GCC unroll 16
-    for (int r = 0; r < NW; ++r) y[i * ldy + o + r] = hsum(acc[i][r]);
-  }
-}
 
-// W rows in blocks of kQDotRowBlock that stay in L2 while every group of 4 x rows passes over
-// them (one block when n <= 4: W is then streamed exactly once).
-template <int Bits>
-void dot_block(const float* x, const QMatView& w, float* y, int64_t ldy, QBlock b) {
-  const int64_t step = b.i1 - b.i0 <= 4 ? b.o1 - b.o0 : kQDotRowBlock;
-  for (int64_t o0 = b.o0; o0 < b.o1; o0 += step) {
-    const int64_t o1 = min64(o0 + step, b.o1);
-    for_x_row_groups(b.i0, b.i1, [&](auto nx, int64_t i) {
-      constexpr int kNx = decltype(nx)::value;
-      for_w_row_groups<dot_rows_of_w(kNx)>(o0, o1, [&](auto nw, int64_t o) {
-        dot_tile<Bits, kNx, decltype(nw)::value>(x + i * w.cols, w, o, y + i * ldy, ldy);
-      });
+  // One group j of the chunk in p, columns [c0, c1): acc[i][r] += s * x[i] . (q - z)[o + r]. The
+  // products x_j (q_j - z) are exact inside the FMAs; one multiply by s per group.
+  template <int Bits, int NX, int NW>
+  static void dot_group(const float* x, const QMatView& w, int64_t o,
+                        const GroupParams<Kernels, NW>& p, int64_t j, int64_t c0, int64_t c1,
+                        __m256 (&acc)[NX][NW]) {
+    __m256 gacc[NX][NW];  // x_j (q_j - z) summed over the group
+    set_all(gacc, _mm256_setzero_ps());
+    __m256i z[NW];
+#pragma GCC unroll 16
+    for (int r = 0; r < NW; ++r) z[r] = _mm256_set1_epi32(p.z[r][j]);
+    for_blocks(c0, c1, [&](auto tail, int64_t c) {
+      dot_step<Bits, NX, NW, decltype(tail)::value != 0>(x, w, o, c, z, gacc);
     });
-  }
-}
-
-// ---- packed kernel ----
-
-// Dequantizes W rows [o, o + rows) (rows <= 16), columns [pc, pc + kc), into panel[k * 16 + r];
-// panel rows >= `rows` are zero.
-template <int Bits>
-void pack_panel(const QMatView& w, int64_t o, int64_t rows, int64_t pc, int64_t kc, float* panel) {
-  alignas(32) float tmp[kQBlockCols];
-  for (int64_t r = 0; r < rows; ++r) {
-    const uint8_t* codes = w.codes + (o + r) * w.row_bytes;
-    int64_t group = -1;
-    GroupCoder gc{};
-    for (int64_t c = pc; c < pc + kc; c += kQBlockCols) {
-      if (c / w.group != group) {
-        group = c / w.group;
-        gc = group_coder(w, o + r, group);
-      }
-      __m256 wv[kSub];
-      decode_block<Bits>(codes, c, w.cols, gc.z, wv);
 #pragma GCC unroll 16
-      for (int j = 0; j < kSub; ++j) {
-        _mm256_store_ps(tmp + j * kLanes, _mm256_mul_ps(wv[j], gc.s));  // (q - z) s: exact
-      }
-      const int64_t count = min64(kQBlockCols, pc + kc - c);
-      float* dst = panel + (c - pc) * kNr + r;
-      for (int64_t k = 0; k < count; ++k) dst[k * kNr] = tmp[k];
+    for (int r = 0; r < NW; ++r) {
+      const __m256 sv = _mm256_set1_ps(p.s[r][j]);
+#pragma GCC unroll 16
+      for (int i = 0; i < NX; ++i) acc[i][r] = _mm256_fmadd_ps(gacc[i][r], sv, acc[i][r]);
     }
   }
-  for (int64_t r = rows; r < kNr; ++r) {
-    for (int64_t k = 0; k < kc; ++k) panel[k * kNr + r] = 0.0f;
+
+  // ---- packed kernel ----
+
+  // Dequantizes W rows [o, o + rows) (rows <= 16), columns [pc, pc + kc), into panel[k * 16 + r];
+  // panel rows >= `rows` are zero.
+  template <int Bits>
+  static void pack_panel(const QMatView& w, int64_t o, int64_t rows, int64_t pc, int64_t kc,
+                         float* panel) {
+    alignas(32) float tmp[kQBlockCols];
+    for (int64_t r = 0; r < rows; ++r) {
+      const uint8_t* codes = w.codes + (o + r) * w.row_bytes;
+      int64_t group = -1;
+      GroupCoder gc{};
+      for (int64_t c = pc; c < pc + kc; c += kQBlockCols) {
+        if (c / w.group != group) {
+          group = c / w.group;
+          gc = group_coder(w, o + r, group);
+        }
+        __m256 wv[kSub];
+        decode_block<Bits>(codes, c, w.cols, gc.z, wv);
+#pragma GCC unroll 16
+        for (int j = 0; j < kSub; ++j) {
+          _mm256_store_ps(tmp + j * kLanes, _mm256_mul_ps(wv[j], gc.s));  // (q - z) s: exact
+        }
+        const int64_t count = min64(kQBlockCols, pc + kc - c);
+        float* dst = panel + (c - pc) * kNr + r;
+        for (int64_t k = 0; k < count; ++k) dst[k * kNr] = tmp[k];
+      }
+    }
+    for (int64_t r = rows; r < kNr; ++r) {
+      for (int64_t k = 0; k < kc; ++k) panel[k * kNr + r] = 0.0f;
+    }
   }
-}
 
-template <int Bits>
-void packed_block(const float* x, const QMatView& w, float* y, int64_t ldy, QBlock b, float* pack) {
-  packed_loop<Avx2, kB>(
-      w.cols, y, ldy, b, pack,
-      [&](int64_t o, int64_t rows, int64_t pc, int64_t kc, float* dst) {
-        pack_panel<Bits>(w, o, rows, pc, kc, dst);
-      },
-      [&](int64_t i, int64_t rows, int64_t pc, int64_t kc, float* dst) {
-        pack_x_rows<kMr>(x + i * w.cols + pc, w.cols, rows, kc, dst);
-      });
-}
+  using ZeroTerm = int32_t;  // z
+  static constexpr int64_t kGroupChunk = kCoderChunk;
+  static constexpr auto load_group_params = &detail::load_group_params;
+  static constexpr QGemmBlocking kBlocking = kB;
+  static constexpr int64_t kDotMaxRows = kQDotMaxRowsAvx2;
+  static constexpr auto kScaledGemv = nullptr;
+};
 
-void dot(const float* x, const QMatView& w, float* y, int64_t ldy, QBlock b) {
-  (w.bits == 4 ? dot_block<4> : dot_block<8>)(x, w, y, ldy, b);
-}
-
-void packed(const float* x, const QMatView& w, float* y, int64_t ldy, QBlock b, float* pack) {
-  (w.bits == 4 ? packed_block<4> : packed_block<8>)(x, w, y, ldy, b, pack);
-}
-
-constexpr QMatmulOps kOps{&dot, &packed, nullptr, kB, kQDotMaxRowsAvx2};
+constexpr QMatmulOps kOps = QMatmulDriver<Avx2, Kernels>::ops();
 
 }  // namespace
 

@@ -28,7 +28,7 @@
 #include "kernels/qmatmul_impl.h"
 #include "kernels/simd_avx512.h"
 // (the ISA traits first: the driver templates use them)
-#include "kernels/gemm_driver.h"
+#include "kernels/qmatmul_driver.h"
 
 namespace wkvq::detail {
 namespace {
@@ -36,7 +36,6 @@ namespace {
 constexpr QGemmBlocking kB = kQAvx512Blocking;
 constexpr int kMr = static_cast<int>(kB.mr);
 constexpr int64_t kNr = kB.nr;
-static_assert(kB.kc % kQBlockCols == 0, "whole blocks per packed block");
 static_assert(kQBlockCols == 2 * kLanes, "a decoded block is two zmm");
 
 // What decoding a (row, group) needs: for 4 bits the table T[k] = (k - z) s in `a`; for 8 bits
@@ -90,13 +89,6 @@ inline void decode_block(const uint8_t* codes, int64_t c, const GroupCoder& gc, 
 
 // ---- dot kernel ----
 
-// Rows of W per step for NX rows of x (registers: NW coders, NX * NW accumulators, 2 NX x).
-template <int Bits>
-constexpr int dot_rows_of_w(int nx) {
-  if (Bits == 4) return nx == 1 ? 8 : nx == 2 ? 6 : 4;
-  return nx == 1 ? 8 : nx == 2 ? 4 : 3;
-}
-
 // One 32-column block of the dot tile: acc[i][r] += x[i, c:c+32] . W^[o + r, c:c+32]. Tail: the
 // row ends inside the block (masked loads of x, and of 8-bit codes).
 template <int Bits, int NX, int NW, bool Tail>
@@ -136,130 +128,89 @@ inline void dot_step(const float* x, const QMatView& w, int64_t o, int64_t c,
   }
 }
 
-// y[i * ldy + r] = x[i, :] . W^[o + r, :] for i < NX, r < NW.
-template <int Bits, int NX, int NW>
-void dot_tile(const float* x, const QMatView& w, int64_t o, float* y, int64_t ldy) {
-  __m512 acc[NX][NW];
+// The ISA's part of the quantized kernels (kernels/qmatmul_driver.h).
+struct Kernels {
+  // One group j of the chunk in p, columns [c0, c1): acc[i][r] += x[i] . W^[o + r].
+  template <int Bits, int NX, int NW>
+  static void dot_group(const float* x, const QMatView& w, int64_t o,
+                        const GroupParams<Kernels, NW>& p, int64_t j, int64_t c0, int64_t c1,
+                        __m512 (&acc)[NX][NW]) {
+    GroupCoder gc[NW];
 #pragma GCC unroll 16
-  for (int i = 0; i < NX; ++i) {
-#pragma GCC unroll 16
-    for (int r = 0; r < NW; ++r) acc[i][r] = _mm512_setzero_ps();
-  }
-  // Scales and zero points of kCoderChunk groups of each row at a time, converted as vectors: a
-  // scalar conversion per (row, group) would cost a quarter of the work at g = 128.
-  alignas(64) float s[NW][kCoderChunk];
-  alignas(64) float neg_zs[NW][kCoderChunk];
-  for (int64_t g0 = 0; g0 < w.n_groups; g0 += kCoderChunk) {
-    const int64_t ng = min64(kCoderChunk, w.n_groups - g0);
-#pragma GCC unroll 16
-    for (int r = 0; r < NW; ++r) load_group_params(w, o + r, g0, ng, s[r], neg_zs[r]);
-    for (int64_t g = g0; g < g0 + ng; ++g) {
-      GroupCoder gc[NW];
-#pragma GCC unroll 16
-      for (int r = 0; r < NW; ++r) gc[r] = make_coder<Bits>(s[r][g - g0], neg_zs[r][g - g0]);
-      const int64_t c1 = min64((g + 1) * w.group, w.cols);
-      int64_t c = g * w.group;
-      for (; c + kQBlockCols <= c1; c += kQBlockCols) {
-        dot_step<Bits, NX, NW, false>(x, w, o, c, gc, acc);
-      }
-      if (c < c1) dot_step<Bits, NX, NW, true>(x, w, o, c, gc, acc);
-    }
-  }
-#pragma GCC unroll 16
-  for (int i = 0; i < NX; ++i) {
-#pragma GCC unroll 16
-    for (int r = 0; r < NW; ++r) y[i * ldy + o + r] = hsum(acc[i][r]);
-  }
-}
-
-// W rows in blocks of kQDotRowBlock that stay in L2 while every group of 4 x rows passes over
-// them (one block when n <= 4: W is then streamed exactly once).
-template <int Bits>
-void dot_block(const float* x, const QMatView& w, float* y, int64_t ldy, QBlock b) {
-  const int64_t step = b.i1 - b.i0 <= 4 ? b.o1 - b.o0 : kQDotRowBlock;
-  for (int64_t o0 = b.o0; o0 < b.o1; o0 += step) {
-    const int64_t o1 = min64(o0 + step, b.o1);
-    for_x_row_groups(b.i0, b.i1, [&](auto nx, int64_t i) {
-      constexpr int kNx = decltype(nx)::value;
-      for_w_row_groups<dot_rows_of_w<Bits>(kNx)>(o0, o1, [&](auto nw, int64_t o) {
-        dot_tile<Bits, kNx, decltype(nw)::value>(x + i * w.cols, w, o, y + i * ldy, ldy);
-      });
+    for (int r = 0; r < NW; ++r) gc[r] = make_coder<Bits>(p.s[r][j], p.z[r][j]);
+    for_blocks(c0, c1, [&](auto tail, int64_t c) {
+      dot_step<Bits, NX, NW, decltype(tail)::value != 0>(x, w, o, c, gc, acc);
     });
   }
-}
 
-// ---- packed kernel ----
-
-// W^ of columns c + 16 half .. + 15 of one row (half of decode_block; tail bytes masked).
-template <int Bits>
-inline __m512 decode_half(const uint8_t* codes, int64_t c, int half, const GroupCoder& gc,
-                          int64_t cols) {
-  if constexpr (Bits == 4) {
-    __m512i v =
-        _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(codes + c / 2)));
-    if (half == 1) v = _mm512_srli_epi32(v, 4);
-    return _mm512_permutexvar_ps(v, gc.a);
-  } else {
-    const int64_t first = c + half * kLanes;
-    const __m128i b = _mm_maskz_loadu_epi8(lane_mask(cols - first), codes + first);
-    return _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(b)), gc.a, gc.b);
+  // Rows of W per step for NX rows of x (registers: NW coders, NX * NW accumulators, 2 NX x).
+  template <int Bits>
+  static constexpr int dot_rows_of_w(int nx) {
+    if (Bits == 4) return nx == 1 ? 8 : nx == 2 ? 6 : 4;
+    return nx == 1 ? 8 : nx == 2 ? 4 : 3;
   }
-}
 
-// Dequantizes W rows [o, o + rows) (rows <= 32), columns [pc, pc + kc), into panel[k * 32 + r];
-// panel rows >= `rows` are zero. 16 rows x 16 columns at a time: decoded along the rows, then
-// transposed in registers and stored as 16 aligned half-panel rows.
-template <int Bits>
-void pack_panel(const QMatView& w, int64_t o, int64_t rows, int64_t pc, int64_t kc, float* panel) {
-  alignas(64) GroupCoder gc[kLanes];
-  for (int64_t h = 0; h < kNr / kLanes; ++h) {
-    const int64_t r0 = h * kLanes;
-    const int64_t nr = min64(kLanes, rows - r0);  // may be <= 0: all-zero half
-    int64_t group = -1;
-    for (int64_t c = pc; c < pc + kc; c += kQBlockCols) {
-      if (c / w.group != group) {
-        group = c / w.group;
-        for (int64_t r = 0; r < nr; ++r) gc[r] = group_coder<Bits>(w, o + r0 + r, group);
-      }
-      for (int half = 0; half < 2; ++half) {
-        const int64_t k0 = c - pc + half * kLanes;
-        if (k0 >= kc) break;
-        __m512 t[kLanes];
-#pragma GCC unroll 16
-        for (int r = 0; r < kLanes; ++r) {
-          t[r] = r < nr ? decode_half<Bits>(w.codes + (o + r0 + r) * w.row_bytes, c, half, gc[r],
-                                            w.cols)
-                        : _mm512_setzero_ps();
+  // ---- packed kernel ----
+
+  // W^ of columns c + 16 half .. + 15 of one row (half of decode_block; tail bytes masked).
+  template <int Bits>
+  static __m512 decode_half(const uint8_t* codes, int64_t c, int half, const GroupCoder& gc,
+                            int64_t cols) {
+    if constexpr (Bits == 4) {
+      __m512i v =
+          _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(codes + c / 2)));
+      if (half == 1) v = _mm512_srli_epi32(v, 4);
+      return _mm512_permutexvar_ps(v, gc.a);
+    } else {
+      const int64_t first = c + half * kLanes;
+      const __m128i b = _mm_maskz_loadu_epi8(lane_mask(cols - first), codes + first);
+      return _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(b)), gc.a, gc.b);
+    }
+  }
+
+  // Dequantizes W rows [o, o + rows) (rows <= 32), columns [pc, pc + kc), into panel[k * 32 + r];
+  // panel rows >= `rows` are zero. 16 rows x 16 columns at a time: decoded along the rows, then
+  // transposed in registers and stored as 16 aligned half-panel rows.
+  template <int Bits>
+  static void pack_panel(const QMatView& w, int64_t o, int64_t rows, int64_t pc, int64_t kc,
+                         float* panel) {
+    alignas(64) GroupCoder gc[kLanes];
+    for (int64_t h = 0; h < kNr / kLanes; ++h) {
+      const int64_t r0 = h * kLanes;
+      const int64_t nr = min64(kLanes, rows - r0);  // may be <= 0: all-zero half
+      int64_t group = -1;
+      for (int64_t c = pc; c < pc + kc; c += kQBlockCols) {
+        if (c / w.group != group) {
+          group = c / w.group;
+          for (int64_t r = 0; r < nr; ++r) gc[r] = group_coder<Bits>(w, o + r0 + r, group);
         }
-        Avx512::transpose(t);
-        const int64_t count = min64(kLanes, kc - k0);
-        for (int64_t j = 0; j < count; ++j) _mm512_store_ps(panel + (k0 + j) * kNr + r0, t[j]);
+        for (int half = 0; half < 2; ++half) {
+          const int64_t k0 = c - pc + half * kLanes;
+          if (k0 >= kc) break;
+          __m512 t[kLanes];
+#pragma GCC unroll 16
+          for (int r = 0; r < kLanes; ++r) {
+            t[r] = r < nr ? decode_half<Bits>(w.codes + (o + r0 + r) * w.row_bytes, c, half, gc[r],
+                                              w.cols)
+                          : _mm512_setzero_ps();
+          }
+          Avx512::transpose(t);
+          const int64_t count = min64(kLanes, kc - k0);
+          for (int64_t j = 0; j < count; ++j) _mm512_store_ps(panel + (k0 + j) * kNr + r0, t[j]);
+        }
       }
     }
   }
-}
 
-template <int Bits>
-void packed_block(const float* x, const QMatView& w, float* y, int64_t ldy, QBlock b, float* pack) {
-  packed_loop<Avx512, kB>(
-      w.cols, y, ldy, b, pack,
-      [&](int64_t o, int64_t rows, int64_t pc, int64_t kc, float* dst) {
-        pack_panel<Bits>(w, o, rows, pc, kc, dst);
-      },
-      [&](int64_t i, int64_t rows, int64_t pc, int64_t kc, float* dst) {
-        pack_x_rows<kMr>(x + i * w.cols + pc, w.cols, rows, kc, dst);
-      });
-}
+  using ZeroTerm = float;  // -z s
+  static constexpr int64_t kGroupChunk = kCoderChunk;
+  static constexpr auto load_group_params = &detail::load_group_params;
+  static constexpr QGemmBlocking kBlocking = kB;
+  static constexpr int64_t kDotMaxRows = kQDotMaxRowsAvx512;
+  static constexpr auto kScaledGemv = &qmatmul_scaled_gemv_avx512;
+};
 
-void dot(const float* x, const QMatView& w, float* y, int64_t ldy, QBlock b) {
-  (w.bits == 4 ? dot_block<4> : dot_block<8>)(x, w, y, ldy, b);
-}
-
-void packed(const float* x, const QMatView& w, float* y, int64_t ldy, QBlock b, float* pack) {
-  (w.bits == 4 ? packed_block<4> : packed_block<8>)(x, w, y, ldy, b, pack);
-}
-
-constexpr QMatmulOps kOps{&dot, &packed, &qmatmul_scaled_gemv_avx512, kB, kQDotMaxRowsAvx512};
+constexpr QMatmulOps kOps = QMatmulDriver<Avx512, Kernels>::ops();
 
 }  // namespace
 
