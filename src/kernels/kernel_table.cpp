@@ -79,12 +79,24 @@ const KernelTable& kernel_table() {
 
 const KernelTable& kernel_table(Isa isa) {
   WKVQ_REQUIRE(isa_supported(isa), "kernels: ISA ", isa_name(isa), " is not supported by this CPU");
-  static const KernelTable tables[] = {table_of(Isa::Reference), table_of(Isa::Avx2), [] {
-                                         KernelTable t = table_of(Isa::Avx512);
-                                         t.int4_gemv = kernel_table().int4_gemv;
-                                         return t;
-                                       }()};
-  return tables[static_cast<int>(isa)];
+  switch (isa) {
+    case Isa::Reference: {
+      static const KernelTable t = table_of(Isa::Reference);
+      return t;
+    }
+    case Isa::Avx2: {
+      static const KernelTable t = table_of(Isa::Avx2);
+      return t;
+    }
+    case Isa::Avx512:
+      break;
+  }
+  static const KernelTable avx512 = [] {
+    KernelTable t = table_of(Isa::Avx512);
+    t.int4_gemv = kernel_table().int4_gemv;  // the process's choice (Dot unless it runs AVX-512)
+    return t;
+  }();
+  return avx512;
 }
 
 Isa best_isa() { return kernel_table().isa; }

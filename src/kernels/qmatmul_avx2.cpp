@@ -1,6 +1,7 @@
 // AVX2 + FMA + F16C quantized matmul kernels, 4 and 8 bits (compiled with -mavx2 -mfma -mf16c).
 //
-// Same two kernels as qmatmul_avx512.cpp (read the loop nests there), sized for 16 ymm registers.
+// The AVX2 part of the kernels of kernels/qmatmul_driver.h (which holds the loop nests), sized for
+// 16 ymm registers.
 // AVX2's vpermps has 8 entries, too few for the 16-entry table, so a 32-column block decodes to
 // four ymm of float(q - z) (exact small integers). Columns: the low nibbles of Q4Block bytes 0..7
 // and 8..15 are columns 0..7 and 8..15, the high nibbles 16..23 and 24..31.

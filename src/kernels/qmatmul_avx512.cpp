@@ -9,18 +9,13 @@
 //  - 8 bits: bytes widened and converted, then fma(q, s, -z s) = (q - z) s, exact because q s and
 //    z s are exact (8-bit integer times an 11-bit fp16 mantissa).
 //
-// Dot kernel (GEMV and small n): NX <= 4 rows of x by NW rows of W; the x block of 32 columns is
-// loaded once and used by NW decoded rows; NX * NW accumulators, one horizontal sum per output at
-// the end. At n <= 4 W's codes are read exactly once (the next rows prefetched); above, W is
-// walked in blocks of kQDotRowBlock rows that stay in L2 while every 4 rows of x pass.
-//
-// Packed kernel (GEMM), the BLIS loop nest with dequantization in the packing step:
-//   for jc over W rows, nc at a time; for pc over `in`, kc at a time:
-//     dequantize W[jc:jc+nc, pc:pc+kc] into panels of 32 rows, k-major: panel[k * 32 + r]
-//       (16 rows x 16 columns decoded along the rows, transposed in registers)
-//     for ir over x rows, 12 at a time: pack x[ir:ir+12, pc:pc+kc] k-major; for each panel:
-//       12 x 32 register tile: acc[r] += broadcast(x[r, k]) * panel[k, 0:32]   (24 zmm)
-// The tile starts from y when pc > 0, so each output is one sequential FMA chain in k order.
+// The drivers (walks over rows and groups, the packed loop nest) are kernels/qmatmul_driver.h's;
+// this file holds the AVX-512 part (Kernels below):
+//  - dot: per group, NX <= 4 rows of x by NW rows of W; the x block of 32 columns is loaded once
+//    and used by NW decoded rows; NX * NW accumulators. At n <= 4 W's codes are read exactly once
+//    (the next rows prefetched).
+//  - packed: W dequantized into panels of 32 rows, 16 rows x 16 columns decoded along the rows and
+//    transposed in registers; the 12 x 32 register tile (24 zmm) is gemm_driver.h's.
 // At n = 1 with 4-bit rows of whole 128-column chunks, the scaled GEMV of
 // qmatmul_gemv_avx512.cpp runs instead of the dot kernel where it applies.
 // Kernel functions exceed the style's 60 lines only where the register tiling needs it.
