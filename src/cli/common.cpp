@@ -13,6 +13,7 @@
 #include "cli/console.h"
 #include "core/error.h"
 #include "core/parallel.h"
+#include "kernels/kernel_table.h"
 #include "kernels/qmatmul.h"
 #include "model/loader.h"
 
@@ -129,12 +130,14 @@ std::string human_bytes(double bytes) {
 }
 
 nlohmann::json kernels_json() {
-  const char* isa_env = std::getenv("WKVQ_ISA");
-  const GemvChoice g = int4_gemv_choice();
-  return {{"isa", isa_name(best_isa())},
-          {"isa_pinned", isa_env != nullptr && *isa_env != '\0'},
-          {"int4_gemv", g.form == GemvForm::Scaled ? "scaled" : "dot"},
-          {"int4_gemv_pinned", g.pinned}};
+  const KernelTable& t = kernel_table();
+  nlohmann::json ops = nlohmann::json::object();
+  for (const auto& [op, kernel] : kernel_table_entries(t)) ops[op] = kernel;
+  return {{"isa", isa_name(t.isa)},
+          {"isa_pinned", t.isa_pinned},
+          {"int4_gemv", t.int4_gemv.form == GemvForm::Scaled ? "scaled" : "dot"},
+          {"int4_gemv_pinned", t.int4_gemv.pinned},
+          {"ops", ops}};
 }
 
 void print_memory(const Model& m, int64_t kv_bytes_per_token) {

@@ -1,4 +1,4 @@
-// Scalar reference KV token quantizer: the definition kernels/kv_codec*.cpp are tested against.
+// Scalar reference KV token quantizer: the definition kernels/kv_quant*.cpp are tested against.
 #include "formats/kv_quant.h"
 
 #include <algorithm>

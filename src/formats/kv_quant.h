@@ -1,6 +1,6 @@
 // Per-token KV group quantization (design.md §2.2): the stored layout of one token's K or V vector
 // and its scalar reference (de)quantizer, dot product and weighted accumulate. The SIMD versions
-// live in kernels/kv_codec.h and are tested against these.
+// live in kernels/kv_quant.h and are tested against these.
 //
 // A token's vector of C channels is cut into groups of g channels (the last group may be
 // shorter). Per group, with b bits and qmax = 2^b - 1:

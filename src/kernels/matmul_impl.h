@@ -1,9 +1,10 @@
 // Internal to the f32 matmul: the per-ISA kernels behind matmul_f32.
 //
 // kernels/matmul.cpp owns the reference, the dispatch, the split of the work over threads and the
-// scratch buffers; matmul_avx2.cpp / matmul_avx512.cpp only compute one thread's block. The SIMD
-// files are compiled with ISA flags, so they use nothing from the standard library (an inline
-// function instantiated there could be picked by the linker for baseline code too).
+// scratch buffers; matmul_kernels.h computes one thread's block, instantiated per ISA by
+// matmul_avx2.cpp / matmul_avx512.cpp. The SIMD files are compiled with ISA flags, so they use
+// nothing from the standard library (an inline function instantiated there could be picked by the
+// linker for baseline code too).
 #pragma once
 
 #include <cstdint>
@@ -18,7 +19,8 @@ struct MatmulBlock {
 };
 
 // Register tile and cache blocks of a packed GEMM kernel (the loop nest is described in
-// matmul_avx512.cpp). W is packed `nc` rows by `kc` columns at a time, into panels of `nr` rows.
+// kernels/gemm_driver.h). W is packed `nc` rows by `kc` columns at a time, into panels of `nr`
+// rows.
 struct GemmBlocking {
   int64_t mr;  // rows of x in the register tile
   int64_t nr;  // rows of W in the register tile (width of a packed panel)
@@ -40,26 +42,27 @@ inline constexpr GemmBlocking kAvx2Blocking{6, 16, 384, 512};
 // row of W, W streamed once) beat packing W; above it the packed GEMM kernels take over.
 inline constexpr int64_t kDotMaxRows = 8;
 
-// The dot kernels: stream W once per 4 rows of x. For GEMV (n = 1) and very small n. W is f32 or
-// fp16 (uint16_t bits, converted to f32 as it is loaded).
-void matmul_dot_avx512(const float* x, int64_t in, const float* w, float* y, int64_t ldy,
-                       MatmulBlock b);
-void matmul_dot_avx512(const float* x, int64_t in, const uint16_t* w, float* y, int64_t ldy,
-                       MatmulBlock b);
-void matmul_dot_avx2(const float* x, int64_t in, const float* w, float* y, int64_t ldy,
-                     MatmulBlock b);
-void matmul_dot_avx2(const float* x, int64_t in, const uint16_t* w, float* y, int64_t ldy,
-                     MatmulBlock b);
+// One ISA's f32 / fp16-weight kernels (an entry of the kernel table, kernels/kernel_table.h).
+//   dot: each y element a dot product of a row of x and a row of W, W streamed once per 4 rows of
+//     x; for n <= dot_max_rows. W is f32 or fp16 (uint16_t bits, converted as it is loaded).
+//   packed: W packed (and converted) into panels; `pack` holds pack_floats(blocking) floats,
+//     64-byte aligned. Null for the reference.
+// dot blocks are split over threads in rows of W that are multiples of dot_row_align.
+struct MatmulOps {
+  void (*dot_f32)(const float* x, int64_t in, const float* w, float* y, int64_t ldy, MatmulBlock b);
+  void (*dot_f16)(const float* x, int64_t in, const uint16_t* w, float* y, int64_t ldy,
+                  MatmulBlock b);
+  void (*packed_f32)(const float* x, int64_t in, const float* w, float* y, int64_t ldy,
+                     MatmulBlock b, float* pack);
+  void (*packed_f16)(const float* x, int64_t in, const uint16_t* w, float* y, int64_t ldy,
+                     MatmulBlock b, float* pack);
+  GemmBlocking blocking;
+  int64_t dot_max_rows;
+  int64_t dot_row_align;
+};
 
-// The packed GEMM kernels; `pack` holds pack_floats(blocking) floats, 64-byte aligned. An fp16 W
-// is converted while it is packed.
-void matmul_packed_avx512(const float* x, int64_t in, const float* w, float* y, int64_t ldy,
-                          MatmulBlock b, float* pack);
-void matmul_packed_avx512(const float* x, int64_t in, const uint16_t* w, float* y, int64_t ldy,
-                          MatmulBlock b, float* pack);
-void matmul_packed_avx2(const float* x, int64_t in, const float* w, float* y, int64_t ldy,
-                        MatmulBlock b, float* pack);
-void matmul_packed_avx2(const float* x, int64_t in, const uint16_t* w, float* y, int64_t ldy,
-                        MatmulBlock b, float* pack);
+// Defined in matmul_avx2.cpp / matmul_avx512.cpp (compiled with those ISA flags).
+const MatmulOps& matmul_ops_avx2();
+const MatmulOps& matmul_ops_avx512();
 
 }  // namespace wkvq::detail

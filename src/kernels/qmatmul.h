@@ -23,14 +23,14 @@
 #pragma once
 
 #include <cstdint>
-#include <string>
 
 #include "formats/weight_quant.h"
+#include "kernels/kernel_table.h"
 #include "kernels/matmul.h"
 
 namespace wkvq {
 
-// With best_isa().
+// With the process's kernel table (kernels/kernel_table.h).
 void qmatmul(const float* x, int64_t n, const QuantizedMatrix& w, float* y);
 // With an explicit implementation (tests, benchmarks). Throws if `isa` is unsupported by the CPU.
 // Isa::Reference is the definition: each W row dequantized by dequantize_row_ref, then for each x
@@ -43,16 +43,8 @@ void qmatmul(Isa isa, const float* x, int64_t n, const QuantizedMatrix& w, float
 // operands at full speed, which a timing probe decides once per process, so two runs of one
 // binary could differ. With any choice the scaled GEMV takes the dot kernel for an x it cannot
 // scale (max|x| outside [2^-64, 2^64), NaN/Inf) or in DAZ mode: a function of the input, not of
-// timing. Other ISAs always use their dot kernel. Read once, on the first call; a bad value, or
-// "scaled" without AVX-512 (CPU or WKVQ_ISA), throws wkvq::Error.
-enum class GemvForm { Dot, Scaled };
-struct GemvChoice {
-  GemvForm form = GemvForm::Dot;
-  bool pinned = false;  // set by WKVQ_GEMV (else chosen by the probe or the ISA)
-};
-GemvChoice int4_gemv_choice();
-// "isa avx512 (auto), int4 gemv scaled (probe)" and the like: what this process runs.
-std::string kernel_summary();
+// timing. Other ISAs always use their dot kernel. The choice is part of the kernel table
+// (kernels/kernel_table.h: int4_gemv_choice, kernel_summary).
 
 // Whether `isa` has a SIMD kernel for this matrix (otherwise qmatmul runs the reference).
 bool qmatmul_has_simd(Isa isa, const QuantizedMatrix& w);

@@ -1,6 +1,7 @@
 // AVX2 + FMA + F16C quantized matmul kernels, 4 and 8 bits (compiled with -mavx2 -mfma -mf16c).
 //
-// Same two kernels as qmatmul_avx512.cpp (read the loop nests there), sized for 16 ymm registers.
+// The AVX2 part of the kernels of kernels/qmatmul_driver.h (which holds the loop nests), sized for
+// 16 ymm registers.
 // AVX2's vpermps has 8 entries, too few for the 16-entry table, so a 32-column block decodes to
 // four ymm of float(q - z) (exact small integers). Columns: the low nibbles of Q4Block bytes 0..7
 // and 8..15 are columns 0..7 and 8..15, the high nibbles 16..23 and 24..31.
@@ -11,6 +12,8 @@
 
 #include "kernels/qmatmul_impl.h"
 #include "kernels/simd_avx2.h"
+// (the ISA traits first: the driver templates use them)
+#include "kernels/qmatmul_driver.h"
 
 namespace wkvq::detail {
 namespace {
@@ -19,8 +22,6 @@ constexpr QGemmBlocking kB = kQAvx2Blocking;
 constexpr int kMr = static_cast<int>(kB.mr);
 constexpr int64_t kNr = kB.nr;
 constexpr int kSub = static_cast<int>(kQBlockCols / kLanes);  // ymm per decoded block
-static_assert(kNr == 2 * kLanes, "the register tile is two ymm wide");
-static_assert(kB.nc % kB.nr == 0 && kB.kc % kQBlockCols == 0, "whole panels and blocks");
 
 // Zero point (as int32 lanes) and scale of one (row, group).
 struct GroupCoder {
@@ -90,10 +91,6 @@ inline void decode_block(const uint8_t* codes, int64_t c, int64_t cols, __m256i 
 }
 
 // ---- dot kernel ----
-// Per group, gacc[i][r] collects x_j (q_j - z) (exact products in the FMAs); at the end of the
-// group acc[i][r] += s * gacc[i][r]. One multiply by s per group instead of one per weight.
-
-constexpr int dot_rows_of_w(int nx) { return nx == 1 ? 4 : nx == 2 ? 2 : 1; }
 
 // One 32-column block: gacc[i][r] += x[i, c:c+32] . (q - z)[o + r, c:c+32]. Tail: the row ends
 // inside the block (masked loads of x).
@@ -126,203 +123,80 @@ inline void dot_step(const float* x, const QMatView& w, int64_t o, int64_t c,
   }
 }
 
-// y[i * ldy + r] = x[i, :] . W^[o + r, :] for i < NX, r < NW.
-template <int Bits, int NX, int NW>
-void dot_tile(const float* x, const QMatView& w, int64_t o, float* y, int64_t ldy) {
-  __m256 acc[NX][NW];
-#pragma GCC unroll 16
-  for (int i = 0; i < NX; ++i) {
-#pragma GCC unroll 16
-    for (int r = 0; r < NW; ++r) acc[i][r] = _mm256_setzero_ps();
+// The ISA's part of the quantized kernels (kernels/qmatmul_driver.h).
+struct Kernels {
+  template <int Bits>
+  static constexpr int dot_rows_of_w(int nx) {
+    return nx == 1 ? 4 : nx == 2 ? 2 : 1;
   }
-  alignas(32) float s[NW][kCoderChunk];
-  alignas(32) int32_t zs[NW][kCoderChunk];
-  for (int64_t g0 = 0; g0 < w.n_groups; g0 += kCoderChunk) {
-    const int64_t ng = min64(kCoderChunk, w.n_groups - g0);
+
+  // One group j of the chunk in p, columns [c0, c1): acc[i][r] += s * x[i] . (q - z)[o + r]. The
+  // products x_j (q_j - z) are exact inside the FMAs; one multiply by s per group.
+  template <int Bits, int NX, int NW>
+  static void dot_group(const float* x, const QMatView& w, int64_t o,
+                        const GroupParams<Kernels, NW>& p, int64_t j, int64_t c0, int64_t c1,
+                        __m256 (&acc)[NX][NW]) {
+    __m256 gacc[NX][NW];  // x_j (q_j - z) summed over the group
+    set_all(gacc, _mm256_setzero_ps());
+    __m256i z[NW];
 #pragma GCC unroll 16
-    for (int r = 0; r < NW; ++r) load_group_params(w, o + r, g0, ng, s[r], zs[r]);
-    for (int64_t g = g0; g < g0 + ng; ++g) {
-      __m256i z[NW];
-      __m256 gacc[NX][NW];
+    for (int r = 0; r < NW; ++r) z[r] = _mm256_set1_epi32(p.z[r][j]);
+    for_blocks(c0, c1, [&](auto tail, int64_t c) {
+      dot_step<Bits, NX, NW, decltype(tail)::value != 0>(x, w, o, c, z, gacc);
+    });
 #pragma GCC unroll 16
-      for (int r = 0; r < NW; ++r) {
-        z[r] = _mm256_set1_epi32(zs[r][g - g0]);
+    for (int r = 0; r < NW; ++r) {
+      const __m256 sv = _mm256_set1_ps(p.s[r][j]);
 #pragma GCC unroll 16
-        for (int i = 0; i < NX; ++i) gacc[i][r] = _mm256_setzero_ps();
-      }
-      const int64_t c1 = min64((g + 1) * w.group, w.cols);
-      int64_t c = g * w.group;
-      for (; c + kQBlockCols <= c1; c += kQBlockCols) {
-        dot_step<Bits, NX, NW, false>(x, w, o, c, z, gacc);
-      }
-      if (c < c1) dot_step<Bits, NX, NW, true>(x, w, o, c, z, gacc);
-#pragma GCC unroll 16
-      for (int r = 0; r < NW; ++r) {
-        const __m256 sv = _mm256_set1_ps(s[r][g - g0]);
-#pragma GCC unroll 16
-        for (int i = 0; i < NX; ++i) acc[i][r] = _mm256_fmadd_ps(gacc[i][r], sv, acc[i][r]);
-      }
+      for (int i = 0; i < NX; ++i) acc[i][r] = _mm256_fmadd_ps(gacc[i][r], sv, acc[i][r]);
     }
   }
-#pragma GCC unroll 16
-  for (int i = 0; i < NX; ++i) {
-#pragma GCC unroll 16
-    for (int r = 0; r < NW; ++r) y[i * ldy + o + r] = hsum(acc[i][r]);
-  }
-}
 
-template <int Bits, int NX>
-void dot_rows(const float* x, const QMatView& w, float* y, int64_t ldy, int64_t o0, int64_t o1) {
-  constexpr int kNw = dot_rows_of_w(NX);
-  int64_t o = o0;
-  for (; o + kNw <= o1; o += kNw) dot_tile<Bits, NX, kNw>(x, w, o, y, ldy);
-  for (; o < o1; ++o) dot_tile<Bits, NX, 1>(x, w, o, y, ldy);
-}
+  // ---- packed kernel ----
 
-// W rows in blocks of kQDotRowBlock that stay in L2 while every group of 4 x rows passes over
-// them (one block when n <= 4: W is then streamed exactly once).
-template <int Bits>
-void dot_block(const float* x, const QMatView& w, float* y, int64_t ldy, QBlock b) {
-  const int64_t step = b.i1 - b.i0 <= 4 ? b.o1 - b.o0 : kQDotRowBlock;
-  for (int64_t o0 = b.o0; o0 < b.o1; o0 += step) {
-    const int64_t o1 = min64(o0 + step, b.o1);
-    int64_t i = b.i0;
-    for (; i + 4 <= b.i1; i += 4) dot_rows<Bits, 4>(x + i * w.cols, w, y + i * ldy, ldy, o0, o1);
-    const float* xi = x + i * w.cols;
-    float* yi = y + i * ldy;
-    switch (b.i1 - i) {
-      case 3:
-        dot_rows<Bits, 3>(xi, w, yi, ldy, o0, o1);
-        break;
-      case 2:
-        dot_rows<Bits, 2>(xi, w, yi, ldy, o0, o1);
-        break;
-      case 1:
-        dot_rows<Bits, 1>(xi, w, yi, ldy, o0, o1);
-        break;
-      default:
-        break;
-    }
-  }
-}
-
-// ---- packed kernel ----
-
-// Dequantizes W rows [o, o + rows) (rows <= 16), columns [pc, pc + kc), into panel[k * 16 + r];
-// panel rows >= `rows` are zero.
-template <int Bits>
-void pack_panel(const QMatView& w, int64_t o, int64_t rows, int64_t pc, int64_t kc, float* panel) {
-  alignas(32) float tmp[kQBlockCols];
-  for (int64_t r = 0; r < rows; ++r) {
-    const uint8_t* codes = w.codes + (o + r) * w.row_bytes;
-    int64_t group = -1;
-    GroupCoder gc{};
-    for (int64_t c = pc; c < pc + kc; c += kQBlockCols) {
-      if (c / w.group != group) {
-        group = c / w.group;
-        gc = group_coder(w, o + r, group);
-      }
-      __m256 wv[kSub];
-      decode_block<Bits>(codes, c, w.cols, gc.z, wv);
-#pragma GCC unroll 16
-      for (int j = 0; j < kSub; ++j) {
-        _mm256_store_ps(tmp + j * kLanes, _mm256_mul_ps(wv[j], gc.s));  // (q - z) s: exact
-      }
-      const int64_t count = min64(kQBlockCols, pc + kc - c);
-      float* dst = panel + (c - pc) * kNr + r;
-      for (int64_t k = 0; k < count; ++k) dst[k * kNr] = tmp[k];
-    }
-  }
-  for (int64_t r = rows; r < kNr; ++r) {
-    for (int64_t k = 0; k < kc; ++k) panel[k * kNr + r] = 0.0f;
-  }
-}
-
-// Packs x[r, 0:kc] (r < rows, row stride ldx) k-major: xp[k * mr + r]. The register tile then
-// broadcasts from one contiguous run instead of mr rows `in` floats apart (same L1 sets).
-void pack_x(const float* x, int64_t ldx, int64_t rows, int64_t kc, float* xp) {
-  for (int64_t r = 0; r < rows; ++r) {
-    for (int64_t k = 0; k < kc; ++k) xp[k * kMr + r] = x[r * ldx + k];
-  }
-}
-
-// y[r, 0:16] (masked by m0, m1) = (accumulate ? y : 0) + sum_k xp[k, r] * panel[k, 0:16], r < M.
-template <int M>
-void micro_tile(const float* xp, const float* panel, int64_t kc, float* y, int64_t ldy, __m256i m0,
-                __m256i m1, bool accumulate) {
-  __m256 acc0[M];
-  __m256 acc1[M];
-#pragma GCC unroll 16
-  for (int r = 0; r < M; ++r) {
-    acc0[r] = accumulate ? _mm256_maskload_ps(y + r * ldy, m0) : _mm256_setzero_ps();
-    acc1[r] = accumulate ? _mm256_maskload_ps(y + r * ldy + kLanes, m1) : _mm256_setzero_ps();
-  }
-#pragma GCC unroll 2
-  for (int64_t k = 0; k < kc; ++k) {
-    const __m256 w0 = _mm256_load_ps(panel + k * kNr);
-    const __m256 w1 = _mm256_load_ps(panel + k * kNr + kLanes);
-#pragma GCC unroll 16
-    for (int r = 0; r < M; ++r) {
-      const __m256 xb = _mm256_broadcast_ss(xp + k * kMr + r);
-      acc0[r] = _mm256_fmadd_ps(xb, w0, acc0[r]);
-      acc1[r] = _mm256_fmadd_ps(xb, w1, acc1[r]);
-    }
-  }
-#pragma GCC unroll 16
-  for (int r = 0; r < M; ++r) {
-    _mm256_maskstore_ps(y + r * ldy, m0, acc0[r]);
-    _mm256_maskstore_ps(y + r * ldy + kLanes, m1, acc1[r]);
-  }
-}
-
-using MicroTile = void (*)(const float*, const float*, int64_t, float*, int64_t, __m256i, __m256i,
-                           bool);
-
-template <int Bits>
-void packed_block(const float* x, const QMatView& w, float* y, int64_t ldy, QBlock b, float* pack) {
-  static constexpr MicroTile kTiles[kMr] = {&micro_tile<1>, &micro_tile<2>, &micro_tile<3>,
-                                            &micro_tile<4>, &micro_tile<5>, &micro_tile<6>};
-  static_assert(kMr == 6, "one micro_tile instance per row count");
-  const int64_t in = w.cols;
-  float* const xpack = pack + kB.nc * kB.kc;  // kc x mr, after the W panels
-  for (int64_t jc = b.o0; jc < b.o1; jc += kB.nc) {
-    const int64_t ncb = min64(kB.nc, b.o1 - jc);
-    for (int64_t pc = 0; pc < in; pc += kB.kc) {
-      const int64_t kcb = min64(kB.kc, in - pc);
-      for (int64_t p = 0; p * kNr < ncb; ++p) {
-        pack_panel<Bits>(w, jc + p * kNr, min64(kNr, ncb - p * kNr), pc, kcb, pack + p * kNr * kcb);
-      }
-      for (int64_t i = b.i0; i < b.i1; i += kMr) {
-        const int64_t rows = min64(kMr, b.i1 - i);
-        pack_x(x + i * in + pc, in, rows, kcb, xpack);
-        const MicroTile tile = kTiles[rows - 1];
-        for (int64_t p = 0; p * kNr < ncb; ++p) {
-          const int64_t cols = ncb - p * kNr;
-          tile(xpack, pack + p * kNr * kcb, kcb, y + i * ldy + jc + p * kNr, ldy, lane_mask(cols),
-               lane_mask(cols - kLanes), pc > 0);
+  // Dequantizes W rows [o, o + rows) (rows <= 16), columns [pc, pc + kc), into panel[k * 16 + r];
+  // panel rows >= `rows` are zero.
+  template <int Bits>
+  static void pack_panel(const QMatView& w, int64_t o, int64_t rows, int64_t pc, int64_t kc,
+                         float* panel) {
+    alignas(32) float tmp[kQBlockCols];
+    for (int64_t r = 0; r < rows; ++r) {
+      const uint8_t* codes = w.codes + (o + r) * w.row_bytes;
+      int64_t group = -1;
+      GroupCoder gc{};
+      for (int64_t c = pc; c < pc + kc; c += kQBlockCols) {
+        if (c / w.group != group) {
+          group = c / w.group;
+          gc = group_coder(w, o + r, group);
         }
+        __m256 wv[kSub];
+        decode_block<Bits>(codes, c, w.cols, gc.z, wv);
+#pragma GCC unroll 16
+        for (int j = 0; j < kSub; ++j) {
+          _mm256_store_ps(tmp + j * kLanes, _mm256_mul_ps(wv[j], gc.s));  // (q - z) s: exact
+        }
+        const int64_t count = min64(kQBlockCols, pc + kc - c);
+        float* dst = panel + (c - pc) * kNr + r;
+        for (int64_t k = 0; k < count; ++k) dst[k * kNr] = tmp[k];
       }
     }
+    for (int64_t r = rows; r < kNr; ++r) {
+      for (int64_t k = 0; k < kc; ++k) panel[k * kNr + r] = 0.0f;
+    }
   }
-}
+
+  using ZeroTerm = int32_t;  // z
+  static constexpr int64_t kGroupChunk = kCoderChunk;
+  static constexpr auto load_group_params = &detail::load_group_params;
+  static constexpr QGemmBlocking kBlocking = kB;
+  static constexpr int64_t kDotMaxRows = kQDotMaxRowsAvx2;
+  static constexpr auto kScaledGemv = nullptr;
+};
+
+constexpr QMatmulOps kOps = QMatmulDriver<Avx2, Kernels>::ops();
 
 }  // namespace
 
-void qmatmul_dot_avx2(const float* x, const QMatView& w, float* y, int64_t ldy, QBlock b) {
-  if (w.bits == 4) {
-    dot_block<4>(x, w, y, ldy, b);
-  } else {
-    dot_block<8>(x, w, y, ldy, b);
-  }
-}
-
-void qmatmul_packed_avx2(const float* x, const QMatView& w, float* y, int64_t ldy, QBlock b,
-                         float* pack) {
-  if (w.bits == 4) {
-    packed_block<4>(x, w, y, ldy, b, pack);
-  } else {
-    packed_block<8>(x, w, y, ldy, b, pack);
-  }
-}
+const QMatmulOps& qmatmul_ops_avx2() { return kOps; }
 
 }  // namespace wkvq::detail

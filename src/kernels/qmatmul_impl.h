@@ -55,21 +55,30 @@ inline constexpr int64_t kQDotRowAlign = 8;
 // multiple of every kernel's rows per step (8, 6, 4, 3, 2).
 inline constexpr int64_t kQDotRowBlock = 96;
 
-// `scaled_gemv`: a one-row block may take the scaled GEMV (the int4_gemv_choice() of qmatmul.h).
-void qmatmul_dot_avx512(const float* x, const QMatView& w, float* y, int64_t ldy, QBlock b,
-                        bool scaled_gemv);
+// One ISA's quantized-weight kernels (an entry of the kernel table, kernels/kernel_table.h), for
+// bits 4 and 8 with groups on kQBlockCols-column blocks (qmatmul_has_simd):
+//   dot: W decoded in registers for every 4 rows of x; for n <= dot_max_rows.
+//   packed: W dequantized once into panels; `pack` holds qpack_floats(blocking) floats,
+//     64-byte aligned.
+//   scaled_gemv: the scaled 4-bit GEMV (qmatmul_gemv_avx512.cpp) for y[o0:o1] of one row of x,
+//     when it applies to this W, x and FP mode; false (nothing written) when it does not. Null
+//     where the ISA has none.
+struct QMatmulOps {
+  void (*dot)(const float* x, const QMatView& w, float* y, int64_t ldy, QBlock b);
+  void (*packed)(const float* x, const QMatView& w, float* y, int64_t ldy, QBlock b, float* pack);
+  bool (*scaled_gemv)(const float* x, const QMatView& w, float* y, int64_t o0, int64_t o1);
+  QGemmBlocking blocking;
+  int64_t dot_max_rows;
+};
+
+// Defined in qmatmul_avx2.cpp / qmatmul_avx512.cpp (compiled with those ISA flags).
+const QMatmulOps& qmatmul_ops_avx2();
+const QMatmulOps& qmatmul_ops_avx512();
+
 // Whether FMAs with a denormal operand run about as fast as with normal ones on this CPU (timed
 // once per process; qmatmul_gemv_avx512.cpp).
 bool denormal_operands_are_fast();
-// y[o0:o1] = x . W^T by the scaled 4-bit GEMV (qmatmul_gemv_avx512.cpp) when it applies to this W,
-// x and FP mode; false (nothing written) when it does not.
 bool qmatmul_scaled_gemv_avx512(const float* x, const QMatView& w, float* y, int64_t o0,
                                 int64_t o1);
-void qmatmul_dot_avx2(const float* x, const QMatView& w, float* y, int64_t ldy, QBlock b);
-// `pack` holds qpack_floats(blocking) floats, 64-byte aligned.
-void qmatmul_packed_avx512(const float* x, const QMatView& w, float* y, int64_t ldy, QBlock b,
-                           float* pack);
-void qmatmul_packed_avx2(const float* x, const QMatView& w, float* y, int64_t ldy, QBlock b,
-                         float* pack);
 
 }  // namespace wkvq::detail

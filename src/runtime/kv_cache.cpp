@@ -6,7 +6,7 @@
 #include "core/error.h"
 #include "core/fp16.h"
 #include "core/parallel.h"
-#include "kernels/kv_codec.h"
+#include "kernels/kv_quant.h"
 #include "kernels/vec_ops.h"
 
 namespace wkvq {

@@ -1,4 +1,4 @@
-// KV token quantization (formats/kv_quant.h) and its SIMD codec (kernels/kv_codec.h), tested by
+// KV token quantization (formats/kv_quant.h) and its SIMD kernels (kernels/kv_quant.h), tested by
 // property (representable input exact, error under the derived bound, constant groups, NaN/Inf
 // rejected) and every implementation against the reference over odd sizes and misaligned
 // records. All randomness is seeded; set WKVQ_TEST_SEED to replay another seed.
@@ -17,7 +17,7 @@
 
 #include "core/error.h"
 #include "core/fp16.h"
-#include "kernels/kv_codec.h"
+#include "kernels/kv_quant.h"
 
 namespace wkvq {
 namespace {
@@ -191,7 +191,7 @@ TEST(KvQuant, NonFiniteOrOutOfRangeValuesAreRejected) {
     for (const Isa isa : {Isa::Reference, Isa::Avx2, Isa::Avx512}) {
       if (!isa_supported(isa)) continue;
       try {
-        quantize_token(isa, f, x.data(), rec.data());
+        quantize_token(f, x.data(), rec.data(), kernel_table(isa));
         FAIL() << "no error for " << bad << " with " << isa_name(isa);
       } catch (const Error& e) {
         EXPECT_NE(std::string(e.what()).find("channel"), std::string::npos) << e.what();
@@ -238,7 +238,7 @@ TEST_P(KvCodecTest, QuantizeTokenWritesTheReferenceBytes) {
         Bytes want(f.token_bytes, 0);
         Bytes got(f.token_bytes, 3);
         quantize_token_ref(f, x.data(), want.data);
-        quantize_token(GetParam(), f, x.data(), got.data);
+        quantize_token(f, x.data(), got.data, kernel_table(GetParam()));
         for (int64_t i = 0; i < f.token_bytes; ++i) {
           ASSERT_EQ(got.data[i], want.data[i])
               << "bits=" << bits << " C=" << sh.channels << " g=" << sh.group << " byte " << i;
@@ -288,12 +288,13 @@ TEST_P(KvCodecTest, DotAndAxpyMatchDequantizeThenCompute) {
         double want = 0.0;
         for (int64_t i = 0; i < len; ++i)
           want += double{q[c0 + i]} * xh[static_cast<size_t>(c0 + i)];
-        const double got = kv_dot(GetParam(), q + c0, codes, len, bits, p.scale, p.min);
+        const double got =
+            kv_dot(q + c0, codes, len, bits, p.scale, p.min, kernel_table(GetParam()));
         EXPECT_LE(std::fabs(got - want),
                   dot_tolerance(q + c0, xh.data() + c0, codes, len, bits, p));
         // axpy: the reference and every SIMD version give the same floats as out + p * x^.
         std::vector<float> out(static_cast<size_t>(len + 2), 0.25f), want_out(out);
-        kv_axpy(GetParam(), -0.75f, codes, len, bits, p.scale, p.min, out.data() + 1);
+        kv_axpy(-0.75f, codes, len, bits, p.scale, p.min, out.data() + 1, kernel_table(GetParam()));
         for (int64_t i = 0; i < len; ++i) {
           want_out[static_cast<size_t>(i + 1)] += -0.75f * xh[static_cast<size_t>(c0 + i)];
         }
@@ -320,10 +321,11 @@ TEST_P(KvCodecTest, BatchedTokensMatchPerTokenReference) {
         for (float& v : q) v = normal(rng);
         for (float& v : p) v = std::fabs(normal(rng));
         std::vector<float> scores(static_cast<size_t>(n));
-        kv_dot_tokens(GetParam(), f, recs.data, stride, n, g, q.data(), scores.data());
+        kv_dot_tokens(f, recs.data, stride, n, g, q.data(), scores.data(),
+                      kernel_table(GetParam()));
         std::vector<float> out(static_cast<size_t>(len), 0.5f), want_out(out),
             xh(static_cast<size_t>(f.channels));
-        kv_axpy_tokens(GetParam(), f, recs.data, stride, n, g, p.data(), out.data());
+        kv_axpy_tokens(f, recs.data, stride, n, g, p.data(), out.data(), kernel_table(GetParam()));
         for (int64_t t = 0; t < n; ++t) {
           const uint8_t* rec = recs.data + t * stride;
           const KvGroupParams gp = kv_group_params(f, rec, g);

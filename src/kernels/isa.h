@@ -1,0 +1,27 @@
+// The instruction sets the kernels are written for, and which of them this CPU runs. Which one a
+// process uses, and with it every kernel, is decided once by kernels/kernel_table.h.
+#pragma once
+
+#include <iosfwd>
+#include <string_view>
+
+namespace wkvq {
+
+enum class Isa { Reference, Avx2, Avx512 };
+
+// "reference" | "avx2" | "avx512".
+const char* isa_name(Isa isa);
+// The inverse of isa_name; throws wkvq::Error for any other name.
+Isa parse_isa(std::string_view name);
+// Writes isa_name(isa).
+std::ostream& operator<<(std::ostream& os, Isa isa);
+// Whether this CPU runs `isa`'s kernels (AVX2 needs FMA and F16C; AVX-512 needs F, BW, VL, DQ
+// and AVX2). Detected once per process.
+bool isa_supported(Isa isa);
+// The widest supported ISA, ignoring WKVQ_ISA.
+Isa widest_supported_isa();
+// The ISA of this process's kernel table (kernel_table().isa): widest_supported_isa(), or the one
+// WKVQ_ISA names.
+Isa best_isa();
+
+}  // namespace wkvq

@@ -1,0 +1,143 @@
+// The kernel table: resolution (the one place WKVQ_ISA and WKVQ_GEMV are read) and description.
+#include "kernels/kernel_table.h"
+
+#include <cstdlib>
+#include <string>
+
+#include "core/error.h"
+#include "kernels/kv_quant_impl.h"
+#include "kernels/matmul_impl.h"
+#include "kernels/qmatmul_impl.h"
+
+namespace wkvq {
+namespace {
+
+// WKVQ_ISA, or "" when unset.
+std::string isa_env() {
+  const char* env = std::getenv("WKVQ_ISA");
+  return env == nullptr ? "" : env;
+}
+
+Isa resolve_isa(const std::string& env) {
+  if (env.empty()) return widest_supported_isa();
+  const Isa isa = parse_isa(env);
+  WKVQ_REQUIRE(isa_supported(isa), "WKVQ_ISA=", env, ": this CPU does not support ", isa_name(isa),
+               "; unset WKVQ_ISA or choose a supported one");
+  return isa;
+}
+
+GemvChoice resolve_gemv(Isa isa) {
+  const char* env = std::getenv("WKVQ_GEMV");
+  const std::string v = env == nullptr ? "" : env;
+  const bool avx512 = isa == Isa::Avx512;
+  if (v.empty() || v == "auto") {
+    return {avx512 && detail::denormal_operands_are_fast() ? GemvForm::Scaled : GemvForm::Dot,
+            false};
+  }
+  WKVQ_REQUIRE(v == "scaled" || v == "dot", "WKVQ_GEMV=", v,
+               ": expected scaled, dot or auto (the int4 GEMV of the AVX-512 kernels)");
+  WKVQ_REQUIRE(v == "dot" || avx512,
+               "WKVQ_GEMV=scaled needs the AVX-512 kernels, but this process ", "runs ",
+               isa_name(isa), " (CPU or WKVQ_ISA); unset WKVQ_GEMV or use dot");
+  return {v == "scaled" ? GemvForm::Scaled : GemvForm::Dot, true};
+}
+
+// The ISA's kernels, without the process-dependent fields.
+KernelTable table_of(Isa isa) {
+  KernelTable t;
+  t.isa = isa;
+  if (isa == Isa::Avx2) {
+    t.matmul = &detail::matmul_ops_avx2();
+    t.qmatmul = &detail::qmatmul_ops_avx2();
+    t.kv_quant = &detail::kv_quant_ops_avx2();
+  } else if (isa == Isa::Avx512) {
+    t.matmul = &detail::matmul_ops_avx512();
+    t.qmatmul = &detail::qmatmul_ops_avx512();
+    t.kv_quant = &detail::kv_quant_ops_avx512();
+  }
+  return t;
+}
+
+KernelTable resolve() {
+  const std::string env = isa_env();
+  KernelTable t = table_of(resolve_isa(env));
+  t.isa_pinned = !env.empty();
+  t.int4_gemv = resolve_gemv(t.isa);
+  return t;
+}
+
+std::string blocking_name(int64_t mr, int64_t nr) {
+  return std::to_string(mr) + "x" + std::to_string(nr);
+}
+
+}  // namespace
+
+const KernelTable& kernel_table() {
+  static const KernelTable table = resolve();
+  return table;
+}
+
+const KernelTable& kernel_table(Isa isa) {
+  WKVQ_REQUIRE(isa_supported(isa), "kernels: ISA ", isa_name(isa), " is not supported by this CPU");
+  switch (isa) {
+    case Isa::Reference: {
+      static const KernelTable t = table_of(Isa::Reference);
+      return t;
+    }
+    case Isa::Avx2: {
+      static const KernelTable t = table_of(Isa::Avx2);
+      return t;
+    }
+    case Isa::Avx512:
+      break;
+  }
+  static const KernelTable avx512 = [] {
+    KernelTable t = table_of(Isa::Avx512);
+    t.int4_gemv = kernel_table().int4_gemv;  // the process's choice (Dot unless it runs AVX-512)
+    return t;
+  }();
+  return avx512;
+}
+
+Isa best_isa() { return kernel_table().isa; }
+
+GemvChoice int4_gemv_choice() { return kernel_table().int4_gemv; }
+
+std::vector<std::pair<std::string, std::string>> kernel_table_entries(const KernelTable& t) {
+  const std::string isa = isa_name(t.isa);
+  std::vector<std::pair<std::string, std::string>> e;
+  if (t.matmul == nullptr) {
+    e.emplace_back("matmul_f32_f16", "reference");
+  } else {
+    const detail::MatmulOps& m = *t.matmul;
+    e.emplace_back("matmul_f32_f16", isa + ": dot n<=" + std::to_string(m.dot_max_rows) +
+                                         ", packed " + blocking_name(m.blocking.mr, m.blocking.nr));
+  }
+  if (t.qmatmul == nullptr) {
+    e.emplace_back("qmatmul_int4", "reference");
+    e.emplace_back("qmatmul_int8", "reference");
+  } else {
+    const detail::QMatmulOps& q = *t.qmatmul;
+    const std::string rest = "dot n<=" + std::to_string(q.dot_max_rows) + ", packed " +
+                             blocking_name(q.blocking.mr, q.blocking.nr);
+    const bool scaled = t.int4_gemv.form == GemvForm::Scaled && q.scaled_gemv != nullptr;
+    e.emplace_back("qmatmul_int4", isa + ": " + (scaled ? "gemv scaled, " : "") + rest);
+    e.emplace_back("qmatmul_int8", isa + ": " + rest);
+  }
+  e.emplace_back("qmatmul_other", "reference (bits 2, 3 or groups off 32-column blocks)");
+  e.emplace_back("kv_quant_4_8bit", t.kv_quant == nullptr ? "reference" : isa);
+  e.emplace_back("kv_quant_2_3bit", "reference");
+  return e;
+}
+
+std::string kernel_summary() {
+  const KernelTable& t = kernel_table();
+  const GemvChoice g = t.int4_gemv;
+  return std::string("isa ") + isa_name(t.isa) + (t.isa_pinned ? " (WKVQ_ISA)" : " (auto)") +
+         ", int4 gemv " + (g.form == GemvForm::Scaled ? "scaled" : "dot") +
+         (g.pinned               ? " (WKVQ_GEMV)"
+          : t.isa == Isa::Avx512 ? " (probe)"
+                                 : " (isa)");
+}
+
+}  // namespace wkvq

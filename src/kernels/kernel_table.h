@@ -1,0 +1,64 @@
+// The kernel table: for each operation of the model (weights GEMV/GEMM in f32, fp16 and int4/int8;
+// KV quantize / attend), the kernels this process runs. It is resolved once, on first use, from
+// the CPU and two environment variables, and read by every hot call without further checks:
+//
+//   WKVQ_ISA  = reference | avx2 | avx512   pins the ISA (default: the widest this CPU runs;
+//                                           one it lacks is an error)
+//   WKVQ_GEMV = scaled | dot | auto          pins the AVX-512 int4 GEMV form (default auto: a
+//                                           timing probe, see qmatmul.h)
+//
+// The two variables are read here and nowhere else. `kernel_table_entries` names every entry, for
+// the "kernels:" line and the "kernels" object of `bench --json` / `ppl --json` (README,
+// "Reproducibility"): two runs that print the same table ran the same instructions.
+#pragma once
+
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "kernels/isa.h"
+
+namespace wkvq {
+
+namespace detail {
+struct MatmulOps;
+struct QMatmulOps;
+struct KvQuantOps;
+}  // namespace detail
+
+// The AVX-512 int4 GEMV (n = 1) has two forms that round differently (qmatmul.h).
+enum class GemvForm { Dot, Scaled };
+struct GemvChoice {
+  GemvForm form = GemvForm::Dot;
+  bool pinned = false;  // set by WKVQ_GEMV (else chosen by the probe or the ISA)
+};
+
+struct KernelTable {
+  Isa isa = Isa::Reference;
+  bool isa_pinned = false;  // by WKVQ_ISA
+  GemvChoice int4_gemv;     // Dot unless isa is Avx512
+  // The ISA's kernels; null for Isa::Reference (the scalar references of matmul.h, qmatmul.h,
+  // kv_quant.h run instead).
+  const detail::MatmulOps* matmul = nullptr;
+  const detail::QMatmulOps* qmatmul = nullptr;
+  const detail::KvQuantOps* kv_quant = nullptr;
+};
+
+// This process's table, resolved on the first call (thread-safe); throws wkvq::Error for a bad
+// WKVQ_ISA / WKVQ_GEMV value, or one this CPU cannot run.
+const KernelTable& kernel_table();
+// The table of an explicit ISA (tests and benchmarks compare ISAs with it), with the process's
+// int4 GEMV choice for AVX-512 (Dot for the others). Throws wkvq::Error when this CPU does not
+// support `isa`.
+const KernelTable& kernel_table(Isa isa);
+
+// (operation, kernel) pairs naming every entry of `t`, e.g. ("qmatmul_int4",
+// "avx512: gemv scaled (probe), dot n<=64, packed 12x32").
+std::vector<std::pair<std::string, std::string>> kernel_table_entries(const KernelTable& t);
+
+// "isa avx512 (auto), int4 gemv scaled (probe)" and the like: the table in one line.
+std::string kernel_summary();
+// kernel_table().int4_gemv.
+GemvChoice int4_gemv_choice();
+
+}  // namespace wkvq

@@ -1,0 +1,94 @@
+// The kernel table (kernels/kernel_table.h): resolved once, one table per ISA naming that ISA's
+// kernels, the reference table holding none, and a description of every operation.
+#include "kernels/kernel_table.h"
+
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <set>
+#include <string>
+
+#include "core/error.h"
+#include "kernels/isa.h"
+
+namespace wkvq {
+namespace {
+
+const Isa kAllIsas[] = {Isa::Reference, Isa::Avx2, Isa::Avx512};
+
+TEST(KernelTable, ProcessTableIsResolvedOnceAndIsItsIsasTable) {
+  const KernelTable& t = kernel_table();
+  EXPECT_EQ(&t, &kernel_table());
+  EXPECT_EQ(t.isa, best_isa());
+  EXPECT_TRUE(isa_supported(t.isa));
+  const KernelTable& same = kernel_table(t.isa);
+  EXPECT_EQ(t.matmul, same.matmul);
+  EXPECT_EQ(t.qmatmul, same.qmatmul);
+  EXPECT_EQ(t.kv_quant, same.kv_quant);
+  const char* env = std::getenv("WKVQ_ISA");
+  EXPECT_EQ(t.isa_pinned, env != nullptr && *env != '\0');
+  if (t.isa_pinned) {
+    EXPECT_EQ(t.isa, parse_isa(env));
+  } else {
+    EXPECT_EQ(t.isa, widest_supported_isa());
+  }
+}
+
+TEST(KernelTable, ReferenceTableRunsTheReferences) {
+  const KernelTable& t = kernel_table(Isa::Reference);
+  EXPECT_EQ(t.matmul, nullptr);
+  EXPECT_EQ(t.qmatmul, nullptr);
+  EXPECT_EQ(t.kv_quant, nullptr);
+  for (const auto& [op, kernel] : kernel_table_entries(t)) {
+    EXPECT_EQ(kernel.rfind("reference", 0), 0u) << op << ": " << kernel;
+  }
+}
+
+TEST(KernelTable, EachIsaTableHoldsAndNamesItsOwnKernels) {
+  const std::set<std::string> ops = {"matmul_f32_f16", "qmatmul_int4",    "qmatmul_int8",
+                                     "qmatmul_other",  "kv_quant_4_8bit", "kv_quant_2_3bit"};
+  int simd_tables = 0;
+  for (const Isa isa : kAllIsas) {
+    if (!isa_supported(isa)) {
+      EXPECT_THROW(kernel_table(isa), Error) << isa_name(isa);
+      continue;
+    }
+    const KernelTable& t = kernel_table(isa);
+    EXPECT_EQ(t.isa, isa);
+    std::set<std::string> seen;
+    for (const auto& [op, kernel] : kernel_table_entries(t)) {
+      EXPECT_TRUE(seen.insert(op).second) << "operation listed twice: " << op;
+      const bool simd = isa != Isa::Reference && op != "qmatmul_other" && op != "kv_quant_2_3bit";
+      const std::string expected = simd ? isa_name(isa) : "reference";
+      EXPECT_EQ(kernel.rfind(expected, 0), 0u) << isa_name(isa) << " " << op << ": " << kernel;
+    }
+    EXPECT_EQ(seen, ops);
+    if (isa == Isa::Reference) continue;
+    ++simd_tables;
+    ASSERT_NE(t.matmul, nullptr);
+    ASSERT_NE(t.qmatmul, nullptr);
+    ASSERT_NE(t.kv_quant, nullptr);
+    for (const Isa other : kAllIsas) {  // distinct kernels per ISA
+      if (other == isa || other == Isa::Reference || !isa_supported(other)) continue;
+      EXPECT_NE(t.matmul, kernel_table(other).matmul);
+      EXPECT_NE(t.qmatmul, kernel_table(other).qmatmul);
+      EXPECT_NE(t.kv_quant, kernel_table(other).kv_quant);
+    }
+  }
+  EXPECT_EQ(simd_tables, (isa_supported(Isa::Avx2) ? 1 : 0) + (isa_supported(Isa::Avx512) ? 1 : 0));
+}
+
+TEST(KernelTable, SummaryNamesTheIsaAndTheGemvForm) {
+  const KernelTable& t = kernel_table();
+  const std::string s = kernel_summary();
+  EXPECT_NE(s.find(std::string("isa ") + isa_name(t.isa)), std::string::npos) << s;
+  EXPECT_NE(s.find(t.int4_gemv.form == GemvForm::Scaled ? "gemv scaled" : "gemv dot"),
+            std::string::npos)
+      << s;
+  if (t.isa != Isa::Avx512) {
+    EXPECT_EQ(t.int4_gemv.form, GemvForm::Dot);
+  }
+}
+
+}  // namespace
+}  // namespace wkvq
