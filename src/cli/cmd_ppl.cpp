@@ -165,6 +165,17 @@ void run_ablation_cmd(const PplCliOptions& o, const std::string& model_path, con
       apply_head_option(learned.back(), q.head);
       rungs.push_back({lr.name, &learned.back(), kv, &learned.back().kv_smoothing});
     }
+    // GPTQ weights (design.md's baseline): alone, and with WKVQuant's KV part that needs no
+    // learning (POQ and statistics smoothing).
+    info("quantizing rung 'GPTQ' weights\n");
+    const auto t0 = std::chrono::steady_clock::now();
+    learned.push_back(run_gptq(model_path, fp, calib, q.calib, o.calib.gptq(cq),
+                               (root / "gptq").string(), o.threads));
+    apply_head_option(learned.back(), q.head);
+    calib_seconds.push_back(seconds_since(t0));
+    rungs.push_back({w + " GPTQ, FP KV", &learned.back(), KvCacheSettings{}, nullptr});
+    calib_seconds.push_back(0.0);
+    rungs.push_back({wkv + " GPTQ + POQ + stats smoothing", &learned.back(), kv, &smooth});
     if (!keep) {
       std::error_code ec;
       fs::remove_all(root, ec);
@@ -321,7 +332,9 @@ void register_ppl(CLI::App& app) {
                 "smoothing) in decode and prefill modes; needs --calib");
   cmd->add_flag("--calibrate", o->calibrate,
                 "With --ablation: add the learned rungs, each calibrated here (+LWC; +learned "
-                "smoothing; +MAE loss; +CRR with --k), with the calibration options below");
+                "smoothing; +MAE loss; +CRR with --k), with the calibration options below, and "
+                "the GPTQ rungs (GPTQ weights with float KV, and with the quantized KV cache, "
+                "POQ and statistics smoothing; --samples, --window, --gptq-damp, --act-order)");
   cmd->add_option("--calibrated", o->calibrated,
                   "With --ablation: quantized model directories (e.g. from wkvq quantize "
                   "--method wkvquant) added as rungs; repeatable");
