@@ -168,11 +168,11 @@ int main(int argc, char** argv) {
       "wkvq-calibrate: the CRR calibration worker of `wkvq quantize --method wkvquant` "
       "(run by wkvq; see `wkvq quantize --help`)"};
   WorkerOptions w;
-  app.add_option("--model", w.model, "Floating-point model (llama2.c .bin or HF directory)")
-      ->required();
+  app.add_option("--model", w.model,
+                 "Floating-point model (llama2.c .bin or HF directory); required");
   app.add_option("--run-dir", w.run_dir,
-                 "Run directory holding options.txt and calib_tokens.bin; block files go there")
-      ->required();
+                 "Run directory holding options.txt and calib_tokens.bin; block files go there; "
+                 "required");
   app.add_option("--threads", w.threads, "Threads (0: all cores)")->check(CLI::Range(0, 1024));
   app.add_flag("--resume", w.resume, "Continue after the block files already in --run-dir");
   app.add_option("--stop-after-block", w.stop_after_block,
@@ -196,7 +196,10 @@ int main(int argc, char** argv) {
     die_with_parent(w.parent_pid);
     if (!w.gptq_probe.empty()) {
       run_gptq_probe(w);
-    } else if (w.gptq) {
+      return 0;
+    }
+    WKVQ_REQUIRE(!w.model.empty() && !w.run_dir.empty(), "--model and --run-dir are required");
+    if (w.gptq) {
       run_gptq(w);
     } else {
       run(w);

@@ -93,16 +93,16 @@ void run_quantize(const QuantizeCliOptions& o) {
   WKVQ_REQUIRE(o.method == "rtn" || o.method == "wkvquant" || o.method == "gptq",
                "--method: unknown method '", o.method, "'; available methods: rtn, wkvquant, gptq");
   for (const CLI::Option* opt : o.crr_group->get_options()) {
+    const bool gptq_only = opt->get_name() == "--gptq-damp" || opt->get_name() == "--act-order";
     if (o.method == "rtn") {
-      WKVQ_REQUIRE(opt->count() == 0, opt->get_name(),
-                   " is a calibration option: it needs --method wkvquant or gptq");
+      WKVQ_REQUIRE(opt->count() == 0, opt->get_name(), " is a calibration option: it needs ",
+                   gptq_only ? "--method gptq" : "--method wkvquant");
     } else if (o.method == "gptq") {
       WKVQ_REQUIRE(opt->count() == 0 || CalibCliOptions::applies_to_gptq(opt->get_name()),
                    opt->get_name(),
                    " is a wkvquant calibration option: --method gptq does not use it (learned KV "
                    "smoothing on GPTQ weights is not supported; use --kv-smooth stats)");
     } else {
-      const bool gptq_only = opt->get_name() == "--gptq-damp" || opt->get_name() == "--act-order";
       WKVQ_REQUIRE(opt->count() == 0 || !gptq_only, opt->get_name(),
                    " is a GPTQ option: it needs --method gptq");
     }
