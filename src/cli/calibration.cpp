@@ -30,7 +30,10 @@ void CalibCliOptions::add_to(CLI::App* cmd) {
   cmd->add_option("--epochs", crr.epochs, "Epochs over the calibration windows, per block")
       ->capture_default_str()
       ->check(CLI::Range(0, 1 << 20));
-  cmd->add_option("--samples", crr.samples, "Random windows of the --calib text (seeded)")
+  cmd->add_option(
+         "--samples", crr.samples,
+         "Windows of the --calib text (wkvquant: seeded random ones; gptq: consecutive from the "
+         "start)")
       ->capture_default_str()
       ->check(CLI::Range(int64_t{1}, int64_t{1} << 30));
   cmd->add_option("--window", crr.window,

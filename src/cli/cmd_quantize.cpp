@@ -28,7 +28,7 @@ struct QuantizeCliOptions {
   int threads = 0;
   QuantCliOptions quant;
   CalibCliOptions calib;
-  const CLI::App* crr_group = nullptr;  // the wkvquant options, refused with --method rtn
+  const CLI::App* crr_group = nullptr;  // the calibration options, refused with --method rtn
 };
 
 // The WKVQuant model: the floating-point model calibrated by the worker, or nothing when the run
