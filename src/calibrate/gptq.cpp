@@ -43,10 +43,9 @@ GroupParams group_params(const torch::Tensor& values, int64_t g, QuantizedMatrix
   return p;
 }
 
-// U: the upper Cholesky factor of (H + damp mean(diag H) I)^-1, H with dead inputs set to 1.
+// U: the upper Cholesky factor of (H + damp mean(diag H) I)^-1.
 torch::Tensor inverse_hessian_factor(torch::Tensor h, double damp, const std::string& what) {
   torch::Tensor diag = h.diagonal();
-  diag.masked_fill_(diag == 0, 1.0);
   diag.add_(damp * diag.mean().item<double>());
   const auto [l, info] = torch::linalg_cholesky_ex(h);
   WKVQ_REQUIRE(info.item<int64_t>() == 0, what, ": the damped Hessian is not positive definite ",
@@ -84,6 +83,8 @@ QuantizedMatrix GptqLinear::run(const torch::Tensor& h_in, const std::string& wh
   WKVQ_REQUIRE(torch::isfinite(w_).all().item<bool>(), what, ": the weights are not finite");
   WKVQ_REQUIRE(torch::isfinite(h_in).all().item<bool>(), what, ": the Hessian is not finite");
   torch::Tensor h = h_in.to(torch::kFloat64).clone();
+  torch::Tensor diag = h.diagonal();
+  diag.masked_fill_(diag == 0, 1.0);  // dead inputs, before the act-order sort
   torch::Tensor perm = torch::arange(cols, torch::kInt64);
   if (o_.act_order) {
     for (int64_t g = 0; g < m_.n_groups; ++g) {  // static groups, from the original weights

@@ -6,7 +6,7 @@ format (design.md §2.1):
 1. One linear, given W and X (seeded), through the worker's test hook
    (`wkvq-calibrate --gptq-probe DIR`): codes, fp16 scales and zero points against the reference
    for 2/3/4/8 bits, groups inside and across lazy-batch blocks, one group per row, act-order
-   (static groups) on and off.
+   (static groups) on and off, inputs that are always 0.
    Tolerance: both sides compute in float64 but sum in different orders (BLAS vs numpy), so the
    working weights differ by ~1e-13 relative; a code flips only where w / s lands within that
    of a rounding tie (probability ~1e-12 per code), and one flip perturbs later columns by at
@@ -105,12 +105,13 @@ def dequant(codes, scales, zeros, group):
     return (codes - zeros[:, idx]) * scales.astype(np.float32)[:, idx]
 
 
-def make_layer(rows, cols, n, seed):
+def make_layer(rows, cols, n, seed, dead=()):
     rng = np.random.default_rng(seed)
     W = rng.uniform(-1, 1, (rows, cols)).astype(np.float32)
     Z = rng.uniform(-1, 1, (n, cols))
     X = Z + Z @ rng.uniform(-0.5, 0.5, (cols, cols))
     X[:, :4] *= 8.0  # outlier channels
+    X[:, list(dead)] = 0.0  # inputs never seen in calibration (H_jj = 0)
     return W, X.astype(np.float32)
 
 
@@ -150,17 +151,17 @@ def out_err(W, Q, X):
 
 
 def check_linear(c, worker, tmp):
-    cases = [  # rows, cols, n, bits, group, damp, act_order, block
-        (32, 160, 400, 4, 32, 0.01, False, 64),
-        (32, 160, 400, 4, 48, 0.01, False, 64),   # groups straddle the lazy-batch blocks
-        (32, 160, 400, 4, 32, 0.01, True, 64),
-        (24, 96, 300, 3, 64, 0.05, True, 128),
-        (24, 96, 300, 2, 0, 0.01, False, 32),     # one group per row
-        (16, 200, 300, 8, 128, 0.01, False, 128),
+    cases = [  # rows, cols, n, bits, group, damp, act_order, block, dead input columns
+        (32, 160, 400, 4, 32, 0.01, False, 64, ()),
+        (32, 160, 400, 4, 48, 0.01, False, 64, ()),   # groups straddle the lazy-batch blocks
+        (32, 160, 400, 4, 32, 0.01, True, 64, (10, 50)),
+        (24, 96, 300, 3, 64, 0.05, True, 128, ()),
+        (24, 96, 300, 2, 0, 0.01, False, 32, (7,)),   # one group per row
+        (16, 200, 300, 8, 128, 0.01, False, 128, ()),
     ]
-    for k, (rows, cols, n, bits, group, damp, act, block) in enumerate(cases):
-        W, X = make_layer(rows, cols, n, 100 + k)
-        name = f"W{bits} g{group} damp {damp} act-order {act} block {block}"
+    for k, (rows, cols, n, bits, group, damp, act, block, dead) in enumerate(cases):
+        W, X = make_layer(rows, cols, n, 100 + k, dead)
+        name = f"W{bits} g{group} damp {damp} act-order {act} block {block} dead {dead}"
         ours = probe(worker, os.path.join(tmp, f"probe{k}"), W, X, bits, group, damp, act, block)
         ref = gptq_reference(W, X, bits, group, damp, act, block)
         flips = ours[0] != ref[0]
