@@ -19,7 +19,9 @@ format (design.md §2.1):
 3. End to end on stories260K: `quantize --method gptq --kv-smooth stats` writes a directory that
    records method gptq and stats smoothing, and its prefill KLD from the float model is below that
    of W4 RTN (the acceptance claim of issue 15, on fewer windows here).
-4. Bad option combinations fail with a message naming the option.
+4. `ppl --ablation --calibrate` (with the learned rungs at 0 epochs, to keep it short) prints
+   the two GPTQ rungs, with finite numbers.
+5. Bad option combinations fail with a message naming the option.
 """
 import json
 import os
@@ -205,6 +207,16 @@ def check_cli(c, wkvq, sh, tmp):
     c.check(g["kld"] < r["kld"] and g["ppl"] < r["ppl"],
             f"prefill: GPTQ W4 PPL {g['ppl']:.4f} KLD {g['kld']:.5f} below RTN W4 "
             f"{r['ppl']:.4f} / {r['kld']:.5f}")
+    cp = harness.run_wkvq(wkvq, ["ppl", "--ablation", "--calibrate", "--model", model, "--text",
+                                 text, "--calib", calib, "--max-windows", 1, "--ctx", 64,
+                                 "--epochs", 0, "--samples", 2, "--window", 32,
+                                 "--calib-windows", 2, "--calib-ctx", 64, "--json"])
+    rungs = {r["rung"]: r for r in json.loads(cp.stdout.decode())["rungs"]}
+    for name in ("W4 GPTQ, FP KV", "W4KV4 GPTQ + POQ + stats smoothing"):
+        r = rungs.get(name)
+        c.check(r is not None and all(np.isfinite(r[m]["ppl"]) and np.isfinite(r[m]["kld"])
+                                      for m in ("decode", "prefill")),
+                f"the ablation prints the rung '{name}' with finite PPL and KLD")
     for bad, needle in [([*base[:5], "--out", out + "a"], b"--calib"),
                         ([*base, "--out", out + "b", "--k", 3], b"--k"),
                         ([*base, "--out", out + "c", "--keep-float", "0"], b"--keep-float"),
