@@ -187,7 +187,7 @@ def check_cli(c, wkvq, sh, tmp):
     harness.require_files(model, calib, text)
     out = os.path.join(tmp, "gptq")
     base = ["quantize", "--method", "gptq", "--model", model, "--calib", calib, "--samples", 8,
-            "--window", 128, "--threads", 2]
+            "--window", 128, "--threads", 1]
     harness.run_wkvq(wkvq, [*base, "--out", out, "--kv-smooth", "stats"])
     c.check(not os.path.exists(out + ".calib-run"), "the default run directory is removed")
     with open(os.path.join(out, "config.json")) as f:
