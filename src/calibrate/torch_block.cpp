@@ -111,11 +111,14 @@ torch::Tensor TorchBlock::rope(const torch::Tensor& x, int n_heads) const {
 }
 
 TorchBlock::Qkv TorchBlock::qkv(const torch::Tensor& x, const BlockLinears& w) const {
-  // xn = rmsnorm(x); q, k, v = xn Wq^T (+ bq), xn Wk^T (+ bk), xn Wv^T (+ bv); per-head
-  // q/k norms (qk_norm); RoPE on q and k
-  const torch::Tensor xn = rmsnorm(x, attn_norm_, c_.norm_eps);  // (B, T, dim)
-  torch::Tensor q = linear(xn, w[0], 0);                         // (B, T, q_dim)
-  torch::Tensor k = linear(xn, w[1], 1);                         // (B, T, kv_dim)
+  return qkv_normed(rmsnorm(x, attn_norm_, c_.norm_eps), w);
+}
+
+TorchBlock::Qkv TorchBlock::qkv_normed(const torch::Tensor& xn, const BlockLinears& w) const {
+  // q, k, v = xn Wq^T (+ bq), xn Wk^T (+ bk), xn Wv^T (+ bv) with xn = rmsnorm(x) (B, T, dim);
+  // per-head q/k norms (qk_norm); RoPE on q and k
+  torch::Tensor q = linear(xn, w[0], 0);  // (B, T, q_dim)
+  torch::Tensor k = linear(xn, w[1], 1);  // (B, T, kv_dim)
   if (c_.qk_norm) {
     q = head_norm(q, q_norm_, c_.n_heads);
     k = head_norm(k, k_norm_, c_.n_kv_heads);
@@ -127,18 +130,31 @@ TorchBlock::Qkv TorchBlock::qkv(const torch::Tensor& x, const BlockLinears& w) c
   return r;
 }
 
-torch::Tensor TorchBlock::forward(const torch::Tensor& x, const BlockLinears* w,
-                                  const FakeKv* kv) const {
+TorchBlock::Pass TorchBlock::run(const torch::Tensor& x, const BlockLinears& W,
+                                 const FakeKv* kv) const {
   WKVQ_REQUIRE(x.dim() == 3 && x.size(2) == c_.dim, "TorchBlock: input must be (B, T, ", c_.dim,
                "), got ", x.sizes());
-  const BlockLinears& W = w != nullptr ? *w : w_;
+  Pass p;
   // attention: h = x + attention(q, k, v) Wo^T (+ bo)                    (B, T, dim)
-  const Qkv a = qkv(x, W);
-  const torch::Tensor h = x + linear(causal_attention(a.q, a.k, a.v, c_, kv), W[3], 3);
+  p.in[0] = rmsnorm(x, attn_norm_, c_.norm_eps);
+  const Qkv a = qkv_normed(p.in[0], W);
+  p.in[1] = causal_attention(a.q, a.k, a.v, c_, kv);
+  const torch::Tensor h = x + linear(p.in[1], W[3], 3);
   // MLP: h + (silu(xn Wg^T) * (xn Wu^T)) Wd^T with xn = rmsnorm(h)   (B, T, hidden) -> (B, T, dim)
-  const torch::Tensor xn = rmsnorm(h, ffn_norm_, c_.norm_eps);
-  const torch::Tensor hb = torch::silu(linear(xn, W[4], 4)) * linear(xn, W[5], 5);
-  return h + linear(hb, W[6], 6);
+  p.in[2] = rmsnorm(h, ffn_norm_, c_.norm_eps);
+  p.in[3] = torch::silu(linear(p.in[2], W[4], 4)) * linear(p.in[2], W[5], 5);
+  p.y = h + linear(p.in[3], W[6], 6);
+  return p;
+}
+
+torch::Tensor TorchBlock::forward(const torch::Tensor& x, const BlockLinears* w,
+                                  const FakeKv* kv) const {
+  return run(x, w != nullptr ? *w : w_, kv).y;
+}
+
+std::array<torch::Tensor, 4> TorchBlock::linear_inputs(const torch::Tensor& x,
+                                                       const BlockLinears& w) const {
+  return run(x, w, nullptr).in;
 }
 
 torch::Tensor causal_attention(const torch::Tensor& q, const torch::Tensor& k,

@@ -15,6 +15,7 @@
 
 #include <torch/types.h>
 
+#include <array>
 #include <cstdint>
 
 #include "calibrate/fake_kv.h"
@@ -46,7 +47,19 @@ class TorchBlock {
   };
   Qkv qkv(const torch::Tensor& x, const BlockLinears& w) const;
 
+  // The inputs of the block's linears for block input x with weights w (full-precision
+  // attention): [0] rmsnorm(x), read by wq, wk, wv; [1] the attention output, read by wo;
+  // [2] rmsnorm(h), read by w_gate, w_up; [3] silu(gate) * up, read by w_down. Each (B, T, in).
+  std::array<torch::Tensor, 4> linear_inputs(const torch::Tensor& x, const BlockLinears& w) const;
+
  private:
+  // forward() with the linears' inputs kept: in[0..3] as linear_inputs, y the block output.
+  struct Pass {
+    std::array<torch::Tensor, 4> in;
+    torch::Tensor y;
+  };
+  Pass run(const torch::Tensor& x, const BlockLinears& w, const FakeKv* kv) const;
+  Qkv qkv_normed(const torch::Tensor& xn, const BlockLinears& w) const;  // xn = rmsnorm(x)
   torch::Tensor rope(const torch::Tensor& x, int n_heads) const;
   torch::Tensor linear(const torch::Tensor& x, const torch::Tensor& w, int i) const;
   torch::Tensor head_norm(const torch::Tensor& x, const torch::Tensor& g, int n_heads) const;

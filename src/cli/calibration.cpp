@@ -30,7 +30,10 @@ void CalibCliOptions::add_to(CLI::App* cmd) {
   cmd->add_option("--epochs", crr.epochs, "Epochs over the calibration windows, per block")
       ->capture_default_str()
       ->check(CLI::Range(0, 1 << 20));
-  cmd->add_option("--samples", crr.samples, "Random windows of the --calib text (seeded)")
+  cmd->add_option(
+         "--samples", crr.samples,
+         "Windows of the --calib text (wkvquant: seeded random ones; gptq: consecutive from the "
+         "start)")
       ->capture_default_str()
       ->check(CLI::Range(int64_t{1}, int64_t{1} << 30));
   cmd->add_option("--window", crr.window,
@@ -73,6 +76,31 @@ void CalibCliOptions::add_to(CLI::App* cmd) {
   cmd->add_option("--stop-after-block", stop_after_block,
                   "Stop after this block (0-based) is calibrated, leaving a run to --resume")
       ->check(CLI::Range(-1, 1 << 20));
+  cmd->add_option("--gptq-damp", gptq_damp,
+                  "GPTQ (--method gptq): damping added to the Hessian's diagonal, as a fraction "
+                  "of its mean")
+      ->capture_default_str()
+      ->check(CLI::Range(1e-6, 10.0));
+  cmd->add_flag("--act-order", act_order,
+                "GPTQ (--method gptq): quantize columns in descending Hessian-diagonal order, "
+                "with each group's scale and zero point computed from the original weights "
+                "(static groups: the stored format keeps column-order groups)");
+}
+
+bool CalibCliOptions::applies_to_gptq(const std::string& option_name) {
+  return option_name == "--samples" || option_name == "--window" || option_name == "--run-dir" ||
+         option_name == "--gptq-damp" || option_name == "--act-order";
+}
+
+GptqOptions CalibCliOptions::gptq(const QuantCliOptions& q) const {
+  GptqOptions o;
+  o.bits = q.wbits > 0 ? q.wbits : 4;
+  o.group = q.wgroup;
+  o.damp = gptq_damp;
+  o.act_order = act_order;
+  o.samples = crr.samples;
+  o.window = crr.window;
+  return o;
 }
 
 CrrOptions CalibCliOptions::resolve(const QuantCliOptions& q) const {
@@ -134,6 +162,57 @@ std::vector<int> calibration_tokens(const Tokenizer& tok, const std::string& cal
   return tok.encode(read_text_file(calib_path, "--calib"), true, false);
 }
 
+namespace {
+
+// A double as text that reads back to the same value.
+std::string exact_text(double v) {
+  char buf[40];
+  std::snprintf(buf, sizeof buf, "%.17g", v);
+  return buf;
+}
+
+// Creates run_dir (the caller holds its lock) and writes the calibration tokens into it.
+void prepare_run_dir(const std::string& run_dir, const std::vector<int>& tokens,
+                     const std::string& calib) {
+  std::error_code ec;
+  fs::create_directories(run_dir, ec);
+  WKVQ_REQUIRE(!ec, run_dir, ": cannot create the calibration run directory: ", ec.message());
+  info("calibration text: %s, %zu tokens; run directory %s\n", calib.c_str(), tokens.size(),
+       run_dir.c_str());
+  write_token_file((fs::path(run_dir) / "calib_tokens.bin").string(), tokens);
+}
+
+}  // namespace
+
+Model run_gptq(const std::string& model_path, const Model& fp, const std::vector<int>& tokens,
+               const std::string& calib, const GptqOptions& opt, const std::string& run_dir,
+               int threads) {
+  opt.validate(fp.config);
+  const std::string worker = worker_path();
+  std::error_code ec;
+  fs::create_directories(run_dir, ec);
+  const RunDirLock lock(run_dir);
+  prepare_run_dir(run_dir, tokens, calib);
+  const std::string result = (fs::path(run_dir) / "gptq_weights.safetensors").string();
+  fs::remove(result, ec);
+  std::vector<std::string> args = {worker,      "--gptq",
+                                   "--model",   model_path,
+                                   "--run-dir", run_dir,
+                                   "--threads", std::to_string(threads),
+                                   "--bits",    std::to_string(opt.bits),
+                                   "--group",   std::to_string(opt.group),
+                                   "--damp",    exact_text(opt.damp),
+                                   "--block",   std::to_string(opt.block),
+                                   "--samples", std::to_string(opt.samples),
+                                   "--window",  std::to_string(opt.window)};
+  if (opt.act_order) args.emplace_back("--act-order");
+  if (quiet()) args.emplace_back("--quiet");
+  const auto t0 = std::chrono::steady_clock::now();
+  run_worker(args, "GPTQ keeps no partial results: run the command again");
+  info("gptq finished in %.1f s\n", seconds_since(t0));
+  return apply_gptq(fp, read_gptq_result(result, fp, opt), opt);
+}
+
 std::optional<CalibrationResult> run_calibration(const std::string& model_path, const Model& fp,
                                                  const std::vector<int>& tokens,
                                                  const std::string& calib, const CrrOptions& opt,
@@ -145,9 +224,7 @@ std::optional<CalibrationResult> run_calibration(const std::string& model_path, 
   fs::create_directories(run_dir, ec);
   WKVQ_REQUIRE(!ec, run_dir, ": cannot create the calibration run directory: ", ec.message());
   const RunDirLock lock(run_dir);
-  info("calibration text: %s, %zu tokens; run directory %s\n", calib.c_str(), tokens.size(),
-       run_dir.c_str());
-  write_token_file((fs::path(run_dir) / "calib_tokens.bin").string(), tokens);
+  prepare_run_dir(run_dir, tokens, calib);
   const std::string record = opt.record();
   write_file_atomically((fs::path(run_dir) / "options.txt").string(), record.data(), record.size());
   std::vector<std::string> args = {

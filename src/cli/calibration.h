@@ -10,6 +10,7 @@
 
 #include "calibrate/calibration_result.h"
 #include "calibrate/crr.h"
+#include "calibrate/gptq_result.h"
 #include "cli/quant_options.h"
 #include "model/model.h"
 #include "runtime/tokenizer.h"
@@ -25,10 +26,19 @@ struct CalibCliOptions {
   std::string run_dir;  // "": a default beside the output
   bool resume = false;
   int stop_after_block = -1;
+  double gptq_damp = 0.01;  // --gptq-damp
+  bool act_order = false;   // --act-order
 
   // Registers --k --loss --epochs --samples --window --batch --learn --smooth-init --train-poq
-  // --lr-lwc --lr-smooth --lwc-init --seed --run-dir --resume --stop-after-block on `cmd`.
+  // --lr-lwc --lr-smooth --lwc-init --seed --run-dir --resume --stop-after-block --gptq-damp
+  // --act-order on `cmd`.
   void add_to(CLI::App* cmd);
+  // The options of the calibration that apply to GPTQ (--samples --window --run-dir --gptq-damp
+  // --act-order): the others, given with --method gptq, are refused.
+  static bool applies_to_gptq(const std::string& option_name);
+  // GPTQ options for the quantization settings `q` (--wbits, default 4, and --wgroup) and
+  // --samples, --window, --gptq-damp, --act-order.
+  GptqOptions gptq(const QuantCliOptions& q) const;
   // The CRR options for the quantization settings `q` (--wbits, --wgroup, --kvbits, --kvgroup;
   // defaults W4 g128, KV4 in groups of head_dim). Throws on a bad combination.
   CrrOptions resolve(const QuantCliOptions& q) const;
@@ -47,5 +57,11 @@ std::optional<CalibrationResult> run_calibration(const std::string& model_path, 
                                                  const std::string& calib, const CrrOptions& opt,
                                                  const std::string& run_dir, bool resume,
                                                  int stop_after_block, int threads);
+
+// Runs `wkvq-calibrate --gptq` on the floating-point model at `model_path` (loaded as `fp`) in
+// `run_dir` (created) and returns fp with its linears GPTQ-quantized (apply_gptq).
+Model run_gptq(const std::string& model_path, const Model& fp, const std::vector<int>& tokens,
+               const std::string& calib, const GptqOptions& opt, const std::string& run_dir,
+               int threads);
 
 }  // namespace wkvq::cli

@@ -109,7 +109,8 @@ std::vector<LearnedRung> learned_rungs(const CrrOptions& base, const std::string
 // Returns the settings summary of the CRR rung.
 std::string add_learned_rungs(const PplCliOptions& o, const std::string& model_path,
                               const Model& fp, const std::vector<int>& calib,
-                              const KvCacheSettings& kv, const std::string& wkv,
+                              const KvCacheSettings& kv, const KvSmoothing& smooth,
+                              const std::string& w, const std::string& wkv,
                               std::vector<AblationRung>& rungs, std::vector<double>& calib_seconds,
                               std::deque<Model>& learned) {
   const QuantCliOptions& q = o.quant;
@@ -136,6 +137,17 @@ std::string add_learned_rungs(const PplCliOptions& o, const std::string& model_p
     apply_head_option(learned.back(), q.head);
     rungs.push_back({lr.name, &learned.back(), kv, &learned.back().kv_smoothing});
   }
+  // GPTQ weights (design.md's baseline): alone, and with WKVQuant's KV part that needs no
+  // learning (POQ and statistics smoothing).
+  info("quantizing rung 'GPTQ' weights\n");
+  const auto t0 = std::chrono::steady_clock::now();
+  learned.push_back(run_gptq(model_path, fp, calib, q.calib, o.calib.gptq(cq),
+                             (root / "gptq").string(), o.threads));
+  apply_head_option(learned.back(), q.head);
+  calib_seconds.push_back(seconds_since(t0));
+  rungs.push_back({w + " GPTQ, FP KV", &learned.back(), KvCacheSettings{}, nullptr});
+  calib_seconds.push_back(0.0);
+  rungs.push_back({wkv + " GPTQ + POQ + stats smoothing", &learned.back(), kv, &smooth});
   if (!keep) {
     std::error_code ec;
     fs::remove_all(root, ec);
@@ -246,7 +258,7 @@ void run_ablation_cmd(const PplCliOptions& o, const std::string& model_path, con
   std::string calibration;    // the settings of the learned rungs' CRR rung
   if (o.calibrate) {
     calibration =
-        add_learned_rungs(o, model_path, fp, calib, kv, wkv, rungs, calib_seconds, learned);
+        add_learned_rungs(o, model_path, fp, calib, kv, smooth, w, wkv, rungs, calib_seconds, learned);
   }
   add_calibrated_rungs(o, fp, rungs, calib_seconds, learned);
   info("evaluating %zu rungs in decode and prefill mode, window by window\n", rungs.size());
@@ -349,7 +361,9 @@ void register_ppl(CLI::App& app) {
                 "smoothing) in decode and prefill modes; needs --calib");
   cmd->add_flag("--calibrate", o->calibrate,
                 "With --ablation: add the learned rungs, each calibrated here (+LWC; +learned "
-                "smoothing; +MAE loss; +CRR with --k), with the calibration options below");
+                "smoothing; +MAE loss; +CRR with --k), with the calibration options below, and "
+                "the GPTQ rungs (GPTQ weights with float KV, and with the quantized KV cache, "
+                "POQ and statistics smoothing; --samples, --window, --gptq-damp, --act-order)");
   cmd->add_option("--calibrated", o->calibrated,
                   "With --ablation: quantized model directories (e.g. from wkvq quantize "
                   "--method wkvquant) added as rungs; repeatable");

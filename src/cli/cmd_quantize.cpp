@@ -2,7 +2,8 @@
 // (design.md §5, model/quantized_model_io.h). --method rtn: round-to-nearest weights, the KV
 // settings (and statistics smoothing) recorded for the runtime. --method wkvquant: LWC clipping
 // and KV smoothing learned block by block with the CRR loss (design.md §2.3), by the calibration
-// worker (cli/calibration.h).
+// worker (cli/calibration.h). --method gptq: GPTQ weights (calibrate/gptq.h, in the same worker),
+// the KV settings and optional statistics smoothing as with rtn.
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -29,7 +30,7 @@ struct QuantizeCliOptions {
   int threads = 0;
   QuantCliOptions quant;
   CalibCliOptions calib;
-  const CLI::App* crr_group = nullptr;  // the wkvquant options, refused with --method rtn
+  const CLI::App* crr_group = nullptr;  // the calibration options, refused with --method rtn
 };
 
 // The WKVQuant model: the floating-point model calibrated by the worker, or nothing when the run
@@ -61,13 +62,51 @@ std::optional<PreparedModel> calibrated_model(const QuantizeCliOptions& o,
   return p;
 }
 
+// --method gptq: the floating-point model with GPTQ weights, then the KV settings and smoothing
+// of prepare_model.
+PreparedModel gptq_prepared(const QuantizeCliOptions& o, const QuantCliOptions& q,
+                            const std::string& model_path, Model loaded, const Tokenizer& tok) {
+  WKVQ_REQUIRE(q.keep_float.empty(),
+               "--keep-float is not supported with --method gptq; use --method rtn to keep "
+               "layers in floating point");
+  WKVQ_REQUIRE(!q.calib.empty(), "--method gptq needs calibration text: pass --calib FILE");
+  const std::vector<int> tokens = calibration_tokens(tok, q.calib);
+  const bool default_dir = o.calib.run_dir.empty();
+  const std::string run_dir = default_dir ? o.out + ".calib-run" : o.calib.run_dir;
+  Model gptq = run_gptq(model_path, loaded, tokens, q.calib, o.calib.gptq(q), run_dir, o.threads);
+  if (default_dir) {
+    std::error_code ec;
+    std::filesystem::remove_all(run_dir, ec);
+  }
+  QuantCliOptions kv_only = q;
+  kv_only.wbits = 0;  // the weights are GPTQ's; prepare_model adds the KV part
+  PreparedModel p = prepare_model(std::move(loaded), kv_only, &tok);
+  gptq.kv_smoothing = p.model.kv_smoothing;
+  gptq.quant.kvbits = p.model.quant.kvbits;
+  gptq.quant.kvgroup = p.model.quant.kvgroup;
+  gptq.quant.poq = p.model.quant.poq;
+  gptq.quant.kv_smooth = p.model.quant.kv_smooth;
+  apply_head_option(gptq, q.head);
+  p.model = std::move(gptq);
+  return p;
+}
+
 void run_quantize(const QuantizeCliOptions& o) {
-  WKVQ_REQUIRE(o.method == "rtn" || o.method == "wkvquant", "--method: unknown method '", o.method,
-               "'; available methods: rtn, wkvquant");
-  if (o.method == "rtn") {
-    for (const CLI::Option* opt : o.crr_group->get_options()) {
-      WKVQ_REQUIRE(opt->count() == 0, opt->get_name(),
-                   " is a calibration option: it needs --method wkvquant");
+  WKVQ_REQUIRE(o.method == "rtn" || o.method == "wkvquant" || o.method == "gptq",
+               "--method: unknown method '", o.method, "'; available methods: rtn, wkvquant, gptq");
+  for (const CLI::Option* opt : o.crr_group->get_options()) {
+    const bool gptq_only = opt->get_name() == "--gptq-damp" || opt->get_name() == "--act-order";
+    if (o.method == "rtn") {
+      WKVQ_REQUIRE(opt->count() == 0, opt->get_name(), " is a calibration option: it needs ",
+                   gptq_only ? "--method gptq" : "--method wkvquant");
+    } else if (o.method == "gptq") {
+      WKVQ_REQUIRE(opt->count() == 0 || CalibCliOptions::applies_to_gptq(opt->get_name()),
+                   opt->get_name(),
+                   " is a wkvquant calibration option: --method gptq does not use it (learned KV "
+                   "smoothing on GPTQ weights is not supported; use --kv-smooth stats)");
+    } else {
+      WKVQ_REQUIRE(opt->count() == 0 || !gptq_only, opt->get_name(),
+                   " is a GPTQ option: it needs --method gptq");
     }
   }
   QuantCliOptions q = o.quant;
@@ -97,6 +136,8 @@ void run_quantize(const QuantizeCliOptions& o) {
   if (o.method == "wkvquant") {
     prepared = calibrated_model(o, model_path, std::move(loaded), *tok);
     if (!prepared) return;
+  } else if (o.method == "gptq") {
+    prepared = gptq_prepared(o, q, model_path, std::move(loaded), *tok);
   } else {
     prepared = prepare_model(std::move(loaded), q, tok.get());
   }
@@ -131,8 +172,9 @@ void register_quantize(CLI::App& app) {
       "GPTQ-convention weights)");
   cmd->add_option("--method", o->method,
                   "rtn (round-to-nearest weights; KV settings and optional statistics "
-                  "smoothing recorded) or wkvquant (LWC and KV smoothing learned with the CRR "
-                  "loss; needs --calib)")
+                  "smoothing recorded), wkvquant (LWC and KV smoothing learned with the CRR "
+                  "loss; needs --calib) or gptq (GPTQ weights from --calib activations, "
+                  "--gptq-damp, --act-order; KV settings and --kv-smooth as with rtn)")
       ->required();
   cmd->add_option("--model", o->model,
                   "llama2.c .bin file or Hugging Face directory, floating point (default: "
@@ -152,7 +194,10 @@ void register_quantize(CLI::App& app) {
                   "tokenizer_config.json), tokenizer.model or tokenizer.bin (default: the one "
                   "beside the model)");
   o->quant.add_to(cmd);
-  CLI::App* crr = cmd->add_option_group("wkvquant", "Calibration options of --method wkvquant");
+  CLI::App* crr = cmd->add_option_group(
+      "calibration",
+      "Calibration options of --method wkvquant (--samples, --window, --run-dir, "
+      "--gptq-damp and --act-order also of --method gptq)");
   o->calib.add_to(crr);
   o->crr_group = crr;
   add_threads_option(cmd, &o->threads);
