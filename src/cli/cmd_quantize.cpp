@@ -47,11 +47,10 @@ std::optional<PreparedModel> calibrated_model(const QuantizeCliOptions& o,
   p.model = apply_calibration(loaded, *r, crr.wbits, crr.wgroup);
   apply_head_option(p.model, o.quant.head);
   p.fp = std::move(loaded);
-  p.kv.bits = crr.kvbits;
-  p.kv.group = static_cast<int>(crr.kvgroup);
+  p.kv = p.model.quant.kv;  // crr.kv as calibrated, decoded with POQ
   p.kv.poq = true;
   p.smoothing = p.model.kv_smoothing;
-  p.model.quant.poq = true;
+  p.model.quant.kv.poq = true;
   if (default_dir) {
     std::error_code ec;
     std::filesystem::remove_all(run_dir, ec);
@@ -70,7 +69,10 @@ void run_quantize(const QuantizeCliOptions& o) {
   }
   QuantCliOptions q = o.quant;
   if (q.wbits == 0) q.wbits = 4;
-  if (q.kvbits == 0) q.kvbits = 4;
+  if (!q.kv_given.bits) {
+    q.kv.bits = 4;
+    q.kv_given.bits = true;
+  }
   WKVQ_REQUIRE(q.wbits != 3,
                "--wbits 3: saving 3-bit weights is not supported (the GPTQ layout "
                "of the quantized model directory packs 2, 4 or 8 bits); use --wbits 2, 4 or 8");

@@ -138,21 +138,18 @@ QuantConfig parse_quant_config(const json& root, const std::string& path, const 
     r.bad("zero_point", "expected \"exact\" or \"minus_one\"");
   q.zeros = zp == "exact" ? GptqZeros::kAsIs : GptqZeros::kMinusOne;
   const int64_t kvbits = r.integer("kv_bits");
-  const int64_t kvgroup = r.integer("kv_group_size");
+  info.kv.bits = static_cast<int>(std::clamp<int64_t>(kvbits, -1, 64));
+  info.kv.group = r.integer("kv_group_size");
   try {
-    validate_kv_settings(static_cast<int>(std::clamp<int64_t>(kvbits, -1, 64)), kvgroup,
-                         c.kv_dim());
+    validate_kv_settings(info.kv, c.kv_dim());
   } catch (const Error& e) {
-    fail(path, ": quantization_config.kv_bits = ", kvbits, ", kv_group_size = ", kvgroup, ": ",
-         e.what());
+    fail(path, ": quantization_config.kv_bits = ", kvbits, ", kv_group_size = ", info.kv.group,
+         ": ", e.what());
   }
-  info.kvbits = static_cast<int>(kvbits);
-  info.kvgroup = static_cast<int>(kvgroup);
-  info.poq = r.boolean("poq");
-  info.kv_smooth = r.string("kv_smooth");
-  if (info.kv_smooth != "none" && info.kv_smooth != "stats" && info.kv_smooth != "learned") {
-    r.bad("kv_smooth", "expected \"none\", \"stats\" or \"learned\"");
-  }
+  info.kv.poq = r.boolean("poq");
+  const std::optional<KvSmoothMode> smooth = parse_kv_smooth(r.string("kv_smooth"));
+  if (!smooth) r.bad("kv_smooth", "expected \"none\", \"stats\" or \"learned\"");
+  info.kv.smooth = *smooth;
   if (root["quantization_config"].contains("calibration"))
     info.calibration = r.string("calibration");
   parse_keep_float(r, c, q);
@@ -412,7 +409,7 @@ Model load_quantized_model(const std::string& dir) {
         Linear{vocab, dim, t.f32("lm_head.weight", {vocab, dim}, "tie_word_embeddings is false"),
                nullptr, nullptr};
   }
-  if (m.quant.kv_smooth != "none") m.kv_smoothing = load_smoothing(t, c);
+  if (m.quant.kv.smooth != KvSmoothMode::None) m.kv_smoothing = load_smoothing(t, c);
   t.reject_unused();
   return m;
 }

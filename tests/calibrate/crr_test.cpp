@@ -97,7 +97,7 @@ TEST(Crr, LossDecreasesOnABlock) {
   for (const float c : b.clip_hi[1]) moved = moved || std::abs(c - 0.98201379f) > 1e-4f;
   EXPECT_TRUE(moved);
   EXPECT_EQ(r.quant.method, "wkvquant");
-  EXPECT_EQ(r.quant.kv_smooth, "learned");
+  EXPECT_EQ(r.quant.kv.smooth, KvSmoothMode::Learned);
 }
 
 TEST(Crr, ResumedRunIsBitIdenticalToAnUninterruptedOne) {
@@ -216,8 +216,8 @@ TEST(BlockFile, EveryTruncationAndCorruptionIsAnError) {
 TEST(ApplyCalibration, QuantizesWithTheClipFactorsAndSetsTheSmoothing) {
   const Model fp = test::make_test_model(test::stories260k_config(), 91);
   CalibrationResult r;
-  r.quant.kvbits = 4;
-  r.quant.kv_smooth = "learned";
+  r.quant.kv.bits = 4;
+  r.quant.kv.smooth = KvSmoothMode::Learned;
   const int C = fp.config.kv_dim();
   for (int l = 0; l < fp.config.n_layers; ++l) {
     BlockCalibration b;
