@@ -31,8 +31,8 @@ struct BlockCalibration {
 };
 
 struct CalibrationResult {
-  // The settings calibrated for: method "wkvquant", wbits, wgroup, kvbits, kvgroup, poq, and
-  // kv_smooth ("learned", "stats" or "none").
+  // The settings calibrated for: method "wkvquant", wbits, wgroup, and kv (CrrOptions::kv; its
+  // smooth Learned, Stats or None).
   QuantizationInfo quant;
   std::vector<BlockCalibration> blocks;  // block i = layer i; n_layers when complete
 

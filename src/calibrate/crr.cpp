@@ -123,7 +123,6 @@ class CrrRun {
   torch::Tensor embed() const;
   const TorchBlock& block(int i);
   LayerSmoothing initial_smoothing(int i) const;
-  KvQuantSpec kv_spec() const { return {opt_.kvbits, opt_.kvgroup, opt_.poq}; }
   torch::Tensor chain(const torch::Tensor& x, int first, int last, const BlockLinears& w,
                       const FakeKv* kv, torch::Tensor* first_out);
   torch::Tensor pass(const torch::Tensor& x, int first, int last, const BlockQuant* q,
@@ -288,7 +287,7 @@ BlockQuant CrrRun::frozen(int i, const BlockCalibration& b) {
             ? fake_quant_fixed(block(i).weights(), b.clip_hi, b.clip_lo, opt_.wbits, opt_.wgroup)
             : block(i).weights();
   if (!b.smoothing.empty()) {
-    q.kv = std::make_unique<FakeKv>(b.smoothing, fp_.config.head_dim, kv_spec(), /*learn=*/false);
+    q.kv = std::make_unique<FakeKv>(b.smoothing, fp_.config.head_dim, opt_.kv, /*learn=*/false);
   }
   return q;
 }
@@ -317,8 +316,8 @@ BlockCalibration CrrRun::train(int i) {
   }
   std::unique_ptr<FakeKv> kv;
   if (opt_.quantize_kv()) {
-    kv = std::make_unique<FakeKv>(initial_smoothing(i), fp_.config.head_dim, kv_spec(),
-                                  opt_.learn_smooth);
+    kv = std::make_unique<FakeKv>(initial_smoothing(i), fp_.config.head_dim, opt_.kv,
+                                  opt_.learn_smooth());
   }
   BlockCalibration b;
   b.loss_before = eval_loss(i, kp, lwc ? lwc->fake_quant() : fixed_w, kv.get(), y_fp);
@@ -385,7 +384,7 @@ void CrrRun::run_epochs(int i, int kp, const Lwc* lwc, const BlockLinears& fixed
 double CrrRun::units(int i) const {
   const int kp = std::min(opt_.k, L_ - 1 - i);
   const bool learns =
-      (opt_.quantize_weights() && opt_.learn_lwc) || (opt_.quantize_kv() && opt_.learn_smooth);
+      (opt_.quantize_weights() && opt_.learn_lwc) || (opt_.quantize_kv() && opt_.learn_smooth());
   const int epochs = learns ? opt_.epochs : 0;
   return static_cast<double>((3 * epochs + 3) * (kp + 1) + 1) * static_cast<double>(S_);
 }
@@ -405,7 +404,7 @@ CalibrationResult CrrRun::run() {
   }
   const int start = load_finished();
   const int last = opt_.stop_after_block >= 0 ? std::min(opt_.stop_after_block, L_ - 1) : L_ - 1;
-  if (start <= last && opt_.quantize_kv() && opt_.stats_init) {
+  if (start <= last && opt_.quantize_kv() && opt_.smooth_from_stats()) {
     const int64_t ctx =
         opt_.stats_ctx > 0 ? opt_.stats_ctx : std::min<int64_t>(2048, fp_.config.seq_len);
     const CalibWindows w{std::min(ctx, static_cast<int64_t>(calib_.size())), opt_.stats_windows};

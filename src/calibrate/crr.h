@@ -28,6 +28,7 @@
 #include <vector>
 
 #include "calibrate/calibration_result.h"
+#include "formats/kv_quant.h"
 #include "model/model.h"
 
 namespace wkvq {
@@ -43,22 +44,24 @@ enum class CrrLoss { Mae, Mse };
 struct CrrOptions {
   int k = 1;  // full-precision blocks after block i in the loss
   int epochs = 5;
-  int64_t samples = 32;        // random windows of the calibration stream
-  int64_t window = 0;          // tokens per window; 0: min(256, model context)
-  int64_t batch = 1;           // windows per optimizer step
-  bool learn_lwc = true;       // false: clip factors 1, i.e. RTN weights
-  bool learn_smooth = true;    // false: the KV smoothing keeps its initial value
-  bool stats_init = true;      // KV smoothing starts from statistics (runtime/kv_stats.h), else 1/0
+  int64_t samples = 32;   // random windows of the calibration stream
+  int64_t window = 0;     // tokens per window; 0: min(256, model context)
+  int64_t batch = 1;      // windows per optimizer step
+  bool learn_lwc = true;  // false: clip factors 1, i.e. RTN weights
+  // The KV cache calibrated for (formats/kv_quant.h): bits 2, 3, 4 or 8 (16 or 32: KV not
+  // quantized, not smoothed), group (0: head_dim), poq (the teacher-forced POQ attention in
+  // training; false: the diagonal is quantized too), smooth: Learned (dK, sK, dV, sV learned),
+  // Stats (statistics, kept) or None (identity, kept).
+  KvQuantSettings kv{4, 0, true, KvSmoothMode::Learned};
+  bool stats_init = true;      // learned smoothing starts from statistics (runtime/kv_stats.h),
+                               // else 1/0; Stats smoothing always is statistics, None never
   int64_t stats_windows = 64;  // ... of the first stats_windows windows of the calibration stream,
   int64_t stats_ctx = 0;       // stats_ctx tokens each (0: min(2048, context); capped at the
                                // stream): what `--kv-smooth stats` computes, so the learned rungs
                                // start where the statistics rung ends
   CrrLoss loss = CrrLoss::Mae;
-  bool poq = true;       // teacher-forced POQ attention; false: the diagonal is quantized too
   int wbits = 4;         // 2, 3, 4 or 8; 16: weights stay in floating point
   int64_t wgroup = 128;  // 0: one group per row
-  int kvbits = 4;        // 2, 3, 4 or 8; 16 or 32: KV not quantized (and not smoothed)
-  int64_t kvgroup = 0;   // channels per KV token group; 0: head_dim
   double lr_lwc = 1e-3;
   double lr_smooth = 5e-3;
   float lwc_init = 4.0f;  // initial gamma and beta
@@ -69,7 +72,12 @@ struct CrrOptions {
   int stop_after_block = -1;  // >= 0: return once this block is finished (a partial run)
 
   bool quantize_weights() const { return wbits <= 8; }
-  bool quantize_kv() const { return kvbits <= 8; }
+  bool quantize_kv() const { return kv.quantized(); }
+  bool learn_smooth() const { return kv.smooth == KvSmoothMode::Learned; }
+  // The smoothing (learned or kept) starts from the statistics of the calibration text.
+  bool smooth_from_stats() const {
+    return kv.smooth == KvSmoothMode::Stats || (learn_smooth() && stats_init);
+  }
   // Throws wkvq::Error on an invalid setting for a model of config `c`.
   void validate(const LlamaConfig& c) const;
   // One "key=value" line per option that changes the result (not threads, results_dir, resume,

@@ -19,7 +19,7 @@ void CrrOptions::validate(const LlamaConfig& c) const {
   auto bits_ok = [](int b) { return b == 2 || b == 3 || b == 4 || b == 8; };
   WKVQ_REQUIRE(bits_ok(wbits) || wbits == 16, "calibration: --wbits must be 2, 3, 4, 8 or 16 ",
                "(floating point), got ", wbits);
-  validate_kv_settings(kvbits, kvgroup, c.kv_dim());
+  validate_kv_settings(kv, c.kv_dim());
   WKVQ_REQUIRE(wgroup >= 0, "calibration: the weight group size must be >= 0");
   WKVQ_REQUIRE(k >= 0, "calibration: k must be >= 0, got ", k);
   WKVQ_REQUIRE(epochs >= 0, "calibration: epochs must be >= 0, got ", epochs);
@@ -42,11 +42,11 @@ std::string CrrOptions::record() const {
   os.precision(17);
   os << "wkvq-crr 1\n"
      << "k=" << k << "\nepochs=" << epochs << "\nsamples=" << samples << "\nwindow=" << window
-     << "\nbatch=" << batch << "\nlearn_lwc=" << learn_lwc << "\nlearn_smooth=" << learn_smooth
-     << "\nstats_init=" << stats_init << "\nstats_windows=" << stats_windows
+     << "\nbatch=" << batch << "\nlearn_lwc=" << learn_lwc << "\nlearn_smooth=" << learn_smooth()
+     << "\nstats_init=" << smooth_from_stats() << "\nstats_windows=" << stats_windows
      << "\nstats_ctx=" << stats_ctx << "\nloss=" << (loss == CrrLoss::Mae ? "mae" : "mse")
-     << "\npoq=" << poq << "\nwbits=" << wbits << "\nwgroup=" << wgroup << "\nkvbits=" << kvbits
-     << "\nkvgroup=" << kvgroup << "\nlr_lwc=" << lr_lwc << "\nlr_smooth=" << lr_smooth
+     << "\npoq=" << kv.poq << "\nwbits=" << wbits << "\nwgroup=" << wgroup << "\nkvbits=" << kv.bits
+     << "\nkvgroup=" << kv.group << "\nlr_lwc=" << lr_lwc << "\nlr_smooth=" << lr_smooth
      << "\nlwc_init=" << lwc_init << "\nseed=" << seed << "\n";
   return os.str();
 }
@@ -109,6 +109,7 @@ CrrOptions CrrOptions::parse_record(const std::string& text) {
                "calibration options: expected the first line 'wkvq-crr 1', found '", line,
                "'; the options file was not written by this version of wkvq");
   CrrOptions o;
+  bool learn_smooth = false;
   const std::map<std::string, std::function<void(const RecordField&)>> setters = {
       {"k", [&](const RecordField& f) { o.k = static_cast<int>(f.integer()); }},
       {"epochs", [&](const RecordField& f) { o.epochs = static_cast<int>(f.integer()); }},
@@ -116,7 +117,7 @@ CrrOptions CrrOptions::parse_record(const std::string& text) {
       {"window", [&](const RecordField& f) { o.window = f.integer(); }},
       {"batch", [&](const RecordField& f) { o.batch = f.integer(); }},
       {"learn_lwc", [&](const RecordField& f) { o.learn_lwc = f.boolean(); }},
-      {"learn_smooth", [&](const RecordField& f) { o.learn_smooth = f.boolean(); }},
+      {"learn_smooth", [&](const RecordField& f) { learn_smooth = f.boolean(); }},
       {"stats_init", [&](const RecordField& f) { o.stats_init = f.boolean(); }},
       {"stats_windows", [&](const RecordField& f) { o.stats_windows = f.integer(); }},
       {"stats_ctx", [&](const RecordField& f) { o.stats_ctx = f.integer(); }},
@@ -125,11 +126,11 @@ CrrOptions CrrOptions::parse_record(const std::string& text) {
          if (f.value != "mae" && f.value != "mse") f.bad("expected mae or mse");
          o.loss = f.value == "mae" ? CrrLoss::Mae : CrrLoss::Mse;
        }},
-      {"poq", [&](const RecordField& f) { o.poq = f.boolean(); }},
+      {"poq", [&](const RecordField& f) { o.kv.poq = f.boolean(); }},
       {"wbits", [&](const RecordField& f) { o.wbits = static_cast<int>(f.integer()); }},
       {"wgroup", [&](const RecordField& f) { o.wgroup = f.integer(); }},
-      {"kvbits", [&](const RecordField& f) { o.kvbits = static_cast<int>(f.integer()); }},
-      {"kvgroup", [&](const RecordField& f) { o.kvgroup = f.integer(); }},
+      {"kvbits", [&](const RecordField& f) { o.kv.bits = static_cast<int>(f.integer()); }},
+      {"kvgroup", [&](const RecordField& f) { o.kv.group = f.integer(); }},
       {"lr_lwc", [&](const RecordField& f) { o.lr_lwc = f.real(); }},
       {"lr_smooth", [&](const RecordField& f) { o.lr_smooth = f.real(); }},
       {"lwc_init", [&](const RecordField& f) { o.lwc_init = static_cast<float>(f.real()); }},
@@ -149,12 +150,15 @@ CrrOptions CrrOptions::parse_record(const std::string& text) {
   for (const auto& [key, setter] : setters) {
     WKVQ_REQUIRE(seen[key], "calibration options: '", key, "' is missing");
   }
+  o.kv.smooth = learn_smooth   ? KvSmoothMode::Learned
+                : o.stats_init ? KvSmoothMode::Stats
+                               : KvSmoothMode::None;
   return o;
 }
 
 std::string CrrOptions::summary() const {
   std::string learn = learn_lwc && quantize_weights() ? "lwc" : "";
-  if (learn_smooth && quantize_kv()) learn += learn.empty() ? "smooth" : "+smooth";
+  if (learn_smooth() && quantize_kv()) learn += learn.empty() ? "smooth" : "+smooth";
   if (learn.empty()) learn = "nothing learned";
   const std::string win = window > 0 ? std::to_string(window) : "min(256, context)";
   char buf[320];
@@ -163,7 +167,7 @@ std::string CrrOptions::summary() const {
                 "smoothing init %s, %s in training, seed %llu",
                 learn.c_str(), k, loss == CrrLoss::Mae ? "mae" : "mse", epochs,
                 static_cast<long long>(samples), win.c_str(), static_cast<long long>(batch), lr_lwc,
-                lr_smooth, stats_init ? "stats" : "identity", poq ? "POQ" : "no POQ",
+                lr_smooth, smooth_from_stats() ? "stats" : "identity", kv.poq ? "POQ" : "no POQ",
                 static_cast<unsigned long long>(seed));
   return buf;
 }
@@ -173,10 +177,8 @@ QuantizationInfo CrrOptions::quant_info() const {
   q.method = "wkvquant";
   q.wbits = quantize_weights() ? wbits : 0;
   q.wgroup = quantize_weights() ? wgroup : 0;
-  q.kvbits = kvbits;
-  q.kvgroup = static_cast<int>(kvgroup);
-  q.poq = poq;
-  q.kv_smooth = !quantize_kv() ? "none" : learn_smooth ? "learned" : stats_init ? "stats" : "none";
+  q.kv = kv;
+  if (!quantize_kv()) q.kv.smooth = KvSmoothMode::None;
   q.calibration = summary();
   return q;
 }

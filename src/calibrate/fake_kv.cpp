@@ -49,7 +49,7 @@ torch::Tensor tensor_of(const std::vector<float>& v, const torch::TensorOptions&
 }
 }  // namespace
 
-FakeKv::FakeKv(const LayerSmoothing& init, int head_dim, const KvQuantSpec& spec, bool learn,
+FakeKv::FakeKv(const LayerSmoothing& init, int head_dim, const KvQuantSettings& spec, bool learn,
                const torch::TensorOptions& options, const QuantSteps* steps)
     : spec_(spec), learn_(learn), steps_(steps) {
   const size_t n = init.dk.size();

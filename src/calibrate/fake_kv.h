@@ -17,14 +17,9 @@
 
 #include "calibrate/calibration_result.h"
 #include "calibrate/quant_steps.h"
+#include "formats/kv_quant.h"
 
 namespace wkvq {
-
-struct KvQuantSpec {
-  int bits = 4;       // 2, 3, 4 or 8
-  int64_t group = 0;  // channels per token group; 0: head_dim (as KvCacheSettings)
-  bool poq = true;    // attention in the teacher-forced past-only-quantization form
-};
 
 // x^ of x (..., C): each row of C channels cut into groups of `group` (the last may be shorter).
 torch::Tensor fake_quant_tokens(const torch::Tensor& x, int bits, int64_t group,
@@ -32,9 +27,11 @@ torch::Tensor fake_quant_tokens(const torch::Tensor& x, int bits, int64_t group,
 
 class FakeKv {
  public:
-  // Starts from `init`; learn: dK, log sK, dV, log sV become parameters. `options` gives the
-  // dtype/device of the tensors; `steps` must outlive this object.
-  FakeKv(const LayerSmoothing& init, int head_dim, const KvQuantSpec& spec, bool learn,
+  // Starts from `init`; spec: bits 2, 3, 4 or 8, group, and poq (attention in the teacher-forced
+  // past-only-quantization form, calibrate/torch_block.h); its smooth is not read (`learn` says
+  // whether the smoothing is learned). learn: dK, log sK, dV, log sV become parameters. `options`
+  // gives the dtype/device of the tensors; `steps` must outlive this object.
+  FakeKv(const LayerSmoothing& init, int head_dim, const KvQuantSettings& spec, bool learn,
          const torch::TensorOptions& options = torch::kFloat32,
          const QuantSteps* steps = &ste_steps());
 
@@ -42,7 +39,7 @@ class FakeKv {
   torch::Tensor quantize_k(const torch::Tensor& k) const;
   torch::Tensor quantize_v(const torch::Tensor& v) const;
 
-  const KvQuantSpec& spec() const { return spec_; }
+  const KvQuantSettings& spec() const { return spec_; }
   // dK, log sK, dV, log sV (requires_grad) when learning; empty otherwise.
   std::vector<torch::Tensor> parameters() const;
   // The current smoothing as floats (s = exp(log s) when learning: the values used in forward).
@@ -53,7 +50,7 @@ class FakeKv {
   torch::Tensor quantize(const torch::Tensor& x, const torch::Tensor& d,
                          const torch::Tensor& s_or_log) const;
 
-  KvQuantSpec spec_;
+  KvQuantSettings spec_;
   bool learn_;
   const QuantSteps* steps_;
   torch::Tensor dk_, sk_, dv_, sv_;  // (kv_dim); sk_, sv_ hold log s when learning

@@ -8,6 +8,7 @@
 #include "formats/weight_quant.h"
 #include "kernels/rope.h"
 #include "model/weight_quantizer.h"
+#include "runtime/attention.h"
 
 namespace wkvq {
 namespace {
@@ -157,6 +158,17 @@ std::array<torch::Tensor, 4> TorchBlock::linear_inputs(const torch::Tensor& x,
   return run(x, w, nullptr).in;
 }
 
+torch::Tensor teacher_forced_full_precision(bool poq, int64_t T, const torch::Device& device) {
+  std::vector<int64_t> from(static_cast<size_t>(T));
+  for (int64_t t = 0; t < T; ++t) {
+    from[static_cast<size_t>(t)] = full_precision_from(poq, ChunkAttention::TeacherForced, 0, t);
+  }
+  const torch::Tensor f = torch::tensor(from, torch::kInt64).unsqueeze(1);  // (T, 1)
+  const torch::Tensor j = torch::arange(T, torch::kInt64);                  // (T)
+  const torch::Tensor t = j.unsqueeze(1);                                   // (T, 1)
+  return ((j >= f) & (j <= t)).to(device);                                  // [from_t, t]
+}
+
 torch::Tensor causal_attention(const torch::Tensor& q, const torch::Tensor& k,
                                const torch::Tensor& v, const LlamaConfig& c, const FakeKv* kv) {
   const int64_t B = q.size(0), T = q.size(1);
@@ -173,20 +185,24 @@ torch::Tensor causal_attention(const torch::Tensor& q, const torch::Tensor& k,
   const torch::Tensor kf = kv_heads(k), vf = kv_heads(v);
   const torch::Tensor kq = kv != nullptr ? kv_heads(kv->quantize_k(k)) : kf;
   const torch::Tensor vq = kv != nullptr ? kv_heads(kv->quantize_v(v)) : vf;
-  const bool poq = kv != nullptr && kv->spec().poq;
+  // the positions read in full precision: at most the diagonal (teacher-forced), so the
+  // full-precision score of query t is q_t . k_t and its value v_t
+  const torch::Tensor exact = kv != nullptr
+                                  ? teacher_forced_full_precision(kv->spec().poq, T, q.device())
+                                  : torch::Tensor();
+  const bool poq = exact.defined() && exact.any().item<bool>();
   const double inv_sqrt_hd = 1.0f / std::sqrt(static_cast<float>(hd));  // as the runtime, in f32
 
-  // scores (B, H, T, T): q . K^_j, with q . k_t on the diagonal under POQ; causal mask
+  // scores (B, H, T, T): q . K^_j, with q . k_t where exact (the diagonal under POQ); causal mask
   const auto bool_opts = torch::TensorOptions().dtype(torch::kBool).device(q.device());
-  const torch::Tensor eye = torch::eye(T, bool_opts);
   torch::Tensor scores = torch::matmul(qh, kq.transpose(-2, -1)) * inv_sqrt_hd;
-  if (poq) scores = torch::where(eye, (qh * kf).sum(-1, /*keepdim=*/true) * inv_sqrt_hd, scores);
+  if (poq) scores = torch::where(exact, (qh * kf).sum(-1, /*keepdim=*/true) * inv_sqrt_hd, scores);
   scores = scores.masked_fill(torch::ones({T, T}, bool_opts).triu(1),
                               -std::numeric_limits<double>::infinity());
   const torch::Tensor p = torch::softmax(scores, -1);
-  // out = sum_j p_j V^_j, with v_t on the diagonal under POQ                (B, H, T, hd)
+  // out = sum_j p_j V^_j, with v_t where exact (the diagonal under POQ)          (B, H, T, hd)
   const torch::Tensor out =
-      poq ? torch::matmul(p.masked_fill(eye, 0.0), vq) + p.diagonal(0, -2, -1).unsqueeze(-1) * vf
+      poq ? torch::matmul(p.masked_fill(exact, 0.0), vq) + p.diagonal(0, -2, -1).unsqueeze(-1) * vf
           : torch::matmul(p, vq);
   return out.transpose(1, 2).reshape({B, T, H * hd});
 }

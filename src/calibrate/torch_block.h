@@ -72,10 +72,16 @@ class TorchBlock {
   BlockLinears bias_;  // (out) per linear, undefined for a linear without bias
 };
 
+// The tensor form of full_precision_from (runtime/attention.h) for a teacher-forced chunk of T
+// tokens at positions 0..T-1: a (T, T) bool mask, true where query t reads position j in full
+// precision. By the rule that is the diagonal under POQ and nothing without it.
+torch::Tensor teacher_forced_full_precision(bool poq, int64_t T, const torch::Device& device);
+
 // Causal attention of q (B, T, q_dim) over k, v (B, T, kv_dim) -> (B, T, q_dim), GQA heads.
-// kv null: full precision. Otherwise query t sees K^_j, V^_j (kv->quantize_k/v) for j < t, and on
-// the diagonal the full-precision k_t, v_t when kv->spec().poq (teacher-forced POQ), K^_t, V^_t
-// when not (conventional KV quantization).
+// kv null: full precision. Otherwise the teacher-forced form of design.md §2.2: query t reads
+// K^_j, V^_j (kv->quantize_k/v) for j < t, and on the diagonal what
+// teacher_forced_full_precision(kv->spec().poq, T) says: the full-precision k_t, v_t under POQ,
+// K^_t, V^_t without (conventional KV quantization).
 torch::Tensor causal_attention(const torch::Tensor& q, const torch::Tensor& k,
                                const torch::Tensor& v, const LlamaConfig& c, const FakeKv* kv);
 

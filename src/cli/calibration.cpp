@@ -107,37 +107,40 @@ CrrOptions CalibCliOptions::resolve(const QuantCliOptions& q) const {
   WKVQ_REQUIRE(q.keep_float.empty(),
                "--keep-float is not supported with --method wkvquant (every linear of every "
                "block is calibrated); use --method rtn to keep layers in floating point");
-  WKVQ_REQUIRE(q.kv_smooth.empty(),
+  WKVQ_REQUIRE(!q.kv_given.smooth,
                "--kv-smooth does not apply to --method wkvquant: its smoothing starts from "
                "--smooth-init and is learned unless --learn leaves out smooth");
-  WKVQ_REQUIRE(q.poq.empty() || q.poq == "on",
+  WKVQ_REQUIRE(!q.kv_given.poq || q.kv.poq,
                "--poq off: a wkvquant model is calibrated for POQ decoding; to evaluate it "
                "without POQ use `wkvq ppl --mode decode-nopoq`");
   CrrOptions o = crr;
   o.wbits = q.wbits > 0 ? q.wbits : 4;
   WKVQ_REQUIRE(o.wbits != 3, "--wbits 3: the quantized model directory stores 2, 4 or 8 bits");
   o.wgroup = q.wgroup;
-  o.kvbits = q.kvbits > 0 ? q.kvbits : 4;
-  o.kvgroup = q.kvgroup > 0 ? q.kvgroup : 0;
+  o.kv.bits = q.kv_given.bits ? q.kv.bits : 4;
+  o.kv.group = q.kv_given.group ? q.kv.group : 0;
   o.loss = loss == "mse" ? CrrLoss::Mse : CrrLoss::Mae;
   o.stats_init = smooth_init == "stats";
   o.stats_windows = q.calib_windows;
   o.stats_ctx = q.calib_ctx;
-  o.poq = train_poq == "on";
+  o.kv.poq = train_poq == "on";
   o.learn_lwc = false;
-  o.learn_smooth = false;
+  bool learn_smooth = false;
   std::stringstream ss(learn);
   std::string part;
   while (std::getline(ss, part, ',')) {
     if (part == "lwc") {
       o.learn_lwc = true;
     } else if (part == "smooth") {
-      o.learn_smooth = true;
+      learn_smooth = true;
     } else {
       WKVQ_REQUIRE(part == "none" && learn == "none", "--learn: expected lwc, smooth, ",
                    "lwc,smooth or none, found '", learn, "'");
     }
   }
+  o.kv.smooth = learn_smooth   ? KvSmoothMode::Learned
+                : o.stats_init ? KvSmoothMode::Stats
+                               : KvSmoothMode::None;
   return o;
 }
 

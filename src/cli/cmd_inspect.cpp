@@ -127,7 +127,7 @@ void run_inspect(const InspectOptions& o) {
               human_bytes(static_cast<double>(m.weight_bytes())).c_str());
   if (m.quant.wbits > 0) {
     std::printf(" (quantized: %s, W%d g%lld, KV%d)\n", m.quant.method.c_str(), m.quant.wbits,
-                static_cast<long long>(m.quant.wgroup), m.quant.kvbits);
+                static_cast<long long>(m.quant.wgroup), m.quant.kv.bits);
   } else {
     std::printf(" (float)\n");
     print_weight_errors(m, o.wbits, o.wgroup);

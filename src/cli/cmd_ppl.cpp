@@ -86,11 +86,11 @@ struct LearnedRung {
 std::vector<LearnedRung> learned_rungs(const CrrOptions& base, const std::string& wkv) {
   CrrOptions lwc = base;
   lwc.learn_lwc = true;
-  lwc.learn_smooth = false;
+  lwc.kv.smooth = base.stats_init ? KvSmoothMode::Stats : KvSmoothMode::None;  // kept
   lwc.k = 0;
   lwc.loss = CrrLoss::Mse;
   CrrOptions smooth = lwc;
-  smooth.learn_smooth = true;
+  smooth.kv.smooth = KvSmoothMode::Learned;
   CrrOptions mae = smooth;
   mae.loss = CrrLoss::Mae;
   CrrOptions crr = mae;
@@ -109,14 +109,14 @@ std::vector<LearnedRung> learned_rungs(const CrrOptions& base, const std::string
 // Returns the settings summary of the CRR rung.
 std::string add_learned_rungs(const PplCliOptions& o, const std::string& model_path,
                               const Model& fp, const std::vector<int>& calib,
-                              const KvCacheSettings& kv, const KvSmoothing& smooth,
+                              const KvQuantSettings& kv, const KvSmoothing& smooth,
                               const std::string& w, const std::string& wkv,
                               std::vector<AblationRung>& rungs, std::vector<double>& calib_seconds,
                               std::deque<Model>& learned) {
   const QuantCliOptions& q = o.quant;
   QuantCliOptions cq = q;
-  cq.kv_smooth.clear();
-  cq.poq.clear();
+  cq.kv_given.smooth = false;
+  cq.kv_given.poq = false;
   cq.keep_float.clear();
   WKVQ_REQUIRE(q.keep_float.empty(), "--calibrate: --keep-float is not supported");
   const CrrOptions crr_base = o.calib.resolve(cq);
@@ -145,7 +145,7 @@ std::string add_learned_rungs(const PplCliOptions& o, const std::string& model_p
                              (root / "gptq").string(), o.threads));
   apply_head_option(learned.back(), q.head);
   calib_seconds.push_back(seconds_since(t0));
-  rungs.push_back({w + " GPTQ, FP KV", &learned.back(), KvCacheSettings{}, nullptr});
+  rungs.push_back({w + " GPTQ, FP KV", &learned.back(), KvQuantSettings{}, nullptr});
   calib_seconds.push_back(0.0);
   rungs.push_back({wkv + " GPTQ + POQ + stats smoothing", &learned.back(), kv, &smooth});
   if (!keep) {
@@ -168,12 +168,10 @@ void add_calibrated_rungs(const PplCliOptions& o, const Model& fp, std::vector<A
                      m.config.vocab_size == fp.config.vocab_size,
                  "--calibrated ", dir, ": a model of another shape (", m.config.summary(),
                  ") than ", fp.source);
-    KvCacheSettings mkv;
-    mkv.bits = m.quant.kvbits;
-    mkv.group = m.quant.kvgroup;
+    KvQuantSettings mkv = m.quant.kv;
     mkv.poq = true;
-    std::string name = "W" + std::to_string(m.quant.wbits) + "KV" + std::to_string(m.quant.kvbits) +
-                       " " + m.quant.method;
+    std::string name = "W" + std::to_string(m.quant.wbits) + "KV" +
+                       std::to_string(m.quant.kv.bits) + " " + m.quant.method;
     if (!m.quant.calibration.empty()) name += " (" + m.quant.calibration + ")";
     rungs.push_back({name, &m, mkv, m.kv_smoothing.n_layers > 0 ? &m.kv_smoothing : nullptr});
     calib_seconds.push_back(0.0);
@@ -183,7 +181,7 @@ void add_calibrated_rungs(const PplCliOptions& o, const Model& fp, std::vector<A
 // The ablation rows as one JSON object (--json) or as a table with the calibration times.
 void print_ablation(const PplCliOptions& o, const Model& fp, const std::vector<AblationRow>& rows,
                     const std::vector<double>& calib_seconds, int wbits, int kvbits,
-                    const KvCacheSettings& kv, const std::string& calibration) {
+                    const KvQuantSettings& kv, const std::string& calibration) {
   const QuantCliOptions& q = o.quant;
   if (o.json) {
     nlohmann::json arr = nlohmann::json::array();
@@ -206,11 +204,12 @@ void print_ablation(const PplCliOptions& o, const Model& fp, const std::vector<A
     j["kernels"] = kernels_json();
     std::printf("%s\n", j.dump().c_str());
   } else {
-    std::printf("ablation: %s on %s, ctx %lld, %lld windows, %lld tokens; weights g%lld, KV g%d\n",
-                fp.source.c_str(), o.text.c_str(), static_cast<long long>(rows[0].decode.ctx),
-                static_cast<long long>(rows[0].decode.windows),
-                static_cast<long long>(rows[0].decode.tokens), static_cast<long long>(q.wgroup),
-                kv.group == 0 ? fp.config.head_dim : kv.group);
+    std::printf(
+        "ablation: %s on %s, ctx %lld, %lld windows, %lld tokens; weights g%lld, KV g%lld\n",
+        fp.source.c_str(), o.text.c_str(), static_cast<long long>(rows[0].decode.ctx),
+        static_cast<long long>(rows[0].decode.windows),
+        static_cast<long long>(rows[0].decode.tokens), static_cast<long long>(q.wgroup),
+        static_cast<long long>(kv.group == 0 ? fp.config.head_dim : kv.group));
     std::printf("%s", format_ablation_table(rows).c_str());
     for (size_t i = 0; i < rows.size(); ++i) {
       if (calib_seconds[i] > 0) {
@@ -227,7 +226,7 @@ void run_ablation_cmd(const PplCliOptions& o, const std::string& model_path, con
                       const PplOptions& base) {
   const QuantCliOptions& q = o.quant;
   const int wbits = q.wbits > 0 ? q.wbits : 4;
-  const int kvbits = q.kvbits > 0 ? q.kvbits : 4;
+  const int kvbits = q.kv_given.bits ? q.kv.bits : 4;
   WKVQ_REQUIRE(kvbits <= 8, "--ablation quantizes the KV cache: --kvbits must be 2, 3, 4 or 8");
   WKVQ_REQUIRE(fp.quant.wbits == 0, "--ablation needs the floating-point model, not ", fp.source);
   WeightQuantOptions wo;
@@ -240,16 +239,16 @@ void run_ablation_cmd(const PplCliOptions& o, const std::string& model_path, con
   const std::vector<int> calib = calibration_tokens(tok, q.calib);  // tokenized once for all rungs
   const KvSmoothing smooth =
       stats_smoothing(fp, calib, q.calib, q.calib_windows, q.calib_ctx, q.calib_sinks);
-  KvCacheSettings kv;
+  KvQuantSettings kv;
   kv.bits = kvbits;
-  kv.group = q.kvgroup > 0 ? q.kvgroup : 0;
-  kv.validate(fp.config.kv_dim());
-  KvCacheSettings nopoq = kv;
+  kv.group = q.kv_given.group ? q.kv.group : 0;
+  validate_kv_settings(kv, fp.config.kv_dim());
+  KvQuantSettings nopoq = kv;
   nopoq.poq = false;
   const std::string w = "W" + std::to_string(wbits);
   const std::string wkv = w + "KV" + std::to_string(kvbits);
-  std::vector<AblationRung> rungs = {{"FP", &fp, KvCacheSettings{}, nullptr},
-                                     {w + " RTN, FP KV", &wq, KvCacheSettings{}, nullptr},
+  std::vector<AblationRung> rungs = {{"FP", &fp, KvQuantSettings{}, nullptr},
+                                     {w + " RTN, FP KV", &wq, KvQuantSettings{}, nullptr},
                                      {wkv + " RTN, no POQ", &wq, nopoq, nullptr},
                                      {wkv + " RTN + POQ", &wq, kv, nullptr},
                                      {wkv + " RTN + POQ + stats smoothing", &wq, kv, &smooth}};

@@ -50,11 +50,10 @@ std::optional<PreparedModel> calibrated_model(const QuantizeCliOptions& o,
   p.model = apply_calibration(loaded, *r, crr.wbits, crr.wgroup);
   apply_head_option(p.model, o.quant.head);
   p.fp = std::move(loaded);
-  p.kv.bits = crr.kvbits;
-  p.kv.group = static_cast<int>(crr.kvgroup);
+  p.kv = p.model.quant.kv;  // crr.kv as calibrated, decoded with POQ
   p.kv.poq = true;
   p.smoothing = p.model.kv_smoothing;
-  p.model.quant.poq = true;
+  p.model.quant.kv.poq = true;
   if (default_dir) {
     std::error_code ec;
     std::filesystem::remove_all(run_dir, ec);
@@ -82,10 +81,7 @@ PreparedModel gptq_prepared(const QuantizeCliOptions& o, const QuantCliOptions& 
   kv_only.wbits = 0;  // the weights are GPTQ's; prepare_model adds the KV part
   PreparedModel p = prepare_model(std::move(loaded), kv_only, &tok);
   gptq.kv_smoothing = p.model.kv_smoothing;
-  gptq.quant.kvbits = p.model.quant.kvbits;
-  gptq.quant.kvgroup = p.model.quant.kvgroup;
-  gptq.quant.poq = p.model.quant.poq;
-  gptq.quant.kv_smooth = p.model.quant.kv_smooth;
+  gptq.quant.kv = p.model.quant.kv;
   apply_head_option(gptq, q.head);
   p.model = std::move(gptq);
   return p;
@@ -125,7 +121,10 @@ void run_quantize(const QuantizeCliOptions& o) {
          loaded.quant.method.c_str(), loaded.quant.wbits);
   } else {
     if (q.wbits == 0) q.wbits = 4;
-    if (q.kvbits == 0) q.kvbits = 4;
+    if (!q.kv_given.bits) {
+      q.kv.bits = 4;
+      q.kv_given.bits = true;
+    }
   }
   const std::string tok_path = o.tokenizer.empty()
                                    ? find_tokenizer_beside(model_path, loaded.config.vocab_size)

@@ -23,18 +23,38 @@ void QuantCliOptions::add_to(CLI::App* cmd) {
   cmd->add_option("--keep-float", keep_float,
                   "Linears kept in floating point: LAYER, NAME or LAYER.NAME, comma-separated "
                   "(names wq wk wv wo w_gate w_up w_down)");
-  cmd->add_option("--kvbits", kvbits,
-                  "KV cache: 2, 3, 4, 8 (int), 16 (fp16), 32 (f32); 0: as the model says")
+  cmd->add_option_function<int>(
+         "--kvbits",
+         [this](const int& b) {
+           kv.bits = b;
+           kv_given.bits = b != 0;
+         },
+         "KV cache: 2, 3, 4, 8 (int), 16 (fp16), 32 (f32); 0: as the model says")
       ->check(CLI::IsMember({0, 2, 3, 4, 8, 16, 32}));
-  cmd->add_option("--kvgroup", kvgroup,
-                  "KV quantization group, channels of one token (0: head_dim; default: as the "
-                  "model says)")
-      ->check(CLI::Range(-1, 1 << 20));
-  cmd->add_option("--poq", poq, "Past-only quantization of the KV cache: on (default) or off")
+  cmd->add_option_function<int64_t>(
+         "--kvgroup",
+         [this](const int64_t& g) {
+           kv.group = g;
+           kv_given.group = g >= 0;
+         },
+         "KV quantization group, channels of one token (0: head_dim; default: as the model says)")
+      ->check(CLI::Range(int64_t{-1}, int64_t{1} << 20));
+  cmd->add_option_function<std::string>(
+         "--poq",
+         [this](const std::string& s) {
+           kv.poq = s == "on";
+           kv_given.poq = true;
+         },
+         "Past-only quantization of the KV cache: on (default) or off")
       ->check(CLI::IsMember({"on", "off"}));
-  cmd->add_option("--kv-smooth", kv_smooth,
-                  "KV channel smoothing: none, or stats (from --calib text); default: the "
-                  "model's own, else none")
+  cmd->add_option_function<std::string>(
+         "--kv-smooth",
+         [this](const std::string& s) {
+           kv.smooth = parse_kv_smooth(s).value_or(KvSmoothMode::None);
+           kv_given.smooth = true;
+         },
+         "KV channel smoothing: none, or stats (from --calib text); default: the model's own, "
+         "else none")
       ->check(CLI::IsMember({"none", "stats"}));
   cmd->add_option(
       "--calib", calib,
@@ -54,6 +74,15 @@ void QuantCliOptions::add_to(CLI::App* cmd) {
                   "Storage of the output head: f32 or f16 (default: f16 when the weights are "
                   "quantized, else as loaded)")
       ->check(CLI::IsMember({"f32", "f16"}));
+}
+
+KvQuantSettings QuantCliOptions::kv_over(const KvQuantSettings& model) const {
+  KvQuantSettings s = model;
+  if (kv_given.bits) s.bits = kv.bits;
+  if (kv_given.group) s.group = kv.group;
+  if (kv_given.poq) s.poq = kv.poq;
+  if (kv_given.smooth) s.smooth = kv.smooth;
+  return s;
 }
 
 void apply_head_option(Model& m, const std::string& head) {
@@ -110,25 +139,20 @@ PreparedModel prepare_model(Model loaded, const QuantCliOptions& o, const Tokeni
     p.model = p.fp;
   }
   apply_head_option(p.model, o.head);
-  p.kv.bits = o.kvbits > 0 ? o.kvbits : q.kvbits;
-  p.kv.group = o.kvgroup >= 0 ? o.kvgroup : q.kvgroup;
-  p.kv.poq = o.poq.empty() ? q.poq : o.poq == "on";
-  p.kv.validate(p.fp.config.kv_dim());
-  const std::string smooth =
-      o.kv_smooth.empty() ? (p.fp.kv_smoothing.n_layers > 0 ? "model" : "none") : o.kv_smooth;
-  if (smooth == "stats") {
+  p.kv = o.kv_over(q.kv);
+  validate_kv_settings(p.kv, p.fp.config.kv_dim());
+  if (!o.kv_given.smooth && p.fp.kv_smoothing.n_layers > 0) {  // the model's own
+    p.smoothing = p.fp.kv_smoothing;
+  } else if (!o.kv_given.smooth) {
+    p.kv.smooth = KvSmoothMode::None;
+  } else if (p.kv.smooth == KvSmoothMode::Stats) {
     WKVQ_REQUIRE(q.wbits == 0, "--kv-smooth stats needs the floating-point model; ", p.fp.source,
                  " is already quantized (it carries its own smoothing)");
     WKVQ_REQUIRE(tok != nullptr, "--kv-smooth stats needs a tokenizer for the --calib text");
     p.smoothing = stats_smoothing(p.fp, *tok, o.calib, o.calib_windows, o.calib_ctx, o.calib_sinks);
-  } else if (smooth == "model") {
-    p.smoothing = p.fp.kv_smoothing;
   }
   p.model.kv_smoothing = p.smoothing;
-  p.model.quant.kvbits = p.kv.bits;
-  p.model.quant.kvgroup = p.kv.group;
-  p.model.quant.poq = p.kv.poq;
-  p.model.quant.kv_smooth = smooth == "model" ? q.kv_smooth : smooth;
+  p.model.quant.kv = p.kv;
   return p;
 }
 
@@ -145,7 +169,7 @@ std::string PreparedModel::describe() const {
   if (kv.quantized()) {
     os << kv.bits << " g" << (kv.group == 0 ? model.config.head_dim : kv.group)
        << (kv.poq ? " POQ" : " no-POQ") << ", smoothing "
-       << (smoothing.n_layers > 0 ? q.kv_smooth : std::string("none"));
+       << kv_smooth_name(smoothing.n_layers > 0 ? kv.smooth : KvSmoothMode::None);
   } else {
     os << kv.bits;
   }

@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "formats/kv_quant.h"
 #include "model/kv_smoothing.h"
 #include "model/model.h"
 #include "runtime/kv_cache.h"
@@ -16,13 +17,15 @@
 namespace wkvq::cli {
 
 struct QuantCliOptions {
-  int wbits = 0;               // 0: weights as loaded
-  int64_t wgroup = 128;        // 0: one group per row
-  std::string keep_float;      // linears kept in float, see KeepFloat
-  int kvbits = 0;              // 0: as the model says (32 for a float model)
-  int kvgroup = -1;            // -1: as the model says (0 = head_dim)
-  std::string poq;             // "on" | "off" | "" (as the model says; on)
-  std::string kv_smooth;       // "none" | "stats" | "" (as the model says; none)
+  int wbits = 0;           // 0: weights as loaded
+  int64_t wgroup = 128;    // 0: one group per row
+  std::string keep_float;  // linears kept in float, see KeepFloat
+  // --kvbits --kvgroup --poq --kv-smooth: the KV settings given; a field the command line
+  // leaves out (kv_given) is the model's own (kv_over). --kv-smooth takes none or stats.
+  KvQuantSettings kv;
+  struct KvGiven {
+    bool bits = false, group = false, poq = false, smooth = false;
+  } kv_given;
   std::string calib;           // calibration text for --kv-smooth stats
   int64_t calib_windows = 64;  // windows of the calibration text used for statistics
   int64_t calib_ctx = 0;       // their length (0: min(2048, context))
@@ -32,12 +35,14 @@ struct QuantCliOptions {
   // Registers --wbits --wgroup --keep-float --kvbits --kvgroup --poq --kv-smooth --calib
   // --calib-windows --calib-ctx --calib-sinks --head on `cmd`.
   void add_to(CLI::App* cmd);
+  // `model` (the KV settings a model asks for) with the fields the command line gave replaced.
+  KvQuantSettings kv_over(const KvQuantSettings& model) const;
 };
 
 struct PreparedModel {
-  Model fp;     // as loaded
-  Model model;  // what runs: fp, or fp with RTN-quantized linears
-  KvCacheSettings kv;
+  Model fp;               // as loaded
+  Model model;            // what runs: fp, or fp with RTN-quantized linears
+  KvQuantSettings kv;     // the cache's settings (kv.smooth: where `smoothing` came from)
   KvSmoothing smoothing;  // n_layers == 0: none
   const KvSmoothing* smoothing_or_null() const {
     return smoothing.n_layers > 0 ? &smoothing : nullptr;

@@ -14,7 +14,7 @@ namespace wkvq {
 struct AblationRung {
   std::string name;
   const Model* model = nullptr;            // weights of this rung
-  KvCacheSettings kv;                      // bits 32 = float KV
+  KvQuantSettings kv;                      // bits 32 = float KV
   const KvSmoothing* smoothing = nullptr;  // null: none
 };
 

@@ -53,12 +53,12 @@ double kld_given_ref_lse(const float* ref_logits, double lz_ref, const float* lo
 
 // The session of one evaluation: its cache settings and chunk semantics.
 std::unique_ptr<Session> make_eval_session(const EvalSpec& e, int64_t ctx) {
-  KvCacheSettings kv = e.kv;
-  if (e.mode == EvalMode::Prefill) kv = KvCacheSettings{};  // full precision
+  KvQuantSettings kv = e.kv;
+  if (e.mode == EvalMode::Prefill) kv = KvQuantSettings{};  // full precision
   if (e.mode == EvalMode::DecodeNoPoq) kv.poq = false;
   if (e.mode == EvalMode::Decode) kv.poq = true;
   auto s = std::make_unique<Session>(*e.model, ctx, kv, e.smoothing);
-  s->cache().set_chunk_attention(e.mode == EvalMode::Prefill ? ChunkAttention::Prefill
+  s->cache().set_chunk_attention(e.mode == EvalMode::Prefill ? ChunkAttention::FullPrecisionChunk
                                                              : ChunkAttention::TeacherForced);
   return s;
 }

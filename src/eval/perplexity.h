@@ -28,7 +28,7 @@ struct PplOptions {
   int64_t max_windows = 0;  // 0: all full windows of the stream
   int64_t chunk = 512;      // tokens per forward pass inside a window (bounds logits memory)
   EvalMode mode = EvalMode::Prefill;
-  KvCacheSettings kv;                      // the cache of the decode modes (prefill: always f32)
+  KvQuantSettings kv;                      // the cache of the decode modes (prefill: always f32)
   const KvSmoothing* smoothing = nullptr;  // null: the model's own
   const Model* kld_reference = nullptr;    // FP model for the KL divergence; null: no KLD
 };
@@ -64,7 +64,7 @@ PplResult perplexity(const Model& m, const std::vector<int>& stream, const PplOp
 struct EvalSpec {
   const Model* model = nullptr;
   EvalMode mode = EvalMode::Prefill;
-  KvCacheSettings kv;
+  KvQuantSettings kv;
   const KvSmoothing* smoothing = nullptr;
 };
 

@@ -48,10 +48,30 @@ int64_t kv_code_bytes(int64_t len, int bits) {
   return (len + per - 1) / per;
 }
 
-void validate_kv_settings(int bits, int64_t group, int64_t channels) {
+const char* kv_smooth_name(KvSmoothMode m) {
+  switch (m) {
+    case KvSmoothMode::None:
+      return "none";
+    case KvSmoothMode::Stats:
+      return "stats";
+    case KvSmoothMode::Learned:
+      return "learned";
+  }
+  return "?";
+}
+
+std::optional<KvSmoothMode> parse_kv_smooth(const std::string& s) {
+  for (KvSmoothMode m : {KvSmoothMode::None, KvSmoothMode::Stats, KvSmoothMode::Learned}) {
+    if (s == kv_smooth_name(m)) return m;
+  }
+  return std::nullopt;
+}
+
+void validate_kv_settings(const KvQuantSettings& s, int64_t channels) {
+  const int bits = s.bits;
   WKVQ_REQUIRE(bits == 2 || bits == 3 || bits == 4 || bits == 8 || bits == 16 || bits == 32,
                "--kvbits must be 2, 3, 4 or 8 (int), 16 (fp16) or 32 (f32); found ", bits);
-  WKVQ_REQUIRE(group >= 0 && group <= channels, "--kvgroup ", group,
+  WKVQ_REQUIRE(s.group >= 0 && s.group <= channels, "--kvgroup ", s.group,
                ": a KV group is 0 (head_dim) or 1..", channels, " channels (the model has ",
                channels, " KV channels per token); choose a group in that range");
 }

@@ -32,15 +32,38 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
+#include <string>
 
 namespace wkvq {
 
-// The one check of the KV cache settings, used by every writer and reader (the CLI options, the
+// Where the static channel smoothing of the KV cache comes from (design.md §2.2): none (identity),
+// statistics of the full-precision model on calibration text, or learned by CRR calibration.
+enum class KvSmoothMode { None, Stats, Learned };
+// "none" | "stats" | "learned": the spelling of --kv-smooth and of config.json's kv_smooth.
+const char* kv_smooth_name(KvSmoothMode m);
+// The inverse; std::nullopt for anything else (the caller names the field in its error).
+std::optional<KvSmoothMode> parse_kv_smooth(const std::string& s);
+
+// The KV cache quantization settings: one type from the command line (--kvbits, --kvgroup, --poq,
+// --kv-smooth) through the quantized model directory (config.json quantization_config kv_bits,
+// kv_group_size, poq, kv_smooth) and the calibration (CrrOptions::kv, FakeKv) to the runtime cache
+// (KvCache) and its attention (runtime/attention.h).
+struct KvQuantSettings {
+  int bits = 32;      // 2, 3, 4, 8: int-b per-token groups; 16: fp16; 32: f32
+  int64_t group = 0;  // channels per quantization group of one token; 0: head_dim
+  bool poq = true;    // past-only quantization: a token sees its own K/V in full precision
+  KvSmoothMode smooth = KvSmoothMode::None;  // the smoothing the K/V are stored with (int only)
+  bool quantized() const { return bits <= 8; }
+  bool operator==(const KvQuantSettings&) const = default;
+};
+
+// The one check of the KV settings, used by every writer and reader (the CLI options, the
 // quantized model directory on save and on load, the KV cache, calibration): bits 2, 3, 4, 8
 // (int groups), 16 (fp16) or 32 (f32); group 0 (= head_dim) or 1..channels (channels =
 // n_kv_heads * head_dim; the last group of a token may be shorter, so the group need not divide
 // the channels). Throws wkvq::Error naming --kvbits / --kvgroup and the range.
-void validate_kv_settings(int bits, int64_t group, int64_t channels);
+void validate_kv_settings(const KvQuantSettings& s, int64_t channels);
 
 // Bytes of codes for one group of `len` channels at `bits` bits.
 int64_t kv_code_bytes(int64_t len, int bits);

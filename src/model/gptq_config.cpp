@@ -73,7 +73,7 @@ QuantConfig parse_gptq_quant_config(const json& root, const std::string& path,
     parse_wkvq_section(root, path, c, q);
   } else {
     q.info.method = "gptq";
-    q.info.kv_smooth = "none";
+    q.info.kv.smooth = KvSmoothMode::None;
   }
   return q;
 }
@@ -110,10 +110,10 @@ ojson wkvq_section_json(const QuantizationInfo& q, const std::vector<std::string
                         const ojson& checksums) {
   ojson s = {{"format_version", kGptqDirFormatVersion},
              {"method", q.method},
-             {"kv_bits", q.kvbits},
-             {"kv_group_size", q.kvgroup},
-             {"poq", q.poq},
-             {"kv_smooth", q.kv_smooth.empty() ? std::string("none") : q.kv_smooth},
+             {"kv_bits", q.kv.bits},
+             {"kv_group_size", q.kv.group},
+             {"poq", q.kv.poq},
+             {"kv_smooth", kv_smooth_name(q.kv.smooth)},
              {"keep_float", keep_float}};
   if (!q.calibration.empty()) s["calibration"] = q.calibration;
   s["checksums"] = checksums;

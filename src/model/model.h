@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "formats/kv_quant.h"
 #include "io/mapped_file.h"
 #include "model/config.h"
 #include "model/kv_smoothing.h"
@@ -48,13 +49,11 @@ struct WeightStorage {
 // How a model was quantized (all zero / empty for a floating-point model). The KV settings are
 // the defaults a quantized model directory asks for; commands may override them.
 struct QuantizationInfo {
-  std::string method;  // "", "rtn", "wkvquant", ...
-  int wbits = 0;       // 0: float weights
-  int64_t wgroup = 0;  // weight group size (0: one group per row)
-  int kvbits = 32;     // 32 f32, 16 fp16, 2/3/4/8 int
-  int kvgroup = 0;     // 0: head_dim
-  bool poq = true;
-  std::string kv_smooth;    // "none", "stats", "learned"
+  std::string method;       // "", "rtn", "wkvquant", ...
+  int wbits = 0;            // 0: float weights
+  int64_t wgroup = 0;       // weight group size (0: one group per row)
+  KvQuantSettings kv;       // bits 32 (f32 KV) unless the directory asks for more; smooth: how
+                            // Model::kv_smoothing was made
   std::string calibration;  // how a calibrated method was run (CrrOptions::summary), else ""
 };
 

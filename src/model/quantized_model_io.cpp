@@ -61,9 +61,9 @@ int check_saveable(const Model& m) {
   WKVQ_REQUIRE(m.tok_embeddings != nullptr && m.final_norm != nullptr,
                "save_quantized_model: the model has no embeddings or final norm");
   const bool smoothed = m.kv_smoothing.n_layers > 0;
-  WKVQ_REQUIRE(smoothed == (q.kv_smooth != "none" && !q.kv_smooth.empty()),
-               "save_quantized_model: kv_smooth is \"", q.kv_smooth, "\" but the model ",
-               smoothed ? "has" : "has no", " KV smoothing vectors");
+  WKVQ_REQUIRE(smoothed == (q.kv.smooth != KvSmoothMode::None),
+               "save_quantized_model: kv_smooth is \"", kv_smooth_name(q.kv.smooth),
+               "\" but the model ", smoothed ? "has" : "has no", " KV smoothing vectors");
   if (smoothed) {
     WKVQ_REQUIRE(
         m.kv_smoothing.n_layers == m.config.n_layers && m.kv_smoothing.kv_dim == m.config.kv_dim(),
@@ -419,10 +419,10 @@ ojson wkvq_quantization_config(const Model& m, const Exporter& ex, const ojson& 
               {"sym", false},
               {"zero_point", "exact"},
               {"checkpoint_format", "gptq_v2"},
-              {"kv_bits", q.kvbits},
-              {"kv_group_size", q.kvgroup},
-              {"poq", q.poq},
-              {"kv_smooth", q.kv_smooth.empty() ? std::string("none") : q.kv_smooth},
+              {"kv_bits", q.kv.bits},
+              {"kv_group_size", q.kv.group},
+              {"poq", q.kv.poq},
+              {"kv_smooth", kv_smooth_name(q.kv.smooth)},
               {"keep_float", ex.keep_float()},
               {"padding", ex.padding_json()}};
   if (!q.calibration.empty()) qc["calibration"] = q.calibration;
@@ -474,7 +474,7 @@ void save_quantized_model(const Model& m, const std::string& dir, const std::str
   const bool gptq = format == QuantizedDirFormat::kGptq;
   const int bits = check_saveable(m);
   m.config.validate(m.source.empty() ? "save_quantized_model" : m.source);
-  validate_kv_settings(m.quant.kvbits, m.quant.kvgroup, m.config.kv_dim());
+  validate_kv_settings(m.quant.kv, m.config.kv_dim());
   check_output_dir(dir);
   write_directory_atomically(dir, [&](const std::string& tmp) {
     Exporter ex(m, bits, gptq);

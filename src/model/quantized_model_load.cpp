@@ -59,21 +59,18 @@ void parse_wkvq_keys(const QcReader& r, const LlamaConfig& c, QuantConfig& q) {
   info.method = r.string("method");
   if (info.method.empty()) r.bad("method", "must name the quantization method");
   const int64_t kvbits = r.integer("kv_bits");
-  const int64_t kvgroup = r.integer("kv_group_size");
+  info.kv.bits = static_cast<int>(std::clamp<int64_t>(kvbits, -1, 64));
+  info.kv.group = r.integer("kv_group_size");
   try {
-    validate_kv_settings(static_cast<int>(std::clamp<int64_t>(kvbits, -1, 64)), kvgroup,
-                         c.kv_dim());
+    validate_kv_settings(info.kv, c.kv_dim());
   } catch (const Error& e) {
     r.bad("kv_bits",
-          std::string("with kv_group_size = ") + std::to_string(kvgroup) + ": " + e.what());
+          std::string("with kv_group_size = ") + std::to_string(info.kv.group) + ": " + e.what());
   }
-  info.kvbits = static_cast<int>(kvbits);
-  info.kvgroup = static_cast<int>(kvgroup);
-  info.poq = r.boolean("poq");
-  info.kv_smooth = r.string("kv_smooth");
-  if (info.kv_smooth != "none" && info.kv_smooth != "stats" && info.kv_smooth != "learned") {
-    r.bad("kv_smooth", "expected \"none\", \"stats\" or \"learned\"");
-  }
+  info.kv.poq = r.boolean("poq");
+  const std::optional<KvSmoothMode> smooth = parse_kv_smooth(r.string("kv_smooth"));
+  if (!smooth) r.bad("kv_smooth", "expected \"none\", \"stats\" or \"learned\"");
+  info.kv.smooth = *smooth;
   if (r.has("calibration")) info.calibration = r.string("calibration");
   parse_keep_float(r, c, q);
 }
@@ -403,12 +400,14 @@ Model load_quantized_model(const std::string& dir, const json& config) {
         Linear{vocab, dim, t.f32("lm_head.weight", {vocab, dim}, "tie_word_embeddings is false"),
                nullptr, nullptr};
   }
-  if (m.quant.kv_smooth != "none" && !qc.gptq_layout) m.kv_smoothing = load_smoothing(t, c);
+  if (m.quant.kv.smooth != KvSmoothMode::None && !qc.gptq_layout) {
+    m.kv_smoothing = load_smoothing(t, c);
+  }
   t.reject_unused();
-  if (m.quant.kv_smooth != "none" && qc.gptq_layout) {
+  if (m.quant.kv.smooth != KvSmoothMode::None && qc.gptq_layout) {
     const std::string kv_path = (fs::path(dir) / kKvSmoothingFile).string();
     WKVQ_REQUIRE(qc.checksums.contains(kKvSmoothingFile), config_path, ": ", kWkvqSection,
-                 ".kv_smooth is \"", m.quant.kv_smooth, "\" but checksums list no ",
+                 ".kv_smooth is \"", kv_smooth_name(m.quant.kv.smooth), "\" but checksums list no ",
                  kKvSmoothingFile);
     const SafetensorsFile kv_file = SafetensorsFile::open(kv_path);
     Tensors kt(kv_file, m);

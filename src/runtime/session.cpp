@@ -12,7 +12,7 @@ int64_t session_length(const LlamaConfig& c, int64_t requested) {
 }
 }  // namespace
 
-Session::Session(const Model& m, int64_t max_tokens, const KvCacheSettings& kv,
+Session::Session(const Model& m, int64_t max_tokens, const KvQuantSettings& kv,
                  const KvSmoothing* smoothing)
     : model_(m),
       cache_(m.config, session_length(m.config, max_tokens), kv,

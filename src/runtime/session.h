@@ -17,7 +17,7 @@ class Session {
   // A session with room for `max_tokens` positions (default and maximum: the model's context),
   // its KV cache stored as `kv` says; `smoothing` (null: the model's own, if any) applies to an
   // int-b cache and must outlive the session.
-  explicit Session(const Model& m, int64_t max_tokens = 0, const KvCacheSettings& kv = {},
+  explicit Session(const Model& m, int64_t max_tokens = 0, const KvQuantSettings& kv = {},
                    const KvSmoothing* smoothing = nullptr);
 
   // Feeds tokens at the current position in one batched pass (prefill); returns the logits of

@@ -99,7 +99,7 @@ TEST(Crr, LossDecreasesOnABlock) {
   for (const float c : b.clip_hi[1]) moved = moved || std::abs(c - 0.98201379f) > 1e-4f;
   EXPECT_TRUE(moved);
   EXPECT_EQ(r.quant.method, "wkvquant");
-  EXPECT_EQ(r.quant.kv_smooth, "learned");
+  EXPECT_EQ(r.quant.kv.smooth, KvSmoothMode::Learned);
 }
 
 // CRR's loss (design.md §2.3): block i with its quantized weights, followed by k' = min(k, L-1-i)
@@ -127,7 +127,7 @@ TEST(Crr, LossRunsThroughTheKFullPrecisionSuccessors) {
     o.window = T;
     o.batch = 1;
     o.epochs = 1;
-    o.kvbits = 16;
+    o.kv.bits = 16;
     o.stop_after_block = 0;
     const CalibrationResult r = calibrate_crr(m, calib, o);
     ASSERT_EQ(r.blocks.size(), 1u);
@@ -268,8 +268,8 @@ TEST(BlockFile, EveryTruncationAndCorruptionIsAnError) {
 TEST(ApplyCalibration, QuantizesWithTheClipFactorsAndSetsTheSmoothing) {
   const Model fp = test::make_test_model(test::stories260k_config(), 91);
   CalibrationResult r;
-  r.quant.kvbits = 4;
-  r.quant.kv_smooth = "learned";
+  r.quant.kv.bits = 4;
+  r.quant.kv.smooth = KvSmoothMode::Learned;
   const int C = fp.config.kv_dim();
   for (int l = 0; l < fp.config.n_layers; ++l) {
     BlockCalibration b;

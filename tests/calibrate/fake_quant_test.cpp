@@ -18,6 +18,7 @@
 #include "formats/kv_quant.h"
 #include "formats/weight_quant.h"
 #include "model/weight_quantizer.h"
+#include "runtime/attention.h"
 #include "runtime/kv_cache.h"
 #include "runtime/kv_stats.h"
 
@@ -283,7 +284,7 @@ TEST_P(FakeQuantBlock, MatchesRuntimeWithPackedWeightsAndInt4Cache) {
   for (int layer = 0; layer < c.n_layers; ++layer) {
     SCOPED_TRACE("layer " + std::to_string(layer));
     const BlockCalibration& b = r.blocks[static_cast<size_t>(layer)];
-    KvCache cache(c, T, KvCacheSettings{4, 0, cs.poq}, &q.kv_smoothing);
+    KvCache cache(c, T, KvQuantSettings{4, 0, cs.poq}, &q.kv_smoothing);
     cache.set_chunk_attention(ChunkAttention::TeacherForced);
     Recorder rec(cache, c.kv_dim());
     const std::vector<float> y_rt = test::runtime_block(q, layer, x, rec);
@@ -363,6 +364,26 @@ TEST(FakeQuantBlock, WeightsOnlyMatchesRuntimeWithAnF32Cache) {
       max_diff = std::max(max_diff, std::abs(static_cast<double>(y_t[i]) - y_rt[i]));
     }
     EXPECT_LE(max_diff, test::block_tolerance(max_y)) << "layer " << layer;
+  }
+}
+
+// The libtorch block's teacher-forced attention reads in full precision exactly the positions
+// the runtime's rule (full_precision_from, runtime/attention.h) names: the diagonal under POQ.
+TEST(TeacherForcedRule, MaskIsTheRuntimeRule) {
+  for (const bool poq : {true, false}) {
+    for (const int64_t T : {1, 6}) {
+      const torch::Tensor m = teacher_forced_full_precision(poq, T, torch::kCPU);
+      ASSERT_EQ(m.sizes(), (std::vector<int64_t>{T, T}));
+      const auto a = m.accessor<bool, 2>();
+      for (int64_t t = 0; t < T; ++t) {
+        const int64_t from = full_precision_from(poq, ChunkAttention::TeacherForced, 0, t);
+        for (int64_t j = 0; j < T; ++j) {
+          EXPECT_EQ(a[t][j], j >= from && j <= t) << "poq " << poq << " t " << t << " j " << j;
+        }
+      }
+      EXPECT_TRUE(
+          torch::equal(m, poq ? torch::eye(T, torch::kBool) : torch::zeros({T, T}, torch::kBool)));
+    }
   }
 }
 

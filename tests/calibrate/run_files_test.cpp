@@ -28,16 +28,16 @@ CrrOptions unusual_options() {
   o.window = 100;
   o.batch = 3;
   o.learn_lwc = false;
-  o.learn_smooth = true;
+  o.kv.smooth = KvSmoothMode::Learned;
   o.stats_init = false;
   o.stats_windows = 5;
   o.stats_ctx = 77;
   o.loss = CrrLoss::Mse;
-  o.poq = false;
+  o.kv.poq = false;
   o.wbits = 2;
   o.wgroup = 0;
-  o.kvbits = 8;
-  o.kvgroup = 16;
+  o.kv.bits = 8;
+  o.kv.group = 16;
   o.lr_lwc = 0.0123456789012345;
   o.lr_smooth = 1e-7;
   o.lwc_init = 2.5f;
@@ -79,12 +79,13 @@ TEST(CrrRecord, MalformedRecordsAreErrors) {
 
 TEST(CrrOptions, QuantInfoNamesWhatWasLearned) {
   CrrOptions o;
-  EXPECT_EQ(o.quant_info().kv_smooth, "learned");
+  EXPECT_EQ(o.quant_info().kv.smooth, KvSmoothMode::Learned);
   EXPECT_EQ(o.quant_info().method, "wkvquant");
-  o.learn_smooth = false;
-  EXPECT_EQ(o.quant_info().kv_smooth, "stats");
-  o.stats_init = false;
-  EXPECT_EQ(o.quant_info().kv_smooth, "none");
+  o.kv.smooth = KvSmoothMode::Stats;
+  EXPECT_EQ(o.quant_info().kv.smooth, KvSmoothMode::Stats);
+  o.kv.bits = 16;  // KV not quantized: nothing smoothed
+  EXPECT_EQ(o.quant_info().kv.smooth, KvSmoothMode::None);
+  o.kv.bits = 4;
   EXPECT_NE(o.quant_info().calibration.find("lwc, k=1"), std::string::npos)
       << o.quant_info().calibration;
 }

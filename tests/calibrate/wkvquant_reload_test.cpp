@@ -37,9 +37,9 @@ void PrintTo(const Family& p, std::ostream* os) { *os << p.name; }
 
 // Per position, the logits of `tokens`: one batched pass, or token by token through the cache.
 std::vector<float> logits_of(const Model& m, const std::vector<int>& tokens, bool decode) {
-  KvCacheSettings kv;
-  kv.bits = m.quant.kvbits;
-  kv.poq = m.quant.poq;
+  KvQuantSettings kv;
+  kv.bits = m.quant.kv.bits;
+  kv.poq = m.quant.kv.poq;
   const auto n = static_cast<int64_t>(tokens.size());
   const int vocab = m.config.vocab_size;
   Session s(m, n, kv, m.kv_smoothing.n_layers > 0 ? &m.kv_smoothing : nullptr);
@@ -100,7 +100,7 @@ TEST_P(WkvquantReload, DirectoryGivesTheCalibratedModelsLogits) {
   const Model loaded = load_model(dir);
   EXPECT_EQ(loaded.config.architecture, c.architecture);
   EXPECT_EQ(loaded.quant.method, "wkvquant");
-  EXPECT_EQ(loaded.quant.kv_smooth, "learned");
+  EXPECT_EQ(loaded.quant.kv.smooth, KvSmoothMode::Learned);
   EXPECT_EQ(loaded.config.rope_scaling.kind, c.rope_scaling.kind);
   EXPECT_EQ(loaded.config.rope_scaling.factor, c.rope_scaling.factor);
   EXPECT_EQ(loaded.config.head_dim, c.head_dim);

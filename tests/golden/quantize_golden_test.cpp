@@ -49,15 +49,12 @@ Model rtn_model(const Model& fp, int64_t group) {
   w.max_windows = 4;
   q.kv_smoothing = smoothing_from_stats(
       collect_kv_stats(fp, random_tokens(fp.config.vocab_size, 512, kSeed), w));
-  q.quant.kvbits = 4;
-  q.quant.kvgroup = 0;
-  q.quant.poq = true;
-  q.quant.kv_smooth = "stats";
+  q.quant.kv = {4, 0, true, KvSmoothMode::Stats};
   return q;
 }
 
 std::vector<float> logits(const Model& m, const std::vector<int>& tokens, int kvbits) {
-  KvCacheSettings kv;
+  KvQuantSettings kv;
   kv.bits = kvbits;
   Session s(m, static_cast<int64_t>(tokens.size()), kv, &m.kv_smoothing);
   std::vector<float> out(tokens.size() * static_cast<size_t>(m.config.vocab_size));
@@ -85,7 +82,7 @@ void check_round_trip(const std::string& model_path, const std::string& tokenize
   EXPECT_EQ(fs::file_size(tok_copy), fs::file_size(tokenizer));
   const Model loaded = load_model(dir);
   EXPECT_EQ(loaded.weight_bytes(), q.weight_bytes());
-  EXPECT_EQ(loaded.quant.kv_smooth, "stats");
+  EXPECT_EQ(loaded.quant.kv.smooth, KvSmoothMode::Stats);
 
   const std::vector<int> tokens = random_tokens(fp.config.vocab_size, 64, kSeed + 1u);
   for (const int kvbits : {32, 4}) {

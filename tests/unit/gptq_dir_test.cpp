@@ -66,8 +66,8 @@ TEST(GptqDir, SavesLoadsAndSavesAgainByteIdentical) {
       ASSERT_TRUE(is_quantized_model_dir(tmp.path("a")));
       const Model loaded = load_quantized_model(tmp.path("a"));
       EXPECT_EQ(loaded.quant.method, m.quant.method);
-      EXPECT_EQ(loaded.quant.kvbits, 4);
-      EXPECT_EQ(loaded.quant.kv_smooth, m.quant.kv_smooth);
+      EXPECT_EQ(loaded.quant.kv.bits, 4);
+      EXPECT_EQ(loaded.quant.kv.smooth, m.quant.kv.smooth);
       EXPECT_EQ(loaded.kv_smoothing.n_layers, m.kv_smoothing.n_layers);
       if (layout == RopeLayout::RotateHalf) {
         for (int l = 0; l < m.config.n_layers; ++l) {

@@ -61,7 +61,9 @@ std::vector<double> reference(const LlamaConfig& c, const Case& cs, const KvSmoo
   *max_abs_score_terms = 0;
   for (int64_t t = 0; t < n; ++t) {
     while (t >= chunk_end) chunk_start = chunk_end, chunk_end += chunks[++chunk_idx];
-    const int64_t fp_from = !cs.poq ? t + 1 : cs.mode == ChunkAttention::Prefill ? chunk_start : t;
+    const int64_t fp_from = !cs.poq                                         ? t + 1
+                            : cs.mode == ChunkAttention::FullPrecisionChunk ? chunk_start
+                                                                            : t;
     for (int h = 0; h < c.n_heads; ++h) {
       const int c0 = h / (c.n_heads / c.n_kv_heads) * hd;
       std::vector<double> p(static_cast<size_t>(t + 1));
@@ -114,7 +116,7 @@ TEST_P(KvCacheQuant, MatchesDequantizeThenAttend) {
   for (auto* vec : {&sm.sk, &sm.sv})
     for (float& x : *vec) x = us(rng);
 
-  KvCacheSettings st;
+  KvQuantSettings st;
   st.bits = cs.bits;
   st.group = cs.group;
   st.poq = cs.poq;
@@ -147,14 +149,15 @@ TEST_P(KvCacheQuant, MatchesDequantizeThenAttend) {
 
 INSTANTIATE_TEST_SUITE_P(
     Settings, KvCacheQuant,
-    ::testing::Values(Case{4, 0, true, ChunkAttention::Prefill},
+    ::testing::Values(Case{4, 0, true, ChunkAttention::FullPrecisionChunk},
                       Case{4, 0, true, ChunkAttention::TeacherForced},
-                      Case{4, 0, false, ChunkAttention::Prefill},
-                      Case{4, 16, true, ChunkAttention::TeacherForced},  // group spans heads
-                      Case{4, 4, true, ChunkAttention::Prefill},         // groups inside heads
+                      Case{4, 0, false, ChunkAttention::FullPrecisionChunk},
+                      Case{4, 16, true, ChunkAttention::TeacherForced},      // group spans heads
+                      Case{4, 4, true, ChunkAttention::FullPrecisionChunk},  // groups inside heads
                       Case{2, 0, true, ChunkAttention::TeacherForced},
                       Case{3, 0, false, ChunkAttention::TeacherForced},
-                      Case{8, 12, true, ChunkAttention::Prefill}));  // groups straddle heads
+                      Case{8, 12, true,
+                           ChunkAttention::FullPrecisionChunk}));  // groups straddle heads
 
 // A teacher-forced chunk is exactly the same tokens decoded one at a time (same codes, same
 // operations): bit-identical outputs.
@@ -167,7 +170,7 @@ TEST(KvCacheQuantDecode, TeacherForcedChunkEqualsTokenByToken) {
   std::vector<float> q(n * c.q_dim()), k(n * C), v(n * C);
   for (auto* vec : {&q, &k, &v})
     for (float& x : *vec) x = u(rng);
-  KvCacheSettings st;
+  KvQuantSettings st;
   st.bits = 4;
   KvCache chunked(c, n, st), stepped(c, n, st);
   chunked.set_chunk_attention(ChunkAttention::TeacherForced);
@@ -182,7 +185,7 @@ TEST(KvCacheQuantDecode, TeacherForcedChunkEqualsTokenByToken) {
 
 TEST(KvCacheQuantSize, BytesAndBitsPerElement) {
   LlamaConfig c = small_config();
-  KvCacheSettings st;
+  KvQuantSettings st;
   st.bits = 4;  // groups of head_dim 8: 4 bytes of codes + 4 bytes of scale/min per group
   KvCache cache(c, 4, st);
   EXPECT_DOUBLE_EQ(cache.bits_per_element(), 4.0 + 32.0 / 8);

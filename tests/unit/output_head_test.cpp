@@ -56,7 +56,7 @@ TEST(OutputHead, Fp16HeadGivesTheLogitsOfTheRoundedHead) {
     const Model r = with_rounded_f32_head(q);
     const std::vector<int> tokens = random_tokens(q.config.vocab_size, 20, base_seed() + 1u);
     for (const int kvbits : {32, 4}) {
-      KvCacheSettings kv;
+      KvQuantSettings kv;
       kv.bits = kvbits;
       const std::vector<float> want = session_logits(r, tokens, kv);
       const std::vector<float> got = session_logits(h, tokens, kv);

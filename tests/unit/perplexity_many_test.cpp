@@ -39,9 +39,9 @@ TEST(PerplexityMany, EachResultEqualsItsOwnRun) {
   opt.max_windows = 6;
   opt.chunk = 10;  // several chunks per window
   opt.kld_reference = &fp;
-  KvCacheSettings kv4;
+  KvQuantSettings kv4;
   kv4.bits = 4;
-  KvCacheSettings kv2 = kv4;
+  KvQuantSettings kv2 = kv4;
   kv2.bits = 2;
   const std::vector<EvalSpec> specs = {
       {&fp, EvalMode::Prefill, {}, nullptr},     {&q, EvalMode::Decode, kv4, nullptr},

@@ -91,17 +91,14 @@ inline Model quantized_model(const LlamaConfig& c, int bits, int64_t group,
   o.group = group;
   o.keep_float = KeepFloat(keep_float, c.n_layers);
   Model q = quantize_weights_rtn(fp, o);
-  q.quant.kvbits = 4;
-  q.quant.kvgroup = 0;
-  q.quant.poq = true;
-  q.quant.kv_smooth = smooth ? "stats" : "none";
+  q.quant.kv = {4, 0, true, smooth ? KvSmoothMode::Stats : KvSmoothMode::None};
   if (smooth) q.kv_smoothing = random_smoothing(c.n_layers, c.kv_dim(), seed + 1u);
   return q;
 }
 
 // Logits (n, vocab) of every token of `tokens`, in one teacher-forced pass.
 inline std::vector<float> session_logits(const Model& m, const std::vector<int>& tokens,
-                                         const KvCacheSettings& kv) {
+                                         const KvQuantSettings& kv) {
   const KvSmoothing* s = m.kv_smoothing.n_layers > 0 ? &m.kv_smoothing : nullptr;
   Session session(m, static_cast<int64_t>(tokens.size()), kv, s);
   std::vector<float> logits(tokens.size() * static_cast<size_t>(m.config.vocab_size));

@@ -93,8 +93,8 @@ void expect_same_model(const Model& orig, const Model& loaded) {
             std::tie(rb.kind, rb.factor, rb.low_freq_factor, rb.high_freq_factor,
                      rb.original_max_position));
   const QuantizationInfo &qa = orig.quant, &qb = loaded.quant;
-  EXPECT_EQ(std::tie(qa.method, qa.wbits, qa.wgroup, qa.kvbits, qa.kvgroup, qa.poq, qa.kv_smooth),
-            std::tie(qb.method, qb.wbits, qb.wgroup, qb.kvbits, qb.kvgroup, qb.poq, qb.kv_smooth));
+  EXPECT_EQ(std::tie(qa.method, qa.wbits, qa.wgroup), std::tie(qb.method, qb.wbits, qb.wgroup));
+  EXPECT_EQ(qa.kv, qb.kv);
 
   const bool permuted = a.rope_layout == RopeLayout::Interleaved;
   const std::vector<int64_t> q_order = rotate_half_row_order(a.n_heads, a.head_dim);
@@ -190,9 +190,9 @@ TEST_P(QuantizedModelRoundTrip, SameWeightsAndLogits) {
   EXPECT_EQ(loaded.weight_bytes(), orig.weight_bytes());
 
   const std::vector<int> tokens = random_tokens(orig.config.vocab_size, 24, seed + 7u);
-  KvCacheSettings kv4;
+  KvQuantSettings kv4;
   kv4.bits = 4;
-  for (const KvCacheSettings& kv : {KvCacheSettings{}, kv4}) {
+  for (const KvQuantSettings& kv : {KvQuantSettings{}, kv4}) {
     SCOPED_TRACE(::testing::Message() << "KV bits " << kv.bits);
     const std::vector<float> want = session_logits(orig, tokens, kv);
     const std::vector<float> got = session_logits(loaded, tokens, kv);

@@ -83,18 +83,18 @@ TEST(AtomicDirectory, LeftoversOfAKilledSaveAreCleared) {
 }
 
 TEST(KvSettings, OneCheckForEveryUser) {
-  EXPECT_NO_THROW(validate_kv_settings(4, 0, 32));
-  EXPECT_NO_THROW(validate_kv_settings(4, 32, 32));
-  EXPECT_NO_THROW(validate_kv_settings(4, 12, 32));  // the last group is shorter
-  EXPECT_NO_THROW(validate_kv_settings(16, 0, 32));
-  const std::string msg = error_of([] { validate_kv_settings(4, 33, 32); });
+  EXPECT_NO_THROW(validate_kv_settings({4, 0}, 32));
+  EXPECT_NO_THROW(validate_kv_settings({4, 32}, 32));
+  EXPECT_NO_THROW(validate_kv_settings({4, 12}, 32));  // the last group is shorter
+  EXPECT_NO_THROW(validate_kv_settings({16, 0}, 32));
+  const std::string msg = error_of([] { validate_kv_settings({4, 33}, 32); });
   EXPECT_NE(msg.find("--kvgroup 33"), std::string::npos) << msg;
   EXPECT_NE(msg.find("1..32"), std::string::npos) << msg;
-  EXPECT_NE(error_of([] { validate_kv_settings(5, 0, 32); }).find("--kvbits"), std::string::npos);
-  EXPECT_NE(error_of([] { validate_kv_settings(4, -1, 32); }), "");
+  EXPECT_NE(error_of([] { validate_kv_settings({5, 0}, 32); }).find("--kvbits"), std::string::npos);
+  EXPECT_NE(error_of([] { validate_kv_settings({4, -1}, 32); }), "");
   // the KV cache refuses a group wider than a token instead of computing a narrower one
   const LlamaConfig c = small_config(96, RopeLayout::RotateHalf, true);  // kv_dim 32
-  KvCacheSettings kv;
+  KvQuantSettings kv;
   kv.bits = 4;
   kv.group = 33;
   EXPECT_EQ(error_of([&] { KvCache cache(c, 4, kv); }).find("--kvgroup 33"), 0u);
@@ -104,12 +104,12 @@ TEST(KvSettings, TheWriterRefusesWhatTheReaderRefuses) {
   TempDir tmp;
   const LlamaConfig c = small_config(96, RopeLayout::RotateHalf, true);
   Model m = quantized_model(c, 4, 32, "", false, base_seed());
-  m.quant.kvgroup = c.kv_dim() + 1;
+  m.quant.kv.group = c.kv_dim() + 1;
   const std::string save = error_of([&] { save_quantized_model(m, tmp.path("q"), ""); });
   EXPECT_NE(save.find("--kvgroup 33: a KV group is 0 (head_dim) or 1..32"), std::string::npos)
       << save;
   EXPECT_FALSE(fs::exists(tmp.path("q")));
-  m.quant.kvgroup = 0;
+  m.quant.kv.group = 0;
   save_quantized_model(m, tmp.path("q"), "");
   const std::string config = tmp.path("q") + "/config.json";
   nlohmann::json j = nlohmann::json::parse(read_all(config));

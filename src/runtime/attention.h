@@ -1,0 +1,109 @@
+// Attention over a quantized KV cache with past-only quantization (POQ, design.md §2.2).
+//
+// KvCache (runtime/kv_cache.h) stores and encodes keys and values; this unit reads them back. For
+// a query at position pos, the positions [0, pos] split in two (full_precision_from below):
+//   [0, from)    read from the cache as stored (f32, fp16 or int records of formats/kv_quant.h,
+//                holding the smoothed K~ = (K - dK) / sK and V~ = (V - dV) / sV);
+//   [from, pos]  the chunk's own full-precision k, v, which were just handed to the cache.
+// One query head's attention is four named steps plus the softmax between them:
+//   stored_scores   score_j = (qs . K~_j) / sqrt(hd), qs = q * sK, over the int records
+//                   without dequantizing them (q . K_j = qs . K~_j + q . dK);
+//   current_scores  score_j = q . (k_j - dK) / sqrt(hd): every score of the query drops the same
+//                   q . dK, so the softmax is unchanged (forgetting it on the full-precision
+//                   positions is the silent accuracy bug of design.md §2.2);
+//   stored_values   sV * sum_stored p_j V~_j + dV * sum_stored p_j: the smoothing undone, exactly,
+//                   since the probabilities of a row sum to 1;
+//   current_values  + sum_fp p_j v_j.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "formats/kv_quant.h"
+
+namespace wkvq {
+
+// How the tokens of one chunk (several new tokens fed in one pass) see each other.
+enum class ChunkAttention {
+  // A prompt chunk (design.md §2.2 "prefill of a chunk"): under POQ every token sees the chunk's
+  // earlier tokens, and itself, in full precision.
+  FullPrecisionChunk,
+  // Teacher-forced: every token sees exactly what it would see if the chunk's tokens were decoded
+  // one at a time (the evaluation's decode modes, calibration's fake-quantized block).
+  TeacherForced,
+};
+
+// Which positions a query sees in full precision: the first one, `from`; the query at position
+// `pos` (in the chunk starting at `chunk_start`) reads [0, from) from the quantized cache and
+// [from, pos] in full precision. Design.md §2.2:
+//   Past-only quantization (POQ) (a switch, on by default; off gives conventional KV
+//   quantization, where even a prefill chunk is quantized before its own attention):
+//   - prefill of a chunk: attention uses the chunk's full-precision K/V (plus the quantized cache
+//     of earlier chunks); afterwards the chunk's K/V are quantized into the cache;
+//   - decode step t: attention uses the dequantized cache for j < t and the full-precision k_t,
+//     v_t for j = t; then k_t, v_t are quantized and appended.
+//   Teacher-forced parallel form (used by evaluation and calibration; must equal token-by-token
+//   decoding up to float rounding): scores use dequantized K for j < t and full-precision K on
+//   the diagonal; outputs use dequantized V off the diagonal and full-precision V on it.
+// So: poq off -> pos + 1 (nothing in full precision); FullPrecisionChunk -> chunk_start;
+// TeacherForced -> pos (the diagonal only).
+int64_t full_precision_from(bool poq, ChunkAttention mode, int64_t chunk_start, int64_t pos);
+
+// What attention reads of one layer of a KV cache: the stored K and V of positions 0, 1, ...
+// (consecutive) and the smoothing applied before storing them.
+struct StoredKvLayer {
+  int bits = 32;                 // 32: f32, 16: fp16, 2/3/4/8: int records of `format`
+  int kv_dim = 0;                // channels of one position (n_kv_heads * head_dim)
+  const float* kf = nullptr;     // bits 32: (pos, kv_dim)
+  const float* vf = nullptr;     //
+  const uint16_t* kh = nullptr;  // bits 16: (pos, kv_dim)
+  const uint16_t* vh = nullptr;  //
+  const uint8_t* kq = nullptr;   // int: one record of format.token_bytes per position
+  const uint8_t* vq = nullptr;   //
+  KvQuantFormat format{};        // int storage
+  const float* dk = nullptr;     // int storage with smoothing: dK, sK, dV, sV (kv_dim each);
+  const float* sk = nullptr;     // null: no smoothing
+  const float* dv = nullptr;     //
+  const float* sv = nullptr;     //
+  bool quantized() const { return bits <= 8; }
+  bool smoothed() const { return dk != nullptr; }
+};
+
+struct AttentionShape {
+  int n_heads = 0, n_kv_heads = 0, head_dim = 0;
+};
+
+// KvStore::attend's contract (model/kv_store.h) for n new tokens at positions [pos0, pos0 + n):
+// q (n, n_heads * head_dim), k, v (n, kv_dim) in full precision, out (n, n_heads * head_dim);
+// every position of the chunk already stored in `stored`. Each query reads the positions before
+// full_precision_from(poq, mode, pos0, pos) from `stored`, the rest from k, v.
+void attend_chunk(const StoredKvLayer& stored, const AttentionShape& shape, bool poq,
+                  ChunkAttention mode, const float* q, const float* k, const float* v, int64_t n,
+                  int64_t pos0, float* out);
+
+// One query head at position `pos` over its KV head (channels [c0, c0 + hd)), as the four steps
+// read it.
+struct HeadQuery {
+  const float* q = nullptr;   // (hd) the query head
+  int c0 = 0, hd = 0;         // its KV head's first channel, head_dim
+  const float* qs = nullptr;  // (kv_dim) q * sK on [c0, c0 + hd) (q without smoothing), 0 elsewhere
+  float q_dk = 0.0f;          // q . dK (0 without smoothing)
+  float inv_sqrt_hd = 0.0f;   // 1 / sqrt(hd)
+};
+
+// The four steps (see the top of this file). The stored ones run over j in [0, from), the
+// current ones over j in [from, pos], whose k, v are the chunk's rows j - pos0 (kv_dim floats
+// apart). Scratch: `partial` holds `from` floats, `tmp` hd floats, `acc` kv_dim floats, zero on
+// entry.
+void stored_scores(const StoredKvLayer& s, const HeadQuery& h, int64_t from, float* scores,
+                   float* partial, float* tmp);
+void current_scores(const HeadQuery& h, const float* k, int kv_dim, int64_t pos0, int64_t from,
+                    int64_t pos, float* scores);
+// out[0:hd] = the stored positions' share of the output (p: the softmax of the scores).
+void stored_values(const StoredKvLayer& s, const HeadQuery& h, const float* p, int64_t from,
+                   float* out, float* acc, float* tmp);
+// out[0:hd] += the full-precision positions' share.
+void current_values(const HeadQuery& h, const float* v, int kv_dim, const float* p, int64_t pos0,
+                    int64_t from, int64_t pos, float* out);
+
+}  // namespace wkvq
