@@ -289,58 +289,26 @@ Value Renderer::eval_here(const Expr& e) {
   fail("unknown expression");
 }
 
-Value Renderer::eval_binary(const Expr& e) {
-  const std::string& op = e.name;
-  Value a = eval(*e.args[0]);
-  if (op == "and") return a.truthy() ? eval(*e.args[1]) : a;
-  if (op == "or") return a.truthy() ? a : eval(*e.args[1]);
-  Value b = eval(*e.args[1]);
-  if (op == "~" || op == "+" || op == "*") {
-    size_t size_a = a.is_string()                   ? a.as_string().size()
-                    : a.kind() == Value::Kind::List ? a.items().size()
-                                                    : 0;
-    size_t size_b = b.is_string()                   ? b.as_string().size()
-                    : b.kind() == Value::Kind::List ? b.items().size()
-                                                    : 0;
-    WKVQ_REQUIRE(size_a + size_b <= kMaxString, "'", op, "' would build a value over ", kMaxString,
-                 " bytes");
+// `a in b` for a string, mapping or list b (Jinja's `in` and `not in`).
+Value membership(const std::string& op, const Value& a, const Value& b) {
+  bool found = false;
+  if (b.is_string()) {
+    WKVQ_REQUIRE(a.is_string(), "'in <string>' needs a string on the left, got a ", a.kind_name());
+    found = b.as_string().find(a.as_string()) != std::string::npos;
+  } else if (b.is_mapping()) {
+    found = a.is_string() && b.find(a.as_string()) != nullptr;
+  } else {
+    WKVQ_REQUIRE(
+        b.kind() == Value::Kind::List, "'", op, "' needs a list, dict or string on the right, got ",
+        b.is_undefined() ? "undefined '" + b.as_string() + "'" : std::string("a ") + b.kind_name());
+    for (const Value& item : b.items()) found = found || equal(a, item);
   }
-  if (op == "~") return Value(a.str() + b.str());
-  if (op == "==") return Value(equal(a, b));
-  if (op == "!=") return Value(!equal(a, b));
-  if (op == "in" || op == "not in") {
-    bool found = false;
-    if (b.is_string()) {
-      WKVQ_REQUIRE(a.is_string(), "'in <string>' needs a string on the left, got a ",
-                   a.kind_name());
-      found = b.as_string().find(a.as_string()) != std::string::npos;
-    } else if (b.is_mapping()) {
-      found = a.is_string() && b.find(a.as_string()) != nullptr;
-    } else {
-      WKVQ_REQUIRE(b.kind() == Value::Kind::List, "'", op,
-                   "' needs a list, dict or string on the right, got ",
-                   b.is_undefined() ? "undefined '" + b.as_string() + "'"
-                                    : std::string("a ") + b.kind_name());
-      for (const Value& item : b.items()) found = found || equal(a, item);
-    }
-    return Value(found != (op == "not in"));
-  }
-  for (const Value* v : {&a, &b}) {
-    WKVQ_REQUIRE(!v->is_undefined(), "'", v->as_string(), "' is undefined (used with '", op, "')");
-  }
-  if (op == "<") return Value(compare(a, b) < 0);
-  if (op == ">") return Value(compare(a, b) > 0);
-  if (op == "<=") return Value(compare(a, b) <= 0);
-  if (op == ">=") return Value(compare(a, b) >= 0);
-  if (op == "+" && a.is_string() && b.is_string()) return Value(a.as_string() + b.as_string());
-  if (op == "+" && a.kind() == Value::Kind::List && b.kind() == Value::Kind::List) {
-    ValueList items = a.items();
-    items.insert(items.end(), b.items().begin(), b.items().end());
-    return Value::list(std::move(items));
-  }
-  WKVQ_REQUIRE(a.is_number() && b.is_number(), "'", op, "' needs two numbers",
-               op == "+" ? " or two strings" : "", ", got a ", a.kind_name(), " and a ",
-               b.kind_name());
+  return Value(found != (op == "not in"));
+}
+
+// The numeric operators (Python semantics: floor division and modulo round towards -inf; int
+// overflow is an error) on two numbers.
+Value arithmetic(const std::string& op, const Value& a, const Value& b) {
   bool ints = a.kind() == Value::Kind::Int && b.kind() == Value::Kind::Int;
   double x = a.as_number(), y = b.as_number();
   if (op == "/") {
@@ -374,6 +342,45 @@ Value Renderer::eval_binary(const Expr& e) {
     return Value(r);
   }
   return Value(op == "+" ? x + y : op == "-" ? x - y : x * y);
+}
+
+Value Renderer::eval_binary(const Expr& e) {
+  const std::string& op = e.name;
+  Value a = eval(*e.args[0]);
+  if (op == "and") return a.truthy() ? eval(*e.args[1]) : a;
+  if (op == "or") return a.truthy() ? a : eval(*e.args[1]);
+  Value b = eval(*e.args[1]);
+  if (op == "~" || op == "+" || op == "*") {
+    size_t size_a = a.is_string()                   ? a.as_string().size()
+                    : a.kind() == Value::Kind::List ? a.items().size()
+                                                    : 0;
+    size_t size_b = b.is_string()                   ? b.as_string().size()
+                    : b.kind() == Value::Kind::List ? b.items().size()
+                                                    : 0;
+    WKVQ_REQUIRE(size_a + size_b <= kMaxString, "'", op, "' would build a value over ", kMaxString,
+                 " bytes");
+  }
+  if (op == "~") return Value(a.str() + b.str());
+  if (op == "==") return Value(equal(a, b));
+  if (op == "!=") return Value(!equal(a, b));
+  if (op == "in" || op == "not in") return membership(op, a, b);
+  for (const Value* v : {&a, &b}) {
+    WKVQ_REQUIRE(!v->is_undefined(), "'", v->as_string(), "' is undefined (used with '", op, "')");
+  }
+  if (op == "<") return Value(compare(a, b) < 0);
+  if (op == ">") return Value(compare(a, b) > 0);
+  if (op == "<=") return Value(compare(a, b) <= 0);
+  if (op == ">=") return Value(compare(a, b) >= 0);
+  if (op == "+" && a.is_string() && b.is_string()) return Value(a.as_string() + b.as_string());
+  if (op == "+" && a.kind() == Value::Kind::List && b.kind() == Value::Kind::List) {
+    ValueList items = a.items();
+    items.insert(items.end(), b.items().begin(), b.items().end());
+    return Value::list(std::move(items));
+  }
+  WKVQ_REQUIRE(a.is_number() && b.is_number(), "'", op, "' needs two numbers",
+               op == "+" ? " or two strings" : "", ", got a ", a.kind_name(), " and a ",
+               b.kind_name());
+  return arithmetic(op, a, b);
 }
 
 }  // namespace

@@ -19,7 +19,6 @@ namespace wkvq::detail {
 namespace {
 
 constexpr QGemmBlocking kB = kQAvx2Blocking;
-constexpr int kMr = static_cast<int>(kB.mr);
 constexpr int64_t kNr = kB.nr;
 constexpr int kSub = static_cast<int>(kQBlockCols / kLanes);  // ymm per decoded block
 

@@ -29,7 +29,6 @@ namespace wkvq::detail {
 namespace {
 
 constexpr QGemmBlocking kB = kQAvx512Blocking;
-constexpr int kMr = static_cast<int>(kB.mr);
 constexpr int64_t kNr = kB.nr;
 static_assert(kQBlockCols == 2 * kLanes, "a decoded block is two zmm");
 

@@ -1,0 +1,60 @@
+// The checks a model passes before save_quantized_model writes anything.
+#include "model/quantized_model_check.h"
+
+#include <string>
+
+#include "core/error.h"
+#include "formats/kv_quant.h"
+#include "formats/weight_quant.h"
+#include "model/weight_quantizer.h"
+
+namespace wkvq {
+
+int check_saveable(const Model& m) {
+  const QuantizationInfo& q = m.quant;
+  WKVQ_REQUIRE(q.wbits != 3,
+               "saving 3-bit weights is not supported: the GPTQ layout of the "
+               "quantized model directory packs 2, 4 or 8 bits; quantize with --wbits 2, 4 or 8");
+  WKVQ_REQUIRE(q.wbits == 2 || q.wbits == 4 || q.wbits == 8, "save_quantized_model: ", m.source,
+               " is not a quantized model (weight bits ", q.wbits,
+               "); quantize it first (2, 4 or 8 bits)");
+  WKVQ_REQUIRE(!q.method.empty(), "save_quantized_model: the quantization method is not named");
+  WKVQ_REQUIRE(static_cast<int>(m.layers.size()) == m.config.n_layers,
+               "save_quantized_model: the model has ", m.layers.size(), " layers, config says ",
+               m.config.n_layers);
+  WKVQ_REQUIRE(m.tok_embeddings != nullptr && m.final_norm != nullptr,
+               "save_quantized_model: the model has no embeddings or final norm");
+  const bool smoothed = m.kv_smoothing.n_layers > 0;
+  WKVQ_REQUIRE(smoothed == (q.kv.smooth != KvSmoothMode::None),
+               "save_quantized_model: kv_smooth is \"", kv_smooth_name(q.kv.smooth),
+               "\" but the model ", smoothed ? "has" : "has no", " KV smoothing vectors");
+  if (smoothed) {
+    WKVQ_REQUIRE(
+        m.kv_smoothing.n_layers == m.config.n_layers && m.kv_smoothing.kv_dim == m.config.kv_dim(),
+        "save_quantized_model: KV smoothing of shape (", m.kv_smoothing.n_layers, ", ",
+        m.kv_smoothing.kv_dim, ") does not fit the model");
+    m.kv_smoothing.validate("save_quantized_model");
+  }
+  auto check_linear = [&](const Linear& lin, const std::string& what) {
+    WKVQ_REQUIRE(lin.q != nullptr || lin.w != nullptr || lin.w16 != nullptr,
+                 "save_quantized_model: ", what, " has no weights");
+    if (lin.q == nullptr) return;
+    validate(*lin.q, what.c_str());
+    WKVQ_REQUIRE(lin.q->bits == q.wbits && lin.q->group == weight_group_size(lin.in, q.wgroup) &&
+                     lin.q->rows == lin.out && lin.q->cols == lin.in,
+                 "save_quantized_model: ", what, " is quantized with ", lin.q->bits,
+                 " bits, group ", lin.q->group, ", shape (", lin.q->rows, ", ", lin.q->cols,
+                 "); the model says ", q.wbits, " bits, group ", q.wgroup, ", shape (", lin.out,
+                 ", ", lin.in, ")");
+  };
+  for (int l = 0; l < m.config.n_layers; ++l) {
+    for (int i = 0; i < 7; ++i) {
+      check_linear(linear_by_index(m.layers[static_cast<size_t>(l)], i),
+                   std::to_string(l) + "." + kLinearNames[i]);
+    }
+  }
+  if (!m.config.tied_output) check_linear(m.output, "output");
+  return q.wbits;
+}
+
+}  // namespace wkvq
