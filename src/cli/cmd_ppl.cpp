@@ -256,8 +256,8 @@ void run_ablation_cmd(const PplCliOptions& o, const std::string& model_path, con
   std::deque<Model> learned;  // stable addresses for the rungs
   std::string calibration;    // the settings of the learned rungs' CRR rung
   if (o.calibrate) {
-    calibration =
-        add_learned_rungs(o, model_path, fp, calib, kv, smooth, w, wkv, rungs, calib_seconds, learned);
+    calibration = add_learned_rungs(o, model_path, fp, calib, kv, smooth, w, wkv, rungs,
+                                    calib_seconds, learned);
   }
   add_calibrated_rungs(o, fp, rungs, calib_seconds, learned);
   info("evaluating %zu rungs in decode and prefill mode, window by window\n", rungs.size());

@@ -31,7 +31,6 @@ using nlohmann::json;
 
 namespace {
 
-
 void parse_keep_float(const QcReader& r, const LlamaConfig& c, QuantConfig& q) {
   const json& list = r.at("keep_float");
   if (!list.is_array()) r.bad("keep_float", "must be a list of \"LAYER.NAME\" strings");
