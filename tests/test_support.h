@@ -28,6 +28,8 @@ class TempDir {
 
 // Writes `bytes` to `path`, replacing it.
 void write_file(const std::string& path, const std::string& bytes);
+// The bytes of `path` (empty when it cannot be read).
+std::string read_file(const std::string& path);
 
 // $WKVQ_SHARED_DIR, else the directory configured at build time (../shared beside the checkout).
 std::string shared_dir();

@@ -145,12 +145,7 @@ void register_generate(CLI::App& app) {
                   "the model's context)")
       ->capture_default_str()
       ->check(CLI::Range(0, 1 << 24));
-  cmd->add_option("--temperature", o->temperature, "Sampling temperature; 0 = greedy")
-      ->capture_default_str()
-      ->check(CLI::Range(0.0f, 100.0f));
-  cmd->add_option("--top-p", o->top_p, "Nucleus sampling mass in (0, 1]; 1 = off")
-      ->capture_default_str();
-  add_seed_option(cmd, &o->seed, "Seed of the sampler");
+  add_sampling_options(cmd, &o->temperature, &o->top_p, &o->seed);
   o->quant.add_to(cmd);
   add_threads_option(cmd, &o->threads);
   cmd->callback([o] { run_generate(*o); });

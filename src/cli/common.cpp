@@ -79,6 +79,15 @@ void add_threads_option(CLI::App* cmd, int* threads) {
           "1.." + std::to_string(most)));
 }
 
+void add_sampling_options(CLI::App* cmd, float* temperature, float* top_p, uint64_t* seed) {
+  cmd->add_option("--temperature", *temperature, "Sampling temperature; 0 = greedy")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0f, 100.0f));
+  cmd->add_option("--top-p", *top_p, "Nucleus sampling mass in (0, 1]; 1 = off")
+      ->capture_default_str();
+  add_seed_option(cmd, seed, "Seed of the sampler");
+}
+
 void add_seed_option(CLI::App* cmd, uint64_t* seed, const std::string& help) {
   cmd->add_option("--seed", *seed, help + " (0 .. 2^64-1)")
       ->capture_default_str()

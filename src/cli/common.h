@@ -38,6 +38,8 @@ inline constexpr int kMaxThreadsPerCore = 4;
 // Adds --seed S: an integer in [0, 2^64 - 1]; a negative, fractional or larger value is refused
 // (never wrapped).
 void add_seed_option(CLI::App* cmd, uint64_t* seed, const std::string& help);
+// Adds the sampler's options of generate and chat: --temperature (0 = greedy), --top-p and --seed.
+void add_sampling_options(CLI::App* cmd, float* temperature, float* top_p, uint64_t* seed);
 void apply_threads(int threads);
 
 // Whole file as a string; throws when unreadable, or empty unless allow_empty. `option` names

@@ -36,7 +36,10 @@ void matmul_bf16_by_chunks(const Linear& l, const float* x, int64_t n, float* y)
 
 void Linear::forward(const float* x, int64_t n, float* y) const {
   if (q && in_order) {
-    std::vector<float> xs(static_cast<size_t>(n * in));
+    // The input in g_idx order (act-order checkpoints); the buffer is kept per thread so decode
+    // does not allocate per call.
+    thread_local std::vector<float> xs;
+    xs.resize(static_cast<size_t>(n * in));
     const std::vector<int32_t>& order = *in_order;
     for (int64_t t = 0; t < n; ++t) {
       for (int64_t j = 0; j < in; ++j) xs[static_cast<size_t>(t * in + j)] = x[t * in + order[j]];

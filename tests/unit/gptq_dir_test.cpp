@@ -30,12 +30,7 @@ namespace {
 using namespace qmtest;  // NOLINT(google-build-using-namespace): test helpers
 using nlohmann::json;
 
-std::string read_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream os;
-  os << in.rdbuf();
-  return os.str();
-}
+using test::read_file;
 
 std::string error_of(const std::function<void()>& f) {
   try {

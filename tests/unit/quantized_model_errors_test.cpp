@@ -26,12 +26,7 @@ namespace {
 using namespace qmtest;  // NOLINT(google-build-using-namespace): test helpers
 using nlohmann::json;
 
-std::string read_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::ostringstream os;
-  os << in.rdbuf();
-  return os.str();
-}
+using test::read_file;
 
 using test::write_file;
 
