@@ -21,10 +21,16 @@ struct Row {
   double step_s = 0;  // one batched decode step
 };
 
-// `decode` batched steps of the n sequences, each continuing from a copy of `prefilled`.
-Row run_steps(const Model& m, const KvCache& prefilled, int first, int context, int decode, int n) {
+// `decode` batched steps of the n sequences, each continuing from a copy of `prefilled`'s first
+// `context` positions.
+Row run_steps(const Model& m, const KvCache& prefilled, const KvSmoothing* smoothing, int first,
+              int context, int decode, int n) {
   std::vector<std::unique_ptr<KvCache>> caches;
-  for (int i = 0; i < n; ++i) caches.push_back(std::make_unique<KvCache>(prefilled));
+  for (int i = 0; i < n; ++i) {
+    caches.push_back(std::make_unique<KvCache>(m.config, prefilled.max_tokens(),
+                                               prefilled.settings(), smoothing));
+    caches.back()->copy_prefix(prefilled, context);
+  }
   std::vector<int> tokens(static_cast<size_t>(n));
   for (int i = 0; i < n; ++i) tokens[static_cast<size_t>(i)] = (first + i) % m.config.vocab_size;
   BatchScratch scratch;
@@ -57,7 +63,11 @@ nlohmann::json bench_parallel(const PreparedModel& p, const std::vector<int>& pa
   std::uniform_int_distribution<int> pick(0, c.vocab_size - 1);
   std::vector<int> prompt(static_cast<size_t>(context));
   for (int& t : prompt) t = pick(rng);
-  KvCache cache(c, context + decode, p.kv, p.smoothing_or_null());
+  // the smoothing as Session picks it: the given one, else the model's own
+  const KvSmoothing* smoothing = p.smoothing_or_null() != nullptr ? p.smoothing_or_null()
+                                 : m.kv_smoothing.n_layers > 0    ? &m.kv_smoothing
+                                                                  : nullptr;
+  KvCache cache(c, context + decode, p.kv, smoothing);
   ForwardScratch fs;
   const auto t0 = std::chrono::steady_clock::now();
   forward(m, prompt.data(), context, 0, cache, fs, LogitsFor::None, nullptr);
@@ -75,7 +85,7 @@ nlohmann::json bench_parallel(const PreparedModel& p, const std::vector<int>& pa
                 "fp16 KV MiB", "tokens in fp16's MiB");
   }
   for (const int n : parallel) {
-    const Row r = run_steps(m, cache, prompt.back(), context, decode, n);
+    const Row r = run_steps(m, cache, smoothing, prompt.back(), context, decode, n);
     const double kv_bytes = static_cast<double>(per_token) * n * (context + decode);
     const double fp16_bytes = static_cast<double>(fp16_per_token) * n * (context + decode);
     const auto tokens_same = static_cast<int64_t>(fp16_bytes / static_cast<double>(per_token));

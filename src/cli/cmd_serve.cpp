@@ -24,8 +24,8 @@
 #include "cli/console.h"
 #include "cli/quant_options.h"
 #include "core/error.h"
+#include "runtime/kv_cache.h"
 #include "serve/http_routes.h"
-#include "serve/kv_budget.h"
 #include "serve/scheduler.h"
 
 namespace wkvq::cli {
@@ -53,17 +53,22 @@ std::string model_id_of(const std::string& path, const std::string& name) {
   return p.extension() == ".bin" ? p.stem().string() : p.filename().string();
 }
 
+// Bytes one position takes in a cache with these settings (all layers, K and V).
+int64_t kv_bytes_per_token(const LlamaConfig& c, const KvQuantSettings& kv) {
+  return KvCache(c, 1, kv).bytes_per_token();
+}
+
 // The budget's bytes (--kv-budget, default: --parallel sequences of the whole context) and what
 // it holds at the chosen KV format and at fp16, printed: the ratio is the method's promise.
 int64_t kv_budget_bytes(const ServeOptions& o, const LlamaConfig& c, const KvQuantSettings& kv,
                         int64_t ctx) {
-  const int64_t per_token = serve::kv_bytes_per_token(c, kv);
+  const int64_t per_token = kv_bytes_per_token(c, kv);
   const int64_t bytes = o.kv_budget_mib > 0
                             ? static_cast<int64_t>(o.kv_budget_mib * 1024.0 * 1024.0)
                             : per_token * ctx * o.parallel;
   KvQuantSettings fp16 = kv;
   fp16.bits = 16;
-  const int64_t fp16_per_token = serve::kv_bytes_per_token(c, fp16);
+  const int64_t fp16_per_token = kv_bytes_per_token(c, fp16);
   info(
       "KV budget %s: %lld tokens at KV%d (%lld bytes per token), %lld tokens at fp16 (%lld "
       "bytes per token): %.2fx\n",
@@ -157,7 +162,7 @@ void run_serve(const ServeOptions& o) {
   watcher.join();
   WKVQ_REQUIRE(listened || signalled, "the server stopped listening on ", o.host, ":", port);
   info("served %lld requests\n", static_cast<long long>(metrics.requests.load()));
-  print_memory(p.model, serve::kv_bytes_per_token(c, p.kv));
+  print_memory(p.model, kv_bytes_per_token(c, p.kv));
 }
 
 }  // namespace

@@ -79,6 +79,22 @@ void KvCache::release() {
   blocks_.clear();
 }
 
+void KvCache::copy_prefix(const KvCache& other, int64_t n) {
+  WKVQ_REQUIRE(other.settings_.bits == settings_.bits && other.settings_.group == settings_.group &&
+                   other.kv_dim_ == kv_dim_ && other.n_layers_ == n_layers_ &&
+                   n <= other.blocks_held() * other.block_tokens_,
+               "KV cache: copy_prefix needs a cache of the same storage holding the positions");
+  WKVQ_REQUIRE(reserve(n), "KV cache: no free blocks for ", n, " copied positions");
+  const auto bytes = static_cast<size_t>(pool_->record_bytes());
+  for (int layer = 0; layer < n_layers_; ++layer) {
+    for (int kv = 0; kv < 2; ++kv) {
+      for (int64_t pos = 0; pos < n; ++pos) {
+        std::memcpy(record(layer, kv, pos), other.record(layer, kv, pos), bytes);
+      }
+    }
+  }
+}
+
 int64_t KvCache::bytes_per_token() const { return 2 * int64_t{n_layers_} * pool_->record_bytes(); }
 
 double KvCache::bits_per_element() const {

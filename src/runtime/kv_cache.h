@@ -50,6 +50,10 @@ class KvCache final : public KvStore {
   int64_t blocks_held() const { return static_cast<int64_t>(blocks_.size()); }
   // Every block back to the pool: the stored positions are gone (start again at position 0).
   void release();
+  // Positions [0, n) of `other` (same storage settings and shape) copied into this cache, its
+  // blocks reserved first (an error when the pool lacks them): many sequences at one context
+  // without prefilling each (wkvq bench --parallel).
+  void copy_prefix(const KvCache& other, int64_t n);
 
   // Stores k, v of positions [pos0, pos0 + n) (reserving their blocks; the pool being full is a
   // wkvq::Error) and attends (model/kv_store.h).

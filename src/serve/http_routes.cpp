@@ -122,7 +122,7 @@ void submit_or_throw(ServerContext& ctx, GenerationRequest g) {
       throw ApiError(400,
                      "the prompt and max_tokens (" + std::to_string(len) +
                          " tokens) exceed the KV budget of " +
-                         std::to_string(ctx.scheduler->budget().tokens_capacity()) +
+                         std::to_string(ctx.scheduler->pool().tokens_capacity()) +
                          " tokens (--kv-budget); ask for fewer tokens",
                      "invalid_request_error", "max_tokens", "context_length_exceeded");
   }

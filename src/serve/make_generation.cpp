@@ -61,7 +61,7 @@ GenerationRequest make_generation(const ServerContext& ctx, const OpenAiRequest&
     too_long(where, "the prompt has " + std::to_string(n) + " tokens; this server's context is " +
                         std::to_string(ctx.ctx) + " tokens, prompt and completion together");
   }
-  const int64_t cap = std::min(ctx.ctx, ctx.scheduler->budget().tokens_capacity());
+  const int64_t cap = std::min(ctx.ctx, ctx.scheduler->pool().tokens_capacity());
   g.max_tokens =
       r.max_tokens.value_or(r.kind == RequestKind::Completion ? 16 : std::max<int64_t>(1, cap - n));
   if (n + g.max_tokens > ctx.ctx) {

@@ -15,7 +15,7 @@ using Clock = std::chrono::steady_clock;
 // One admitted request: its cache, sampler and the text state of what it generated.
 struct Scheduler::Sequence {
   GenerationRequest req;
-  SequenceKv kv;
+  KvCache kv;
   Sampler sampler;
   std::vector<int> tokens;  // the prompt, then each generated token once it is to be fed
   int64_t fed = 0;          // tokens in the cache
@@ -25,13 +25,14 @@ struct Scheduler::Sequence {
   StopMatcher stop;
   bool done = false;
 
-  Sequence(GenerationRequest r, const Model& m, KvBlockBudget& budget, const SchedulerOptions& o)
+  Sequence(GenerationRequest r, const Model& m, KvBlockPool& pool, const SchedulerOptions& o,
+           int64_t blocks)
       : req(std::move(r)),
-        kv(m.config, budget, static_cast<int64_t>(req.prompt.size()) + req.max_tokens, o.kv,
+        kv(m.config, pool, static_cast<int64_t>(req.prompt.size()) + req.max_tokens, o.kv,
            o.smoothing),
         sampler(m.config.vocab_size, req.temperature, req.top_p, req.seed),
         tokens(req.prompt),
-        commit(budget.blocks_for(static_cast<int64_t>(req.prompt.size()) + req.max_tokens)),
+        commit(blocks),
         stop(req.stop) {}
   bool prefilling() const { return fed < static_cast<int64_t>(req.prompt.size()); }
   Usage usage() const { return {static_cast<int64_t>(req.prompt.size()), generated}; }
@@ -41,11 +42,12 @@ Scheduler::Scheduler(const Model& m, const SchedulerOptions& o, Metrics& metrics
     : model_(m),
       opt_(o),
       metrics_(metrics),
-      budget_(m.config, o.kv, o.kv_budget_bytes, o.block_tokens) {
+      pool_(m.config, o.kv, o.kv_budget_bytes, o.block_tokens) {
+  if (opt_.smoothing == nullptr && m.kv_smoothing.n_layers > 0) opt_.smoothing = &m.kv_smoothing;
   WKVQ_REQUIRE(o.parallel >= 1 && o.queue >= 0 && o.prefill_chunk >= 1,
                "scheduler: --parallel and --prefill-chunk must be >= 1, --queue >= 0");
-  metrics_.kv_blocks_total = budget_.total_blocks();
-  metrics_.kv_bytes_per_block = budget_.bytes_per_block();
+  metrics_.kv_blocks_total = pool_.total_blocks();
+  metrics_.kv_bytes_per_block = pool_.bytes_per_block();
   // OpenMP's thread count is per thread: the scheduler's forward runs with the creator's.
   thread_ = std::thread([this, threads = num_threads()] {
     set_num_threads(threads);
@@ -60,7 +62,7 @@ Scheduler::~Scheduler() {
 Scheduler::Submit Scheduler::submit(GenerationRequest r) {
   WKVQ_ASSERT(!r.prompt.empty() && r.max_tokens >= 1 && r.channel && r.tok);
   const int64_t len = static_cast<int64_t>(r.prompt.size()) + r.max_tokens;
-  if (budget_.blocks_for(len) > budget_.total_blocks()) return Submit::TooLarge;
+  if (blocks_for(len) > pool_.total_blocks()) return Submit::TooLarge;
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (stopping_) return Submit::ShuttingDown;
@@ -94,7 +96,7 @@ void Scheduler::finish(Sequence& s, const std::string& reason, const std::string
 }
 
 void Scheduler::admit() {
-  std::vector<GenerationRequest> admitted;
+  std::vector<std::pair<GenerationRequest, int64_t>> admitted;  // and its blocks
   {
     std::lock_guard<std::mutex> lock(mu_);
     while (active_.size() + admitted.size() < static_cast<size_t>(opt_.parallel) &&
@@ -106,16 +108,16 @@ void Scheduler::admit() {
         waiting_.pop_front();
         continue;
       }
-      const int64_t need = budget_.blocks_for(static_cast<int64_t>(r.prompt.size()) + r.max_tokens);
-      if (committed_ + need > budget_.total_blocks()) break;  // waits for blocks
+      const int64_t need = blocks_for(static_cast<int64_t>(r.prompt.size()) + r.max_tokens);
+      if (committed_ + need > pool_.total_blocks()) break;  // waits for blocks
       committed_ += need;
-      admitted.push_back(std::move(r));
+      admitted.emplace_back(std::move(r), need);
       waiting_.pop_front();
     }
     metrics_.queued = static_cast<int64_t>(waiting_.size());
   }
-  for (GenerationRequest& r : admitted) {
-    active_.push_back(std::make_unique<Sequence>(std::move(r), model_, budget_, opt_));
+  for (auto& [r, blocks] : admitted) {
+    active_.push_back(std::make_unique<Sequence>(std::move(r), model_, pool_, opt_, blocks));
   }
 }
 
@@ -167,7 +169,7 @@ bool Scheduler::step() {
     if (s.prefilling()) prefill_left -= n;
     WKVQ_REQUIRE(s.kv.reserve(s.fed + n), "KV blocks promised to a sequence are not free");
     const bool last = s.fed + n == static_cast<int64_t>(s.tokens.size());
-    batch.push_back({s.tokens.data() + s.fed, n, s.fed, &s.kv.cache(), last});
+    batch.push_back({s.tokens.data() + s.fed, n, s.fed, &s.kv, last});
     owner.push_back(&s);
     n_logits += last ? 1 : 0;
     decode_rows += s.prefilling() ? 0 : 1;
@@ -202,7 +204,7 @@ void Scheduler::publish_gauges() {
   metrics_.decode_tok_s =
       span > 0.0 ? static_cast<double>(tokens - recent_.front().second) / span : 0.0;
   metrics_.active = static_cast<int64_t>(active_.size());
-  metrics_.kv_blocks_used = budget_.total_blocks() - budget_.free_blocks();
+  metrics_.kv_blocks_used = pool_.total_blocks() - pool_.free_blocks();
 }
 
 void Scheduler::run() {

@@ -7,10 +7,12 @@
 // cache, a decode step to its own token in full precision (POQ, design.md §2.2), exactly as a
 // single-sequence Session does.
 //
-// KV memory: a request commits the blocks of its largest length (prompt + max_tokens) when it is
-// admitted and takes them as it grows, so a running sequence never runs out; a request waits in a
-// bounded queue until a slot (--parallel) and its blocks are free; beyond the queue, submit()
-// refuses it (the server answers 429).
+// KV memory: one KvBlockPool (runtime/kv_pool.h) of --kv-budget bytes; each sequence's KvCache
+// takes blocks from it as it grows and gives them back when it ends or is cancelled. A request
+// commits the blocks of its largest length (prompt + max_tokens) when it is admitted, so a
+// running sequence never finds the pool empty; a request waits in a bounded queue until a slot
+// (--parallel) and its blocks are free; beyond the queue, submit() refuses it (the server
+// answers 429).
 #pragma once
 
 #include <chrono>
@@ -26,8 +28,9 @@
 
 #include "model/batch_forward.h"
 #include "model/model.h"
+#include "runtime/kv_cache.h"
+#include "runtime/kv_pool.h"
 #include "runtime/tokenizer.h"
-#include "serve/kv_budget.h"
 #include "serve/metrics.h"
 #include "serve/request_channel.h"
 
@@ -52,7 +55,7 @@ struct SchedulerOptions {
   int64_t kv_budget_bytes = 0;
   int block_tokens = 32;
   KvQuantSettings kv;
-  const KvSmoothing* smoothing = nullptr;
+  const KvSmoothing* smoothing = nullptr;  // null: the model's own, if any (as Session)
 };
 
 class Scheduler {
@@ -67,7 +70,7 @@ class Scheduler {
   // Stops accepting; sequences in flight finish, until `grace` has passed, then the rest are
   // cancelled (finish reason "cancelled"). Returns when the scheduler thread has ended.
   void shutdown(std::chrono::milliseconds grace);
-  const KvBlockBudget& budget() const { return budget_; }
+  const KvBlockPool& pool() const { return pool_; }
 
  private:
   struct Sequence;
@@ -77,11 +80,14 @@ class Scheduler {
   void finish(Sequence& s, const std::string& reason, const std::string& error = "");
   void sample_next(Sequence& s, const float* logits);
   void publish_gauges();
+  int64_t blocks_for(int64_t positions) const {
+    return (positions + pool_.block_tokens() - 1) / pool_.block_tokens();
+  }
 
   const Model& model_;
   SchedulerOptions opt_;
   Metrics& metrics_;
-  KvBlockBudget budget_;
+  KvBlockPool pool_;
   int64_t committed_ = 0;  // blocks promised to admitted sequences
 
   std::mutex mu_;
