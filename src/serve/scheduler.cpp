@@ -66,7 +66,9 @@ Scheduler::Submit Scheduler::submit(GenerationRequest r) {
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (stopping_) return Submit::ShuttingDown;
-    if (static_cast<int>(waiting_.size()) >= opt_.queue) return Submit::QueueFull;
+    // room: the free slots (taken at the next step) and the queue behind them
+    const int64_t free_slots = std::max<int64_t>(0, opt_.parallel - metrics_.active.load());
+    if (static_cast<int64_t>(waiting_.size()) >= opt_.queue + free_slots) return Submit::QueueFull;
     waiting_.push_back(std::move(r));
     metrics_.queued = static_cast<int64_t>(waiting_.size());
   }

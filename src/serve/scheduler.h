@@ -50,7 +50,7 @@ struct GenerationRequest {
 
 struct SchedulerOptions {
   int parallel = 4;             // sequences decoded together at most
-  int queue = 16;               // requests waiting at most
+  int queue = 16;               // requests waiting at most, besides those a free slot takes
   int64_t prefill_chunk = 256;  // prompt tokens per step, over all sequences
   int64_t kv_budget_bytes = 0;
   int block_tokens = 32;

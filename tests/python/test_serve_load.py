@@ -8,7 +8,7 @@ temperatures and stop strings), a fifth of the streams disconnect after their fi
   * every whole answer's usage is consistent (completion_tokens <= max_tokens) and every complete
     stream ends with [DONE];
   * afterwards /metrics shows zero active and queued sequences and zero KV blocks in use, and
-    every disconnected stream counted as cancelled;
+    disconnected streams still generating when their client left counted as cancelled;
   * the server's resident memory is steady: after the second half of the load it is within
     8 MiB of what it was after the first half.
 Missing shared models are a skip, a failure when CI=true.
@@ -114,12 +114,13 @@ def run(args) -> None:
                   f"{len(streams)} complete streams end with [DONE]")
         gone = sum(1 for kind, st, _ in results if kind == "disconnect" and st == 200)
         chk.check(m["wkvq_active_sequences"] == 0 and m["wkvq_queued_sequences"] == 0 and
-                  m["wkvq_kv_blocks_in_use"] == 0 and m["wkvq_sequences_cancelled_total"] >= gone
-                  and m["wkvq_requests_rejected_total"] == sum(
+                  m["wkvq_kv_blocks_in_use"] == 0 and
+                  1 <= m["wkvq_sequences_cancelled_total"] <= gone and m["wkvq_requests_rejected_total"] == sum(
                       1 for _, st, _ in results if st == 429),
                   f"/metrics back to idle: {m['wkvq_active_sequences']:.0f} active, "
                   f"{m['wkvq_kv_blocks_in_use']:.0f} blocks in use, "
-                  f"{m['wkvq_sequences_cancelled_total']:.0f} cancelled (>= {gone} disconnects)")
+                  f"{m['wkvq_sequences_cancelled_total']:.0f} cancelled (of {gone} disconnects; a "
+                  f"sequence that ended before its client left is not)")
         chk.check(rss_second - rss_first <= 8 * 1024,
                   f"steady memory: RSS {rss_first} kB after the first half, {rss_second} kB "
                   f"after the second")
