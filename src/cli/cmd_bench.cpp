@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "cli/bench_parallel.h"
 #include "cli/commands.h"
 #include "cli/common.h"
 #include "cli/console.h"
@@ -30,6 +31,7 @@ struct BenchOptions {
   uint64_t seed = 1;
   int threads = 0;
   bool json = false;
+  std::vector<int> parallel;  // --parallel: batched decode of these many sequences
   QuantCliOptions quant;
 };
 
@@ -60,6 +62,12 @@ void run_bench(const BenchOptions& o) {
     what = o.shape_file.empty() ? o.shape : o.shape_file;
   }
   const PreparedModel p = prepare_model(std::move(loaded), o.quant, tok.get());
+  if (!o.parallel.empty()) {
+    const nlohmann::json j = bench_parallel(p, o.parallel, o.prefill, o.decode, o.seed, o.json);
+    if (o.json) std::printf("%s\n", j.dump().c_str());
+    print_memory(p.model, j["kv_bytes_per_token"].get<int64_t>());
+    return;
+  }
   const Model& model = p.model;
   const LlamaConfig& c = model.config;
   WKVQ_REQUIRE(o.prefill + o.decode <= c.seq_len, "--prefill + --decode (", o.prefill + o.decode,
@@ -135,6 +143,12 @@ void register_bench(CLI::App& app) {
   cmd->add_option("--decode", o->decode, "Generated tokens")
       ->capture_default_str()
       ->check(CLI::Range(1, 1 << 20));
+  cmd->add_option("--parallel,--batch", o->parallel,
+                  "Batched decode instead: N sequences (a list: 1,4,16) decoded together, each "
+                  "after --prefill tokens of context (prefilled once, copied); aggregate tok/s, "
+                  "ms per step and KV memory against fp16")
+      ->delimiter(',')
+      ->check(CLI::Range(1, 4096));
   add_seed_option(cmd, &o->seed, "Seed of weights and tokens");
   cmd->add_flag("--json", o->json, "Print one JSON object on stdout");
   o->quant.add_to(cmd);

@@ -1,7 +1,6 @@
 // Prints decoded token pieces on stdout as they come (generate, chat).
 #pragma once
 
-#include <cctype>
 #include <cstdio>
 #include <string>
 
@@ -19,12 +18,7 @@ class PiecePrinter {
 
  private:
   static void write(const std::string& text) {
-    std::string out;
-    out.reserve(text.size());
-    for (const char ch : text) {
-      const auto c = static_cast<unsigned char>(ch);
-      if (c >= 0x20 || std::isspace(c)) out += ch;
-    }
+    const std::string out = printable_text(text);
     std::fputs(out.c_str(), stdout);
     std::fflush(stdout);
   }

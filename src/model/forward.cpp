@@ -35,6 +35,12 @@ void rmsnorm_rows(float* out, const float* x, const float* w, int64_t n, int dim
 
 void block_forward(const Model& m, int layer, int64_t n, int64_t pos0, KvStore& kv,
                    ForwardScratch& s) {
+  const SeqRows one{0, n, pos0, &kv, &s.rope};
+  block_forward_rows(m, layer, {&one, 1}, n, s);
+}
+
+void block_forward_rows(const Model& m, int layer, std::span<const SeqRows> seqs, int64_t n,
+                        ForwardScratch& s) {
   const LlamaConfig& c = m.config;
   const LayerWeights& l = m.layers[static_cast<size_t>(layer)];
   const int dim = c.dim;
@@ -50,13 +56,18 @@ void block_forward(const Model& m, int layer, int64_t n, int64_t pos0, KvStore& 
     rmsnorm_rows(s.q.data(), s.q.data(), l.q_norm, n * c.n_heads, c.head_dim, c.norm_eps);
     rmsnorm_rows(s.k.data(), s.k.data(), l.k_norm, n * c.n_kv_heads, c.head_dim, c.norm_eps);
   }
-  // RoPE on q and k, position pos0 + t for row t
-  for (int64_t t = 0; t < n; ++t) {
-    rope_apply(s.q.data() + t * c.q_dim(), c.n_heads, c.head_dim, s.rope, t, c.rope_layout);
-    rope_apply(s.k.data() + t * c.kv_dim(), c.n_kv_heads, c.head_dim, s.rope, t, c.rope_layout);
+  for (const SeqRows& r : seqs) {
+    // RoPE on q and k, position r.pos0 + t for row r.row0 + t
+    for (int64_t t = 0; t < r.n; ++t) {
+      const int64_t row = r.row0 + t;
+      rope_apply(s.q.data() + row * c.q_dim(), c.n_heads, c.head_dim, *r.rope, t, c.rope_layout);
+      rope_apply(s.k.data() + row * c.kv_dim(), c.n_kv_heads, c.head_dim, *r.rope, t,
+                 c.rope_layout);
+    }
+    // att = softmax(q K^T / sqrt(hd)) V over the sequence's cache and its new tokens (n, q_dim)
+    r.kv->attend(layer, s.q.data() + r.row0 * c.q_dim(), s.k.data() + r.row0 * c.kv_dim(),
+                 s.v.data() + r.row0 * c.kv_dim(), r.n, r.pos0, s.att.data() + r.row0 * c.q_dim());
   }
-  // att = softmax(q K^T / sqrt(hd)) V over the cache and the new tokens  (n, q_dim)
-  kv.attend(layer, s.q.data(), s.k.data(), s.v.data(), n, pos0, s.att.data());
   // x += att Wo^T                                                        (n, dim)
   l.wo.forward(s.att.data(), n, s.xb.data());
   add_inplace(s.x.data(), s.xb.data(), n * dim);

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <span>
 #include <vector>
 
 #include "kernels/rope.h"
@@ -36,5 +37,19 @@ void forward(const Model& m, const int* tokens, int64_t n, int64_t pos0, KvStore
 // One decoder block on the residual stream s.x (n, dim), in place.
 void block_forward(const Model& m, int layer, int64_t n, int64_t pos0, KvStore& kv,
                    ForwardScratch& s);
+
+// The rows of one sequence in a batch of several (continuous batching, serve/): rows
+// [row0, row0 + n) of the scratch are that sequence's tokens at positions [pos0, pos0 + n),
+// attending through its own `kv`; RoPE row t - row0 of `rope` (built for pos0, n) rotates row t.
+struct SeqRows {
+  int64_t row0 = 0, n = 0, pos0 = 0;
+  KvStore* kv = nullptr;
+  const RopeTable* rope = nullptr;
+};
+
+// block_forward over a batch: every linear runs once over all rows (one pass over the weights),
+// RoPE and attention per sequence. `seqs` cover rows [0, n_rows) in order.
+void block_forward_rows(const Model& m, int layer, std::span<const SeqRows> seqs, int64_t n_rows,
+                        ForwardScratch& s);
 
 }  // namespace wkvq

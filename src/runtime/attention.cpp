@@ -1,5 +1,6 @@
 #include "runtime/attention.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 
@@ -9,6 +10,34 @@
 #include "kernels/vec_ops.h"
 
 namespace wkvq {
+
+namespace {
+
+// The stored positions [0, from) as runs within one block: f(j0, count, b) for positions
+// [j0, j0 + count) of block b, in position order.
+template <class F>
+void for_each_block_run(const StoredKvLayer& s, int64_t from, F&& f) {
+  for (int64_t b = 0, j0 = 0; j0 < from; ++b, j0 += s.block_tokens) {
+    f(j0, std::min(s.block_tokens, from - j0), b);
+  }
+}
+
+const int64_t kOneBlock[1] = {0};
+
+}  // namespace
+
+StoredKvLayer contiguous_f32_layer(const float* k, const float* v, int kv_dim, int64_t n) {
+  StoredKvLayer s;
+  s.bits = 32;
+  s.kv_dim = kv_dim;
+  s.k = reinterpret_cast<const uint8_t*>(k);
+  s.v = reinterpret_cast<const uint8_t*>(v);
+  s.blocks = kOneBlock;
+  s.block_tokens = std::max<int64_t>(n, 1);
+  s.block_bytes = 0;
+  s.record_bytes = int64_t{kv_dim} * 4;
+  return s;
+}
 
 int64_t full_precision_from(bool poq, ChunkAttention mode, int64_t chunk_start, int64_t pos) {
   if (!poq) return pos + 1;
@@ -21,23 +50,30 @@ void stored_scores(const StoredKvLayer& s, const HeadQuery& h, int64_t from, flo
     // the groups holding this head's channels [c0, c0 + hd); records of consecutive positions
     const KvQuantFormat& f = s.format;
     const int64_t g0 = h.c0 / f.group, g1 = (h.c0 + h.hd - 1) / f.group;
-    for (int64_t g = g0; g <= g1; ++g) {
-      float* dst = g == g0 ? scores : partial;
-      kv_dot_tokens(f, s.kq, f.token_bytes, from, g, h.qs + f.group_first(g), dst);
-      if (g != g0) {
-        for (int64_t j = 0; j < from; ++j) scores[j] += partial[j];
+    for_each_block_run(s, from, [&](int64_t j0, int64_t count, int64_t b) {
+      for (int64_t g = g0; g <= g1; ++g) {
+        float* dst = (g == g0 ? scores : partial) + j0;
+        kv_dot_tokens(f, s.k_block(b), s.record_bytes, count, g, h.qs + f.group_first(g), dst);
+        if (g != g0) {
+          for (int64_t j = j0; j < j0 + count; ++j) scores[j] += partial[j];
+        }
       }
-    }
+    });
     for (int64_t j = 0; j < from; ++j) scores[j] *= h.inv_sqrt_hd;
     return;
   }
-  for (int64_t j = 0; j < from; ++j) {
-    const int64_t at = j * s.kv_dim + h.c0;
-    if (s.bits == 16) {
-      for (int i = 0; i < h.hd; ++i) tmp[i] = fp16_to_f32(s.kh[at + i]);
+  for_each_block_run(s, from, [&](int64_t j0, int64_t count, int64_t b) {
+    const uint8_t* rec = s.k_block(b);
+    for (int64_t j = j0; j < j0 + count; ++j, rec += s.record_bytes) {
+      const float* kj = reinterpret_cast<const float*>(rec) + h.c0;
+      if (s.bits == 16) {
+        const auto* kh = reinterpret_cast<const uint16_t*>(rec) + h.c0;
+        for (int i = 0; i < h.hd; ++i) tmp[i] = fp16_to_f32(kh[i]);
+        kj = tmp;
+      }
+      scores[j] = dot(h.q, kj, h.hd) * h.inv_sqrt_hd;
     }
-    scores[j] = dot(h.q, s.bits == 32 ? s.kf + at : tmp, h.hd) * h.inv_sqrt_hd;
-  }
+  });
 }
 
 void current_scores(const HeadQuery& h, const float* k, int kv_dim, int64_t pos0, int64_t from,
@@ -52,21 +88,28 @@ void stored_values(const StoredKvLayer& s, const HeadQuery& h, const float* p, i
                    float* out, float* acc, float* tmp) {
   std::memset(out, 0, sizeof(float) * static_cast<size_t>(h.hd));
   if (!s.quantized()) {
-    for (int64_t j = 0; j < from; ++j) {
-      const int64_t at = j * s.kv_dim + h.c0;
-      if (s.bits == 16) {
-        for (int i = 0; i < h.hd; ++i) tmp[i] = fp16_to_f32(s.vh[at + i]);
+    for_each_block_run(s, from, [&](int64_t j0, int64_t count, int64_t b) {
+      const uint8_t* rec = s.v_block(b);
+      for (int64_t j = j0; j < j0 + count; ++j, rec += s.record_bytes) {
+        const float* vj = reinterpret_cast<const float*>(rec) + h.c0;
+        if (s.bits == 16) {
+          const auto* vh = reinterpret_cast<const uint16_t*>(rec) + h.c0;
+          for (int i = 0; i < h.hd; ++i) tmp[i] = fp16_to_f32(vh[i]);
+          vj = tmp;
+        }
+        axpy(out, p[j], vj, h.hd);
       }
-      axpy(out, p[j], s.bits == 32 ? s.vf + at : tmp, h.hd);
-    }
+    });
     return;
   }
   // acc = sum_stored p_j V~_j on the groups of this head
   const KvQuantFormat& f = s.format;
   const int64_t g0 = h.c0 / f.group, g1 = (h.c0 + h.hd - 1) / f.group;
-  for (int64_t g = g0; g <= g1; ++g) {
-    kv_axpy_tokens(f, s.vq, f.token_bytes, from, g, p, acc + f.group_first(g));
-  }
+  for_each_block_run(s, from, [&](int64_t j0, int64_t count, int64_t b) {
+    for (int64_t g = g0; g <= g1; ++g) {
+      kv_axpy_tokens(f, s.v_block(b), s.record_bytes, count, g, p + j0, acc + f.group_first(g));
+    }
+  });
   if (!s.smoothed()) {
     for (int i = 0; i < h.hd; ++i) out[i] = acc[h.c0 + i];
     return;

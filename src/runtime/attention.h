@@ -49,25 +49,35 @@ enum class ChunkAttention {
 // TeacherForced -> pos (the diagonal only).
 int64_t full_precision_from(bool poq, ChunkAttention mode, int64_t chunk_start, int64_t pos);
 
-// What attention reads of one layer of a KV cache: the stored K and V of positions 0, 1, ...
-// (consecutive) and the smoothing applied before storing them.
+// What attention reads of one layer of a KV cache: the stored K and V of positions 0, 1, ..., in
+// blocks of `block_tokens` positions (a paged cache, runtime/kv_pool.h), and the smoothing applied
+// before storing them. Positions [b * B, (b + 1) * B) sit in block b: their K records start at
+// k_block(b), one record of record_bytes per position (f32 or fp16: kv_dim values; int: a token
+// record of `format`); V likewise. Attention loops over blocks, never dividing per position.
+// contiguous_f32_layer() describes plain contiguous f32 arrays as one block.
 struct StoredKvLayer {
-  int bits = 32;                 // 32: f32, 16: fp16, 2/3/4/8: int records of `format`
-  int kv_dim = 0;                // channels of one position (n_kv_heads * head_dim)
-  const float* kf = nullptr;     // bits 32: (pos, kv_dim)
-  const float* vf = nullptr;     //
-  const uint16_t* kh = nullptr;  // bits 16: (pos, kv_dim)
-  const uint16_t* vh = nullptr;  //
-  const uint8_t* kq = nullptr;   // int: one record of format.token_bytes per position
-  const uint8_t* vq = nullptr;   //
-  KvQuantFormat format{};        // int storage
-  const float* dk = nullptr;     // int storage with smoothing: dK, sK, dV, sV (kv_dim each);
-  const float* sk = nullptr;     // null: no smoothing
-  const float* dv = nullptr;     //
-  const float* sv = nullptr;     //
+  int bits = 32;                    // 32: f32, 16: fp16, 2/3/4/8: int records of `format`
+  int kv_dim = 0;                   // channels of one position (n_kv_heads * head_dim)
+  const uint8_t* k = nullptr;       // K records of pool block 0 (blocks[b] * block_bytes further)
+  const uint8_t* v = nullptr;       // V records, likewise
+  const int64_t* blocks = nullptr;  // pool ids of the sequence's blocks 0, 1, ...
+  int64_t block_tokens = 0;         // B: positions per block
+  int64_t block_bytes = 0;          // bytes from one pool id to the next
+  int64_t record_bytes = 0;         // bytes of one position's K (or V) record
+  KvQuantFormat format{};           // int storage
+  const float* dk = nullptr;        // int storage with smoothing: dK, sK, dV, sV (kv_dim each);
+  const float* sk = nullptr;        // null: no smoothing
+  const float* dv = nullptr;        //
+  const float* sv = nullptr;        //
   bool quantized() const { return bits <= 8; }
   bool smoothed() const { return dk != nullptr; }
+  const uint8_t* k_block(int64_t b) const { return k + blocks[b] * block_bytes; }
+  const uint8_t* v_block(int64_t b) const { return v + blocks[b] * block_bytes; }
 };
+
+// Positions [0, n) of plain contiguous f32 storage: K of position j at k + j * kv_dim, V at
+// v + j * kv_dim (n >= 1; one block of n positions). The arrays must outlive the result.
+StoredKvLayer contiguous_f32_layer(const float* k, const float* v, int kv_dim, int64_t n);
 
 struct AttentionShape {
   int n_heads = 0, n_kv_heads = 0, head_dim = 0;

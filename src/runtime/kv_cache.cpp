@@ -1,5 +1,6 @@
 #include "runtime/kv_cache.h"
 
+#include <algorithm>
 #include <cstring>
 
 #include "core/error.h"
@@ -9,8 +10,31 @@
 
 namespace wkvq {
 
+namespace {
+
+constexpr int kPrivateBlockTokens = 32;
+
+// The private pool of a cache of max_tokens positions: whole blocks covering them.
+std::unique_ptr<KvBlockPool> private_pool(const LlamaConfig& c, const KvQuantSettings& kv,
+                                          int64_t max_tokens) {
+  WKVQ_REQUIRE(max_tokens > 0, "KV cache: need room for at least one token");
+  const int b = static_cast<int>(std::min<int64_t>(kPrivateBlockTokens, max_tokens));
+  const int64_t blocks = (max_tokens + b - 1) / b;
+  return std::make_unique<KvBlockPool>(c, kv, blocks * KvBlockPool::block_bytes(c, kv, b), b);
+}
+
+}  // namespace
+
 KvCache::KvCache(const LlamaConfig& c, int64_t max_tokens, const KvQuantSettings& settings,
                  const KvSmoothing* smoothing)
+    : KvCache(c, private_pool(c, settings, max_tokens), nullptr, max_tokens, settings, smoothing) {}
+
+KvCache::KvCache(const LlamaConfig& c, KvBlockPool& pool, int64_t max_tokens,
+                 const KvQuantSettings& settings, const KvSmoothing* smoothing)
+    : KvCache(c, nullptr, &pool, max_tokens, settings, smoothing) {}
+
+KvCache::KvCache(const LlamaConfig& c, std::unique_ptr<KvBlockPool> own, KvBlockPool* shared,
+                 int64_t max_tokens, const KvQuantSettings& settings, const KvSmoothing* smoothing)
     : n_layers_(c.n_layers),
       n_heads_(c.n_heads),
       n_kv_heads_(c.n_kv_heads),
@@ -18,23 +42,21 @@ KvCache::KvCache(const LlamaConfig& c, int64_t max_tokens, const KvQuantSettings
       kv_dim_(c.kv_dim()),
       max_tokens_(max_tokens),
       settings_(settings),
-      smoothing_(smoothing) {
+      smoothing_(smoothing),
+      own_pool_(std::move(own)),
+      pool_(shared != nullptr ? shared : own_pool_.get()),
+      block_tokens_(pool_->block_tokens()) {
   WKVQ_REQUIRE(max_tokens > 0, "KV cache: need room for at least one token");
   validate_kv_settings(settings_, kv_dim_);
   if (settings_.group == 0) settings_.group = head_dim_;
-  const auto slots = static_cast<size_t>(int64_t{c.n_layers} * max_tokens_);
-  const auto floats = slots * static_cast<size_t>(kv_dim_);
-  if (settings_.bits == 32) {
-    kf_.resize(floats);
-    vf_.resize(floats);
-  } else if (settings_.bits == 16) {
-    kh_.resize(floats);
-    vh_.resize(floats);
-  } else {
-    format_ = make_kv_format(kv_dim_, settings_.group, settings_.bits);
-    kq_.resize(slots * static_cast<size_t>(format_.token_bytes));
-    vq_.resize(slots * static_cast<size_t>(format_.token_bytes));
-  }
+  const KvQuantSettings& ps = pool_->settings();
+  WKVQ_REQUIRE(pool_->n_layers() == n_layers_ && pool_->kv_dim() == kv_dim_, "KV cache: the pool ",
+               "holds ", pool_->n_layers(), " layers x ", pool_->kv_dim(), " channels, the model ",
+               n_layers_, " x ", kv_dim_);
+  WKVQ_REQUIRE(ps.bits == settings_.bits && (!ps.quantized() || ps.group == settings_.group),
+               "KV cache: the pool stores ", ps.bits, "-bit K/V in groups of ", ps.group,
+               ", the cache asks for ", settings_.bits, "-bit in groups of ", settings_.group,
+               "; make the pool with the cache's KV settings");
   if (smoothing_ != nullptr) {
     WKVQ_REQUIRE(smoothing_->n_layers == c.n_layers && smoothing_->kv_dim == kv_dim_,
                  "KV smoothing is for ", smoothing_->n_layers, " layers x ", smoothing_->kv_dim,
@@ -42,30 +64,67 @@ KvCache::KvCache(const LlamaConfig& c, int64_t max_tokens, const KvQuantSettings
   }
 }
 
-int64_t KvCache::bytes_per_token() const {
-  const int64_t per_layer = settings_.bits == 32   ? int64_t{kv_dim_} * 4
-                            : settings_.bits == 16 ? int64_t{kv_dim_} * 2
-                                                   : format_.token_bytes;
-  return 2 * int64_t{n_layers_} * per_layer;
+KvCache::~KvCache() { release(); }
+
+bool KvCache::reserve(int64_t n_positions) {
+  WKVQ_REQUIRE(n_positions >= 0 && n_positions <= max_tokens_, "KV cache: reserve of ", n_positions,
+               " positions, the cache holds at most ", max_tokens_);
+  const int64_t need = (n_positions + block_tokens_ - 1) / block_tokens_ - blocks_held();
+  return need <= 0 || pool_->take(need, blocks_);
 }
+
+void KvCache::release() {
+  if (blocks_.empty()) return;
+  pool_->give_back(blocks_);
+  blocks_.clear();
+}
+
+void KvCache::copy_prefix(const KvCache& other, int64_t n) {
+  WKVQ_REQUIRE(other.settings_.bits == settings_.bits && other.settings_.group == settings_.group &&
+                   other.kv_dim_ == kv_dim_ && other.n_layers_ == n_layers_ &&
+                   n <= other.blocks_held() * other.block_tokens_,
+               "KV cache: copy_prefix needs a cache of the same storage holding the positions");
+  WKVQ_REQUIRE(reserve(n), "KV cache: no free blocks for ", n, " copied positions");
+  const auto bytes = static_cast<size_t>(pool_->record_bytes());
+  for (int layer = 0; layer < n_layers_; ++layer) {
+    for (int kv = 0; kv < 2; ++kv) {
+      for (int64_t pos = 0; pos < n; ++pos) {
+        std::memcpy(record(layer, kv, pos), other.record(layer, kv, pos), bytes);
+      }
+    }
+  }
+}
+
+int64_t KvCache::bytes_per_token() const { return 2 * int64_t{n_layers_} * pool_->record_bytes(); }
 
 double KvCache::bits_per_element() const {
   if (!settings_.quantized()) return settings_.bits;
-  return 8.0 * static_cast<double>(format_.token_bytes) / kv_dim_;
+  return 8.0 * static_cast<double>(pool_->format().token_bytes) / kv_dim_;
+}
+
+uint8_t* KvCache::record(int layer, int kv, int64_t pos) const {
+  uint8_t* base = kv == 0 ? pool_->k_base(layer) : pool_->v_base(layer);
+  const int64_t b = pos / block_tokens_;
+  return base + blocks_[static_cast<size_t>(b)] * pool_->bytes_per_block() +
+         (pos - b * block_tokens_) * pool_->record_bytes();
 }
 
 void KvCache::store(int layer, const float* k, const float* v, int64_t n, int64_t pos0) {
   if (settings_.bits == 32) {
-    std::memcpy(&kf_[index(layer, pos0) * kv_dim_], k,
-                sizeof(float) * static_cast<size_t>(n * kv_dim_));
-    std::memcpy(&vf_[index(layer, pos0) * kv_dim_], v,
-                sizeof(float) * static_cast<size_t>(n * kv_dim_));
+    for (int64_t t = 0; t < n; ++t) {
+      std::memcpy(record(layer, 0, pos0 + t), k + t * kv_dim_, sizeof(float) * kv_dim_);
+      std::memcpy(record(layer, 1, pos0 + t), v + t * kv_dim_, sizeof(float) * kv_dim_);
+    }
     return;
   }
   if (settings_.bits == 16) {
-    for (int64_t i = 0; i < n * kv_dim_; ++i) {
-      kh_[index(layer, pos0) * kv_dim_ + i] = f32_to_fp16(k[i]);
-      vh_[index(layer, pos0) * kv_dim_ + i] = f32_to_fp16(v[i]);
+    for (int64_t t = 0; t < n; ++t) {
+      auto* kh = reinterpret_cast<uint16_t*>(record(layer, 0, pos0 + t));
+      auto* vh = reinterpret_cast<uint16_t*>(record(layer, 1, pos0 + t));
+      for (int i = 0; i < kv_dim_; ++i) {
+        kh[i] = f32_to_fp16(k[t * kv_dim_ + i]);
+        vh[i] = f32_to_fp16(v[t * kv_dim_ + i]);
+      }
     }
     return;
   }
@@ -74,7 +133,7 @@ void KvCache::store(int layer, const float* k, const float* v, int64_t n, int64_
   const float* sk = smoothing_ ? smoothing_->sK(layer) : nullptr;
   const float* dv = smoothing_ ? smoothing_->dV(layer) : nullptr;
   const float* sv = smoothing_ ? smoothing_->sV(layer) : nullptr;
-  const auto tb = static_cast<size_t>(format_.token_bytes);
+  const KvQuantFormat& format = pool_->format();
   parallel_for(n, 8, [&](int64_t b, int64_t e) {
     std::vector<float> ks(static_cast<size_t>(kv_dim_)), vs(static_cast<size_t>(kv_dim_));
     for (int64_t t = b; t < e; ++t) {
@@ -84,8 +143,8 @@ void KvCache::store(int layer, const float* k, const float* v, int64_t n, int64_
         ks[c] = smoothing_ ? (kt[c] - dk[c]) / sk[c] : kt[c];
         vs[c] = smoothing_ ? (vt[c] - dv[c]) / sv[c] : vt[c];
       }
-      quantize_token(format_, ks.data(), &kq_[index(layer, pos0 + t) * tb]);
-      quantize_token(format_, vs.data(), &vq_[index(layer, pos0 + t) * tb]);
+      quantize_token(format, ks.data(), record(layer, 0, pos0 + t));
+      quantize_token(format, vs.data(), record(layer, 1, pos0 + t));
     }
   });
 }
@@ -94,17 +153,14 @@ StoredKvLayer KvCache::stored_layer(int layer) const {
   StoredKvLayer s;
   s.bits = settings_.bits;
   s.kv_dim = kv_dim_;
-  const size_t at = index(layer, 0);
-  if (settings_.bits == 32) {
-    s.kf = kf_.data() + at * kv_dim_;
-    s.vf = vf_.data() + at * kv_dim_;
-  } else if (settings_.bits == 16) {
-    s.kh = kh_.data() + at * kv_dim_;
-    s.vh = vh_.data() + at * kv_dim_;
-  } else {
-    s.format = format_;
-    s.kq = kq_.data() + at * static_cast<size_t>(format_.token_bytes);
-    s.vq = vq_.data() + at * static_cast<size_t>(format_.token_bytes);
+  s.k = pool_->k_base(layer);
+  s.v = pool_->v_base(layer);
+  s.blocks = blocks_.data();
+  s.block_tokens = block_tokens_;
+  s.block_bytes = pool_->bytes_per_block();
+  s.record_bytes = pool_->record_bytes();
+  if (settings_.quantized()) {
+    s.format = pool_->format();
     if (smoothing_ != nullptr) {
       s.dk = smoothing_->dK(layer);
       s.sk = smoothing_->sK(layer);
@@ -119,6 +175,10 @@ void KvCache::attend(int layer, const float* q, const float* k, const float* v, 
                      int64_t pos0, float* out) {
   WKVQ_REQUIRE(pos0 + n <= max_tokens_, "KV cache full: positions up to ", pos0 + n - 1,
                " requested, room for ", max_tokens_);
+  WKVQ_REQUIRE(reserve(pos0 + n), "KV pool full: positions up to ", pos0 + n - 1, " need ",
+               (pos0 + n + block_tokens_ - 1) / block_tokens_, " blocks of ", block_tokens_,
+               " positions, this cache holds ", blocks_held(), " and the pool has ",
+               pool_->free_blocks(), " free; reserve() before attending, or raise the budget");
   store(layer, k, v, n, pos0);
   attend_chunk(stored_layer(layer), {n_heads_, n_kv_heads_, head_dim_}, settings_.poq, chunk_mode_,
                q, k, v, n, pos0, out);

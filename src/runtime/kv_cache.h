@@ -2,18 +2,22 @@
 // the attention over what it stores is runtime/attention.h (past-only quantization, the smoothing
 // undone inside the dot products).
 //
-// Storage, per layer and position (K after RoPE):
-//   bits 32: f32 (layer, pos, kv_dim)           bits 16: fp16, same shape
-//   bits 2/3/4/8: one token record of formats/kv_quant.h per (layer, pos) for K and for V,
+// Storage is paged: positions [b * B, (b + 1) * B) of every layer live in the b-th block the cache
+// took from a KvBlockPool (runtime/kv_pool.h: layout, formats), either a pool shared with other
+// caches (the server's one budget) or a private one sized for max_tokens. Per position and layer,
+// in the pool's format (K after RoPE):
+//   bits 32: f32 (kv_dim)   bits 16: fp16 (kv_dim)
+//   bits 2/3/4/8: one token record of formats/kv_quant.h for K and for V,
 //                 holding the smoothed K~ = (K - dK) / sK and V~ = (V - dV) / sV
-// attend() stores the chunk's k, v first, then runs attend_chunk over the layer, which reads the
-// positions before full_precision_from(...) from the store and the rest from the chunk's own
-// full-precision k, v. ChunkAttention::FullPrecisionChunk (the default: a prompt chunk) or
-// TeacherForced (a chunk behaves exactly like the same tokens decoded one by one: the
-// evaluation's decode modes) is set per cache.
+// attend() stores the chunk's k, v first (taking blocks for them if reserve() did not), then runs
+// attend_chunk over the layer, which reads the positions before full_precision_from(...) from the
+// store and the rest from the chunk's own full-precision k, v. ChunkAttention::FullPrecisionChunk
+// (the default: a prompt chunk) or TeacherForced (a chunk behaves exactly like the same tokens
+// decoded one by one: the evaluation's decode modes) is set per cache.
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 #include "formats/kv_quant.h"
@@ -21,44 +25,68 @@
 #include "model/kv_smoothing.h"
 #include "model/kv_store.h"
 #include "runtime/attention.h"
+#include "runtime/kv_pool.h"
 
 namespace wkvq {
 
 class KvCache final : public KvStore {
  public:
-  // Room for `max_tokens` positions of every layer of a model with config `c`. `smoothing` (kept
-  // by reference, may be null = identity) applies to int storage only.
+  // Room for `max_tokens` positions of every layer of a model with config `c`, in a private pool
+  // of ceil(max_tokens / 32) blocks. `smoothing` (kept by reference, may be null = identity)
+  // applies to int storage only.
   KvCache(const LlamaConfig& c, int64_t max_tokens, const KvQuantSettings& settings = {},
           const KvSmoothing* smoothing = nullptr);
+  // Up to `max_tokens` positions in blocks of `pool` (which must outlive the cache), taken as the
+  // sequence grows. `settings` must describe the pool's storage (bits, group; poq is the cache's).
+  KvCache(const LlamaConfig& c, KvBlockPool& pool, int64_t max_tokens,
+          const KvQuantSettings& settings, const KvSmoothing* smoothing);
+  ~KvCache() override;
+  KvCache(const KvCache&) = delete;
+  KvCache& operator=(const KvCache&) = delete;
 
+  // Takes blocks for positions [0, n) (n <= max_tokens); false, with nothing taken, when the pool
+  // has too few free blocks. Blocks already held stay.
+  bool reserve(int64_t n_positions);
+  int64_t blocks_held() const { return static_cast<int64_t>(blocks_.size()); }
+  // Every block back to the pool: the stored positions are gone (start again at position 0).
+  void release();
+  // Positions [0, n) of `other` (same storage settings and shape) copied into this cache, its
+  // blocks reserved first (an error when the pool lacks them): many sequences at one context
+  // without prefilling each (wkvq bench --parallel).
+  void copy_prefix(const KvCache& other, int64_t n);
+
+  // Stores k, v of positions [pos0, pos0 + n) (reserving their blocks; the pool being full is a
+  // wkvq::Error) and attends (model/kv_store.h).
   void attend(int layer, const float* q, const float* k, const float* v, int64_t n, int64_t pos0,
               float* out) override;
 
   void set_chunk_attention(ChunkAttention mode) { chunk_mode_ = mode; }
   int64_t max_tokens() const { return max_tokens_; }
   const KvQuantSettings& settings() const { return settings_; }
+  const KvBlockPool& pool() const { return *pool_; }
   // Bytes the cache holds per token position (all layers, K and V, scales included).
   int64_t bytes_per_token() const;
   // Stored bits per K/V element (b + 32 / g for int storage).
   double bits_per_element() const;
 
  private:
+  KvCache(const LlamaConfig& c, std::unique_ptr<KvBlockPool> own, KvBlockPool* shared,
+          int64_t max_tokens, const KvQuantSettings& settings, const KvSmoothing* smoothing);
   void store(int layer, const float* k, const float* v, int64_t n, int64_t pos0);
+  // The record of `layer`'s K (kv = 0) or V (kv = 1) at position pos (its block reserved).
+  uint8_t* record(int layer, int kv, int64_t pos) const;
   // What attention reads of `layer`: its stored positions and smoothing.
   StoredKvLayer stored_layer(int layer) const;
-  size_t index(int layer, int64_t pos) const {
-    return static_cast<size_t>(int64_t{layer} * max_tokens_ + pos);
-  }
 
   int n_layers_, n_heads_, n_kv_heads_, head_dim_, kv_dim_;
   int64_t max_tokens_;
   KvQuantSettings settings_;
   const KvSmoothing* smoothing_;
   ChunkAttention chunk_mode_ = ChunkAttention::FullPrecisionChunk;
-  KvQuantFormat format_{};         // int storage
-  std::vector<float> kf_, vf_;     // f32 storage (index * kv_dim)
-  std::vector<uint16_t> kh_, vh_;  // fp16 storage
-  std::vector<uint8_t> kq_, vq_;   // int storage (index * token_bytes)
+  std::unique_ptr<KvBlockPool> own_pool_;  // the private pool of the first constructor
+  KvBlockPool* pool_;
+  int64_t block_tokens_;
+  std::vector<int64_t> blocks_;  // pool ids of blocks 0, 1, ... of this sequence
 };
 
 }  // namespace wkvq

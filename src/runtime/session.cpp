@@ -10,15 +10,23 @@ int64_t session_length(const LlamaConfig& c, int64_t requested) {
                " positions, but the model's context is ", c.seq_len, " tokens");
   return requested > 0 ? requested : c.seq_len;
 }
+
+const KvSmoothing* smoothing_of(const Model& m, const KvSmoothing* given) {
+  if (given != nullptr) return given;
+  return m.kv_smoothing.n_layers > 0 ? &m.kv_smoothing : nullptr;
+}
 }  // namespace
 
 Session::Session(const Model& m, int64_t max_tokens, const KvQuantSettings& kv,
                  const KvSmoothing* smoothing)
     : model_(m),
-      cache_(m.config, session_length(m.config, max_tokens), kv,
-             smoothing != nullptr          ? smoothing
-             : m.kv_smoothing.n_layers > 0 ? &m.kv_smoothing
-                                           : nullptr),
+      cache_(m.config, session_length(m.config, max_tokens), kv, smoothing_of(m, smoothing)),
+      logits_(static_cast<size_t>(m.config.vocab_size)) {}
+
+Session::Session(const Model& m, KvBlockPool& pool, int64_t max_tokens, const KvQuantSettings& kv,
+                 const KvSmoothing* smoothing)
+    : model_(m),
+      cache_(m.config, pool, session_length(m.config, max_tokens), kv, smoothing_of(m, smoothing)),
       logits_(static_cast<size_t>(m.config.vocab_size)) {}
 
 const float* Session::feed(const int* tokens, int64_t n) {

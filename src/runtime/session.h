@@ -19,6 +19,11 @@ class Session {
   // int-b cache and must outlive the session.
   explicit Session(const Model& m, int64_t max_tokens = 0, const KvQuantSettings& kv = {},
                    const KvSmoothing* smoothing = nullptr);
+  // The same with its cache in blocks of `pool` (runtime/kv_pool.h; it must outlive the session
+  // and store what `kv` says), taken as the session grows and given back when it is destroyed
+  // (or cache().release()).
+  Session(const Model& m, KvBlockPool& pool, int64_t max_tokens, const KvQuantSettings& kv = {},
+          const KvSmoothing* smoothing = nullptr);
 
   // Feeds tokens at the current position in one batched pass (prefill); returns the logits of
   // the last one (vocab floats, valid until the next call).

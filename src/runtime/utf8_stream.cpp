@@ -34,4 +34,14 @@ std::string Utf8Stream::flush() {
   return std::string(utf8::kReplacement);
 }
 
+std::string printable_text(std::string_view text) {
+  std::string out;
+  out.reserve(text.size());
+  for (const char ch : text) {
+    const auto c = static_cast<unsigned char>(ch);
+    if (c >= 0x20 || c == ' ' || (c >= '\t' && c <= '\r')) out += ch;
+  }
+  return out;
+}
+
 }  // namespace wkvq

@@ -21,4 +21,8 @@ class Utf8Stream {
   std::string pending_;  // an unfinished sequence (at most 3 bytes)
 };
 
+// `text` without ASCII control characters other than whitespace (what raw byte tokens such as
+// <0x01> decode to): the text generate, chat and serve show.
+std::string printable_text(std::string_view text);
+
 }  // namespace wkvq
