@@ -60,10 +60,28 @@ uint64_t hash_linear(uint64_t h, const Linear& lin) {
   return splitmix64(h ^ static_cast<uint64_t>(n));
 }
 
+// The same fingerprint of a quantized linear's storage: sampled bytes of its codes, its scales and
+// zero points, and its act-order column order.
+uint64_t hash_quantized(uint64_t h, const Linear& lin) {
+  auto bytes = [&h](const void* p, size_t n) {
+    const auto* b = static_cast<const uint8_t*>(p);
+    for (size_t i = 0; i < n; i += 4099) h = splitmix64(h ^ b[i] ^ (static_cast<uint64_t>(i) << 8));
+    h = splitmix64(h ^ n);
+  };
+  const QuantizedMatrix& q = *lin.q;
+  bytes(q.codes.data(), q.codes.size());
+  bytes(q.scales.data(), q.scales.size() * sizeof(uint16_t));
+  bytes(q.zeros.data(), q.zeros.size());
+  if (lin.in_order) bytes(lin.in_order->data(), lin.in_order->size() * sizeof(int32_t));
+  return h;
+}
+
 // The options plus what they were applied to: the model (config, sampled weights, biases and q/k
-// norms where it has them: a model without keeps the fingerprint it had before those existed) and
-// the calibration stream. A resumed run must match it exactly.
-std::string run_record(const Model& fp, const std::vector<int>& calib, const CrrOptions& opt) {
+// norms where it has them: a model without keeps the fingerprint it had before those existed),
+// the frozen weights (when frozen) and the calibration stream. A resumed run must match it
+// exactly.
+std::string run_record(const Model& fp, const std::vector<int>& calib, const CrrOptions& opt,
+                       const Model* frozen) {
   const LlamaConfig& c = fp.config;
   uint64_t h = hash_floats(0, fp.tok_embeddings, int64_t{c.vocab_size} * c.dim);
   for (const LayerWeights& l : fp.layers) {
@@ -76,6 +94,14 @@ std::string run_record(const Model& fp, const std::vector<int>& calib, const Crr
     }
     if (l.q_norm != nullptr) h = hash_floats(h, l.q_norm, c.head_dim);
     if (l.k_norm != nullptr) h = hash_floats(h, l.k_norm, c.head_dim);
+  }
+  if (frozen != nullptr) {
+    for (const LayerWeights& l : frozen->layers) {
+      for (int i = 0; i < 7; ++i) {
+        const Linear& lin = linear_by_index(l, i);
+        h = lin.quantized() ? hash_quantized(h, lin) : hash_linear(h, lin);
+      }
+    }
   }
   uint64_t hs = 0;
   for (const int t : calib) hs = splitmix64(hs ^ static_cast<uint32_t>(t));
@@ -114,7 +140,7 @@ struct BlockQuant {
 class CrrRun {
  public:
   CrrRun(const Model& fp, const std::vector<int>& calib, const CrrOptions& opt,
-         const CrrProgressFn& progress);
+         const CrrProgressFn& progress, const Model* frozen);
   CalibrationResult run();
 
  private:
@@ -123,6 +149,7 @@ class CrrRun {
   torch::Tensor embed() const;
   const TorchBlock& block(int i);
   LayerSmoothing initial_smoothing(int i) const;
+  BlockLinears frozen_weights(int i);
   torch::Tensor chain(const torch::Tensor& x, int first, int last, const BlockLinears& w,
                       const FakeKv* kv, torch::Tensor* first_out);
   torch::Tensor pass(const torch::Tensor& x, int first, int last, const BlockQuant* q,
@@ -137,6 +164,7 @@ class CrrRun {
   void report(CrrProgress p);
 
   const Model& fp_;
+  const Model* frozen_;  // the frozen weights (opt_.frozen_weights), else null
   const CrrOptions opt_;
   const CrrProgressFn progress_;
   const std::vector<int>& calib_;  // the whole calibration stream (outlives the run)
@@ -153,8 +181,9 @@ class CrrRun {
 };
 
 CrrRun::CrrRun(const Model& fp, const std::vector<int>& calib, const CrrOptions& opt,
-               const CrrProgressFn& progress)
+               const CrrProgressFn& progress, const Model* frozen)
     : fp_(fp),
+      frozen_(frozen),
       opt_(opt),
       progress_(progress),
       calib_(calib),
@@ -163,16 +192,30 @@ CrrRun::CrrRun(const Model& fp, const std::vector<int>& calib, const CrrOptions&
       S_(opt.samples),
       blocks_(static_cast<size_t>(fp.config.n_layers)) {
   opt_.validate(fp.config);
-  for (const LayerWeights& l : fp.layers) {
-    for (int i = 0; i < 7; ++i) {
-      const Linear& lin = linear_by_index(l, i);
-      WKVQ_REQUIRE(!lin.quantized() && lin.has_float(),
-                   "calibration needs a floating-point model (f32, f16 or bf16 linears); ",
-                   fp.source, " is already quantized");
+  WKVQ_REQUIRE(opt_.frozen_weights == (frozen != nullptr),
+               "calibration: frozen weights need the model holding them, and only they do");
+  if (frozen != nullptr) {
+    WKVQ_REQUIRE(frozen->config.summary() == fp.config.summary(),
+                 "calibration: the frozen "
+                 "weights (",
+                 frozen->source, ": ", frozen->config.summary(),
+                 ") are not of the "
+                 "reference model's shape (",
+                 fp.config.summary(), ")");
+  } else {
+    for (const LayerWeights& l : fp.layers) {
+      for (int i = 0; i < 7; ++i) {
+        const Linear& lin = linear_by_index(l, i);
+        WKVQ_REQUIRE(!lin.quantized() && lin.has_float(),
+                     "calibration needs a floating-point model (f32, f16 or bf16 linears); ",
+                     fp.source,
+                     " is already quantized (learn only the KV smoothing on its frozen weights: "
+                     "--learn smooth)");
+      }
     }
   }
   choose_windows(calib);
-  record_ = run_record(fp, calib, opt);
+  record_ = run_record(fp, calib, opt, frozen);
 }
 
 // S windows of T tokens at seeded random offsets of the stream.
@@ -240,6 +283,13 @@ LayerSmoothing CrrRun::initial_smoothing(int i) const {
           slice(init_smooth_.sV(i))};
 }
 
+// Block i's frozen weights: the frozen model's W^ (the reference block's own weights when the
+// frozen model is the reference).
+BlockLinears CrrRun::frozen_weights(int i) {
+  if (frozen_ == &fp_) return block(i).weights();
+  return TorchBlock(*frozen_, i).weights();
+}
+
 // x through blocks first..last; block `first` with weights w and KV fake quant kv.
 torch::Tensor CrrRun::chain(const torch::Tensor& x, int first, int last, const BlockLinears& w,
                             const FakeKv* kv, torch::Tensor* first_out) {
@@ -283,7 +333,8 @@ double CrrRun::eval_loss(int i, int kp, const BlockLinears& w, const FakeKv* kv,
 // all use exactly this, so a resumed run is bit-identical).
 BlockQuant CrrRun::frozen(int i, const BlockCalibration& b) {
   BlockQuant q;
-  q.w = opt_.quantize_weights()
+  q.w = opt_.frozen_weights ? frozen_weights(i)
+        : opt_.quantize_weights()
             ? fake_quant_fixed(block(i).weights(), b.clip_hi, b.clip_lo, opt_.wbits, opt_.wgroup)
             : block(i).weights();
   if (!b.smoothing.empty()) {
@@ -305,7 +356,9 @@ BlockCalibration CrrRun::train(int i) {
   std::unique_ptr<Lwc> lwc;
   BlockLinears fixed_w = w;
   std::array<std::vector<float>, 7> ones;
-  if (opt_.quantize_weights() && opt_.learn_lwc) {
+  if (opt_.frozen_weights) {  // the weights as they are; no clip factors
+    fixed_w = frozen_weights(i);
+  } else if (opt_.quantize_weights() && opt_.learn_lwc) {
     lwc = std::make_unique<Lwc>(w, opt_.wbits, opt_.wgroup, opt_.lwc_init);
   } else if (opt_.quantize_weights()) {  // RTN: clip factors 1
     for (size_t l = 0; l < 7; ++l) {
@@ -322,8 +375,8 @@ BlockCalibration CrrRun::train(int i) {
   BlockCalibration b;
   b.loss_before = eval_loss(i, kp, lwc ? lwc->fake_quant() : fixed_w, kv.get(), y_fp);
   run_epochs(i, kp, lwc.get(), fixed_w, kv.get(), y_fp);
-  // freeze: the learned values as data
-  for (size_t l = 0; l < 7; ++l) {
+  // freeze: the learned values as data (frozen weights: no clip factors)
+  for (size_t l = 0; l < 7 && !opt_.frozen_weights; ++l) {
     b.clip_hi[l] = lwc ? lwc->clip_hi(static_cast<int>(l)) : ones[l];
     b.clip_lo[l] = lwc ? lwc->clip_lo(static_cast<int>(l)) : ones[l];
   }
@@ -383,8 +436,8 @@ void CrrRun::run_epochs(int i, int kp, const Lwc* lwc, const BlockLinears& fixed
 // Work of block i in units of one block forward over one sample (a training step ~ 3).
 double CrrRun::units(int i) const {
   const int kp = std::min(opt_.k, L_ - 1 - i);
-  const bool learns =
-      (opt_.quantize_weights() && opt_.learn_lwc) || (opt_.quantize_kv() && opt_.learn_smooth());
+  const bool learns = (opt_.quantize_weights() && opt_.learn_lwc && !opt_.frozen_weights) ||
+                      (opt_.quantize_kv() && opt_.learn_smooth());
   const int epochs = learns ? opt_.epochs : 0;
   return static_cast<double>((3 * epochs + 3) * (kp + 1) + 1) * static_cast<double>(S_);
 }
@@ -439,8 +492,9 @@ CalibrationResult CrrRun::run() {
 }  // namespace
 
 CalibrationResult calibrate_crr(const Model& fp, const std::vector<int>& calib,
-                                const CrrOptions& opt, const CrrProgressFn& progress) {
-  CalibrationResult r = CrrRun(fp, calib, opt, progress).run();
+                                const CrrOptions& opt, const CrrProgressFn& progress,
+                                const Model* frozen) {
+  CalibrationResult r = CrrRun(fp, calib, opt, progress, frozen).run();
   r.quant = opt.quant_info();
   return r;
 }
