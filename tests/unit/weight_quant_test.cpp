@@ -374,6 +374,55 @@ TEST(WeightQuantGptq, RejectsWhatItCannotRepresent) {
   EXPECT_THROW(from_gptq(t, GptqZeros::kMinusOne), Error);
 }
 
+// 1-3 edits of t: a bit flip or a random value in qweight, qzeros, scales or g_idx, a vector cut
+// to half or extended by one, or a size field set to a small, zero, negative or huge value.
+void mutate(GptqTensors& t, std::mt19937& rng) {
+  const int edits = 1 + static_cast<int>(rng() % 3);
+  for (int e = 0; e < edits; ++e) {
+    auto poke = [&rng](auto& v) {
+      if (v.empty()) return;
+      auto& x = v[rng() % v.size()];
+      using T = std::remove_reference_t<decltype(x)>;
+      x = rng() % 2 == 0 ? static_cast<T>(x ^ static_cast<T>(1u << (rng() % (8 * sizeof(T)))))
+                         : static_cast<T>(rng());
+    };
+    auto resize = [&rng](auto& v) { v.resize(rng() % 2 == 0 ? v.size() / 2 : v.size() + 1); };
+    auto field = [&rng]() -> int64_t {
+      const int64_t vals[] = {-1, 0, 1, 3, 17, 64, int64_t{1} << 40};
+      return vals[rng() % 7];
+    };
+    switch (rng() % 9) {
+      case 0:
+        poke(t.qweight);
+        break;
+      case 1:
+        poke(t.qzeros);
+        break;
+      case 2:
+        poke(t.scales);
+        break;
+      case 3:
+        poke(t.g_idx);
+        break;
+      case 4:
+        resize(rng() % 2 == 0 ? t.qweight : t.g_idx);
+        break;
+      case 5:
+        resize(rng() % 2 == 0 ? t.qzeros : t.g_idx);
+        break;
+      case 6:
+        t.in = field();
+        break;
+      case 7:
+        t.out = field();
+        break;
+      default:
+        (rng() % 2 == 0 ? t.group : t.n_groups) = field();
+        break;
+    }
+  }
+}
+
 // The GPTQ tensors' reader never trusts them (issue 15: corrupt qzeros / g_idx, wrong shapes):
 // seeded mutations of valid tensors (bit flips and random values in qweight, qzeros, scales and
 // g_idx, vectors cut or extended, the size fields changed, up to 2^40) each give a valid matrix of
@@ -395,50 +444,7 @@ TEST(WeightQuantGptq, MutatedTensorsGiveAMatrixOrAnError) {
     if (rng() % 2 == 0) std::shuffle(order.begin(), order.end(), rng);
     const GptqZeros zc = rng() % 2 == 0 ? GptqZeros::kMinusOne : GptqZeros::kAsIs;
     GptqTensors t = to_gptq(m, zc, bits, order);
-    const int edits = 1 + static_cast<int>(rng() % 3);
-    for (int e = 0; e < edits; ++e) {
-      auto poke = [&rng](auto& v) {
-        if (v.empty()) return;
-        auto& x = v[rng() % v.size()];
-        using T = std::remove_reference_t<decltype(x)>;
-        x = rng() % 2 == 0 ? static_cast<T>(x ^ static_cast<T>(1u << (rng() % (8 * sizeof(T)))))
-                           : static_cast<T>(rng());
-      };
-      auto resize = [&rng](auto& v) { v.resize(rng() % 2 == 0 ? v.size() / 2 : v.size() + 1); };
-      auto field = [&rng]() -> int64_t {
-        const int64_t vals[] = {-1, 0, 1, 3, 17, 64, int64_t{1} << 40};
-        return vals[rng() % 7];
-      };
-      switch (rng() % 9) {
-        case 0:
-          poke(t.qweight);
-          break;
-        case 1:
-          poke(t.qzeros);
-          break;
-        case 2:
-          poke(t.scales);
-          break;
-        case 3:
-          poke(t.g_idx);
-          break;
-        case 4:
-          resize(rng() % 2 == 0 ? t.qweight : t.g_idx);
-          break;
-        case 5:
-          resize(rng() % 2 == 0 ? t.qzeros : t.g_idx);
-          break;
-        case 6:
-          t.in = field();
-          break;
-        case 7:
-          t.out = field();
-          break;
-        default:
-          (rng() % 2 == 0 ? t.group : t.n_groups) = field();
-          break;
-      }
-    }
+    mutate(t, rng);
     try {
       std::vector<int32_t> got_order;
       const QuantizedMatrix r = from_gptq(t, zc, &got_order);
