@@ -85,4 +85,21 @@ Model apply_calibration(const Model& fp, const CalibrationResult& r, int wbits, 
   return q;
 }
 
+Model apply_smoothing(const Model& weights, const CalibrationResult& r) {
+  const int L = weights.config.n_layers;
+  WKVQ_REQUIRE(static_cast<int>(r.blocks.size()) == L, "calibration result has ", r.blocks.size(),
+               " blocks, the model has ", L, " layers; finish (resume) the calibration first");
+  Model q = weights;
+  q.kv_smoothing = r.smoothing();
+  WKVQ_REQUIRE(q.kv_smoothing.n_layers == 0 || q.kv_smoothing.kv_dim == weights.config.kv_dim(),
+               "calibration result: KV smoothing of ", q.kv_smoothing.kv_dim,
+               " channels, the model has ", weights.config.kv_dim());
+  q.quant.kv = r.quant.kv;
+  const std::string method = weights.quant.method.empty() ? "quantized" : weights.quant.method;
+  q.quant.method = method + "+wkvquant-kv";
+  q.quant.calibration = (weights.quant.calibration.empty() ? method : weights.quant.calibration) +
+                        "; KV: " + r.quant.calibration;
+  return q;
+}
+
 }  // namespace wkvq

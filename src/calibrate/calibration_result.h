@@ -46,4 +46,10 @@ struct CalibrationResult {
 // Throws when the result does not fit the model (block count, clip shapes for wgroup).
 Model apply_calibration(const Model& fp, const CalibrationResult& r, int wbits, int64_t wgroup);
 
+// The model `weights` (frozen: calibrated with CrrOptions::frozen_weights) with the KV smoothing
+// of a complete result: its linears shared as they are (bit for bit), model.kv_smoothing and
+// quant.kv from the result, quant.method "<weights' method>+wkvquant-kv" and quant.calibration
+// naming both. Throws when the result does not fit the model (block count, KV channels).
+Model apply_smoothing(const Model& weights, const CalibrationResult& r);
+
 }  // namespace wkvq

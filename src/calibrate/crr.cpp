@@ -14,6 +14,7 @@
 #include <sstream>
 
 #include "calibrate/block_file.h"
+#include "calibrate/crr_record.h"
 #include "calibrate/fake_kv.h"
 #include "calibrate/lwc.h"
 #include "calibrate/torch_block.h"
@@ -27,78 +28,6 @@ namespace wkvq {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-
-uint64_t splitmix64(uint64_t x) {
-  x += 0x9e3779b97f4a7c15ull;
-  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
-  x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-  return x ^ (x >> 31);
-}
-
-// A cheap fingerprint of n floats: every 4099th value and the count.
-uint64_t hash_floats(uint64_t h, const float* p, int64_t n) {
-  if (p == nullptr) return splitmix64(h ^ 0xdeadull);
-  for (int64_t i = 0; i < n; i += 4099) {
-    uint32_t bits;
-    std::memcpy(&bits, p + i, 4);
-    h = splitmix64(h ^ bits ^ (static_cast<uint64_t>(i) << 32));
-  }
-  return splitmix64(h ^ static_cast<uint64_t>(n));
-}
-
-// The same fingerprint of a linear's floating-point weights, whatever their storage (the f32
-// values it samples are the same from an f32 or an fp16/bf16 load of one checkpoint).
-uint64_t hash_linear(uint64_t h, const Linear& lin) {
-  if (lin.w != nullptr || !lin.has_float()) return hash_floats(h, lin.w, lin.out * lin.in);
-  const int64_t n = lin.out * lin.in;
-  for (int64_t i = 0; i < n; i += 4099) {
-    const float v = lin.weight_f32(i);
-    uint32_t bits;
-    std::memcpy(&bits, &v, 4);
-    h = splitmix64(h ^ bits ^ (static_cast<uint64_t>(i) << 32));
-  }
-  return splitmix64(h ^ static_cast<uint64_t>(n));
-}
-
-// The options plus what they were applied to: the model (config, sampled weights, biases and q/k
-// norms where it has them: a model without keeps the fingerprint it had before those existed) and
-// the calibration stream. A resumed run must match it exactly.
-std::string run_record(const Model& fp, const std::vector<int>& calib, const CrrOptions& opt) {
-  const LlamaConfig& c = fp.config;
-  uint64_t h = hash_floats(0, fp.tok_embeddings, int64_t{c.vocab_size} * c.dim);
-  for (const LayerWeights& l : fp.layers) {
-    h = hash_floats(h, l.attn_norm, c.dim);
-    h = hash_floats(h, l.ffn_norm, c.dim);
-    for (int i = 0; i < 7; ++i) {
-      const Linear& lin = linear_by_index(l, i);
-      h = hash_linear(h, lin);
-      if (lin.bias != nullptr) h = hash_floats(h, lin.bias, lin.out);
-    }
-    if (l.q_norm != nullptr) h = hash_floats(h, l.q_norm, c.head_dim);
-    if (l.k_norm != nullptr) h = hash_floats(h, l.k_norm, c.head_dim);
-  }
-  uint64_t hs = 0;
-  for (const int t : calib) hs = splitmix64(hs ^ static_cast<uint32_t>(t));
-  std::ostringstream os;
-  os << opt.record() << "model=" << c.summary() << "\nmodel_hash=" << h
-     << "\ncalib_tokens=" << calib.size() << "\ncalib_hash=" << hs << "\n";
-  return os.str();
-}
-
-std::string first_difference(const std::string& a, const std::string& b) {
-  std::istringstream sa(a), sb(b);
-  std::string la, lb;
-  while (true) {
-    const bool ga = static_cast<bool>(std::getline(sa, la));
-    const bool gb = static_cast<bool>(std::getline(sb, lb));
-    if (!ga && !gb) return "(none)";
-    if (!ga || !gb || la != lb) {
-      std::ostringstream os;  // (not string +: GCC 12 reports a false -Wrestrict there)
-      os << "'" << (ga ? la : std::string()) << "' vs '" << (gb ? lb : std::string()) << "'";
-      return os.str();
-    }
-  }
-}
 
 torch::Tensor loss_of(CrrLoss kind, const torch::Tensor& y, const torch::Tensor& target) {
   const torch::Tensor d = y - target;
@@ -114,7 +43,7 @@ struct BlockQuant {
 class CrrRun {
  public:
   CrrRun(const Model& fp, const std::vector<int>& calib, const CrrOptions& opt,
-         const CrrProgressFn& progress);
+         const CrrProgressFn& progress, const Model* frozen);
   CalibrationResult run();
 
  private:
@@ -123,6 +52,7 @@ class CrrRun {
   torch::Tensor embed() const;
   const TorchBlock& block(int i);
   LayerSmoothing initial_smoothing(int i) const;
+  BlockLinears frozen_weights(int i);
   torch::Tensor chain(const torch::Tensor& x, int first, int last, const BlockLinears& w,
                       const FakeKv* kv, torch::Tensor* first_out);
   torch::Tensor pass(const torch::Tensor& x, int first, int last, const BlockQuant* q,
@@ -137,6 +67,7 @@ class CrrRun {
   void report(CrrProgress p);
 
   const Model& fp_;
+  const Model* frozen_;  // the frozen weights (opt_.frozen_weights), else null
   const CrrOptions opt_;
   const CrrProgressFn progress_;
   const std::vector<int>& calib_;  // the whole calibration stream (outlives the run)
@@ -153,8 +84,9 @@ class CrrRun {
 };
 
 CrrRun::CrrRun(const Model& fp, const std::vector<int>& calib, const CrrOptions& opt,
-               const CrrProgressFn& progress)
+               const CrrProgressFn& progress, const Model* frozen)
     : fp_(fp),
+      frozen_(frozen),
       opt_(opt),
       progress_(progress),
       calib_(calib),
@@ -163,16 +95,30 @@ CrrRun::CrrRun(const Model& fp, const std::vector<int>& calib, const CrrOptions&
       S_(opt.samples),
       blocks_(static_cast<size_t>(fp.config.n_layers)) {
   opt_.validate(fp.config);
-  for (const LayerWeights& l : fp.layers) {
-    for (int i = 0; i < 7; ++i) {
-      const Linear& lin = linear_by_index(l, i);
-      WKVQ_REQUIRE(!lin.quantized() && lin.has_float(),
-                   "calibration needs a floating-point model (f32, f16 or bf16 linears); ",
-                   fp.source, " is already quantized");
+  WKVQ_REQUIRE(opt_.frozen_weights == (frozen != nullptr),
+               "calibration: frozen weights need the model holding them, and only they do");
+  if (frozen != nullptr) {
+    WKVQ_REQUIRE(frozen->config.summary() == fp.config.summary(),
+                 "calibration: the frozen "
+                 "weights (",
+                 frozen->source, ": ", frozen->config.summary(),
+                 ") are not of the "
+                 "reference model's shape (",
+                 fp.config.summary(), ")");
+  } else {
+    for (const LayerWeights& l : fp.layers) {
+      for (int i = 0; i < 7; ++i) {
+        const Linear& lin = linear_by_index(l, i);
+        WKVQ_REQUIRE(!lin.quantized() && lin.has_float(),
+                     "calibration needs a floating-point model (f32, f16 or bf16 linears); ",
+                     fp.source,
+                     " is already quantized (learn only the KV smoothing on its frozen weights: "
+                     "--learn smooth)");
+      }
     }
   }
   choose_windows(calib);
-  record_ = run_record(fp, calib, opt);
+  record_ = run_record(fp, calib, opt, frozen);
 }
 
 // S windows of T tokens at seeded random offsets of the stream.
@@ -240,6 +186,13 @@ LayerSmoothing CrrRun::initial_smoothing(int i) const {
           slice(init_smooth_.sV(i))};
 }
 
+// Block i's frozen weights: the frozen model's W^ (the reference block's own weights when the
+// frozen model is the reference).
+BlockLinears CrrRun::frozen_weights(int i) {
+  if (frozen_ == &fp_) return block(i).weights();
+  return TorchBlock(*frozen_, i).weights();
+}
+
 // x through blocks first..last; block `first` with weights w and KV fake quant kv.
 torch::Tensor CrrRun::chain(const torch::Tensor& x, int first, int last, const BlockLinears& w,
                             const FakeKv* kv, torch::Tensor* first_out) {
@@ -283,7 +236,8 @@ double CrrRun::eval_loss(int i, int kp, const BlockLinears& w, const FakeKv* kv,
 // all use exactly this, so a resumed run is bit-identical).
 BlockQuant CrrRun::frozen(int i, const BlockCalibration& b) {
   BlockQuant q;
-  q.w = opt_.quantize_weights()
+  q.w = opt_.frozen_weights ? frozen_weights(i)
+        : opt_.quantize_weights()
             ? fake_quant_fixed(block(i).weights(), b.clip_hi, b.clip_lo, opt_.wbits, opt_.wgroup)
             : block(i).weights();
   if (!b.smoothing.empty()) {
@@ -305,7 +259,9 @@ BlockCalibration CrrRun::train(int i) {
   std::unique_ptr<Lwc> lwc;
   BlockLinears fixed_w = w;
   std::array<std::vector<float>, 7> ones;
-  if (opt_.quantize_weights() && opt_.learn_lwc) {
+  if (opt_.frozen_weights) {  // the weights as they are; no clip factors
+    fixed_w = frozen_weights(i);
+  } else if (opt_.quantize_weights() && opt_.learn_lwc) {
     lwc = std::make_unique<Lwc>(w, opt_.wbits, opt_.wgroup, opt_.lwc_init);
   } else if (opt_.quantize_weights()) {  // RTN: clip factors 1
     for (size_t l = 0; l < 7; ++l) {
@@ -322,8 +278,8 @@ BlockCalibration CrrRun::train(int i) {
   BlockCalibration b;
   b.loss_before = eval_loss(i, kp, lwc ? lwc->fake_quant() : fixed_w, kv.get(), y_fp);
   run_epochs(i, kp, lwc.get(), fixed_w, kv.get(), y_fp);
-  // freeze: the learned values as data
-  for (size_t l = 0; l < 7; ++l) {
+  // freeze: the learned values as data (frozen weights: no clip factors)
+  for (size_t l = 0; l < 7 && !opt_.frozen_weights; ++l) {
     b.clip_hi[l] = lwc ? lwc->clip_hi(static_cast<int>(l)) : ones[l];
     b.clip_lo[l] = lwc ? lwc->clip_lo(static_cast<int>(l)) : ones[l];
   }
@@ -383,8 +339,8 @@ void CrrRun::run_epochs(int i, int kp, const Lwc* lwc, const BlockLinears& fixed
 // Work of block i in units of one block forward over one sample (a training step ~ 3).
 double CrrRun::units(int i) const {
   const int kp = std::min(opt_.k, L_ - 1 - i);
-  const bool learns =
-      (opt_.quantize_weights() && opt_.learn_lwc) || (opt_.quantize_kv() && opt_.learn_smooth());
+  const bool learns = (opt_.quantize_weights() && opt_.learn_lwc && !opt_.frozen_weights) ||
+                      (opt_.quantize_kv() && opt_.learn_smooth());
   const int epochs = learns ? opt_.epochs : 0;
   return static_cast<double>((3 * epochs + 3) * (kp + 1) + 1) * static_cast<double>(S_);
 }
@@ -439,8 +395,9 @@ CalibrationResult CrrRun::run() {
 }  // namespace
 
 CalibrationResult calibrate_crr(const Model& fp, const std::vector<int>& calib,
-                                const CrrOptions& opt, const CrrProgressFn& progress) {
-  CalibrationResult r = CrrRun(fp, calib, opt, progress).run();
+                                const CrrOptions& opt, const CrrProgressFn& progress,
+                                const Model* frozen) {
+  CalibrationResult r = CrrRun(fp, calib, opt, progress, frozen).run();
   r.quant = opt.quant_info();
   return r;
 }

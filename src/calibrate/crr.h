@@ -48,6 +48,11 @@ struct CrrOptions {
   int64_t window = 0;     // tokens per window; 0: min(256, model context)
   int64_t batch = 1;      // windows per optimizer step
   bool learn_lwc = true;  // false: clip factors 1, i.e. RTN weights
+  // The weights are an already quantized model's (an imported GPTQ checkpoint, GPTQ weights, a
+  // quantized model directory), frozen exactly as they are: block i computes with their
+  // dequantized W^ (act-order columns back in input order); no LWC (learn_lwc false); wbits and
+  // wgroup only describe them. Only the KV smoothing is learned (or kept).
+  bool frozen_weights = false;
   // The KV cache calibrated for (formats/kv_quant.h): bits 2, 3, 4 or 8 (16 or 32: KV not
   // quantized, not smoothed), group (0: head_dim), poq (the teacher-forced POQ attention in
   // training; false: the diagonal is quantized too), smooth: Learned (dK, sK, dV, sV learned),
@@ -108,8 +113,14 @@ using CrrProgressFn = std::function<void(const CrrProgress&)>;
 // Calibrates the floating-point model `fp` (f32 linears) on the token stream `calib`. Returns every
 // finished block: all n_layers unless stop_after_block stopped early. Throws wkvq::Error on bad
 // options, a stream shorter than one window, or a results directory from a different run.
+//
+// With opt.frozen_weights, `frozen` holds the weights (a model of fp's shape, its linears
+// quantized or kept in float) and fp is the reference of the loss (Y_fp, X_fp): the
+// floating-point model when there is one, else the frozen model itself (an imported checkpoint:
+// the reference is then its own weights with a full-precision KV cache). frozen may be &fp.
 CalibrationResult calibrate_crr(const Model& fp, const std::vector<int>& calib,
-                                const CrrOptions& opt, const CrrProgressFn& progress = {});
+                                const CrrOptions& opt, const CrrProgressFn& progress = {},
+                                const Model* frozen = nullptr);
 
 // Effective window: opt.window, or min(256, context) when 0.
 int64_t crr_window(const LlamaConfig& c, const CrrOptions& opt);

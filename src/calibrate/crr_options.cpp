@@ -33,6 +33,9 @@ void CrrOptions::validate(const LlamaConfig& c) const {
                "calibration: statistics need >= 1 window of >= 0 tokens (0: default), got ",
                stats_windows, " of ", stats_ctx);
   WKVQ_REQUIRE(lr_lwc >= 0 && lr_smooth >= 0, "calibration: learning rates must be >= 0");
+  WKVQ_REQUIRE(!frozen_weights || !learn_lwc,
+               "calibration: the weights are frozen (an already quantized model): learned "
+               "weight clipping (lwc) does not apply; learn smooth only");
   WKVQ_REQUIRE(!resume || !results_dir.empty(),
                "calibration: resume needs the results directory of the interrupted run");
 }
@@ -48,6 +51,7 @@ std::string CrrOptions::record() const {
      << "\npoq=" << kv.poq << "\nwbits=" << wbits << "\nwgroup=" << wgroup << "\nkvbits=" << kv.bits
      << "\nkvgroup=" << kv.group << "\nlr_lwc=" << lr_lwc << "\nlr_smooth=" << lr_smooth
      << "\nlwc_init=" << lwc_init << "\nseed=" << seed << "\n";
+  if (frozen_weights) os << "frozen_weights=1\n";  // absent (the records before it): false
   return os.str();
 }
 
@@ -134,7 +138,8 @@ CrrOptions CrrOptions::parse_record(const std::string& text) {
       {"lr_lwc", [&](const RecordField& f) { o.lr_lwc = f.real(); }},
       {"lr_smooth", [&](const RecordField& f) { o.lr_smooth = f.real(); }},
       {"lwc_init", [&](const RecordField& f) { o.lwc_init = static_cast<float>(f.real()); }},
-      {"seed", [&](const RecordField& f) { o.seed = f.unsigned_integer(); }}};
+      {"seed", [&](const RecordField& f) { o.seed = f.unsigned_integer(); }},
+      {"frozen_weights", [&](const RecordField& f) { o.frozen_weights = f.boolean(); }}};
   std::map<std::string, bool> seen;
   while (std::getline(in, line)) {
     const size_t eq = line.find('=');
@@ -148,7 +153,8 @@ CrrOptions CrrOptions::parse_record(const std::string& text) {
     it->second(f);
   }
   for (const auto& [key, setter] : setters) {
-    WKVQ_REQUIRE(seen[key], "calibration options: '", key, "' is missing");
+    WKVQ_REQUIRE(seen[key] || key == "frozen_weights", "calibration options: '", key,
+                 "' is missing");
   }
   o.kv.smooth = learn_smooth   ? KvSmoothMode::Learned
                 : o.stats_init ? KvSmoothMode::Stats
@@ -160,6 +166,7 @@ std::string CrrOptions::summary() const {
   std::string learn = learn_lwc && quantize_weights() ? "lwc" : "";
   if (learn_smooth() && quantize_kv()) learn += learn.empty() ? "smooth" : "+smooth";
   if (learn.empty()) learn = "nothing learned";
+  if (frozen_weights) learn += " on frozen weights";
   const std::string win = window > 0 ? std::to_string(window) : "min(256, context)";
   char buf[320];
   std::snprintf(buf, sizeof buf,

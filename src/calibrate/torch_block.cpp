@@ -5,7 +5,6 @@
 #include <vector>
 
 #include "core/error.h"
-#include "formats/weight_quant.h"
 #include "kernels/rope.h"
 #include "model/weight_quantizer.h"
 #include "runtime/attention.h"
@@ -26,8 +25,8 @@ torch::Tensor linear_weight(const Linear& l, torch::ScalarType dtype) {
     l.rows_f32(0, l.out, w.data_ptr<float>());
     return w.to(dtype);
   }
-  std::vector<float> w(static_cast<size_t>(l.out * l.in));
-  dequantize_weights_ref(*l.q, w.data());
+  // W^ in input-feature order: act-order (GPTQ desc_act) columns put back through in_order
+  const std::vector<float> w = l.dense_f32();
   return copy_of(w.data(), {l.out, l.in}, dtype);
 }
 

@@ -26,8 +26,9 @@ namespace wkvq {
 
 class TorchBlock {
  public:
-  // Block `layer` of `m`: weights copied (dequantized when stored quantized) into tensors of
-  // `dtype`, constants without gradient (biases and q/k norms likewise).
+  // Block `layer` of `m`: weights copied (dequantized when stored quantized, in input-feature
+  // order for act-order weights) into tensors of `dtype`, constants without gradient (biases and
+  // q/k norms likewise).
   TorchBlock(const Model& m, int layer, torch::ScalarType dtype = torch::kFloat32);
 
   const LlamaConfig& config() const { return c_; }

@@ -5,7 +5,10 @@
 //   options.txt        the CRR options (CrrOptions::record())
 //   calib_tokens.bin   the tokenized calibration text (calibrate/token_file.h)
 // and writes one block file per finished block into the same directory (calibrate/block_file.h),
-// printing progress per block and epoch on stderr.
+// printing progress per block and epoch on stderr. When the options freeze the weights
+// (CrrOptions::frozen_weights), they are the GPTQ weights of --frozen-gptq FILE (a result file of
+// --gptq, read with the GPTQ options below) applied to --model, or else --model's own (a quantized
+// model directory or GPTQ checkpoint).
 //
 // With --gptq it runs GPTQ instead (calibrate/gptq.h) on calib_tokens.bin with the options given
 // on its command line and writes gptq_weights.safetensors (calibrate/gptq_result.h) into the run
@@ -21,6 +24,7 @@
 #include <exception>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <string>
 
 #include "calibrate/crr.h"
@@ -41,6 +45,7 @@ struct WorkerOptions {
   long parent_pid = 0;  // wkvq's pid: die with it
   bool gptq = false;    // run GPTQ instead of CRR
   std::string gptq_probe;
+  std::string frozen_gptq;  // GPTQ result file: the frozen weights of a frozen_weights run
   wkvq::GptqOptions gptq_options;
 };
 
@@ -99,10 +104,22 @@ void run(const WorkerOptions& w) {
   if (!w.quiet) {
     std::fprintf(stderr, "calibrating %s: %s\n", w.model.c_str(), o.summary().c_str());
   }
+  WKVQ_REQUIRE(w.frozen_gptq.empty() || o.frozen_weights,
+               "--frozen-gptq: the calibration options do not freeze the weights");
+  std::optional<wkvq::Model> gptq;
+  const wkvq::Model* frozen = o.frozen_weights ? &fp : nullptr;
+  if (!w.frozen_gptq.empty()) {
+    gptq = wkvq::apply_gptq(fp, wkvq::read_gptq_result(w.frozen_gptq, fp, w.gptq_options),
+                            w.gptq_options);
+    frozen = &*gptq;
+  }
   const bool tty = isatty(fileno(stderr)) != 0;
-  wkvq::calibrate_crr(fp, calib, o, [&w, tty](const wkvq::CrrProgress& p) {
-    if (!w.quiet) print_progress(p, tty);
-  });
+  wkvq::calibrate_crr(
+      fp, calib, o,
+      [&w, tty](const wkvq::CrrProgress& p) {
+        if (!w.quiet) print_progress(p, tty);
+      },
+      frozen);
 }
 
 void run_gptq(const WorkerOptions& w) {
@@ -184,6 +201,9 @@ int main(int argc, char** argv) {
   wkvq::GptqOptions& g = w.gptq_options;
   app.add_flag("--gptq", w.gptq, "Run GPTQ (options below) instead of the CRR calibration");
   app.add_option("--gptq-probe", w.gptq_probe, "Test hook: GPTQ of one linear in DIR");
+  app.add_option("--frozen-gptq", w.frozen_gptq,
+                 "CRR with frozen weights: the GPTQ result file (of --gptq with the options "
+                 "below) whose weights are frozen on --model");
   app.add_option("--bits", g.bits, "GPTQ: weight bits")->check(CLI::IsMember({2, 3, 4, 8}));
   app.add_option("--group", g.group, "GPTQ: group size (0: one group per row)");
   app.add_option("--damp", g.damp, "GPTQ: damping, fraction of the mean Hessian diagonal");

@@ -144,7 +144,26 @@ CrrOptions CalibCliOptions::resolve(const QuantCliOptions& q) const {
   return o;
 }
 
+CrrOptions CalibCliOptions::resolve_frozen(const QuantCliOptions& q,
+                                           const QuantizationInfo& weights,
+                                           const std::string& what) const {
+  WKVQ_REQUIRE(q.wbits == 0, "--wbits ", q.wbits, ": the weights of ", what,
+               " are quantized already (", weights.wbits,
+               "-bit) and kept bit for bit; leave out --wbits");
+  CrrOptions o = resolve(q);
+  WKVQ_REQUIRE(!o.learn_lwc, "--learn ", learn, ": the weights of ", what,
+               " are quantized already and kept bit for bit, so weight clipping (lwc) cannot be "
+               "learned; pass --learn smooth to learn only the KV smoothing on them");
+  o.frozen_weights = true;
+  o.wbits = weights.wbits;
+  o.wgroup = weights.wgroup;
+  return o;
+}
+
 namespace {
+
+// The worker's GPTQ options (its --gptq and --frozen-gptq runs).
+std::vector<std::string> gptq_worker_args(const GptqOptions& opt);
 
 std::string worker_path() {
   std::error_code ec;
@@ -196,19 +215,11 @@ Model run_gptq(const std::string& model_path, const Model& fp, const std::vector
   fs::create_directories(run_dir, ec);
   const RunDirLock lock(run_dir);
   prepare_run_dir(run_dir, tokens, calib);
-  const std::string result = (fs::path(run_dir) / "gptq_weights.safetensors").string();
+  const std::string result = gptq_result_file(run_dir);
   fs::remove(result, ec);
-  std::vector<std::string> args = {worker,      "--gptq",
-                                   "--model",   model_path,
-                                   "--run-dir", run_dir,
-                                   "--threads", std::to_string(threads),
-                                   "--bits",    std::to_string(opt.bits),
-                                   "--group",   std::to_string(opt.group),
-                                   "--damp",    exact_text(opt.damp),
-                                   "--block",   std::to_string(opt.block),
-                                   "--samples", std::to_string(opt.samples),
-                                   "--window",  std::to_string(opt.window)};
-  if (opt.act_order) args.emplace_back("--act-order");
+  std::vector<std::string> args = {worker,      "--gptq", "--model",   model_path,
+                                   "--run-dir", run_dir,  "--threads", std::to_string(threads)};
+  for (std::string& a : gptq_worker_args(opt)) args.push_back(std::move(a));
   if (quiet()) args.emplace_back("--quiet");
   const auto t0 = std::chrono::steady_clock::now();
   run_worker(args, "GPTQ keeps no partial results: run the command again");
@@ -220,7 +231,8 @@ std::optional<CalibrationResult> run_calibration(const std::string& model_path, 
                                                  const std::vector<int>& tokens,
                                                  const std::string& calib, const CrrOptions& opt,
                                                  const std::string& run_dir, bool resume,
-                                                 int stop_after_block, int threads) {
+                                                 int stop_after_block, int threads,
+                                                 const FrozenGptq* frozen) {
   opt.validate(fp.config);
   const std::string worker = worker_path();
   std::error_code ec;
@@ -234,6 +246,11 @@ std::optional<CalibrationResult> run_calibration(const std::string& model_path, 
       worker, "--model", model_path, "--run-dir", run_dir, "--threads", std::to_string(threads)};
   if (resume) args.emplace_back("--resume");
   if (quiet()) args.emplace_back("--quiet");
+  if (frozen != nullptr) {
+    args.emplace_back("--frozen-gptq");
+    args.push_back(frozen->result_file);
+    for (std::string& a : gptq_worker_args(frozen->options)) args.push_back(std::move(a));
+  }
   if (stop_after_block >= 0) {
     args.emplace_back("--stop-after-block");
     args.push_back(std::to_string(stop_after_block));
@@ -256,6 +273,37 @@ std::optional<CalibrationResult> run_calibration(const std::string& model_path, 
   }
   info("calibration finished in %.1f s\n", seconds);
   return r;
+}
+
+std::string gptq_result_file(const std::string& run_dir) {
+  return (fs::path(run_dir) / "gptq_weights.safetensors").string();
+}
+
+namespace {
+
+std::vector<std::string> gptq_worker_args(const GptqOptions& opt) {
+  std::vector<std::string> args = {
+      "--bits",    std::to_string(opt.bits),    "--group",  std::to_string(opt.group),
+      "--damp",    exact_text(opt.damp),        "--block",  std::to_string(opt.block),
+      "--samples", std::to_string(opt.samples), "--window", std::to_string(opt.window)};
+  if (opt.act_order) args.emplace_back("--act-order");
+  return args;
+}
+
+}  // namespace
+
+Model learn_smoothing_on_gptq(const std::string& model_path, const Model& fp, const Model& gptq,
+                              const std::vector<int>& tokens, const std::string& calib,
+                              const CrrOptions& crr, const GptqOptions& opt,
+                              const std::string& gptq_run_dir, const std::string& run_dir,
+                              int threads) {
+  WKVQ_REQUIRE(crr.frozen_weights,
+               "learn_smoothing_on_gptq: the CRR options must freeze the "
+               "weights (CalibCliOptions::resolve_frozen)");
+  const FrozenGptq frozen{gptq_result_file(gptq_run_dir), opt};
+  const std::optional<CalibrationResult> r =
+      run_calibration(model_path, fp, tokens, calib, crr, run_dir, false, -1, threads, &frozen);
+  return apply_smoothing(gptq, *r);
 }
 
 }  // namespace wkvq::cli

@@ -137,17 +137,35 @@ std::string add_learned_rungs(const PplCliOptions& o, const std::string& model_p
     apply_head_option(learned.back(), q.head);
     rungs.push_back({lr.name, &learned.back(), kv, &learned.back().kv_smoothing});
   }
-  // GPTQ weights (design.md's baseline): alone, and with WKVQuant's KV part that needs no
-  // learning (POQ and statistics smoothing).
+  // GPTQ weights (design.md's baseline): alone, with WKVQuant's KV part that needs no learning
+  // (POQ and statistics smoothing), and with its learned smoothing (the CRR rung's options, the
+  // GPTQ weights frozen).
   info("quantizing rung 'GPTQ' weights\n");
-  const auto t0 = std::chrono::steady_clock::now();
-  learned.push_back(run_gptq(model_path, fp, calib, q.calib, o.calib.gptq(cq),
-                             (root / "gptq").string(), o.threads));
-  apply_head_option(learned.back(), q.head);
+  auto t0 = std::chrono::steady_clock::now();
+  const GptqOptions gopt = o.calib.gptq(cq);
+  Model& gptq = learned.emplace_back(
+      run_gptq(model_path, fp, calib, q.calib, gopt, (root / "gptq").string(), o.threads));
+  apply_head_option(gptq, q.head);
   calib_seconds.push_back(seconds_since(t0));
-  rungs.push_back({w + " GPTQ, FP KV", &learned.back(), KvQuantSettings{}, nullptr});
+  rungs.push_back({w + " GPTQ, FP KV", &gptq, KvQuantSettings{}, nullptr});
   calib_seconds.push_back(0.0);
-  rungs.push_back({wkv + " GPTQ + POQ + stats smoothing", &learned.back(), kv, &smooth});
+  rungs.push_back({wkv + " GPTQ + POQ + stats smoothing", &gptq, kv, &smooth});
+  const std::string k = std::to_string(crr_base.k);
+  const std::string name = wkv + " GPTQ + learned smoothing (CRR k=" + k + ", " +
+                           (crr_base.loss == CrrLoss::Mae ? "MAE" : "MSE") + ")";
+  info("calibrating rung '%s'\n", name.c_str());
+  t0 = std::chrono::steady_clock::now();
+  CrrOptions frozen = crr_base;  // the CRR rung's options, learning the smoothing only
+  frozen.frozen_weights = true;
+  frozen.learn_lwc = false;
+  frozen.kv.smooth = KvSmoothMode::Learned;
+  frozen.wbits = gptq.quant.wbits;
+  frozen.wgroup = gptq.quant.wgroup;
+  const Model& smoothed = learned.emplace_back(learn_smoothing_on_gptq(
+      model_path, fp, gptq, calib, q.calib, frozen, gopt, (root / "gptq").string(),
+      (root / "gptq_smooth").string(), o.threads));
+  calib_seconds.push_back(seconds_since(t0));
+  rungs.push_back({name, &smoothed, kv, &smoothed.kv_smoothing});
   if (!keep) {
     std::error_code ec;
     fs::remove_all(root, ec);
@@ -361,8 +379,10 @@ void register_ppl(CLI::App& app) {
   cmd->add_flag("--calibrate", o->calibrate,
                 "With --ablation: add the learned rungs, each calibrated here (+LWC; +learned "
                 "smoothing; +MAE loss; +CRR with --k), with the calibration options below, and "
-                "the GPTQ rungs (GPTQ weights with float KV, and with the quantized KV cache, "
-                "POQ and statistics smoothing; --samples, --window, --gptq-damp, --act-order)");
+                "the GPTQ rungs (GPTQ weights with float KV; with the quantized KV cache, "
+                "POQ and statistics smoothing; and with the KV smoothing learned by the CRR "
+                "rung's options on the frozen GPTQ weights; --samples, --window, --gptq-damp, "
+                "--act-order)");
   cmd->add_option("--calibrated", o->calibrated,
                   "With --ablation: quantized model directories (e.g. from wkvq quantize "
                   "--method wkvquant) added as rungs; repeatable");

@@ -2,8 +2,10 @@
 // (design.md §5, model/quantized_model_io.h). --method rtn: round-to-nearest weights, the KV
 // settings (and statistics smoothing) recorded for the runtime. --method wkvquant: LWC clipping
 // and KV smoothing learned block by block with the CRR loss (design.md §2.3), by the calibration
-// worker (cli/calibration.h). --method gptq: GPTQ weights (calibrate/gptq.h, in the same worker),
-// the KV settings and optional statistics smoothing as with rtn.
+// worker (cli/calibration.h); on an already quantized model (a GPTQ checkpoint, a quantized
+// directory) with --learn smooth, only the KV smoothing is learned, on the frozen weights.
+// --method gptq: GPTQ weights (calibrate/gptq.h, in the same worker), the KV settings and optional
+// statistics smoothing as with rtn, or with --learn smooth WKVQuant's smoothing learned on them.
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -31,6 +33,7 @@ struct QuantizeCliOptions {
   QuantCliOptions quant;
   CalibCliOptions calib;
   const CLI::App* crr_group = nullptr;  // the calibration options, refused with --method rtn
+  bool learn_given = false;             // --learn on the command line
 };
 
 // The WKVQuant model: the floating-point model calibrated by the worker, or nothing when the run
@@ -39,7 +42,10 @@ std::optional<PreparedModel> calibrated_model(const QuantizeCliOptions& o,
                                               const std::string& model_path, Model loaded,
                                               const Tokenizer& tok) {
   const std::vector<int> tokens = calibration_tokens(tok, o.quant.calib);
-  const CrrOptions crr = o.calib.resolve(o.quant);
+  // An already quantized model keeps its weights: only the KV smoothing is learned on them.
+  const bool frozen = loaded.quant.wbits > 0;
+  const CrrOptions crr =
+      frozen ? o.calib.resolve_frozen(o.quant, loaded.quant, model_path) : o.calib.resolve(o.quant);
   const bool default_dir = o.calib.run_dir.empty();
   const std::string run_dir = default_dir ? o.out + ".calib-run" : o.calib.run_dir;
   const std::optional<CalibrationResult> r =
@@ -47,7 +53,8 @@ std::optional<PreparedModel> calibrated_model(const QuantizeCliOptions& o,
                       o.calib.stop_after_block, o.threads);
   if (!r) return std::nullopt;
   PreparedModel p;
-  p.model = apply_calibration(loaded, *r, crr.wbits, crr.wgroup);
+  p.model =
+      frozen ? apply_smoothing(loaded, *r) : apply_calibration(loaded, *r, crr.wbits, crr.wgroup);
   apply_head_option(p.model, o.quant.head);
   p.fp = std::move(loaded);
   p.kv = p.model.quant.kv;  // crr.kv as calibrated, decoded with POQ
@@ -62,7 +69,7 @@ std::optional<PreparedModel> calibrated_model(const QuantizeCliOptions& o,
 }
 
 // --method gptq: the floating-point model with GPTQ weights, then the KV settings and smoothing
-// of prepare_model.
+// of prepare_model, or (--learn smooth) the smoothing learned on them.
 PreparedModel gptq_prepared(const QuantizeCliOptions& o, const QuantCliOptions& q,
                             const std::string& model_path, Model loaded, const Tokenizer& tok) {
   WKVQ_REQUIRE(q.keep_float.empty(),
@@ -72,7 +79,15 @@ PreparedModel gptq_prepared(const QuantizeCliOptions& o, const QuantCliOptions& 
   const std::vector<int> tokens = calibration_tokens(tok, q.calib);
   const bool default_dir = o.calib.run_dir.empty();
   const std::string run_dir = default_dir ? o.out + ".calib-run" : o.calib.run_dir;
-  Model gptq = run_gptq(model_path, loaded, tokens, q.calib, o.calib.gptq(q), run_dir, o.threads);
+  const GptqOptions gopt = o.calib.gptq(q);
+  Model gptq = run_gptq(model_path, loaded, tokens, q.calib, gopt, run_dir, o.threads);
+  if (o.learn_given) {  // WKVQuant's KV part learned on the frozen GPTQ weights
+    QuantCliOptions kv = q;
+    kv.wbits = 0;
+    const CrrOptions crr = o.calib.resolve_frozen(kv, gptq.quant, "--method gptq");
+    gptq = learn_smoothing_on_gptq(model_path, loaded, gptq, tokens, q.calib, crr, gopt, run_dir,
+                                   (std::filesystem::path(run_dir) / "smooth").string(), o.threads);
+  }
   if (default_dir) {
     std::error_code ec;
     std::filesystem::remove_all(run_dir, ec);
@@ -80,8 +95,15 @@ PreparedModel gptq_prepared(const QuantizeCliOptions& o, const QuantCliOptions& 
   QuantCliOptions kv_only = q;
   kv_only.wbits = 0;  // the weights are GPTQ's; prepare_model adds the KV part
   PreparedModel p = prepare_model(std::move(loaded), kv_only, &tok);
-  gptq.kv_smoothing = p.model.kv_smoothing;
-  gptq.quant.kv = p.model.quant.kv;
+  if (o.learn_given) {  // the learned smoothing, decoded with POQ
+    p.kv = gptq.quant.kv;
+    p.kv.poq = true;
+    gptq.quant.kv.poq = true;
+    p.smoothing = gptq.kv_smoothing;
+  } else {
+    gptq.kv_smoothing = p.model.kv_smoothing;
+    gptq.quant.kv = p.model.quant.kv;
+  }
   apply_head_option(gptq, q.head);
   p.model = std::move(gptq);
   return p;
@@ -91,15 +113,20 @@ void run_quantize(const QuantizeCliOptions& o) {
   WKVQ_REQUIRE(o.method == "rtn" || o.method == "wkvquant" || o.method == "gptq",
                "--method: unknown method '", o.method, "'; available methods: rtn, wkvquant, gptq");
   for (const CLI::Option* opt : o.crr_group->get_options()) {
-    const bool gptq_only = opt->get_name() == "--gptq-damp" || opt->get_name() == "--act-order";
+    const std::string& name = opt->get_name();
+    const bool gptq_only = name == "--gptq-damp" || name == "--act-order";
     if (o.method == "rtn") {
-      WKVQ_REQUIRE(opt->count() == 0, opt->get_name(), " is a calibration option: it needs ",
+      WKVQ_REQUIRE(opt->count() == 0, name, " is a calibration option: it needs ",
                    gptq_only ? "--method gptq" : "--method wkvquant");
     } else if (o.method == "gptq") {
-      WKVQ_REQUIRE(opt->count() == 0 || CalibCliOptions::applies_to_gptq(opt->get_name()),
-                   opt->get_name(),
-                   " is a wkvquant calibration option: --method gptq does not use it (learned KV "
-                   "smoothing on GPTQ weights is not supported; use --kv-smooth stats)");
+      const bool partial = name == "--resume" || name == "--stop-after-block";
+      WKVQ_REQUIRE(opt->count() == 0 || CalibCliOptions::applies_to_gptq(name) ||
+                       (o.learn_given && !partial),
+                   name,
+                   partial ? " does not apply to --method gptq (GPTQ keeps no partial results)"
+                           : " is a wkvquant calibration option: --method gptq uses it only with "
+                             "--learn smooth (WKVQuant's KV smoothing learned on the GPTQ "
+                             "weights)");
     } else {
       WKVQ_REQUIRE(opt->count() == 0 || !gptq_only, opt->get_name(),
                    " is a GPTQ option: it needs --method gptq");
@@ -172,14 +199,18 @@ void register_quantize(CLI::App& app) {
   cmd->add_option("--method", o->method,
                   "rtn (round-to-nearest weights; KV settings and optional statistics "
                   "smoothing recorded), wkvquant (LWC and KV smoothing learned with the CRR "
-                  "loss; needs --calib) or gptq (GPTQ weights from --calib activations, "
-                  "--gptq-damp, --act-order; KV settings and --kv-smooth as with rtn)")
+                  "loss; needs --calib; on a quantized --model only the KV smoothing, with "
+                  "--learn smooth, the weights kept bit for bit) or gptq (GPTQ weights from "
+                  "--calib activations, --gptq-damp, --act-order; KV settings and --kv-smooth "
+                  "as with rtn, or with --learn smooth the KV smoothing learned on the GPTQ "
+                  "weights)")
       ->required();
   cmd->add_option("--model", o->model,
                   "llama2.c .bin file or Hugging Face directory, floating point (default: "
                   "stories260K from $WKVQ_SHARED_DIR or ../shared); or a quantized directory "
-                  "(wkvq's or a GPTQ checkpoint) whose weights --method rtn without --wbits "
-                  "keeps bit for bit, rewriting the directory (--format, KV settings)");
+                  "(wkvq's or a GPTQ checkpoint) whose weights are kept bit for bit by --method "
+                  "rtn without --wbits (the directory rewritten: --format, KV settings) and by "
+                  "--method wkvquant --learn smooth (the KV smoothing learned on them)");
   cmd->add_option("--out", o->out, "Output directory (new, empty, or an earlier quantized model)")
       ->required();
   cmd->add_option("--format", o->format,
@@ -196,7 +227,8 @@ void register_quantize(CLI::App& app) {
   CLI::App* crr = cmd->add_option_group(
       "calibration",
       "Calibration options of --method wkvquant (--samples, --window, --run-dir, "
-      "--gptq-damp and --act-order also of --method gptq)");
+      "--gptq-damp and --act-order also of --method gptq; all but --resume and "
+      "--stop-after-block with --method gptq --learn smooth)");
   o->calib.add_to(crr);
   o->crr_group = crr;
   add_threads_option(cmd, &o->threads);
@@ -205,7 +237,10 @@ void register_quantize(CLI::App& app) {
       "directory's config.json; commands that load it may override them). With --method "
       "wkvquant an interrupted calibration keeps its finished blocks in the run directory; "
       "rerun the same command with --resume to continue.");
-  cmd->callback([o] { run_quantize(*o); });
+  cmd->callback([o, crr] {
+    o->learn_given = crr->get_option("--learn")->count() > 0;
+    run_quantize(*o);
+  });
 }
 
 }  // namespace wkvq::cli

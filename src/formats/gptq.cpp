@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <limits>
 
 #include "core/error.h"
 
@@ -144,24 +145,37 @@ std::vector<int32_t> gptq_column_order(const std::vector<int32_t>& g_idx, int64_
   return order;
 }
 
+namespace {
+
+// True when a tensor of n elements has the shape (a, b), a, b >= 0, without overflow.
+bool holds(size_t n, int64_t a, int64_t b) {
+  if (a < 0 || b < 0) return false;
+  if (a == 0 || b == 0) return n == 0;
+  return b <= std::numeric_limits<int64_t>::max() / a && n == static_cast<size_t>(a * b);
+}
+
+}  // namespace
+
 QuantizedMatrix from_gptq(const GptqTensors& t, GptqZeros zeros, std::vector<int32_t>* order) {
   const Packing p(t.bits);
   WKVQ_REQUIRE(t.in >= 1 && t.out >= 0, "from_gptq: bad shape in=", t.in, ", out=", t.out);
   WKVQ_REQUIRE(t.group >= 1 && t.group <= t.in, "from_gptq: group size ", t.group,
                " outside [1, in=", t.in, "]");
-  QuantizedMatrix m = make_quantized_matrix(t.out, t.in, t.bits, t.group);
-  WKVQ_REQUIRE(t.n_groups == m.n_groups, "from_gptq: n_groups ", t.n_groups, ", expected ",
-               m.n_groups, " = ceil(", t.in, " / ", t.group, ")");
+  const int64_t n_groups = (t.in - 1) / t.group + 1;  // in >= 1; no overflow
+  WKVQ_REQUIRE(t.n_groups == n_groups, "from_gptq: n_groups ", t.n_groups, ", expected ", n_groups,
+               " = ceil(", t.in, " / ", t.group, ")");
+  // Every size against the tensors before anything is allocated (the shape fields are not
+  // trusted: a product that overflows is no tensor's size either).
   const int64_t in_words = p.words(t.in), zero_words = p.words(t.out);
-  WKVQ_REQUIRE(t.qweight.size() == static_cast<size_t>(in_words * t.out), "from_gptq: qweight has ",
+  WKVQ_REQUIRE(holds(t.qweight.size(), in_words, t.out), "from_gptq: qweight has ",
                t.qweight.size(), " elements, expected (", in_words, ", ", t.out, ")");
-  WKVQ_REQUIRE(t.qzeros.size() == static_cast<size_t>(t.n_groups * zero_words),
-               "from_gptq: qzeros has ", t.qzeros.size(), " elements, expected (", t.n_groups, ", ",
-               zero_words, ")");
-  WKVQ_REQUIRE(t.scales.size() == static_cast<size_t>(t.n_groups * t.out), "from_gptq: scales has ",
-               t.scales.size(), " elements, expected (", t.n_groups, ", ", t.out, ")");
+  WKVQ_REQUIRE(holds(t.qzeros.size(), t.n_groups, zero_words), "from_gptq: qzeros has ",
+               t.qzeros.size(), " elements, expected (", t.n_groups, ", ", zero_words, ")");
+  WKVQ_REQUIRE(holds(t.scales.size(), t.n_groups, t.out), "from_gptq: scales has ", t.scales.size(),
+               " elements, expected (", t.n_groups, ", ", t.out, ")");
   WKVQ_REQUIRE(t.g_idx.size() == static_cast<size_t>(t.in), "from_gptq: g_idx has ", t.g_idx.size(),
                " elements, expected ", t.in);
+  QuantizedMatrix m = make_quantized_matrix(t.out, t.in, t.bits, t.group);
   std::vector<int32_t> cols = gptq_column_order(t.g_idx, t.in, t.group);
   WKVQ_REQUIRE(cols.empty() || order != nullptr, "from_gptq: g_idx is not i / group ",
                "(act-order), which this reader does not take");

@@ -8,12 +8,15 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <memory>
 #include <random>
 #include <vector>
 
+#include "formats/weight_quant.h"
 #include "kernels/rope.h"
 #include "model/forward.h"
 #include "model/model.h"
+#include "model/weight_quantizer.h"
 
 namespace wkvq::test {
 
@@ -140,6 +143,39 @@ inline Model make_test_model(const LlamaConfig& c, uint64_t seed) {
   m.final_norm = fill(c.dim, 1.0f, 0.1f);
   m.output = Linear{c.vocab_size, c.dim, m.tok_embeddings, nullptr};
   return m;
+}
+
+// A copy of the floating-point `fp` with every block linear quantized as an act-order GPTQ
+// checkpoint holds it (formats/gptq.h): W4, groups of `group` columns of a seeded random column
+// permutation `order` (Linear::in_order), i.e. column j of the stored matrix is input feature
+// order[j]. The runtime gathers its input in that order; the dense W^ puts the columns back.
+inline Model with_act_order_weights(const Model& fp, int64_t group, uint64_t seed) {
+  Model q = fp;
+  std::mt19937_64 rng(seed);
+  for (LayerWeights& l : q.layers) {
+    for (int i = 0; i < 7; ++i) {
+      Linear& lin = linear_by_index(l, i);
+      auto order = std::make_shared<std::vector<int32_t>>(static_cast<size_t>(lin.in));
+      for (int32_t j = 0; j < static_cast<int32_t>(lin.in); ++j)
+        (*order)[static_cast<size_t>(j)] = j;
+      std::shuffle(order->begin(), order->end(), rng);
+      std::vector<float> wp(static_cast<size_t>(lin.out * lin.in));
+      for (int64_t r = 0; r < lin.out; ++r) {
+        for (int64_t j = 0; j < lin.in; ++j) {
+          wp[static_cast<size_t>(r * lin.in + j)] =
+              lin.w[r * lin.in + (*order)[static_cast<size_t>(j)]];
+        }
+      }
+      lin.q = std::make_shared<const QuantizedMatrix>(
+          quantize_weights_ref(wp.data(), lin.out, lin.in, 4, group));
+      lin.in_order = order;
+      lin.w = nullptr;
+    }
+  }
+  q.quant.method = "gptq";
+  q.quant.wbits = 4;
+  q.quant.wgroup = group;
+  return q;
 }
 
 // Seeded token ids in [0, vocab).

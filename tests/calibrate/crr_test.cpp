@@ -221,6 +221,47 @@ TEST(Crr, BadOptionsAreRejected) {
   EXPECT_THROW(calibrate_crr(m, std::vector<int>(16, 1), o), Error) << "text shorter than a window";
 }
 
+// Frozen weights (an imported act-order GPTQ checkpoint, its own reference): with a float KV
+// cache every block reproduces the reference exactly (the frozen W^ is the reference block's),
+// and with KV4 only the smoothing is learned (no clip factors) and the weights are not touched.
+TEST(Crr, FrozenWeightsAreTheModelsOwnAndOnlyTheSmoothingIsLearned) {
+  const Model fp = test::make_test_model(test::stories260k_config(), 91);
+  const Model q = test::with_act_order_weights(fp, 32, 92);
+  const std::vector<int> calib = test::random_tokens(1024, 512, 93);
+  CrrOptions o = small_options();
+  o.k = 1;
+  o.epochs = 1;
+  o.samples = 2;
+  o.batch = 1;
+  o.frozen_weights = true;
+  o.learn_lwc = false;
+  o.kv = {32, 0, true, KvSmoothMode::None};
+  const CalibrationResult exact = calibrate_crr(q, calib, o, {}, &q);
+  for (const BlockCalibration& b : exact.blocks) EXPECT_EQ(b.loss_before, 0.0);
+  o.kv = {4, 0, true, KvSmoothMode::Learned};
+  const CalibrationResult r = calibrate_crr(q, calib, o, {}, &q);
+  ASSERT_EQ(r.blocks.size(), 5u);
+  for (const BlockCalibration& b : r.blocks) {
+    EXPECT_GT(b.loss_before, 0.0);
+    for (size_t i = 0; i < 7; ++i) EXPECT_TRUE(b.clip_hi[i].empty() && b.clip_lo[i].empty());
+    EXPECT_EQ(b.smoothing.dk.size(), static_cast<size_t>(fp.config.kv_dim()));
+  }
+  const Model s = apply_smoothing(q, r);
+  EXPECT_EQ(s.kv_smoothing.n_layers, 5);
+  EXPECT_EQ(s.quant.method, "gptq+wkvquant-kv");
+  for (size_t l = 0; l < 5; ++l) {
+    for (int i = 0; i < 7; ++i) {
+      EXPECT_EQ(linear_by_index(s.layers[l], i).q, linear_by_index(q.layers[l], i).q);
+    }
+  }
+  o.learn_lwc = true;
+  EXPECT_THROW(calibrate_crr(q, calib, o, {}, &q), Error) << "LWC on frozen weights";
+  o.learn_lwc = false;
+  EXPECT_THROW(calibrate_crr(q, calib, o), Error) << "frozen without the frozen model";
+  o.frozen_weights = false;
+  EXPECT_THROW(calibrate_crr(q, calib, o), Error) << "a quantized model without freezing it";
+}
+
 // ---- block files and apply_calibration ------------------------------------------------------
 
 BlockFile sample_block_file() {

@@ -52,6 +52,14 @@ TEST(CrrRecord, ParsesBackToTheSameOptions) {
   EXPECT_EQ(p.seed, o.seed);
   EXPECT_EQ(p.lr_lwc, o.lr_lwc);
   EXPECT_EQ(CrrOptions::parse_record(CrrOptions().record()).record(), CrrOptions().record());
+  // frozen weights: a line of their own, written only when set (earlier records stay as they were)
+  CrrOptions f = CrrOptions();
+  f.learn_lwc = false;
+  f.frozen_weights = true;
+  EXPECT_EQ(CrrOptions().record().find("frozen_weights"), std::string::npos);
+  EXPECT_NE(f.record().find("frozen_weights=1\n"), std::string::npos);
+  EXPECT_TRUE(CrrOptions::parse_record(f.record()).frozen_weights);
+  EXPECT_EQ(CrrOptions::parse_record(f.record()).record(), f.record());
 }
 
 TEST(CrrRecord, MalformedRecordsAreErrors) {

@@ -93,6 +93,16 @@ TEST_P(TorchBlockFp, EqualsRuntimeBlock) {
               d.max_abs, tol, d.max_y);
 }
 
+// Act-order GPTQ weights (an imported desc_act checkpoint: the stored columns permuted,
+// Linear::in_order): the block computes with W^ in input-feature order, as the runtime does by
+// gathering its input. (Without the columns put back the outputs differ by O(max |y|).)
+TEST(TorchBlockQuantized, ActOrderWeightsEqualTheRuntimeBlock) {
+  const Model fp = test::make_test_model(shape_config({"gqa", RopeLayout::RotateHalf, 4}), 41);
+  const Model q = test::with_act_order_weights(fp, 32, 42);
+  const Diff d = compare_all_layers(q, 2, 48, 43);
+  EXPECT_LE(d.max_abs, block_tolerance(d.max_y)) << "max |y| " << d.max_y;
+}
+
 INSTANTIATE_TEST_SUITE_P(
     Shapes, TorchBlockFp,
     ::testing::Values(

@@ -20,8 +20,16 @@ format (design.md §2.1):
    records method gptq and stats smoothing, and its prefill KLD from the float model is below that
    of W4 RTN (the acceptance claim of issue 15, on fewer windows here).
 4. `ppl --ablation --calibrate` (with the learned rungs at 0 epochs, to keep it short) prints
-   the two GPTQ rungs, with finite numbers.
+   the three GPTQ rungs, with finite numbers.
 5. Bad option combinations fail with a message naming the option.
+6. WKVQuant's KV smoothing learned on frozen weights (issue 15):
+   a. `quantize --method wkvquant --learn smooth --model <GPTQ checkpoint>` on a checkpoint that
+      test_gptq_interop.py's numpy packer writes from wkvq-ref-6m (act-order, sym, v1): the
+      output's qweight / qzeros / scales / g_idx are the checkpoint's byte for byte, the smoothing
+      vectors are there and change the decode-mode KLD (the same directory with --kv-smooth
+      none). --learn lwc and --wbits are refused.
+   b. `quantize --method gptq --learn smooth` (one command) writes the same weights as
+      `--method gptq` with the same options, with learned smoothing.
 """
 import json
 import os
@@ -31,6 +39,9 @@ import numpy as np
 
 import harness
 from harness import Checker
+from test_gptq_interop import read_raw, write_gptq_checkpoint
+
+KV_PARTS = ("k_shift", "k_scale", "v_shift", "v_scale")
 
 MAX_FLIP_FRACTION = 0.005
 MAX_REL_ERR_DIFF = 0.01
@@ -212,7 +223,8 @@ def check_cli(c, wkvq, sh, tmp):
                                  "--epochs", 0, "--samples", 2, "--window", 32,
                                  "--calib-windows", 2, "--calib-ctx", 64, "--json"])
     rungs = {r["rung"]: r for r in json.loads(cp.stdout.decode())["rungs"]}
-    for name in ("W4 GPTQ, FP KV", "W4KV4 GPTQ + POQ + stats smoothing"):
+    for name in ("W4 GPTQ, FP KV", "W4KV4 GPTQ + POQ + stats smoothing",
+                 "W4KV4 GPTQ + learned smoothing (CRR k=1, MAE)"):
         r = rungs.get(name)
         c.check(r is not None and all(np.isfinite(r[m]["ppl"]) and np.isfinite(r[m]["kld"])
                                       for m in ("decode", "prefill")),
@@ -230,6 +242,97 @@ def check_cli(c, wkvq, sh, tmp):
                 f"{cp.stderr.decode().strip().splitlines()[-1] if cp.stderr else ''}")
 
 
+def quantized_tensors(path):
+    """{name: raw bytes} of every qweight / qzeros / scales / g_idx of a directory."""
+    raw = read_raw(os.path.join(path, "model.safetensors"))
+    return {k: (v[0], v[1].shape, v[1].tobytes()) for k, v in raw.items()
+            if k.endswith((".qweight", ".qzeros", ".scales", ".g_idx"))}
+
+
+def smoothing(path):
+    """{name: float32 array} of wkvq_kv.safetensors (empty when absent)."""
+    f = os.path.join(path, "wkvq_kv.safetensors")
+    if not os.path.exists(f):
+        return {}
+    return {k: v[1] for k, v in read_raw(f).items() if k != "__metadata__"}
+
+
+def decode_kld(wkvq, model, ref, text, extra=()):
+    cp = harness.run_wkvq(wkvq, ["ppl", "--model", model, "--kld-model", ref, "--text", text,
+                                 "--max-windows", 2, "--ctx", 64, "--mode", "decode", "--kld",
+                                 "--json", *extra])
+    return json.loads(cp.stdout.decode())["kld"]
+
+
+# The learning part, as small as can still move the smoothing: one epoch over 2 windows of 32.
+SMALL_CRR = ["--samples", 2, "--window", 32, "--calib-windows", 2, "--calib-ctx", 64,
+             "--threads", 1]
+
+
+def check_learn_smooth_on_import(c, wkvq, sh, tmp):
+    src = f"{sh}/models/wkvq-ref-6m"
+    calib, text = f"{src}/calib.txt", f"{sh}/data/tinystories/test.txt"
+    harness.require_files(f"{src}/model.safetensors", calib, text)
+    ckpt = os.path.join(tmp, "gptq_act")
+    shutil.rmtree(ckpt, ignore_errors=True)
+    shutil.rmtree(ckpt + ".dense", ignore_errors=True)
+    _, dense = write_gptq_checkpoint(ckpt, src, 4, 32, sym=True, act=True, v1=True, seed=7)
+    out = os.path.join(tmp, "gptq_act_smooth")
+    base = ["quantize", "--method", "wkvquant", "--model", ckpt, "--calib", calib, "--kvbits", 4,
+            *SMALL_CRR]
+    harness.run_wkvq(wkvq, [*base, "--learn", "smooth", "--format", "gptq", "--out", out,
+                            "--epochs", 1])
+    a, b = quantized_tensors(ckpt), quantized_tensors(out)
+    c.check(len(a) == 6 * 7 * 4 and a == b,
+            f"learned smoothing on an imported act-order checkpoint: the {len(a)} qweight / "
+            f"qzeros / scales / g_idx tensors are the checkpoint's byte for byte "
+            f"(differing: {sorted(k for k in a if a.get(k) != b.get(k))[:4]})")
+    with open(os.path.join(out, "config.json")) as f:
+        cfg = json.load(f)
+    qc, wk = cfg["quantization_config"], cfg["wkvq"]
+    c.check(qc["desc_act"] is True and wk["kv_smooth"] == "learned" and wk["kv_bits"] == 4 and
+            "frozen weights" in wk.get("calibration", ""),
+            f"config.json: desc_act {qc['desc_act']}, kv_smooth {wk['kv_smooth']}, "
+            f"calibration {wk.get('calibration')!r}")
+    sm = smoothing(out)
+    names = [f"model.layers.{l}.self_attn.kv_smoothing.{p}" for l in range(6) for p in KV_PARTS]
+    c.check(all(n in sm and sm[n].shape == (128,) and np.all(np.isfinite(sm[n])) for n in names),
+            f"wkvq_kv.safetensors holds the 4 smoothing vectors of every layer: {sorted(sm)[:4]}")
+    with_s = decode_kld(wkvq, out, dense, text)
+    without = decode_kld(wkvq, out, dense, text, ["--kv-smooth", "none"])
+    c.check(np.isfinite(with_s) and with_s != without,
+            f"decode-mode KLD from the dense model: {with_s:.6f} with the learned smoothing, "
+            f"{without:.6f} without")
+    for bad, needle in [([*base, "--out", out + "x"], b"--learn smooth"),
+                        ([*base, "--learn", "lwc,smooth", "--out", out + "y"], b"lwc"),
+                        ([*base, "--learn", "smooth", "--wbits", 4, "--out", out + "z"],
+                         b"--wbits")]:
+        cp = harness.run_wkvq(wkvq, bad, check=False)
+        c.check(cp.returncode == 1 and needle in cp.stderr,
+                f"frozen weights: rejected naming {needle.decode()}: "
+                f"{cp.stderr.decode().strip().splitlines()[-1] if cp.stderr else ''}")
+
+
+def check_gptq_learn_smooth(c, wkvq, sh, tmp):
+    model = f"{sh}/models/stories260K/stories260K.bin"
+    calib = f"{sh}/data/tinystories/calib.txt"
+    base = ["quantize", "--method", "gptq", "--model", model, "--calib", calib, "--kvbits", 4,
+            *SMALL_CRR]
+    plain, learned = os.path.join(tmp, "g_plain"), os.path.join(tmp, "g_learned")
+    harness.run_wkvq(wkvq, [*base, "--out", plain])
+    harness.run_wkvq(wkvq, [*base, "--learn", "smooth", "--epochs", 1, "--out", learned])
+    a, b = quantized_tensors(plain), quantized_tensors(learned)
+    c.check(len(a) == 5 * 7 * 4 and a == b,
+            "--method gptq --learn smooth: the GPTQ weights are those of --method gptq")
+    with open(os.path.join(learned, "config.json")) as f:
+        qc = json.load(f)["quantization_config"]
+    c.check(qc["method"] == "gptq+wkvquant-kv" and qc["kv_smooth"] == "learned",
+            f"--method gptq --learn smooth records {qc['method']}, kv_smooth {qc['kv_smooth']}")
+    raw = read_raw(os.path.join(learned, "model.safetensors"))
+    c.check(any(k.endswith("kv_smoothing.k_shift") for k in raw),
+            "--method gptq --learn smooth saves the smoothing vectors")
+
+
 def test(args):
     worker = os.path.join(os.path.dirname(os.path.abspath(args.wkvq)), "wkvq-calibrate")
     if not os.path.exists(worker):
@@ -239,6 +342,8 @@ def test(args):
     c = Checker()
     check_linear(c, worker, args.tmp)
     check_cli(c, args.wkvq, args.shared, args.tmp)
+    check_learn_smooth_on_import(c, args.wkvq, args.shared, args.tmp)
+    check_gptq_learn_smooth(c, args.wkvq, args.shared, args.tmp)
     c.finish()
 
 

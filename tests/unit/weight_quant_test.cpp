@@ -6,12 +6,15 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <limits>
 #include <random>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "core/error.h"
@@ -369,6 +372,101 @@ TEST(WeightQuantGptq, RejectsWhatItCannotRepresent) {
   t = to_gptq(zero0, GptqZeros::kAsIs);
   t.qzeros[0] = 0xF;  // v1: stored 15 = zero point 16
   EXPECT_THROW(from_gptq(t, GptqZeros::kMinusOne), Error);
+}
+
+// 1-3 edits of t: a bit flip or a random value in qweight, qzeros, scales or g_idx, a vector cut
+// to half or extended by one, or a size field set to a small, zero, negative or huge value.
+void mutate(GptqTensors& t, std::mt19937& rng) {
+  const int edits = 1 + static_cast<int>(rng() % 3);
+  for (int e = 0; e < edits; ++e) {
+    auto poke = [&rng](auto& v) {
+      if (v.empty()) return;
+      auto& x = v[rng() % v.size()];
+      using T = std::remove_reference_t<decltype(x)>;
+      x = rng() % 2 == 0 ? static_cast<T>(x ^ static_cast<T>(1u << (rng() % (8 * sizeof(T)))))
+                         : static_cast<T>(rng());
+    };
+    auto resize = [&rng](auto& v) { v.resize(rng() % 2 == 0 ? v.size() / 2 : v.size() + 1); };
+    auto field = [&rng]() -> int64_t {
+      const int64_t vals[] = {-1, 0, 1, 3, 17, 64, int64_t{1} << 40};
+      return vals[rng() % 7];
+    };
+    switch (rng() % 9) {
+      case 0:
+        poke(t.qweight);
+        break;
+      case 1:
+        poke(t.qzeros);
+        break;
+      case 2:
+        poke(t.scales);
+        break;
+      case 3:
+        poke(t.g_idx);
+        break;
+      case 4:
+        resize(rng() % 2 == 0 ? t.qweight : t.g_idx);
+        break;
+      case 5:
+        resize(rng() % 2 == 0 ? t.qzeros : t.g_idx);
+        break;
+      case 6:
+        t.in = field();
+        break;
+      case 7:
+        t.out = field();
+        break;
+      default:
+        (rng() % 2 == 0 ? t.group : t.n_groups) = field();
+        break;
+    }
+  }
+}
+
+// The GPTQ tensors' reader never trusts them (issue 15: corrupt qzeros / g_idx, wrong shapes):
+// seeded mutations of valid tensors (bit flips and random values in qweight, qzeros, scales and
+// g_idx, vectors cut or extended, the size fields changed, up to 2^40) each give a valid matrix of
+// the stated shape with a column order that is a permutation, or a wkvq::Error; nothing else
+// (another exception, a crash, a sanitizer report in the ASan build). A unit-level sweep beside the
+// libFuzzer targets (fuzz_gptq_config fuzzes the config beside fixed tensors): ~3000 cases, ms.
+TEST(WeightQuantGptq, MutatedTensorsGiveAMatrixOrAnError) {
+  std::mt19937 rng(base_seed() + 11u);
+  int accepted = 0, refused = 0;
+  for (int c = 0; c < 3000; ++c) {
+    const int bits = c % 3 == 0 ? 2 : c % 3 == 1 ? 4 : 8;
+    const int64_t p = 32 / bits, out = p * (1 + static_cast<int64_t>(rng() % 3));
+    const int64_t group = 16, in = group * (1 + static_cast<int64_t>(rng() % 4));
+    const std::vector<float> w = random_weights(out * in, rng, 0.0f);
+    QuantizedMatrix m = quantize_weights_ref(w.data(), out, in, bits, group);
+    for (uint8_t& z : m.zeros) z = static_cast<uint8_t>(std::max<int>(z, 1));  // v1-storable
+    std::vector<int32_t> order(static_cast<size_t>(in));
+    for (int64_t j = 0; j < in; ++j) order[static_cast<size_t>(j)] = static_cast<int32_t>(j);
+    if (rng() % 2 == 0) std::shuffle(order.begin(), order.end(), rng);
+    const GptqZeros zc = rng() % 2 == 0 ? GptqZeros::kMinusOne : GptqZeros::kAsIs;
+    GptqTensors t = to_gptq(m, zc, bits, order);
+    mutate(t, rng);
+    try {
+      std::vector<int32_t> got_order;
+      const QuantizedMatrix r = from_gptq(t, zc, &got_order);
+      validate(r, "mutated");
+      EXPECT_EQ(r.rows, t.out);
+      EXPECT_EQ(r.cols, t.in);
+      if (!got_order.empty()) {
+        std::vector<int32_t> sorted = got_order;
+        std::sort(sorted.begin(), sorted.end());
+        for (size_t j = 0; j < sorted.size(); ++j) {
+          ASSERT_EQ(sorted[j], static_cast<int32_t>(j)) << "case " << c;
+        }
+      }
+      ++accepted;
+    } catch (const Error&) {
+      ++refused;
+    }
+  }
+  EXPECT_GT(accepted, 0) << "no mutation left a valid matrix: the sweep would test only refusals";
+  EXPECT_GT(refused, 0);
+  std::printf("[ info ] %d mutated GPTQ tensor sets: %d read, %d refused\n", accepted + refused,
+              accepted, refused);
 }
 
 }  // namespace
