@@ -66,7 +66,8 @@ void matmul_any(const char* name, const KernelTable& table, const float* x, int6
   // split along both, in register-tile units.
   const bool dot = n <= ops->dot_max_rows;
   const detail::GemmBlocking& blocking = ops->blocking;
-  const WorkSplit s = dot ? split_work(n, in, out, n, ops->dot_row_align)
+  // Decode (the dot kernels): 4 blocks of W rows per thread, taken dynamically (work_split.h).
+  const WorkSplit s = dot ? split_work(n, in, out, n, ops->dot_row_align, 4)
                           : split_work(n, in, out, blocking.mr, blocking.nr);
   const auto dot_fn = dot_kernel(*ops, w);
   const auto packed_fn = packed_kernel(*ops, w);

@@ -4,8 +4,8 @@
 //
 // n = 1 is a GEMV (decode, memory-bound), n > 1 a GEMM (prefill). matmul_f32 runs the kernels of
 // the process's kernel table (kernels/kernel_table.h: AVX-512, AVX2 or the reference, chosen once)
-// and splits the work over the OpenMP threads. The reference is the definition; SIMD versions are
-// tested against it.
+// and splits the work over the thread pool (core/parallel.h). The reference is the definition; SIMD
+// versions are tested against it.
 #pragma once
 
 #include <cstdint>

@@ -4,6 +4,7 @@
 #include "kernels/qmatmul.h"
 
 #include <algorithm>
+#include <array>
 #include <memory>
 #include <new>
 #include <vector>
@@ -36,44 +37,95 @@ detail::QMatView view_of(const QuantizedMatrix& w) {
                           w.group,        w.n_groups,      w.row_bytes,    w.bits};
 }
 
-void qmatmul_with(const KernelTable& table, const float* x, int64_t n, const QuantizedMatrix& w,
-                  float* y) {
-  WKVQ_REQUIRE(n >= 0, "qmatmul: negative row count ", n);
-  if (n == 0 || w.rows == 0) return;
-  WKVQ_REQUIRE(x != nullptr && y != nullptr, "qmatmul: null pointer for a non-empty product");
+// Blocks of W per thread in the dot kernels (decode): handed out one at a time, so that a thread
+// the OS runs late leaves its share to the others. The scaled GEMV rearranges x once per block
+// (about 1 us per 2048 columns), so it takes fewer, larger blocks.
+constexpr int kDotPartsPerThread = 4;
+constexpr int kScaledGemvPartsPerThread = 2;
+
+// One matrix of a qmatmul_many call: its kernels, its split and where its tasks start.
+struct Plan {
+  const QuantizedMatrix* w = nullptr;
+  float* y = nullptr;
+  const detail::QMatmulOps* ops = nullptr;  // null: the reference
+  bool dot = false;
+  WorkSplit split{};
+  int64_t first_task = 0;
+};
+
+Plan plan_of(const KernelTable& table, int64_t n, const QuantizedMatrix& w, float* y) {
   WKVQ_ASSERT(w.codes.size() == static_cast<size_t>(w.rows * w.row_bytes) &&
               w.scales.size() == static_cast<size_t>(w.rows * w.n_groups));
+  Plan p;
+  p.w = &w;
+  p.y = y;
+  p.ops = qmatmul_has_simd(table.isa, w) ? table.qmatmul : nullptr;
+  if (p.ops == nullptr) {
+    p.split = split_work(n, w.cols, w.rows, n, 1);
+  } else if (n <= p.ops->dot_max_rows) {
+    p.dot = true;
+    const bool scaled = n == 1 && table.int4_gemv.form == GemvForm::Scaled;
+    p.split = split_work(n, w.cols, w.rows, n, detail::kQDotRowAlign,
+                         scaled ? kScaledGemvPartsPerThread : kDotPartsPerThread);
+  } else {
+    p.split = split_work(n, w.cols, w.rows, p.ops->blocking.mr, p.ops->blocking.nr);
+  }
+  return p;
+}
 
-  const detail::QMatmulOps* ops = qmatmul_has_simd(table.isa, w) ? table.qmatmul : nullptr;
-  if (ops == nullptr) {  // the reference
-    const WorkSplit s = split_work(n, w.cols, w.rows, n, 1);
-    parallel_for(s.tasks(), 1, [&](int64_t begin, int64_t end) {
-      for (int64_t t = begin; t < end; ++t) {
-        const WorkBlock wb = s.block(t, n, w.rows);
-        reference_block(x, w, y, detail::QBlock{wb.i0, wb.i1, wb.o0, wb.o1});
-      }
-    });
+// Task t of plan p (t < p.split.tasks()) on this thread.
+void run_task(const KernelTable& table, const float* x, int64_t n, const Plan& p, int64_t t) {
+  const QuantizedMatrix& w = *p.w;
+  const WorkBlock wb = p.split.block(t, n, w.rows);
+  const detail::QBlock b{wb.i0, wb.i1, wb.o0, wb.o1};
+  if (p.ops == nullptr) {
+    reference_block(x, w, p.y, b);
     return;
   }
-  const auto gemv = n == 1 && table.int4_gemv.form == GemvForm::Scaled ? ops->scaled_gemv : nullptr;
-  const bool dot = n <= ops->dot_max_rows;
-  const detail::QGemmBlocking& blocking = ops->blocking;
-  const WorkSplit s = dot ? split_work(n, w.cols, w.rows, n, detail::kQDotRowAlign)
-                          : split_work(n, w.cols, w.rows, blocking.mr, blocking.nr);
   const detail::QMatView view = view_of(w);
-  parallel_for(s.tasks(), 1, [&](int64_t begin, int64_t end) {
-    float* pack = dot ? nullptr : thread_pack_buffer(detail::qpack_floats(blocking));
-    for (int64_t t = begin; t < end; ++t) {
-      const WorkBlock wb = s.block(t, n, w.rows);
-      const detail::QBlock b{wb.i0, wb.i1, wb.o0, wb.o1};
-      if (gemv != nullptr && gemv(x, view, y, b.o0, b.o1)) continue;
-      if (dot) {
-        ops->dot(x, view, y, w.rows, b);
-      } else {
-        ops->packed(x, view, y, w.rows, b, pack);
-      }
+  if (p.dot) {
+    const auto gemv =
+        n == 1 && table.int4_gemv.form == GemvForm::Scaled ? p.ops->scaled_gemv : nullptr;
+    if (gemv != nullptr && gemv(x, view, p.y, b.o0, b.o1)) return;
+    p.ops->dot(x, view, p.y, w.rows, b);
+  } else {
+    p.ops->packed(x, view, p.y, w.rows, b,
+                  thread_pack_buffer(detail::qpack_floats(p.ops->blocking)));
+  }
+}
+
+// Up to kMaxFused matrices in one parallel loop: the tasks of every matrix, one after another.
+constexpr size_t kMaxFused = 8;
+
+void qmatmul_with(const KernelTable& table, const float* x, int64_t n,
+                  std::span<const QuantizedMatrix* const> ws, std::span<float* const> ys) {
+  WKVQ_REQUIRE(n >= 0, "qmatmul: negative row count ", n);
+  WKVQ_REQUIRE(ws.size() == ys.size(), "qmatmul: ", ws.size(), " matrices but ", ys.size(),
+               " outputs");
+  for (size_t k0 = 0; k0 < ws.size(); k0 += kMaxFused) {
+    std::array<Plan, kMaxFused> plans;
+    size_t count = 0;
+    int64_t tasks = 0;
+    for (size_t k = k0; k < std::min(ws.size(), k0 + kMaxFused); ++k) {
+      WKVQ_REQUIRE(ws[k] != nullptr, "qmatmul: null matrix ", k);
+      WKVQ_REQUIRE(ws[k]->cols == ws[0]->cols, "qmatmul: matrices of one call must have the ",
+                   "same columns (input features), found ", ws[0]->cols, " and ", ws[k]->cols);
+      if (n == 0 || ws[k]->rows == 0) continue;
+      WKVQ_REQUIRE(x != nullptr && ys[k] != nullptr,
+                   "qmatmul: null pointer for a non-empty product");
+      Plan& p = plans[count++];
+      p = plan_of(table, n, *ws[k], ys[k]);
+      p.first_task = tasks;
+      tasks += p.split.tasks();
     }
-  });
+    parallel_for(tasks, 1, [&](int64_t begin, int64_t end) {
+      size_t k = 0;
+      for (int64_t t = begin; t < end; ++t) {
+        while (t >= plans[k].first_task + plans[k].split.tasks()) ++k;
+        run_task(table, x, n, plans[k], t - plans[k].first_task);
+      }
+    });
+  }
 }
 
 }  // namespace
@@ -84,10 +136,24 @@ bool qmatmul_has_simd(Isa isa, const QuantizedMatrix& w) {
 }
 
 void qmatmul(const float* x, int64_t n, const QuantizedMatrix& w, float* y) {
-  qmatmul_with(kernel_table(), x, n, w, y);
+  const QuantizedMatrix* ws[] = {&w};
+  float* ys[] = {y};
+  qmatmul_with(kernel_table(), x, n, ws, ys);
 }
 
 void qmatmul(Isa isa, const float* x, int64_t n, const QuantizedMatrix& w, float* y) {
+  const QuantizedMatrix* ws[] = {&w};
+  float* ys[] = {y};
+  qmatmul_with(kernel_table(isa), x, n, ws, ys);
+}
+
+void qmatmul_many(const float* x, int64_t n, std::span<const QuantizedMatrix* const> w,
+                  std::span<float* const> y) {
+  qmatmul_with(kernel_table(), x, n, w, y);
+}
+
+void qmatmul_many(Isa isa, const float* x, int64_t n, std::span<const QuantizedMatrix* const> w,
+                  std::span<float* const> y) {
   qmatmul_with(kernel_table(isa), x, n, w, y);
 }
 

@@ -9,8 +9,8 @@
 // (qmatmul_gemv_avx512.cpp).
 // Larger n (prefill GEMM) runs packed kernels that dequantize a block of W once into f32 panels in
 // per-thread scratch and reuse it across every row of x (compute-bound).
-// Work is split over the OpenMP threads (core/parallel.h) by rows of W, and by rows of x too when W
-// has too few rows for every thread.
+// Work is split over the pool's threads (core/parallel.h) by rows of W, and by rows of x too when W
+// has too few rows for every thread (decode: 4 blocks of W rows per thread, taken dynamically).
 //
 // SIMD kernels (AVX2, AVX-512) cover bits 4 and 8 when every group starts on a 32-column block
 // (group % 32 == 0, or one group per row: g = 0 or g >= in); anything else runs the reference.
@@ -23,6 +23,7 @@
 #pragma once
 
 #include <cstdint>
+#include <span>
 
 #include "formats/weight_quant.h"
 #include "kernels/kernel_table.h"
@@ -36,6 +37,15 @@ void qmatmul(const float* x, int64_t n, const QuantizedMatrix& w, float* y);
 // Isa::Reference is the definition: each W row dequantized by dequantize_row_ref, then for each x
 // row a sequential f32 sum in column order.
 void qmatmul(Isa isa, const float* x, int64_t n, const QuantizedMatrix& w, float* y);
+
+// Several matrices with the same columns, one x: y[k] = x . w[k]^T for every k, each as qmatmul
+// computes it (the same kernels, bit for bit), in one parallel loop over the row blocks of all of
+// them, so that decode pays one synchronisation for q, k and v (or gate and up) instead of one
+// each. Throws when w and y differ in length or the column counts differ.
+void qmatmul_many(const float* x, int64_t n, std::span<const QuantizedMatrix* const> w,
+                  std::span<float* const> y);
+void qmatmul_many(Isa isa, const float* x, int64_t n, std::span<const QuantizedMatrix* const> w,
+                  std::span<float* const> y);
 
 // The AVX-512 4-bit GEMV (n = 1) has two forms that round differently: the scaled GEMV
 // (qmatmul_gemv_avx512.cpp) and the dot kernel. The environment variable WKVQ_GEMV = scaled | dot

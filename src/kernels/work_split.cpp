@@ -23,9 +23,11 @@ WorkBlock WorkSplit::block(int64_t t, int64_t n, int64_t out) const {
   return b;
 }
 
-WorkSplit split_work(int64_t n, int64_t in, int64_t out, int64_t n_align, int64_t out_align) {
-  int threads = num_threads();
+WorkSplit split_work(int64_t n, int64_t in, int64_t out, int64_t n_align, int64_t out_align,
+                     int parts_per_thread) {
+  int64_t threads = num_threads();
   if (n * in * out < kMinParallelMacs) threads = 1;
+  if (threads > 1) threads *= std::max(parts_per_thread, 1);
   const int64_t out_parts = std::min<int64_t>(threads, ceil_div(out, out_align));
   const int64_t n_parts =
       std::max<int64_t>(1, std::min<int64_t>(threads / out_parts, ceil_div(n, n_align)));

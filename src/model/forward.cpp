@@ -1,5 +1,6 @@
 #include "model/forward.h"
 
+#include <array>
 #include <cstring>
 
 #include "core/error.h"
@@ -48,9 +49,8 @@ void block_forward_rows(const Model& m, int layer, std::span<const SeqRows> seqs
   // attention: xb = rmsnorm(x); q, k, v = xb Wq^T (+ bq), xb Wk^T (+ bk), xb Wv^T (+ bv)
   //                                                                     (n, q_dim / kv_dim)
   rmsnorm_rows(s.xb.data(), s.x.data(), l.attn_norm, n, dim, c.norm_eps);
-  l.wq.forward(s.xb.data(), n, s.q.data());
-  l.wk.forward(s.xb.data(), n, s.k.data());
-  l.wv.forward(s.xb.data(), n, s.v.data());
+  forward_group(std::array{&l.wq, &l.wk, &l.wv}, s.xb.data(), n,
+                std::array{s.q.data(), s.k.data(), s.v.data()});
   // qk_norm: every head of q and k RMS-normed with q_norm / k_norm         (n * heads, head_dim)
   if (l.q_norm != nullptr) {
     rmsnorm_rows(s.q.data(), s.q.data(), l.q_norm, n * c.n_heads, c.head_dim, c.norm_eps);
@@ -74,8 +74,8 @@ void block_forward_rows(const Model& m, int layer, std::span<const SeqRows> seqs
 
   // MLP: x += (silu(xb Wg^T) * (xb Wu^T)) Wd^T with xb = rmsnorm(x)     (n, hidden) -> (n, dim)
   rmsnorm_rows(s.xb.data(), s.x.data(), l.ffn_norm, n, dim, c.norm_eps);
-  l.w_gate.forward(s.xb.data(), n, s.hb.data());
-  l.w_up.forward(s.xb.data(), n, s.hb2.data());
+  forward_group(std::array{&l.w_gate, &l.w_up}, s.xb.data(), n,
+                std::array{s.hb.data(), s.hb2.data()});
   silu_mul(s.hb.data(), s.hb2.data(), n * c.hidden_dim);
   l.w_down.forward(s.hb.data(), n, s.xb.data());
   add_inplace(s.x.data(), s.xb.data(), n * dim);

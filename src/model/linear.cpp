@@ -1,6 +1,7 @@
 #include "model/linear.h"
 
 #include <algorithm>
+#include <array>
 #include <vector>
 
 #include "core/error.h"
@@ -32,7 +33,33 @@ void matmul_bf16_by_chunks(const Linear& l, const float* x, int64_t n, float* y)
   }
 }
 
+// y[n, out] += bias, when the Linear has one.
+void add_bias(const Linear& l, int64_t n, float* y) {
+  if (l.bias == nullptr) return;
+  for (int64_t t = 0; t < n; ++t) {
+    float* row = y + t * l.out;
+    for (int64_t o = 0; o < l.out; ++o) row[o] += l.bias[o];
+  }
+}
+
 }  // namespace
+
+void forward_group(std::span<const Linear* const> ls, const float* x, int64_t n,
+                   std::span<float* const> ys) {
+  WKVQ_REQUIRE(ls.size() == ys.size(), "forward_group: ", ls.size(), " Linears but ", ys.size(),
+               " outputs");
+  constexpr size_t kMax = 8;
+  bool fused = ls.size() <= kMax;
+  for (const Linear* l : ls) fused = fused && l->q && !l->in_order && l->in == ls[0]->in;
+  if (!fused) {
+    for (size_t k = 0; k < ls.size(); ++k) ls[k]->forward(x, n, ys[k]);
+    return;
+  }
+  std::array<const QuantizedMatrix*, kMax> qs{};
+  for (size_t k = 0; k < ls.size(); ++k) qs[k] = ls[k]->q.get();
+  qmatmul_many(x, n, std::span(qs.data(), ls.size()), ys);
+  for (size_t k = 0; k < ls.size(); ++k) add_bias(*ls[k], n, ys[k]);
+}
 
 void Linear::forward(const float* x, int64_t n, float* y) const {
   if (q && in_order) {
@@ -54,11 +81,7 @@ void Linear::forward(const float* x, int64_t n, float* y) const {
   } else {
     matmul_f32(x, n, in, w, out, y);
   }
-  if (bias == nullptr) return;
-  for (int64_t t = 0; t < n; ++t) {
-    float* row = y + t * out;
-    for (int64_t o = 0; o < out; ++o) row[o] += bias[o];
-  }
+  add_bias(*this, n, y);
 }
 
 void Linear::rows_f32(int64_t r0, int64_t rows, float* dst) const {

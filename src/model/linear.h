@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <span>
 #include <vector>
 
 #include "formats/weight_quant.h"
@@ -43,5 +44,12 @@ struct Linear {
   // Bytes of the weight (and bias) as stored for inference.
   int64_t bytes() const;
 };
+
+// ys[k][n, ls[k]->out] = x[n, in] . W_k^T (+ bias) for Linears of the same `in` reading the same x
+// (q, k and v; gate and up). Quantized ones without act-order run in one parallel pass
+// (qmatmul_many: one synchronisation instead of one each), with the results Linear::forward gives;
+// any other mix runs each forward in turn.
+void forward_group(std::span<const Linear* const> ls, const float* x, int64_t n,
+                   std::span<float* const> ys);
 
 }  // namespace wkvq
