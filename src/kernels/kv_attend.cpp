@@ -9,6 +9,7 @@
 #include "core/error.h"
 #include "core/fp16.h"
 #include "kernels/kv_attend_impl.h"
+#include "kernels/vec_ops.h"
 
 namespace wkvq {
 namespace {
@@ -117,6 +118,19 @@ void gqa_values(const float* p, int64_t ld, int64_t g, int64_t hd, const float* 
     t.kv_attend->values(p, ld, g, hd, x, ldx, n, acc);
   } else {
     gqa_values_ref(p, ld, g, hd, x, ldx, n, acc);
+  }
+}
+
+void gqa_softmax_ref(float* scores, int64_t g, int64_t n, int64_t ld) {
+  for (int64_t h = 0; h < g; ++h) softmax_inplace(scores + h * ld, n);
+}
+
+void gqa_softmax(float* scores, int64_t g, int64_t n, int64_t ld, const KernelTable& t) {
+  WKVQ_REQUIRE(g >= 1 && n >= 1 && ld >= n, "gqa_softmax: ", g, " rows of ", n, ", ", ld, " apart");
+  if (t.kv_attend != nullptr) {
+    t.kv_attend->softmax(scores, g, n, ld);
+  } else {
+    gqa_softmax_ref(scores, g, n, ld);
   }
 }
 

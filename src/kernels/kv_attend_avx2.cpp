@@ -8,6 +8,10 @@ namespace wkvq::detail {
 namespace {
 
 struct Avx2Attend : Avx2 {
+  // The float 2^k for integer lanes k in [-126, 127].
+  static F pow2(I k) {
+    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(k, _mm256_set1_epi32(127)), 23));
+  }
   // Lane r = the sum of the lanes of a[r]: pairs interleaved (32-bit, then 64-bit), then the two
   // 128-bit halves added; 7 adds and 14 shuffles for 8 sums.
   static F sum_each(const F (&a)[8]) {

@@ -8,6 +8,10 @@ namespace wkvq::detail {
 namespace {
 
 struct Avx512Attend : Avx512 {
+  // The float 2^k for integer lanes k in [-126, 127].
+  static F pow2(I k) {
+    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_add_epi32(k, _mm512_set1_epi32(127)), 23));
+  }
   // Lane r = the sum of the lanes of a[r]: pairs interleaved (32-bit, then 64-bit), then the
   // 128-bit lanes combined twice; 15 adds and 30 shuffles for 16 sums.
   static F sum_each(const F (&a)[16]) {

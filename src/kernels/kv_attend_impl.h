@@ -20,6 +20,8 @@ struct KvAttendOps {
                  float scale, float* scores, int64_t ld);
   void (*values)(const float* p, int64_t ld, int64_t g, int64_t hd, const float* x, int64_t ldx,
                  int64_t n, float* acc);
+  // Rows r < g of x (ld apart): x[0:n) = softmax(x[0:n)).
+  void (*softmax)(float* x, int64_t g, int64_t n, int64_t ld);
 };
 
 // Defined in kv_attend_avx2.cpp / kv_attend_avx512.cpp (compiled with those ISA flags).

@@ -163,8 +163,46 @@ struct KvAttendKernels {
     }
   }
 
+  // e^x for x <= 0: x = k ln2 + r, |r| <= ln2 / 2, e^r by Horner (Taylor to r^7), times 2^k
+  // (S::pow2: the float 2^k from the integer k).
+  static F exp_nonpositive(F x) {
+    x = S::max(x, S::set1(-87.3f));
+    const I k = S::round_to_int(S::mul(x, S::set1(1.44269504f)));
+    const F kf = S::to_float(k);
+    F r = S::fmadd(kf, S::set1(-0.693359375f), x);  // ln2 = 0.693359375 - 2.12194440e-4
+    r = S::fmadd(kf, S::set1(2.12194440e-4f), r);
+    F p = S::set1(1.0f / 5040);
+    p = S::fmadd(p, r, S::set1(1.0f / 720));
+    p = S::fmadd(p, r, S::set1(1.0f / 120));
+    p = S::fmadd(p, r, S::set1(1.0f / 24));
+    p = S::fmadd(p, r, S::set1(1.0f / 6));
+    p = S::fmadd(p, r, S::set1(0.5f));
+    p = S::fmadd(p, r, S::set1(1.0f));
+    p = S::fmadd(p, r, S::set1(1.0f));
+    return S::mul(p, S::pow2(k));
+  }
+
+  static void softmax(float* x, int64_t g, int64_t n, int64_t ld) {
+    for (int64_t h = 0; h < g; ++h) {
+      float* row = x + h * ld;
+      const F first = S::set1(row[0]);
+      F vmax = first;
+      for (int64_t i = 0; i < n; i += kL) vmax = S::max(vmax, S::load_fill(row + i, n - i, first));
+      const F vm = S::set1(S::hmax(vmax));
+      double sum = 0.0;
+      for (int64_t i = 0; i < n; i += kL) {
+        store_run(row + i, n - i, exp_nonpositive(S::sub(load_run(row + i, n - i), vm)));
+        sum += static_cast<double>(S::hsum(load_run(row + i, n - i)));
+      }
+      const F inv = S::set1(static_cast<float>(1.0 / sum));
+      for (int64_t i = 0; i < n; i += kL) {
+        store_run(row + i, n - i, S::mul(load_run(row + i, n - i), inv));
+      }
+    }
+  }
+
   static constexpr KvAttendOps ops() {
-    return KvAttendOps{&decode_fp16, &decode_int, &scores, &values};
+    return KvAttendOps{&decode_fp16, &decode_int, &scores, &values, &softmax};
   }
 };
 

@@ -165,7 +165,7 @@ void attend_group(const StoredKvLayer& s, const AttentionShape& shape, int64_t f
 
   stored_scores(s, h, from, scores, ld, tile);
   current_scores(h, k, s.kv_dim, pos0, from, pos, scores, ld);
-  for (int r = 0; r < g; ++r) softmax_inplace(scores + r * ld, pos + 1);
+  gqa_softmax(scores, g, pos + 1, ld);
   float* oh = out + t * q_dim + int64_t{kv_head} * gh;
   stored_values(s, h, scores, ld, from, oh, acc, tile);
   current_values(h, v, s.kv_dim, scores, ld, pos0, from, pos, oh);

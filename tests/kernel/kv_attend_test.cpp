@@ -160,6 +160,34 @@ TEST(KvAttendKernels, ValuesWithinTheFusedSumBound) {
   }
 }
 
+// Softmax rows against softmax_inplace: every probability within 16 eps relative (exp within a
+// few ulp, the row's maximum and sum as the reference's), nothing written past n.
+TEST(KvAttendKernels, SoftmaxMatchesReference) {
+  for (const int64_t n : {1, 7, 16, 17, 100, 1025}) {
+    const int64_t g = 3, ld = n + 9;
+    auto x = uniform(static_cast<size_t>(g * ld), 8, -30.0f, 12.0f);
+    x[5 % static_cast<size_t>(n)] = -200.0f;  // far below the maximum: ~0
+    std::vector<float> want = x;
+    gqa_softmax_ref(want.data(), g, n, ld);
+    for (const Isa isa : kSimdIsas) {
+      if (!isa_supported(isa)) continue;
+      std::vector<float> got = x;
+      gqa_softmax(got.data(), g, n, ld, kernel_table(isa));
+      for (int64_t h = 0; h < g; ++h) {
+        for (int64_t j = 0; j < ld; ++j) {
+          const size_t at = static_cast<size_t>(h * ld + j);
+          if (j >= n) {
+            ASSERT_EQ(got[at], x[at]) << "written past the row";
+            continue;
+          }
+          ASSERT_NEAR(got[at], want[at], 16 * kEps32 * want[at] + 1e-37)
+              << isa_name(isa) << " n " << n << " row " << h << " at " << j;
+        }
+      }
+    }
+  }
+}
+
 TEST(KvAttendKernels, KernelNameSaysWhatDecodes) {
   KvRecordFormat int4{4, make_kv_format(256, 64, 4)};
   KvRecordFormat int3{3, make_kv_format(256, 64, 3)};
