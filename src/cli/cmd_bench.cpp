@@ -79,6 +79,7 @@ void run_bench(const BenchOptions& o) {
   for (int& t : prompt) t = pick(rng);
 
   Session session(model, o.prefill + o.decode, p.kv, p.smoothing_or_null());
+  info("attention: %s\n", session.cache().attention_kernel().c_str());
   session.prefill({prompt[0]});  // warm-up: touches every weight page once
   session.reset();
   auto t0 = std::chrono::steady_clock::now();
@@ -109,7 +110,8 @@ void run_bench(const BenchOptions& o) {
                       {"read_bandwidth_gb_s", bw / 1e9},
                       {"decode_bound_tok_s", bw / bytes_tok},
                       {"peak_rss_bytes", peak_rss_bytes()},
-                      {"kernels", kernels_json()}};
+                      {"kernels", kernels_json()},
+                      {"attention_kernel", session.cache().attention_kernel()}};
   if (o.json) {
     std::printf("%s\n", j.dump().c_str());
   } else {

@@ -5,6 +5,7 @@
 #include <string>
 
 #include "core/error.h"
+#include "kernels/kv_attend_impl.h"
 #include "kernels/kv_quant_impl.h"
 #include "kernels/matmul_impl.h"
 #include "kernels/qmatmul_impl.h"
@@ -50,10 +51,12 @@ KernelTable table_of(Isa isa) {
     t.matmul = &detail::matmul_ops_avx2();
     t.qmatmul = &detail::qmatmul_ops_avx2();
     t.kv_quant = &detail::kv_quant_ops_avx2();
+    t.kv_attend = &detail::kv_attend_ops_avx2();
   } else if (isa == Isa::Avx512) {
     t.matmul = &detail::matmul_ops_avx512();
     t.qmatmul = &detail::qmatmul_ops_avx512();
     t.kv_quant = &detail::kv_quant_ops_avx512();
+    t.kv_attend = &detail::kv_attend_ops_avx512();
   }
   return t;
 }
@@ -127,6 +130,11 @@ std::vector<std::pair<std::string, std::string>> kernel_table_entries(const Kern
   e.emplace_back("qmatmul_other", "reference (bits 2, 3 or groups off 32-column blocks)");
   e.emplace_back("kv_quant_4_8bit", t.kv_quant == nullptr ? "reference" : isa);
   e.emplace_back("kv_quant_2_3bit", "reference");
+  e.emplace_back("kv_attend", t.kv_attend == nullptr
+                                  ? "reference"
+                                  : isa +
+                                        ": GQA tiles; decode fp16, int4/int8 with groups inside "
+                                        "heads (int2/int3, other groups: reference decode)");
   return e;
 }
 

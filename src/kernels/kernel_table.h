@@ -1,6 +1,7 @@
 // The kernel table: for each operation of the model (weights GEMV/GEMM in f32, fp16 and int4/int8;
-// KV quantize / attend), the kernels this process runs. It is resolved once, on first use, from
-// the CPU and two environment variables, and read by every hot call without further checks:
+// KV quantize; attention over the cache), the kernels this process runs. It is resolved once, on
+// first use, from the CPU and two environment variables, and read by every hot call without further
+// checks:
 //
 //   WKVQ_ISA  = reference | avx2 | avx512   pins the ISA (default: the widest this CPU runs;
 //                                           one it lacks is an error)
@@ -24,6 +25,7 @@ namespace detail {
 struct MatmulOps;
 struct QMatmulOps;
 struct KvQuantOps;
+struct KvAttendOps;
 }  // namespace detail
 
 // The AVX-512 int4 GEMV (n = 1) has two forms that round differently (qmatmul.h).
@@ -42,6 +44,7 @@ struct KernelTable {
   const detail::MatmulOps* matmul = nullptr;
   const detail::QMatmulOps* qmatmul = nullptr;
   const detail::KvQuantOps* kv_quant = nullptr;
+  const detail::KvAttendOps* kv_attend = nullptr;  // attention tiles (kernels/kv_attend.h)
 };
 
 // This process's table, resolved on the first call (thread-safe); throws wkvq::Error for a bad

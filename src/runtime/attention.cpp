@@ -3,10 +3,10 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <vector>
 
-#include "core/fp16.h"
 #include "core/parallel.h"
-#include "kernels/kv_quant.h"
+#include "kernels/kv_attend.h"
 #include "kernels/vec_ops.h"
 
 namespace wkvq {
@@ -44,123 +44,131 @@ int64_t full_precision_from(bool poq, ChunkAttention mode, int64_t chunk_start, 
   return mode == ChunkAttention::FullPrecisionChunk ? chunk_start : pos;
 }
 
-void stored_scores(const StoredKvLayer& s, const HeadQuery& h, int64_t from, float* scores,
-                   float* partial, float* tmp) {
-  if (s.quantized()) {
-    // the groups holding this head's channels [c0, c0 + hd); records of consecutive positions
-    const KvQuantFormat& f = s.format;
-    const int64_t g0 = h.c0 / f.group, g1 = (h.c0 + h.hd - 1) / f.group;
-    for_each_block_run(s, from, [&](int64_t j0, int64_t count, int64_t b) {
-      for (int64_t g = g0; g <= g1; ++g) {
-        float* dst = (g == g0 ? scores : partial) + j0;
-        kv_dot_tokens(f, s.k_block(b), s.record_bytes, count, g, h.qs + f.group_first(g), dst);
-        if (g != g0) {
-          for (int64_t j = j0; j < j0 + count; ++j) scores[j] += partial[j];
-        }
-      }
-    });
-    for (int64_t j = 0; j < from; ++j) scores[j] *= h.inv_sqrt_hd;
-    return;
-  }
+namespace {
+
+// The stored positions [0, from) of K (kv = 0) or V (kv = 1) as tiles: f(j0, n, records) for
+// positions [j0, j0 + n) within one block (n <= kKvTile), records of position j0 on, in order.
+template <class F>
+void for_each_tile(const StoredKvLayer& s, int kv, int64_t from, F&& f) {
   for_each_block_run(s, from, [&](int64_t j0, int64_t count, int64_t b) {
-    const uint8_t* rec = s.k_block(b);
-    for (int64_t j = j0; j < j0 + count; ++j, rec += s.record_bytes) {
-      const float* kj = reinterpret_cast<const float*>(rec) + h.c0;
-      if (s.bits == 16) {
-        const auto* kh = reinterpret_cast<const uint16_t*>(rec) + h.c0;
-        for (int i = 0; i < h.hd; ++i) tmp[i] = fp16_to_f32(kh[i]);
-        kj = tmp;
-      }
-      scores[j] = dot(h.q, kj, h.hd) * h.inv_sqrt_hd;
+    const uint8_t* block = kv == 0 ? s.k_block(b) : s.v_block(b);
+    for (int64_t i = 0; i < count; i += kKvTile) {
+      f(j0 + i, std::min(kKvTile, count - i), block + i * s.record_bytes);
     }
   });
 }
 
-void current_scores(const HeadQuery& h, const float* k, int kv_dim, int64_t pos0, int64_t from,
-                    int64_t pos, float* scores) {
-  for (int64_t j = from; j <= pos; ++j) {  // q . (k_j - dK)
-    const float* kj = k + (j - pos0) * kv_dim + h.c0;
-    scores[j] = (dot(h.q, kj, h.hd) - h.q_dk) * h.inv_sqrt_hd;
+// The head's channels of n records as f32 rows: in place for f32 storage, else decoded into
+// `tile`. Sets *ldx to the distance between rows.
+const float* head_rows(const StoredKvLayer& s, const HeadGroup& h, const uint8_t* records,
+                       int64_t n, float* tile, int64_t* ldx) {
+  if (s.bits == 32) {
+    *ldx = s.kv_dim;
+    return reinterpret_cast<const float*>(records) + h.c0;
+  }
+  kv_decode_head({s.bits, s.format}, records, s.record_bytes, n, h.c0, h.hd, tile);
+  *ldx = h.hd;
+  return tile;
+}
+
+}  // namespace
+
+void stored_scores(const StoredKvLayer& s, const HeadGroup& h, int64_t from, float* scores,
+                   int64_t ld, float* tile) {
+  for_each_tile(s, 0, from, [&](int64_t j0, int64_t n, const uint8_t* records) {
+    int64_t ldx = 0;
+    const float* x = head_rows(s, h, records, n, tile, &ldx);
+    gqa_scores(h.qs, h.g, h.hd, x, ldx, n, h.inv_sqrt_hd, scores + j0, ld);
+  });
+}
+
+void current_scores(const HeadGroup& h, const float* k, int kv_dim, int64_t pos0, int64_t from,
+                    int64_t pos, float* scores, int64_t ld) {
+  const int64_t n = pos + 1 - from;
+  if (n <= 0) return;
+  gqa_scores(h.q, h.g, h.hd, k + (from - pos0) * kv_dim + h.c0, kv_dim, n, 1.0f, scores + from, ld);
+  for (int r = 0; r < h.g; ++r) {  // q . (k_j - dK)
+    float* row = scores + r * ld;
+    for (int64_t j = from; j <= pos; ++j) row[j] = (row[j] - h.q_dk[r]) * h.inv_sqrt_hd;
   }
 }
 
-void stored_values(const StoredKvLayer& s, const HeadQuery& h, const float* p, int64_t from,
-                   float* out, float* acc, float* tmp) {
-  std::memset(out, 0, sizeof(float) * static_cast<size_t>(h.hd));
-  if (!s.quantized()) {
-    for_each_block_run(s, from, [&](int64_t j0, int64_t count, int64_t b) {
-      const uint8_t* rec = s.v_block(b);
-      for (int64_t j = j0; j < j0 + count; ++j, rec += s.record_bytes) {
-        const float* vj = reinterpret_cast<const float*>(rec) + h.c0;
-        if (s.bits == 16) {
-          const auto* vh = reinterpret_cast<const uint16_t*>(rec) + h.c0;
-          for (int i = 0; i < h.hd; ++i) tmp[i] = fp16_to_f32(vh[i]);
-          vj = tmp;
-        }
-        axpy(out, p[j], vj, h.hd);
-      }
-    });
-    return;
-  }
-  // acc = sum_stored p_j V~_j on the groups of this head
-  const KvQuantFormat& f = s.format;
-  const int64_t g0 = h.c0 / f.group, g1 = (h.c0 + h.hd - 1) / f.group;
-  for_each_block_run(s, from, [&](int64_t j0, int64_t count, int64_t b) {
-    for (int64_t g = g0; g <= g1; ++g) {
-      kv_axpy_tokens(f, s.v_block(b), s.record_bytes, count, g, p + j0, acc + f.group_first(g));
-    }
+void stored_values(const StoredKvLayer& s, const HeadGroup& h, const float* p, int64_t ld,
+                   int64_t from, float* out, float* acc, float* tile) {
+  // acc = sum_stored p_j V~_j (V_j itself for float storage)
+  std::memset(acc, 0, sizeof(float) * static_cast<size_t>(h.g * h.hd));
+  for_each_tile(s, 1, from, [&](int64_t j0, int64_t n, const uint8_t* records) {
+    int64_t ldx = 0;
+    const float* x = head_rows(s, h, records, n, tile, &ldx);
+    gqa_values(p + j0, ld, h.g, h.hd, x, ldx, n, acc);
   });
   if (!s.smoothed()) {
-    for (int i = 0; i < h.hd; ++i) out[i] = acc[h.c0 + i];
+    std::memcpy(out, acc, sizeof(float) * static_cast<size_t>(h.g * h.hd));
     return;
   }
   // the smoothing undone: sV * acc + dV * sum_stored p_j
-  float p_stored = 0.0f;
-  for (int64_t j = 0; j < from; ++j) p_stored += p[j];
   const float* sv = s.sv + h.c0;
   const float* dv = s.dv + h.c0;
-  for (int i = 0; i < h.hd; ++i) out[i] = sv[i] * acc[h.c0 + i] + dv[i] * p_stored;
+  for (int r = 0; r < h.g; ++r) {
+    float p_stored = 0.0f;
+    for (int64_t j = 0; j < from; ++j) p_stored += p[r * ld + j];
+    const float* a = acc + r * h.hd;
+    float* o = out + r * h.hd;
+    for (int i = 0; i < h.hd; ++i) o[i] = sv[i] * a[i] + dv[i] * p_stored;
+  }
 }
 
-void current_values(const HeadQuery& h, const float* v, int kv_dim, const float* p, int64_t pos0,
-                    int64_t from, int64_t pos, float* out) {
-  for (int64_t j = from; j <= pos; ++j) axpy(out, p[j], v + (j - pos0) * kv_dim + h.c0, h.hd);
+void current_values(const HeadGroup& h, const float* v, int kv_dim, const float* p, int64_t ld,
+                    int64_t pos0, int64_t from, int64_t pos, float* out) {
+  const int64_t n = pos + 1 - from;
+  if (n <= 0) return;
+  gqa_values(p + from, ld, h.g, h.hd, v + (from - pos0) * kv_dim + h.c0, kv_dim, n, out);
 }
 
 namespace {
 
-// Attention of query head `head` of new token t (position pos0 + t): the steps above.
-void attend_head(const StoredKvLayer& s, const AttentionShape& shape, int64_t from, const float* q,
-                 const float* k, const float* v, int64_t pos0, int64_t t, int head, float* out,
-                 std::vector<float>& work) {
+// Attention of the query heads sharing KV head `kv_head` for new token t (position pos0 + t):
+// the steps above.
+void attend_group(const StoredKvLayer& s, const AttentionShape& shape, int64_t from, const float* q,
+                  const float* k, const float* v, int64_t pos0, int64_t t, int kv_head, float* out,
+                  std::vector<float>& work) {
   const int hd = shape.head_dim;
+  const int g = shape.n_heads / shape.n_kv_heads;
   const int q_dim = shape.n_heads * hd;
   const int64_t pos = pos0 + t;
-  // work: scores, partial (pos + 1 each) | qs (kv_dim) | acc (kv_dim) | tmp (hd), all zero
-  work.assign(static_cast<size_t>(2 * (pos + 1) + 2 * int64_t{s.kv_dim} + hd), 0.0f);
+  const int64_t ld = (pos + 16) / 16 * 16;  // >= pos + 1
+  // work: scores (g, ld) | qs (g, hd) | q_dk (g) | acc (g, hd) | tile (kKvTile, hd)
+  const int64_t gh = int64_t{g} * hd;
+  work.resize(static_cast<size_t>(g * ld + 2 * gh + g + kKvTile * hd));
   float* scores = work.data();
-  float* partial = scores + pos + 1;
-  float* qs = partial + pos + 1;
-  float* acc = qs + s.kv_dim;
-  float* tmp = acc + s.kv_dim;
+  float* qs = scores + g * ld;
+  float* q_dk = qs + gh;
+  float* acc = q_dk + g;
+  float* tile = acc + gh;
 
-  HeadQuery h;
-  h.q = q + t * q_dim + int64_t{head} * hd;
-  h.c0 = (head / (shape.n_heads / shape.n_kv_heads)) * hd;
+  HeadGroup h;
+  h.q = q + t * q_dim + int64_t{kv_head} * gh;
+  h.g = g;
+  h.c0 = kv_head * hd;
   h.hd = hd;
   h.inv_sqrt_hd = 1.0f / std::sqrt(static_cast<float>(hd));
-  for (int i = 0; i < hd; ++i) {
-    qs[h.c0 + i] = s.smoothed() ? h.q[i] * s.sk[h.c0 + i] : h.q[i];
-    if (s.smoothed()) h.q_dk += h.q[i] * s.dk[h.c0 + i];
+  for (int r = 0; r < g; ++r) {
+    const float* qr = h.q + r * hd;
+    q_dk[r] = 0.0f;
+    for (int i = 0; i < hd; ++i) {
+      qs[r * hd + i] = s.smoothed() ? qr[i] * s.sk[h.c0 + i] : qr[i];
+      if (s.smoothed()) q_dk[r] += qr[i] * s.dk[h.c0 + i];
+    }
   }
   h.qs = qs;
+  h.q_dk = q_dk;
 
-  stored_scores(s, h, from, scores, partial, tmp);
-  current_scores(h, k, s.kv_dim, pos0, from, pos, scores);
-  softmax_inplace(scores, pos + 1);
-  float* oh = out + t * q_dim + int64_t{head} * hd;
-  stored_values(s, h, scores, from, oh, acc, tmp);
-  current_values(h, v, s.kv_dim, scores, pos0, from, pos, oh);
+  stored_scores(s, h, from, scores, ld, tile);
+  current_scores(h, k, s.kv_dim, pos0, from, pos, scores, ld);
+  gqa_softmax(scores, g, pos + 1, ld);
+  float* oh = out + t * q_dim + int64_t{kv_head} * gh;
+  stored_values(s, h, scores, ld, from, oh, acc, tile);
+  current_values(h, v, s.kv_dim, scores, ld, pos0, from, pos, oh);
 }
 
 }  // namespace
@@ -168,14 +176,13 @@ void attend_head(const StoredKvLayer& s, const AttentionShape& shape, int64_t fr
 void attend_chunk(const StoredKvLayer& stored, const AttentionShape& shape, bool poq,
                   ChunkAttention mode, const float* q, const float* k, const float* v, int64_t n,
                   int64_t pos0, float* out) {
-  const int n_heads = shape.n_heads;
-  parallel_for(n * n_heads, 4, [&](int64_t b, int64_t e) {
+  const int n_kv = shape.n_kv_heads;
+  parallel_for(n * n_kv, 1, [&](int64_t b, int64_t e) {
     std::vector<float> work;
     for (int64_t item = b; item < e; ++item) {
-      const int64_t t = item / n_heads;
+      const int64_t t = item / n_kv;
       const int64_t from = full_precision_from(poq, mode, pos0, pos0 + t);
-      attend_head(stored, shape, from, q, k, v, pos0, t, static_cast<int>(item % n_heads), out,
-                  work);
+      attend_group(stored, shape, from, q, k, v, pos0, t, static_cast<int>(item % n_kv), out, work);
     }
   });
 }

@@ -5,9 +5,12 @@
 //   [0, from)    read from the cache as stored (f32, fp16 or int records of formats/kv_quant.h,
 //                holding the smoothed K~ = (K - dK) / sK and V~ = (V - dV) / sV);
 //   [from, pos]  the chunk's own full-precision k, v, which were just handed to the cache.
-// One query head's attention is four named steps plus the softmax between them:
-//   stored_scores   score_j = (qs . K~_j) / sqrt(hd), qs = q * sK, over the int records
-//                   without dequantizing them (q . K_j = qs . K~_j + q . dK);
+// Attention runs per token and KV head, for the G query heads sharing that KV head at once (GQA:
+// each stored position is read and decoded once for all G), over tiles of at most kKvTile
+// consecutive positions within one cache block (kernels/kv_attend.h). Four named steps plus the
+// softmax between them, each over the G heads:
+//   stored_scores   score_j = (qs . K~_j) / sqrt(hd), qs = q * sK, over the stored records
+//                   decoded a tile at a time (q . K_j = qs . K~_j + q . dK);
 //   current_scores  score_j = q . (k_j - dK) / sqrt(hd): every score of the query drops the same
 //                   q . dK, so the softmax is unchanged (forgetting it on the full-precision
 //                   positions is the silent accuracy bug of design.md §2.2);
@@ -17,7 +20,6 @@
 #pragma once
 
 #include <cstdint>
-#include <vector>
 
 #include "formats/kv_quant.h"
 
@@ -91,29 +93,32 @@ void attend_chunk(const StoredKvLayer& stored, const AttentionShape& shape, bool
                   ChunkAttention mode, const float* q, const float* k, const float* v, int64_t n,
                   int64_t pos0, float* out);
 
-// One query head at position `pos` over its KV head (channels [c0, c0 + hd)), as the four steps
-// read it.
-struct HeadQuery {
-  const float* q = nullptr;   // (hd) the query head
-  int c0 = 0, hd = 0;         // its KV head's first channel, head_dim
-  const float* qs = nullptr;  // (kv_dim) q * sK on [c0, c0 + hd) (q without smoothing), 0 elsewhere
-  float q_dk = 0.0f;          // q . dK (0 without smoothing)
-  float inv_sqrt_hd = 0.0f;   // 1 / sqrt(hd)
+// Positions per tile: a tile of decoded K or V (kKvTile x head_dim floats) stays in L1.
+constexpr int64_t kKvTile = 32;
+
+// The G query heads of one token that share one KV head (channels [c0, c0 + hd)), as the four
+// steps read them; row r of every (G, ...) array is the group's r-th query head.
+struct HeadGroup {
+  const float* q = nullptr;     // (G, hd) the query heads
+  const float* qs = nullptr;    // (G, hd) q * sK on the KV head's channels (q without smoothing)
+  const float* q_dk = nullptr;  // (G) q . dK (0 without smoothing)
+  int g = 0, c0 = 0, hd = 0;    // G, the KV head's first channel, head_dim
+  float inv_sqrt_hd = 0.0f;     // 1 / sqrt(hd)
 };
 
-// The four steps (see the top of this file). The stored ones run over j in [0, from), the
-// current ones over j in [from, pos], whose k, v are the chunk's rows j - pos0 (kv_dim floats
-// apart). Scratch: `partial` holds `from` floats, `tmp` hd floats, `acc` kv_dim floats, zero on
-// entry.
-void stored_scores(const StoredKvLayer& s, const HeadQuery& h, int64_t from, float* scores,
-                   float* partial, float* tmp);
-void current_scores(const HeadQuery& h, const float* k, int kv_dim, int64_t pos0, int64_t from,
-                    int64_t pos, float* scores);
-// out[0:hd] = the stored positions' share of the output (p: the softmax of the scores).
-void stored_values(const StoredKvLayer& s, const HeadQuery& h, const float* p, int64_t from,
-                   float* out, float* acc, float* tmp);
-// out[0:hd] += the full-precision positions' share.
-void current_values(const HeadQuery& h, const float* v, int kv_dim, const float* p, int64_t pos0,
-                    int64_t from, int64_t pos, float* out);
+// The four steps (see the top of this file). Scores and probabilities are (G, ld): row r over
+// positions [0, pos]. The stored steps run over j in [0, from), the current ones over j in
+// [from, pos], whose k, v are the chunk's rows j - pos0 (kv_dim floats apart). Scratch: `tile`
+// holds kKvTile * hd floats, `acc` G * hd.
+void stored_scores(const StoredKvLayer& s, const HeadGroup& h, int64_t from, float* scores,
+                   int64_t ld, float* tile);
+void current_scores(const HeadGroup& h, const float* k, int kv_dim, int64_t pos0, int64_t from,
+                    int64_t pos, float* scores, int64_t ld);
+// out (G, hd) = the stored positions' share of the output (p: the softmax of the scores).
+void stored_values(const StoredKvLayer& s, const HeadGroup& h, const float* p, int64_t ld,
+                   int64_t from, float* out, float* acc, float* tile);
+// out (G, hd) += the full-precision positions' share.
+void current_values(const HeadGroup& h, const float* v, int kv_dim, const float* p, int64_t ld,
+                    int64_t pos0, int64_t from, int64_t pos, float* out);
 
 }  // namespace wkvq

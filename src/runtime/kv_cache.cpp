@@ -6,6 +6,7 @@
 #include "core/error.h"
 #include "core/fp16.h"
 #include "core/parallel.h"
+#include "kernels/kv_attend.h"
 #include "kernels/kv_quant.h"
 
 namespace wkvq {
@@ -100,6 +101,10 @@ int64_t KvCache::bytes_per_token() const { return 2 * int64_t{n_layers_} * pool_
 double KvCache::bits_per_element() const {
   if (!settings_.quantized()) return settings_.bits;
   return 8.0 * static_cast<double>(pool_->format().token_bytes) / kv_dim_;
+}
+
+std::string KvCache::attention_kernel() const {
+  return kv_attend_kernel({settings_.bits, pool_->format()}, head_dim_);
 }
 
 uint8_t* KvCache::record(int layer, int kv, int64_t pos) const {

@@ -18,6 +18,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "formats/kv_quant.h"
@@ -68,6 +69,9 @@ class KvCache final : public KvStore {
   int64_t bytes_per_token() const;
   // Stored bits per K/V element (b + 32 / g for int storage).
   double bits_per_element() const;
+  // The attention kernels this cache runs (kernels/kv_attend.h), e.g.
+  // "avx512: int4 decode, GQA tiles"; for `bench` and stderr.
+  std::string attention_kernel() const;
 
  private:
   KvCache(const LlamaConfig& c, std::unique_ptr<KvBlockPool> own, KvBlockPool* shared,

@@ -25,6 +25,7 @@ TEST(KernelTable, ProcessTableIsResolvedOnceAndIsItsIsasTable) {
   EXPECT_EQ(t.matmul, same.matmul);
   EXPECT_EQ(t.qmatmul, same.qmatmul);
   EXPECT_EQ(t.kv_quant, same.kv_quant);
+  EXPECT_EQ(t.kv_attend, same.kv_attend);
   const char* env = std::getenv("WKVQ_ISA");
   EXPECT_EQ(t.isa_pinned, env != nullptr && *env != '\0');
   if (t.isa_pinned) {
@@ -39,6 +40,7 @@ TEST(KernelTable, ReferenceTableRunsTheReferences) {
   EXPECT_EQ(t.matmul, nullptr);
   EXPECT_EQ(t.qmatmul, nullptr);
   EXPECT_EQ(t.kv_quant, nullptr);
+  EXPECT_EQ(t.kv_attend, nullptr);
   for (const auto& [op, kernel] : kernel_table_entries(t)) {
     EXPECT_EQ(kernel.rfind("reference", 0), 0u) << op << ": " << kernel;
   }
@@ -46,7 +48,8 @@ TEST(KernelTable, ReferenceTableRunsTheReferences) {
 
 TEST(KernelTable, EachIsaTableHoldsAndNamesItsOwnKernels) {
   const std::set<std::string> ops = {"matmul_f32_f16", "qmatmul_int4",    "qmatmul_int8",
-                                     "qmatmul_other",  "kv_quant_4_8bit", "kv_quant_2_3bit"};
+                                     "qmatmul_other",  "kv_quant_4_8bit", "kv_quant_2_3bit",
+                                     "kv_attend"};
   int simd_tables = 0;
   for (const Isa isa : kAllIsas) {
     if (!isa_supported(isa)) {
@@ -68,11 +71,13 @@ TEST(KernelTable, EachIsaTableHoldsAndNamesItsOwnKernels) {
     ASSERT_NE(t.matmul, nullptr);
     ASSERT_NE(t.qmatmul, nullptr);
     ASSERT_NE(t.kv_quant, nullptr);
+    ASSERT_NE(t.kv_attend, nullptr);
     for (const Isa other : kAllIsas) {  // distinct kernels per ISA
       if (other == isa || other == Isa::Reference || !isa_supported(other)) continue;
       EXPECT_NE(t.matmul, kernel_table(other).matmul);
       EXPECT_NE(t.qmatmul, kernel_table(other).qmatmul);
       EXPECT_NE(t.kv_quant, kernel_table(other).kv_quant);
+      EXPECT_NE(t.kv_attend, kernel_table(other).kv_attend);
     }
   }
   EXPECT_EQ(simd_tables, (isa_supported(Isa::Avx2) ? 1 : 0) + (isa_supported(Isa::Avx512) ? 1 : 0));

@@ -1,0 +1,148 @@
+// Attention kernels (kernels/kv_attend.h): the scalar references, argument checks and the kernel
+// table's SIMD kernels (kv_attend_kernels.h).
+#include "kernels/kv_attend.h"
+
+#include <algorithm>
+#include <cstring>
+#include <vector>
+
+#include "core/error.h"
+#include "core/fp16.h"
+#include "kernels/kv_attend_impl.h"
+#include "kernels/vec_ops.h"
+
+namespace wkvq {
+namespace {
+
+// The SIMD decoder covers 4 and 8 bits when the head holds whole groups.
+bool simd_int_decode(const KvRecordFormat& f, int64_t c0, int64_t hd) {
+  return (f.bits == 4 || f.bits == 8) && c0 % f.format.group == 0 && hd % f.format.group == 0;
+}
+
+void check_decode(const KvRecordFormat& f, int64_t stride, int64_t n, int64_t c0, int64_t hd) {
+  WKVQ_REQUIRE(f.bits == 32 || f.bits == 16 || f.format.bits == f.bits, "kv_attend: ", f.bits,
+               "-bit records with a ", f.format.bits, "-bit format");
+  const int64_t channels = f.bits >= 16 ? stride / (f.bits / 8) : f.format.channels;
+  WKVQ_REQUIRE(n >= 0 && hd > 0 && c0 >= 0 && c0 + hd <= channels, "kv_attend: channels [", c0,
+               ", ", c0 + hd, ") of ", n, " records of ", channels, " channels");
+}
+
+}  // namespace
+
+void kv_decode_head_ref(const KvRecordFormat& f, const uint8_t* records, int64_t stride, int64_t n,
+                        int64_t c0, int64_t hd, float* x) {
+  if (f.bits == 32) {
+    for (int64_t j = 0; j < n; ++j) {
+      std::memcpy(x + j * hd, records + j * stride + 4 * c0,
+                  sizeof(float) * static_cast<size_t>(hd));
+    }
+    return;
+  }
+  if (f.bits == 16) {
+    for (int64_t j = 0; j < n; ++j) {
+      const auto* h = reinterpret_cast<const uint16_t*>(records + j * stride) + c0;
+      for (int64_t i = 0; i < hd; ++i) x[j * hd + i] = fp16_to_f32(h[i]);
+    }
+    return;
+  }
+  const KvQuantFormat& q = f.format;
+  const int64_t g0 = c0 / q.group, g1 = (c0 + hd - 1) / q.group;
+  std::vector<uint8_t> codes(static_cast<size_t>(q.group));
+  for (int64_t j = 0; j < n; ++j) {
+    const uint8_t* rec = records + j * stride;
+    for (int64_t g = g0; g <= g1; ++g) {
+      const KvGroupParams p = kv_group_params(q, rec, g);
+      const int64_t first = q.group_first(g), len = q.group_len(g);
+      unpack_kv_group_ref(rec + q.group_code_offset(g), len, q.bits, codes.data());
+      const int64_t lo = std::max(first, c0), hi = std::min(first + len, c0 + hd);
+      for (int64_t c = lo; c < hi; ++c) {
+        x[j * hd + (c - c0)] = p.min + static_cast<float>(codes[c - first]) * p.scale;
+      }
+    }
+  }
+}
+
+void gqa_scores_ref(const float* q, int64_t g, int64_t hd, const float* x, int64_t ldx, int64_t n,
+                    float scale, float* scores, int64_t ld) {
+  for (int64_t h = 0; h < g; ++h) {
+    for (int64_t j = 0; j < n; ++j) {
+      float s = 0.0f;
+      for (int64_t i = 0; i < hd; ++i) s += q[h * hd + i] * x[j * ldx + i];
+      scores[h * ld + j] = scale * s;
+    }
+  }
+}
+
+void gqa_values_ref(const float* p, int64_t ld, int64_t g, int64_t hd, const float* x, int64_t ldx,
+                    int64_t n, float* acc) {
+  for (int64_t h = 0; h < g; ++h) {
+    for (int64_t j = 0; j < n; ++j) {
+      const float pj = p[h * ld + j];
+      for (int64_t i = 0; i < hd; ++i) acc[h * hd + i] += pj * x[j * ldx + i];
+    }
+  }
+}
+
+void kv_decode_head(const KvRecordFormat& f, const uint8_t* records, int64_t stride, int64_t n,
+                    int64_t c0, int64_t hd, float* x, const KernelTable& t) {
+  check_decode(f, stride, n, c0, hd);
+  const detail::KvAttendOps* ops = t.kv_attend;
+  if (ops != nullptr && f.bits == 16) {
+    ops->decode_fp16(records, stride, n, c0, hd, x);
+  } else if (ops != nullptr && simd_int_decode(f, c0, hd)) {
+    const KvQuantFormat& q = f.format;
+    const detail::KvShape s{q.channels,         q.group, q.n_groups, q.params_bytes,
+                            q.group_code_bytes, q.bits};
+    ops->decode_int(s, records, stride, n, c0, hd, x);
+  } else {
+    kv_decode_head_ref(f, records, stride, n, c0, hd, x);
+  }
+}
+
+void gqa_scores(const float* q, int64_t g, int64_t hd, const float* x, int64_t ldx, int64_t n,
+                float scale, float* scores, int64_t ld, const KernelTable& t) {
+  WKVQ_REQUIRE(g >= 1 && hd >= 1 && ldx >= hd && ld >= n, "gqa_scores: ", g, " heads of ", hd, ", ",
+               n, " rows ", ldx, " apart, scores ", ld, " apart");
+  if (t.kv_attend != nullptr) {
+    t.kv_attend->scores(q, g, hd, x, ldx, n, scale, scores, ld);
+  } else {
+    gqa_scores_ref(q, g, hd, x, ldx, n, scale, scores, ld);
+  }
+}
+
+void gqa_values(const float* p, int64_t ld, int64_t g, int64_t hd, const float* x, int64_t ldx,
+                int64_t n, float* acc, const KernelTable& t) {
+  WKVQ_REQUIRE(g >= 1 && hd >= 1 && ldx >= hd && ld >= n, "gqa_values: ", g, " heads of ", hd, ", ",
+               n, " rows ", ldx, " apart, weights ", ld, " apart");
+  if (t.kv_attend != nullptr) {
+    t.kv_attend->values(p, ld, g, hd, x, ldx, n, acc);
+  } else {
+    gqa_values_ref(p, ld, g, hd, x, ldx, n, acc);
+  }
+}
+
+void gqa_softmax_ref(float* scores, int64_t g, int64_t n, int64_t ld) {
+  for (int64_t h = 0; h < g; ++h) softmax_inplace(scores + h * ld, n);
+}
+
+void gqa_softmax(float* scores, int64_t g, int64_t n, int64_t ld, const KernelTable& t) {
+  WKVQ_REQUIRE(g >= 1 && n >= 1 && ld >= n, "gqa_softmax: ", g, " rows of ", n, ", ", ld, " apart");
+  if (t.kv_attend != nullptr) {
+    t.kv_attend->softmax(scores, g, n, ld);
+  } else {
+    gqa_softmax_ref(scores, g, n, ld);
+  }
+}
+
+std::string kv_attend_kernel(const KvRecordFormat& f, int64_t hd, const KernelTable& t) {
+  const std::string format = f.bits == 32   ? "f32"
+                             : f.bits == 16 ? "fp16"
+                                            : "int" + std::to_string(f.bits);
+  if (t.kv_attend == nullptr) return "reference: " + format + " decode, GQA tiles";
+  const std::string isa = isa_name(t.isa);
+  if (f.bits == 32) return isa + ": f32 in place, GQA tiles";
+  if (f.bits == 16 || simd_int_decode(f, 0, hd)) return isa + ": " + format + " decode, GQA tiles";
+  return "reference " + format + " decode, " + isa + " GQA tiles";
+}
+
+}  // namespace wkvq

@@ -1,0 +1,31 @@
+// Internal to the attention kernels (kernels/kv_attend.h): one ISA's kernels, an entry of the
+// kernel table. kv_attend.cpp checks arguments and picks reference or SIMD; the SIMD files
+// (kv_attend_kernels.h instantiated in kv_attend_avx2.cpp / kv_attend_avx512.cpp) only compute.
+#pragma once
+
+#include <cstdint>
+
+#include "kernels/kv_quant_impl.h"
+
+namespace wkvq::detail {
+
+struct KvAttendOps {
+  // fp16 records: channels [c0, c0 + hd) of n records `stride` bytes apart -> x (n, hd).
+  void (*decode_fp16)(const uint8_t* records, int64_t stride, int64_t n, int64_t c0, int64_t hd,
+                      float* x);
+  // int records of 4 or 8 bits whose groups lie inside the head (c0, hd multiples of s.group).
+  void (*decode_int)(const KvShape& s, const uint8_t* records, int64_t stride, int64_t n,
+                     int64_t c0, int64_t hd, float* x);
+  void (*scores)(const float* q, int64_t g, int64_t hd, const float* x, int64_t ldx, int64_t n,
+                 float scale, float* scores, int64_t ld);
+  void (*values)(const float* p, int64_t ld, int64_t g, int64_t hd, const float* x, int64_t ldx,
+                 int64_t n, float* acc);
+  // Rows r < g of x (ld apart): x[0:n) = softmax(x[0:n)).
+  void (*softmax)(float* x, int64_t g, int64_t n, int64_t ld);
+};
+
+// Defined in kv_attend_avx2.cpp / kv_attend_avx512.cpp (compiled with those ISA flags).
+const KvAttendOps& kv_attend_ops_avx2();
+const KvAttendOps& kv_attend_ops_avx512();
+
+}  // namespace wkvq::detail
