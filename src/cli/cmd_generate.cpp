@@ -62,7 +62,7 @@ void run_generate(const GenerateOptions& o) {
   if (o.chat) chat = setup_chat(o, model_path, loaded.config.vocab_size);
   const auto tok = o.chat ? std::move(chat.tok)
                           : open_tokenizer(o.tokenizer, model_path, loaded.config.vocab_size);
-  const PreparedModel p = prepare_model(std::move(loaded), o.quant, tok.get());
+  const PreparedModel p = prepare_model(std::move(loaded), o.quant, tok.get(), /*keep_fp=*/false);
   const Model& model = p.model;
   const LlamaConfig& c = model.config;
   info("running %s\n", p.describe().c_str());
@@ -112,7 +112,7 @@ void run_generate(const GenerateOptions& o) {
   info("prefill: %zu tokens, %.1f tok/s; decode: %d tokens, %.1f tok/s\n", prompt.size(),
        static_cast<double>(prompt.size()) / prefill_s, generated,
        generated > 0 ? generated / decode_s : 0.0);
-  print_memory(model, session.cache().bytes_per_token());
+  print_memory(model, session);
 }
 
 }  // namespace
