@@ -15,10 +15,10 @@
 #include "cli/common.h"
 #include "cli/console.h"
 #include "cli/quant_options.h"
-#include "model/random_model.h"
 #include "core/error.h"
 #include "model/quantized_model_io.h"
 #include "model/quantized_model_names.h"
+#include "model/random_model.h"
 #include "runtime/kv_cache.h"
 
 namespace wkvq::cli {

@@ -169,14 +169,15 @@ void print_memory(const Model& m, const Session& s, nlohmann::json* j) {
     (*j)["peak_rss_bytes"] = rss;
   }
   info("kernels: %s\n", kernel_summary().c_str());
-  info("memory: weights %s + KV cache %s (%lld positions) + scratch %s = %s accounted; peak RSS "
-       "%s (%.2fx)\n",
-       human_bytes(static_cast<double>(m.weight_bytes())).c_str(),
-       human_bytes(static_cast<double>(kv)).c_str(), static_cast<long long>(s.max_tokens()),
-       human_bytes(static_cast<double>(scratch)).c_str(),
-       human_bytes(static_cast<double>(accounted)).c_str(),
-       human_bytes(static_cast<double>(rss)).c_str(),
-       static_cast<double>(rss) / static_cast<double>(accounted));
+  info(
+      "memory: weights %s + KV cache %s (%lld positions) + scratch %s = %s accounted; peak RSS "
+      "%s (%.2fx)\n",
+      human_bytes(static_cast<double>(m.weight_bytes())).c_str(),
+      human_bytes(static_cast<double>(kv)).c_str(), static_cast<long long>(s.max_tokens()),
+      human_bytes(static_cast<double>(scratch)).c_str(),
+      human_bytes(static_cast<double>(accounted)).c_str(),
+      human_bytes(static_cast<double>(rss)).c_str(),
+      static_cast<double>(rss) / static_cast<double>(accounted));
 }
 
 }  // namespace wkvq::cli

@@ -179,7 +179,7 @@ PreparedModel prepare_model(Model loaded, const QuantCliOptions& o, const Tokeni
     p.model = p.fp;
   } else {
     p.model = std::move(p.fp);  // no copy: tables converted below are freed at once
-    p.fp = Model{};  // the settings only (q refers to p.fp.quant)
+    p.fp = Model{};             // the settings only (q refers to p.fp.quant)
     p.fp.config = p.model.config;
     p.fp.quant = p.model.quant;
     p.fp.source = p.model.source;

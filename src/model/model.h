@@ -63,13 +63,13 @@ struct QuantizationInfo {
 
 struct Model {
   LlamaConfig config;
-  std::string source;                     // path the model was loaded from (for messages)
+  std::string source;  // path the model was loaded from (for messages)
   // The token embedding table (vocab_size, dim): f32 in tok_embeddings, or, when that is null,
   // fp16 (w16) or group-wise int-b (q) in tok_embeddings_packed (model/output_head.h,
   // store_embeddings). Read one row per token: embedding_row.
   const float* tok_embeddings = nullptr;
-  Linear tok_embeddings_packed;       // out = vocab_size, in = dim; used when tok_embeddings is null
-  std::vector<LayerWeights> layers;   // n_layers
+  Linear tok_embeddings_packed;      // out = vocab_size, in = dim; used when tok_embeddings is null
+  std::vector<LayerWeights> layers;  // n_layers
   const float* final_norm = nullptr;  // (dim)
   Linear output;  // (vocab_size, dim); shares the embedding table when config.tied_output
   WeightStorage storage;

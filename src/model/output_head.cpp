@@ -61,16 +61,18 @@ Linear embedding_table(const Model& m) {
 namespace {
 
 TableStorage storage_of(const Linear& lin) {
-  if (lin.q) return lin.q->bits == 8 ? TableStorage::Q8 : lin.q->bits == 4 ? TableStorage::Q4 :
-                                                                             TableStorage::F32;
+  if (lin.q)
+    return lin.q->bits == 8   ? TableStorage::Q8
+           : lin.q->bits == 4 ? TableStorage::Q4
+                              : TableStorage::F32;
   return lin.w16 != nullptr ? TableStorage::F16 : TableStorage::F32;
 }
 
 }  // namespace
 
 TableStorage parse_table_storage(std::string_view name) {
-  for (const TableStorage s : {TableStorage::F32, TableStorage::F16, TableStorage::Q8,
-                               TableStorage::Q4}) {
+  for (const TableStorage s :
+       {TableStorage::F32, TableStorage::F16, TableStorage::Q8, TableStorage::Q4}) {
     if (name == table_storage_name(s)) return s;
   }
   fail("unknown table storage '", name, "': expected f32, f16, q8 or q4");

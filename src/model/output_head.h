@@ -48,7 +48,8 @@ bool head_fits_fp16(const Model& m, int64_t* first_bad = nullptr);
 // with table_group(m)); the old owned buffer is let go (WeightStorage::release). A head tied to
 // the embeddings is untied (the embeddings stay as they are; when already stored as `s`, the
 // head keeps reading the table, which store_embeddings then leaves in place). No other change
-// when already so or when the head is quantized. Throws wkvq::Error naming the element when an f32 head does not fit fp16.
+// when already so or when the head is quantized. Throws wkvq::Error naming the element when an f32
+// head does not fit fp16.
 void store_output_head(Model& m, TableStorage s);
 
 // Stores the embedding table as `s` (conversions as for the head; an int-b table cannot be

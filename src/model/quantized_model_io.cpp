@@ -324,7 +324,7 @@ class Exporter {
     const QuantizedMatrix& q = *lin.q;
     const int64_t in = q.cols, out = q.rows, g = q.n_groups;
     const int bits = q.bits;  // the linears' bits, or a table's own (--head / --embed q8)
-    if (scales) {  // (G, out): the transpose of the matrix's (rows, groups) scales
+    if (scales) {             // (G, out): the transpose of the matrix's (rows, groups) scales
       w.add_lazy(prefix + "scales", DType::F16, {g, out}, [&q, order, out, g](uint8_t* dst) {
         for (int64_t o = 0; o < out; ++o) {
           const int64_t src = order == nullptr ? o : (*order)[static_cast<size_t>(o)];

@@ -149,7 +149,8 @@ RandomPlan plan_random_model(Model& m, uint64_t seed, bool defer_linears) {
   if (c.tied_output) {
     m.output = f32_linear(vocab, dim, m.tok_embeddings);
   } else {
-    m.output = f32_linear(vocab, dim, tensor(vocab * dim, 0.0f, 1.0f / std::sqrt(static_cast<float>(dim))));
+    m.output = f32_linear(vocab, dim,
+                          tensor(vocab * dim, 0.0f, 1.0f / std::sqrt(static_cast<float>(dim))));
   }
   for (size_t j = 0; j < plan.jobs.size(); ++j) {
     plan.seeds.push_back(splitmix64(seed ^ splitmix64(j)));

@@ -73,8 +73,8 @@ TEST(TableStorage, EmbeddingRowsAreTheStoredValues) {
       m.embedding_row(tok, row.data());
       for (int64_t j = 0; j < c.dim; ++j) {
         const float orig = f32[tok * c.dim + j];
-        const float want = s == TableStorage::F16 ? fp16_to_f32(f32_to_fp16(orig))
-                                                  : scalar_dequant(*t.q, tok, j);
+        const float want =
+            s == TableStorage::F16 ? fp16_to_f32(f32_to_fp16(orig)) : scalar_dequant(*t.q, tok, j);
         ASSERT_EQ(row[static_cast<size_t>(j)], want) << "token " << tok << " column " << j;
         max_err = std::max(max_err, static_cast<double>(std::fabs(want - orig)));
       }
@@ -145,8 +145,8 @@ TEST(TableStorage, DirectoryRoundTrip) {
                {true, TableStorage::Q8, TableStorage::Q8},
                {true, TableStorage::F16, TableStorage::F16}};
   for (const auto& k : cases) {
-    SCOPED_TRACE(std::string(table_storage_name(k.embed)) + " / " +
-                 table_storage_name(k.head) + (k.tied ? " tied" : ""));
+    SCOPED_TRACE(std::string(table_storage_name(k.embed)) + " / " + table_storage_name(k.head) +
+                 (k.tied ? " tied" : ""));
     const LlamaConfig c = small_config(96, RopeLayout::RotateHalf, k.tied);
     Model m = quantized_model(c, 4, 32, "", false, base_seed());
     if (!(k.tied && k.embed == k.head)) store_output_head(m, k.head);
