@@ -107,14 +107,15 @@ TableStorage fitting(TableStorage wanted, const Linear& table, const char* what)
 
 TableStorage resolved_embed_storage(const Model& m, const std::string& embed) {
   if (!embed.empty()) return parse_table_storage(embed);
-  if (m.quant.wbits == 0) return embedding_storage(m);
+  // A float model, or a table stored otherwise already (a quantized directory's): as it is.
+  if (m.quant.wbits == 0 || embedding_storage(m) != TableStorage::F32) return embedding_storage(m);
   return fitting(kDefaultQuantizedEmbed, embedding_table(m), "embedding table");
 }
 
 TableStorage resolved_head_storage(const Model& m, const std::string& head) {
   if (!head.empty()) return parse_table_storage(head);
   if (m.quant.wbits == 0) return head_storage(m);
-  if (m.output.q != nullptr) return head_storage(m);  // quantized already: kept
+  if (m.output.q != nullptr || m.output.w16 != nullptr) return head_storage(m);  // kept
   return fitting(kDefaultQuantizedHead, m.output, "output head");
 }
 

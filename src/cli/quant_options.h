@@ -60,8 +60,8 @@ inline constexpr TableStorage kDefaultQuantizedEmbed = TableStorage::F16;
 inline constexpr TableStorage kDefaultQuantizedHead = TableStorage::F16;
 
 // The storage --embed / --head ask for m: the option when given, else the default above when m's
-// linears are quantized (f16 only where the table fits fp16: else f32, with a note on stderr),
-// else the table's current storage.
+// linears are quantized and the table is f32 (or bf16) now (f16 only where the table fits fp16:
+// else f32, with a note on stderr), else the table's current storage.
 TableStorage resolved_embed_storage(const Model& m, const std::string& embed);
 TableStorage resolved_head_storage(const Model& m, const std::string& head);
 
