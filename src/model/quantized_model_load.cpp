@@ -329,6 +329,33 @@ void load_embeddings(Tensors& t, const QuantConfig& qc, Model& m) {
   if (p.w16 != nullptr) m.storage.release_pages(p.w16, p.float_bytes());
 }
 
+// The output head: the embedding table when tied, else lm_head as its tensors (and, from
+// format_version 4, head_storage) say.
+void load_head(Tensors& t, const QuantConfig& qc, Model& m, const std::string& config_path) {
+  const LlamaConfig& c = m.config;
+  const int64_t vocab = c.vocab_size, dim = c.dim;
+  if (c.tied_output) {
+    m.output = m.tok_embeddings != nullptr ? Linear{vocab, dim, m.tok_embeddings, nullptr, nullptr}
+                                           : m.tok_embeddings_packed;
+  } else if (t.has("lm_head.qweight")) {
+    const bool own_bits = qc.tables_named && qc.head != TableStorage::F32;
+    const int bits = own_bits ? table_storage_bits(qc.head) : qc.info.wbits;
+    m.output = load_quantized_linear(t, "lm_head.", vocab, dim, qc, bits);
+  } else if (t.dtype_of("lm_head.weight") == DType::F16) {
+    m.output = Linear{vocab, dim, nullptr, nullptr,
+                      t.f16("lm_head.weight", {vocab, dim}, "tie_word_embeddings is false")};
+  } else {
+    m.output =
+        Linear{vocab, dim, t.f32("lm_head.weight", {vocab, dim}, "tie_word_embeddings is false"),
+               nullptr, nullptr};
+  }
+  if (qc.tables_named && !c.tied_output && head_storage(m) != qc.head) {
+    fail(config_path, ": quantization_config.head_storage is \"", table_storage_name(qc.head),
+         "\" but model.safetensors holds the head as ", table_storage_name(head_storage(m)),
+         "; the directory is inconsistent: write it again (wkvq quantize)");
+  }
+}
+
 // Checks every file listed in quantization_config.checksums (`st`: model.safetensors, already
 // mapped) against its recorded checksum.
 void verify_checksums(const QuantConfig& qc, const std::string& dir, const MappedFile& st,
@@ -394,7 +421,6 @@ Model load_quantized_model(const std::string& dir, const json& config) {
   m.storage.hold_file(file.mapping());
   Tensors t(file, m, qc.gptq_layout);
   const int64_t dim = c.dim, hidden = c.hidden_dim, q = c.q_dim(), kv = c.kv_dim();
-  const int64_t vocab = c.vocab_size;
   m.bf16_source = t.dtype_of("model.embed_tokens.weight") == DType::BF16;
   load_embeddings(t, qc, m);
   m.final_norm = t.f32("model.norm.weight", {dim}, "hidden_size");
@@ -419,27 +445,9 @@ Model load_quantized_model(const std::string& dir, const json& config) {
     }
     load_attention_extras(t, c, l, lw);
   }
-  if (c.tied_output) {
-    m.output = m.tok_embeddings != nullptr ? Linear{vocab, dim, m.tok_embeddings, nullptr, nullptr}
-                                           : m.tok_embeddings_packed;
-  } else if (t.has("lm_head.qweight")) {
-    const int bits = qc.tables_named ? table_storage_bits(qc.head) : qc.info.wbits;
-    m.output = load_quantized_linear(t, "lm_head.", vocab, dim, qc, bits);
-  } else if (t.dtype_of("lm_head.weight") == DType::F16) {
-    m.output = Linear{vocab, dim, nullptr, nullptr,
-                      t.f16("lm_head.weight", {vocab, dim}, "tie_word_embeddings is false")};
-  } else {
-    m.output =
-        Linear{vocab, dim, t.f32("lm_head.weight", {vocab, dim}, "tie_word_embeddings is false"),
-               nullptr, nullptr};
-  }
+  load_head(t, qc, m, config_path);
   if (m.quant.kv.smooth != KvSmoothMode::None && !qc.gptq_layout) {
     m.kv_smoothing = load_smoothing(t, c);
-  }
-  if (qc.tables_named && !c.tied_output && head_storage(m) != qc.head) {
-    fail(config_path, ": quantization_config.head_storage is \"", table_storage_name(qc.head),
-         "\" but model.safetensors holds the head as ", table_storage_name(head_storage(m)),
-         "; the directory is inconsistent: write it again (wkvq quantize)");
   }
   t.reject_unused();
   if (m.quant.kv.smooth != KvSmoothMode::None && qc.gptq_layout) {
