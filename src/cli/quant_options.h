@@ -56,7 +56,7 @@ struct PreparedModel {
 
 // The defaults of --embed and --head for a model with quantized linears (a float model keeps its
 // tables as loaded). Measured in the README ("Memory": KL divergence of each storage).
-inline constexpr TableStorage kDefaultQuantizedEmbed = TableStorage::F16;
+inline constexpr TableStorage kDefaultQuantizedEmbed = TableStorage::F32;
 inline constexpr TableStorage kDefaultQuantizedHead = TableStorage::F16;
 
 // The storage --embed / --head ask for m: the option when given, else the default above when m's
