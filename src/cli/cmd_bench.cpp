@@ -38,14 +38,24 @@ struct BenchOptions {
 // Bytes a decode step reads: every linear and norm, one embedding row and the output head.
 double weight_bytes_per_token(const Model& m) {
   const LlamaConfig& c = m.config;
-  const double embed_table = static_cast<double>(c.vocab_size) * c.dim * 4.0;
-  double b = static_cast<double>(m.weight_bytes()) - embed_table + c.dim * 4.0;
+  const auto embed_table = static_cast<double>(m.embedding_bytes());
+  double b = static_cast<double>(m.weight_bytes()) - embed_table + embed_table / c.vocab_size;
   if (c.tied_output) b += embed_table;  // the head reads the shared table
   return b;
 }
 
+// Seeded random weights of the shape; with --wbits, generated already quantized (one linear at a
+// time, make_random_quantized_model) so that the f32 model is never held.
+Model random_model(const BenchOptions& o, const LlamaConfig& c, QuantCliOptions& q) {
+  if (q.wbits == 0) return make_random_model(c, o.seed);
+  const RandomQuantization rq = random_quantization(q, c);
+  q.wbits = 0;  // done: prepare_model applies the KV options only
+  return make_random_quantized_model(c, o.seed, rq);
+}
+
 void run_bench(const BenchOptions& o) {
   apply_threads(o.threads);
+  QuantCliOptions quant = o.quant;
   Model loaded;
   std::string what;
   std::unique_ptr<Tokenizer> tok;
@@ -58,10 +68,10 @@ void run_bench(const BenchOptions& o) {
         o.shape_file.empty() ? shape_preset(o.shape) : load_shape_file(o.shape_file);
     info("random weights (seed %llu): %s\n", static_cast<unsigned long long>(o.seed),
          c.summary().c_str());
-    loaded = make_random_model(c, o.seed);
+    loaded = random_model(o, c, quant);
     what = o.shape_file.empty() ? o.shape : o.shape_file;
   }
-  const PreparedModel p = prepare_model(std::move(loaded), o.quant, tok.get());
+  const PreparedModel p = prepare_model(std::move(loaded), quant, tok.get(), /*keep_fp=*/false);
   if (!o.parallel.empty()) {
     const nlohmann::json j = bench_parallel(p, o.parallel, o.prefill, o.decode, o.seed, o.json);
     if (o.json) std::printf("%s\n", j.dump().c_str());
@@ -109,9 +119,9 @@ void run_bench(const BenchOptions& o) {
                       {"decode_gb_s", decode_tps * bytes_tok / 1e9},
                       {"read_bandwidth_gb_s", bw / 1e9},
                       {"decode_bound_tok_s", bw / bytes_tok},
-                      {"peak_rss_bytes", peak_rss_bytes()},
                       {"kernels", kernels_json()},
                       {"attention_kernel", session.cache().attention_kernel()}};
+  print_memory(model, session, &j);
   if (o.json) {
     std::printf("%s\n", j.dump().c_str());
   } else {
@@ -122,7 +132,6 @@ void run_bench(const BenchOptions& o) {
     std::printf("memory read bandwidth %.2f GB/s -> decode bound %.2f tok/s (%.0f%% reached)\n",
                 bw / 1e9, bw / bytes_tok, 100.0 * decode_tps * bytes_tok / bw);
   }
-  print_memory(model, session.cache().bytes_per_token());
 }
 
 }  // namespace

@@ -109,7 +109,7 @@ void run_chat(const ChatOptions& o) {
   const std::string model_path = resolve_model_path(o.model);
   Model loaded = load_model_verbose(model_path, o.quant.wbits > 0);
   ChatFiles f = open_chat_files(o.tokenizer, model_path, loaded.config.vocab_size, o.chat_template);
-  const PreparedModel p = prepare_model(std::move(loaded), o.quant, f.tok.get());
+  const PreparedModel p = prepare_model(std::move(loaded), o.quant, f.tok.get(), /*keep_fp=*/false);
   info("running %s; chat template %s\n", p.describe().c_str(), f.tmpl.origin().c_str());
   Session session(p.model, 0, p.kv, p.smoothing_or_null());
   Sampler sampler(p.model.config.vocab_size, o.temperature, o.top_p, o.seed);
@@ -140,7 +140,7 @@ void run_chat(const ChatOptions& o) {
     messages.push_back({{"role", "assistant"}, {"content", text}});
   }
   std::fputs("\n", stderr);
-  print_memory(p.model, session.cache().bytes_per_token());
+  print_memory(p.model, session);
 }
 
 }  // namespace

@@ -28,6 +28,7 @@ struct GenerateOptions {
   bool chat = false;
   std::string chat_template, system;
   int steps = 256;
+  int ctx = 0;  // KV cache positions allocated (0: steps)
   float temperature = 1.0f;
   float top_p = 0.9f;
   uint64_t seed = 1234;
@@ -62,7 +63,7 @@ void run_generate(const GenerateOptions& o) {
   if (o.chat) chat = setup_chat(o, model_path, loaded.config.vocab_size);
   const auto tok = o.chat ? std::move(chat.tok)
                           : open_tokenizer(o.tokenizer, model_path, loaded.config.vocab_size);
-  const PreparedModel p = prepare_model(std::move(loaded), o.quant, tok.get());
+  const PreparedModel p = prepare_model(std::move(loaded), o.quant, tok.get(), /*keep_fp=*/false);
   const Model& model = p.model;
   const LlamaConfig& c = model.config;
   info("running %s\n", p.describe().c_str());
@@ -78,7 +79,10 @@ void run_generate(const GenerateOptions& o) {
                  " tokens, more than the model's context of ", c.seq_len);
     steps = static_cast<int>(prompt.size());
   }
-  Session session(model, steps, p.kv, p.smoothing_or_null());
+  WKVQ_REQUIRE(o.ctx == 0 || (o.ctx >= steps && o.ctx <= c.seq_len), "--ctx ", o.ctx,
+               ": must hold the ", steps, " positions of --steps and fit the model context of ",
+               c.seq_len);
+  Session session(model, o.ctx > 0 ? o.ctx : steps, p.kv, p.smoothing_or_null());
   Sampler sampler(c.vocab_size, o.temperature, o.top_p, o.seed);
 
   // prefill: the whole prompt in one pass; print its pieces (BOS gives no text)
@@ -112,7 +116,7 @@ void run_generate(const GenerateOptions& o) {
   info("prefill: %zu tokens, %.1f tok/s; decode: %d tokens, %.1f tok/s\n", prompt.size(),
        static_cast<double>(prompt.size()) / prefill_s, generated,
        generated > 0 ? generated / decode_s : 0.0);
-  print_memory(model, session.cache().bytes_per_token());
+  print_memory(model, session);
 }
 
 }  // namespace
@@ -144,6 +148,10 @@ void register_generate(CLI::App& app) {
                   "Positions to run, prompt included, as llama2.c (0 or more than the context: "
                   "the model's context)")
       ->capture_default_str()
+      ->check(CLI::Range(0, 1 << 24));
+  cmd->add_option("--ctx", o->ctx,
+                  "KV cache positions to allocate (default: --steps), as a server would for its "
+                  "context; for memory measurements")
       ->check(CLI::Range(0, 1 << 24));
   add_sampling_options(cmd, &o->temperature, &o->top_p, &o->seed);
   o->quant.add_to(cmd);

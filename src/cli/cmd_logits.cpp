@@ -55,7 +55,7 @@ void run_logits(const LogitsOptions& o) {
   }
   const std::vector<int> ids =
       o.tokens.empty() ? tok->encode(o.prompt, true, false) : parse_token_list(o.tokens);
-  const PreparedModel p = prepare_model(std::move(loaded), o.quant, tok.get());
+  const PreparedModel p = prepare_model(std::move(loaded), o.quant, tok.get(), /*keep_fp=*/false);
   const Model& model = p.model;
   WKVQ_REQUIRE(!ids.empty(), "no tokens: give --tokens or --prompt");
   const auto n = static_cast<int64_t>(ids.size());
@@ -72,7 +72,7 @@ void run_logits(const LogitsOptions& o) {
   write_npy_f32(o.out, logits.data(), {n, vocab});
   info("wrote %s: (%lld, %d) float32 logits (%s)\n", o.out.c_str(), static_cast<long long>(n),
        vocab, o.decode ? "decode" : "prefill");
-  print_memory(model, session.cache().bytes_per_token());
+  print_memory(model, session);
 }
 
 }  // namespace

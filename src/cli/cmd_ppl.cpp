@@ -134,18 +134,18 @@ std::string add_learned_rungs(const PplCliOptions& o, const std::string& model_p
                                    o.threads);
     calib_seconds.push_back(seconds_since(t0));
     learned.push_back(apply_calibration(fp, *r, lr.crr.wbits, lr.crr.wgroup));
-    apply_head_option(learned.back(), q.head);
+    apply_table_options(learned.back(), q);
     rungs.push_back({lr.name, &learned.back(), kv, &learned.back().kv_smoothing});
   }
   // GPTQ weights (design.md's baseline): alone, with WKVQuant's KV part that needs no learning
   // (POQ and statistics smoothing), and with its learned smoothing (the CRR rung's options, the
   // GPTQ weights frozen).
   info("quantizing rung 'GPTQ' weights\n");
-  auto t0 = std::chrono::steady_clock::now();
+  const auto t0 = std::chrono::steady_clock::now();
   const GptqOptions gopt = o.calib.gptq(cq);
   Model& gptq = learned.emplace_back(
       run_gptq(model_path, fp, calib, q.calib, gopt, (root / "gptq").string(), o.threads));
-  apply_head_option(gptq, q.head);
+  apply_table_options(gptq, q);
   calib_seconds.push_back(seconds_since(t0));
   rungs.push_back({w + " GPTQ, FP KV", &gptq, KvQuantSettings{}, nullptr});
   calib_seconds.push_back(0.0);
@@ -179,7 +179,7 @@ void add_calibrated_rungs(const PplCliOptions& o, const Model& fp, std::vector<A
   const QuantCliOptions& q = o.quant;
   for (const std::string& dir : o.calibrated) {
     learned.push_back(load_model_verbose(dir));
-    apply_head_option(learned.back(), q.head);
+    apply_table_options(learned.back(), q);
     const Model& m = learned.back();
     WKVQ_REQUIRE(m.quant.wbits > 0, "--calibrated ", dir, ": not a quantized model directory");
     WKVQ_REQUIRE(m.config.dim == fp.config.dim && m.config.n_layers == fp.config.n_layers &&
@@ -252,7 +252,7 @@ void run_ablation_cmd(const PplCliOptions& o, const std::string& model_path, con
   wo.group = q.wgroup;
   wo.keep_float = KeepFloat(q.keep_float, fp.config.n_layers);
   Model wq = quantize_weights_rtn(fp, wo);
-  apply_head_option(wq, q.head);
+  apply_table_options(wq, q);
   WKVQ_REQUIRE(!q.calib.empty(), "--ablation needs calibration text: pass --calib FILE");
   const std::vector<int> calib = calibration_tokens(tok, q.calib);  // tokenized once for all rungs
   const KvSmoothing smooth =
@@ -308,7 +308,8 @@ void run_ppl(const PplCliOptions& o) {
     return;
   }
 
-  const PreparedModel p = prepare_model(std::move(loaded), o.quant, tok.get());
+  const bool fp_reference = o.kld && o.kld_model.empty();  // --kld against the model itself
+  const PreparedModel p = prepare_model(std::move(loaded), o.quant, tok.get(), fp_reference);
   std::unique_ptr<Model> kld_model;
   if (o.kld) {
     if (!o.kld_model.empty()) {

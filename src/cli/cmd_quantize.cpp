@@ -20,6 +20,7 @@
 #include "core/error.h"
 #include "model/quantized_model_io.h"
 #include "model/quantized_model_names.h"
+#include "model/random_model.h"
 #include "runtime/kv_cache.h"
 
 namespace wkvq::cli {
@@ -28,6 +29,8 @@ namespace {
 
 struct QuantizeCliOptions {
   std::string method, model, out, tokenizer;
+  std::string random_shape, shape_file;  // seeded random weights instead of --model
+  uint64_t seed = 1;
   std::string format = "wkvq";  // the directory layout: wkvq or gptq
   int threads = 0;
   QuantCliOptions quant;
@@ -55,7 +58,7 @@ std::optional<PreparedModel> calibrated_model(const QuantizeCliOptions& o,
   PreparedModel p;
   p.model =
       frozen ? apply_smoothing(loaded, *r) : apply_calibration(loaded, *r, crr.wbits, crr.wgroup);
-  apply_head_option(p.model, o.quant.head);
+  apply_table_options(p.model, o.quant);
   p.fp = std::move(loaded);
   p.kv = p.model.quant.kv;  // crr.kv as calibrated, decoded with POQ
   p.kv.poq = true;
@@ -104,9 +107,56 @@ PreparedModel gptq_prepared(const QuantizeCliOptions& o, const QuantCliOptions& 
     gptq.kv_smoothing = p.model.kv_smoothing;
     gptq.quant.kv = p.model.quant.kv;
   }
-  apply_head_option(gptq, q.head);
+  apply_table_options(gptq, q);
   p.model = std::move(gptq);
   return p;
+}
+
+// The GPTQ convention keeps the embeddings and the head in floating point (fp16 in the file):
+// the defaults for --format gptq, and int-b tables are refused by the writer.
+void gptq_tables(QuantCliOptions& q) {
+  if (q.embed.empty()) q.embed = "f32";
+  if (q.head.empty()) q.head = "f16";
+}
+
+void save_and_report(const QuantizeCliOptions& o, const std::string& model_path,
+                     const std::string& tok_path, const PreparedModel& p, double before,
+                     std::chrono::steady_clock::time_point t0);
+
+// --random-shape / --shape-file: seeded random weights of the shape, RTN-quantized as they are
+// generated (never held in f32), for benchmarks of a saved model of a real shape.
+void run_quantize_random(const QuantizeCliOptions& o) {
+  const auto t0 = std::chrono::steady_clock::now();
+  WKVQ_REQUIRE(o.model.empty() && o.method == "rtn",
+               "--random-shape / --shape-file make seeded random weights: give no --model, and "
+               "--method rtn (there is nothing to calibrate on)");
+  QuantCliOptions q = o.quant;
+  if (q.wbits == 0) q.wbits = 4;
+  if (!q.kv_given.bits) {
+    q.kv.bits = 4;
+    q.kv_given.bits = true;
+  }
+  WKVQ_REQUIRE(!q.kv_given.smooth || q.kv.smooth == KvSmoothMode::None,
+               "--kv-smooth stats needs a real model's activations, not random weights");
+  if (o.format == "gptq") gptq_tables(q);
+  const LlamaConfig c =
+      o.shape_file.empty() ? shape_preset(o.random_shape) : load_shape_file(o.shape_file);
+  const std::string what = o.shape_file.empty() ? o.random_shape : o.shape_file;
+  info("random weights (seed %llu): %s\n", static_cast<unsigned long long>(o.seed),
+       c.summary().c_str());
+  std::unique_ptr<Tokenizer> tok;
+  if (!o.tokenizer.empty()) {
+    tok = load_tokenizer(o.tokenizer);
+    check_tokenizer_fits(*tok, o.tokenizer, what, c.vocab_size);
+  }
+  Model m = make_random_quantized_model(c, o.seed, random_quantization(q, c));
+  const double dim = c.dim, layers = c.n_layers;
+  const double linears = dim * (2.0 * c.q_dim() + 2.0 * c.kv_dim() + 3.0 * c.hidden_dim);
+  const double tables = static_cast<double>(c.vocab_size) * dim * (c.tied_output ? 1 : 2);
+  const double before = 4.0 * (tables + layers * (linears + 2 * dim) + dim);  // as f32
+  q.wbits = 0;  // quantized already: prepare_model adds the KV settings
+  const PreparedModel p = prepare_model(std::move(m), q, nullptr, /*keep_fp=*/false);
+  save_and_report(o, what, o.tokenizer, p, before, t0);
 }
 
 void run_quantize(const QuantizeCliOptions& o) {
@@ -138,6 +188,11 @@ void run_quantize(const QuantizeCliOptions& o) {
                "of the quantized model directory packs 2, 4 or 8 bits); use --wbits 2, 4 or 8");
   apply_threads(o.threads);
   const auto t0 = std::chrono::steady_clock::now();
+  const bool random = !o.random_shape.empty() || !o.shape_file.empty();
+  if (random) {
+    run_quantize_random(o);
+    return;
+  }
   const std::string model_path = resolve_model_path(o.model);
   Model loaded = load_model_verbose(model_path, /*to_quantize=*/true);
   // An already quantized model (a wkvq or GPTQ directory) with --method rtn and no --wbits keeps
@@ -158,6 +213,8 @@ void run_quantize(const QuantizeCliOptions& o) {
                                    : o.tokenizer;
   const std::unique_ptr<Tokenizer> tok = load_tokenizer(tok_path);
   check_tokenizer_fits(*tok, tok_path, model_path, loaded.config.vocab_size);
+  if (o.format == "gptq") gptq_tables(q);
+  const auto before = static_cast<double>(loaded.weight_bytes());
   std::optional<PreparedModel> prepared;
   if (o.method == "wkvquant") {
     prepared = calibrated_model(o, model_path, std::move(loaded), *tok);
@@ -165,22 +222,26 @@ void run_quantize(const QuantizeCliOptions& o) {
   } else if (o.method == "gptq") {
     prepared = gptq_prepared(o, q, model_path, std::move(loaded), *tok);
   } else {
-    prepared = prepare_model(std::move(loaded), q, tok.get());
+    prepared = prepare_model(std::move(loaded), q, tok.get(), /*keep_fp=*/false);
   }
-  const PreparedModel& p = *prepared;
+  save_and_report(o, model_path, tok_path, *prepared, before, t0);
+}
+
+void save_and_report(const QuantizeCliOptions& o, const std::string& model_path,
+                     const std::string& tok_path, const PreparedModel& p, double before,
+                     std::chrono::steady_clock::time_point t0) {
   save_quantized_model(p.model, o.out, tok_path,
                        o.format == "gptq" ? QuantizedDirFormat::kGptq : QuantizedDirFormat::kWkvq);
   const double seconds = seconds_since(t0);
 
   namespace fs = std::filesystem;
   const KvCache probe(p.model.config, 1, p.kv, p.smoothing_or_null());
-  const auto before = static_cast<double>(p.fp.weight_bytes());
   const auto after = static_cast<double>(p.model.weight_bytes());
   std::printf("quantized %s: %s (%.1f s)\n", model_path.c_str(), p.describe().c_str(), seconds);
   std::printf("wrote %s: config.json, model.safetensors (%s), %s\n", o.out.c_str(),
               human_bytes(static_cast<double>(fs::file_size(fs::path(o.out) / "model.safetensors")))
                   .c_str(),
-              quantized_tokenizer_name(tok_path));
+              tok_path.empty() ? "no tokenizer" : quantized_tokenizer_name(tok_path));
   std::printf("weights: %s -> %s (%.2fx smaller)\n", human_bytes(before).c_str(),
               human_bytes(after).c_str(), after > 0 ? before / after : 0.0);
   std::printf("KV cache: %.2f bits per element, %s per token\n", probe.bits_per_element(),
@@ -219,6 +280,15 @@ void register_quantize(CLI::App& app) {
                   "and GPTQModel load: fp16 float tensors, v1 zero points, KV smoothing in "
                   "wkvq_kv.safetensors; shapes must be multiples of 32/wbits and --wgroup)")
       ->check(CLI::IsMember({"wkvq", "gptq"}));
+  auto* random = cmd->add_option(
+      "--random-shape", o->random_shape,
+      "Instead of --model: seeded random weights of a named shape (tinyllama-1.1b, llama2-7b, "
+      "stories260k-shape), RTN-quantized as generated; for benchmarks of a saved model");
+  cmd->add_option("--shape-file", o->shape_file,
+                  "Instead of --model: random weights of the shape in a JSON file with HF "
+                  "config.json keys (bench/shapes/)")
+      ->excludes(random);
+  add_seed_option(cmd, &o->seed, "Seed of --random-shape / --shape-file weights");
   cmd->add_option("--tokenizer", o->tokenizer,
                   "Tokenizer copied into the output: tokenizer.json (with its "
                   "tokenizer_config.json), tokenizer.model or tokenizer.bin (default: the one "

@@ -10,6 +10,7 @@
 
 #include "core/clock.h"
 #include "model/model.h"
+#include "runtime/session.h"
 #include "runtime/tokenizer.h"
 
 namespace wkvq::cli {
@@ -53,6 +54,10 @@ std::string human_bytes(double bytes);
 // "memory: weights X, KV cache Y per token, peak RSS Z" and the kernels (kernel_summary of
 // kernels/qmatmul.h) on stderr.
 void print_memory(const Model& m, int64_t kv_bytes_per_token);
+// The same for a run through `s`, with what the run should need beside it: "memory: weights W +
+// KV cache K (T positions) + scratch S = A accounted; peak RSS R (R/A)". `j` (when not null)
+// gets "accounted_bytes", "kv_cache_bytes", "scratch_bytes" and "peak_rss_bytes".
+void print_memory(const Model& m, const Session& s, nlohmann::json* j = nullptr);
 // {"isa", "isa_pinned", "int4_gemv", "int4_gemv_pinned"} for --json output.
 nlohmann::json kernels_json();
 

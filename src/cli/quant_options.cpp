@@ -71,9 +71,17 @@ void QuantCliOptions::add_to(CLI::App* cmd) {
       ->capture_default_str()
       ->check(CLI::Range(int64_t{0}, int64_t{1} << 24));
   cmd->add_option("--head", head,
-                  "Storage of the output head: f32 or f16 (default: f16 when the weights are "
-                  "quantized, else as loaded)")
-      ->check(CLI::IsMember({"f32", "f16"}));
+                  std::string("Storage of the output head: f32, f16, q8 or q4 (int8 / int4 groups "
+                              "of --wgroup; default: ") +
+                      table_storage_name(kDefaultQuantizedHead) +
+                      " when the weights are quantized, else as loaded)")
+      ->check(CLI::IsMember({"f32", "f16", "q8", "q4"}));
+  cmd->add_option("--embed", embed,
+                  std::string("Storage of the token embedding table: f32, f16, q8 or q4 (one row "
+                              "read per token; default: ") +
+                      table_storage_name(kDefaultQuantizedEmbed) +
+                      " when the weights are quantized, else as loaded)")
+      ->check(CLI::IsMember({"f32", "f16", "q8", "q4"}));
 }
 
 KvQuantSettings QuantCliOptions::kv_over(const KvQuantSettings& model) const {
@@ -85,19 +93,51 @@ KvQuantSettings QuantCliOptions::kv_over(const KvQuantSettings& model) const {
   return s;
 }
 
-void apply_head_option(Model& m, const std::string& head) {
-  if (!head.empty()) {
-    store_output_head(m, parse_head_storage(head));
-    return;
-  }
-  if (m.quant.wbits == 0 || head_storage(m) == HeadStorage::F16) return;
+namespace {
+
+// `wanted` for a table, or f32 with a note when it is the default f16 and the table does not fit.
+TableStorage fitting(TableStorage wanted, const Linear& table, const char* what) {
   int64_t bad = 0;
-  if (!head_fits_fp16(m, &bad)) {
-    info("output head: kept in f32 (weight %lld does not fit fp16)\n", static_cast<long long>(bad));
-    store_output_head(m, HeadStorage::F32);  // a bf16 head in place from the file becomes f32
+  if (wanted != TableStorage::F16 || fits_fp16(table, &bad)) return wanted;
+  info("%s: kept in f32 (weight %lld does not fit fp16)\n", what, static_cast<long long>(bad));
+  return TableStorage::F32;
+}
+
+}  // namespace
+
+TableStorage resolved_embed_storage(const Model& m, const std::string& embed) {
+  if (!embed.empty()) return parse_table_storage(embed);
+  // A float model, or a table stored otherwise already (a quantized directory's): as it is.
+  if (m.quant.wbits == 0 || embedding_storage(m) != TableStorage::F32) return embedding_storage(m);
+  return fitting(kDefaultQuantizedEmbed, embedding_table(m), "embedding table");
+}
+
+TableStorage resolved_head_storage(const Model& m, const std::string& head) {
+  if (!head.empty()) return parse_table_storage(head);
+  if (m.quant.wbits == 0) return head_storage(m);
+  if (m.output.q != nullptr || m.output.w16 != nullptr) return head_storage(m);  // kept
+  return fitting(kDefaultQuantizedHead, m.output, "output head");
+}
+
+void apply_table_options(Model& m, const QuantCliOptions& o) {
+  const TableStorage e = resolved_embed_storage(m, o.embed);
+  const TableStorage h = resolved_head_storage(m, o.head);
+  if (m.config.tied_output && e == h) {
+    store_embeddings(m, e);  // the head follows: one table
     return;
   }
-  store_output_head(m, HeadStorage::F16);
+  store_output_head(m, h);
+  store_embeddings(m, e);
+}
+
+RandomQuantization random_quantization(const QuantCliOptions& o, const LlamaConfig& c) {
+  RandomQuantization rq;
+  rq.weights.bits = o.wbits;
+  rq.weights.group = o.wgroup;
+  rq.weights.keep_float = KeepFloat(o.keep_float, c.n_layers);
+  rq.embed = o.embed.empty() ? kDefaultQuantizedEmbed : parse_table_storage(o.embed);
+  rq.head = o.head.empty() ? kDefaultQuantizedHead : parse_table_storage(o.head);
+  return rq;
 }
 
 KvSmoothing stats_smoothing(const Model& fp, const std::vector<int>& stream,
@@ -120,7 +160,8 @@ KvSmoothing stats_smoothing(const Model& fp, const Tokenizer& tok, const std::st
                          windows, ctx, sinks);
 }
 
-PreparedModel prepare_model(Model loaded, const QuantCliOptions& o, const Tokenizer* tok) {
+PreparedModel prepare_model(Model loaded, const QuantCliOptions& o, const Tokenizer* tok,
+                            bool keep_fp) {
   PreparedModel p;
   p.fp = std::move(loaded);
   const QuantizationInfo& q = p.fp.quant;
@@ -135,10 +176,17 @@ PreparedModel prepare_model(Model loaded, const QuantCliOptions& o, const Tokeni
     p.model = quantize_weights_rtn(p.fp, wo);
     info("weights: RTN %d-bit, group %lld (%.1f s)\n", o.wbits, static_cast<long long>(o.wgroup),
          seconds_since(t0));
-  } else {
+  } else if (keep_fp || (o.kv_given.smooth && o.kv.smooth == KvSmoothMode::Stats)) {
     p.model = p.fp;
+  } else {
+    p.model = std::move(p.fp);  // no copy: tables converted below are freed at once
+    p.fp = Model{};             // the settings only (q refers to p.fp.quant)
+    p.fp.config = p.model.config;
+    p.fp.quant = p.model.quant;
+    p.fp.source = p.model.source;
+    p.fp.kv_smoothing = p.model.kv_smoothing;
   }
-  apply_head_option(p.model, o.head);
+  apply_table_options(p.model, o);
   p.kv = o.kv_over(q.kv);
   validate_kv_settings(p.kv, p.fp.config.kv_dim());
   if (!o.kv_given.smooth && p.fp.kv_smoothing.n_layers > 0) {  // the model's own
@@ -153,6 +201,14 @@ PreparedModel prepare_model(Model loaded, const QuantCliOptions& o, const Tokeni
   }
   p.model.kv_smoothing = p.smoothing;
   p.model.quant.kv = p.kv;
+  if (!keep_fp) {  // the float weights the quantized model does not read are freed here
+    Model settings;
+    settings.config = p.fp.config;
+    settings.quant = p.fp.quant;
+    settings.source = p.fp.source;
+    p.fp = std::move(settings);
+  }
+  advise_huge_pages(p.model);
   return p;
 }
 
@@ -164,7 +220,8 @@ std::string PreparedModel::describe() const {
   } else {
     os << "W" << q.wbits << " g" << q.wgroup << " " << q.method;
   }
-  os << ", head " << head_storage_name(head_storage(model));
+  os << ", embed " << table_storage_name(embedding_storage(model)) << ", head "
+     << table_storage_name(head_storage(model));
   os << ", KV";
   if (kv.quantized()) {
     os << kv.bits << " g" << (kv.group == 0 ? model.config.head_dim : kv.group)

@@ -10,6 +10,8 @@
 #include "formats/kv_quant.h"
 #include "model/kv_smoothing.h"
 #include "model/model.h"
+#include "model/output_head.h"
+#include "model/random_model.h"
 #include "runtime/kv_cache.h"
 #include "runtime/kv_stats.h"
 #include "runtime/tokenizer.h"
@@ -30,10 +32,11 @@ struct QuantCliOptions {
   int64_t calib_windows = 64;  // windows of the calibration text used for statistics
   int64_t calib_ctx = 0;       // their length (0: min(2048, context))
   int64_t calib_sinks = CalibWindows::kDefaultSinkPositions;  // left out of the statistics
-  std::string head;  // "f32" | "f16" | "" (f16 when the linears are quantized)
+  std::string head;   // "f32" | "f16" | "q8" | "q4" | "" (the default, apply_table_options)
+  std::string embed;  // the same for the embedding table
 
   // Registers --wbits --wgroup --keep-float --kvbits --kvgroup --poq --kv-smooth --calib
-  // --calib-windows --calib-ctx --calib-sinks --head on `cmd`.
+  // --calib-windows --calib-ctx --calib-sinks --head --embed on `cmd`.
   void add_to(CLI::App* cmd);
   // `model` (the KV settings a model asks for) with the fields the command line gave replaced.
   KvQuantSettings kv_over(const KvQuantSettings& model) const;
@@ -51,14 +54,32 @@ struct PreparedModel {
   std::string describe() const;
 };
 
-// Stores m's output head as --head asks: "f32" or "f16" (an error when an f16 head cannot hold
-// the weights), or "" for the default: f16 when m's linears are quantized and the head fits fp16
-// (a note on stderr when it does not), else as it is.
-void apply_head_option(Model& m, const std::string& head);
+// The defaults of --embed and --head for a model with quantized linears (a float model keeps its
+// tables as loaded). Measured in the README ("Memory": KL divergence of each storage).
+inline constexpr TableStorage kDefaultQuantizedEmbed = TableStorage::F32;
+inline constexpr TableStorage kDefaultQuantizedHead = TableStorage::F16;
+
+// The storage --embed / --head ask for m: the option when given, else the default above when m's
+// linears are quantized and the table is f32 (or bf16) now (f16 only where the table fits fp16:
+// else f32, with a note on stderr), else the table's current storage.
+TableStorage resolved_embed_storage(const Model& m, const std::string& embed);
+TableStorage resolved_head_storage(const Model& m, const std::string& head);
+
+// Stores m's embedding table and output head as --embed and --head ask (resolved as above; a
+// tied head asked to be stored as the embeddings stays tied). Throws when an explicit f16 cannot
+// hold a table's values.
+void apply_table_options(Model& m, const QuantCliOptions& o);
+
+// make_random_quantized_model's settings from the options (bits, group, keep-float, and the
+// tables as --embed / --head ask, else the defaults above). Throws on bad --keep-float entries.
+RandomQuantization random_quantization(const QuantCliOptions& o, const LlamaConfig& c);
 
 // Loads nothing: applies the options to a loaded model. `tok` encodes --calib text (may be null
-// when no statistics are asked for).
-PreparedModel prepare_model(Model loaded, const QuantCliOptions& o, const Tokenizer* tok);
+// when no statistics are asked for). keep_fp: PreparedModel::fp keeps the model as loaded (for
+// --kld and the like); otherwise it is left empty and the float weights the quantized model no
+// longer reads are freed (only the quantized model is held).
+PreparedModel prepare_model(Model loaded, const QuantCliOptions& o, const Tokenizer* tok,
+                            bool keep_fp = true);
 
 // Statistics smoothing of `fp` from a calibration text file.
 KvSmoothing stats_smoothing(const Model& fp, const Tokenizer& tok, const std::string& calib,

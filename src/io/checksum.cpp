@@ -2,11 +2,13 @@
 
 #include <xxhash.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <memory>
 #include <vector>
 
 #include "core/error.h"
+#include "io/mapped_file.h"
 
 namespace wkvq {
 
@@ -40,9 +42,27 @@ std::string file_checksum(const std::string& path) {
   return hash_text(XXH3_64bits_digest(st.get()));
 }
 
+std::string mapped_file_checksum(const MappedFile& f) {
+  std::unique_ptr<XXH3_state_t, XXH_errorcode (*)(XXH3_state_t*)> st(XXH3_createState(),
+                                                                     &XXH3_freeState);
+  WKVQ_REQUIRE(st != nullptr && XXH3_64bits_reset(st.get()) == XXH_OK,
+               "checksum: out of memory for the hash state");
+  constexpr size_t kChunk = size_t{32} << 20;
+  for (size_t b = 0; b < f.size(); b += kChunk) {
+    const size_t n = std::min(kChunk, f.size() - b);
+    XXH3_64bits_update(st.get(), f.data() + b, n);
+    f.release(f.data() + b, n);
+  }
+  return hash_text(XXH3_64bits_digest(st.get()));
+}
+
 void verify_checksum(const std::string& path, const void* data, size_t n,
                      const std::string& expected, const std::string& source) {
-  const std::string found = checksum_text(data, n);
+  verify_checksum_text(path, checksum_text(data, n), expected, source);
+}
+
+void verify_checksum_text(const std::string& path, const std::string& found,
+                          const std::string& expected, const std::string& source) {
   WKVQ_REQUIRE(found == expected, path, ": checksum ", found, " differs from ", expected,
                " recorded in ", source,
                ": the file is damaged or was changed after it was written; write the directory "

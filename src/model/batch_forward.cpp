@@ -1,6 +1,5 @@
 #include "model/batch_forward.h"
 
-#include <cstring>
 
 #include "core/error.h"
 #include "kernels/vec_ops.h"
@@ -37,9 +36,7 @@ void forward_batch(const Model& m, std::span<const BatchSeq> seqs, BatchScratch&
 
   // x = embedding rows of the tokens                                      (n_rows, dim)
   for (int64_t t = 0; t < n_rows; ++t) {
-    std::memcpy(s.fwd.x.data() + t * c.dim,
-                m.tok_embeddings + static_cast<int64_t>(s.tokens[static_cast<size_t>(t)]) * c.dim,
-                sizeof(float) * static_cast<size_t>(c.dim));
+    m.embedding_row(s.tokens[static_cast<size_t>(t)], s.fwd.x.data() + t * c.dim);
   }
   for (int layer = 0; layer < c.n_layers; ++layer) {
     block_forward_rows(m, layer, s.rows, n_rows, s.fwd);

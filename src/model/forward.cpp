@@ -23,6 +23,14 @@ void ForwardScratch::reserve(const LlamaConfig& c, int64_t n) {
   hb2.resize(sz(c.hidden_dim));
 }
 
+int64_t ForwardScratch::bytes() const {
+  size_t n = 0;
+  for (const std::vector<float>* b : {&x, &xb, &q, &k, &v, &att, &hb, &hb2, &rope.cos, &rope.sin}) {
+    n += b->capacity();
+  }
+  return static_cast<int64_t>(n * sizeof(float));
+}
+
 namespace {
 
 // out[t] = rmsnorm(x[t]) * w for each of the n rows of width `dim`.
@@ -96,8 +104,7 @@ void forward(const Model& m, const int* tokens, int64_t n, int64_t pos0, KvStore
     const int tok = tokens[t];
     WKVQ_REQUIRE(tok >= 0 && tok < c.vocab_size, "token id ", tok, " at position ", pos0 + t,
                  " is outside the vocabulary [0, ", c.vocab_size, ")");
-    std::memcpy(s.x.data() + t * c.dim, m.tok_embeddings + static_cast<int64_t>(tok) * c.dim,
-                sizeof(float) * static_cast<size_t>(c.dim));
+    m.embedding_row(tok, s.x.data() + t * c.dim);
   }
   for (int layer = 0; layer < c.n_layers; ++layer) block_forward(m, layer, n, pos0, kv, s);
   if (which == LogitsFor::None) return;

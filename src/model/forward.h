@@ -24,6 +24,8 @@ struct ForwardScratch {
   std::vector<float> hb2;  // (n, hidden_dim)   up
   RopeTable rope;
   void reserve(const LlamaConfig& c, int64_t n);
+  // Bytes the buffers hold (capacity, not size).
+  int64_t bytes() const;
 };
 
 // Which positions of the chunk get logits.

@@ -99,6 +99,29 @@ void Linear::rows_f32(int64_t r0, int64_t rows, float* dst) const {
   });
 }
 
+void Linear::row(int64_t r, float* dst) const {
+  WKVQ_ASSERT(r >= 0 && r < out);
+  if (!q) {
+    const int64_t b = r * in;
+    if (w != nullptr) {
+      std::copy_n(w + b, in, dst);
+    } else if (w16 != nullptr) {
+      fp16_to_f32(w16 + b, dst, static_cast<size_t>(in));
+    } else {
+      bf16_to_f32(wbf16 + b, dst, static_cast<size_t>(in));
+    }
+    return;
+  }
+  if (!in_order) {
+    dequantize_row_ref(*q, r, dst);
+    return;
+  }
+  thread_local std::vector<float> tmp;
+  tmp.resize(static_cast<size_t>(in));
+  dequantize_row_ref(*q, r, tmp.data());
+  for (int64_t j = 0; j < in; ++j) dst[(*in_order)[static_cast<size_t>(j)]] = tmp[j];
+}
+
 std::vector<float> Linear::dense_f32() const {
   std::vector<float> d(static_cast<size_t>(out * in));
   if (!q) {

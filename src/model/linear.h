@@ -31,6 +31,10 @@ struct Linear {
   void forward(const float* x, int64_t n, float* y) const;
   // The f32 values of rows [r0, r0 + rows) of a floating-point W into dst (rows x in); exact.
   void rows_f32(int64_t r0, int64_t rows, float* dst) const;
+  // Row r of W as f32 into dst (in values), whatever the storage: the float values (exact) or
+  // the dequantized row (dequantize_row_ref; columns in input-feature order). Serial: for
+  // single-row reads such as an embedding lookup.
+  void row(int64_t r, float* dst) const;
   // W (out, in) as f32 in input-feature order, whatever the storage: the dequantized q (columns
   // put back through in_order) or the float values; exact.
   std::vector<float> dense_f32() const;

@@ -264,7 +264,7 @@ Model load_llama2c_model(const std::string& path) {
   c.rope_layout = RopeLayout::Interleaved;
   c.tied_output = h.shared_classifier;
   c.validate(path);
-  m.storage.holders.push_back(f.file);
+  m.storage.hold_file(f.file);  // linears quantized from it drop their pages
 
   const int64_t dim = c.dim, hidden = c.hidden_dim, q = c.q_dim(), kv = c.kv_dim();
   const int64_t vocab = c.vocab_size;

@@ -1,5 +1,11 @@
 #include "model/model.h"
 
+#include <algorithm>
+#include <cstring>
+
+#include "core/error.h"
+#include "core/huge_pages.h"
+
 namespace wkvq {
 
 float* WeightStorage::allocate(size_t n) {
@@ -37,9 +43,29 @@ void WeightStorage::release_file_pages() const {
   }
 }
 
+void WeightStorage::release(const void* p, int64_t bytes) {
+  if (p == nullptr) return;
+  release_pages(p, bytes);
+  std::erase_if(holders, [p](const std::shared_ptr<const void>& h) { return h.get() == p; });
+}
+
+void Model::embedding_row(int64_t token, float* dst) const {
+  WKVQ_ASSERT(token >= 0 && token < config.vocab_size);
+  if (tok_embeddings != nullptr) {
+    std::memcpy(dst, tok_embeddings + token * config.dim, sizeof(float) * config.dim);
+  } else {
+    tok_embeddings_packed.row(token, dst);
+  }
+}
+
+int64_t Model::embedding_bytes() const {
+  if (tok_embeddings != nullptr) return int64_t{config.vocab_size} * config.dim * 4;
+  return tok_embeddings_packed.bytes();
+}
+
 int64_t Model::weight_bytes() const {
   const LlamaConfig& c = config;
-  int64_t b = int64_t{c.vocab_size} * c.dim * 4 + int64_t{c.dim} * 4;  // embeddings + final norm
+  int64_t b = embedding_bytes() + int64_t{c.dim} * 4;  // embeddings + final norm
   for (const LayerWeights& l : layers) {
     b += 2 * int64_t{c.dim} * 4;
     if (l.q_norm != nullptr) b += int64_t{c.head_dim} * 4;
@@ -50,6 +76,26 @@ int64_t Model::weight_bytes() const {
   }
   if (!config.tied_output) b += output.bytes();
   return b;
+}
+
+namespace {
+size_t advise_linear(const Linear& lin) {
+  if (lin.q) return advise_huge_pages(lin.q->codes.data(), lin.q->codes.size());
+  return advise_huge_pages(lin.float_data(), static_cast<size_t>(lin.float_bytes()));
+}
+}  // namespace
+
+int64_t advise_huge_pages(const Model& m) {
+  size_t n = advise_linear(m.output) + advise_linear(m.tok_embeddings_packed);
+  if (m.tok_embeddings != nullptr && !(m.config.tied_output && m.output.w == m.tok_embeddings)) {
+    n += advise_huge_pages(m.tok_embeddings, static_cast<size_t>(m.embedding_bytes()));
+  }
+  for (const LayerWeights& l : m.layers) {
+    for (const Linear* lin : {&l.wq, &l.wk, &l.wv, &l.wo, &l.w_gate, &l.w_up, &l.w_down}) {
+      n += advise_linear(*lin);
+    }
+  }
+  return static_cast<int64_t>(n);
 }
 
 }  // namespace wkvq

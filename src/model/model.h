@@ -40,6 +40,10 @@ struct WeightStorage {
   void release_pages(const void* p, int64_t bytes) const;
   // The same for every page of `files`.
   void release_file_pages() const;
+  // Lets go of the weight at p (bytes long) once it has been converted into another storage: an
+  // owned buffer that starts at p is dropped from `holders` (freed when no other copy of the
+  // model holds it), pages of a mapped file are released (release_pages).
+  void release(const void* p, int64_t bytes);
   // A fresh owned f32 buffer of n floats (zeroed), kept alive with the model.
   float* allocate(size_t n);
   // The same for n fp16 values.
@@ -59,18 +63,31 @@ struct QuantizationInfo {
 
 struct Model {
   LlamaConfig config;
-  std::string source;                     // path the model was loaded from (for messages)
-  const float* tok_embeddings = nullptr;  // (vocab_size, dim)
-  std::vector<LayerWeights> layers;       // n_layers
-  const float* final_norm = nullptr;      // (dim)
-  Linear output;                          // (vocab_size, dim); shares tok_embeddings when tied
+  std::string source;  // path the model was loaded from (for messages)
+  // The token embedding table (vocab_size, dim): f32 in tok_embeddings, or, when that is null,
+  // fp16 (w16) or group-wise int-b (q) in tok_embeddings_packed (model/output_head.h,
+  // store_embeddings). Read one row per token: embedding_row.
+  const float* tok_embeddings = nullptr;
+  Linear tok_embeddings_packed;      // out = vocab_size, in = dim; used when tok_embeddings is null
+  std::vector<LayerWeights> layers;  // n_layers
+  const float* final_norm = nullptr;  // (dim)
+  Linear output;  // (vocab_size, dim); shares the embedding table when config.tied_output
   WeightStorage storage;
   QuantizationInfo quant;
   KvSmoothing kv_smoothing;  // n_layers == 0: none
   bool bf16_source = false;  // float tensors read from bf16: a GPTQ-convention save keeps bf16
 
+  // Row `token` of the embedding table as f32 into dst (dim values): exact for f32 and fp16,
+  // the dequantized row (dequantize_row_ref) for int-b.
+  void embedding_row(int64_t token, float* dst) const;
+  // Bytes of the embedding table as stored.
+  int64_t embedding_bytes() const;
   // Bytes of all weights as stored for inference (embeddings and head included).
   int64_t weight_bytes() const;
 };
+
+// Marks every weight buffer of m of at least one huge page (packed codes, float matrices, the
+// tables) for transparent huge pages (core/huge_pages.h); returns the bytes advised.
+int64_t advise_huge_pages(const Model& m);
 
 }  // namespace wkvq

@@ -15,6 +15,7 @@
 #include "formats/gptq.h"
 #include "model/config.h"
 #include "model/model.h"
+#include "model/output_head.h"
 
 namespace wkvq {
 
@@ -27,6 +28,11 @@ struct QuantConfig {
   bool gptq_layout = false;  // quant_method "gptq": float tensors in F16/BF16/F32, smoothing in
                              // wkvq_kv.safetensors, group_size divides every linear's input
   bool act_order = false;    // desc_act: g_idx may permute the groups
+  // format_version 4 of wkvq's layout: how the embedding table and the head are stored (older
+  // directories: f32 embeddings, the head as its tensors say, tables_named false).
+  bool tables_named = false;
+  TableStorage embed = TableStorage::F32;
+  TableStorage head = TableStorage::F32;
 };
 
 // Typed access to a JSON object (quantization_config or the wkvq section) with messages naming

@@ -22,7 +22,9 @@ int check_saveable(const Model& m) {
   WKVQ_REQUIRE(static_cast<int>(m.layers.size()) == m.config.n_layers,
                "save_quantized_model: the model has ", m.layers.size(), " layers, config says ",
                m.config.n_layers);
-  WKVQ_REQUIRE(m.tok_embeddings != nullptr && m.final_norm != nullptr,
+  const Linear& packed = m.tok_embeddings_packed;
+  WKVQ_REQUIRE((m.tok_embeddings != nullptr || packed.q != nullptr || packed.w16 != nullptr) &&
+                   m.final_norm != nullptr,
                "save_quantized_model: the model has no embeddings or final norm");
   const bool smoothed = m.kv_smoothing.n_layers > 0;
   WKVQ_REQUIRE(smoothed == (q.kv.smooth != KvSmoothMode::None),
@@ -35,12 +37,15 @@ int check_saveable(const Model& m) {
         m.kv_smoothing.kv_dim, ") does not fit the model");
     m.kv_smoothing.validate("save_quantized_model");
   }
-  auto check_linear = [&](const Linear& lin, const std::string& what) {
+  // table: the head or the embeddings, whose int-b storage may have its own bits (8 or 4).
+  auto check_linear = [&](const Linear& lin, const std::string& what, bool table = false) {
     WKVQ_REQUIRE(lin.q != nullptr || lin.w != nullptr || lin.w16 != nullptr,
                  "save_quantized_model: ", what, " has no weights");
     if (lin.q == nullptr) return;
     validate(*lin.q, what.c_str());
-    WKVQ_REQUIRE(lin.q->bits == q.wbits && lin.q->group == weight_group_size(lin.in, q.wgroup) &&
+    const bool bits_ok =
+        lin.q->bits == q.wbits || (table && (lin.q->bits == 8 || lin.q->bits == 4));
+    WKVQ_REQUIRE(bits_ok && lin.q->group == weight_group_size(lin.in, q.wgroup) &&
                      lin.q->rows == lin.out && lin.q->cols == lin.in,
                  "save_quantized_model: ", what, " is quantized with ", lin.q->bits,
                  " bits, group ", lin.q->group, ", shape (", lin.q->rows, ", ", lin.q->cols,
@@ -53,7 +58,8 @@ int check_saveable(const Model& m) {
                    std::to_string(l) + "." + kLinearNames[i]);
     }
   }
-  if (!m.config.tied_output) check_linear(m.output, "output");
+  if (!m.config.tied_output) check_linear(m.output, "output", true);
+  if (m.tok_embeddings == nullptr) check_linear(packed, "embeddings", true);
   return q.wbits;
 }
 

@@ -22,6 +22,7 @@
 #include "io/checksum.h"
 #include "io/hf_config.h"
 #include "io/safetensors_writer.h"
+#include "model/output_head.h"
 #include "model/quantized_config.h"
 #include "model/quantized_dir_files.h"
 #include "model/quantized_model_check.h"
@@ -50,7 +51,7 @@ ojson float_json(float v) {
 class Exporter {
  public:
   Exporter(const Model& m, int bits, bool gptq)
-      : m_(m), bits_(bits), pack_(gptq_pack_factor(bits)), gptq_(gptq) {
+      : m_(m), pack_(gptq_pack_factor(bits)), gptq_(gptq) {
     const LlamaConfig& c = m.config;
     if (c.rope_layout == RopeLayout::Interleaved) {
       q_order_ = rotate_half_row_order(c.n_heads, c.head_dim);
@@ -58,6 +59,14 @@ class Exporter {
     }
     if (gptq_) {
       check_gptq_shapes();
+      WKVQ_REQUIRE(m.tok_embeddings_packed.q == nullptr,
+                   "--format gptq: the GPTQ convention stores the embedding table in floating "
+                   "point; save with --embed f16 (or f32), or use --format wkvq");
+      WKVQ_REQUIRE(m.output.q == nullptr || m.output.q->bits == bits,
+                   "--format gptq: the output head is quantized with ", m.output.q->bits,
+                   " bits, the linears with ", bits,
+                   " (the convention has one bit width); save with --head f16, or use --format "
+                   "wkvq");
     } else {
       for (const LayerWeights& lw : m.layers) {
         for (int i = 0; i < 7; ++i) {
@@ -80,7 +89,12 @@ class Exporter {
   void add_float_tensors(SafetensorsWriter& w) {
     const LlamaConfig& c = m_.config;
     const int64_t dim = c.dim, vocab = c.vocab_size;
-    add_float(w, "model.embed_tokens.weight", vocab, dim, m_.tok_embeddings, nullptr);
+    const Linear& packed = m_.tok_embeddings_packed;
+    if (m_.tok_embeddings != nullptr) {
+      add_float(w, "model.embed_tokens.weight", vocab, dim, m_.tok_embeddings, nullptr);
+    } else if (gptq_) {  // fp16 (int-b is refused): as float_dtype()
+      add_float(w, "model.embed_tokens.weight", vocab, dim, nullptr, nullptr, &packed);
+    }  // wkvq's layout: with the I32 / F16 tensors (add_quantized_tensors)
     add_vector(w, "model.norm.weight", m_.final_norm, dim, nullptr);
     if (!c.tied_output && m_.output.w != nullptr) {
       add_float(w, "lm_head.weight", vocab, dim, m_.output.w, nullptr);
@@ -122,17 +136,26 @@ class Exporter {
     if (!m_.config.tied_output && m_.output.q != nullptr) {
       add_gptq(w, "lm_head.", m_.output, nullptr, scales);
     }
+    const std::vector<int64_t> shape = {m_.config.vocab_size, m_.config.dim};
     if (scales && !gptq_ && !m_.config.tied_output && m_.output.w16 != nullptr) {
-      w.add("lm_head.weight", DType::F16, {m_.config.vocab_size, m_.config.dim}, m_.output.w16);
+      w.add("lm_head.weight", DType::F16, shape, m_.output.w16);
+    }
+    const Linear& packed = m_.tok_embeddings_packed;
+    if (gptq_ || m_.tok_embeddings != nullptr) return;
+    if (packed.q != nullptr) add_gptq(w, "model.embed_tokens.", packed, nullptr, scales);
+    if (scales && packed.w16 != nullptr) {
+      w.add("model.embed_tokens.weight", DType::F16, shape, packed.w16);
     }
   }
 
   ojson padding_json() const {
     ojson list = ojson::array();
     auto note = [&](const std::string& name, const Linear& lin) {
-      const int64_t in_p = (lin.in + pack_ - 1) / pack_ * pack_;
-      const int64_t out_p = (lin.out + pack_ - 1) / pack_ * pack_;
-      if (lin.q == nullptr || (in_p == lin.in && out_p == lin.out)) return;
+      if (lin.q == nullptr) return;
+      const int64_t pack = gptq_pack_factor(lin.q->bits);
+      const int64_t in_p = (lin.in + pack - 1) / pack * pack;
+      const int64_t out_p = (lin.out + pack - 1) / pack * pack;
+      if (in_p == lin.in && out_p == lin.out) return;
       for (const auto& e : list) {
         if (e["name"] == name) return;
       }
@@ -146,6 +169,7 @@ class Exporter {
       for (int i = 0; i < 7; ++i) note(kHfLinearNames[i], linear_by_index(lw, i));
     }
     if (!m_.config.tied_output) note("lm_head", m_.output);
+    note("embed_tokens", m_.tok_embeddings_packed);
     return {{"values_per_int32", pack_}, {"fill", 0}, {"linears", list}};
   }
 
@@ -299,7 +323,8 @@ class Exporter {
                 const std::vector<int64_t>* order, bool scales) {
     const QuantizedMatrix& q = *lin.q;
     const int64_t in = q.cols, out = q.rows, g = q.n_groups;
-    if (scales) {  // (G, out): the transpose of the matrix's (rows, groups) scales
+    const int bits = q.bits;  // the linears' bits, or a table's own (--head / --embed q8)
+    if (scales) {             // (G, out): the transpose of the matrix's (rows, groups) scales
       w.add_lazy(prefix + "scales", DType::F16, {g, out}, [&q, order, out, g](uint8_t* dst) {
         for (int64_t o = 0; o < out; ++o) {
           const int64_t src = order == nullptr ? o : (*order)[static_cast<size_t>(o)];
@@ -315,7 +340,7 @@ class Exporter {
     static const std::vector<int32_t> kIdentity;
     const std::vector<int32_t>& cols = lin.in_order ? *lin.in_order : kIdentity;
     const std::vector<int32_t>* c = &cols;
-    auto get = [&q, order, cache, bits = bits_, zeros = zeros_, c]() -> const GptqTensors& {
+    auto get = [&q, order, cache, bits, zeros = zeros_, c]() -> const GptqTensors& {
       if (!*cache) {
         *cache = order == nullptr ? to_gptq(q, zeros, bits, *c)
                                   : to_gptq(permute_rows(q, *order), zeros, bits, *c);
@@ -325,7 +350,7 @@ class Exporter {
     auto copy = [](uint8_t* dst, const std::vector<int32_t>& v) {
       std::memcpy(dst, v.data(), v.size() * sizeof(int32_t));
     };
-    const int64_t p = pack_;
+    const int64_t p = gptq_pack_factor(bits);
     w.add_lazy(prefix + "qweight", DType::I32, {(in + p - 1) / p, out},
                [get, copy](uint8_t* dst) { copy(dst, get().qweight); });
     w.add_lazy(prefix + "qzeros", DType::I32, {g, (out + p - 1) / p},
@@ -337,7 +362,6 @@ class Exporter {
   }
 
   const Model& m_;
-  int bits_;
   int64_t pack_;
   bool gptq_;
   GptqZeros zeros_ = GptqZeros::kAsIs;
@@ -377,7 +401,9 @@ ojson wkvq_quantization_config(const Model& m, const Exporter& ex, const ojson& 
               {"poq", q.kv.poq},
               {"kv_smooth", kv_smooth_name(q.kv.smooth)},
               {"keep_float", ex.keep_float()},
-              {"padding", ex.padding_json()}};
+              {"padding", ex.padding_json()},
+              {"embed_storage", table_storage_name(embedding_storage(m))},
+              {"head_storage", table_storage_name(head_storage(m))}};
   if (!q.calibration.empty()) qc["calibration"] = q.calibration;
   qc["checksums"] = checksums;
   return qc;

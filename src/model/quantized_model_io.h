@@ -4,11 +4,18 @@
 //   DIR/config.json        HF keys of the model's architecture (architectures, model_type,
 //                          rope_scaling, attention_bias, head_dim, ...) + "quantization_config"
 //   DIR/model.safetensors  written by io/safetensors_writer.h, tensors in this order:
-//     model.embed_tokens.weight                      F32 (vocab, dim)
+//     model.embed_tokens.weight                      F32 (vocab, dim)       embed_storage "f32";
+//                                                    F16 for "f16" (written with the scales);
+//                                                    for "q8" / "q4" instead the four GPTQ
+//                                                    tensors model.embed_tokens.{qweight,
+//                                                    qzeros,g_idx,scales} of (out vocab, in dim)
+//                                                    at 8 / 4 bits, the directory's group_size
 //     model.norm.weight                              F32 (dim)
 //     lm_head.weight                                 F32 (vocab, dim)       only when untied;
 //                                                    F16 when the head is fp16 (written with
-//                                                    the scales, after the I32 tensors)
+//                                                    the scales, after the I32 tensors);
+//                                                    head_storage "q8" / "q4": lm_head.{qweight,
+//                                                    qzeros,g_idx,scales} at 8 / 4 bits
 //     model.layers.L.input_layernorm.weight          F32 (dim)
 //     model.layers.L.post_attention_layernorm.weight F32 (dim)
 //     model.layers.L.self_attn.kv_smoothing.{k_shift,k_scale,v_shift,v_scale}
@@ -32,13 +39,15 @@
 // "stored zero = zero - 1" form that AutoGPTQ/exllama assume by default: quantization_config says
 // so with "zero_point": "exact" and "checkpoint_format": "gptq_v2".
 //
-// quantization_config: quant_method "wkvq", format_version 2, method ("rtn", ...), bits (2, 4, 8),
+// quantization_config: quant_method "wkvq", format_version 4, method ("rtn", ...), bits (2, 4, 8),
 // group_size (GPTQ convention: -1 = one group per row), desc_act false, sym false, zero_point,
 // checkpoint_format, kv_bits, kv_group_size (0 = head_dim), poq, kv_smooth ("none", "stats",
 // "learned"), keep_float (["L.name", ...], wkvq names: "3.w_down"), padding {values_per_int32,
 // fill, linears: [{name, in, in_packed, out, out_packed}] for each linear kind that is padded},
 // checksums {file name: "xxh3_64:<hex>"} of model.safetensors and the tokenizer files
-// (io/checksum.h), verified on every load. Version 1 (no checksums) still loads, unverified.
+// (io/checksum.h), verified on every load, embed_storage and head_storage ("f32", "f16", "q8",
+// "q4"; a tied head is stored with the embeddings). Version 2 (f32 embeddings, the head as its
+// tensors say) and version 1 (no checksums, unverified) still load.
 // The directory is written all-or-nothing (io/atomic_dir.h).
 //
 // GPTQ convention (QuantizedDirFormat::kGptq, format_version 3), what AutoGPTQ / GPTQModel,
@@ -82,7 +91,9 @@ namespace wkvq {
 
 // format_version of wkvq's own layout (quant_method "wkvq"; 1 = without checksums) and of the
 // GPTQ-convention layout (quant_method "gptq", the version in the "wkvq" section).
-inline constexpr int kQuantizedFormatVersion = 2;
+// 4: embed_storage / head_storage (f32, f16, q8, q4) in quantization_config; 3 is the GPTQ
+// layout's number and never that of wkvq's own layout.
+inline constexpr int kQuantizedFormatVersion = 4;
 inline constexpr int kGptqDirFormatVersion = 3;
 
 enum class QuantizedDirFormat {

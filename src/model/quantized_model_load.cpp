@@ -82,12 +82,22 @@ QuantConfig parse_wkvq_quant_config(const json& root, const std::string& path,
   QuantConfig q;
   QuantizationInfo& info = q.info;
   const int64_t version = r.integer("format_version");
-  if (version > 2) {
+  if (version > kQuantizedFormatVersion) {
     r.bad("format_version",
-          "written by a newer wkvq (this one reads format_version 1 and 2 with quant_method "
+          "written by a newer wkvq (this one reads format_version 1, 2 and 4 with quant_method "
           "\"wkvq\", 3 with \"gptq\"); update wkvq");
   }
-  if (version < 1) r.bad("format_version", "unknown version");
+  if (version < 1 || version == 3) r.bad("format_version", "unknown version");
+  if (version >= 4) {
+    q.tables_named = true;
+    for (const char* key : {"embed_storage", "head_storage"}) {
+      try {
+        (key[0] == 'e' ? q.embed : q.head) = parse_table_storage(r.string(key));
+      } catch (const Error& e) {
+        r.bad(key, e.what());
+      }
+    }
+  }
   if (version >= 2) {  // version 1 directories load without checksums
     q.checksums = r.at("checksums");
     if (!q.checksums.is_object() || !q.checksums.contains("model.safetensors")) {
@@ -195,6 +205,7 @@ class Tensors {
     const TensorInfo& t = get(name, dtype, shape, why);
     std::vector<T> v(static_cast<size_t>(t.numel));
     if (t.nbytes > 0) std::memcpy(v.data(), t.data, t.nbytes);
+    m_.storage.release_pages(t.data, static_cast<int64_t>(t.nbytes));  // read once: copied
     return v;
   }
 
@@ -215,16 +226,17 @@ class Tensors {
   std::set<std::string> used_;
 };
 
+// bits: the linears' (qc.info.wbits) or a table's own (embed_storage / head_storage q8, q4).
 Linear load_quantized_linear(Tensors& t, const std::string& prefix, int64_t out, int64_t in,
-                             const QuantConfig& qc) {
-  const int64_t p = qc.pack, group = weight_group_size(in, qc.info.wgroup);
+                             const QuantConfig& qc, int bits) {
+  const int64_t p = gptq_pack_factor(bits), group = weight_group_size(in, qc.info.wgroup);
   if (qc.gptq_layout && qc.info.wgroup != 0) {
     WKVQ_REQUIRE(in % qc.info.wgroup == 0, t.path(), ": tensor '", prefix, "qweight': group_size ",
                  qc.info.wgroup, " does not divide its ", in,
                  " input columns (the GPTQ convention's groups are whole)");
   }
   GptqTensors g;
-  g.bits = qc.info.wbits;
+  g.bits = bits;
   g.in = in;
   g.out = out;
   g.group = group;
@@ -297,6 +309,53 @@ KvSmoothing load_smoothing(Tensors& t, const LlamaConfig& c) {
   return s;
 }
 
+// The embedding table as quantization_config.embed_storage says (f32 before format_version 4): f32
+// or fp16 in place from the file (only the rows read become resident), or int-b, unpacked.
+void load_embeddings(Tensors& t, const QuantConfig& qc, Model& m) {
+  const int64_t vocab = m.config.vocab_size, dim = m.config.dim;
+  const char* why = "vocab_size, hidden_size";
+  const std::string name = "model.embed_tokens.weight";
+  if (qc.embed == TableStorage::F32) {
+    m.tok_embeddings = t.f32(name, {vocab, dim}, why);
+  } else if (qc.embed == TableStorage::F16) {
+    m.tok_embeddings_packed = Linear{vocab, dim, nullptr, nullptr, t.f16(name, {vocab, dim}, why)};
+  } else {
+    m.tok_embeddings_packed = load_quantized_linear(t, "model.embed_tokens.", vocab, dim, qc,
+                                                    table_storage_bits(qc.embed));
+  }
+  // The finiteness scan read the whole table: only the rows the tokens use stay resident.
+  const Linear& p = m.tok_embeddings_packed;
+  if (m.tok_embeddings != nullptr) m.storage.release_pages(m.tok_embeddings, vocab * dim * 4);
+  if (p.w16 != nullptr) m.storage.release_pages(p.w16, p.float_bytes());
+}
+
+// The output head: the embedding table when tied, else lm_head as its tensors (and, from
+// format_version 4, head_storage) say.
+void load_head(Tensors& t, const QuantConfig& qc, Model& m, const std::string& config_path) {
+  const LlamaConfig& c = m.config;
+  const int64_t vocab = c.vocab_size, dim = c.dim;
+  if (c.tied_output) {
+    m.output = m.tok_embeddings != nullptr ? Linear{vocab, dim, m.tok_embeddings, nullptr, nullptr}
+                                           : m.tok_embeddings_packed;
+  } else if (t.has("lm_head.qweight")) {
+    const bool own_bits = qc.tables_named && qc.head != TableStorage::F32;
+    const int bits = own_bits ? table_storage_bits(qc.head) : qc.info.wbits;
+    m.output = load_quantized_linear(t, "lm_head.", vocab, dim, qc, bits);
+  } else if (t.dtype_of("lm_head.weight") == DType::F16) {
+    m.output = Linear{vocab, dim, nullptr, nullptr,
+                      t.f16("lm_head.weight", {vocab, dim}, "tie_word_embeddings is false")};
+  } else {
+    m.output =
+        Linear{vocab, dim, t.f32("lm_head.weight", {vocab, dim}, "tie_word_embeddings is false"),
+               nullptr, nullptr};
+  }
+  if (qc.tables_named && !c.tied_output && head_storage(m) != qc.head) {
+    fail(config_path, ": quantization_config.head_storage is \"", table_storage_name(qc.head),
+         "\" but model.safetensors holds the head as ", table_storage_name(head_storage(m)),
+         "; the directory is inconsistent: write it again (wkvq quantize)");
+  }
+}
+
 // Checks every file listed in quantization_config.checksums (`st`: model.safetensors, already
 // mapped) against its recorded checksum.
 void verify_checksums(const QuantConfig& qc, const std::string& dir, const MappedFile& st,
@@ -307,8 +366,8 @@ void verify_checksums(const QuantConfig& qc, const std::string& dir, const Mappe
     WKVQ_REQUIRE(known && sum.is_string(), config_path, ": quantization_config.checksums.", name,
                  " = ", sum.dump(), ": expected a checksum string of a file of the directory");
     const std::string path = (fs::path(dir) / name).string();
-    if (name == "model.safetensors") {
-      verify_checksum(path, st.data(), st.size(), sum.get<std::string>(), config_path);
+    if (name == "model.safetensors") {  // hashed chunk by chunk, its pages released
+      verify_checksum_text(path, mapped_file_checksum(st), sum.get<std::string>(), config_path);
     } else {
       const auto map = MappedFile::open(path);
       verify_checksum(path, map->data(), map->size(), sum.get<std::string>(), config_path);
@@ -359,12 +418,11 @@ Model load_quantized_model(const std::string& dir, const json& config) {
   const SafetensorsFile file =
       SafetensorsFile::open((fs::path(dir) / "model.safetensors").string());
   verify_checksums(qc, dir, *file.mapping(), config_path);
-  m.storage.holders.push_back(file.mapping());
+  m.storage.hold_file(file.mapping());
   Tensors t(file, m, qc.gptq_layout);
   const int64_t dim = c.dim, hidden = c.hidden_dim, q = c.q_dim(), kv = c.kv_dim();
-  const int64_t vocab = c.vocab_size;
   m.bf16_source = t.dtype_of("model.embed_tokens.weight") == DType::BF16;
-  m.tok_embeddings = t.f32("model.embed_tokens.weight", {vocab, dim}, "vocab_size, hidden_size");
+  load_embeddings(t, qc, m);
   m.final_norm = t.f32("model.norm.weight", {dim}, "hidden_size");
   const int64_t shapes[7][2] = {{q, dim},      {kv, dim},     {kv, dim},    {dim, q},
                                 {hidden, dim}, {hidden, dim}, {dim, hidden}};
@@ -382,23 +440,12 @@ Model load_quantized_model(const std::string& dir, const json& config) {
         lin.w = t.f32(linear_prefix(l, i) + "weight", {out, in},
                       "keep_float lists " + std::to_string(l) + "." + kLinearNames[i]);
       } else {
-        lin = load_quantized_linear(t, linear_prefix(l, i), out, in, qc);
+        lin = load_quantized_linear(t, linear_prefix(l, i), out, in, qc, qc.info.wbits);
       }
     }
     load_attention_extras(t, c, l, lw);
   }
-  if (c.tied_output) {
-    m.output = Linear{vocab, dim, m.tok_embeddings, nullptr, nullptr};
-  } else if (t.has("lm_head.qweight")) {
-    m.output = load_quantized_linear(t, "lm_head.", vocab, dim, qc);
-  } else if (t.dtype_of("lm_head.weight") == DType::F16) {
-    m.output = Linear{vocab, dim, nullptr, nullptr,
-                      t.f16("lm_head.weight", {vocab, dim}, "tie_word_embeddings is false")};
-  } else {
-    m.output =
-        Linear{vocab, dim, t.f32("lm_head.weight", {vocab, dim}, "tie_word_embeddings is false"),
-               nullptr, nullptr};
-  }
+  load_head(t, qc, m, config_path);
   if (m.quant.kv.smooth != KvSmoothMode::None && !qc.gptq_layout) {
     m.kv_smoothing = load_smoothing(t, c);
   }

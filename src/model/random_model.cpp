@@ -9,6 +9,7 @@
 #include "core/parallel.h"
 #include "io/hf_config.h"
 #include "model/loader.h"
+#include "model/output_head.h"
 
 namespace wkvq {
 
@@ -67,23 +68,57 @@ void fill_chunk(const FillJob& job, uint64_t tensor_seed, int64_t chunk) {
 
 }  // namespace
 
-Model make_random_model(const LlamaConfig& config, uint64_t seed) {
-  config.validate("random model shape");
-  Model m;
-  m.config = config;
-  m.source = "random weights (seed " + std::to_string(seed) + ")";
+namespace {
+
+// The tensors of a random model in a fixed order (the order decides each tensor's seed): jobs
+// whose dst is null are linears (lin set) filled later, one at a time, when quantizing.
+struct RandomPlan {
+  std::vector<FillJob> jobs;
+  std::vector<Linear*> linears;  // per job: the linear it is (null for other tensors)
+  std::vector<uint64_t> seeds;
+};
+
+void fill_jobs(const std::vector<FillJob>& jobs, const std::vector<uint64_t>& seeds,
+               const std::vector<size_t>& which) {
+  // Flatten (tensor, chunk) pairs so the big tensors spread over all threads.
+  struct Piece {
+    size_t job;
+    int64_t chunk;
+  };
+  std::vector<Piece> pieces;
+  for (const size_t j : which) {
+    for (int64_t ch = 0; ch * kChunk < jobs[j].n; ++ch) pieces.push_back({j, ch});
+  }
+  parallel_for(static_cast<int64_t>(pieces.size()), 1, [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i) {
+      const Piece& p = pieces[static_cast<size_t>(i)];
+      fill_chunk(jobs[p.job], seeds[p.job], p.chunk);
+    }
+  });
+}
+
+// Lays out m's tensors; buffers are allocated now for every tensor but the linears when
+// `defer_linears` (those are generated and quantized one by one).
+RandomPlan plan_random_model(Model& m, uint64_t seed, bool defer_linears) {
   const LlamaConfig& c = m.config;
   const int64_t dim = c.dim, hidden = c.hidden_dim, q = c.q_dim(), kv = c.kv_dim();
   const int64_t vocab = c.vocab_size;
-
-  std::vector<FillJob> jobs;
+  RandomPlan plan;
   auto tensor = [&](int64_t n, float center, float half_width) {
     float* p = uninitialized_buffer(m.storage, static_cast<size_t>(n));
-    jobs.push_back({p, n, center, half_width});
+    plan.jobs.push_back({p, n, center, half_width});
+    plan.linears.push_back(nullptr);
     return p;
   };
-  auto linear = [&](int64_t out, int64_t in) {
-    return f32_linear(out, in, tensor(out * in, 0.0f, 1.0f / std::sqrt(static_cast<float>(in))));
+  auto linear = [&](Linear& lin, int64_t out, int64_t in) {
+    const float hw = 1.0f / std::sqrt(static_cast<float>(in));
+    if (defer_linears) {
+      lin = f32_linear(out, in, nullptr);
+      plan.jobs.push_back({nullptr, out * in, 0.0f, hw});
+      plan.linears.push_back(&lin);
+    } else {
+      lin = f32_linear(out, in, tensor(out * in, 0.0f, hw));
+    }
   };
   auto norm = [&]() { return tensor(dim, 1.0f, 0.05f); };
 
@@ -91,10 +126,10 @@ Model make_random_model(const LlamaConfig& config, uint64_t seed) {
   m.layers.resize(static_cast<size_t>(c.n_layers));
   for (LayerWeights& lw : m.layers) {
     lw.attn_norm = norm();
-    lw.wq = linear(q, dim);
-    lw.wk = linear(kv, dim);
-    lw.wv = linear(kv, dim);
-    lw.wo = linear(dim, q);
+    linear(lw.wq, q, dim);
+    linear(lw.wk, kv, dim);
+    linear(lw.wv, kv, dim);
+    linear(lw.wo, dim, q);
     if (c.qkv_bias) {
       lw.wq.bias = tensor(q, 0.0f, 0.1f);
       lw.wk.bias = tensor(kv, 0.0f, 0.1f);
@@ -106,30 +141,88 @@ Model make_random_model(const LlamaConfig& config, uint64_t seed) {
       lw.k_norm = tensor(c.head_dim, 1.0f, 0.05f);
     }
     lw.ffn_norm = norm();
-    lw.w_gate = linear(hidden, dim);
-    lw.w_up = linear(hidden, dim);
-    lw.w_down = linear(dim, hidden);
+    linear(lw.w_gate, hidden, dim);
+    linear(lw.w_up, hidden, dim);
+    linear(lw.w_down, dim, hidden);
   }
   m.final_norm = norm();
-  m.output = c.tied_output ? f32_linear(vocab, dim, m.tok_embeddings) : linear(vocab, dim);
-
-  // Flatten (tensor, chunk) pairs so the big tensors spread over all threads.
-  struct Piece {
-    size_t job;
-    int64_t chunk;
-  };
-  std::vector<Piece> pieces;
-  for (size_t j = 0; j < jobs.size(); ++j) {
-    for (int64_t ch = 0; ch * kChunk < jobs[j].n; ++ch) pieces.push_back({j, ch});
+  if (c.tied_output) {
+    m.output = f32_linear(vocab, dim, m.tok_embeddings);
+  } else {
+    m.output = f32_linear(vocab, dim,
+                          tensor(vocab * dim, 0.0f, 1.0f / std::sqrt(static_cast<float>(dim))));
   }
-  std::vector<uint64_t> tensor_seeds(jobs.size());
-  for (size_t j = 0; j < jobs.size(); ++j) tensor_seeds[j] = splitmix64(seed ^ splitmix64(j));
-  parallel_for(static_cast<int64_t>(pieces.size()), 1, [&](int64_t b, int64_t e) {
+  for (size_t j = 0; j < plan.jobs.size(); ++j) {
+    plan.seeds.push_back(splitmix64(seed ^ splitmix64(j)));
+  }
+  return plan;
+}
+
+}  // namespace
+
+Model make_random_model(const LlamaConfig& config, uint64_t seed) {
+  config.validate("random model shape");
+  Model m;
+  m.config = config;
+  m.source = "random weights (seed " + std::to_string(seed) + ")";
+  const RandomPlan plan = plan_random_model(m, seed, false);
+  std::vector<size_t> all(plan.jobs.size());
+  for (size_t j = 0; j < all.size(); ++j) all[j] = j;
+  fill_jobs(plan.jobs, plan.seeds, all);
+  return m;
+}
+
+Model make_random_quantized_model(const LlamaConfig& config, uint64_t seed,
+                                  const RandomQuantization& rq) {
+  config.validate("random model shape");
+  const WeightQuantOptions& wo = rq.weights;
+  Model m;
+  m.config = config;
+  m.source = "random weights (seed " + std::to_string(seed) + ")";
+  m.quant.method = "rtn";
+  m.quant.wbits = wo.bits;
+  m.quant.wgroup = wo.group;
+  const RandomPlan plan = plan_random_model(m, seed, true);
+  std::vector<size_t> small, deferred;
+  for (size_t j = 0; j < plan.jobs.size(); ++j) {
+    (plan.linears[j] != nullptr ? deferred : small).push_back(j);
+  }
+  fill_jobs(plan.jobs, plan.seeds, small);
+  // The tables first, while nothing else is large: their f32 values are let go once stored.
+  if (config.tied_output && rq.embed == rq.head) {
+    store_embeddings(m, rq.embed);
+  } else {
+    store_output_head(m, rq.head);
+    store_embeddings(m, rq.embed);
+  }
+  // Each linear generated into one thread's scratch and quantized (or kept in f32) on its own.
+  parallel_for(static_cast<int64_t>(deferred.size()), 1, [&](int64_t b, int64_t e) {
+    std::vector<float> scratch;
     for (int64_t i = b; i < e; ++i) {
-      const Piece& p = pieces[static_cast<size_t>(i)];
-      fill_chunk(jobs[p.job], tensor_seeds[p.job], p.chunk);
+      const size_t j = deferred[static_cast<size_t>(i)];
+      FillJob job = plan.jobs[j];
+      scratch.resize(static_cast<size_t>(job.n));
+      job.dst = scratch.data();
+      for (int64_t ch = 0; ch * kChunk < job.n; ++ch) fill_chunk(job, plan.seeds[j], ch);
+      Linear& lin = *plan.linears[j];
+      lin.q = std::make_shared<const QuantizedMatrix>(
+          quantize_weights_ref(scratch.data(), lin.out, lin.in, wo.bits, wo.group));
     }
   });
+  // Linears kept in float: generated again into owned buffers (serially: the holder list).
+  for (int l = 0; l < config.n_layers; ++l) {
+    for (int i = 0; i < 7; ++i) {
+      if (!wo.keep_float.keeps(l, i)) continue;
+      Linear& lin = linear_by_index(m.layers[static_cast<size_t>(l)], i);
+      size_t j = 0;
+      while (plan.linears[j] != &lin) ++j;
+      FillJob job = plan.jobs[j];
+      job.dst = uninitialized_buffer(m.storage, static_cast<size_t>(job.n));
+      fill_jobs({job}, {plan.seeds[j]}, {0});
+      lin.q = nullptr;
+      lin.w = job.dst;
+    }
+  }
   return m;
 }
 

@@ -98,10 +98,15 @@ Model quantize_weights_rtn(const Model& fp, const WeightQuantOptions& opt) {
       dst.wbf16 = nullptr;
     }
   });
-  // Linears kept in floating point run in f32, as from an f32 checkpoint (serially: the
-  // storage's holder list is not thread-safe).
-  for (LayerWeights& l : q.layers) {
-    for (int i = 0; i < 7; ++i) to_owned_f32(q, linear_by_index(l, i));
+  // Linears kept in floating point run in f32, as from an f32 checkpoint; q lets go of the float
+  // sources of the quantized ones (serially: the storage's holder list is not thread-safe).
+  for (int layer = 0; layer < L; ++layer) {
+    for (int i = 0; i < 7; ++i) {
+      const Linear& src = linear_by_index(fp.layers[static_cast<size_t>(layer)], i);
+      Linear& dst = linear_by_index(q.layers[static_cast<size_t>(layer)], i);
+      if (dst.q != nullptr) q.storage.release(src.float_data(), src.float_bytes());
+      to_owned_f32(q, dst);
+    }
   }
   q.quant.method = "rtn";
   q.quant.wbits = opt.bits;

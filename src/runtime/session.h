@@ -39,6 +39,10 @@ class Session {
   const KvCache& cache() const { return cache_; }
   KvCache& cache() { return cache_; }
   const Model& model() const { return model_; }
+  // Bytes of the activation scratch and the logits buffer (the KV cache not included).
+  int64_t scratch_bytes() const {
+    return scratch_.bytes() + static_cast<int64_t>(logits_.capacity() * sizeof(float));
+  }
 
  private:
   // Feeds n >= 1 tokens; returns the last one's logits.

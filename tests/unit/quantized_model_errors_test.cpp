@@ -286,6 +286,8 @@ TEST_F(QuantizedModelErrors, Fp16HeadLoadsAndNonFiniteIsRefused) {
     t.bytes = std::move(b);
   };
   edit_tensor("lm_head.weight", to_f16);
+  expect_error({"head_storage", "\"f32\"", "holds the head as f16"});  // format_version 4 says
+  edit_config([](json& j) { j["quantization_config"]["head_storage"] = "f16"; });
   const Model m = load_model(dir_);
   ASSERT_NE(m.output.w16, nullptr);
   EXPECT_EQ(m.output.w, nullptr);
