@@ -32,7 +32,7 @@ KvLabMethod::KvLabMethod(const KvMethodSpec& spec, const LlamaConfig& c,
     WKVQ_REQUIRE(smoothing_->n_layers == n_layers_ && smoothing_->kv_dim == kv_dim_, "--kv-method ",
                  spec_.label(), ": smoothing of another shape");
   }
-  if (spec_.family == KvFamily::Int && !spec_.rel8) {
+  if (spec_.family == KvFamily::Int && !spec_.rel8 && spec_.bits != 0) {
     WKVQ_REQUIRE(spec_.bits == 2 || spec_.bits == 3 || spec_.bits == 4 || spec_.bits == 8,
                  "--kv-method ", spec_.label(), ": the fp16-metadata token groups take b = 2, 3, ",
                  "4 or 8");
@@ -41,7 +41,7 @@ KvLabMethod::KvLabMethod(const KvMethodSpec& spec, const LlamaConfig& c,
     WKVQ_REQUIRE(spec_.bits == 2 || spec_.bits == 3 || spec_.bits == 4 || spec_.bits == 8,
                  "--kv-method ", spec_.label(), ": kivi takes b = 2, 3, 4 or 8");
   }
-  if (spec_.needs_ranges()) {
+  if (spec_.needs_ranges() && spec_.bits != 0) {
     WKVQ_REQUIRE(ranges != nullptr, "--kv-method ", spec_.label(),
                  " needs static ranges from calibration text: pass --calib FILE");
     const int64_t groups = (kv_dim_ + group_ - 1) / group_;
@@ -104,7 +104,9 @@ void KvLabMethod::untransform(bool key, int layer, float* y) const {
 void KvLabMethod::round_trip_int(bool key, int layer, const float* x, float* out) const {
   std::vector<float> y(static_cast<size_t>(kv_dim_));
   transform(key, layer, x, y.data());
-  if (spec_.rel8) {
+  if (spec_.bits == 0) {  // the transforms alone
+    std::memcpy(out, y.data(), sizeof(float) * y.size());
+  } else if (spec_.rel8) {
     const size_t at = static_cast<size_t>(layer * ranges_.n_groups);
     const float* lo = (key ? ranges_.klo : ranges_.vlo).data() + at;
     const float* hi = (key ? ranges_.khi : ranges_.vhi).data() + at;

@@ -58,12 +58,15 @@ void apply_key(KvMethodSpec& m, const std::string& text, const std::string& key,
                const std::string& value) {
   const int64_t x = parse_int(text, key, value);
   if (key == "b") {
-    const bool ok = m.family == KvFamily::Turbo ? (x >= 1 && x <= 4) : (x >= 2 && x <= 8);
+    // b=0 on the int methods: the transforms alone, no quantizer (the exactness check)
+    const bool ok = m.family == KvFamily::Turbo
+                        ? (x >= 1 && x <= 4)
+                        : (x >= 2 && x <= 8) || (x == 0 && m.family == KvFamily::Int);
     WKVQ_REQUIRE(ok && m.family != KvFamily::Fp16 && m.family != KvFamily::Q4_0 &&
                      m.family != KvFamily::Q4_1,
                  "--kv-method ", text, ": b=", value,
-                 " is not accepted (int and kivi: 2..8, turbo: 1..4; fp16, q4_0 and q4_1 have "
-                 "fixed bits)");
+                 " is not accepted (int and kivi: 2..8, int also 0 = no quantizer, turbo: 1..4; "
+                 "fp16, q4_0 and q4_1 have fixed bits)");
     m.bits = static_cast<int>(x);
   } else if (key == "g") {
     WKVQ_REQUIRE(x >= 1 && (m.family == KvFamily::Int || m.family == KvFamily::Kivi),
@@ -174,6 +177,7 @@ double quantized_bits(const KvMethodSpec& m, const KvShape& s) {
       return m.bits + (key_meta + value_meta) / 2.0;
     }
     case KvFamily::Int: {
+      if (m.bits == 0) return 32.0;  // no quantizer: f32
       const int64_t g = m.group == 0 ? s.head_dim : m.group;
       const double groups = std::ceil(c / static_cast<double>(g));
       return m.bits + (m.rel8 ? 16.0 : 32.0) * groups / c;

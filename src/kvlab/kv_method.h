@@ -27,7 +27,8 @@ enum class KvFamily { Fp16, Int, Q4_0, Q4_1, Kivi, Turbo };
 struct KvMethodSpec {
   KvFamily family = KvFamily::Int;
   std::string base;      // the method's name as parsed: "wkvq2d-rot", "q4_0", ...
-  int bits = 4;          // code bits (Int, Kivi, Turbo)
+  int bits = 4;          // code bits (Int, Kivi, Turbo); Int b=0: the transforms (smoothing,
+                         // rotation) without a quantizer, f32 (the exactness check)
   int64_t group = 0;     // Int: channels per group (0: head_dim); Kivi: tokens per key group and
                          // channels per value group
   bool smooth = false;   // Int: static per-channel smoothing first
@@ -39,7 +40,7 @@ struct KvMethodSpec {
   // "wkvq2d b4 g32 w16": the base and every parameter that applies.
   std::string label() const;
   // Needs the static ranges of calibration text (wkvq2d*).
-  bool needs_ranges() const { return family == KvFamily::Int && rel8; }
+  bool needs_ranges() const { return family == KvFamily::Int && rel8 && bits != 0; }
 };
 
 // "NAME" or "NAME:key=value,...", keys b (bits), g (group), r (KIVI residual), w (window).
