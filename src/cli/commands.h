@@ -15,5 +15,6 @@ void register_inspect(CLI::App& app);
 void register_quantize(CLI::App& app);
 void register_chat_template(CLI::App& app);
 void register_chat(CLI::App& app);
+void register_kv_roundtrip(CLI::App& app);
 
 }  // namespace wkvq::cli

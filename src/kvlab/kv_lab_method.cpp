@@ -117,13 +117,21 @@ void KvLabMethod::round_trip_int(bool key, int layer, const float* x, float* out
   untransform(key, layer, out);
 }
 
+std::vector<double> KvLabMethod::rotation(int layer, bool key, int64_t head) const {
+  if (rotations_.empty()) return {};
+  const auto heads = static_cast<size_t>(kv_dim_ / head_dim_);
+  const auto hd = static_cast<size_t>(head_dim_);
+  const size_t at =
+      ((static_cast<size_t>(layer) * 2 + (key ? 0 : 1)) * heads + static_cast<size_t>(head)) * hd *
+      hd;
+  return {rotations_.begin() + static_cast<std::ptrdiff_t>(at),
+          rotations_.begin() + static_cast<std::ptrdiff_t>(at + hd * hd)};
+}
+
 void KvLabMethod::round_trip_turbo(bool key, int layer, const float* x, float* out) const {
   const int64_t heads = kv_dim_ / head_dim_;
-  const auto hd = static_cast<size_t>(head_dim_);
   for (int64_t h = 0; h < heads; ++h) {
-    const size_t at = ((static_cast<size_t>(layer) * 2 + (key ? 0 : 1)) * heads + h) * hd * hd;
-    const std::vector<double> r(rotations_.begin() + static_cast<std::ptrdiff_t>(at),
-                                rotations_.begin() + static_cast<std::ptrdiff_t>(at + hd * hd));
+    const std::vector<double> r = rotation(layer, key, h);
     turbo_round_trip(x + h * head_dim_, static_cast<int>(head_dim_), r, levels_,
                      out + h * head_dim_);
   }

@@ -46,6 +46,11 @@ class KvLabMethod {
   // of one token; identity for the other families. Used to calibrate static ranges.
   void transform(bool key, int layer, const float* x, float* y) const;
 
+  // Turbo: the codebook and the rotation (head_dim x head_dim, row-major) of (layer, K or V, kv
+  // head); empty for the other families.
+  const std::vector<double>& codebook() const { return levels_; }
+  std::vector<double> rotation(int layer, bool key, int64_t head) const;
+
  private:
   // One token's row of K (key) or V, any family but KIVI's keys.
   void round_trip_row(bool key, int layer, const float* x, float* out) const;

@@ -63,9 +63,8 @@ void SimKvStore::attend_view(const float* vk, const float* vv, const float* q, c
                n, pos, out);
 }
 
-void SimKvStore::attend(int layer, const float* q, const float* k, const float* v, int64_t n,
-                        int64_t pos0, float* out) {
-  Layer& l = layers_[static_cast<size_t>(layer)];
+void SimKvStore::append(Layer& l, int layer, const float* k, const float* v, int64_t n,
+                        int64_t pos0, int64_t horizon) {
   WKVQ_REQUIRE(pos0 == l.stored, "KV lab store: tokens must come in order (position ", pos0,
                " after ", l.stored, " stored)");
   WKVQ_REQUIRE(pos0 + n <= max_tokens_, "KV lab store full: positions up to ", pos0 + n - 1,
@@ -79,16 +78,32 @@ void SimKvStore::attend(int layer, const float* q, const float* k, const float* 
     l.hv[i] = fp16_to_f32(f32_to_fp16(l.fv[i]));
   }
   l.stored = pos0 + n;
-  // every row the last query's view (or, without POQ, the cache after it) round-trips
-  const int64_t last = poq_ ? pos0 + n - 1 : pos0 + n;
-  const int64_t kq = method_.key_quantized_end(last), vq = method_.value_quantized_end(last);
+  const int64_t kq = method_.key_quantized_end(horizon);
+  const int64_t vq = method_.value_quantized_end(horizon);
   const auto row = [&](int64_t j) { return static_cast<size_t>(j * kv_dim_); };
-  if (kq > l.done_k)
+  if (kq > l.done_k) {
     method_.round_trip_keys(layer, &l.fk[row(l.done_k)], kq - l.done_k, &l.qk[row(l.done_k)]);
-  if (vq > l.done_v)
+    l.done_k = kq;
+  }
+  if (vq > l.done_v) {
     method_.round_trip_values(layer, &l.fv[row(l.done_v)], vq - l.done_v, &l.qv[row(l.done_v)]);
-  l.done_k = std::max(l.done_k, kq);
-  l.done_v = std::max(l.done_v, vq);
+    l.done_v = vq;
+  }
+}
+
+void SimKvStore::store_and_view(int layer, const float* k, const float* v, int64_t n, int64_t pos0,
+                                int64_t tokens, float* vk, float* vv) {
+  WKVQ_REQUIRE(tokens <= pos0 + n, "KV lab store: a view of ", tokens, " tokens needs them stored");
+  Layer& l = layers_[static_cast<size_t>(layer)];
+  append(l, layer, k, v, n, pos0, tokens);
+  build_view(l, 0, tokens, vk, vv);
+}
+
+void SimKvStore::attend(int layer, const float* q, const float* k, const float* v, int64_t n,
+                        int64_t pos0, float* out) {
+  Layer& l = layers_[static_cast<size_t>(layer)];
+  // every row the last query's view (or, without POQ, the cache after it) round-trips
+  append(l, layer, k, v, n, pos0, poq_ ? pos0 + n - 1 : pos0 + n);
   if (prefix_stable()) {  // every query's view is a prefix of the round-tripped rows
     attend_view(l.qk.data(), l.qv.data(), q, k, v, n, pos0, out);
     return;

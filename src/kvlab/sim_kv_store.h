@@ -30,6 +30,12 @@ class SimKvStore final : public EvalKvStore {
               float* out) override;
   void reset() override;
 
+  // Stores n tokens of layer `layer` at positions [pos0, pos0 + n) without attending, and writes
+  // the view of the cache holding `tokens` <= pos0 + n of them: rows [0, tokens) of vk, vv (what
+  // the method's cache gives back then). For kv-roundtrip and the tests.
+  void store_and_view(int layer, const float* k, const float* v, int64_t n, int64_t pos0,
+                      int64_t tokens, float* vk, float* vv);
+
  private:
   struct Layer {
     std::vector<float> fk, fv;  // full precision, (max_tokens, kv_dim)
@@ -38,6 +44,9 @@ class SimKvStore final : public EvalKvStore {
     int64_t stored = 0;         // positions stored
     int64_t done_k = 0, done_v = 0;
   };
+  // Stores the rows and round-trips every row the view of the cache holding `horizon` tokens needs.
+  void append(Layer& l, int layer, const float* k, const float* v, int64_t n, int64_t pos0,
+              int64_t horizon);
   // The view of the cache holding `tokens` tokens: rows [0, tokens) of vk, vv, from row `from` on
   // (rows before it already hold that view's values: views only move rows from fp16 to
   // round-tripped as the cache grows).
