@@ -20,9 +20,16 @@ std::unique_ptr<KvLabMethod> make_kv_lab_method(const KvMethodSpec& spec, const 
   KvMethodSpec plain = spec;  // the same transform, no ranges needed
   plain.rel8 = false;
   plain.bits = 4;
-  const KvLabMethod probe(plain, c, calib.smoothing, nullptr);
-  const KvGroupRanges r = calibrate_kv_ranges(*calib.fp, probe, *calib.stream, calib.windows);
-  return std::make_unique<KvLabMethod>(spec, c, calib.smoothing, &r);
+  const std::string key = "s" + std::to_string(spec.smooth) + " r" + std::to_string(spec.rotate) +
+                          " g" + std::to_string(spec.group);
+  auto it = calib.ranges->find(key);
+  if (it == calib.ranges->end()) {
+    const KvLabMethod probe(plain, c, calib.smoothing, nullptr);
+    it = calib.ranges
+             ->emplace(key, calibrate_kv_ranges(*calib.fp, probe, *calib.stream, calib.windows))
+             .first;
+  }
+  return std::make_unique<KvLabMethod>(spec, c, calib.smoothing, &it->second);
 }
 
 EvalSpec kv_lab_eval(const Model& model, const KvLabMethod& method, EvalMode mode, int64_t ctx) {

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -23,6 +24,10 @@ struct KvLabCalibration {
   const KvSmoothing* smoothing = nullptr;
   const std::vector<int>* stream = nullptr;
   CalibWindows windows;
+  // Static ranges already calibrated, by transform and group ("s1 r0 g32"): they depend on
+  // neither the bits nor the window, so a sweep calibrates each once.
+  std::shared_ptr<std::map<std::string, KvGroupRanges>> ranges =
+      std::make_shared<std::map<std::string, KvGroupRanges>>();
 };
 
 // The method ready to run: static ranges calibrated here when the spec needs them.
