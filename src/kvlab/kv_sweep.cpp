@@ -20,8 +20,9 @@ std::unique_ptr<KvLabMethod> make_kv_lab_method(const KvMethodSpec& spec, const 
   KvMethodSpec plain = spec;  // the same transform, no ranges needed
   plain.rel8 = false;
   plain.bits = 4;
-  const std::string key = "s" + std::to_string(spec.smooth) + " r" + std::to_string(spec.rotate) +
-                          " g" + std::to_string(spec.group);
+  char key[64];
+  std::snprintf(key, sizeof key, "s%d r%d g%lld", spec.smooth ? 1 : 0, spec.rotate ? 1 : 0,
+                static_cast<long long>(spec.group));
   auto it = calib.ranges->find(key);
   if (it == calib.ranges->end()) {
     const KvLabMethod probe(plain, c, calib.smoothing, nullptr);
