@@ -68,11 +68,13 @@ void apply_key(KvMethodSpec& m, const std::string& text, const std::string& key,
                  " is not accepted (int and kivi: 2..8, int also 0 = no quantizer, turbo: 1..4; "
                  "fp16, q4_0 and q4_1 have fixed bits)");
     m.bits = static_cast<int>(x);
+    m.bits_given = true;
   } else if (key == "g") {
     WKVQ_REQUIRE(x >= 1 && (m.family == KvFamily::Int || m.family == KvFamily::Kivi),
                  "--kv-method ", text, ": g=", value,
                  " (a group of at least 1, for the int methods and kivi)");
     m.group = x;
+    m.group_given = true;
   } else if (key == "r") {
     WKVQ_REQUIRE(m.family == KvFamily::Kivi, "--kv-method ", text, ": r= is kivi's residual");
     m.residual = x;

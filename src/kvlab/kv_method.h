@@ -36,6 +36,7 @@ struct KvMethodSpec {
   bool rel8 = false;     // Int: 8-bit scale/minimum relative to the group's static range
   int64_t residual = 0;  // Kivi: r, tokens in fp16 (a multiple of group)
   int64_t window = 0;    // every method: the most recent tokens kept in fp16
+  bool bits_given = false, group_given = false;  // b=, g= were in the spec (a sweep keeps them)
 
   // "wkvq2d b4 g32 w16": the base and every parameter that applies.
   std::string label() const;

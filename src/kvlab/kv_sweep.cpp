@@ -65,12 +65,14 @@ std::vector<KvMethodSpec> kv_sweep_candidates(const KvMethodSpec& base, const Kv
       groups = {8, 16, 32, 64, 128};
       break;
   }
+  if (base.bits_given) bits = {base.bits};
+  if (base.group_given) groups = {base.group};
   for (const int b : bits) {
     for (const int64_t g : groups) {
       KvMethodSpec m = base;
       m.bits = b;
       m.group = g;
-      if (m.family == KvFamily::Kivi) m.residual = g;
+      if (m.family == KvFamily::Kivi && !base.group_given) m.residual = g;
       if ((m.family == KvFamily::Int || m.family == KvFamily::Kivi) && g > s.kv_dim) continue;
       if (m.family == KvFamily::Int && s.kv_dim % g != 0) continue;
       out.push_back(m);

@@ -60,6 +60,9 @@ TEST(KvLabBits, BudgetPicksTheMostBitsWithin) {
   EXPECT_EQ(pick("q4_0", kStories, 4.5), "q4_0");
   EXPECT_EQ(pick("q4_1", kStories, 4.5), "none");
   EXPECT_EQ(pick("turbo", kHd64, 3.5), "turbo b3");
+  // given bits or group stay fixed: g16 and a window of 16 at 4.5 -> b3 ((3 + 1) 496 + 16 16) / 512
+  EXPECT_EQ(pick("wkvq2d:g=16,w=16", kStories, 4.5), "wkvq2d b3 g16 w16");
+  EXPECT_EQ(pick("wkvq:b=4", kStories, 4.5), "none");
 }
 
 TEST(KvLabParse, ErrorsNameTheProblem) {
