@@ -22,10 +22,9 @@ void KvLabCliOptions::add_to(CLI::App* cmd) {
                 "with the most bits per element within the budget, decode-mode PPL, KLD and KLD "
                 "minus the weights-only KLD; needs --calib");
   cmd->add_option("--kv-sweep-methods", methods,
-                  "Methods of --kv-sweep, comma-separated --kv-method specs (default: q4_0, "
+                  "Methods of --kv-sweep, --kv-method specs separated by spaces (default: q4_0, "
                   "q4_1, kivi, turbo, quarot, rtn, wkvq, wkvq-rot, wkvq2d, wkvq2d-rot, "
-                  "wkvq2d:w=8, wkvq2d-rot:w=8)")
-      ->delimiter(',');
+                  "wkvq2d:w=8, wkvq2d-rot:w=8, kvquant)");
   cmd->add_option("--kv-budgets", budgets,
                   "Bit budgets of --kv-sweep, bits per K/V element (default 4.5,3.5,2.5)")
       ->delimiter(',');

@@ -1,10 +1,12 @@
 #include "kvlab/kv_lab_method.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 
 #include "core/error.h"
 #include "core/fp16.h"
+#include "kernels/rope.h"
 #include "kvlab/kv_codecs.h"
 
 namespace wkvq {
@@ -23,7 +25,8 @@ KvLabMethod::KvLabMethod(const KvMethodSpec& spec, const LlamaConfig& c,
       n_layers_(c.n_layers),
       kv_dim_(c.kv_dim()),
       head_dim_(c.head_dim),
-      smoothing_(smoothing) {
+      smoothing_(smoothing),
+      config_(c) {
   check_kv_method(spec_, shape());
   group_ = spec_.group == 0 ? head_dim_ : spec_.group;
   if (spec_.family == KvFamily::Int && spec_.smooth) {
@@ -41,10 +44,8 @@ KvLabMethod::KvLabMethod(const KvMethodSpec& spec, const LlamaConfig& c,
     WKVQ_REQUIRE(spec_.bits == 2 || spec_.bits == 3 || spec_.bits == 4 || spec_.bits == 8,
                  "--kv-method ", spec_.label(), ": kivi takes b = 2, 3, 4 or 8");
   }
-  if (spec_.needs_ranges() && spec_.bits != 0) {
-    WKVQ_REQUIRE(ranges != nullptr, "--kv-method ", spec_.label(),
-                 " needs static ranges from calibration text: pass --calib FILE");
-    const int64_t groups = (kv_dim_ + group_ - 1) / group_;
+  if (spec_.needs_ranges() && ranges != nullptr) {  // without: transform() only (calibration)
+    const int64_t groups = (kv_dim_ + range_group() - 1) / range_group();
     WKVQ_REQUIRE(ranges->n_layers == n_layers_ && ranges->n_groups == groups, "--kv-method ",
                  spec_.label(), ": static ranges of another shape");
     ranges_ = *ranges;
@@ -77,8 +78,16 @@ int64_t KvLabMethod::value_quantized_end(int64_t t) const {
   return std::max<int64_t>(0, t - spec_.window - r);
 }
 
-void KvLabMethod::transform(bool key, int layer, const float* x, float* y) const {
+void KvLabMethod::rope_key(float* x, int64_t pos) const {
+  RopeTable t;
+  t.build(pos, 1, static_cast<int>(head_dim_), config_.rope_theta, config_.rope_scaling);
+  rope_apply(x, static_cast<int>(kv_dim_ / head_dim_), static_cast<int>(head_dim_), t, 0,
+             config_.rope_layout);
+}
+
+void KvLabMethod::transform(bool key, int layer, int64_t pos, const float* x, float* y) const {
   std::memcpy(y, x, sizeof(float) * static_cast<size_t>(kv_dim_));
+  if (spec_.family == KvFamily::KvQuant && key) rope_key(y, -pos);
   if (spec_.family != KvFamily::Int) return;
   if (spec_.smooth) {
     const float* d = key ? smoothing_->dK(layer) : smoothing_->dV(layer);
@@ -103,10 +112,11 @@ void KvLabMethod::untransform(bool key, int layer, float* y) const {
 
 void KvLabMethod::round_trip_int(bool key, int layer, const float* x, float* out) const {
   std::vector<float> y(static_cast<size_t>(kv_dim_));
-  transform(key, layer, x, y.data());
+  transform(key, layer, 0, x, y.data());
   if (spec_.bits == 0) {  // the transforms alone
     std::memcpy(out, y.data(), sizeof(float) * y.size());
   } else if (spec_.rel8) {
+    WKVQ_REQUIRE(ranges_.n_layers > 0, "--kv-method ", spec_.label(), " needs static ranges");
     const size_t at = static_cast<size_t>(layer * ranges_.n_groups);
     const float* lo = (key ? ranges_.klo : ranges_.vlo).data() + at;
     const float* hi = (key ? ranges_.khi : ranges_.vhi).data() + at;
@@ -167,8 +177,9 @@ void KvLabMethod::round_trip_row(bool key, int layer, const float* x, float* o) 
       round_trip_turbo(key, layer, x, o);
       return;
     case KvFamily::Kivi:  // values: per token, groups of g channels, fp16 scale and min
+    case KvFamily::KvQuant:
       WKVQ_ASSERT(!key);
-      token_groups_round_trip(x, kv_dim_, spec_.group, spec_.bits, o);
+      token_groups_round_trip(x, kv_dim_, group_, spec_.bits, o);
       return;
     case KvFamily::Int:
       round_trip_int(key, layer, x, o);
@@ -176,9 +187,32 @@ void KvLabMethod::round_trip_row(bool key, int layer, const float* x, float* o) 
   }
 }
 
-void KvLabMethod::round_trip_keys(int layer, const float* k, int64_t n, float* out) const {
+// KVQuant-style keys: RoPE undone, each channel quantized in its static range [lo, hi] (b bits,
+// step (hi - lo) / (2^b - 1), values beyond clipped), RoPE redone.
+void KvLabMethod::round_trip_kvquant_key(int layer, int64_t pos, const float* x, float* out) const {
+  WKVQ_REQUIRE(ranges_.n_layers > 0, "--kv-method ", spec_.label(), " needs static ranges");
+  transform(true, layer, pos, x, out);
+  const float qmax = static_cast<float>((1 << spec_.bits) - 1);
+  const float* lo = ranges_.klo.data() + layer * ranges_.n_groups;
+  const float* hi = ranges_.khi.data() + layer * ranges_.n_groups;
+  for (int64_t c = 0; c < kv_dim_; ++c) {
+    const float step = (hi[c] - lo[c]) / qmax;
+    const float q = std::clamp(std::nearbyint((out[c] - lo[c]) / step), 0.0f, qmax);
+    out[c] = lo[c] + q * step;
+  }
+  rope_key(out, pos);
+}
+
+void KvLabMethod::round_trip_keys(int layer, const float* k, int64_t n, int64_t pos0,
+                                  float* out) const {
   if (spec_.family == KvFamily::Kivi) {
     round_trip_kivi_keys(k, n, out);
+    return;
+  }
+  if (spec_.family == KvFamily::KvQuant) {
+    for (int64_t t = 0; t < n; ++t) {
+      round_trip_kvquant_key(layer, pos0 + t, k + t * kv_dim_, out + t * kv_dim_);
+    }
     return;
   }
   for (int64_t t = 0; t < n; ++t) round_trip_row(true, layer, k + t * kv_dim_, out + t * kv_dim_);

@@ -39,12 +39,15 @@ class KvLabMethod {
   // Round trips of layer `layer`'s rows [0, n) (n tokens, kv_dim channels each, consecutive).
   // Keys go in whole blocks of key_block() tokens (KIVI's per-channel groups), values any n.
   int64_t key_block() const;
-  void round_trip_keys(int layer, const float* k, int64_t n, float* out) const;
+  // pos0: the position of row 0 (kvquant undoes and redoes RoPE).
+  void round_trip_keys(int layer, const float* k, int64_t n, int64_t pos0, float* out) const;
   void round_trip_values(int layer, const float* v, int64_t n, float* out) const;
 
-  // The transform the quantizer sees for the Int family (smoothing, then the per-head rotation)
-  // of one token; identity for the other families. Used to calibrate static ranges.
-  void transform(bool key, int layer, const float* x, float* y) const;
+  // The transform the quantizer sees of one token at position `pos`: for the Int family the
+  // smoothing, then the per-head rotation; for kvquant's keys RoPE undone; identity otherwise.
+  // Used to calibrate static ranges, per group of range_group() channels.
+  void transform(bool key, int layer, int64_t pos, const float* x, float* y) const;
+  int64_t range_group() const { return spec_.family == KvFamily::KvQuant ? 1 : group_; }
 
   // Turbo: the codebook and the rotation (head_dim x head_dim, row-major) of (layer, K or V, kv
   // head); empty for the other families.
@@ -58,11 +61,15 @@ class KvLabMethod {
   void untransform(bool key, int layer, float* y) const;
   void round_trip_turbo(bool key, int layer, const float* x, float* out) const;
   void round_trip_kivi_keys(const float* k, int64_t n, float* out) const;
+  void round_trip_kvquant_key(int layer, int64_t pos, const float* x, float* out) const;
+  // RoPE of one token's K at `pos` (inverse: at -pos).
+  void rope_key(float* x, int64_t pos) const;
 
   KvMethodSpec spec_;
   int n_layers_ = 0;
   int64_t kv_dim_ = 0, head_dim_ = 0, group_ = 0;
   const KvSmoothing* smoothing_ = nullptr;
+  LlamaConfig config_;
   KvGroupRanges ranges_;
   std::vector<double> levels_;     // turbo codebook
   std::vector<double> rotations_;  // turbo: (n_layers, 2, n_kv_heads, head_dim, head_dim)

@@ -31,6 +31,7 @@ const std::map<std::string, Base>& bases() {
       {"q4_1", {KvFamily::Q4_1, false, false, false, 4, 32, 0}},
       {"kivi", {KvFamily::Kivi, false, false, false, 2, 32, 128}},
       {"turbo", {KvFamily::Turbo, false, false, false, 3, 0, 0}},
+      {"kvquant", {KvFamily::KvQuant, false, false, false, 4, 0, 0}},
   };
   return m;
 }
@@ -70,7 +71,8 @@ void apply_key(KvMethodSpec& m, const std::string& text, const std::string& key,
     m.bits = static_cast<int>(x);
     m.bits_given = true;
   } else if (key == "g") {
-    WKVQ_REQUIRE(x >= 1 && (m.family == KvFamily::Int || m.family == KvFamily::Kivi),
+    WKVQ_REQUIRE(x >= 1 && (m.family == KvFamily::Int || m.family == KvFamily::Kivi ||
+                            m.family == KvFamily::KvQuant),
                  "--kv-method ", text, ": g=", value,
                  " (a group of at least 1, for the int methods and kivi)");
     m.group = x;
@@ -124,10 +126,11 @@ KvMethodSpec parse_kv_method(const std::string& text) {
 
 std::string KvMethodSpec::label() const {
   std::string s = base;
-  const bool has_bits =
-      family == KvFamily::Int || family == KvFamily::Kivi || family == KvFamily::Turbo;
+  const bool has_bits = family == KvFamily::Int || family == KvFamily::Kivi ||
+                        family == KvFamily::Turbo || family == KvFamily::KvQuant;
   if (has_bits) s += " b" + std::to_string(bits);
-  if ((family == KvFamily::Int || family == KvFamily::Kivi) && group > 0) {
+  if ((family == KvFamily::Int || family == KvFamily::Kivi || family == KvFamily::KvQuant) &&
+      group > 0) {
     s += " g" + std::to_string(group);
   }
   if (family == KvFamily::Kivi) s += " r" + std::to_string(residual);
@@ -178,6 +181,10 @@ double quantized_bits(const KvMethodSpec& m, const KvShape& s) {
       const double value_meta = 32.0 * groups / c;
       return m.bits + (key_meta + value_meta) / 2.0;
     }
+    case KvFamily::KvQuant: {  // keys: b (static per-channel range); values: b + 32 / g
+      const int64_t g = m.group == 0 ? s.head_dim : m.group;
+      return m.bits + 16.0 * std::ceil(c / static_cast<double>(g)) / c;
+    }
     case KvFamily::Int: {
       if (m.bits == 0) return 32.0;  // no quantizer: f32
       const int64_t g = m.group == 0 ? s.head_dim : m.group;
@@ -199,6 +206,7 @@ double kv_bits_per_element(const KvMethodSpec& m, const KvShape& s, int64_t ctx)
 
 int64_t kv_static_bytes(const KvMethodSpec& m, const KvShape& s) {
   if (m.family == KvFamily::Turbo) return 2 * 4 * s.kv_dim * s.head_dim;  // K, V rotations (f32)
+  if (m.family == KvFamily::KvQuant) return 2 * 4 * s.kv_dim;             // lo, hi per key channel
   if (m.family != KvFamily::Int) return 0;
   int64_t b = 0;
   if (m.smooth) b += 4 * 4 * s.kv_dim;  // dK, sK, dV, sV

@@ -14,6 +14,9 @@
 //               channels (fp16 scale and min), the last r tokens in fp16
 //   turbo       a random orthogonal rotation per head, a Lloyd-Max codebook for the rotated unit
 //               vector's coordinates, one fp16 norm per head vector
+//   kvquant     KVQuant-style: keys before RoPE, per channel with a static range from calibration
+//               (b bits, no per-token metadata; RoPE applied after dequantization), values per
+//               token in groups of g channels (fp16 scale and min); no outliers, uniform levels
 // Every method takes w=N: the N most recent tokens kept in fp16 on top of POQ.
 #pragma once
 
@@ -22,7 +25,7 @@
 
 namespace wkvq {
 
-enum class KvFamily { Fp16, Int, Q4_0, Q4_1, Kivi, Turbo };
+enum class KvFamily { Fp16, Int, Q4_0, Q4_1, Kivi, Turbo, KvQuant };
 
 struct KvMethodSpec {
   KvFamily family = KvFamily::Int;
@@ -41,7 +44,9 @@ struct KvMethodSpec {
   // "wkvq2d b4 g32 w16": the base and every parameter that applies.
   std::string label() const;
   // Needs the static ranges of calibration text (wkvq2d*).
-  bool needs_ranges() const { return family == KvFamily::Int && rel8 && bits != 0; }
+  bool needs_ranges() const {
+    return (family == KvFamily::Int && rel8 && bits != 0) || family == KvFamily::KvQuant;
+  }
 };
 
 // "NAME" or "NAME:key=value,...", keys b (bits), g (group), r (KIVI residual), w (window).

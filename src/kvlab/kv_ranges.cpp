@@ -22,15 +22,15 @@ class RangeRecorder final : public KvStore {
     const int64_t c = method_.shape().kv_dim;
     std::vector<float> y(static_cast<size_t>(c));
     for (int64_t t = std::clamp<int64_t>(skip_ - pos0, 0, n); t < n; ++t) {
-      record(layer, true, k + t * c, y);
-      record(layer, false, v + t * c, y);
+      record(layer, true, pos0 + t, k + t * c, y);
+      record(layer, false, pos0 + t, v + t * c, y);
     }
     inner_.attend(layer, q, k, v, n, pos0, out);
   }
 
  private:
-  void record(int layer, bool key, const float* x, std::vector<float>& y) {
-    method_.transform(key, layer, x, y.data());
+  void record(int layer, bool key, int64_t pos, const float* x, std::vector<float>& y) {
+    method_.transform(key, layer, pos, x, y.data());
     float* lo = (key ? r_.klo : r_.vlo).data() + layer * r_.n_groups;
     float* hi = (key ? r_.khi : r_.vhi).data() + layer * r_.n_groups;
     for (size_t i = 0; i < y.size(); ++i) {
@@ -58,7 +58,7 @@ KvGroupRanges calibrate_kv_ranges(const Model& m, const KvLabMethod& method,
   if (w.max_windows > 0) windows = std::min(windows, w.max_windows);
   WKVQ_REQUIRE(w.sink_positions >= 0 && w.sink_positions < ctx, "KV ranges: ", w.sink_positions,
                " sink positions leave nothing of windows of ", ctx, " tokens to record");
-  const int64_t group = method.spec().group == 0 ? c.head_dim : method.spec().group;
+  const int64_t group = method.range_group();
   KvGroupRanges r;
   r.n_layers = c.n_layers;
   r.n_groups = (c.kv_dim() + group - 1) / group;

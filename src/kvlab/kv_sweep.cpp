@@ -17,15 +17,12 @@ std::unique_ptr<KvLabMethod> make_kv_lab_method(const KvMethodSpec& spec, const 
   }
   WKVQ_REQUIRE(calib.fp != nullptr && calib.stream != nullptr, "--kv-method ", spec.label(),
                " needs static ranges from calibration text: pass --calib FILE");
-  KvMethodSpec plain = spec;  // the same transform, no ranges needed
-  plain.rel8 = false;
-  plain.bits = 4;
   char key[64];
-  std::snprintf(key, sizeof key, "s%d r%d g%lld", spec.smooth ? 1 : 0, spec.rotate ? 1 : 0,
-                static_cast<long long>(spec.group));
+  std::snprintf(key, sizeof key, "f%d s%d r%d g%lld", static_cast<int>(spec.family),
+                spec.smooth ? 1 : 0, spec.rotate ? 1 : 0, static_cast<long long>(spec.group));
   auto it = calib.ranges->find(key);
   if (it == calib.ranges->end()) {
-    const KvLabMethod probe(plain, c, calib.smoothing, nullptr);
+    const KvLabMethod probe(spec, c, calib.smoothing, nullptr);  // its transform only
     it = calib.ranges
              ->emplace(key, calibrate_kv_ranges(*calib.fp, probe, *calib.stream, calib.windows))
              .first;
@@ -61,6 +58,9 @@ std::vector<KvMethodSpec> kv_sweep_candidates(const KvMethodSpec& base, const Kv
     case KvFamily::Kivi:
       groups = {32, 64, 128};
       break;
+    case KvFamily::KvQuant:
+      groups = {8, 16, 32, 64, 128};
+      break;
     case KvFamily::Int:
       groups = {8, 16, 32, 64, 128};
       break;
@@ -73,7 +73,7 @@ std::vector<KvMethodSpec> kv_sweep_candidates(const KvMethodSpec& base, const Kv
       m.bits = b;
       m.group = g;
       if (m.family == KvFamily::Kivi && !base.group_given) m.residual = g;
-      if ((m.family == KvFamily::Int || m.family == KvFamily::Kivi) && g > s.kv_dim) continue;
+      if (m.family != KvFamily::Turbo && g > s.kv_dim) continue;
       if (m.family == KvFamily::Int && s.kv_dim % g != 0) continue;
       out.push_back(m);
     }
@@ -97,8 +97,8 @@ std::optional<KvMethodSpec> kv_config_for_budget(const KvMethodSpec& base, const
 }
 
 std::vector<std::string> default_kv_sweep_methods() {
-  return {"q4_0", "q4_1",     "kivi",   "turbo",      "quarot",     "rtn",
-          "wkvq", "wkvq-rot", "wkvq2d", "wkvq2d-rot", "wkvq2d:w=8", "wkvq2d-rot:w=8"};
+  return {"q4_0",     "q4_1",   "kivi",       "turbo",      "quarot",         "rtn",    "wkvq",
+          "wkvq-rot", "wkvq2d", "wkvq2d-rot", "wkvq2d:w=8", "wkvq2d-rot:w=8", "kvquant"};
 }
 
 std::string format_kv_sweep_table(const std::vector<KvSweepRow>& rows, double base_kld) {

@@ -82,7 +82,8 @@ void SimKvStore::append(Layer& l, int layer, const float* k, const float* v, int
   const int64_t vq = method_.value_quantized_end(horizon);
   const auto row = [&](int64_t j) { return static_cast<size_t>(j * kv_dim_); };
   if (kq > l.done_k) {
-    method_.round_trip_keys(layer, &l.fk[row(l.done_k)], kq - l.done_k, &l.qk[row(l.done_k)]);
+    method_.round_trip_keys(layer, &l.fk[row(l.done_k)], kq - l.done_k, l.done_k,
+                            &l.qk[row(l.done_k)]);
     l.done_k = kq;
   }
   if (vq > l.done_v) {

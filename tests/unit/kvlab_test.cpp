@@ -192,7 +192,7 @@ void kivi_view(const KvLabMethod& m, const std::vector<float>& k, const std::vec
   for (int64_t t = 0; t < tokens; ++t) {
     key_res.push_back(t);
     if (static_cast<int64_t>(key_res.size()) == r) {
-      m.round_trip_keys(0, &k[key_res.front() * C], r, &vk[key_res.front() * C]);
+      m.round_trip_keys(0, &k[key_res.front() * C], r, key_res.front(), &vk[key_res.front() * C]);
       key_res.clear();
     }
     val_res.push_back(t);
@@ -295,6 +295,44 @@ TEST(KvLabStore, WindowKeepsTheLastTokensInFp16) {
     for (int64_t i = 0; i < qd; ++i) worst = std::max(worst, std::fabs(ref[i] - out[t * qd + i]));
   }
   EXPECT_LE(worst, 1e-5);
+}
+
+// KVQuant-style keys: RoPE undone, each channel in its static range (b bits), RoPE redone. RoPE
+// is a rotation of each head, so a head's error norm is that of the pre-RoPE codes: at most
+// sqrt(hd) half-steps (plus f32 rounding of the two rotations); and the codes are taken before
+// RoPE, so the same key at another position gives another (rotated) result.
+TEST(KvLabMethodTest, KvQuantQuantizesKeysBeforeRope) {
+  const LlamaConfig c = lab_config();
+  const int64_t C = c.kv_dim(), n = 10;
+  KvGroupRanges r;
+  r.n_layers = c.n_layers;
+  r.n_groups = C;
+  r.klo.assign(static_cast<size_t>(c.n_layers * C), -2.0f);
+  r.khi.assign(r.klo.size(), 2.0f);
+  r.vlo = r.klo;
+  r.vhi = r.khi;
+  const KvLabMethod m(parse_kv_method("kvquant:b=4"), c, nullptr, &r);
+  std::mt19937 rng(9);
+  std::uniform_real_distribution<float> u(-1.0f, 1.0f);
+  std::vector<float> k(n * C), out(k.size()), out0(k.size());
+  for (float& x : k) x = u(rng);
+  m.round_trip_keys(0, k.data(), n, 5, out.data());
+  m.round_trip_keys(0, k.data(), n, 0, out0.data());
+  const double bound = std::sqrt(8.0) * (4.0 / 15.0) / 2.0 + 1e-5;
+  double moved = 0;
+  for (int64_t t = 0; t < n; ++t) {
+    for (int64_t h = 0; h < C / 8; ++h) {
+      double e = 0;
+      for (int64_t i = 0; i < 8; ++i) {
+        const size_t at = static_cast<size_t>(t * C + h * 8 + i);
+        e += (out[at] - k[at]) * (out[at] - k[at]);
+        moved = std::max(moved, static_cast<double>(std::fabs(out[at] - out0[at])));
+      }
+      EXPECT_LE(std::sqrt(e), bound);
+    }
+  }
+  EXPECT_GT(moved, 1e-3);  // the position matters: the grid is the pre-RoPE one
+  EXPECT_DOUBLE_EQ(kv_bits_per_element(m.spec(), m.shape(), 512), 4.0 + 16.0 / 8.0);
 }
 
 // Logits through a store (teacher-forced chunk, or token by token).
