@@ -12,11 +12,12 @@
 namespace wkvq::cli {
 
 void KvLabCliOptions::add_to(CLI::App* cmd) {
-  cmd->add_option("--kv-method", method,
-                  "Evaluate a KV-cache method by simulation in decode mode (docs/kvlab.md): fp16, "
-                  "rtn, wkvq, wkvq2d, wkvq-rot, wkvq2d-rot, quarot, q4_0, q4_1, kivi, turbo, kvquant, "
-                  "with optional :b=BITS,g=GROUP,r=RESIDUAL,w=WINDOW (e.g. wkvq2d:b=4,g=32); "
-                  "smoothing and static ranges come from --calib");
+  cmd->add_option(
+      "--kv-method", method,
+      "Evaluate a KV-cache method by simulation in decode mode (docs/kvlab.md): fp16, "
+      "rtn, wkvq, wkvq2d, wkvq-rot, wkvq2d-rot, quarot, q4_0, q4_1, kivi, turbo, kvquant, "
+      "with optional :b=BITS,g=GROUP,r=RESIDUAL,w=WINDOW (e.g. wkvq2d:b=4,g=32); "
+      "smoothing and static ranges come from --calib");
   cmd->add_flag("--kv-sweep", sweep,
                 "One row per KV method and bit budget (--kv-budgets): the method's configuration "
                 "with the most bits per element within the budget, decode-mode PPL, KLD and KLD "
