@@ -15,6 +15,7 @@
 #include "cli/commands.h"
 #include "cli/common.h"
 #include "cli/console.h"
+#include "cli/ppl_kvlab.h"
 #include "cli/quant_options.h"
 #include "core/error.h"
 #include "eval/ablation.h"
@@ -35,9 +36,12 @@ struct PplCliOptions {
   CalibCliOptions calib;
   std::vector<std::string> calibrated;  // --calibrated DIR: quantized models as extra rungs
   bool calibrate = false;               // --calibrate: the learned rungs, calibrated here
+  KvLabCliOptions kvlab;                // --kv-method, --kv-sweep
 };
 
-nlohmann::json result_json(const PplResult& r) {
+}  // namespace
+
+nlohmann::json ppl_result_json(const PplResult& r) {
   nlohmann::json j = {{"ppl", r.ppl},
                       {"nll", r.nll},
                       {"nll_stderr", r.nll_stderr},
@@ -56,6 +60,8 @@ nlohmann::json result_json(const PplResult& r) {
   }
   return j;
 }
+
+namespace {
 
 // On a terminal the window count updates one line in place; otherwise (a log file) one summary
 // line when the last window is done; nothing with --quiet.
@@ -205,8 +211,9 @@ void print_ablation(const PplCliOptions& o, const Model& fp, const std::vector<A
     nlohmann::json arr = nlohmann::json::array();
     for (size_t i = 0; i < rows.size(); ++i) {
       const AblationRow& r = rows[i];
-      nlohmann::json row = {
-          {"rung", r.rung}, {"decode", result_json(r.decode)}, {"prefill", result_json(r.prefill)}};
+      nlohmann::json row = {{"rung", r.rung},
+                            {"decode", ppl_result_json(r.decode)},
+                            {"prefill", ppl_result_json(r.prefill)}};
       if (calib_seconds[i] > 0) row["calibration_seconds"] = calib_seconds[i];
       arr.push_back(row);
     }
@@ -288,7 +295,8 @@ void run_ppl(const PplCliOptions& o) {
   apply_threads(o.threads);
   const std::string model_path = resolve_model_path(o.model);
   // --kld and --ablation run the floating-point model too: it is loaded in f32 for them.
-  Model loaded = load_model_verbose(model_path, o.quant.wbits > 0 && !o.kld && !o.ablation);
+  Model loaded = load_model_verbose(
+      model_path, o.quant.wbits > 0 && !o.kld && !o.ablation && !o.kvlab.active());
   const auto tok = open_tokenizer(o.tokenizer, model_path, loaded.config.vocab_size);
   const std::string text = read_text_file(o.text);
   const auto t0 = std::chrono::steady_clock::now();
@@ -304,7 +312,13 @@ void run_ppl(const PplCliOptions& o) {
                "--resume and --stop-after-block belong to wkvq quantize; --ablation --calibrate "
                "resumes by itself when --run-dir holds an earlier run's rungs");
   if (o.ablation) {
+    WKVQ_REQUIRE(!o.kvlab.active(), "--ablation and --kv-method/--kv-sweep: give one of them");
     run_ablation_cmd(o, model_path, loaded, *tok, stream, opt);
+    return;
+  }
+  if (o.kvlab.active()) {
+    const KvLabRun run{&o.quant, o.text, o.mode, o.json, o.kld, &stream, opt};
+    run_kv_lab(o.kvlab, run, std::move(loaded), *tok);
     return;
   }
 
@@ -328,7 +342,7 @@ void run_ppl(const PplCliOptions& o) {
   const PplResult r = perplexity(p.model, stream, opt, progress_printer());
 
   if (o.json) {
-    nlohmann::json j = result_json(r);
+    nlohmann::json j = ppl_result_json(r);
     j["model"] = model_path;
     j["text"] = o.text;
     j["quantization"] = p.describe();
@@ -388,6 +402,7 @@ void register_ppl(CLI::App& app) {
                   "With --ablation: quantized model directories (e.g. from wkvq quantize "
                   "--method wkvquant) added as rungs; repeatable");
   cmd->add_flag("--json", o->json, "Print one JSON object on stdout instead of the table");
+  o->kvlab.add_to(cmd);
   o->quant.add_to(cmd);
   CLI::App* crr =
       cmd->add_option_group("calibration", "Calibration options of --ablation --calibrate");

@@ -16,5 +16,6 @@ void register_quantize(CLI::App& app);
 void register_chat_template(CLI::App& app);
 void register_chat(CLI::App& app);
 void register_serve(CLI::App& app);
+void register_kv_roundtrip(CLI::App& app);
 
 }  // namespace wkvq::cli

@@ -24,6 +24,7 @@ int main(int argc, char** argv) {
   wkvq::cli::register_chat_template(app);
   wkvq::cli::register_chat(app);
   wkvq::cli::register_serve(app);
+  wkvq::cli::register_kv_roundtrip(app);
   wkvq::cli::add_quiet_option(app);
   try {
     app.parse(argc, argv);

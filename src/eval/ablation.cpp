@@ -1,8 +1,8 @@
 #include "eval/ablation.h"
 
-#include <algorithm>
 #include <cstdio>
-#include <sstream>
+
+#include "eval/text_table.h"
 
 namespace wkvq {
 
@@ -41,22 +41,7 @@ std::string format_ablation_table(const std::vector<AblationRow>& rows) {
   for (const AblationRow& r : rows) {
     cells.push_back({r.rung, ppl(r.decode), kld(r.decode), ppl(r.prefill), kld(r.prefill)});
   }
-  std::vector<size_t> width(cells[0].size(), 0);  // every column as wide as its widest cell
-  for (const auto& row : cells) {
-    for (size_t c = 0; c < row.size(); ++c) width[c] = std::max(width[c], row[c].size());
-  }
-  std::ostringstream os;
-  for (size_t i = 0; i < cells.size(); ++i) {
-    for (size_t c = 0; c < width.size(); ++c) {
-      os << "| " << cells[i][c] << std::string(width[c] - cells[i][c].size(), ' ') << " ";
-    }
-    os << "|\n";
-    if (i == 0) {
-      for (const size_t w : width) os << "|" << std::string(w + 2, '-');
-      os << "|\n";
-    }
-  }
-  return os.str();
+  return format_text_table(cells);
 }
 
 }  // namespace wkvq

@@ -7,6 +7,7 @@
 
 #include "core/clock.h"
 #include "core/error.h"
+#include "model/forward.h"
 #include "runtime/session.h"
 
 namespace wkvq {
@@ -51,17 +52,45 @@ double kld_given_ref_lse(const float* ref_logits, double lz_ref, const float* lo
   return std::max(0.0, kl);
 }
 
-// The session of one evaluation: its cache settings and chunk semantics.
-std::unique_ptr<Session> make_eval_session(const EvalSpec& e, int64_t ctx) {
-  KvQuantSettings kv = e.kv;
-  if (e.mode == EvalMode::Prefill) kv = KvQuantSettings{};  // full precision
-  if (e.mode == EvalMode::DecodeNoPoq) kv.poq = false;
-  if (e.mode == EvalMode::Decode) kv.poq = true;
-  auto s = std::make_unique<Session>(*e.model, ctx, kv, e.smoothing);
-  s->cache().set_chunk_attention(e.mode == EvalMode::Prefill ? ChunkAttention::FullPrecisionChunk
-                                                             : ChunkAttention::TeacherForced);
-  return s;
-}
+// What one evaluation runs a window through: a session over the runtime cache (its settings and
+// chunk semantics from the mode), or the model with the evaluation's own store.
+class EvalRunner {
+ public:
+  EvalRunner(const EvalSpec& e, int64_t ctx) : model_(*e.model) {
+    if (e.store && e.mode != EvalMode::Prefill) {
+      store_ = e.store(ctx, e.mode == EvalMode::Decode);
+      return;
+    }
+    KvQuantSettings kv = e.kv;
+    if (e.mode == EvalMode::Prefill) kv = KvQuantSettings{};  // full precision
+    if (e.mode == EvalMode::DecodeNoPoq) kv.poq = false;
+    if (e.mode == EvalMode::Decode) kv.poq = true;
+    session_ = std::make_unique<Session>(*e.model, ctx, kv, e.smoothing);
+    session_->cache().set_chunk_attention(e.mode == EvalMode::Prefill
+                                              ? ChunkAttention::FullPrecisionChunk
+                                              : ChunkAttention::TeacherForced);
+  }
+  void reset() {
+    pos_ = 0;
+    if (session_) session_->reset();
+    if (store_) store_->reset();
+  }
+  void forward_all(const int* tokens, int64_t n, float* logits) {
+    if (session_) {
+      session_->forward_all(tokens, n, logits);
+      return;
+    }
+    forward(model_, tokens, n, pos_, *store_, scratch_, LogitsFor::All, logits);
+    pos_ += n;
+  }
+
+ private:
+  const Model& model_;
+  std::unique_ptr<Session> session_;
+  std::unique_ptr<EvalKvStore> store_;
+  ForwardScratch scratch_;
+  int64_t pos_ = 0;
+};
 
 // Every token id of the scored part of the stream (its first n tokens) must index the model's
 // vocabulary: the windows feed them to the embeddings and score them against the logits.
@@ -85,8 +114,8 @@ void run_windows(const std::vector<EvalSpec>& evals, const std::vector<int>& str
   const int vocab = evals[0].model->config.vocab_size;
   check_token_ids(stream, windows * ctx, vocab);
   const int64_t chunk = std::max<int64_t>(1, std::min(opt.chunk, ctx));
-  std::vector<std::unique_ptr<Session>> sessions;
-  for (const EvalSpec& e : evals) sessions.push_back(make_eval_session(e, ctx));
+  std::vector<std::unique_ptr<EvalRunner>> sessions;
+  for (const EvalSpec& e : evals) sessions.push_back(std::make_unique<EvalRunner>(e, ctx));
   std::unique_ptr<Session> ref;
   if (opt.kld_reference != nullptr) {
     WKVQ_REQUIRE(opt.kld_reference->config.vocab_size == vocab,
@@ -232,7 +261,11 @@ std::vector<PplResult> perplexity_many(const std::vector<EvalSpec>& specs,
     r.has_kld = opt.kld_reference != nullptr;
     if (r.has_kld) mean_stderr(x.k, x.k2, x.n, &r.kld, &r.kld_stderr);
     const LlamaConfig& c = e.model->config;
-    if (e.mode != EvalMode::Prefill) {
+    if (e.mode != EvalMode::Prefill && e.store) {
+      r.kv_bits_per_element = e.store_bits;
+      r.kv_bytes_per_token = static_cast<int64_t>(
+          std::ceil(e.store_bits * 2.0 * c.n_layers * static_cast<double>(c.kv_dim()) / 8.0));
+    } else if (e.mode != EvalMode::Prefill) {
       const KvCache probe(c, 1, e.kv);
       r.kv_bits_per_element = probe.bits_per_element();
       r.kv_bytes_per_token = probe.bytes_per_token();
@@ -247,7 +280,8 @@ std::vector<PplResult> perplexity_many(const std::vector<EvalSpec>& specs,
 
 PplResult perplexity(const Model& m, const std::vector<int>& stream, const PplOptions& opt,
                      const PplProgress& progress) {
-  return perplexity_many({EvalSpec{&m, opt.mode, opt.kv, opt.smoothing}}, stream, opt, progress)[0];
+  return perplexity_many({EvalSpec{&m, opt.mode, opt.kv, opt.smoothing, {}, 0}}, stream, opt,
+                         progress)[0];
 }
 
 std::vector<double> token_nlls(const Model& m, const std::vector<int>& stream,
@@ -255,7 +289,7 @@ std::vector<double> token_nlls(const Model& m, const std::vector<int>& stream,
   const int64_t ctx = ppl_window(m, opt.ctx);
   std::vector<double> out;
   std::vector<double> seconds;
-  run_windows({EvalSpec{&m, opt.mode, opt.kv, opt.smoothing}}, stream, opt, ctx,
+  run_windows({EvalSpec{&m, opt.mode, opt.kv, opt.smoothing, {}, 0}}, stream, opt, ctx,
               window_count(stream, ctx, opt.max_windows), {}, seconds,
               [&](size_t, double nll, double) { out.push_back(nll); });
   return out;

@@ -10,6 +10,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -59,13 +60,25 @@ int64_t ppl_window(const Model& m, int64_t ctx);
 PplResult perplexity(const Model& m, const std::vector<int>& stream, const PplOptions& opt,
                      const PplProgress& progress = {});
 
+// A KV store an evaluation runs instead of the runtime cache (the KV lab's simulated methods,
+// src/kvlab): a fresh window after reset().
+class EvalKvStore : public KvStore {
+ public:
+  virtual void reset() = 0;
+};
+// Makes the store of one evaluation for windows of `ctx` tokens; `poq` from its mode.
+using EvalStoreFactory = std::function<std::unique_ptr<EvalKvStore>(int64_t ctx, bool poq)>;
+
 // One evaluation of perplexity_many: a model and how its cache is seen (as PplOptions' mode, kv,
-// smoothing; smoothing null: the model's own).
+// smoothing; smoothing null: the model's own). With `store` set, the decode modes run through
+// the store it makes (kv and smoothing unused) and report store_bits per K/V element.
 struct EvalSpec {
   const Model* model = nullptr;
   EvalMode mode = EvalMode::Prefill;
   KvQuantSettings kv;
   const KvSmoothing* smoothing = nullptr;
+  EvalStoreFactory store;
+  double store_bits = 0;
 };
 
 // Several evaluations over the same windows of `stream` (opt's ctx, max_windows, chunk and
