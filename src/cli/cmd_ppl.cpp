@@ -147,7 +147,7 @@ std::string add_learned_rungs(const PplCliOptions& o, const std::string& model_p
   // (POQ and statistics smoothing), and with its learned smoothing (the CRR rung's options, the
   // GPTQ weights frozen).
   info("quantizing rung 'GPTQ' weights\n");
-  const auto t0 = std::chrono::steady_clock::now();
+  auto t0 = std::chrono::steady_clock::now();
   const GptqOptions gopt = o.calib.gptq(cq);
   Model& gptq = learned.emplace_back(
       run_gptq(model_path, fp, calib, q.calib, gopt, (root / "gptq").string(), o.threads));
