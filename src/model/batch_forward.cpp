@@ -1,6 +1,5 @@
 #include "model/batch_forward.h"
 
-
 #include "core/error.h"
 #include "kernels/vec_ops.h"
 
