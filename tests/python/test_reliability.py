@@ -148,9 +148,9 @@ def check_truncation(c, wkvq, ref6m, qdir, text, tmp):
     shutil.copytree(qdir, old)
     with open(os.path.join(old, "config.json")) as f:
         cfg = json.load(f)
-    c.check(cfg["quantization_config"].get("format_version") == 2 and
+    c.check(cfg["quantization_config"].get("format_version") == 4 and
             "model.safetensors" in cfg["quantization_config"].get("checksums", {}),
-            "a new directory is format_version 2 with checksums")
+            "a new directory is format_version 4 (table storage) with checksums")
     cfg["quantization_config"]["format_version"] = 1
     cfg["quantization_config"].pop("checksums", None)
     with open(os.path.join(old, "config.json"), "w") as f:
