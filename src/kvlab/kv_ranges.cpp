@@ -4,7 +4,6 @@
 #include <limits>
 
 #include "core/error.h"
-#include "model/forward.h"
 #include "runtime/kv_cache.h"
 
 namespace wkvq {
@@ -50,14 +49,6 @@ class RangeRecorder final : public KvStore {
 KvGroupRanges calibrate_kv_ranges(const Model& m, const KvLabMethod& method,
                                   const std::vector<int>& stream, const CalibWindows& w) {
   const LlamaConfig& c = m.config;
-  const int64_t ctx =
-      w.ctx > 0 ? std::min<int64_t>(w.ctx, c.seq_len) : std::min<int64_t>(2048, c.seq_len);
-  int64_t windows = static_cast<int64_t>(stream.size()) / ctx;
-  WKVQ_REQUIRE(windows > 0, "calibration text: ", stream.size(),
-               " tokens, fewer than one window of ", ctx, "; give a longer --calib text");
-  if (w.max_windows > 0) windows = std::min(windows, w.max_windows);
-  WKVQ_REQUIRE(w.sink_positions >= 0 && w.sink_positions < ctx, "KV ranges: ", w.sink_positions,
-               " sink positions leave nothing of windows of ", ctx, " tokens to record");
   const int64_t group = method.range_group();
   KvGroupRanges r;
   r.n_layers = c.n_layers;
@@ -68,12 +59,9 @@ KvGroupRanges calibrate_kv_ranges(const Model& m, const KvLabMethod& method,
   r.vlo.assign(n, inf);
   r.khi.assign(n, -inf);
   r.vhi.assign(n, -inf);
-  KvCache cache(c, ctx);
+  KvCache cache(c, calib_window_ctx(c, w));
   RangeRecorder rec(cache, method, r, group, w.sink_positions);
-  ForwardScratch scratch;
-  for (int64_t i = 0; i < windows; ++i) {
-    forward(m, stream.data() + i * ctx, ctx, 0, rec, scratch, LogitsFor::None, nullptr);
-  }
+  run_calib_windows(m, stream, w, rec, "KV ranges");
   for (size_t i = 0; i < n; ++i) {
     for (auto* p : {&r.klo, &r.vlo}) {
       auto& lo = (*p)[i];

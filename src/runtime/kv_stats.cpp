@@ -29,25 +29,33 @@ class RecordingStore final : public KvStore {
 };
 }  // namespace
 
-KvChannelStats collect_kv_stats(const Model& m, const std::vector<int>& stream,
-                                const CalibWindows& w) {
-  const LlamaConfig& c = m.config;
-  const int64_t ctx =
-      w.ctx > 0 ? std::min<int64_t>(w.ctx, c.seq_len) : std::min<int64_t>(2048, c.seq_len);
+int64_t calib_window_ctx(const LlamaConfig& c, const CalibWindows& w) {
+  return w.ctx > 0 ? std::min<int64_t>(w.ctx, c.seq_len) : std::min<int64_t>(2048, c.seq_len);
+}
+
+void run_calib_windows(const Model& m, const std::vector<int>& stream, const CalibWindows& w,
+                       KvStore& store, const char* what) {
+  const int64_t ctx = calib_window_ctx(m.config, w);
   int64_t windows = static_cast<int64_t>(stream.size()) / ctx;
   WKVQ_REQUIRE(windows > 0, "calibration text: ", stream.size(),
                " tokens, fewer than one window of ", ctx, "; give a longer --calib text");
   if (w.max_windows > 0) windows = std::min(windows, w.max_windows);
-  WKVQ_REQUIRE(w.sink_positions >= 0 && w.sink_positions < ctx, "KV statistics: ", w.sink_positions,
+  WKVQ_REQUIRE(w.sink_positions >= 0 && w.sink_positions < ctx, what, ": ", w.sink_positions,
                " sink positions left out of windows of ", ctx,
                " tokens leave nothing to record; choose 0 <= --calib-sinks < ", ctx);
-  KvChannelStats stats(c.n_layers, c.kv_dim());
-  KvCache cache(c, ctx);
-  RecordingStore store(cache, stats, w.sink_positions);
   ForwardScratch scratch;
   for (int64_t i = 0; i < windows; ++i) {
     forward(m, stream.data() + i * ctx, ctx, 0, store, scratch, LogitsFor::None, nullptr);
   }
+}
+
+KvChannelStats collect_kv_stats(const Model& m, const std::vector<int>& stream,
+                                const CalibWindows& w) {
+  const LlamaConfig& c = m.config;
+  KvChannelStats stats(c.n_layers, c.kv_dim());
+  KvCache cache(c, calib_window_ctx(c, w));
+  RecordingStore store(cache, stats, w.sink_positions);
+  run_calib_windows(m, stream, w, store, "KV statistics");
   return stats;
 }
 

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "model/kv_smoothing.h"
+#include "model/kv_store.h"
 #include "model/model.h"
 
 namespace wkvq {
@@ -19,6 +20,16 @@ struct CalibWindows {
   int64_t sink_positions = kDefaultSinkPositions;
   static constexpr int64_t kDefaultSinkPositions = 1;
 };
+
+// The window length of `w` for a model of config `c`.
+int64_t calib_window_ctx(const LlamaConfig& c, const CalibWindows& w);
+
+// Runs `m` over the non-overlapping windows of `stream` that `w` selects, attending through
+// `store` (which records what it sees and attends through a cache of calib_window_ctx
+// positions). `what` names the caller in the errors: a stream shorter than one window, or sink
+// positions that leave nothing of a window to record.
+void run_calib_windows(const Model& m, const std::vector<int>& stream, const CalibWindows& w,
+                       KvStore& store, const char* what);
 
 // Runs `m` over non-overlapping windows of the token stream and records every layer's per-channel
 // minimum and maximum of K and V at the positions >= sink_positions of each window. Throws when
