@@ -5,6 +5,7 @@
 
 #include "core/error.h"
 #include "serve/api_error.h"
+#include "serve/client_probe.h"
 #include "serve/openai_response.h"
 
 namespace wkvq::serve {
@@ -106,6 +107,19 @@ void answer_stream(httplib::Response& res, std::shared_ptr<RequestChannel> ch,
       });
 }
 
+// The whole text of a request answered in one piece. Every 20 ms without the end the client's
+// connection is probed; a client that left cancels its sequence (its KV blocks are freed at the
+// next decode step, as for a stream whose write fails).
+std::string wait_whole(const httplib::Request& req, RequestChannel& ch) {
+  const ClientProbe probe(req);
+  std::string text;
+  for (bool ended = false; !ended;) {
+    if (!ch.cancelled() && probe.gone()) ch.cancel();
+    for (const std::string& piece : ch.take(std::chrono::milliseconds(20), ended)) text += piece;
+  }
+  return text;
+}
+
 void submit_or_throw(ServerContext& ctx, GenerationRequest g) {
   const int64_t len = static_cast<int64_t>(g.prompt.size()) + g.max_tokens;
   switch (ctx.scheduler->submit(std::move(g))) {
@@ -150,7 +164,7 @@ void handle_generation(ServerContext& ctx, const httplib::Request& req, httplib:
     if (r.stream) {
       answer_stream(res, ch, head, ctx.in_flight);
     } else {
-      const std::string text = ch->wait_all();
+      const std::string text = wait_whole(req, *ch);
       if (!ch->error().empty()) throw ApiError(500, ch->error(), "server_error");
       send_json(res, 200, full_response(head, text, ch->finish_reason(), ch->usage()));
     }

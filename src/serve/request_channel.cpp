@@ -33,13 +33,4 @@ std::vector<std::string> RequestChannel::take(std::chrono::milliseconds timeout,
   return out;
 }
 
-std::string RequestChannel::wait_all() {
-  std::unique_lock<std::mutex> lock(mu_);
-  cv_.wait(lock, [&] { return ended_; });
-  std::string out;
-  for (const std::string& p : pieces_) out += p;
-  pieces_.clear();
-  return out;
-}
-
 }  // namespace wkvq::serve

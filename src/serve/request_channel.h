@@ -28,8 +28,6 @@ class RequestChannel {
   // (taken; one per generated token) and sets `ended` when the request is over (then
   // finish_reason(), usage(), error() are set).
   std::vector<std::string> take(std::chrono::milliseconds timeout, bool& ended);
-  // Waits for the end; returns all text not yet taken.
-  std::string wait_all();
   void cancel() { cancelled_.store(true); }
   bool cancelled() const { return cancelled_.load(); }
   const std::string& finish_reason() const { return finish_reason_; }

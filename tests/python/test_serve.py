@@ -12,8 +12,8 @@
   * bad input gets an OpenAI-style error object (4xx) and leaves a concurrent stream unchanged:
     malformed JSON, wrong types, unknown model, a prompt longer than the context, max_tokens <= 0,
     a body over --max-body, a chat request to a model without chat template, a missing API key;
-  * a full queue answers 429; a client that disconnects mid-stream frees its sequence and KV
-    blocks at once (/metrics);
+  * a full queue answers 429; a client that disconnects mid-stream, or while its non-streamed
+    completion runs, frees its sequence and KV blocks at once (/metrics);
   * SIGTERM during a stream: the stream still ends with [DONE] and the server exits 0.
 Missing shared models (or the npm package) are a skip, a failure when CI=true.
 """
@@ -305,6 +305,32 @@ def timed(fn, *a):
     print(f"  ({fn.__name__}: {time.time() - t0:.2f}s)", flush=True)
 
 
+def check_disconnect_whole(chk, srv, model_id, n=500):
+    """A client that leaves while its NON-streamed completion runs: the server finds it gone (it
+    cannot write to it before the end), cancels the sequence before max_tokens and frees its
+    blocks. The client closes right after sending, so the hang-up is there at the first probe."""
+    before = srv.metrics()
+    body = json.dumps({**greedy("Once upon a time", n), "model": model_id}).encode()
+    s = socket.create_connection(("127.0.0.1", srv.port))
+    s.sendall(b"POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+              b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+    s.close()
+    end, m = time.time() + 30, before
+    while time.time() < end:
+        m = srv.metrics()
+        done = m["wkvq_generated_tokens_total"] - before["wkvq_generated_tokens_total"] >= n
+        if m["wkvq_sequences_cancelled_total"] > before["wkvq_sequences_cancelled_total"] or done:
+            break
+        time.sleep(0.02)
+    m = srv.wait_idle(10)
+    cancelled = m["wkvq_sequences_cancelled_total"] - before["wkvq_sequences_cancelled_total"]
+    gen = m["wkvq_generated_tokens_total"] - before["wkvq_generated_tokens_total"]
+    chk.check(cancelled == 1 and gen < n and m["wkvq_active_sequences"] == 0 and
+              m["wkvq_kv_blocks_in_use"] == 0,
+              f"a client leaving during a non-streamed completion of {n} tokens: {cancelled:.0f} "
+              f"cancelled after {gen:.0f} tokens, {m['wkvq_kv_blocks_in_use']:.0f} blocks in use")
+
+
 def check_quantized(args, chk):
     """wkvq-ref-6m with W4 weights and a KV4 cache (POQ): greedy text = generate with the same
     options, 8 concurrent streams = each alone, SIGTERM with --shutdown-timeout 0 cancels."""
@@ -325,16 +351,11 @@ def check_quantized(args, chk):
                   gen.stdout.decode().rstrip("\n") == prompt + text,
                   f"W4 KV4: greedy completion = generate --steps {steps}: {text[:80]!r}")
         check_concurrent_streams(chk, srv, "wkvq-ref-6m")
+        check_disconnect_whole(chk, srv, "wkvq-ref-6m")
         check_sigterm(chk, srv, "wkvq-ref-6m", 0)
     finally:
         if srv.proc.poll() is None:
             srv.proc.kill()
-
-
-def timed(fn, *a):
-    t0 = time.time()
-    fn(*a)
-    print(f"  ({fn.__name__}: {time.time() - t0:.2f}s)", flush=True)
 
 
 def run(args) -> None:
