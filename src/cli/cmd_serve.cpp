@@ -25,6 +25,7 @@
 #include "cli/quant_options.h"
 #include "core/error.h"
 #include "runtime/kv_cache.h"
+#include "runtime/kv_pool.h"
 #include "serve/http_routes.h"
 #include "serve/scheduler.h"
 
@@ -63,9 +64,13 @@ int64_t kv_bytes_per_token(const LlamaConfig& c, const KvQuantSettings& kv) {
 int64_t kv_budget_bytes(const ServeOptions& o, const LlamaConfig& c, const KvQuantSettings& kv,
                         int64_t ctx) {
   const int64_t per_token = kv_bytes_per_token(c, kv);
-  const int64_t bytes = o.kv_budget_mib > 0
-                            ? static_cast<int64_t>(o.kv_budget_mib * 1024.0 * 1024.0)
-                            : per_token * ctx * o.parallel;
+  // The default holds --parallel sequences of the whole context in whole blocks (a context that
+  // is not a multiple of the block size still fits every sequence).
+  const int bt = serve::SchedulerOptions{}.block_tokens;
+  const int64_t bytes =
+      o.kv_budget_mib > 0
+          ? static_cast<int64_t>(o.kv_budget_mib * 1024.0 * 1024.0)
+          : KvBlockPool::block_bytes(c, kv, bt) * ((ctx + bt - 1) / bt) * o.parallel;
   KvQuantSettings fp16 = kv;
   fp16.bits = 16;
   const int64_t fp16_per_token = kv_bytes_per_token(c, fp16);

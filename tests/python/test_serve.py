@@ -241,6 +241,22 @@ def check_busy(args, chk, model):
         chk.check(srv.terminate() == 0, "SIGTERM when idle: exit 0")
 
 
+def check_default_budget(args, chk, model):
+    """The default KV budget holds --parallel sequences of the whole --ctx, also when --ctx is
+    not a multiple of the pool's 32-token blocks."""
+    srv = Server(args.wkvq, ["--model", model, "--ctx", "84", "--parallel", "1", "--threads", "1"])
+    try:
+        st, r = srv.post("/v1/completions", {**greedy("Once", 1), "prompt": [1, 400]})
+        prompt_tokens = r["usage"]["prompt_tokens"] if st == 200 else 0
+        st, r = srv.post("/v1/completions", {**greedy("Once", 84 - prompt_tokens),
+                                             "prompt": [1, 400]})
+        chk.check(st == 200 and r["usage"]["total_tokens"] <= 84,
+                  f"--ctx 84 (not a multiple of 32), default --kv-budget: a request of the whole "
+                  f"context is served: {st} {r.get('usage') or r.get('error')}")
+    finally:
+        chk.check(srv.terminate() == 0, "SIGTERM: exit 0")
+
+
 def check_api_key(args, chk, model):
     srv = Server(args.wkvq, ["--model", model, "--api-key", "s3cret", "--threads", "1"])
     try:
@@ -384,6 +400,7 @@ def run(args) -> None:
             srv.proc.kill()
     timed(check_busy, args, chk, model)
     timed(check_api_key, args, chk, model)
+    timed(check_default_budget, args, chk, model)
     timed(check_quantized, args, chk)
     chk.finish()
 
