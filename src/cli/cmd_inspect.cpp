@@ -159,6 +159,12 @@ void run_inspect(const InspectOptions& o) {
     print_weight_errors(m, o.wbits, o.wgroup);
   }
   if (!o.dump_weights.empty()) dump_weights(m, o.dump_weights);
+  for (const int l : o.plot_layers) {
+    WKVQ_REQUIRE(l < m.config.n_layers, "--plot-layers: layer ", l,
+                 " out of range; the model has "
+                 "layers 0..",
+                 m.config.n_layers - 1);
+  }
   if (o.calib.empty()) return;
   const auto tok = open_tokenizer(o.tokenizer, path, m.config.vocab_size);
   const CalibWindows w{o.calib_ctx, o.calib_windows, o.calib_sinks};

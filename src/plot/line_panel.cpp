@@ -148,7 +148,7 @@ void draw_series(SvgDocument& doc, const Series& s, const Axis& ax, const Axis& 
   doc.open_group("series", {{"name", s.name}});
   std::vector<Point> run;
   auto flush = [&] {
-    if (run.size() > 1) doc.polyline(run, stroke(s.color, 1.6, s.dash), "line");
+    if (!run.empty()) doc.polyline(run, stroke(s.color, 1.6, s.dash), "line");
     run.clear();
   };
   for (size_t i = 0; i < s.x.size(); ++i) {

@@ -6,7 +6,8 @@
 // <g class="x-axis">/<g class="y-axis"> with one <g class="tick"><line/><text>LABEL</text></g>
 // per tick, then <g class="series|band|reference" data-name=NAME> per item; a series holds one
 // <polyline class="line"> per unbroken run of points (a point the axis cannot show, NaN or <= 0
-// on a log axis, breaks the line) and its markers; a band a <polygon class="fill"> (unless its
+// on a log axis, breaks the line; a run of one point is a polyline of one point, drawn by its
+// marker) and its markers; a band a <polygon class="fill"> (unless its
 // opacity is 0), <polyline class="hi"> and <polyline class="lo">. An empty title draws none.
 #pragma once
 
