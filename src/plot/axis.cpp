@@ -9,6 +9,8 @@ namespace wkvq {
 
 namespace {
 constexpr int kTargetTicks = 5;
+constexpr double kMaxWaste = 1.5;  // whole ticks may cover at most this times the data
+constexpr double kMaxTicks = 9;
 constexpr int kMaxDecadeLabels = 6;  // a log axis over more decades labels every 2nd, 3rd, ...
 constexpr double kRel = 1e-9;        // tolerance of tick arithmetic, relative to the step
 }  // namespace
@@ -62,7 +64,13 @@ Axis Axis::linear(double lo, double hi, double px_lo, double px_hi, double pad) 
   const double span = hi - lo;
   lo -= pad * span;
   hi += pad * span;
-  const double step = nice_step(lo, hi, kTargetTicks);
+  double step = nice_step(lo, hi, kTargetTicks);
+  if (pad == 0) {  // the next smaller step when whole ticks would waste much of the axis
+    const double finer = nice_step(lo, hi, 2 * kTargetTicks);
+    const double covered = (std::ceil(hi / step - kRel) - std::floor(lo / step + kRel)) * step;
+    const double n_finer = std::ceil(hi / finer - kRel) - std::floor(lo / finer + kRel) + 1;
+    if (covered > kMaxWaste * span && finer < step && n_finer <= kMaxTicks) step = finer;
+  }
   const double first = pad > 0 ? std::ceil(lo / step - kRel) : std::floor(lo / step + kRel);
   const double last = pad > 0 ? std::floor(hi / step + kRel) : std::ceil(hi / step - kRel);
   Axis a(pad > 0 ? lo : first * step, pad > 0 ? hi : last * step, px_lo, px_hi, false);

@@ -17,9 +17,11 @@ struct Tick {
 class Axis {
  public:
   // The axis over at least [lo, hi], drawn from pixel px_lo (where lo lands) to px_hi; px_lo >
-  // px_hi is a y axis (y down). pad = 0: widened to whole ticks; pad > 0: exactly [lo - pad *
-  // (hi - lo), hi + pad * (hi - lo)] (points at the ends stay inside the frame), ticks inside.
-  // lo == hi is widened around the value. Throws on non-finite bounds, lo > hi, or (log) lo <= 0.
+  // px_hi is a y axis (y down). pad = 0: widened to whole ticks (a finer step when the coarse
+  // one would cover more than 1.5x the data, if that gives at most 9 ticks); pad > 0: exactly [lo -
+  // pad * (hi - lo), hi + pad * (hi - lo)] (points at the ends stay inside the frame), ticks
+  // inside. lo == hi is widened around the value. Throws on non-finite bounds, lo > hi, or (log) lo
+  // <= 0.
   static Axis linear(double lo, double hi, double px_lo, double px_hi, double pad = 0);
   static Axis log10(double lo, double hi, double px_lo, double px_hi);
   // [lo, hi] exactly, with the given ticks (their values inside [lo, hi]); linear.

@@ -65,7 +65,7 @@ def axis_map(panel, which):
     return f, abs(slope)
 
 
-def reference_stages(model_path, cids, smoothing_of):
+def reference_kv(model_path, cids):
     """Per layer, float64 K (after RoPE) and V of every window position >= SINKS, and the
     magnitude sum_j |W_cj| |xb_j| bounding their f32 rounding."""
     fp, _ = read_llama2c(model_path)
@@ -82,7 +82,8 @@ def reference_stages(model_path, cids, smoothing_of):
                            np.arange(CTX), cfg.rope_theta, cfg.rope_layout).reshape(CTX, -1)
             ks[li].append(k[SINKS:])
             vs[li].append((xb @ layer.wv.T)[SINKS:])
-            m = max((np.abs(xb) @ np.abs(layer.wk.T)).max(), (np.abs(xb) @ np.abs(layer.wv.T)).max())
+            m = max((np.abs(xb) @ np.abs(layer.wk.T)).max(),
+                    (np.abs(xb) @ np.abs(layer.wv.T)).max())
             mags[li] = max(mags[li], float(m))
     k_max = max(cfg.dim, cfg.hidden_dim, cfg.q_dim, CTX)
     tol = [EPS32 * np.sqrt(k_max) * np.sqrt(cfg.n_layers + 1) * m for m in mags]
@@ -97,7 +98,7 @@ def hadamard(n):
 
 
 def check_data(c, data, model_path, cids):
-    fp, ks, vs, tol = reference_stages(model_path, cids, None)
+    fp, ks, vs, tol = reference_kv(model_path, cids)
     cfg = fp.config
     names = [s["name"] for s in data["stages"]]
     c.check(names == ["raw", "smoothed", "smoothed + rotated"], f"stages {names}")
@@ -118,7 +119,8 @@ def check_data(c, data, model_path, cids):
             err = max(np.abs(raw_lo - x.min(0)).max(), np.abs(raw_hi - x.max(0)).max())
             c.check(err <= tol[li], f"layer {li} {kind}: raw ranges vs float64 reference "
                     f"{err:.2e} <= {tol[li]:.2e}")
-            rd, rs = ref_smooth[li][0 if kind == "k" else 2], ref_smooth[li][1 if kind == "k" else 3]
+            at = 0 if kind == "k" else 2
+            rd, rs = ref_smooth[li][at], ref_smooth[li][at + 1]
             # r and mean(r) are off by at most tol each: |ds/s| <= tol / r + tol / mean(r).
             r = (raw_hi - raw_lo) / 2
             d_err = np.abs(d - rd).max()
@@ -221,8 +223,8 @@ def test(args):
     sweep_path = os.path.join(tmp, "sweep.json")
     cp = harness.run_wkvq(args.wkvq, [
         "ppl", "--model", model_path, "--text", text, "--calib", calib, "--calib-windows", 2,
-        "--max-windows", 1, "--wbits", 4, "--kv-sweep", "--kv-sweep-methods", "rtn", "wkvq", "kivi", "q4_1",
-        "--kv-budgets", "3.5,4.5", "--json"])
+        "--max-windows", 1, "--wbits", 4, "--kv-sweep", "--kv-sweep-methods", "rtn", "wkvq",
+        "kivi", "q4_1", "--kv-budgets", "3.5,4.5", "--json"])
     with open(sweep_path, "wb") as f:
         f.write(cp.stdout)
     sweep = json.loads(cp.stdout)

@@ -89,6 +89,10 @@ TEST(Axis, PaddedLinearKeepsEndPointsInsideTheFrame) {
   EXPECT_EQ(tick_values(a), (std::vector<double>{2.5, 3.0, 3.5, 4.0, 4.5}));
   EXPECT_GT(a.to_px(2.5), 0);
   EXPECT_LT(a.to_px(4.5), 100);
+  const Axis tight = Axis::linear(-5.2, 5.1, 0, 100);  // step 5 would give [-10, 10]
+  EXPECT_DOUBLE_EQ(tight.lo(), -6);
+  EXPECT_DOUBLE_EQ(tight.hi(), 6);
+  EXPECT_EQ(tight.ticks().size(), 7u);
   const Axis one = Axis::linear(5, 5, 0, 10);  // one value: widened around it
   EXPECT_LT(one.lo(), 5);
   EXPECT_GT(one.hi(), 5);
