@@ -222,12 +222,14 @@ double legend_column_width(const std::vector<LegendEntry>& entries) {
 }  // namespace
 
 Box legend_size(const std::vector<LegendEntry>& entries, int columns) {
+  WKVQ_ASSERT(columns > 0);
   const auto rows = static_cast<double>((entries.size() + columns - 1) / columns);
   const double cw = legend_column_width(entries);
   return {0, 0, columns * cw + (columns - 1) * kColumnGap, rows * kRowHeight};
 }
 
 void draw_legend(SvgDocument& doc, const std::vector<LegendEntry>& entries, Point at, int columns) {
+  WKVQ_ASSERT(columns > 0);
   const double cw = legend_column_width(entries) + kColumnGap;
   const auto rows = (entries.size() + columns - 1) / columns;
   doc.open_group("legend");
