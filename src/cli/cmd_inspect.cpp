@@ -1,20 +1,23 @@
 // wkvq inspect: what a model holds and how hard it is to quantize: its config and bytes, the
-// RTN error of every linear, and (with --calib) the per-channel ranges of K and V per layer with
-// their outlier channels.
+// RTN error of every linear, (with --calib) the per-channel ranges of K and V per layer with
+// their outlier channels, and (with --plot DIR) the KV lab's figures (cli/inspect_plot.h).
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <numeric>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "cli/commands.h"
 #include "cli/common.h"
+#include "cli/inspect_plot.h"
 #include "core/error.h"
 #include "core/parallel.h"
 #include "formats/weight_quant.h"
 #include "io/npy.h"
+#include "kvlab/kv_range_stages.h"
 #include "model/hf_names.h"
 #include "model/weight_quantizer.h"
 #include "runtime/kv_stats.h"
@@ -25,9 +28,11 @@ namespace {
 
 struct InspectOptions {
   std::string model, tokenizer, calib, dump_weights;
+  std::string plot, sweep;  // --plot DIR, --sweep FILE.json
+  std::vector<int> plot_layers;
   int wbits = 4;
   int64_t wgroup = 128;
-  int64_t calib_windows = 16;
+  int64_t calib_windows = 16, calib_ctx = 0, calib_sinks = CalibWindows::kDefaultSinkPositions;
   int threads = 0;
 };
 
@@ -119,8 +124,29 @@ void dump_weights(const Model& m, const std::string& dir) {
   std::printf("wrote %d x 7 weight matrices to %s\n", m.config.n_layers, dir.c_str());
 }
 
+void print_channel_tables(const KvChannelStats& st) {
+  print_channel_table("K (after RoPE)", st, st.kmin, st.kmax);
+  print_channel_table("V", st, st.vmin, st.vmax);
+}
+
+void check_plot_options(const InspectOptions& o) {
+  WKVQ_REQUIRE(o.sweep.empty() || !o.plot.empty(), "--sweep ", o.sweep,
+               ": the sweep figure is drawn into --plot DIR; give --plot DIR");
+  WKVQ_REQUIRE(o.plot_layers.empty() || !o.plot.empty(), "--plot-layers needs --plot DIR");
+  WKVQ_REQUIRE(o.plot.empty() || !o.calib.empty() || !o.sweep.empty(), "--plot ", o.plot,
+               ": nothing to draw; give --calib FILE (K/V channel ranges) and/or --sweep "
+               "FILE.json (a saved `wkvq ppl --kv-sweep --json` output)");
+}
+
 void run_inspect(const InspectOptions& o) {
+  check_plot_options(o);
   apply_threads(o.threads);
+  // The cheap inputs first: a bad sweep file or plot directory fails before the model loads.
+  const std::optional<KvSweepData> sweep =
+      o.sweep.empty() ? std::nullopt : std::optional(read_kv_sweep_file(o.sweep));
+  if (!o.plot.empty()) prepare_plot_dir(o.plot);
+  if (sweep) write_kv_sweep_figure(o.plot, o.sweep, *sweep);
+  if (sweep && o.model.empty() && o.calib.empty()) return;  // the sweep figure alone
   const std::string path = resolve_model_path(o.model);
   const Model m = load_model_verbose(path);
   std::printf("model %s\n%s\nweights %s", path.c_str(), m.config.summary().c_str(),
@@ -133,22 +159,33 @@ void run_inspect(const InspectOptions& o) {
     print_weight_errors(m, o.wbits, o.wgroup);
   }
   if (!o.dump_weights.empty()) dump_weights(m, o.dump_weights);
+  for (const int l : o.plot_layers) {
+    WKVQ_REQUIRE(l < m.config.n_layers, "--plot-layers: layer ", l,
+                 " out of range; the model has "
+                 "layers 0..",
+                 m.config.n_layers - 1);
+  }
   if (o.calib.empty()) return;
   const auto tok = open_tokenizer(o.tokenizer, path, m.config.vocab_size);
-  CalibWindows w;
-  w.max_windows = o.calib_windows;
-  const KvChannelStats st =
-      collect_kv_stats(m, tok->encode(read_text_file(o.calib, "--calib"), true, false), w);
-  print_channel_table("K (after RoPE)", st, st.kmin, st.kmax);
-  print_channel_table("V", st, st.vmin, st.vmax);
+  const CalibWindows w{o.calib_ctx, o.calib_windows, o.calib_sinks};
+  const std::vector<int> stream = tok->encode(read_text_file(o.calib, "--calib"), true, false);
+  if (o.plot.empty()) {
+    print_channel_tables(collect_kv_stats(m, stream, w));
+    return;
+  }
+  const KvRangeStages st = measure_kv_range_stages(m, stream, w);
+  print_channel_tables(st.stats);
+  if (!st.note.empty()) std::printf("%s\n", st.note.c_str());
+  write_kv_range_figure(o.plot, plot_name(path), o.calib, st, o.plot_layers, m.config.head_dim);
 }
 
 }  // namespace
 
 void register_inspect(CLI::App& app) {
   auto o = std::make_shared<InspectOptions>();
-  CLI::App* cmd = app.add_subcommand(
-      "inspect", "Model config and bytes, RTN error per linear, KV channel ranges (--calib)");
+  CLI::App* cmd = app.add_subcommand("inspect",
+                                     "Model config and bytes, RTN error per linear, KV channel "
+                                     "ranges (--calib), figures (--plot)");
   cmd->add_option("--model", o->model, "Model file or directory (default: stories260K)");
   cmd->add_option(
       "--tokenizer", o->tokenizer,
@@ -161,6 +198,27 @@ void register_inspect(CLI::App& app) {
   cmd->add_option("--calib-windows", o->calib_windows, "Windows of the text to use")
       ->capture_default_str()
       ->check(CLI::Range(int64_t{1}, int64_t{1} << 30));
+  cmd->add_option("--calib-ctx", o->calib_ctx,
+                  "Length of a calibration window (0: min(2048, model context))")
+      ->check(CLI::Range(int64_t{0}, int64_t{1} << 24));
+  cmd->add_option("--calib-sinks", o->calib_sinks,
+                  "Positions at the start of every calibration window left out of the K/V "
+                  "statistics (the attention sink's outliers)")
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t{0}, int64_t{1} << 24));
+  cmd->add_option("--plot", o->plot,
+                  "Write SVG figures into DIR (created): with --calib, the K/V channel ranges "
+                  "per layer raw, after the statistics smoothing and after smoothing + "
+                  "Hadamard rotation (kv_ranges_<model>.svg, the data in .json); with --sweep, "
+                  "the sweep figure (kv_sweep_<file>.svg)");
+  cmd->add_option("--sweep", o->sweep,
+                  "A saved `wkvq ppl --kv-sweep --json` output: drawn as KLD (log) against bits "
+                  "per element, one line per method, into --plot DIR (alone, without --model or "
+                  "--calib, no model is loaded)");
+  cmd->add_option("--plot-layers", o->plot_layers,
+                  "Layers of the channel-range figure, comma-separated (default: all)")
+      ->delimiter(',')
+      ->check(CLI::Range(0, 1 << 20));
   cmd->add_option("--wbits", o->wbits, "Bits of the RTN error table")
       ->capture_default_str()
       ->check(CLI::IsMember({2, 3, 4, 8}));
