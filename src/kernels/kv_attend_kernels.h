@@ -172,13 +172,13 @@ struct KvAttendKernels {
     }
   }
 
-  // kv_dot_tokens' sum over one group of len channels for kL rows (KvQuantKernels::dot_group:
-  // two accumulators, fused, the same lanes): acc[r] = a0 + a1 of row r.
+  // kv_dot_tokens' sum over one group of len channels of one row (KvQuantKernels::dot_group: two
+  // accumulators, fused, the same lanes): a0 + a1.
+  // kv_dot_tokens' sum over one group of len channels of one row (KvQuantKernels::dot_group: two
+  // accumulators, fused, the same lanes, masked runs): a0 + a1.
   template <int Bits>
-  static void group_dots(const float* q, const float* const (&rows)[kL], int64_t k0, int64_t len,
-                         F (&acc)[kL]) {
-    F a1[kL];
-    for (int64_t r = 0; r < kL; ++r) acc[r] = a1[r] = S::zero();
+  static F group_dot(const float* q, const float* row, int64_t len) {
+    F a0 = S::zero(), a1 = S::zero();
     const int64_t h = Bits == 4 ? (len + 1) / 2 : 0;
     const int64_t step = Bits == 4 ? kL : 2 * kL;
     for (int64_t j = 0; j < (Bits == 4 ? h : len); j += step) {
@@ -186,13 +186,34 @@ struct KvAttendKernels {
       const int64_t j0 = j, c0 = Bits == 4 ? h - j : len - j;
       const int64_t j1 = Bits == 4 ? h + j : j + kL, c1 = Bits == 4 ? len - h - j : len - j - kL;
       const M m0 = S::mask(c0), m1 = S::mask(c1);
-      const F q0 = S::load_first(q + j0, m0, c0), q1 = S::load_first(q + j1, m1, c1);
-      for (int64_t r = 0; r < kL; ++r) {
-        acc[r] = S::fmadd(q0, S::load_first(rows[r] + k0 + j0, m0, c0), acc[r]);
-        a1[r] = S::fmadd(q1, S::load_first(rows[r] + k0 + j1, m1, c1), a1[r]);
-      }
+      a0 = S::fmadd(S::load_first(q + j0, m0, c0), S::load_first(row + j0, m0, c0), a0);
+      a1 = S::fmadd(S::load_first(q + j1, m1, c1), S::load_first(row + j1, m1, c1), a1);
     }
-    for (int64_t r = 0; r < kL; ++r) acc[r] = S::add(acc[r], a1[r]);
+    return S::add(a0, a1);
+  }
+
+  // The same when len is a multiple of 2 kL (every run whole: plain loads) for kL rows (row r at
+  // rows[r] + k0), kL / 2 rows at a time so that both accumulators of each stay in registers and
+  // each q run is loaded once for them.
+  template <int Bits>
+  static void group_dots_full(const float* q, const float* const (&rows)[kL], int64_t k0,
+                              int64_t len, F (&acc)[kL]) {
+    constexpr int64_t kR = kL / 2;
+    const int64_t h = Bits == 4 ? len / 2 : 0;
+    const int64_t step = Bits == 4 ? kL : 2 * kL;
+    for (int64_t r0 = 0; r0 < kL; r0 += kR) {
+      F a0[kR], a1[kR];
+      for (int64_t r = 0; r < kR; ++r) a0[r] = a1[r] = S::zero();
+      for (int64_t j = 0; j < (Bits == 4 ? h : len); j += step) {
+        const int64_t j0 = k0 + j, j1 = k0 + (Bits == 4 ? h + j : j + kL);
+        const F q0 = S::loadu(q + j0 - k0), q1 = S::loadu(q + j1 - k0);
+        for (int64_t r = 0; r < kR; ++r) {
+          a0[r] = S::fmadd(q0, S::loadu(rows[r0 + r] + j0), a0[r]);
+          a1[r] = S::fmadd(q1, S::loadu(rows[r0 + r] + j1), a1[r]);
+        }
+      }
+      for (int64_t r = 0; r < kR; ++r) acc[r0 + r] = S::add(a0[r], a1[r]);
+    }
   }
 
   // kv_dot_tokens' sum of q over one group: lanes, then S::hsum.
@@ -206,19 +227,26 @@ struct KvAttendKernels {
   // gqa_scores_int on decoded codes (n, hd) and the groups' scales / minima (group k of row j at
   // k * n + j): per group scale * sum + min * sum_q as kv_dot_tokens (one fma over the rounded
   // min * sum_q), the groups' values added in order, then times `scale`.
-  static void scores_int(const KvShape& s, const float* q, int64_t g, int64_t hd,
-                         const float* codes, const float* sc, const float* mn, int64_t n,
-                         float scale, float* out, int64_t ld) {
+  template <int Bits, bool Full>
+  static void scores_int_bits(const KvShape& s, const float* q, int64_t g, int64_t hd,
+                              const float* codes, const float* sc, const float* mn, int64_t n,
+                              float scale, float* out, int64_t ld) {
     const int64_t groups = hd / s.group;
     for (int64_t j0 = 0; j0 < n; j0 += kL) {
-      const float* rows[kL];
+      const float* rows[kL];  // rows past n repeat the last (not stored)
       for (int64_t r = 0; r < kL; ++r) rows[r] = codes + (j0 + r < n ? j0 + r : n - 1) * hd;
       for (int64_t h = 0; h < g; ++h) {
         F total = S::zero();
         for (int64_t k = 0; k < groups; ++k) {
           const float* qk = q + h * hd + k * s.group;
           F acc[kL];
-          (s.bits == 4 ? group_dots<4> : group_dots<8>)(qk, rows, k * s.group, s.group, acc);
+          if constexpr (Full) {
+            group_dots_full<Bits>(qk, rows, k * s.group, s.group, acc);
+          } else {
+            for (int64_t r = 0; r < kL; ++r) {
+              acc[r] = group_dot<Bits>(qk, rows[r] + k * s.group, s.group);
+            }
+          }
           const F part =
               S::fmadd(load_run(sc + k * n + j0, n - j0), S::hsum_each(acc),
                        S::mul(load_run(mn + k * n + j0, n - j0), S::set1(group_qsum(qk, s.group))));
@@ -227,6 +255,15 @@ struct KvAttendKernels {
         store_run(out + h * ld + j0, n - j0, S::mul(total, S::set1(scale)));
       }
     }
+  }
+
+  static void scores_int(const KvShape& s, const float* q, int64_t g, int64_t hd,
+                         const float* codes, const float* sc, const float* mn, int64_t n,
+                         float scale, float* out, int64_t ld) {
+    const bool full = s.group % (2 * kL) == 0;
+    const auto f = s.bits == 4 ? (full ? scores_int_bits<4, true> : scores_int_bits<4, false>)
+                               : (full ? scores_int_bits<8, true> : scores_int_bits<8, false>);
+    f(s, q, g, hd, codes, sc, mn, n, scale, out, ld);
   }
 
   // acc[0:count) += sum_j p[j] x_j[0:count), count <= 4 kL, in registers over the rows; each
