@@ -9,6 +9,7 @@
 #include "core/error.h"
 #include "core/fp16.h"
 #include "kernels/kv_attend_impl.h"
+#include "kernels/kv_quant.h"
 #include "kernels/vec_ops.h"
 
 namespace wkvq {
@@ -65,11 +66,7 @@ void kv_decode_head_ref(const KvRecordFormat& f, const uint8_t* records, int64_t
 void gqa_scores_ref(const float* q, int64_t g, int64_t hd, const float* x, int64_t ldx, int64_t n,
                     float scale, float* scores, int64_t ld) {
   for (int64_t h = 0; h < g; ++h) {
-    for (int64_t j = 0; j < n; ++j) {
-      float s = 0.0f;
-      for (int64_t i = 0; i < hd; ++i) s += q[h * hd + i] * x[j * ldx + i];
-      scores[h * ld + j] = scale * s;
-    }
+    for (int64_t j = 0; j < n; ++j) scores[h * ld + j] = scale * dot(q + h * hd, x + j * ldx, hd);
   }
 }
 
@@ -78,7 +75,7 @@ void gqa_values_ref(const float* p, int64_t ld, int64_t g, int64_t hd, const flo
   for (int64_t h = 0; h < g; ++h) {
     for (int64_t j = 0; j < n; ++j) {
       const float pj = p[h * ld + j];
-      for (int64_t i = 0; i < hd; ++i) acc[h * hd + i] += pj * x[j * ldx + i];
+      axpy(acc + h * hd, pj, x + j * ldx, hd);
     }
   }
 }
@@ -121,17 +118,56 @@ void gqa_values(const float* p, int64_t ld, int64_t g, int64_t hd, const float* 
   }
 }
 
-void gqa_softmax_ref(float* scores, int64_t g, int64_t n, int64_t ld) {
+void gqa_softmax(float* scores, int64_t g, int64_t n, int64_t ld) {
+  WKVQ_REQUIRE(g >= 1 && n >= 1 && ld >= n, "gqa_softmax: ", g, " rows of ", n, ", ", ld, " apart");
   for (int64_t h = 0; h < g; ++h) softmax_inplace(scores + h * ld, n);
 }
 
-void gqa_softmax(float* scores, int64_t g, int64_t n, int64_t ld, const KernelTable& t) {
-  WKVQ_REQUIRE(g >= 1 && n >= 1 && ld >= n, "gqa_softmax: ", g, " rows of ", n, ", ", ld, " apart");
-  if (t.kv_attend != nullptr) {
-    t.kv_attend->softmax(scores, g, n, ld);
-  } else {
-    gqa_softmax_ref(scores, g, n, ld);
+int64_t gqa_scores_int_work(const KvQuantFormat& f, int64_t n, int64_t hd) {
+  const int64_t groups = hd / f.group + 2;  // at most, holding hd channels
+  return std::max(n * hd + 2 * n * groups, groups * f.group + n);
+}
+
+void gqa_scores_int_ref(const KvQuantFormat& f, const uint8_t* records, int64_t stride, int64_t n,
+                        int64_t c0, const float* q, int64_t g, int64_t hd, float scale,
+                        float* scores, int64_t ld, float* work, const KernelTable& dot_table) {
+  // q_h over the groups' channels [first, first + span), 0 outside the head; then the partials
+  const int64_t g0 = c0 / f.group, g1 = (c0 + hd - 1) / f.group;
+  const int64_t first = f.group_first(g0), span = f.group_first(g1) + f.group_len(g1) - first;
+  float* qpad = work;
+  float* partial = work + span;
+  for (int64_t h = 0; h < g; ++h) {
+    std::fill(qpad, qpad + span, 0.0f);
+    std::copy(q + h * hd, q + (h + 1) * hd, qpad + (c0 - first));
+    float* row = scores + h * ld;
+    for (int64_t k = g0; k <= g1; ++k) {
+      float* dst = k == g0 ? row : partial;
+      kv_dot_tokens(f, records, stride, n, k, qpad + (f.group_first(k) - first), dst, dot_table);
+      if (k != g0) {
+        for (int64_t j = 0; j < n; ++j) row[j] += partial[j];
+      }
+    }
+    for (int64_t j = 0; j < n; ++j) row[j] *= scale;
   }
+}
+
+void gqa_scores_int(const KvQuantFormat& f, const uint8_t* records, int64_t stride, int64_t n,
+                    int64_t c0, const float* q, int64_t g, int64_t hd, float scale, float* scores,
+                    int64_t ld, float* work, const KernelTable& t) {
+  const KvRecordFormat rf{f.bits, f};
+  check_decode(rf, stride, n, c0, hd);
+  WKVQ_REQUIRE(g >= 1 && ld >= n, "gqa_scores_int: ", g, " heads, ", n, " rows, scores ", ld,
+               " apart");
+  if (t.kv_attend == nullptr || t.kv_quant == nullptr || !simd_int_decode(rf, c0, hd)) {
+    gqa_scores_int_ref(f, records, stride, n, c0, q, g, hd, scale, scores, ld, work, t);
+    return;
+  }
+  const detail::KvShape s{f.channels,         f.group, f.n_groups, f.params_bytes,
+                          f.group_code_bytes, f.bits};
+  float* sc = work + n * hd;
+  float* mn = sc + n * (hd / f.group);
+  t.kv_attend->decode_codes(s, records, stride, n, c0, hd, work, sc, mn);
+  t.kv_attend->scores_int(s, q, g, hd, work, sc, mn, n, scale, scores, ld);
 }
 
 std::string kv_attend_kernel(const KvRecordFormat& f, int64_t hd, const KernelTable& t) {

@@ -1,23 +1,30 @@
 // Attention kernels over a KV cache, grouped-query: one KV head is read once for the G query
 // heads that share it (runtime/attention.h runs them per tile: a run of consecutive positions
-// within one cache block). Three operations:
+// within one cache block). The operations:
 //
 //   kv_decode_head: the head's channels [c0, c0 + hd) of n stored records -> f32 rows x (n, hd):
 //                   fp16 widened, int records dequantized (x^ = m + code * s, formats/kv_quant.h);
-//   gqa_scores:     scores[h * ld + j] = scale * (q_h . x_j)              h < G, j < n
+//   gqa_scores:     scores[h * ld + j] = scale * dot(q_h, x_j, hd)                 h < G, j < n
+//   gqa_scores_int: the same over int records, each group's product as kv_dot_tokens computes it
 //   gqa_values:     acc[h * hd + i] += sum_j p[h * ld + j] * x_j[i]        j in order 0, 1, ...
-//   gqa_softmax:    each row h of scores (ld apart) over [0, n) -> its softmax
+//   gqa_softmax:    each row h of scores (ld apart) over [0, n) -> softmax_inplace of it
 //
 // where q_h = q + h * hd and x_j = x + j * ldx (so the scores and values kernels also run on f32
 // storage and on the chunk's own k, v in place). The kernels come from the kernel table
 // (kernels/kernel_table.h); each has a scalar reference (`*_ref`, also Isa::Reference) they are
-// tested against (tests/kernel/kv_attend_test.cpp). Guarantees against the reference:
-//  - kv_decode_head: the same floats (the product code * s is exact in f32, then one rounding);
-//  - gqa_scores: the same dot products summed in another order (lanes, then a tree);
-//  - gqa_values: each term p * x added with one rounding (a fused multiply-add) instead of two;
-//  - gqa_softmax: exp by a degree-7 polynomial on [-ln2/2, ln2/2] times 2^k (within 4 ulp of
-//    std::exp; inputs below -87.3 give ~1e-38 instead of 0 or a denormal), sums of 16 or 8
-//    values in f32 added in double, as the reference's double sum.
+// tested against (tests/kernel/kv_attend_test.cpp). They compute the same floats as attention
+// did one query head at a time before GQA (vec_ops.h's dot, axpy and softmax_inplace, and
+// kv_quant.h's kv_dot_tokens / kv_axpy_tokens), so grouping the heads changes no result:
+//  - kv_decode_head: the same floats as the reference (code * s is exact in f32, then one
+//    rounding: kv_axpy_tokens' x^ as well);
+//  - gqa_scores: bit-identical to the reference, scale * vec_ops.h's dot (8 partial sums of
+//    rounded products, added pairwise): the SIMD kernels hold dot's 8 partials in the 8 lanes of
+//    a 256-bit vector, whatever the ISA;
+//  - gqa_scores_int: bit-identical to gqa_scores_int_ref under the same table, which runs
+//    kv_dot_tokens per query head and group (the SIMD kernels repeat that table's lanes, fused
+//    sums and horizontal-sum order on codes decoded once for the G heads);
+//  - gqa_values: bit-identical to the reference (each product rounded, then added: axpy's floats);
+//  - gqa_softmax: softmax_inplace itself (std::exp per score, the sum in double in order).
 // SIMD decoding covers fp16, and int8 / int4 when the head holds whole groups (c0 and hd multiples
 // of the group, the default group = head_dim); int2 / int3 and other groupings decode with the
 // reference (kv_decode_kernel names which runs).
@@ -44,8 +51,17 @@ void gqa_scores(const float* q, int64_t g, int64_t hd, const float* x, int64_t l
                 float scale, float* scores, int64_t ld, const KernelTable& t = kernel_table());
 void gqa_values(const float* p, int64_t ld, int64_t g, int64_t hd, const float* x, int64_t ldx,
                 int64_t n, float* acc, const KernelTable& t = kernel_table());
-void gqa_softmax(float* scores, int64_t g, int64_t n, int64_t ld,
-                 const KernelTable& t = kernel_table());
+// Scores of the G query heads over n int records (formats/kv_quant.h; the head's channels
+// [c0, c0 + hd)): scores[h * ld + j] = scale * the sum, over the groups holding the head's channels
+// in order, of kv_dot_tokens(q_h on that group, 0 outside the head; record j) under table t.
+// `work`: gqa_scores_int_work(f, n, hd) floats.
+void gqa_scores_int(const KvQuantFormat& f, const uint8_t* records, int64_t stride, int64_t n,
+                    int64_t c0, const float* q, int64_t g, int64_t hd, float scale, float* scores,
+                    int64_t ld, float* work, const KernelTable& t = kernel_table());
+int64_t gqa_scores_int_work(const KvQuantFormat& f, int64_t n, int64_t hd);
+// softmax_inplace on each row: one implementation for every table (std::exp per score and the
+// double sum in order are what the old results need; a vectorised exp changed them).
+void gqa_softmax(float* scores, int64_t g, int64_t n, int64_t ld);
 
 // The scalar references.
 void kv_decode_head_ref(const KvRecordFormat& f, const uint8_t* records, int64_t stride, int64_t n,
@@ -54,7 +70,11 @@ void gqa_scores_ref(const float* q, int64_t g, int64_t hd, const float* x, int64
                     float scale, float* scores, int64_t ld);
 void gqa_values_ref(const float* p, int64_t ld, int64_t g, int64_t hd, const float* x, int64_t ldx,
                     int64_t n, float* acc);
-void gqa_softmax_ref(float* scores, int64_t g, int64_t n, int64_t ld);  // softmax_inplace per row
+// kv_dot_tokens per query head and group under `dot_table` (the SIMD kernels equal this with
+// their own table).
+void gqa_scores_int_ref(const KvQuantFormat& f, const uint8_t* records, int64_t stride, int64_t n,
+                        int64_t c0, const float* q, int64_t g, int64_t hd, float scale,
+                        float* scores, int64_t ld, float* work, const KernelTable& dot_table);
 
 // Which kernels attention runs for heads of hd channels stored as `f` under table t, e.g.
 // "avx512: int4 decode, GQA tiles" or "reference int3 decode, avx512 GQA tiles".

@@ -16,12 +16,18 @@ struct KvAttendOps {
   // int records of 4 or 8 bits whose groups lie inside the head (c0, hd multiples of s.group).
   void (*decode_int)(const KvShape& s, const uint8_t* records, int64_t stride, int64_t n,
                      int64_t c0, int64_t hd, float* x);
+  // int records as above: the codes as floats (n, hd) and group k's fp16 scale and minimum of
+  // record j at sc[k * n + j], mn[k * n + j].
+  void (*decode_codes)(const KvShape& s, const uint8_t* records, int64_t stride, int64_t n,
+                       int64_t c0, int64_t hd, float* codes, float* sc, float* mn);
   void (*scores)(const float* q, int64_t g, int64_t hd, const float* x, int64_t ldx, int64_t n,
                  float scale, float* scores, int64_t ld);
+  // gqa_scores_int on the output of decode_codes.
+  void (*scores_int)(const KvShape& s, const float* q, int64_t g, int64_t hd, const float* codes,
+                     const float* sc, const float* mn, int64_t n, float scale, float* scores,
+                     int64_t ld);
   void (*values)(const float* p, int64_t ld, int64_t g, int64_t hd, const float* x, int64_t ldx,
                  int64_t n, float* acc);
-  // Rows r < g of x (ld apart): x[0:n) = softmax(x[0:n)).
-  void (*softmax)(float* x, int64_t g, int64_t n, int64_t ld);
 };
 
 // Defined in kv_attend_avx2.cpp / kv_attend_avx512.cpp (compiled with those ISA flags).

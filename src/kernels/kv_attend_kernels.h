@@ -1,12 +1,16 @@
 // The attention kernels of kernels/kv_attend.h written once over vector traits S (simd_avx2.h,
-// simd_avx512.h, extended in the instantiating file with sum_each: lane r of the result = the sum
-// of the lanes of a[r]) and instantiated by kv_attend_avx2.cpp / kv_attend_avx512.cpp.
+// simd_avx512.h, extended in the instantiating file with hsum_each: lane r of the result =
+// S::hsum(a[r]), the same additions) and instantiated by kv_attend_avx2.cpp / kv_attend_avx512.cpp.
+// Every kernel computes the floats of the one-head-at-a-time code it replaces:
 //
-// gqa_scores: per query head, kL positions at a time, one accumulator per position over the
-// channels (the q chunk loaded once for the kL rows), then sum_each turns the kL accumulators into
-// one vector of kL scores: no horizontal sum per score. gqa_values: per query head, up to 4
-// vectors of channels stay in registers over all positions of the tile. The rows x_j are read
-// from L1 (a decoded tile) or in place (f32 storage, the chunk's own k, v).
+// gqa_scores: vec_ops.h's dot, 8 positions at a time in 256-bit vectors (dot's 8 partial sums are
+// the 8 lanes; products kept rounded, then added), the q chunk loaded once for the 8 rows, then
+// one hadd tree turns the 8 accumulators into 8 scores. gqa_scores_int: kv_dot_tokens
+// (kv_quant_kernels.h) on codes decoded once to floats for the G heads: the same two fused
+// accumulators over the same lanes, then hsum_each for kL positions at once. gqa_values: per
+// query head, up to 4 vectors of channels stay in registers over all positions of the tile, each
+// product kept rounded, then added (axpy). The rows x_j are read from L1 (a decoded tile) or in
+// place (f32 storage, the chunk's own k, v).
 // Internal linkage, no standard library: only for *_avx2.cpp / *_avx512.cpp (kv_attend_impl.h).
 #pragma once
 
@@ -19,6 +23,55 @@ namespace {
 
 inline float fp16_at(const uint8_t* p) {
   return _cvtsh_ss(static_cast<unsigned short>(p[0] | (p[1] << 8)));
+}
+
+// vec_ops.h's dot in 256-bit vectors (both ISAs): lane l of a row's accumulator is dot's partial
+// sum l (channels i = l mod 8 in order, each product rounded, then added), the 8 partials of each
+// row then added pairwise ((0 + 1) + (2 + 3)) + ((4 + 5) + (6 + 7)) as dot does.
+inline __m256i dot8_mask(int64_t count) {
+  return _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(count < 8 ? count : 8)),
+                            _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+
+inline __m256 dot8_add_product(__m256 acc, __m256 a, __m256 b) {
+  __m256 p = _mm256_mul_ps(a, b);
+  __asm__("" : "+x"(p));  // keeps the product rounded: GCC would fuse it with the add
+  return _mm256_add_ps(acc, p);
+}
+
+// Lane r = dot's pairwise sum of the 8 lanes of a[r]: hadd pairs lanes (0, 1), (2, 3) twice over,
+// then the two 128-bit halves.
+inline __m256 dot8_sum_each(const __m256 (&a)[8]) {
+  const __m256 x = _mm256_hadd_ps(_mm256_hadd_ps(a[0], a[1]), _mm256_hadd_ps(a[2], a[3]));
+  const __m256 y = _mm256_hadd_ps(_mm256_hadd_ps(a[4], a[5]), _mm256_hadd_ps(a[6], a[7]));
+  return _mm256_add_ps(_mm256_permute2f128_ps(x, y, 0x20), _mm256_permute2f128_ps(x, y, 0x31));
+}
+
+// dot(qh, rows[r], hd) for r < 8.
+inline __m256 dot8_rows(const float* qh, int64_t hd, const float* const (&rows)[8]) {
+  __m256 acc[8];
+  for (int r = 0; r < 8; ++r) acc[r] = _mm256_setzero_ps();
+  int64_t i = 0;
+  for (; i + 8 <= hd; i += 8) {
+    const __m256 qv = _mm256_loadu_ps(qh + i);
+    for (int r = 0; r < 8; ++r) acc[r] = dot8_add_product(acc[r], qv, _mm256_loadu_ps(rows[r] + i));
+  }
+  if (i < hd) {  // the tail's missing lanes add 0 * 0: no change (a partial is never -0)
+    const __m256i m = dot8_mask(hd - i);
+    const __m256 qv = _mm256_maskload_ps(qh + i, m);
+    for (int r = 0; r < 8; ++r) {
+      acc[r] = dot8_add_product(acc[r], qv, _mm256_maskload_ps(rows[r] + i, m));
+    }
+  }
+  return dot8_sum_each(acc);
+}
+
+inline void dot8_store(float* p, int64_t count, __m256 v) {
+  if (count >= 8) {
+    _mm256_storeu_ps(p, v);
+  } else {
+    _mm256_maskstore_ps(p, dot8_mask(count), v);
+  }
 }
 
 template <class S>
@@ -55,11 +108,12 @@ struct KvAttendKernels {
     }
   }
 
-  // One group of len channels: x^ = m + code * s (the fma rounds once: code * s is exact).
-  template <int Bits>
+  // One group of len channels: x^ = m + code * s (the fma rounds once: code * s is exact), or
+  // the codes themselves as floats when Codes.
+  template <int Bits, bool Codes>
   static void decode_group(const uint8_t* params, const uint8_t* c, int64_t len, float* out) {
-    const F vs = S::set1(fp16_at(params));
-    const F vm = S::set1(fp16_at(params + 2));
+    const F vs = S::set1(Codes ? 1.0f : fp16_at(params));
+    const F vm = S::set1(Codes ? 0.0f : fp16_at(params + 2));
     if constexpr (Bits == 4) {
       const int64_t h = (len + 1) / 2;
       for (int64_t j = 0; j < h; j += kL) {
@@ -74,57 +128,152 @@ struct KvAttendKernels {
     }
   }
 
-  template <int Bits>
+  template <int Bits, bool Codes>
   static void decode_int_bits(const KvShape& s, const uint8_t* records, int64_t stride, int64_t n,
-                              int64_t c0, int64_t hd, float* x) {
+                              int64_t c0, int64_t hd, float* x, float* sc, float* mn) {
     const int64_t g0 = c0 / s.group, groups = hd / s.group;
     for (int64_t j = 0; j < n; ++j) {
       const uint8_t* rec = records + j * stride;
       for (int64_t k = 0; k < groups; ++k) {
         const int64_t g = g0 + k;
-        decode_group<Bits>(rec + 4 * g, rec + s.params_bytes + g * s.group_code_bytes, s.group,
-                           x + j * hd + k * s.group);
+        if constexpr (Codes) {
+          sc[k * n + j] = fp16_at(rec + 4 * g);
+          mn[k * n + j] = fp16_at(rec + 4 * g + 2);
+        }
+        decode_group<Bits, Codes>(rec + 4 * g, rec + s.params_bytes + g * s.group_code_bytes,
+                                  s.group, x + j * hd + k * s.group);
       }
     }
   }
 
   static void decode_int(const KvShape& s, const uint8_t* records, int64_t stride, int64_t n,
                          int64_t c0, int64_t hd, float* x) {
-    (s.bits == 4 ? decode_int_bits<4> : decode_int_bits<8>)(s, records, stride, n, c0, hd, x);
+    (s.bits == 4 ? decode_int_bits<4, false> : decode_int_bits<8, false>)(s, records, stride, n, c0,
+                                                                          hd, x, nullptr, nullptr);
   }
 
-  // Scores of one query head over kL rows (rows past n repeat the last one; not stored).
-  static F scores_of_rows(const float* qh, int64_t hd, const float* const (&rows)[kL]) {
-    F acc[kL];
-    for (int64_t r = 0; r < kL; ++r) acc[r] = S::zero();
-    int64_t i = 0;
-    for (; i + kL <= hd; i += kL) {
-      const F qv = S::loadu(qh + i);
-      for (int64_t r = 0; r < kL; ++r) acc[r] = S::fmadd(qv, S::loadu(rows[r] + i), acc[r]);
-    }
-    if (i < hd) {
-      const M m = S::mask(hd - i);
-      const F qv = S::load_first(qh + i, m, hd - i);
-      for (int64_t r = 0; r < kL; ++r) {
-        acc[r] = S::fmadd(qv, S::load_first(rows[r] + i, m, hd - i), acc[r]);
-      }
-    }
-    return S::sum_each(acc);
+  static void decode_codes(const KvShape& s, const uint8_t* records, int64_t stride, int64_t n,
+                           int64_t c0, int64_t hd, float* codes, float* sc, float* mn) {
+    (s.bits == 4 ? decode_int_bits<4, true> : decode_int_bits<8, true>)(s, records, stride, n, c0,
+                                                                        hd, codes, sc, mn);
   }
 
+  // gqa_scores: 8 rows at a time in 256-bit vectors whatever the ISA (lane l = dot8's partial l).
   static void scores(const float* q, int64_t g, int64_t hd, const float* x, int64_t ldx, int64_t n,
                      float scale, float* out, int64_t ld) {
-    const F vscale = S::set1(scale);
-    for (int64_t j0 = 0; j0 < n; j0 += kL) {
-      const float* rows[kL];
-      for (int64_t r = 0; r < kL; ++r) rows[r] = x + (j0 + r < n ? j0 + r : n - 1) * ldx;
+    const __m256 vscale = _mm256_set1_ps(scale);
+    for (int64_t j0 = 0; j0 < n; j0 += 8) {
+      const float* rows[8];
+      for (int64_t r = 0; r < 8; ++r) rows[r] = x + (j0 + r < n ? j0 + r : n - 1) * ldx;
       for (int64_t h = 0; h < g; ++h) {
-        store_run(out + h * ld + j0, n - j0, S::mul(scores_of_rows(q + h * hd, hd, rows), vscale));
+        dot8_store(out + h * ld + j0, n - j0,
+                   _mm256_mul_ps(dot8_rows(q + h * hd, hd, rows), vscale));
       }
     }
   }
 
-  // acc[0:count) += sum_j p[j] x_j[0:count), count <= 4 kL, in registers over the rows.
+  // kv_dot_tokens' sum over one group of len channels of one row (KvQuantKernels::dot_group: two
+  // accumulators, fused, the same lanes): a0 + a1.
+  // kv_dot_tokens' sum over one group of len channels of one row (KvQuantKernels::dot_group: two
+  // accumulators, fused, the same lanes, masked runs): a0 + a1.
+  template <int Bits>
+  static F group_dot(const float* q, const float* row, int64_t len) {
+    F a0 = S::zero(), a1 = S::zero();
+    const int64_t h = Bits == 4 ? (len + 1) / 2 : 0;
+    const int64_t step = Bits == 4 ? kL : 2 * kL;
+    for (int64_t j = 0; j < (Bits == 4 ? h : len); j += step) {
+      // a0 takes channels [j0, j0 + c0), a1 [j1, j1 + c1)
+      const int64_t j0 = j, c0 = Bits == 4 ? h - j : len - j;
+      const int64_t j1 = Bits == 4 ? h + j : j + kL, c1 = Bits == 4 ? len - h - j : len - j - kL;
+      const M m0 = S::mask(c0), m1 = S::mask(c1);
+      a0 = S::fmadd(S::load_first(q + j0, m0, c0), S::load_first(row + j0, m0, c0), a0);
+      a1 = S::fmadd(S::load_first(q + j1, m1, c1), S::load_first(row + j1, m1, c1), a1);
+    }
+    return S::add(a0, a1);
+  }
+
+  // The same when len is a multiple of 2 kL (every run whole: plain loads) for kL rows (row r at
+  // rows[r] + k0), kL / 2 rows at a time so that both accumulators of each stay in registers and
+  // each q run is loaded once for them.
+  template <int Bits>
+  static void group_dots_full(const float* q, const float* const (&rows)[kL], int64_t k0,
+                              int64_t len, F (&acc)[kL]) {
+    constexpr int64_t kR = kL / 2;
+    const int64_t h = Bits == 4 ? len / 2 : 0;
+    const int64_t step = Bits == 4 ? kL : 2 * kL;
+    for (int64_t r0 = 0; r0 < kL; r0 += kR) {
+      F a0[kR], a1[kR];
+      for (int64_t r = 0; r < kR; ++r) a0[r] = a1[r] = S::zero();
+      for (int64_t j = 0; j < (Bits == 4 ? h : len); j += step) {
+        const int64_t j0 = k0 + j, j1 = k0 + (Bits == 4 ? h + j : j + kL);
+        const F q0 = S::loadu(q + j0 - k0), q1 = S::loadu(q + j1 - k0);
+        for (int64_t r = 0; r < kR; ++r) {
+          a0[r] = S::fmadd(q0, S::loadu(rows[r0 + r] + j0), a0[r]);
+          a1[r] = S::fmadd(q1, S::loadu(rows[r0 + r] + j1), a1[r]);
+        }
+      }
+      for (int64_t r = 0; r < kR; ++r) acc[r0 + r] = S::add(a0[r], a1[r]);
+    }
+  }
+
+  // kv_dot_tokens' sum of q over one group: lanes, then S::hsum.
+  static float group_qsum(const float* q, int64_t len) {
+    F accq = S::zero();
+    for (int64_t j = 0; j < len; j += kL)
+      accq = S::add(accq, S::load_first(q + j, S::mask(len - j), len - j));
+    return S::hsum(accq);
+  }
+
+  // gqa_scores_int on decoded codes (n, hd) and the groups' scales / minima (group k of row j at
+  // k * n + j): per group scale * sum + min * sum_q as kv_dot_tokens (one fma over the rounded
+  // min * sum_q), the groups' values added in order, then times `scale`.
+  template <int Bits, bool Full>
+  static void scores_int_bits(const KvShape& s, const float* q, int64_t g, int64_t hd,
+                              const float* codes, const float* sc, const float* mn, int64_t n,
+                              float scale, float* out, int64_t ld) {
+    const int64_t groups = hd / s.group;
+    for (int64_t j0 = 0; j0 < n; j0 += kL) {
+      const float* rows[kL];  // rows past n repeat the last (not stored)
+      for (int64_t r = 0; r < kL; ++r) rows[r] = codes + (j0 + r < n ? j0 + r : n - 1) * hd;
+      for (int64_t h = 0; h < g; ++h) {
+        F total = S::zero();
+        for (int64_t k = 0; k < groups; ++k) {
+          const float* qk = q + h * hd + k * s.group;
+          F acc[kL];
+          if constexpr (Full) {
+            group_dots_full<Bits>(qk, rows, k * s.group, s.group, acc);
+          } else {
+            for (int64_t r = 0; r < kL; ++r) {
+              acc[r] = group_dot<Bits>(qk, rows[r] + k * s.group, s.group);
+            }
+          }
+          const F part =
+              S::fmadd(load_run(sc + k * n + j0, n - j0), S::hsum_each(acc),
+                       S::mul(load_run(mn + k * n + j0, n - j0), S::set1(group_qsum(qk, s.group))));
+          total = k == 0 ? part : S::add(total, part);
+        }
+        store_run(out + h * ld + j0, n - j0, S::mul(total, S::set1(scale)));
+      }
+    }
+  }
+
+  static void scores_int(const KvShape& s, const float* q, int64_t g, int64_t hd,
+                         const float* codes, const float* sc, const float* mn, int64_t n,
+                         float scale, float* out, int64_t ld) {
+    const bool full = s.group % (2 * kL) == 0;
+    const auto f = s.bits == 4 ? (full ? scores_int_bits<4, true> : scores_int_bits<4, false>)
+                               : (full ? scores_int_bits<8, true> : scores_int_bits<8, false>);
+    f(s, q, g, hd, codes, sc, mn, n, scale, out, ld);
+  }
+
+  // acc[0:count) += sum_j p[j] x_j[0:count), count <= 4 kL, in registers over the rows; each
+  // product rounded, then added (as axpy).
+  static F add_product(F o, F p, F x) {
+    F px = S::mul(p, x);
+    S::keep_rounded(px);
+    return S::add(o, px);
+  }
+
   static void values_run(const float* p, const float* x, int64_t ldx, int64_t n, int64_t count,
                          float* acc) {
     if (count == 4 * kL) {
@@ -133,10 +282,10 @@ struct KvAttendKernels {
       for (int64_t j = 0; j < n; ++j) {
         const F pj = S::broadcast(p + j);
         const float* xj = x + j * ldx;
-        o0 = S::fmadd(pj, S::loadu(xj), o0);
-        o1 = S::fmadd(pj, S::loadu(xj + kL), o1);
-        o2 = S::fmadd(pj, S::loadu(xj + 2 * kL), o2);
-        o3 = S::fmadd(pj, S::loadu(xj + 3 * kL), o3);
+        o0 = add_product(o0, pj, S::loadu(xj));
+        o1 = add_product(o1, pj, S::loadu(xj + kL));
+        o2 = add_product(o2, pj, S::loadu(xj + 2 * kL));
+        o3 = add_product(o3, pj, S::loadu(xj + 3 * kL));
       }
       S::storeu(acc, o0);
       S::storeu(acc + kL, o1);
@@ -147,7 +296,7 @@ struct KvAttendKernels {
     for (int64_t i = 0; i < count; i += kL) {  // a vector at a time
       F o = load_run(acc + i, count - i);
       for (int64_t j = 0; j < n; ++j) {
-        o = S::fmadd(S::broadcast(p + j), load_run(x + j * ldx + i, count - i), o);
+        o = add_product(o, S::broadcast(p + j), load_run(x + j * ldx + i, count - i));
       }
       store_run(acc + i, count - i, o);
     }
@@ -163,46 +312,8 @@ struct KvAttendKernels {
     }
   }
 
-  // e^x for x <= 0: x = k ln2 + r, |r| <= ln2 / 2, e^r by Horner (Taylor to r^7), times 2^k
-  // (S::pow2: the float 2^k from the integer k).
-  static F exp_nonpositive(F x) {
-    x = S::max(x, S::set1(-87.3f));
-    const I k = S::round_to_int(S::mul(x, S::set1(1.44269504f)));
-    const F kf = S::to_float(k);
-    F r = S::fmadd(kf, S::set1(-0.693359375f), x);  // ln2 = 0.693359375 - 2.12194440e-4
-    r = S::fmadd(kf, S::set1(2.12194440e-4f), r);
-    F p = S::set1(1.0f / 5040);
-    p = S::fmadd(p, r, S::set1(1.0f / 720));
-    p = S::fmadd(p, r, S::set1(1.0f / 120));
-    p = S::fmadd(p, r, S::set1(1.0f / 24));
-    p = S::fmadd(p, r, S::set1(1.0f / 6));
-    p = S::fmadd(p, r, S::set1(0.5f));
-    p = S::fmadd(p, r, S::set1(1.0f));
-    p = S::fmadd(p, r, S::set1(1.0f));
-    return S::mul(p, S::pow2(k));
-  }
-
-  static void softmax(float* x, int64_t g, int64_t n, int64_t ld) {
-    for (int64_t h = 0; h < g; ++h) {
-      float* row = x + h * ld;
-      const F first = S::set1(row[0]);
-      F vmax = first;
-      for (int64_t i = 0; i < n; i += kL) vmax = S::max(vmax, S::load_fill(row + i, n - i, first));
-      const F vm = S::set1(S::hmax(vmax));
-      double sum = 0.0;
-      for (int64_t i = 0; i < n; i += kL) {
-        store_run(row + i, n - i, exp_nonpositive(S::sub(load_run(row + i, n - i), vm)));
-        sum += static_cast<double>(S::hsum(load_run(row + i, n - i)));
-      }
-      const F inv = S::set1(static_cast<float>(1.0 / sum));
-      for (int64_t i = 0; i < n; i += kL) {
-        store_run(row + i, n - i, S::mul(load_run(row + i, n - i), inv));
-      }
-    }
-  }
-
   static constexpr KvAttendOps ops() {
-    return KvAttendOps{&decode_fp16, &decode_int, &scores, &values, &softmax};
+    return KvAttendOps{&decode_fp16, &decode_int, &decode_codes, &scores, &scores_int, &values};
   }
 };
 

@@ -75,6 +75,13 @@ const float* head_rows(const StoredKvLayer& s, const HeadGroup& h, const uint8_t
 
 void stored_scores(const StoredKvLayer& s, const HeadGroup& h, int64_t from, float* scores,
                    int64_t ld, float* tile) {
+  if (s.quantized()) {  // kv_dot_tokens' sums per group, the codes decoded once for the G heads
+    for_each_tile(s, 0, from, [&](int64_t j0, int64_t n, const uint8_t* records) {
+      gqa_scores_int(s.format, records, s.record_bytes, n, h.c0, h.qs, h.g, h.hd, h.inv_sqrt_hd,
+                     scores + j0, ld, tile);
+    });
+    return;
+  }
   for_each_tile(s, 0, from, [&](int64_t j0, int64_t n, const uint8_t* records) {
     int64_t ldx = 0;
     const float* x = head_rows(s, h, records, n, tile, &ldx);
@@ -137,9 +144,13 @@ void attend_group(const StoredKvLayer& s, const AttentionShape& shape, int64_t f
   const int q_dim = shape.n_heads * hd;
   const int64_t pos = pos0 + t;
   const int64_t ld = (pos + 16) / 16 * 16;  // >= pos + 1
-  // work: scores (g, ld) | qs (g, hd) | q_dk (g) | acc (g, hd) | tile (kKvTile, hd)
+  // work: scores (g, ld) | qs (g, hd) | q_dk (g) | acc (g, hd) | tile (a decoded tile or the
+  // int scores' scratch)
   const int64_t gh = int64_t{g} * hd;
-  work.resize(static_cast<size_t>(g * ld + 2 * gh + g + kKvTile * hd));
+  const int64_t tile_floats =
+      s.quantized() ? std::max(kKvTile * hd, gqa_scores_int_work(s.format, kKvTile, hd))
+                    : kKvTile * hd;
+  work.resize(static_cast<size_t>(g * ld + 2 * gh + g + tile_floats));
   float* scores = work.data();
   float* qs = scores + g * ld;
   float* q_dk = qs + gh;

@@ -6,11 +6,13 @@
 //                holding the smoothed K~ = (K - dK) / sK and V~ = (V - dV) / sV);
 //   [from, pos]  the chunk's own full-precision k, v, which were just handed to the cache.
 // Attention runs per token and KV head, for the G query heads sharing that KV head at once (GQA:
-// each stored position is read and decoded once for all G), over tiles of at most kKvTile
+// each stored position is read and decoded once for all G; every head's floats are those of one
+// head at a time, kernels/kv_attend.h), over tiles of at most kKvTile
 // consecutive positions within one cache block (kernels/kv_attend.h). Four named steps plus the
 // softmax between them, each over the G heads:
 //   stored_scores   score_j = (qs . K~_j) / sqrt(hd), qs = q * sK, over the stored records
-//                   decoded a tile at a time (q . K_j = qs . K~_j + q . dK);
+//                   decoded a tile at a time (q . K_j = qs . K~_j + q . dK), int records as their
+//                   codes (kv_dot_tokens' sums);
 //   current_scores  score_j = q . (k_j - dK) / sqrt(hd): every score of the query drops the same
 //                   q . dK, so the softmax is unchanged (forgetting it on the full-precision
 //                   positions is the silent accuracy bug of design.md §2.2);
@@ -109,7 +111,8 @@ struct HeadGroup {
 // The four steps (see the top of this file). Scores and probabilities are (G, ld): row r over
 // positions [0, pos]. The stored steps run over j in [0, from), the current ones over j in
 // [from, pos], whose k, v are the chunk's rows j - pos0 (kv_dim floats apart). Scratch: `tile`
-// holds kKvTile * hd floats, `acc` G * hd.
+// holds kKvTile * hd floats (int storage: at least gqa_scores_int_work(format, kKvTile, hd)),
+// `acc` G * hd.
 void stored_scores(const StoredKvLayer& s, const HeadGroup& h, int64_t from, float* scores,
                    int64_t ld, float* tile);
 void current_scores(const HeadGroup& h, const float* k, int kv_dim, int64_t pos0, int64_t from,

@@ -1,10 +1,11 @@
 // The attention kernels (kernels/kv_attend.h) of every ISA this CPU runs against their scalar
-// references: decoding exact, scores and values within the bound of their reordered / fused f32
-// sums, nothing written outside the outputs.
+// references: decoding, scores and values bit-identical (the floats attention computed one head at
+// a time before GQA), nothing written outside the outputs.
 #include "kernels/kv_attend.h"
 
 #include <gtest/gtest.h>
 
+#include <bit>
 #include <cmath>
 #include <random>
 #include <string>
@@ -13,6 +14,7 @@
 #include "core/fp16.h"
 #include "formats/kv_quant.h"
 #include "kernels/isa.h"
+#include "kernels/vec_ops.h"
 
 namespace wkvq {
 namespace {
@@ -90,7 +92,17 @@ const TileCase kTiles[] = {{8, 64, 32, 64}, {8, 64, 17, 256}, {4, 128, 5, 128},
                            {1, 8, 16, 8},   {2, 8, 33, 32},   {3, 24, 9, 40},
                            {8, 64, 1, 64},  {1, 72, 31, 72},  {4, 200, 12, 200}};
 
-TEST(KvAttendKernels, ScoresWithinTheReorderingBound) {
+// Bitwise equality, NaN-free inputs: the kernels must compute the reference's floats.
+void expect_same_floats(const std::vector<float>& got, const std::vector<float>& want,
+                        const std::string& what) {
+  ASSERT_EQ(got.size(), want.size());
+  for (size_t i = 0; i < want.size(); ++i) {
+    ASSERT_EQ(std::bit_cast<uint32_t>(got[i]), std::bit_cast<uint32_t>(want[i]))
+        << what << " at " << i << ": " << got[i] << " vs " << want[i];
+  }
+}
+
+TEST(KvAttendKernels, ScoresEqualReference) {
   for (const TileCase& c : kTiles) {
     const auto q = uniform(static_cast<size_t>(c.g * c.hd), 1);
     const auto x = uniform(static_cast<size_t>(c.n * c.ldx), 2, -2.0f, 2.0f);
@@ -98,93 +110,107 @@ TEST(KvAttendKernels, ScoresWithinTheReorderingBound) {
     const float scale = 0.125f;
     std::vector<float> want(static_cast<size_t>(c.g * ld), -7.0f);
     gqa_scores_ref(q.data(), c.g, c.hd, x.data(), c.ldx, c.n, scale, want.data(), ld);
+    // the reference is vec_ops.h's dot, which attention ran per head before GQA
+    ASSERT_EQ(want[0], scale * dot(q.data(), x.data(), c.hd));
     for (const Isa isa : kSimdIsas) {
       if (!isa_supported(isa)) continue;
-      std::vector<float> got(want.size(), -7.0f);
+      std::vector<float> got(want.size(), -7.0f);  // -7 past n: nothing written there
       gqa_scores(q.data(), c.g, c.hd, x.data(), c.ldx, c.n, scale, got.data(), ld,
                  kernel_table(isa));
-      for (int64_t h = 0; h < c.g; ++h) {
-        for (int64_t j = 0; j < ld; ++j) {
-          const size_t at = static_cast<size_t>(h * ld + j);
-          if (j >= c.n) {
-            ASSERT_EQ(got[at], -7.0f) << "written past the tile";
-            continue;
+      expect_same_floats(got, want,
+                         std::string(isa_name(isa)) + " g " + std::to_string(c.g) + " hd " +
+                             std::to_string(c.hd) + " n " + std::to_string(c.n));
+    }
+  }
+}
+
+struct IntScoreCase {
+  int bits;
+  int64_t channels, group, c0, hd;
+};
+
+// gqa_scores_int of every table equals kv_dot_tokens per head and group under that table, for
+// the SIMD path (4 / 8 bits, whole groups in the head) and the per-head fallback.
+TEST(KvAttendKernels, IntScoresEqualPerHeadKvDotTokens) {
+  const IntScoreCase cases[] = {
+      {4, 256, 64, 64, 64}, {8, 256, 64, 128, 64}, {4, 256, 32, 64, 64}, {8, 256, 32, 0, 64},
+      {4, 64, 8, 8, 8},     {4, 96, 24, 24, 24},   {8, 40, 20, 20, 20},  {4, 128, 128, 0, 128},
+      {4, 64, 12, 16, 16},  {2, 64, 16, 16, 16},   {3, 64, 16, 32, 32},  {4, 256, 128, 64, 64},
+  };
+  for (const IntScoreCase& c : cases) {
+    const KvQuantFormat f = make_kv_format(c.channels, c.group, c.bits);
+    const KvRecordFormat rf{c.bits, f};
+    for (const int64_t n : {int64_t{1}, int64_t{7}, int64_t{32}}) {
+      int64_t stride = 0;
+      const std::vector<uint8_t> rec =
+          make_records({c.bits, c.channels, c.group, c.c0, c.hd}, rf, n, &stride);
+      const int64_t g = 3, ld = n + 2;
+      const auto q = uniform(static_cast<size_t>(g * c.hd), 11);
+      std::vector<float> work(static_cast<size_t>(gqa_scores_int_work(f, n, c.hd)));
+      for (const Isa isa : {Isa::Reference, Isa::Avx2, Isa::Avx512}) {
+        if (!isa_supported(isa)) continue;
+        std::vector<float> want(static_cast<size_t>(g * ld), -7.0f);
+        gqa_scores_int_ref(f, rec.data(), stride, n, c.c0, q.data(), g, c.hd, 0.25f, want.data(),
+                           ld, work.data(), kernel_table(isa));
+        std::vector<float> got(want.size(), -7.0f);
+        gqa_scores_int(f, rec.data(), stride, n, c.c0, q.data(), g, c.hd, 0.25f, got.data(), ld,
+                       work.data(), kernel_table(isa));
+        const std::string what = std::string(isa_name(isa)) + " bits " + std::to_string(c.bits) +
+                                 " group " + std::to_string(c.group) + " hd " +
+                                 std::to_string(c.hd) + " n " + std::to_string(n);
+        expect_same_floats(got, want, what);
+        if (isa != Isa::Reference) continue;
+        // and they are the scores of the dequantized head, up to the reordering of the sums
+        std::vector<float> x(static_cast<size_t>(n * c.hd));
+        kv_decode_head_ref(rf, rec.data(), stride, n, c.c0, c.hd, x.data());
+        std::vector<float> plain(want.size(), -7.0f);
+        gqa_scores_ref(q.data(), g, c.hd, x.data(), c.hd, n, 0.25f, plain.data(), ld);
+        for (size_t i = 0; i < want.size(); ++i) {
+          double terms = 0;  // the bound: 3 hd eps of the magnitudes (two sums, then the scale)
+          const int64_t h = static_cast<int64_t>(i) / ld, j = static_cast<int64_t>(i) % ld;
+          for (int64_t k = 0; j < n && k < c.hd; ++k) {
+            terms += std::abs(q[static_cast<size_t>(h * c.hd + k)] *
+                              x[static_cast<size_t>(j * c.hd + k)]) +
+                     std::abs(q[static_cast<size_t>(h * c.hd + k)]) * 4.0;
           }
-          // both sums of hd products err by <= hd * eps * sum|q x| (then one scaling rounding)
-          double terms = 0;
-          for (int64_t i = 0; i < c.hd; ++i) {
-            terms += std::abs(q[static_cast<size_t>(h * c.hd + i)] *
-                              x[static_cast<size_t>(j * c.ldx + i)]);
-          }
-          const double bound =
-              2 * static_cast<double>(c.hd) * kEps32 * scale * terms + kEps32 * std::abs(want[at]);
-          ASSERT_NEAR(got[at], want[at], bound) << isa_name(isa) << " g " << c.g << " hd " << c.hd
-                                                << " n " << c.n << " h " << h << " j " << j;
+          ASSERT_NEAR(want[i], plain[i], 3 * static_cast<double>(c.hd) * kEps32 * 0.25 * terms)
+              << what << " at " << i;
         }
       }
     }
   }
 }
 
-TEST(KvAttendKernels, ValuesWithinTheFusedSumBound) {
+TEST(KvAttendKernels, ValuesEqualReference) {
   for (const TileCase& c : kTiles) {
     const int64_t ld = c.n + 5;
     const auto p = uniform(static_cast<size_t>(c.g * ld), 3, 0.0f, 1.0f);
     const auto x = uniform(static_cast<size_t>(c.n * c.ldx), 4, -2.0f, 2.0f);
     const auto acc0 = uniform(static_cast<size_t>(c.g * c.hd + 16), 6);
-    std::vector<float> want = acc0;
+    std::vector<float> want = acc0;  // the 16 past g * hd: nothing written there
     gqa_values_ref(p.data(), ld, c.g, c.hd, x.data(), c.ldx, c.n, want.data());
     for (const Isa isa : kSimdIsas) {
       if (!isa_supported(isa)) continue;
       std::vector<float> got = acc0;
       gqa_values(p.data(), ld, c.g, c.hd, x.data(), c.ldx, c.n, got.data(), kernel_table(isa));
-      for (int64_t h = 0; h < c.g; ++h) {
-        for (int64_t i = 0; i < c.hd; ++i) {
-          const size_t at = static_cast<size_t>(h * c.hd + i);
-          // n additions, each rounded once (fused) or twice (reference): <= 2 (n + 1) eps of the
-          // sum of magnitudes
-          double terms = std::abs(acc0[at]);
-          for (int64_t j = 0; j < c.n; ++j) {
-            terms += std::abs(p[static_cast<size_t>(h * ld + j)] *
-                              x[static_cast<size_t>(j * c.ldx + i)]);
-          }
-          const double bound = 2 * static_cast<double>(c.n + 1) * kEps32 * terms;
-          ASSERT_NEAR(got[at], want[at], bound)
-              << isa_name(isa) << " g " << c.g << " hd " << c.hd << " n " << c.n;
-        }
-      }
-      for (size_t i = static_cast<size_t>(c.g * c.hd); i < got.size(); ++i) {
-        ASSERT_EQ(got[i], acc0[i]) << "written past the accumulators";
-      }
+      expect_same_floats(got, want,
+                         std::string(isa_name(isa)) + " g " + std::to_string(c.g) + " hd " +
+                             std::to_string(c.hd) + " n " + std::to_string(c.n));
     }
   }
 }
 
-// Softmax rows against softmax_inplace: every probability within 16 eps relative (exp within a
-// few ulp, the row's maximum and sum as the reference's), nothing written past n.
-TEST(KvAttendKernels, SoftmaxMatchesReference) {
+// Softmax rows are softmax_inplace's, nothing written past n.
+TEST(KvAttendKernels, SoftmaxIsSoftmaxInplacePerRow) {
   for (const int64_t n : {1, 7, 16, 17, 100, 1025}) {
     const int64_t g = 3, ld = n + 9;
     auto x = uniform(static_cast<size_t>(g * ld), 8, -30.0f, 12.0f);
     x[5 % static_cast<size_t>(n)] = -200.0f;  // far below the maximum: ~0
     std::vector<float> want = x;
-    gqa_softmax_ref(want.data(), g, n, ld);
-    for (const Isa isa : kSimdIsas) {
-      if (!isa_supported(isa)) continue;
-      std::vector<float> got = x;
-      gqa_softmax(got.data(), g, n, ld, kernel_table(isa));
-      for (int64_t h = 0; h < g; ++h) {
-        for (int64_t j = 0; j < ld; ++j) {
-          const size_t at = static_cast<size_t>(h * ld + j);
-          if (j >= n) {
-            ASSERT_EQ(got[at], x[at]) << "written past the row";
-            continue;
-          }
-          ASSERT_NEAR(got[at], want[at], 16 * kEps32 * want[at] + 1e-37)
-              << isa_name(isa) << " n " << n << " row " << h << " at " << j;
-        }
-      }
-    }
+    for (int64_t h = 0; h < g; ++h) softmax_inplace(want.data() + h * ld, n);
+    std::vector<float> got = x;
+    gqa_softmax(got.data(), g, n, ld);
+    expect_same_floats(got, want, "n " + std::to_string(n));
   }
 }
 
