@@ -8,6 +8,7 @@
 // Internal linkage, no standard library: only for *_avx2.cpp / *_avx512.cpp (kv_quant_impl.h).
 #pragma once
 
+#include <cmath>
 #include <cstdint>
 
 #include "kernels/kv_quant_impl.h"
@@ -179,7 +180,10 @@ struct KvQuantKernels {
       const uint8_t* pt = params + t * stride;
       const F acc = bits == 4 ? dot_group<4, false>(q, codes + t * stride, len, accq)
                               : dot_group<8, false>(q, codes + t * stride, len, accq);
-      scores[t] = _cvtsh_ss(load_u16(pt)) * S::hsum(acc) + _cvtsh_ss(load_u16(pt + 2)) * sum_q;
+      // s * sum(q code) + m * sum(q), the first product fused (written out, so that no compiler
+      // contracts it another way: kv_attend's gqa_scores_int repeats exactly this).
+      scores[t] =
+          std::fma(_cvtsh_ss(load_u16(pt)), S::hsum(acc), _cvtsh_ss(load_u16(pt + 2)) * sum_q);
     }
   }
 
