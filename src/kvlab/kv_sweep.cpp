@@ -130,10 +130,14 @@ std::string format_kv_sweep_table(const std::vector<KvSweepRow>& rows, double ba
       {"budget", "method", "configuration", "bits/elem", "decode PPL", "KLD", "KLD - W-only"}};
   char b[96];
   for (const KvSweepRow& r : rows) {
-    std::snprintf(b, sizeof b, "%.1f", r.budget);
+    std::snprintf(b, sizeof b, "%g", r.budget);  // 4.5, 3.8125
     std::vector<std::string> row = {b, r.method};
     if (r.config.empty()) {
-      std::snprintf(b, sizeof b, "none (cheapest %.3f bits)", r.min_bits);
+      if (r.min_bits >= 1e9) {  // no configuration runs on this shape (kivi g > kv_dim, ...)
+        std::snprintf(b, sizeof b, "none (no configuration for this model's shape)");
+      } else {
+        std::snprintf(b, sizeof b, "none (cheapest %.3f bits)", r.min_bits);
+      }
       row.insert(row.end(), {b, "-", "-", "-", "-"});
     } else {
       row.push_back(r.config);

@@ -60,7 +60,7 @@ struct KvSweepRow {
   double budget = 0;
   std::string method;   // the spec's base name
   std::string config;   // its label; empty: nothing within the budget
-  double min_bits = 0;  // the cheapest configuration's bits (when none fits)
+  double min_bits = 0;  // the cheapest configuration's bits (when none fits; >= 1e9: none runs)
   PplResult result;
 };
 
