@@ -17,7 +17,9 @@ void KvLabCliOptions::add_to(CLI::App* cmd) {
       "Evaluate a KV-cache method by simulation in decode mode (docs/kvlab.md): fp16, "
       "rtn, wkvq, wkvq2d, wkvq-rot, wkvq2d-rot, quarot, q4_0, q4_1, kivi, turbo, kvquant, "
       "with optional :b=BITS,g=GROUP,r=RESIDUAL,w=WINDOW (e.g. wkvq2d:b=4,g=32); "
-      "smoothing and static ranges come from --calib");
+      "the int methods also take alloc=sens (per-layer key and value bits from a sensitivity "
+      "measured on --calib, same total bits) or kb=3.3.2.2.2,vb=2.2.2.2.3 (given per-layer "
+      "bits); smoothing and static ranges come from --calib");
   cmd->add_flag("--kv-sweep", sweep,
                 "One row per KV method and bit budget (--kv-budgets): the method's configuration "
                 "with the most bits per element within the budget, decode-mode PPL, KLD and KLD "
@@ -49,6 +51,7 @@ std::unique_ptr<LabSetup> setup_lab(const KvLabRun& run, Model loaded, const Tok
   auto s = std::make_unique<LabSetup>();
   s->p = prepare_model(std::move(loaded), q, &tok);
   s->calibration.fp = &s->p.fp;
+  s->calibration.model = &s->p.model;
   s->calibration.windows = {q.calib_ctx, q.calib_windows, q.calib_sinks};
   if (!q.calib.empty()) {
     s->calib = calibration_tokens(tok, q.calib);
@@ -67,6 +70,7 @@ std::unique_ptr<LabSetup> setup_lab(const KvLabRun& run, Model loaded, const Tok
 void run_one_method(const KvLabCliOptions& k, const KvLabRun& run, const LabSetup& s) {
   const Model& m = s.p.model;
   const KvMethodSpec spec = parse_kv_method(k.method);
+  if (spec.alloc) info("KV method %s: measuring the layers' sensitivity\n", k.method.c_str());
   const auto method = make_kv_lab_method(spec, m.config, s.calibration);
   PplOptions opt = run.opt;
   if (run.kld) opt.kld_reference = &s.p.fp;
@@ -75,19 +79,20 @@ void run_one_method(const KvLabCliOptions& k, const KvLabRun& run, const LabSetu
   WKVQ_REQUIRE(mode != EvalMode::Prefill,
                "--kv-method runs a decode mode; --mode prefill never "
                "reads the KV cache");
-  info("evaluating %s with KV method %s in %s mode\n", s.p.describe().c_str(), spec.label().c_str(),
-       eval_mode_name(mode));
+  info("evaluating %s with KV method %s in %s mode\n", s.p.describe().c_str(),
+       method->spec().label().c_str(), eval_mode_name(mode));
   const PplResult r = perplexity_many({kv_lab_eval(m, *method, mode, ctx)}, *run.stream, opt)[0];
   if (run.json) {
     nlohmann::json j = ppl_result_json(r);
     j["text"] = run.text;
     j["weights"] = s.p.describe();
-    j["kv_method"] = spec.label();
+    j["kv_method"] = method->spec().label();
     j["kernels"] = kernels_json();
     std::printf("%s\n", j.dump().c_str());
   } else {
     std::printf("%s, KV method %s: %.4f bits per K/V element at ctx %lld\n", s.p.describe().c_str(),
-                spec.label().c_str(), r.kv_bits_per_element, static_cast<long long>(r.ctx));
+                method->spec().label().c_str(), r.kv_bits_per_element,
+                static_cast<long long>(r.ctx));
     std::printf("mode %s  ctx %lld  windows %lld  tokens %lld\n", r.mode.c_str(),
                 static_cast<long long>(r.ctx), static_cast<long long>(r.windows),
                 static_cast<long long>(r.tokens));
@@ -134,7 +139,7 @@ void run_sweep(const KvLabCliOptions& k, const KvLabRun& run, const LabSetup& s)
   const Model& m = s.p.model;
   WKVQ_REQUIRE(s.calibration.stream != nullptr, "--kv-sweep needs calibration text: --calib FILE");
   const int64_t ctx = ppl_window(m, run.opt.ctx);
-  const KvShape shape{m.config.kv_dim(), m.config.head_dim};
+  const KvShape shape{m.config.kv_dim(), m.config.head_dim, m.config.n_layers};
   const std::vector<std::string> names = k.methods.empty() ? default_kv_sweep_methods() : k.methods;
   std::vector<KvSweepRow> rows;
   std::vector<std::unique_ptr<KvLabMethod>> methods;  // one per evaluated row
@@ -154,8 +159,9 @@ void run_sweep(const KvLabCliOptions& k, const KvLabRun& run, const LabSetup& s)
         rows.push_back(row);
         continue;
       }
-      row.config = cfg->label();
+      if (cfg->alloc) info("KV sweep: %s: measuring the layers' sensitivity\n", name.c_str());
       methods.push_back(make_kv_lab_method(*cfg, m.config, s.calibration));
+      row.config = methods.back()->spec().label();  // alloc=sens: with the chosen bits
       specs.push_back(kv_lab_eval(m, *methods.back(), EvalMode::Decode, ctx));
       rows.push_back(row);
     }

@@ -35,11 +35,7 @@ KvLabMethod::KvLabMethod(const KvMethodSpec& spec, const LlamaConfig& c,
     WKVQ_REQUIRE(smoothing_->n_layers == n_layers_ && smoothing_->kv_dim == kv_dim_, "--kv-method ",
                  spec_.label(), ": smoothing of another shape");
   }
-  if (spec_.family == KvFamily::Int && !spec_.rel8 && spec_.bits != 0) {
-    WKVQ_REQUIRE(spec_.bits == 2 || spec_.bits == 3 || spec_.bits == 4 || spec_.bits == 8,
-                 "--kv-method ", spec_.label(), ": the fp16-metadata token groups take b = 2, 3, ",
-                 "4 or 8");
-  }
+  if (spec_.family == KvFamily::Int) check_int_bits();
   if (spec_.family == KvFamily::Kivi) {
     WKVQ_REQUIRE(spec_.bits == 2 || spec_.bits == 3 || spec_.bits == 4 || spec_.bits == 8,
                  "--kv-method ", spec_.label(), ": kivi takes b = 2, 3, 4 or 8");
@@ -60,6 +56,28 @@ KvLabMethod::KvLabMethod(const KvMethodSpec& spec, const LlamaConfig& c,
           rotations_.insert(rotations_.end(), r.begin(), r.end());
         }
       }
+    }
+  }
+}
+
+void KvLabMethod::check_int_bits() const {
+  WKVQ_REQUIRE(!spec_.alloc || !spec_.layer_bits.empty(), "--kv-method ", spec_.label(),
+               ": alloc=sens needs its per-layer bits chosen first (make_kv_lab_method)");
+  WKVQ_REQUIRE(
+      spec_.layer_bits.empty() || spec_.layer_bits.size() == static_cast<size_t>(2 * n_layers_),
+      "--kv-method ", spec_.label(), ": kb= and vb= need ", n_layers_,
+      " layers' bits each (this model's layers), found ", spec_.layer_bits.size() / 2);
+  for (int l = 0; l < n_layers_; ++l) {
+    for (const bool key : {true, false}) {
+      const int b = spec_.tensor_bits(l, key);
+      // rel8: any 1..8 (1 bit: the group's two ends); fp16 metadata: formats/kv_quant.h's
+      // 2, 3, 4, 8; 0: not quantized (f32)
+      const bool ok =
+          spec_.rel8 ? (b >= 0 && b <= 8) : (b == 0 || b == 2 || b == 3 || b == 4 || b == 8);
+      WKVQ_REQUIRE(ok, "--kv-method ", spec_.label(), ": layer ", l, (key ? " keys" : " values"),
+                   " at ", b, " bits; ",
+                   spec_.rel8 ? "the 8-bit relative metadata takes 1..8 bits"
+                              : "the fp16-metadata token groups take b = 2, 3, 4 or 8");
     }
   }
 }
@@ -113,16 +131,17 @@ void KvLabMethod::untransform(bool key, int layer, float* y) const {
 void KvLabMethod::round_trip_int(bool key, int layer, const float* x, float* out) const {
   std::vector<float> y(static_cast<size_t>(kv_dim_));
   transform(key, layer, 0, x, y.data());
-  if (spec_.bits == 0) {  // the transforms alone
+  const int bits = spec_.tensor_bits(layer, key);
+  if (bits == 0) {  // the transforms alone
     std::memcpy(out, y.data(), sizeof(float) * y.size());
   } else if (spec_.rel8) {
     WKVQ_REQUIRE(ranges_.n_layers > 0, "--kv-method ", spec_.label(), " needs static ranges");
     const size_t at = static_cast<size_t>(layer * ranges_.n_groups);
     const float* lo = (key ? ranges_.klo : ranges_.vlo).data() + at;
     const float* hi = (key ? ranges_.khi : ranges_.vhi).data() + at;
-    rel8_groups_round_trip(y.data(), kv_dim_, group_, spec_.bits, lo, hi, out);
+    rel8_groups_round_trip(y.data(), kv_dim_, group_, bits, lo, hi, out);
   } else {
-    token_groups_round_trip(y.data(), kv_dim_, group_, spec_.bits, out);
+    token_groups_round_trip(y.data(), kv_dim_, group_, bits, out);
   }
   untransform(key, layer, out);
 }

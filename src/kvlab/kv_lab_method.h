@@ -27,7 +27,7 @@ class KvLabMethod {
               const KvGroupRanges* ranges);
 
   const KvMethodSpec& spec() const { return spec_; }
-  KvShape shape() const { return {kv_dim_, head_dim_}; }
+  KvShape shape() const { return {kv_dim_, head_dim_, n_layers_}; }
 
   // The view of the cache when it holds `t` tokens: positions < key_quantized_end(t) read their
   // round-tripped keys, the rest their fp16 keys; the same for values.
@@ -55,6 +55,8 @@ class KvLabMethod {
   std::vector<double> rotation(int layer, bool key, int64_t head) const;
 
  private:
+  // The int methods' bits, per layer or uniform, are ones their quantizer takes.
+  void check_int_bits() const;
   // One token's row of K (key) or V, any family but KIVI's keys.
   void round_trip_row(bool key, int layer, const float* x, float* out) const;
   void round_trip_int(bool key, int layer, const float* x, float* out) const;

@@ -55,8 +55,43 @@ int64_t parse_int(const std::string& method, const std::string& key, const std::
   return x;
 }
 
+// "3.3.2.2.2": per-layer bits of kb= or vb=.
+std::vector<int> parse_bit_list(const std::string& text, const std::string& key,
+                                const std::string& value) {
+  std::vector<int> out;
+  size_t at = 0;
+  while (at <= value.size()) {
+    const size_t dot = std::min(value.find('.', at), value.size());
+    const int64_t b = parse_int(text, key, value.substr(at, dot - at));
+    WKVQ_REQUIRE(b <= 8, "--kv-method ", text, ": ", key, "=", value,
+                 " has a layer of more than 8 bits");
+    out.push_back(static_cast<int>(b));
+    at = dot + 1;
+  }
+  return out;
+}
+
+// Per-layer bits of kb= and vb= as parsed (joined into layer_bits at the end).
+struct LayerLists {
+  std::vector<int> kb, vb;
+};
+
 void apply_key(KvMethodSpec& m, const std::string& text, const std::string& key,
-               const std::string& value) {
+               const std::string& value, LayerLists& lists) {
+  if (key == "alloc" || key == "kb" || key == "vb") {
+    WKVQ_REQUIRE(m.family == KvFamily::Int, "--kv-method ", text, ": ", key,
+                 "= (per-layer bits) is for the int methods (rtn, wkvq*, quarot)");
+    if (key == "alloc") {
+      WKVQ_REQUIRE(value == "sens" || value == "solo", "--kv-method ", text, ": alloc=", value,
+                   " is not accepted; expected alloc=sens or alloc=solo (per-layer bits from the "
+                   "measured sensitivity: the other layers at the uniform bits, or in f32)");
+      m.alloc = true;
+      m.alloc_solo = value == "solo";
+    } else {
+      (key == "kb" ? lists.kb : lists.vb) = parse_bit_list(text, key, value);
+    }
+    return;
+  }
   const int64_t x = parse_int(text, key, value);
   if (key == "b") {
     // b=0 on the int methods: the transforms alone, no quantizer (the exactness check)
@@ -83,7 +118,8 @@ void apply_key(KvMethodSpec& m, const std::string& text, const std::string& key,
   } else if (key == "w") {
     m.window = x;
   } else {
-    fail("--kv-method ", text, ": unknown key '", key, "'; expected b, g, r (kivi) or w");
+    fail("--kv-method ", text, ": unknown key '", key,
+         "'; expected b, g, r (kivi), w, alloc, kb or vb");
   }
 }
 
@@ -106,6 +142,7 @@ KvMethodSpec parse_kv_method(const std::string& text) {
   m.group = b.group;
   m.residual = b.residual;
   if (colon == std::string::npos) return m;
+  LayerLists lists;
   std::string rest = text.substr(colon + 1);
   while (!rest.empty()) {
     const size_t comma = rest.find(',');
@@ -113,8 +150,17 @@ KvMethodSpec parse_kv_method(const std::string& text) {
     const size_t eq = kv.find('=');
     WKVQ_REQUIRE(eq != std::string::npos, "--kv-method ", text, ": '", kv,
                  "' is not key=value (keys b, g, r, w)");
-    apply_key(m, text, kv.substr(0, eq), kv.substr(eq + 1));
+    apply_key(m, text, kv.substr(0, eq), kv.substr(eq + 1), lists);
     rest = comma == std::string::npos ? "" : rest.substr(comma + 1);
+  }
+  if (!lists.kb.empty() || !lists.vb.empty()) {
+    WKVQ_REQUIRE(lists.kb.size() == lists.vb.size() && !m.alloc, "--kv-method ", text,
+                 ": kb= and vb= give the key and value bits of every layer, both of the same "
+                 "length, and replace alloc=sens");
+    for (size_t l = 0; l < lists.kb.size(); ++l) {
+      m.layer_bits.push_back(lists.kb[l]);
+      m.layer_bits.push_back(lists.vb[l]);
+    }
   }
   if (m.family == KvFamily::Kivi) {
     WKVQ_REQUIRE(m.residual >= m.group && m.residual % m.group == 0, "--kv-method ", text,
@@ -134,6 +180,16 @@ std::string KvMethodSpec::label() const {
     s += " g" + std::to_string(group);
   }
   if (family == KvFamily::Kivi) s += " r" + std::to_string(residual);
+  if (alloc) s += alloc_solo ? " alloc-solo" : " alloc";
+  if (!layer_bits.empty()) {
+    for (size_t kv = 0; kv < 2; ++kv) {
+      s += kv == 0 ? " kb" : " vb";
+      for (size_t i = kv; i < layer_bits.size(); i += 2) {
+        if (i >= 2) s += '.';
+        s += std::to_string(layer_bits[i]);
+      }
+    }
+  }
   if (window > 0) s += " w" + std::to_string(window);
   return s;
 }
@@ -161,8 +217,8 @@ void check_kv_method(const KvMethodSpec& m, const KvShape& s) {
 }
 
 namespace {
-// Bits per element of the quantized part (no windows).
-double quantized_bits(const KvMethodSpec& m, const KvShape& s) {
+// Bits per element of the quantized part (no windows), one bit width for every tensor.
+double uniform_quantized_bits(const KvMethodSpec& m, const KvShape& s) {
   const auto c = static_cast<double>(s.kv_dim);
   switch (m.family) {
     case KvFamily::Fp16:
@@ -193,6 +249,27 @@ double quantized_bits(const KvMethodSpec& m, const KvShape& s) {
     }
   }
   return 0.0;
+}
+
+// The same with per-layer bits: the mean over the tensors (each kv_dim elements per token).
+double quantized_bits(const KvMethodSpec& m, const KvShape& s) {
+  if (m.family != KvFamily::Int) return uniform_quantized_bits(m, s);
+  KvMethodSpec one = m;
+  if (!m.layer_bits.empty()) {
+    double sum = 0.0;
+    for (const int b : m.layer_bits) {
+      one.bits = b;
+      sum += uniform_quantized_bits(one, s);
+    }
+    return sum / static_cast<double>(m.layer_bits.size());
+  }
+  if (m.alloc && m.alloc_total_bits > 0) {  // not yet shared out: the mean code bits
+    WKVQ_REQUIRE(s.n_layers > 0, "KV bits per element: alloc=sens needs the number of layers");
+    const double tensors = 2.0 * s.n_layers;
+    return uniform_quantized_bits(m, s) - m.bits +
+           static_cast<double>(m.alloc_total_bits) / tensors;
+  }
+  return uniform_quantized_bits(m, s);
 }
 }  // namespace
 

@@ -5,13 +5,16 @@
 
 #include "core/error.h"
 #include "eval/text_table.h"
+#include "kvlab/kv_alloc_measure.h"
 #include "kvlab/kv_ranges.h"
 #include "kvlab/sim_kv_store.h"
 
 namespace wkvq {
 
-std::unique_ptr<KvLabMethod> make_kv_lab_method(const KvMethodSpec& spec, const LlamaConfig& c,
+std::unique_ptr<KvLabMethod> make_kv_lab_method(const KvMethodSpec& spec_in, const LlamaConfig& c,
                                                 const KvLabCalibration& calib) {
+  const KvMethodSpec spec =
+      spec_in.alloc && spec_in.layer_bits.empty() ? allocate_kv_layers(spec_in, c, calib) : spec_in;
   if (!spec.needs_ranges()) {
     return std::make_unique<KvLabMethod>(spec, c, calib.smoothing, nullptr);
   }
@@ -81,6 +84,26 @@ std::vector<KvMethodSpec> kv_sweep_candidates(const KvMethodSpec& base, const Kv
   return out;
 }
 
+namespace {
+// alloc=sens: the most code bits over the 2 n_layers tensors, up to the menu's widest code on
+// every tensor, whose bits per element stay within the budget (at least the uniform's).
+int64_t alloc_total_for_budget(const KvMethodSpec& uniform, const KvShape& s, int64_t ctx,
+                               double budget) {
+  WKVQ_REQUIRE(s.n_layers > 0, "alloc=sens in a sweep needs the number of layers");
+  const int tensors = 2 * s.n_layers;
+  const int64_t base = kv_alloc_total(uniform, s.n_layers);
+  const int64_t top = int64_t{tensors} * kv_alloc_menu(uniform, base, tensors).back();
+  int64_t total = base;
+  KvMethodSpec m = uniform;
+  for (int64_t u = base + 1; u <= top; ++u) {
+    m.alloc_total_bits = u;
+    if (kv_bits_per_element(m, s, ctx) > budget + 1e-9) break;
+    total = u;
+  }
+  return total;
+}
+}  // namespace
+
 std::optional<KvMethodSpec> kv_config_for_budget(const KvMethodSpec& base, const KvShape& s,
                                                  int64_t ctx, double budget) {
   std::optional<KvMethodSpec> best;
@@ -93,6 +116,7 @@ std::optional<KvMethodSpec> kv_config_for_budget(const KvMethodSpec& base, const
       best_bits = b;
     }
   }
+  if (best && best->alloc) best->alloc_total_bits = alloc_total_for_budget(*best, s, ctx, budget);
   return best;
 }
 
@@ -106,10 +130,14 @@ std::string format_kv_sweep_table(const std::vector<KvSweepRow>& rows, double ba
       {"budget", "method", "configuration", "bits/elem", "decode PPL", "KLD", "KLD - W-only"}};
   char b[96];
   for (const KvSweepRow& r : rows) {
-    std::snprintf(b, sizeof b, "%.1f", r.budget);
+    std::snprintf(b, sizeof b, "%g", r.budget);  // 4.5, 3.8125
     std::vector<std::string> row = {b, r.method};
     if (r.config.empty()) {
-      std::snprintf(b, sizeof b, "none (cheapest %.3f bits)", r.min_bits);
+      if (r.min_bits >= 1e9) {  // no configuration runs on this shape (kivi g > kv_dim, ...)
+        std::snprintf(b, sizeof b, "none (no configuration for this model's shape)");
+      } else {
+        std::snprintf(b, sizeof b, "none (cheapest %.3f bits)", r.min_bits);
+      }
       row.insert(row.end(), {b, "-", "-", "-", "-"});
     } else {
       row.push_back(r.config);

@@ -21,6 +21,7 @@ namespace wkvq {
 // calibration text for static ranges (null: none).
 struct KvLabCalibration {
   const Model* fp = nullptr;
+  const Model* model = nullptr;  // the evaluated weights: alloc=sens measures with them
   const KvSmoothing* smoothing = nullptr;
   const std::vector<int>* stream = nullptr;
   CalibWindows windows;
@@ -28,9 +29,14 @@ struct KvLabCalibration {
   // neither the bits nor the window, so a sweep calibrates each once.
   std::shared_ptr<std::map<std::string, KvGroupRanges>> ranges =
       std::make_shared<std::map<std::string, KvGroupRanges>>();
+  // alloc=sens: the KLD of each sensitivity probe measured (kvlab/kv_alloc_measure.h), by the
+  // probe's label, so a sweep measures each once for all its budgets.
+  std::shared_ptr<std::map<std::string, double>> probes =
+      std::make_shared<std::map<std::string, double>>();
 };
 
-// The method ready to run: static ranges calibrated here when the spec needs them.
+// The method ready to run: static ranges calibrated here when the spec needs them, per-layer bits
+// chosen here for alloc=sens (kvlab/kv_alloc_measure.h).
 std::unique_ptr<KvLabMethod> make_kv_lab_method(const KvMethodSpec& spec, const LlamaConfig& c,
                                                 const KvLabCalibration& calib);
 
@@ -40,6 +46,9 @@ EvalSpec kv_lab_eval(const Model& model, const KvLabMethod& method, EvalMode mod
 
 // The configurations a sweep tries for a method (bits, groups; its other parameters as given),
 // and the one with the most bits per element <= budget at ctx (ties: more code bits), if any.
+// alloc=sens: that uniform configuration's group, with the most code bits in all
+// (alloc_total_bits, the menu's widths allowing) whose bits per element stay within the budget
+// (s.n_layers needed).
 std::vector<KvMethodSpec> kv_sweep_candidates(const KvMethodSpec& base, const KvShape& s);
 std::optional<KvMethodSpec> kv_config_for_budget(const KvMethodSpec& base, const KvShape& s,
                                                  int64_t ctx, double budget);
@@ -51,7 +60,7 @@ struct KvSweepRow {
   double budget = 0;
   std::string method;   // the spec's base name
   std::string config;   // its label; empty: nothing within the budget
-  double min_bits = 0;  // the cheapest configuration's bits (when none fits)
+  double min_bits = 0;  // the cheapest configuration's bits (when none fits; >= 1e9: none runs)
   PplResult result;
 };
 
