@@ -1,4 +1,5 @@
-// The kernel table: resolution (the one place WKVQ_ISA, WKVQ_GEMV and WKVQ_PREFILL_GEMM are read) and description.
+// The kernel table: resolution (the one place WKVQ_ISA, WKVQ_GEMV and WKVQ_PREFILL_GEMM are read)
+// and description.
 #include "kernels/kernel_table.h"
 
 #include <cstdlib>

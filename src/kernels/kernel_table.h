@@ -51,8 +51,8 @@ inline constexpr PrefillGemm kDefaultPrefillGemm = PrefillGemm::F32;
 
 struct KernelTable {
   Isa isa = Isa::Reference;
-  bool isa_pinned = false;  // by WKVQ_ISA
-  GemvChoice int4_gemv;     // Dot unless isa is Avx512
+  bool isa_pinned = false;      // by WKVQ_ISA
+  GemvChoice int4_gemv;         // Dot unless isa is Avx512
   PrefillGemmChoice int4_gemm;  // F32 unless isa is Avx512 and the CPU has AVX512_VNNI
   // The ISA's kernels; null for Isa::Reference (the scalar references of matmul.h, qmatmul.h,
   // kv_quant.h run instead).
@@ -60,15 +60,15 @@ struct KernelTable {
   const detail::QMatmulOps* qmatmul = nullptr;
   const detail::KvQuantOps* kv_quant = nullptr;
   const detail::KvAttendOps* kv_attend = nullptr;  // attention tiles (kernels/kv_attend.h)
-  const detail::QGemmQ8Ops* qgemm_q8 = nullptr;     // set iff int4_gemm.form is Int8
+  const detail::QGemmQ8Ops* qgemm_q8 = nullptr;    // set iff int4_gemm.form is Int8
 };
 
 // This process's table, resolved on the first call (thread-safe); throws wkvq::Error for a bad
 // WKVQ_ISA / WKVQ_GEMV value, or one this CPU cannot run.
 const KernelTable& kernel_table();
 // The table of an explicit ISA (tests and benchmarks compare ISAs with it), with the process's
-// int4 GEMV choice for AVX-512 (Dot for the others) and the f32 prefill GEMM. Throws wkvq::Error when this CPU does not
-// support `isa`.
+// int4 GEMV choice for AVX-512 (Dot for the others) and the f32 prefill GEMM. Throws wkvq::Error
+// when this CPU does not support `isa`.
 const KernelTable& kernel_table(Isa isa);
 // kernel_table(isa) with the prefill GEMM `gemm`. Throws wkvq::Error when this CPU does not run
 // it (Int8 needs isa Avx512 and AVX512_VNNI).
@@ -78,7 +78,8 @@ KernelTable kernel_table(Isa isa, PrefillGemm gemm);
 // "avx512: gemv scaled (probe), dot n<=64, packed 12x32").
 std::vector<std::pair<std::string, std::string>> kernel_table_entries(const KernelTable& t);
 
-// "isa avx512 (auto), int4 gemv scaled (probe), prefill gemm f32 (auto)" and the like: the table in one line.
+// "isa avx512 (auto), int4 gemv scaled (probe), prefill gemm f32 (auto)" and the like: the table in
+// one line.
 std::string kernel_summary();
 // kernel_table().int4_gemv.
 GemvChoice int4_gemv_choice();

@@ -71,7 +71,8 @@ Plan plan_of(const KernelTable& table, int64_t n, const QuantizedMatrix& w, floa
                          scaled ? kScaledGemvPartsPerThread : kDotPartsPerThread);
   } else if (table.qgemm_q8 != nullptr && qmatmul_q8_applies(w)) {
     p.q8 = true;
-    p.split = split_work(n, w.cols, w.rows, table.qgemm_q8->blocking.mr, table.qgemm_q8->blocking.nr);
+    p.split =
+        split_work(n, w.cols, w.rows, table.qgemm_q8->blocking.mr, table.qgemm_q8->blocking.nr);
   } else {
     p.split = split_work(n, w.cols, w.rows, p.ops->blocking.mr, p.ops->blocking.nr);
   }

@@ -64,7 +64,8 @@ void qmatmul_q8_ref(const float* x, int64_t n, const QuantizedMatrix& w, float* 
         const int64_t c1 = std::min(w.cols, c0 + kQ8BlockCols);
         int64_t dot = 0;
         for (int64_t c = c0; c < c1; ++c) {
-          dot += int64_t{codes[static_cast<size_t>(c)]} * a.q[static_cast<size_t>(i * a.stride + c)];
+          dot +=
+              int64_t{codes[static_cast<size_t>(c)]} * a.q[static_cast<size_t>(i * a.stride + c)];
         }
         const int64_t g = w.n_groups == 1 ? 0 : c0 / w.group;
         const float s = fp16_to_f32(w.scales[static_cast<size_t>(o * w.n_groups + g)]);

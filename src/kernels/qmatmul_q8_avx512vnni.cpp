@@ -4,7 +4,8 @@
 //  - quantize: each row of x in blocks of kQ8Block columns: d = max|x| / 127, q = round(x / d)
 //    (x times 1 / d, rounded half to even) as int8, dsum = d * sum(q). Bit for bit the reference's
 //    arithmetic (kernels/qmatmul_q8.cpp).
-//  - packed: the BLIS-style loop nest of gemm_driver.h with integer panels. W's 4-bit codes q (0..15)
+//  - packed: the BLIS-style loop nest of gemm_driver.h with integer panels. W's 4-bit codes q
+//  (0..15)
 //    unpacked to one byte each, 4 consecutive columns per 32-bit lane, 32 W rows per panel (two
 //    zmm per 4 columns); x's int8 codes packed 4 columns per 32-bit word. The 12 x 32 register tile
 //    holds int32 sums: vpdpbusd adds 4 products (unsigned W code x signed x code) per lane, 64 per
@@ -73,7 +74,7 @@ void quantize(const float* x, int64_t cols, int64_t i0, int64_t i1, int8_t* q, f
 inline __m512i unpack64(const uint8_t* codes, int64_t c, bool two) {
   const __m256i v = _mm256_maskz_loadu_epi8(two ? 0xFFFFFFFFu : 0xFFFFu, codes + c / 2);
   const __m256i nib = _mm256_set1_epi8(0x0F);
-  const __m256i lo = _mm256_and_si256(v, nib);                         // c..+15, c+32..+47
+  const __m256i lo = _mm256_and_si256(v, nib);                        // c..+15, c+32..+47
   const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), nib);  // c+16..+31, c+48..+63
   const __m512i z = _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
   return _mm512_shuffle_i64x2(z, z, _MM_SHUFFLE(3, 1, 2, 0));
@@ -121,8 +122,7 @@ void pack_panel(const QMatView& w, int64_t o, int64_t rows, int64_t pc, int64_t 
 }
 
 // x codes of rows [i, i + rows), columns [pc, pc + kc), 4 columns per word: xp[(k / 4) * kMr + r].
-inline void pack_x(const Q8View& x8, int64_t i, int64_t rows, int64_t pc, int64_t kc,
-                   int32_t* xp) {
+inline void pack_x(const Q8View& x8, int64_t i, int64_t rows, int64_t pc, int64_t kc, int32_t* xp) {
   for (int64_t r = 0; r < rows; ++r) {
     const int8_t* src = x8.q + (i + r) * x8.stride + pc;
     for (int64_t k4 = 0; k4 < kc / 4; ++k4) __builtin_memcpy(xp + k4 * kMr + r, src + 4 * k4, 4);
@@ -141,9 +141,10 @@ void tile(const int32_t* xp, const uint8_t* wp, const float* params, int64_t kc,
   alignas(64) float acc[M][kNr];
 #pragma GCC unroll 16
   for (int r = 0; r < M; ++r) {
-    _mm512_store_ps(acc[r], accumulate ? _mm512_maskz_loadu_ps(m0, y + r * ldy) : _mm512_setzero_ps());
-    _mm512_store_ps(acc[r] + kLanes,
-                    accumulate ? _mm512_maskz_loadu_ps(m1, y + r * ldy + kLanes) : _mm512_setzero_ps());
+    _mm512_store_ps(acc[r],
+                    accumulate ? _mm512_maskz_loadu_ps(m0, y + r * ldy) : _mm512_setzero_ps());
+    _mm512_store_ps(acc[r] + kLanes, accumulate ? _mm512_maskz_loadu_ps(m1, y + r * ldy + kLanes)
+                                                : _mm512_setzero_ps());
   }
   for (int64_t blk = 0; blk * kQ8Block < kc; ++blk) {
     __m512i s0[M];
@@ -199,8 +200,8 @@ constexpr Tile kTiles[kMr] = {&tile<1>, &tile<2>, &tile<3>, &tile<4>,  &tile<5>,
 void packed(const Q8View& x8, const QMatView& w, float* y, int64_t ldy, QBlock b, uint8_t* pack) {
   uint8_t* const wpack = pack;
   float* const params = reinterpret_cast<float*>(pack + kB.nc * kB.kc);
-  int32_t* const xpack =
-      reinterpret_cast<int32_t*>(pack + kB.nc * kB.kc + (kB.nc / kNr) * kBlocksPerKc * kParamFloats * 4);
+  int32_t* const xpack = reinterpret_cast<int32_t*>(
+      pack + kB.nc * kB.kc + (kB.nc / kNr) * kBlocksPerKc * kParamFloats * 4);
   const int64_t cols = (w.cols + kQBlockCols - 1) / kQBlockCols * kQBlockCols;
   for (int64_t jc = b.o0; jc < b.o1; jc += kB.nc) {
     const int64_t ncb = min64(kB.nc, b.o1 - jc);
@@ -217,8 +218,9 @@ void packed(const Q8View& x8, const QMatView& w, float* y, int64_t ldy, QBlock b
         for (int64_t p = 0; p * kNr < ncb; ++p) {
           const int64_t n_cols = ncb - p * kNr;
           kTiles[rows - 1](xpack, wpack + p * kNr * kcb, params + p * kBlocksPerKc * kParamFloats,
-                           kcb, x8.d + first, x8.dsum + first, x8.blocks, y + i * ldy + jc + p * kNr,
-                           ldy, lane_mask(n_cols), lane_mask(n_cols - kLanes), pc > 0);
+                           kcb, x8.d + first, x8.dsum + first, x8.blocks,
+                           y + i * ldy + jc + p * kNr, ldy, lane_mask(n_cols),
+                           lane_mask(n_cols - kLanes), pc > 0);
         }
       }
     }

@@ -99,8 +99,8 @@ double rounding_terms(const QuantizedMatrix& w, const Q8Activations& a,
 }
 
 void check_kernel(int64_t n, int64_t in, int64_t out, int64_t group, uint32_t seed) {
-  SCOPED_TRACE(::testing::Message() << "n=" << n << " in=" << in << " out=" << out << " g="
-                                    << group << " seed=" << seed << " (rerun: WKVQ_TEST_SEED)");
+  SCOPED_TRACE(::testing::Message() << "n=" << n << " in=" << in << " out=" << out << " g=" << group
+                                    << " seed=" << seed << " (rerun: WKVQ_TEST_SEED)");
   std::mt19937 rng(seed);
   const QuantizedMatrix w = random_matrix(out, in, group, rng);
   const std::vector<float> x = random_x(n, in, 1.0f, rng);
@@ -161,9 +161,9 @@ TEST_P(QmatmulQ8KernelTest, OtherCasesRunTheF32Kernels) {
     int64_t n, in, out, group;
     int bits;
   };
-  for (const Case c : {Case{1, 256, 40, 128, 4}, Case{64, 256, 40, 128, 4},
-                       Case{70, 256, 40, 64, 4}, Case{70, 256, 40, 32, 4},
-                       Case{70, 256, 40, 128, 8}}) {
+  for (const Case c :
+       {Case{1, 256, 40, 128, 4}, Case{64, 256, 40, 128, 4}, Case{70, 256, 40, 64, 4},
+        Case{70, 256, 40, 32, 4}, Case{70, 256, 40, 128, 8}}) {
     SCOPED_TRACE(::testing::Message() << "n=" << c.n << " g=" << c.group << " bits=" << c.bits);
     std::vector<float> wf(static_cast<size_t>(c.out * c.in));
     std::normal_distribution<float> normal(0.0f, 0.05f);
@@ -211,7 +211,8 @@ TEST(QmatmulQ8Reference, QuantizerFollowsItsDefinition) {
       EXPECT_EQ(peak, amax > 0.0f ? 127 : 0);
       EXPECT_EQ(a.dsum[at], a.d[at] * static_cast<float>(sum));
     }
-    for (int64_t c = in; c < a.stride; ++c) EXPECT_EQ(a.q[static_cast<size_t>(i * a.stride + c)], 0);
+    for (int64_t c = in; c < a.stride; ++c)
+      EXPECT_EQ(a.q[static_cast<size_t>(i * a.stride + c)], 0);
   }
 }
 
@@ -243,8 +244,8 @@ TEST(QmatmulQ8Reference, WithinTheQuantizationErrorOfTheF32Product) {
           const double xk = x[static_cast<size_t>(i * in + k)];
           exact += xk * wk;
           abs_terms += std::fabs(xk * wk);
-          quant += a.d[static_cast<size_t>(i * a.blocks + k / kQ8BlockCols)] *
-                   (0.5 + kQuantSlack) * std::fabs(wk);
+          quant += a.d[static_cast<size_t>(i * a.blocks + k / kQ8BlockCols)] * (0.5 + kQuantSlack) *
+                   std::fabs(wk);
         }
         const double rounding = kGammaMargin * static_cast<double>(2 * a.blocks + 1) * kEps *
                                     rounding_terms(w, a, codes, i, o) +
