@@ -32,12 +32,17 @@ void quantize_activations_q8_ref(const float* x, int64_t n, int64_t cols, Q8Acti
       const int64_t c0 = b * kQ8BlockCols;
       const int64_t c1 = std::min(cols, c0 + kQ8BlockCols);
       float amax = 0.0f;
-      for (int64_t c = c0; c < c1; ++c) amax = std::max(amax, std::fabs(x[i * cols + c]));
-      const float d = amax / 127.0f;
-      const float id = d != 0.0f ? 1.0f / d : 0.0f;
+      float probe = 0.0f;  // NaN iff some x is NaN or infinite (x * 0 is +-0 otherwise)
+      for (int64_t c = c0; c < c1; ++c) {
+        amax = std::max(amax, std::fabs(x[i * cols + c]));
+        probe += x[i * cols + c] * 0.0f;
+      }
+      const float d = amax / 127.0f + probe;  // d + +-0 = d
+      const bool finite = d - d == 0.0f;
+      const float id = finite && d != 0.0f ? 1.0f / d : 0.0f;
       int64_t sum = 0;
       for (int64_t c = c0; c < c1; ++c) {
-        const auto v = static_cast<int>(std::nearbyint(x[i * cols + c] * id));
+        const auto v = finite ? static_cast<int>(std::nearbyint(x[i * cols + c] * id)) : 0;
         out.q[static_cast<size_t>(i * out.stride + c)] = static_cast<int8_t>(v);
         sum += v;
       }

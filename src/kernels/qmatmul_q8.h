@@ -5,7 +5,8 @@
 // The arithmetic (this reference is its definition):
 //   x: each row in blocks of kQ8BlockCols = 128 columns (the last one shorter), per block
 //      d = max|x| / 127 and xq = round_half_even(x * (1 / d)) in [-127, 127] (xq = 0 when d = 0),
-//      dsum = d * sum(xq);
+//      dsum = d * sum(xq); a block holding a NaN or an infinity gets d = NaN and xq = 0, so that
+//      every output of its row is NaN (as the f32 product's would be NaN or infinite);
 //   y[i, o] = the sum over the x blocks, in column order, of
 //      d * (s * sum_k q_k xq_k) - dsum * (z * s)
 //   with W's codes q, scale s and zero point z of the group holding the block (the groups are

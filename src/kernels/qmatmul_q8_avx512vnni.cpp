@@ -3,7 +3,7 @@
 //
 //  - quantize: each row of x in blocks of kQ8Block columns: d = max|x| / 127, q = round(x / d)
 //    (x times 1 / d, rounded half to even) as int8, dsum = d * sum(q). Bit for bit the reference's
-//    arithmetic (kernels/qmatmul_q8.cpp).
+//    arithmetic (kernels/qmatmul_q8.cpp), NaN / Inf included.
 //  - packed: the BLIS-style loop nest of gemm_driver.h with integer panels. W's 4-bit codes q
 //  (0..15)
 //    unpacked to one byte each, 4 consecutive columns per 32-bit lane, 32 W rows per panel (two
@@ -35,18 +35,21 @@ inline void quantize_block(const float* x, int64_t len, int64_t stored, int8_t* 
                            float* dsum) {
   __m512 v[kQ8Block / kLanes];
   __m512 amax = _mm512_setzero_ps();
+  __m512 probe = _mm512_setzero_ps();  // NaN iff some x is NaN or infinite
 #pragma GCC unroll 8
   for (int j = 0; j < kQ8Block / kLanes; ++j) {
     v[j] = _mm512_maskz_loadu_ps(lane_mask(len - j * kLanes), x + j * kLanes);
     amax = _mm512_max_ps(amax, _mm512_abs_ps(v[j]));
+    probe = _mm512_add_ps(probe, _mm512_mul_ps(v[j], _mm512_setzero_ps()));
   }
-  const float a = _mm512_reduce_max_ps(amax);
-  const float dd = a / 127.0f;
-  const __m512 id = _mm512_set1_ps(dd != 0.0f ? 1.0f / dd : 0.0f);
+  const float dd = _mm512_reduce_max_ps(amax) / 127.0f + _mm512_reduce_add_ps(probe);
+  const bool finite = dd - dd == 0.0f;
+  const __m512 id = _mm512_set1_ps(finite && dd != 0.0f ? 1.0f / dd : 0.0f);
   __m512i sum = _mm512_setzero_si512();
 #pragma GCC unroll 8
   for (int j = 0; j < kQ8Block / kLanes; ++j) {
-    const __m512i qi = _mm512_cvtps_epi32(_mm512_mul_ps(v[j], id));  // half to even
+    const __m512i qi = finite ? _mm512_cvtps_epi32(_mm512_mul_ps(v[j], id))  // half to even
+                              : _mm512_setzero_si512();
     sum = _mm512_add_epi32(sum, qi);
     if (j * kLanes < stored) {
       _mm_storeu_si128(reinterpret_cast<__m128i*>(q + j * kLanes), _mm512_cvtepi32_epi8(qi));

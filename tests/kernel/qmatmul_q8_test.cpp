@@ -178,6 +178,31 @@ TEST_P(QmatmulQ8KernelTest, OtherCasesRunTheF32Kernels) {
   }
 }
 
+// A NaN or an infinity in a row of x makes that row of y NaN (kernel and reference), and no other.
+TEST_P(QmatmulQ8KernelTest, NonFiniteActivationsGiveNaN) {
+  const ThreadCount tc(GetParam());
+  std::mt19937 rng(base_seed() + 123u);
+  const int64_t n = 70;
+  const int64_t in = 300;
+  const int64_t out = 40;
+  const QuantizedMatrix w = random_matrix(out, in, 128, rng);
+  std::vector<float> x = random_x(n, in, 1.0f, rng);
+  x[static_cast<size_t>(3 * in + 250)] = std::numeric_limits<float>::quiet_NaN();
+  x[static_cast<size_t>(5 * in + 7)] = std::numeric_limits<float>::infinity();
+  std::vector<float> y(static_cast<size_t>(n * out));
+  std::vector<float> want(y.size());
+  qmatmul(Isa::Avx512, PrefillGemm::Int8, x.data(), n, w, y.data());
+  qmatmul_q8_ref(x.data(), n, w, want.data());
+  for (int64_t i = 0; i < n; ++i) {
+    for (int64_t o = 0; o < out; ++o) {
+      const auto at = static_cast<size_t>(i * out + o);
+      const bool nan_row = i == 3 || i == 5;
+      EXPECT_EQ(std::isnan(y[at]), nan_row) << "y[" << i << ", " << o << "] = " << y[at];
+      EXPECT_EQ(std::isnan(want[at]), nan_row) << "reference y[" << i << ", " << o << "]";
+    }
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(Threads, QmatmulQ8KernelTest, ::testing::Values(1, 2),
                          [](const auto& p) { return std::to_string(p.param) + "threads"; });
 
