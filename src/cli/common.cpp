@@ -146,6 +146,8 @@ nlohmann::json kernels_json() {
           {"isa_pinned", t.isa_pinned},
           {"int4_gemv", t.int4_gemv.form == GemvForm::Scaled ? "scaled" : "dot"},
           {"int4_gemv_pinned", t.int4_gemv.pinned},
+          {"prefill_gemm", t.int4_gemm.form == PrefillGemm::Int8 ? "int8" : "f32"},
+          {"prefill_gemm_pinned", t.int4_gemm.pinned},
           {"ops", ops}};
 }
 

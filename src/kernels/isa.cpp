@@ -36,6 +36,14 @@ bool cpu_has_avx512() {
 
 }  // namespace
 
+bool avx512_vnni_supported() {
+  static const bool has = [] {
+    __builtin_cpu_init();
+    return cpu_has_avx512() && __builtin_cpu_supports("avx512vnni");
+  }();
+  return has;
+}
+
 const char* isa_name(Isa isa) {
   switch (isa) {
     case Isa::Reference:

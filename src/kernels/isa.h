@@ -18,6 +18,9 @@ std::ostream& operator<<(std::ostream& os, Isa isa);
 // Whether this CPU runs `isa`'s kernels (AVX2 needs FMA and F16C; AVX-512 needs F, BW, VL, DQ
 // and AVX2). Detected once per process.
 bool isa_supported(Isa isa);
+// Whether this CPU runs the AVX512_VNNI kernels on top of the AVX-512 ones (the int8 GEMM of
+// kernels/qmatmul_q8.h).
+bool avx512_vnni_supported();
 // The widest supported ISA, ignoring WKVQ_ISA.
 Isa widest_supported_isa();
 // The ISA of this process's kernel table (kernel_table().isa): widest_supported_isa(), or the one

@@ -1,4 +1,5 @@
-// The kernel table: resolution (the one place WKVQ_ISA and WKVQ_GEMV are read) and description.
+// The kernel table: resolution (the one place WKVQ_ISA, WKVQ_GEMV and WKVQ_PREFILL_GEMM are read)
+// and description.
 #include "kernels/kernel_table.h"
 
 #include <cstdlib>
@@ -43,6 +44,28 @@ GemvChoice resolve_gemv(Isa isa) {
   return {v == "scaled" ? GemvForm::Scaled : GemvForm::Dot, true};
 }
 
+bool int8_gemm_supported(Isa isa) { return isa == Isa::Avx512 && avx512_vnni_supported(); }
+
+PrefillGemmChoice resolve_prefill_gemm(Isa isa) {
+  const char* env = std::getenv("WKVQ_PREFILL_GEMM");
+  const std::string v = env == nullptr ? "" : env;
+  if (v.empty() || v == "auto") {
+    return {int8_gemm_supported(isa) ? kDefaultPrefillGemm : PrefillGemm::F32, false};
+  }
+  WKVQ_REQUIRE(v == "f32" || v == "int8", "WKVQ_PREFILL_GEMM=", v,
+               ": expected f32, int8 or auto (the int4 GEMM of prefill)");
+  WKVQ_REQUIRE(v == "f32" || int8_gemm_supported(isa), "WKVQ_PREFILL_GEMM=int8 needs the AVX-512 ",
+               "kernels and AVX512_VNNI, but this process runs ", isa_name(isa),
+               avx512_vnni_supported() ? "" : " on a CPU without AVX512_VNNI",
+               "; unset WKVQ_PREFILL_GEMM or use f32");
+  return {v == "int8" ? PrefillGemm::Int8 : PrefillGemm::F32, true};
+}
+
+void set_prefill_gemm(KernelTable& t, PrefillGemmChoice c) {
+  t.int4_gemm = c;
+  t.qgemm_q8 = c.form == PrefillGemm::Int8 ? &detail::qgemm_q8_ops_avx512vnni() : nullptr;
+}
+
 // The ISA's kernels, without the process-dependent fields.
 KernelTable table_of(Isa isa) {
   KernelTable t;
@@ -66,6 +89,7 @@ KernelTable resolve() {
   KernelTable t = table_of(resolve_isa(env));
   t.isa_pinned = !env.empty();
   t.int4_gemv = resolve_gemv(t.isa);
+  set_prefill_gemm(t, resolve_prefill_gemm(t.isa));
   return t;
 }
 
@@ -102,6 +126,15 @@ const KernelTable& kernel_table(Isa isa) {
   return avx512;
 }
 
+KernelTable kernel_table(Isa isa, PrefillGemm gemm) {
+  KernelTable t = kernel_table(isa);
+  WKVQ_REQUIRE(gemm == PrefillGemm::F32 || int8_gemm_supported(isa), "kernels: the int8 prefill ",
+               "GEMM needs the AVX-512 kernels and AVX512_VNNI, not available with ", isa_name(isa),
+               " on this CPU");
+  set_prefill_gemm(t, {gemm, true});
+  return t;
+}
+
 Isa best_isa() { return kernel_table().isa; }
 
 GemvChoice int4_gemv_choice() { return kernel_table().int4_gemv; }
@@ -119,6 +152,7 @@ std::vector<std::pair<std::string, std::string>> kernel_table_entries(const Kern
   if (t.qmatmul == nullptr) {
     e.emplace_back("qmatmul_int4", "reference");
     e.emplace_back("qmatmul_int8", "reference");
+    e.emplace_back("qmatmul_int4_prefill", "reference");
   } else {
     const detail::QMatmulOps& q = *t.qmatmul;
     const std::string rest = "dot n<=" + std::to_string(q.dot_max_rows) + ", packed " +
@@ -126,6 +160,12 @@ std::vector<std::pair<std::string, std::string>> kernel_table_entries(const Kern
     const bool scaled = t.int4_gemv.form == GemvForm::Scaled && q.scaled_gemv != nullptr;
     e.emplace_back("qmatmul_int4", isa + ": " + (scaled ? "gemv scaled, " : "") + rest);
     e.emplace_back("qmatmul_int8", isa + ": " + rest);
+    e.emplace_back("qmatmul_int4_prefill",
+                   t.qgemm_q8 != nullptr
+                       ? "avx512_vnni: int8 activations, packed " +
+                             blocking_name(t.qgemm_q8->blocking.mr, t.qgemm_q8->blocking.nr) +
+                             " (groups of 128k columns; others f32)"
+                       : isa + ": f32 activations (as qmatmul_int4)");
   }
   e.emplace_back("qmatmul_other", "reference (bits 2, 3 or groups off 32-column blocks)");
   e.emplace_back("kv_quant_4_8bit", t.kv_quant == nullptr ? "reference" : isa);
@@ -141,11 +181,14 @@ std::vector<std::pair<std::string, std::string>> kernel_table_entries(const Kern
 std::string kernel_summary() {
   const KernelTable& t = kernel_table();
   const GemvChoice g = t.int4_gemv;
+  const PrefillGemmChoice p = t.int4_gemm;
   return std::string("isa ") + isa_name(t.isa) + (t.isa_pinned ? " (WKVQ_ISA)" : " (auto)") +
          ", int4 gemv " + (g.form == GemvForm::Scaled ? "scaled" : "dot") +
          (g.pinned               ? " (WKVQ_GEMV)"
           : t.isa == Isa::Avx512 ? " (probe)"
-                                 : " (isa)");
+                                 : " (isa)") +
+         ", prefill gemm " + (p.form == PrefillGemm::Int8 ? "int8" : "f32") +
+         (p.pinned ? " (WKVQ_PREFILL_GEMM)" : " (auto)");
 }
 
 }  // namespace wkvq

@@ -7,8 +7,12 @@
 //                                           one it lacks is an error)
 //   WKVQ_GEMV = scaled | dot | auto          pins the AVX-512 int4 GEMV form (default auto: a
 //                                           timing probe, see qmatmul.h)
+//   WKVQ_PREFILL_GEMM = f32 | int8 | auto    the int4 GEMM above the dot kernels' row limit
+//                                           (prefill): f32 activations, or int8 ones
+//                                           (kernels/qmatmul_q8.h; needs AVX512_VNNI). Default
+//                                           auto: kDefaultPrefillGemm where the CPU has it
 //
-// The two variables are read here and nowhere else. `kernel_table_entries` names every entry, for
+// The three variables are read here and nowhere else. `kernel_table_entries` names every entry, for
 // the "kernels:" line and the "kernels" object of `bench --json` / `ppl --json` (README,
 // "Reproducibility"): two runs that print the same table ran the same instructions.
 #pragma once
@@ -26,6 +30,7 @@ struct MatmulOps;
 struct QMatmulOps;
 struct KvQuantOps;
 struct KvAttendOps;
+struct QGemmQ8Ops;
 }  // namespace detail
 
 // The AVX-512 int4 GEMV (n = 1) has two forms that round differently (qmatmul.h).
@@ -35,31 +40,46 @@ struct GemvChoice {
   bool pinned = false;  // set by WKVQ_GEMV (else chosen by the probe or the ISA)
 };
 
+// The int4 GEMM for more rows than the dot kernels take (prefill; qmatmul_q8.h).
+enum class PrefillGemm { F32, Int8 };
+struct PrefillGemmChoice {
+  PrefillGemm form = PrefillGemm::F32;
+  bool pinned = false;  // set by WKVQ_PREFILL_GEMM
+};
+// What auto picks where the CPU runs the int8 GEMM.
+inline constexpr PrefillGemm kDefaultPrefillGemm = PrefillGemm::F32;
+
 struct KernelTable {
   Isa isa = Isa::Reference;
-  bool isa_pinned = false;  // by WKVQ_ISA
-  GemvChoice int4_gemv;     // Dot unless isa is Avx512
+  bool isa_pinned = false;      // by WKVQ_ISA
+  GemvChoice int4_gemv;         // Dot unless isa is Avx512
+  PrefillGemmChoice int4_gemm;  // F32 unless isa is Avx512 and the CPU has AVX512_VNNI
   // The ISA's kernels; null for Isa::Reference (the scalar references of matmul.h, qmatmul.h,
   // kv_quant.h run instead).
   const detail::MatmulOps* matmul = nullptr;
   const detail::QMatmulOps* qmatmul = nullptr;
   const detail::KvQuantOps* kv_quant = nullptr;
   const detail::KvAttendOps* kv_attend = nullptr;  // attention tiles (kernels/kv_attend.h)
+  const detail::QGemmQ8Ops* qgemm_q8 = nullptr;    // set iff int4_gemm.form is Int8
 };
 
 // This process's table, resolved on the first call (thread-safe); throws wkvq::Error for a bad
 // WKVQ_ISA / WKVQ_GEMV value, or one this CPU cannot run.
 const KernelTable& kernel_table();
 // The table of an explicit ISA (tests and benchmarks compare ISAs with it), with the process's
-// int4 GEMV choice for AVX-512 (Dot for the others). Throws wkvq::Error when this CPU does not
-// support `isa`.
+// int4 GEMV choice for AVX-512 (Dot for the others) and the f32 prefill GEMM. Throws wkvq::Error
+// when this CPU does not support `isa`.
 const KernelTable& kernel_table(Isa isa);
+// kernel_table(isa) with the prefill GEMM `gemm`. Throws wkvq::Error when this CPU does not run
+// it (Int8 needs isa Avx512 and AVX512_VNNI).
+KernelTable kernel_table(Isa isa, PrefillGemm gemm);
 
 // (operation, kernel) pairs naming every entry of `t`, e.g. ("qmatmul_int4",
 // "avx512: gemv scaled (probe), dot n<=64, packed 12x32").
 std::vector<std::pair<std::string, std::string>> kernel_table_entries(const KernelTable& t);
 
-// "isa avx512 (auto), int4 gemv scaled (probe)" and the like: the table in one line.
+// "isa avx512 (auto), int4 gemv scaled (probe), prefill gemm f32 (auto)" and the like: the table in
+// one line.
 std::string kernel_summary();
 // kernel_table().int4_gemv.
 GemvChoice int4_gemv_choice();

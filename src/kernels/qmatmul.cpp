@@ -12,6 +12,7 @@
 #include "core/error.h"
 #include "core/parallel.h"
 #include "kernels/qmatmul_impl.h"
+#include "kernels/qmatmul_q8.h"
 #include "kernels/work_split.h"
 
 namespace wkvq {
@@ -49,6 +50,7 @@ struct Plan {
   float* y = nullptr;
   const detail::QMatmulOps* ops = nullptr;  // null: the reference
   bool dot = false;
+  bool q8 = false;  // the int8 GEMM (kernels/qmatmul_q8.h)
   WorkSplit split{};
   int64_t first_task = 0;
 };
@@ -67,14 +69,28 @@ Plan plan_of(const KernelTable& table, int64_t n, const QuantizedMatrix& w, floa
     const bool scaled = n == 1 && table.int4_gemv.form == GemvForm::Scaled;
     p.split = split_work(n, w.cols, w.rows, n, detail::kQDotRowAlign,
                          scaled ? kScaledGemvPartsPerThread : kDotPartsPerThread);
+  } else if (table.qgemm_q8 != nullptr && qmatmul_q8_applies(w)) {
+    p.q8 = true;
+    p.split =
+        split_work(n, w.cols, w.rows, table.qgemm_q8->blocking.mr, table.qgemm_q8->blocking.nr);
   } else {
     p.split = split_work(n, w.cols, w.rows, p.ops->blocking.mr, p.ops->blocking.nr);
   }
   return p;
 }
 
-// Task t of plan p (t < p.split.tasks()) on this thread.
-void run_task(const KernelTable& table, const float* x, int64_t n, const Plan& p, int64_t t) {
+// x quantized for the int8 GEMM, on the pool's threads.
+void quantize_x(const detail::QGemmQ8Ops& ops, const float* x, int64_t n, int64_t cols,
+                Q8Activations& a) {
+  a.resize(n, cols);
+  parallel_for(n, 1, [&](int64_t begin, int64_t end) {
+    ops.quantize(x, cols, begin, end, a.q.data(), a.d.data(), a.dsum.data(), a.stride, a.blocks);
+  });
+}
+
+// Task t of plan p (t < p.split.tasks()) on this thread; x8: x quantized when p.q8.
+void run_task(const KernelTable& table, const float* x, const detail::Q8View& x8, int64_t n,
+              const Plan& p, int64_t t) {
   const QuantizedMatrix& w = *p.w;
   const WorkBlock wb = p.split.block(t, n, w.rows);
   const detail::QBlock b{wb.i0, wb.i1, wb.o0, wb.o1};
@@ -83,7 +99,11 @@ void run_task(const KernelTable& table, const float* x, int64_t n, const Plan& p
     return;
   }
   const detail::QMatView view = view_of(w);
-  if (p.dot) {
+  if (p.q8) {
+    const detail::QGemmQ8Ops& q8 = *table.qgemm_q8;
+    const int64_t floats = (detail::qgemm_q8_pack_bytes(q8.blocking) + 3) / 4;
+    q8.packed(x8, view, p.y, w.rows, b, reinterpret_cast<uint8_t*>(thread_pack_buffer(floats)));
+  } else if (p.dot) {
     const auto gemv =
         n == 1 && table.int4_gemv.form == GemvForm::Scaled ? p.ops->scaled_gemv : nullptr;
     if (gemv != nullptr && gemv(x, view, p.y, b.o0, b.o1)) return;
@@ -102,6 +122,8 @@ void qmatmul_with(const KernelTable& table, const float* x, int64_t n,
   WKVQ_REQUIRE(n >= 0, "qmatmul: negative row count ", n);
   WKVQ_REQUIRE(ws.size() == ys.size(), "qmatmul: ", ws.size(), " matrices but ", ys.size(),
                " outputs");
+  Q8Activations x_q8;  // x quantized once for every matrix that runs the int8 GEMM
+  detail::Q8View x8{};
   for (size_t k0 = 0; k0 < ws.size(); k0 += kMaxFused) {
     std::array<Plan, kMaxFused> plans;
     size_t count = 0;
@@ -117,12 +139,17 @@ void qmatmul_with(const KernelTable& table, const float* x, int64_t n,
       p = plan_of(table, n, *ws[k], ys[k]);
       p.first_task = tasks;
       tasks += p.split.tasks();
+      if (p.q8 && x8.q == nullptr) {
+        quantize_x(*table.qgemm_q8, x, n, ws[0]->cols, x_q8);
+        x8 = detail::Q8View{x_q8.q.data(), x_q8.d.data(), x_q8.dsum.data(), x_q8.stride,
+                            x_q8.blocks};
+      }
     }
     parallel_for(tasks, 1, [&](int64_t begin, int64_t end) {
       size_t k = 0;
       for (int64_t t = begin; t < end; ++t) {
         while (t >= plans[k].first_task + plans[k].split.tasks()) ++k;
-        run_task(table, x, n, plans[k], t - plans[k].first_task);
+        run_task(table, x, x8, n, plans[k], t - plans[k].first_task);
       }
     });
   }
@@ -145,6 +172,13 @@ void qmatmul(Isa isa, const float* x, int64_t n, const QuantizedMatrix& w, float
   const QuantizedMatrix* ws[] = {&w};
   float* ys[] = {y};
   qmatmul_with(kernel_table(isa), x, n, ws, ys);
+}
+
+void qmatmul(Isa isa, PrefillGemm gemm, const float* x, int64_t n, const QuantizedMatrix& w,
+             float* y) {
+  const QuantizedMatrix* ws[] = {&w};
+  float* ys[] = {y};
+  qmatmul_with(kernel_table(isa, gemm), x, n, ws, ys);
 }
 
 void qmatmul_many(const float* x, int64_t n, std::span<const QuantizedMatrix* const> w,

@@ -8,7 +8,9 @@
 // by one AND as a denormal float against an x rearranged and scaled by powers of two to match
 // (qmatmul_gemv_avx512.cpp).
 // Larger n (prefill GEMM) runs packed kernels that dequantize a block of W once into f32 panels in
-// per-thread scratch and reuse it across every row of x (compute-bound).
+// per-thread scratch and reuse it across every row of x (compute-bound), or, where the kernel
+// table chose it (WKVQ_PREFILL_GEMM=int8, AVX512_VNNI), the int8-activation GEMM of
+// kernels/qmatmul_q8.h for 4-bit W (x quantized once per call, for every matrix of the call).
 // Work is split over the pool's threads (core/parallel.h) by rows of W, and by rows of x too when W
 // has too few rows for every thread (decode: 4 blocks of W rows per thread, taken dynamically).
 //
@@ -37,6 +39,10 @@ void qmatmul(const float* x, int64_t n, const QuantizedMatrix& w, float* y);
 // Isa::Reference is the definition: each W row dequantized by dequantize_row_ref, then for each x
 // row a sequential f32 sum in column order.
 void qmatmul(Isa isa, const float* x, int64_t n, const QuantizedMatrix& w, float* y);
+// With an explicit implementation and prefill GEMM (kernels/qmatmul_q8.h: Int8 runs the int8 GEMM
+// for 4-bit W it applies to when n > the dot kernels' limit). Throws if the CPU lacks either.
+void qmatmul(Isa isa, PrefillGemm gemm, const float* x, int64_t n, const QuantizedMatrix& w,
+             float* y);
 
 // Several matrices with the same columns, one x: y[k] = x . w[k]^T for every k, each as qmatmul
 // computes it (the same kernels, bit for bit), in one parallel loop over the row blocks of all of

@@ -71,6 +71,44 @@ struct QMatmulOps {
   int64_t dot_max_rows;
 };
 
+// ---- int8-activation GEMM (kernels/qmatmul_q8.h) ----
+
+// Activations quantized to int8 in blocks of kQ8Block columns (the last one shorter): q (rows,
+// stride bytes; zero past the row's end up to a multiple of kQBlockCols), and per (row, block) d
+// and dsum = d * sum(q) (rows, blocks).
+inline constexpr int64_t kQ8Block = 128;
+struct Q8View {
+  const int8_t* q;
+  const float* d;
+  const float* dsum;
+  int64_t stride;  // bytes per row of q
+  int64_t blocks;  // per row
+};
+
+// Blocking of the int8 GEMM: mr x nr register tile of int32 accumulators, W's codes unpacked to
+// one byte each into panels of nr rows, 4 columns per 32-bit lane: panel[(k / 4) * nr * 4 +
+// r * 4 + k % 4]; kc a multiple of kQ8Block. Scratch bytes: the panels (nc * kc), each panel's
+// group scales and z * s per block of kc (2 * nr floats per block), x packed (kc * mr).
+inline constexpr QGemmBlocking kQ8Avx512Blocking{12, 32, 256, 256};
+constexpr int64_t qgemm_q8_pack_bytes(const QGemmBlocking& b) {
+  return b.nc * b.kc + (b.nc / b.nr) * (b.kc / kQ8Block) * 2 * b.nr * 4 + b.kc * b.mr;
+}
+
+// The int8 GEMM kernels of one ISA:
+//   quantize: rows [i0, i1) of x (cols columns) into x8 (writable fields of Q8View).
+//   packed: one thread's block of y = x8 . W^T for 4-bit W with groups that are multiples of
+//     kQ8Block (or one group per row); `pack` holds qgemm_q8_pack_bytes(blocking) bytes, 64-byte
+//     aligned.
+struct QGemmQ8Ops {
+  void (*quantize)(const float* x, int64_t cols, int64_t i0, int64_t i1, int8_t* q, float* d,
+                   float* dsum, int64_t stride, int64_t blocks);
+  void (*packed)(const Q8View& x8, const QMatView& w, float* y, int64_t ldy, QBlock b,
+                 uint8_t* pack);
+  QGemmBlocking blocking;
+};
+// Defined in qmatmul_q8_avx512vnni.cpp (AVX-512 flags plus AVX512_VNNI).
+const QGemmQ8Ops& qgemm_q8_ops_avx512vnni();
+
 // Defined in qmatmul_avx2.cpp / qmatmul_avx512.cpp (compiled with those ISA flags).
 const QMatmulOps& qmatmul_ops_avx2();
 const QMatmulOps& qmatmul_ops_avx512();

@@ -47,9 +47,9 @@ TEST(KernelTable, ReferenceTableRunsTheReferences) {
 }
 
 TEST(KernelTable, EachIsaTableHoldsAndNamesItsOwnKernels) {
-  const std::set<std::string> ops = {"matmul_f32_f16", "qmatmul_int4",    "qmatmul_int8",
-                                     "qmatmul_other",  "kv_quant_4_8bit", "kv_quant_2_3bit",
-                                     "kv_attend"};
+  const std::set<std::string> ops = {"matmul_f32_f16", "qmatmul_int4",        "qmatmul_int8",
+                                     "qmatmul_other",  "kv_quant_4_8bit",     "kv_quant_2_3bit",
+                                     "kv_attend",      "qmatmul_int4_prefill"};
   int simd_tables = 0;
   for (const Isa isa : kAllIsas) {
     if (!isa_supported(isa)) {
@@ -83,6 +83,30 @@ TEST(KernelTable, EachIsaTableHoldsAndNamesItsOwnKernels) {
   EXPECT_EQ(simd_tables, (isa_supported(Isa::Avx2) ? 1 : 0) + (isa_supported(Isa::Avx512) ? 1 : 0));
 }
 
+// The int8 prefill GEMM: only with the AVX-512 kernels on a CPU with AVX512_VNNI, an error
+// otherwise; kernel_table(isa) itself keeps the f32 one.
+TEST(KernelTable, Int8PrefillGemmOnlyWhereTheCpuRunsIt) {
+  for (const Isa isa : kAllIsas) {
+    if (!isa_supported(isa)) continue;
+    EXPECT_EQ(kernel_table(isa).int4_gemm.form, PrefillGemm::F32) << isa_name(isa);
+    EXPECT_EQ(kernel_table(isa).qgemm_q8, nullptr) << isa_name(isa);
+    EXPECT_EQ(kernel_table(isa, PrefillGemm::F32).qgemm_q8, nullptr) << isa_name(isa);
+    if (isa != Isa::Avx512 || !avx512_vnni_supported()) {
+      EXPECT_THROW(kernel_table(isa, PrefillGemm::Int8), Error) << isa_name(isa);
+      continue;
+    }
+    const KernelTable t = kernel_table(isa, PrefillGemm::Int8);
+    EXPECT_NE(t.qgemm_q8, nullptr);
+    bool named = false;
+    for (const auto& [op, kernel] : kernel_table_entries(t)) {
+      if (op == "qmatmul_int4_prefill") named = kernel.rfind("avx512_vnni: int8", 0) == 0;
+    }
+    EXPECT_TRUE(named);
+  }
+  const KernelTable& p = kernel_table();
+  EXPECT_EQ(p.qgemm_q8 != nullptr, p.int4_gemm.form == PrefillGemm::Int8);
+}
+
 TEST(KernelTable, SummaryNamesTheIsaAndTheGemvForm) {
   const KernelTable& t = kernel_table();
   const std::string s = kernel_summary();
@@ -93,6 +117,10 @@ TEST(KernelTable, SummaryNamesTheIsaAndTheGemvForm) {
   if (t.isa != Isa::Avx512) {
     EXPECT_EQ(t.int4_gemv.form, GemvForm::Dot);
   }
+  EXPECT_NE(
+      s.find(t.int4_gemm.form == PrefillGemm::Int8 ? "prefill gemm int8" : "prefill gemm f32"),
+      std::string::npos)
+      << s;
 }
 
 }  // namespace

@@ -1,0 +1,298 @@
+// The int8-activation GEMM (kernels/qmatmul_q8.h): its reference against the f32 definition
+// (within the activation quantization error), and the AVX512_VNNI kernel against the reference
+// (within f32 rounding, derived below). On a CPU without AVX-512 + AVX512_VNNI the kernel tests
+// are reported as skipped, never as passed. Inputs are seeded; WKVQ_TEST_SEED replays another.
+#include "kernels/qmatmul_q8.h"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstdlib>
+#include <limits>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "core/error.h"
+#include "core/fp16.h"
+#include "core/parallel.h"
+#include "formats/weight_quant.h"
+#include "kernels/kernel_table.h"
+#include "kernels/qmatmul.h"
+
+namespace wkvq {
+namespace {
+
+constexpr double kEps = std::numeric_limits<float>::epsilon();  // 2u, u = 2^-24
+
+// Kernel against reference. Per output both evaluate the same 2B terms (B x blocks) in the same
+// order: d_b t_b and -dsum_b (z s)_b, with t_b = s * float(sum_k q_k xq_k) rounded identically on
+// both sides (the integer sum is exact, and so is its conversion: |sum| <= 128 * 15 * 127 < 2^24).
+// The reference rounds each product and each addition (no FMA in baseline code), the kernel each
+// FMA once: every term passes through at most 2B + 1 roundings, so each side is within
+// gamma(2B + 1) S of the exact sum, S = sum_b (|d_b t_b| + |dsum_b (z s)_b|), and
+// |y - y_ref| <= 2 gamma(2B + 1) S = (2B + 1) eps S / (1 - (2B + 1) u). kGammaMargin covers the
+// 1 / (1 - (2B + 1) u) factor (< 1.0001 for B <= 64) and the double evaluation of S.
+constexpr double kGammaMargin = 1.01;
+
+// Reference against the f32 definition y = sum_k x_k W^_k: |x_k - d xq_k| <= d (1/2 + 127 u')
+// (xq rounds x * (1/d), itself within 2 roundings of x / d, times at most 127.5), so
+// |y_q8 - y| <= sum_k d_b(k) (1/2 + kQuantSlack) |W^_k| plus both sides' f32 rounding (the
+// reference's above, the definition's in eps sum_k |x_k W^_k|, as in qmatmul_test.cpp).
+constexpr double kQuantSlack = 1e-4;
+
+uint32_t base_seed() {
+  if (const char* env = std::getenv("WKVQ_TEST_SEED")) {
+    return static_cast<uint32_t>(std::strtoul(env, nullptr, 10));
+  }
+  return 20261202u;
+}
+
+class ThreadCount {
+ public:
+  explicit ThreadCount(int n) : saved_(num_threads()) { set_num_threads(n); }
+  ~ThreadCount() { set_num_threads(saved_); }
+  ThreadCount(const ThreadCount&) = delete;
+  ThreadCount& operator=(const ThreadCount&) = delete;
+
+ private:
+  int saved_;
+};
+
+QuantizedMatrix random_matrix(int64_t out, int64_t in, int64_t group, std::mt19937& rng) {
+  std::normal_distribution<float> normal(0.0f, 0.05f);
+  std::uniform_real_distribution<float> uni(0.0f, 1.0f);
+  std::vector<float> w(static_cast<size_t>(out * in));
+  for (float& v : w) v = uni(rng) < 0.01f ? 10.0f * normal(rng) : normal(rng);
+  return quantize_weights_ref(w.data(), out, in, 4, group);
+}
+
+// x like activations: normal, a few outlier channels, one all-zero block row when possible.
+std::vector<float> random_x(int64_t n, int64_t in, float scale, std::mt19937& rng) {
+  std::normal_distribution<float> normal(0.0f, scale);
+  std::vector<float> x(static_cast<size_t>(n * in));
+  for (float& v : x) v = normal(rng);
+  for (int64_t i = 0; i < n; ++i) x[static_cast<size_t>(i * in + (7 * i) % in)] *= 30.0f;
+  for (int64_t k = 0; k < std::min<int64_t>(in, kQ8BlockCols); ++k) x[static_cast<size_t>(k)] = 0;
+  return x;
+}
+
+// S of the kernel bound above for output (i, o).
+double rounding_terms(const QuantizedMatrix& w, const Q8Activations& a,
+                      const std::vector<uint8_t>& codes, int64_t i, int64_t o) {
+  double total = 0.0;
+  for (int64_t b = 0; b < a.blocks; ++b) {
+    const int64_t c0 = b * kQ8BlockCols;
+    int64_t dot = 0;
+    for (int64_t c = c0; c < std::min(w.cols, c0 + kQ8BlockCols); ++c) {
+      dot += int64_t{codes[static_cast<size_t>(c)]} * a.q[static_cast<size_t>(i * a.stride + c)];
+    }
+    const int64_t g = w.n_groups == 1 ? 0 : c0 / w.group;
+    const double s = fp16_to_f32(w.scales[static_cast<size_t>(o * w.n_groups + g)]);
+    const double z = w.zeros[static_cast<size_t>(o * w.n_groups + g)];
+    const auto at = static_cast<size_t>(i * a.blocks + b);
+    total += std::fabs(a.d[at] * s * static_cast<double>(dot)) + std::fabs(a.dsum[at] * z * s);
+  }
+  return total;
+}
+
+void check_kernel(int64_t n, int64_t in, int64_t out, int64_t group, uint32_t seed) {
+  SCOPED_TRACE(::testing::Message() << "n=" << n << " in=" << in << " out=" << out << " g=" << group
+                                    << " seed=" << seed << " (rerun: WKVQ_TEST_SEED)");
+  std::mt19937 rng(seed);
+  const QuantizedMatrix w = random_matrix(out, in, group, rng);
+  const std::vector<float> x = random_x(n, in, 1.0f, rng);
+  std::vector<float> y(static_cast<size_t>(n * out + 1), -7.0f);
+  qmatmul(Isa::Avx512, PrefillGemm::Int8, x.data(), n, w, y.data());
+  EXPECT_EQ(y[static_cast<size_t>(n * out)], -7.0f) << "wrote past y";
+  std::vector<float> want(static_cast<size_t>(n * out));
+  qmatmul_q8_ref(x.data(), n, w, want.data());
+  Q8Activations a;
+  quantize_activations_q8_ref(x.data(), n, in, a);
+  std::vector<uint8_t> codes(static_cast<size_t>(in));
+  int reported = 0;
+  for (int64_t o = 0; o < out && reported < 5; ++o) {
+    unpack_row_codes_ref(w.row_codes(o), in, 4, codes.data());
+    for (int64_t i = 0; i < n && reported < 5; ++i) {
+      const auto at = static_cast<size_t>(i * out + o);
+      const double tol = kGammaMargin * static_cast<double>(2 * a.blocks + 1) * kEps *
+                         rounding_terms(w, a, codes, i, o);
+      if (!(std::fabs(static_cast<double>(y[at]) - want[at]) <= tol)) {
+        ADD_FAILURE() << "y[" << i << ", " << o << "] = " << y[at] << ", reference " << want[at]
+                      << " > tolerance " << tol;
+        ++reported;
+      }
+    }
+  }
+}
+
+class QmatmulQ8KernelTest : public ::testing::TestWithParam<int> {
+ protected:
+  void SetUp() override {
+    if (!isa_supported(Isa::Avx512) || !avx512_vnni_supported()) {
+      GTEST_SKIP() << "AVX-512 with AVX512_VNNI not supported by this CPU";
+    }
+  }
+};
+
+// n above the dot kernels' limit (64): the int8 GEMM. Partial register tiles (n % 12), partial
+// panels (out % 32), in not a multiple of 32, 64 or 128, one or several packed blocks of 256
+// columns and of 256 W rows, groups of 128 and 256 and one per row.
+TEST_P(QmatmulQ8KernelTest, MatchesReference) {
+  const ThreadCount tc(GetParam());
+  uint32_t seed = base_seed();
+  for (const int64_t group : {0, 128, 256}) {
+    for (const int64_t in : {32, 100, 128, 200, 256, 300, 640, 1000}) {
+      for (const int64_t out : {1, 17, 64, 100}) check_kernel(65, in, out, group, ++seed);
+    }
+    check_kernel(77, 600, 530, group, ++seed);
+    check_kernel(130, 2048, 70, group, ++seed);
+  }
+}
+
+// Where the int8 GEMM does not apply (n within the dot kernels' limit, groups of 32 or 64, 8
+// bits) Int8 runs the f32 kernels, bit for bit.
+TEST_P(QmatmulQ8KernelTest, OtherCasesRunTheF32Kernels) {
+  const ThreadCount tc(GetParam());
+  std::mt19937 rng(base_seed() + 99u);
+  struct Case {
+    int64_t n, in, out, group;
+    int bits;
+  };
+  for (const Case c :
+       {Case{1, 256, 40, 128, 4}, Case{64, 256, 40, 128, 4}, Case{70, 256, 40, 64, 4},
+        Case{70, 256, 40, 32, 4}, Case{70, 256, 40, 128, 8}}) {
+    SCOPED_TRACE(::testing::Message() << "n=" << c.n << " g=" << c.group << " bits=" << c.bits);
+    std::vector<float> wf(static_cast<size_t>(c.out * c.in));
+    std::normal_distribution<float> normal(0.0f, 0.05f);
+    for (float& v : wf) v = normal(rng);
+    const QuantizedMatrix w = quantize_weights_ref(wf.data(), c.out, c.in, c.bits, c.group);
+    const std::vector<float> x = random_x(c.n, c.in, 1.0f, rng);
+    std::vector<float> y8(static_cast<size_t>(c.n * c.out));
+    std::vector<float> y32(y8.size());
+    qmatmul(Isa::Avx512, PrefillGemm::Int8, x.data(), c.n, w, y8.data());
+    qmatmul(Isa::Avx512, PrefillGemm::F32, x.data(), c.n, w, y32.data());
+    EXPECT_EQ(y8, y32);
+  }
+}
+
+// A NaN or an infinity in a row of x makes that row of y NaN (kernel and reference), and no other.
+TEST_P(QmatmulQ8KernelTest, NonFiniteActivationsGiveNaN) {
+  const ThreadCount tc(GetParam());
+  std::mt19937 rng(base_seed() + 123u);
+  const int64_t n = 70;
+  const int64_t in = 300;
+  const int64_t out = 40;
+  const QuantizedMatrix w = random_matrix(out, in, 128, rng);
+  std::vector<float> x = random_x(n, in, 1.0f, rng);
+  x[static_cast<size_t>(3 * in + 250)] = std::numeric_limits<float>::quiet_NaN();
+  x[static_cast<size_t>(5 * in + 7)] = std::numeric_limits<float>::infinity();
+  std::vector<float> y(static_cast<size_t>(n * out));
+  std::vector<float> want(y.size());
+  qmatmul(Isa::Avx512, PrefillGemm::Int8, x.data(), n, w, y.data());
+  qmatmul_q8_ref(x.data(), n, w, want.data());
+  for (int64_t i = 0; i < n; ++i) {
+    for (int64_t o = 0; o < out; ++o) {
+      const auto at = static_cast<size_t>(i * out + o);
+      const bool nan_row = i == 3 || i == 5;
+      EXPECT_EQ(std::isnan(y[at]), nan_row) << "y[" << i << ", " << o << "] = " << y[at];
+      EXPECT_EQ(std::isnan(want[at]), nan_row) << "reference y[" << i << ", " << o << "]";
+    }
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Threads, QmatmulQ8KernelTest, ::testing::Values(1, 2),
+                         [](const auto& p) { return std::to_string(p.param) + "threads"; });
+
+// The quantizer's definition: d = max|x| / 127, |xq| <= 127 with +-127 at the maximum, zero
+// codes past the row's end and for an all-zero block, dsum = d * sum(xq).
+TEST(QmatmulQ8Reference, QuantizerFollowsItsDefinition) {
+  std::mt19937 rng(base_seed() + 5u);
+  const int64_t n = 3;
+  const int64_t in = 300;  // blocks of 128, 128, 44; stride 320
+  const std::vector<float> x = random_x(n, in, 2.0f, rng);
+  Q8Activations a;
+  quantize_activations_q8_ref(x.data(), n, in, a);
+  ASSERT_EQ(a.stride, 320);
+  ASSERT_EQ(a.blocks, 3);
+  for (int64_t i = 0; i < n; ++i) {
+    for (int64_t b = 0; b < a.blocks; ++b) {
+      const int64_t c0 = b * kQ8BlockCols;
+      const int64_t c1 = std::min(in, c0 + kQ8BlockCols);
+      float amax = 0.0f;
+      int64_t sum = 0;
+      int peak = 0;
+      for (int64_t c = c0; c < c1; ++c) {
+        amax = std::max(amax, std::fabs(x[static_cast<size_t>(i * in + c)]));
+        const int q = a.q[static_cast<size_t>(i * a.stride + c)];
+        EXPECT_LE(std::abs(q), 127);
+        peak = std::max(peak, std::abs(q));
+        sum += q;
+      }
+      const auto at = static_cast<size_t>(i * a.blocks + b);
+      EXPECT_EQ(a.d[at], amax / 127.0f);
+      EXPECT_EQ(peak, amax > 0.0f ? 127 : 0);
+      EXPECT_EQ(a.dsum[at], a.d[at] * static_cast<float>(sum));
+    }
+    for (int64_t c = in; c < a.stride; ++c)
+      EXPECT_EQ(a.q[static_cast<size_t>(i * a.stride + c)], 0);
+  }
+}
+
+// The reference is the f32 product of the dequantized activations: within the quantization
+// error bound above of the f32 definition.
+TEST(QmatmulQ8Reference, WithinTheQuantizationErrorOfTheF32Product) {
+  std::mt19937 rng(base_seed() + 7u);
+  const int64_t n = 5;
+  for (const int64_t group : {0, 128, 256}) {
+    const int64_t in = 520;
+    const int64_t out = 9;
+    const QuantizedMatrix w = random_matrix(out, in, group, rng);
+    const std::vector<float> x = random_x(n, in, 1.0f, rng);
+    std::vector<float> y(static_cast<size_t>(n * out));
+    qmatmul_q8_ref(x.data(), n, w, y.data());
+    Q8Activations a;
+    quantize_activations_q8_ref(x.data(), n, in, a);
+    std::vector<float> wh(static_cast<size_t>(in));
+    std::vector<uint8_t> codes(static_cast<size_t>(in));
+    for (int64_t o = 0; o < out; ++o) {
+      dequantize_row_ref(w, o, wh.data());
+      unpack_row_codes_ref(w.row_codes(o), in, 4, codes.data());
+      for (int64_t i = 0; i < n; ++i) {
+        double exact = 0.0;
+        double quant = 0.0;
+        double abs_terms = 0.0;
+        for (int64_t k = 0; k < in; ++k) {
+          const double wk = wh[static_cast<size_t>(k)];
+          const double xk = x[static_cast<size_t>(i * in + k)];
+          exact += xk * wk;
+          abs_terms += std::fabs(xk * wk);
+          quant += a.d[static_cast<size_t>(i * a.blocks + k / kQ8BlockCols)] * (0.5 + kQuantSlack) *
+                   std::fabs(wk);
+        }
+        const double rounding = kGammaMargin * static_cast<double>(2 * a.blocks + 1) * kEps *
+                                    rounding_terms(w, a, codes, i, o) +
+                                kGammaMargin * static_cast<double>(in) * kEps * abs_terms;
+        const double got = y[static_cast<size_t>(i * out + o)];
+        EXPECT_LE(std::fabs(got - exact), quant + rounding)
+            << "g=" << group << " y[" << i << ", " << o << "]";
+      }
+    }
+  }
+}
+
+TEST(QmatmulQ8Reference, RejectsLayoutsItDoesNotTake) {
+  EXPECT_FALSE(qmatmul_q8_applies(make_quantized_matrix(2, 256, 4, 64)));
+  EXPECT_FALSE(qmatmul_q8_applies(make_quantized_matrix(2, 256, 8, 128)));
+  EXPECT_TRUE(qmatmul_q8_applies(make_quantized_matrix(2, 256, 4, 128)));
+  EXPECT_TRUE(qmatmul_q8_applies(make_quantized_matrix(2, 100, 4, 0)));
+  const QuantizedMatrix w = make_quantized_matrix(2, 256, 4, 64);
+  std::vector<float> x(256, 1.0f);
+  std::vector<float> y(2);
+  EXPECT_THROW(qmatmul_q8_ref(x.data(), 1, w, y.data()), Error);
+}
+
+}  // namespace
+}  // namespace wkvq
