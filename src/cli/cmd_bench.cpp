@@ -53,6 +53,19 @@ Model random_model(const BenchOptions& o, const LlamaConfig& c, QuantCliOptions&
   return make_random_quantized_model(c, o.seed, rq);
 }
 
+// The speed lines of a single-sequence bench, from its JSON record.
+void print_speed(const nlohmann::json& j) {
+  const double decode_tps = j["decode_tok_s"], bytes_tok = j["decode_bytes_per_token"];
+  const double bw = j["read_bandwidth_gb_s"].get<double>() * 1e9;
+  std::printf("prefill %d tokens: %.2f tok/s\n", j["prefill_tokens"].get<int>(),
+              j["prefill_tok_s"].get<double>());
+  std::printf("decode  %d tokens: %.2f tok/s, %.2f GB/s (%.1f MB read per token)\n",
+              j["decode_tokens"].get<int>(), decode_tps, decode_tps * bytes_tok / 1e9,
+              bytes_tok / 1e6);
+  std::printf("memory read bandwidth %.2f GB/s -> decode bound %.2f tok/s (%.0f%% reached)\n",
+              bw / 1e9, bw / bytes_tok, 100.0 * decode_tps * bytes_tok / bw);
+}
+
 void run_bench(const BenchOptions& o) {
   apply_threads(o.threads);
   QuantCliOptions quant = o.quant;
@@ -127,11 +140,7 @@ void run_bench(const BenchOptions& o) {
     std::printf("%s\n", j.dump().c_str());
   } else {
     std::printf("%s, %s, %d threads\n", what.c_str(), p.describe().c_str(), num_threads());
-    std::printf("prefill %d tokens: %.2f tok/s\n", o.prefill, prefill_tps);
-    std::printf("decode  %d tokens: %.2f tok/s, %.2f GB/s (%.1f MB read per token)\n", o.decode,
-                decode_tps, decode_tps * bytes_tok / 1e9, bytes_tok / 1e6);
-    std::printf("memory read bandwidth %.2f GB/s -> decode bound %.2f tok/s (%.0f%% reached)\n",
-                bw / 1e9, bw / bytes_tok, 100.0 * decode_tps * bytes_tok / bw);
+    print_speed(j);
   }
 }
 
