@@ -6,6 +6,8 @@
 #include <filesystem>
 #include <string>
 
+#include "core/parallel.h"
+
 namespace wkvq::test {
 
 // A fresh, empty directory under the system temporary directory, unique per process and
@@ -37,6 +39,18 @@ std::string shared_dir();
 // test failure; elsewhere the caller skips.
 std::string shared_path(const std::string& rel);
 bool running_in_ci();
+
+// Sets the worker thread count for a scope and restores the previous one on leaving it.
+class ThreadCount {
+ public:
+  explicit ThreadCount(int n) : saved_(num_threads()) { set_num_threads(n); }
+  ~ThreadCount() { set_num_threads(saved_); }
+  ThreadCount(const ThreadCount&) = delete;
+  ThreadCount& operator=(const ThreadCount&) = delete;
+
+ private:
+  int saved_;
+};
 
 }  // namespace wkvq::test
 

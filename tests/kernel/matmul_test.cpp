@@ -18,6 +18,7 @@
 #include "core/error.h"
 #include "core/fp16.h"
 #include "core/parallel.h"
+#include "test_support.h"
 
 namespace wkvq {
 namespace {
@@ -70,16 +71,7 @@ struct Buffer {
 };
 
 // Sets the OpenMP thread count for one test and restores it afterwards.
-class ThreadCount {
- public:
-  explicit ThreadCount(int n) : saved_(num_threads()) { set_num_threads(n); }
-  ~ThreadCount() { set_num_threads(saved_); }
-  ThreadCount(const ThreadCount&) = delete;
-  ThreadCount& operator=(const ThreadCount&) = delete;
-
- private:
-  int saved_;
-};
+using test::ThreadCount;
 
 // Compares matmul_f32(isa) with the reference at one size, element by element (reports at most
 // 5 mismatching elements per size).

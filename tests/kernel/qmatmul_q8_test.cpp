@@ -21,6 +21,7 @@
 #include "formats/weight_quant.h"
 #include "kernels/kernel_table.h"
 #include "kernels/qmatmul.h"
+#include "test_support.h"
 
 namespace wkvq {
 namespace {
@@ -50,16 +51,7 @@ uint32_t base_seed() {
   return 20261202u;
 }
 
-class ThreadCount {
- public:
-  explicit ThreadCount(int n) : saved_(num_threads()) { set_num_threads(n); }
-  ~ThreadCount() { set_num_threads(saved_); }
-  ThreadCount(const ThreadCount&) = delete;
-  ThreadCount& operator=(const ThreadCount&) = delete;
-
- private:
-  int saved_;
-};
+using test::ThreadCount;
 
 QuantizedMatrix random_matrix(int64_t out, int64_t in, int64_t group, std::mt19937& rng) {
   std::normal_distribution<float> normal(0.0f, 0.05f);

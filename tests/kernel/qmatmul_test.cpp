@@ -21,6 +21,7 @@
 #include "core/fp16.h"
 #include "core/parallel.h"
 #include "formats/weight_quant.h"
+#include "test_support.h"
 
 namespace wkvq {
 namespace {
@@ -75,16 +76,7 @@ struct Buffer {
   }
 };
 
-class ThreadCount {
- public:
-  explicit ThreadCount(int n) : saved_(num_threads()) { set_num_threads(n); }
-  ~ThreadCount() { set_num_threads(saved_); }
-  ThreadCount(const ThreadCount&) = delete;
-  ThreadCount& operator=(const ThreadCount&) = delete;
-
- private:
-  int saved_;
-};
+using test::ThreadCount;
 
 // Weights like a linear layer's, with a few outliers so groups differ in scale and zero point.
 QuantizedMatrix random_matrix(int64_t out, int64_t in, int bits, int64_t group, std::mt19937& rng) {

@@ -13,17 +13,12 @@
 #include <thread>
 #include <vector>
 
+#include "test_support.h"
+
 namespace wkvq {
 namespace {
 
-class ThreadCount {
- public:
-  explicit ThreadCount(int n) : saved_(num_threads()) { set_num_threads(n); }
-  ~ThreadCount() { set_num_threads(saved_); }
-
- private:
-  int saved_;
-};
+using test::ThreadCount;
 
 // Hit counts of every index over `rounds` loops of n indices with this grain; checks the chunks.
 std::vector<int> hit_counts(int64_t n, int64_t grain, int rounds) {
