@@ -70,7 +70,7 @@ nlohmann::json bench_parallel(const PreparedModel& p, const std::vector<int>& pa
   KvCache cache(c, context + decode, p.kv, smoothing);
   ForwardScratch fs;
   const auto t0 = std::chrono::steady_clock::now();
-  forward(m, prompt.data(), context, 0, cache, fs, LogitsFor::None, nullptr);
+  forward(m, prompt.data(), context, 0, cache, fs, LogitsFor::None, nullptr, GemmUse::Prompt);
   const double prefill_s = seconds_since(t0);
   info("prefilled %d tokens once in %.1f s (copied to every sequence)\n", context, prefill_s);
 

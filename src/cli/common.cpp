@@ -148,6 +148,7 @@ nlohmann::json kernels_json() {
           {"int4_gemv_pinned", t.int4_gemv.pinned},
           {"prefill_gemm", t.int4_gemm.form == PrefillGemm::Int8 ? "int8" : "f32"},
           {"prefill_gemm_pinned", t.int4_gemm.pinned},
+          {"evaluation_gemm", t.int8_gemm_for(GemmUse::Exact) ? "int8" : "f32"},
           {"ops", ops}};
 }
 

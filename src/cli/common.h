@@ -58,8 +58,8 @@ void print_memory(const Model& m, int64_t kv_bytes_per_token);
 // KV cache K (T positions) + scratch S = A accounted; peak RSS R (R/A)". `j` (when not null)
 // gets "accounted_bytes", "kv_cache_bytes", "scratch_bytes" and "peak_rss_bytes".
 void print_memory(const Model& m, const Session& s, nlohmann::json* j = nullptr);
-// {"isa", "isa_pinned", "int4_gemv", "int4_gemv_pinned", "prefill_gemm", "prefill_gemm_pinned",
-// "ops"} for --json output.
+// {"isa", "isa_pinned", "int4_gemv", "int4_gemv_pinned", "prefill_gemm" (a prompt's),
+// "prefill_gemm_pinned", "evaluation_gemm" (ppl's and serve's), "ops"} for --json output.
 nlohmann::json kernels_json();
 
 }  // namespace wkvq::cli

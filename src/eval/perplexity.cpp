@@ -80,7 +80,7 @@ class EvalRunner {
       session_->forward_all(tokens, n, logits);
       return;
     }
-    forward(model_, tokens, n, pos_, *store_, scratch_, LogitsFor::All, logits);
+    forward(model_, tokens, n, pos_, *store_, scratch_, LogitsFor::All, logits, GemmUse::Exact);
     pos_ += n;
   }
 

@@ -164,7 +164,8 @@ std::vector<std::pair<std::string, std::string>> kernel_table_entries(const Kern
                    t.qgemm_q8 != nullptr
                        ? "avx512_vnni: int8 activations, packed " +
                              blocking_name(t.qgemm_q8->blocking.mr, t.qgemm_q8->blocking.nr) +
-                             " (groups of 128k columns; others f32)"
+                             " (groups of 128k columns; others f32)" +
+                             (t.int4_gemm.pinned ? "" : "; prompts only, evaluation f32")
                        : isa + ": f32 activations (as qmatmul_int4)");
   }
   e.emplace_back("qmatmul_other", "reference (bits 2, 3 or groups off 32-column blocks)");
@@ -187,8 +188,11 @@ std::string kernel_summary() {
          (g.pinned               ? " (WKVQ_GEMV)"
           : t.isa == Isa::Avx512 ? " (probe)"
                                  : " (isa)") +
-         ", prefill gemm " + (p.form == PrefillGemm::Int8 ? "int8" : "f32") +
-         (p.pinned ? " (WKVQ_PREFILL_GEMM)" : " (auto)");
+         ", prefill gemm " +
+         (p.pinned
+              ? std::string(p.form == PrefillGemm::Int8 ? "int8" : "f32") + " (WKVQ_PREFILL_GEMM)"
+          : p.form == PrefillGemm::Int8 ? std::string("int8 prompts, f32 evaluation (auto)")
+                                        : std::string("f32 (auto)"));
 }
 
 }  // namespace wkvq

@@ -9,8 +9,10 @@
 //                                           timing probe, see qmatmul.h)
 //   WKVQ_PREFILL_GEMM = f32 | int8 | auto    the int4 GEMM above the dot kernels' row limit
 //                                           (prefill): f32 activations, or int8 ones
-//                                           (kernels/qmatmul_q8.h; needs AVX512_VNNI). Default
-//                                           auto: kDefaultPrefillGemm where the CPU has it
+//                                           (kernels/qmatmul_q8.h; needs AVX512_VNNI), for
+//                                           every pass. Default auto: per pass (GemmUse below),
+//                                           int8 for a session's prompt where the CPU has it,
+//                                           f32 for evaluation
 //
 // The three variables are read here and nowhere else. `kernel_table_entries` names every entry, for
 // the "kernels:" line and the "kernels" object of `bench --json` / `ppl --json` (README,
@@ -43,11 +45,22 @@ struct GemvChoice {
 // The int4 GEMM for more rows than the dot kernels take (prefill; qmatmul_q8.h).
 enum class PrefillGemm { F32, Int8 };
 struct PrefillGemmChoice {
-  PrefillGemm form = PrefillGemm::F32;
-  bool pinned = false;  // set by WKVQ_PREFILL_GEMM
+  PrefillGemm form = PrefillGemm::F32;  // what a Prompt pass runs (GemmUse)
+  bool pinned = false;                  // set by WKVQ_PREFILL_GEMM: then every pass runs `form`
 };
-// What auto picks where the CPU runs the int8 GEMM.
-inline constexpr PrefillGemm kDefaultPrefillGemm = PrefillGemm::F32;
+// What auto picks for prompts where the CPU runs the int8 GEMM.
+inline constexpr PrefillGemm kDefaultPrefillGemm = PrefillGemm::Int8;
+
+// What a product of many rows is for, which picks its int4 GEMM unless WKVQ_PREFILL_GEMM pins one:
+//  - Exact: f32 activations. Evaluation (ppl, KLD, logits, calibration statistics) and serve,
+//    whose rows must equal what token-by-token decoding (n = 1, always f32) and a sequence run
+//    alone give, up to rounding order: ppl's decode mode is one teacher-forced pass standing for
+//    token-by-token decoding, and a serve step mixes prompt chunks with other sequences' decode
+//    rows.
+//  - Prompt: the table's int4_gemm.form (int8 activations where the CPU has AVX512_VNNI), for the
+//    prompt of a session (generate, chat, bench): llama.cpp's trade, whose cost is measured in
+//    README "Prefill" (prefill PPL within its stderr).
+enum class GemmUse { Exact, Prompt };
 
 struct KernelTable {
   Isa isa = Isa::Reference;
@@ -61,6 +74,10 @@ struct KernelTable {
   const detail::KvQuantOps* kv_quant = nullptr;
   const detail::KvAttendOps* kv_attend = nullptr;  // attention tiles (kernels/kv_attend.h)
   const detail::QGemmQ8Ops* qgemm_q8 = nullptr;    // set iff int4_gemm.form is Int8
+  // Whether a product for `use` with more rows than the dot kernels take runs the int8 GEMM.
+  bool int8_gemm_for(GemmUse use) const {
+    return qgemm_q8 != nullptr && (use == GemmUse::Prompt || int4_gemm.pinned);
+  }
 };
 
 // This process's table, resolved on the first call (thread-safe); throws wkvq::Error for a bad

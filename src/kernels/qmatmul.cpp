@@ -55,7 +55,7 @@ struct Plan {
   int64_t first_task = 0;
 };
 
-Plan plan_of(const KernelTable& table, int64_t n, const QuantizedMatrix& w, float* y) {
+Plan plan_of(const KernelTable& table, GemmUse use, int64_t n, const QuantizedMatrix& w, float* y) {
   WKVQ_ASSERT(w.codes.size() == static_cast<size_t>(w.rows * w.row_bytes) &&
               w.scales.size() == static_cast<size_t>(w.rows * w.n_groups));
   Plan p;
@@ -69,7 +69,7 @@ Plan plan_of(const KernelTable& table, int64_t n, const QuantizedMatrix& w, floa
     const bool scaled = n == 1 && table.int4_gemv.form == GemvForm::Scaled;
     p.split = split_work(n, w.cols, w.rows, n, detail::kQDotRowAlign,
                          scaled ? kScaledGemvPartsPerThread : kDotPartsPerThread);
-  } else if (table.qgemm_q8 != nullptr && qmatmul_q8_applies(w)) {
+  } else if (table.int8_gemm_for(use) && qmatmul_q8_applies(w)) {
     p.q8 = true;
     p.split =
         split_work(n, w.cols, w.rows, table.qgemm_q8->blocking.mr, table.qgemm_q8->blocking.nr);
@@ -117,7 +117,7 @@ void run_task(const KernelTable& table, const float* x, const detail::Q8View& x8
 // Up to kMaxFused matrices in one parallel loop: the tasks of every matrix, one after another.
 constexpr size_t kMaxFused = 8;
 
-void qmatmul_with(const KernelTable& table, const float* x, int64_t n,
+void qmatmul_with(const KernelTable& table, GemmUse use, const float* x, int64_t n,
                   std::span<const QuantizedMatrix* const> ws, std::span<float* const> ys) {
   WKVQ_REQUIRE(n >= 0, "qmatmul: negative row count ", n);
   WKVQ_REQUIRE(ws.size() == ys.size(), "qmatmul: ", ws.size(), " matrices but ", ys.size(),
@@ -136,7 +136,7 @@ void qmatmul_with(const KernelTable& table, const float* x, int64_t n,
       WKVQ_REQUIRE(x != nullptr && ys[k] != nullptr,
                    "qmatmul: null pointer for a non-empty product");
       Plan& p = plans[count++];
-      p = plan_of(table, n, *ws[k], ys[k]);
+      p = plan_of(table, use, n, *ws[k], ys[k]);
       p.first_task = tasks;
       tasks += p.split.tasks();
       if (p.q8 && x8.q == nullptr) {
@@ -162,33 +162,33 @@ bool qmatmul_has_simd(Isa isa, const QuantizedMatrix& w) {
          (w.n_groups == 1 || w.group % detail::kQBlockCols == 0);
 }
 
-void qmatmul(const float* x, int64_t n, const QuantizedMatrix& w, float* y) {
+void qmatmul(const float* x, int64_t n, const QuantizedMatrix& w, float* y, GemmUse use) {
   const QuantizedMatrix* ws[] = {&w};
   float* ys[] = {y};
-  qmatmul_with(kernel_table(), x, n, ws, ys);
+  qmatmul_with(kernel_table(), use, x, n, ws, ys);
 }
 
 void qmatmul(Isa isa, const float* x, int64_t n, const QuantizedMatrix& w, float* y) {
   const QuantizedMatrix* ws[] = {&w};
   float* ys[] = {y};
-  qmatmul_with(kernel_table(isa), x, n, ws, ys);
+  qmatmul_with(kernel_table(isa), GemmUse::Exact, x, n, ws, ys);
 }
 
 void qmatmul(Isa isa, PrefillGemm gemm, const float* x, int64_t n, const QuantizedMatrix& w,
              float* y) {
   const QuantizedMatrix* ws[] = {&w};
   float* ys[] = {y};
-  qmatmul_with(kernel_table(isa, gemm), x, n, ws, ys);
+  qmatmul_with(kernel_table(isa, gemm), GemmUse::Exact, x, n, ws, ys);
 }
 
 void qmatmul_many(const float* x, int64_t n, std::span<const QuantizedMatrix* const> w,
-                  std::span<float* const> y) {
-  qmatmul_with(kernel_table(), x, n, w, y);
+                  std::span<float* const> y, GemmUse use) {
+  qmatmul_with(kernel_table(), use, x, n, w, y);
 }
 
 void qmatmul_many(Isa isa, const float* x, int64_t n, std::span<const QuantizedMatrix* const> w,
                   std::span<float* const> y) {
-  qmatmul_with(kernel_table(isa), x, n, w, y);
+  qmatmul_with(kernel_table(isa), GemmUse::Exact, x, n, w, y);
 }
 
 }  // namespace wkvq

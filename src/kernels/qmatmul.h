@@ -8,9 +8,10 @@
 // by one AND as a denormal float against an x rearranged and scaled by powers of two to match
 // (qmatmul_gemv_avx512.cpp).
 // Larger n (prefill GEMM) runs packed kernels that dequantize a block of W once into f32 panels in
-// per-thread scratch and reuse it across every row of x (compute-bound), or, where the kernel
-// table chose it (WKVQ_PREFILL_GEMM=int8, AVX512_VNNI), the int8-activation GEMM of
-// kernels/qmatmul_q8.h for 4-bit W (x quantized once per call, for every matrix of the call).
+// per-thread scratch and reuse it across every row of x (compute-bound), or, for a session's
+// prompt (GemmUse::Prompt) where the CPU has AVX512_VNNI, or every pass with
+// WKVQ_PREFILL_GEMM=int8, the int8-activation GEMM of kernels/qmatmul_q8.h for 4-bit W (x
+// quantized once per call, for every matrix of the call).
 // Work is split over the pool's threads (core/parallel.h) by rows of W, and by rows of x too when W
 // has too few rows for every thread (decode: 4 blocks of W rows per thread, taken dynamically).
 //
@@ -33,8 +34,11 @@
 
 namespace wkvq {
 
-// With the process's kernel table (kernels/kernel_table.h).
-void qmatmul(const float* x, int64_t n, const QuantizedMatrix& w, float* y);
+// With the process's kernel table (kernels/kernel_table.h); `use` picks the GEMM of more rows than
+// the dot kernels take (kernel_table.h, GemmUse: f32 activations unless a Prompt or the
+// environment asks for int8).
+void qmatmul(const float* x, int64_t n, const QuantizedMatrix& w, float* y,
+             GemmUse use = GemmUse::Exact);
 // With an explicit implementation (tests, benchmarks). Throws if `isa` is unsupported by the CPU.
 // Isa::Reference is the definition: each W row dequantized by dequantize_row_ref, then for each x
 // row a sequential f32 sum in column order.
@@ -49,7 +53,7 @@ void qmatmul(Isa isa, PrefillGemm gemm, const float* x, int64_t n, const Quantiz
 // them, so that decode pays one synchronisation for q, k and v (or gate and up) instead of one
 // each. Throws when w and y differ in length or the column counts differ.
 void qmatmul_many(const float* x, int64_t n, std::span<const QuantizedMatrix* const> w,
-                  std::span<float* const> y);
+                  std::span<float* const> y, GemmUse use = GemmUse::Exact);
 void qmatmul_many(Isa isa, const float* x, int64_t n, std::span<const QuantizedMatrix* const> w,
                   std::span<float* const> y);
 

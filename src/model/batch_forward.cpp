@@ -38,7 +38,7 @@ void forward_batch(const Model& m, std::span<const BatchSeq> seqs, BatchScratch&
     m.embedding_row(s.tokens[static_cast<size_t>(t)], s.fwd.x.data() + t * c.dim);
   }
   for (int layer = 0; layer < c.n_layers; ++layer) {
-    block_forward_rows(m, layer, s.rows, n_rows, s.fwd);
+    block_forward_rows(m, layer, s.rows, n_rows, s.fwd, GemmUse::Exact);
   }
   if (n_logits == 0) return;
 

@@ -2,8 +2,9 @@
 // each sequence contributes a run of consecutive rows (a prompt chunk, or the one token of a
 // decode step) at its own positions with its own KV store, and every linear runs once over all
 // rows, so one step reads the weights once for all sequences (a GEMM with n = rows, not n GEMVs).
-// Each sequence's result is the one its rows would give run alone through forward(), up to the
-// matmul's rounding for a different row count.
+// Each sequence's result is the one its rows would give run alone through forward() with
+// GemmUse::Exact (f32 activations, whatever the batch's rows), up to the matmul's rounding for a
+// different row count.
 #pragma once
 
 #include <cstdint>

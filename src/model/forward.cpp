@@ -43,13 +43,13 @@ void rmsnorm_rows(float* out, const float* x, const float* w, int64_t n, int dim
 }  // namespace
 
 void block_forward(const Model& m, int layer, int64_t n, int64_t pos0, KvStore& kv,
-                   ForwardScratch& s) {
+                   ForwardScratch& s, GemmUse use) {
   const SeqRows one{0, n, pos0, &kv, &s.rope};
-  block_forward_rows(m, layer, {&one, 1}, n, s);
+  block_forward_rows(m, layer, {&one, 1}, n, s, use);
 }
 
 void block_forward_rows(const Model& m, int layer, std::span<const SeqRows> seqs, int64_t n,
-                        ForwardScratch& s) {
+                        ForwardScratch& s, GemmUse use) {
   const LlamaConfig& c = m.config;
   const LayerWeights& l = m.layers[static_cast<size_t>(layer)];
   const int dim = c.dim;
@@ -58,7 +58,7 @@ void block_forward_rows(const Model& m, int layer, std::span<const SeqRows> seqs
   //                                                                     (n, q_dim / kv_dim)
   rmsnorm_rows(s.xb.data(), s.x.data(), l.attn_norm, n, dim, c.norm_eps);
   forward_group(std::array{&l.wq, &l.wk, &l.wv}, s.xb.data(), n,
-                std::array{s.q.data(), s.k.data(), s.v.data()});
+                std::array{s.q.data(), s.k.data(), s.v.data()}, use);
   // qk_norm: every head of q and k RMS-normed with q_norm / k_norm         (n * heads, head_dim)
   if (l.q_norm != nullptr) {
     rmsnorm_rows(s.q.data(), s.q.data(), l.q_norm, n * c.n_heads, c.head_dim, c.norm_eps);
@@ -77,20 +77,20 @@ void block_forward_rows(const Model& m, int layer, std::span<const SeqRows> seqs
                  s.v.data() + r.row0 * c.kv_dim(), r.n, r.pos0, s.att.data() + r.row0 * c.q_dim());
   }
   // x += att Wo^T                                                        (n, dim)
-  l.wo.forward(s.att.data(), n, s.xb.data());
+  l.wo.forward(s.att.data(), n, s.xb.data(), use);
   add_inplace(s.x.data(), s.xb.data(), n * dim);
 
   // MLP: x += (silu(xb Wg^T) * (xb Wu^T)) Wd^T with xb = rmsnorm(x)     (n, hidden) -> (n, dim)
   rmsnorm_rows(s.xb.data(), s.x.data(), l.ffn_norm, n, dim, c.norm_eps);
   forward_group(std::array{&l.w_gate, &l.w_up}, s.xb.data(), n,
-                std::array{s.hb.data(), s.hb2.data()});
+                std::array{s.hb.data(), s.hb2.data()}, use);
   silu_mul(s.hb.data(), s.hb2.data(), n * c.hidden_dim);
-  l.w_down.forward(s.hb.data(), n, s.xb.data());
+  l.w_down.forward(s.hb.data(), n, s.xb.data(), use);
   add_inplace(s.x.data(), s.xb.data(), n * dim);
 }
 
 void forward(const Model& m, const int* tokens, int64_t n, int64_t pos0, KvStore& kv,
-             ForwardScratch& s, LogitsFor which, float* logits) {
+             ForwardScratch& s, LogitsFor which, float* logits, GemmUse use) {
   const LlamaConfig& c = m.config;
   WKVQ_REQUIRE(n > 0, "forward: no tokens given");
   WKVQ_REQUIRE(pos0 >= 0 && pos0 + n <= c.seq_len, "forward: positions ", pos0, "..", pos0 + n - 1,
@@ -106,7 +106,7 @@ void forward(const Model& m, const int* tokens, int64_t n, int64_t pos0, KvStore
                  " is outside the vocabulary [0, ", c.vocab_size, ")");
     m.embedding_row(tok, s.x.data() + t * c.dim);
   }
-  for (int layer = 0; layer < c.n_layers; ++layer) block_forward(m, layer, n, pos0, kv, s);
+  for (int layer = 0; layer < c.n_layers; ++layer) block_forward(m, layer, n, pos0, kv, s, use);
   if (which == LogitsFor::None) return;
 
   // logits = rmsnorm(x) Wout^T, for the rows asked                        (rows, vocab)

@@ -32,13 +32,15 @@ struct ForwardScratch {
 enum class LogitsFor { None, Last, All };
 
 // Runs n tokens at positions [pos0, pos0 + n) through the model, attending through `kv`.
-// logits: (n, vocab) for All, (vocab) for Last, unused for None.
+// logits: (n, vocab) for All, (vocab) for Last, unused for None. `use` picks the int4 GEMM of the
+// block linears when n is more rows than the dot kernels take (kernels/kernel_table.h: Exact for
+// evaluation, Prompt for a session's prompt); the output head always runs Exact.
 void forward(const Model& m, const int* tokens, int64_t n, int64_t pos0, KvStore& kv,
-             ForwardScratch& s, LogitsFor which, float* logits);
+             ForwardScratch& s, LogitsFor which, float* logits, GemmUse use);
 
 // One decoder block on the residual stream s.x (n, dim), in place.
 void block_forward(const Model& m, int layer, int64_t n, int64_t pos0, KvStore& kv,
-                   ForwardScratch& s);
+                   ForwardScratch& s, GemmUse use = GemmUse::Exact);
 
 // The rows of one sequence in a batch of several (continuous batching, serve/): rows
 // [row0, row0 + n) of the scratch are that sequence's tokens at positions [pos0, pos0 + n),
@@ -52,6 +54,6 @@ struct SeqRows {
 // block_forward over a batch: every linear runs once over all rows (one pass over the weights),
 // RoPE and attention per sequence. `seqs` cover rows [0, n_rows) in order.
 void block_forward_rows(const Model& m, int layer, std::span<const SeqRows> seqs, int64_t n_rows,
-                        ForwardScratch& s);
+                        ForwardScratch& s, GemmUse use);
 
 }  // namespace wkvq

@@ -45,23 +45,23 @@ void add_bias(const Linear& l, int64_t n, float* y) {
 }  // namespace
 
 void forward_group(std::span<const Linear* const> ls, const float* x, int64_t n,
-                   std::span<float* const> ys) {
+                   std::span<float* const> ys, GemmUse use) {
   WKVQ_REQUIRE(ls.size() == ys.size(), "forward_group: ", ls.size(), " Linears but ", ys.size(),
                " outputs");
   constexpr size_t kMax = 8;
   bool fused = ls.size() <= kMax;
   for (const Linear* l : ls) fused = fused && l->q && !l->in_order && l->in == ls[0]->in;
   if (!fused) {
-    for (size_t k = 0; k < ls.size(); ++k) ls[k]->forward(x, n, ys[k]);
+    for (size_t k = 0; k < ls.size(); ++k) ls[k]->forward(x, n, ys[k], use);
     return;
   }
   std::array<const QuantizedMatrix*, kMax> qs{};
   for (size_t k = 0; k < ls.size(); ++k) qs[k] = ls[k]->q.get();
-  qmatmul_many(x, n, std::span(qs.data(), ls.size()), ys);
+  qmatmul_many(x, n, std::span(qs.data(), ls.size()), ys, use);
   for (size_t k = 0; k < ls.size(); ++k) add_bias(*ls[k], n, ys[k]);
 }
 
-void Linear::forward(const float* x, int64_t n, float* y) const {
+void Linear::forward(const float* x, int64_t n, float* y, GemmUse use) const {
   if (q && in_order) {
     // The input in g_idx order (act-order checkpoints); the buffer is kept per thread so decode
     // does not allocate per call.
@@ -71,9 +71,9 @@ void Linear::forward(const float* x, int64_t n, float* y) const {
     for (int64_t t = 0; t < n; ++t) {
       for (int64_t j = 0; j < in; ++j) xs[static_cast<size_t>(t * in + j)] = x[t * in + order[j]];
     }
-    qmatmul(xs.data(), n, *q, y);
+    qmatmul(xs.data(), n, *q, y, use);
   } else if (q) {
-    qmatmul(x, n, *q, y);
+    qmatmul(x, n, *q, y, use);
   } else if (w16 != nullptr) {
     matmul_f16(x, n, in, w16, out, y);
   } else if (wbf16 != nullptr) {

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "formats/weight_quant.h"
+#include "kernels/kernel_table.h"
 
 namespace wkvq {
 
@@ -27,8 +28,9 @@ struct Linear {
   bool quantized() const { return q != nullptr; }
   // True when W is held in floating point (f32, fp16 or bf16), whether or not it is quantized.
   bool has_float() const { return w != nullptr || w16 != nullptr || wbf16 != nullptr; }
-  // y[n, out] = x[n, in] . W^T (+ bias)
-  void forward(const float* x, int64_t n, float* y) const;
+  // y[n, out] = x[n, in] . W^T (+ bias); `use` picks a quantized W's GEMM for many rows
+  // (kernels/kernel_table.h, GemmUse).
+  void forward(const float* x, int64_t n, float* y, GemmUse use = GemmUse::Exact) const;
   // The f32 values of rows [r0, r0 + rows) of a floating-point W into dst (rows x in); exact.
   void rows_f32(int64_t r0, int64_t rows, float* dst) const;
   // Row r of W as f32 into dst (in values), whatever the storage: the float values (exact) or
@@ -54,6 +56,6 @@ struct Linear {
 // (qmatmul_many: one synchronisation instead of one each), with the results Linear::forward gives;
 // any other mix runs each forward in turn.
 void forward_group(std::span<const Linear* const> ls, const float* x, int64_t n,
-                   std::span<float* const> ys);
+                   std::span<float* const> ys, GemmUse use = GemmUse::Exact);
 
 }  // namespace wkvq

@@ -45,7 +45,8 @@ void run_calib_windows(const Model& m, const std::vector<int>& stream, const Cal
                " tokens leave nothing to record; choose 0 <= --calib-sinks < ", ctx);
   ForwardScratch scratch;
   for (int64_t i = 0; i < windows; ++i) {
-    forward(m, stream.data() + i * ctx, ctx, 0, store, scratch, LogitsFor::None, nullptr);
+    forward(m, stream.data() + i * ctx, ctx, 0, store, scratch, LogitsFor::None, nullptr,
+            GemmUse::Exact);
   }
 }
 

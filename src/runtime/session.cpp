@@ -32,7 +32,8 @@ Session::Session(const Model& m, KvBlockPool& pool, int64_t max_tokens, const Kv
 const float* Session::feed(const int* tokens, int64_t n) {
   WKVQ_REQUIRE(pos_ + n <= cache_.max_tokens(), "context full: ", pos_, " + ", n,
                " tokens exceed the session's ", cache_.max_tokens(), " positions");
-  forward(model_, tokens, n, pos_, cache_, scratch_, LogitsFor::Last, logits_.data());
+  forward(model_, tokens, n, pos_, cache_, scratch_, LogitsFor::Last, logits_.data(),
+          GemmUse::Prompt);
   pos_ += n;
   return logits_.data();
 }
@@ -47,7 +48,7 @@ const float* Session::decode(int token) { return feed(&token, 1); }
 void Session::forward_all(const int* tokens, int64_t n, float* logits) {
   WKVQ_REQUIRE(pos_ + n <= cache_.max_tokens(), "context full: ", pos_, " + ", n,
                " tokens exceed the session's ", cache_.max_tokens(), " positions");
-  forward(model_, tokens, n, pos_, cache_, scratch_, LogitsFor::All, logits);
+  forward(model_, tokens, n, pos_, cache_, scratch_, LogitsFor::All, logits, GemmUse::Exact);
   pos_ += n;
 }
 

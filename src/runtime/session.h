@@ -25,12 +25,15 @@ class Session {
   Session(const Model& m, KvBlockPool& pool, int64_t max_tokens, const KvQuantSettings& kv = {},
           const KvSmoothing* smoothing = nullptr);
 
-  // Feeds tokens at the current position in one batched pass (prefill); returns the logits of
-  // the last one (vocab floats, valid until the next call).
+  // Feeds tokens at the current position in one batched pass (prefill; a prompt's GEMM,
+  // GemmUse::Prompt in kernels/kernel_table.h); returns the logits of the last one (vocab floats,
+  // valid until the next call).
   const float* prefill(const std::vector<int>& tokens);
   // Feeds one token (decode step); returns its logits.
   const float* decode(int token);
-  // Feeds n tokens in one pass and writes the logits of every one of them: (n, vocab).
+  // Feeds n tokens in one pass and writes the logits of every one of them: (n, vocab), with the
+  // f32 GEMM of evaluation (GemmUse::Exact), whose rows equal token-by-token decoding up to
+  // rounding order.
   void forward_all(const int* tokens, int64_t n, float* logits);
 
   void reset() { pos_ = 0; }

@@ -170,6 +170,40 @@ TEST_P(QmatmulQ8KernelTest, OtherCasesRunTheF32Kernels) {
   }
 }
 
+// The process's table picks the GEMM per use (kernel_table.h, GemmUse): unpinned, a Prompt runs
+// the int8 GEMM and Exact (evaluation, serve) the f32 one, bit for bit the explicit tables'
+// results; WKVQ_PREFILL_GEMM pins one GEMM for both. qmatmul_many follows the same choice.
+TEST_P(QmatmulQ8KernelTest, ProcessTablePicksTheGemmPerUse) {
+  const ThreadCount tc(GetParam());
+  const KernelTable& t = kernel_table();
+  if (t.isa != Isa::Avx512) GTEST_SKIP() << "the process runs " << isa_name(t.isa);
+  if (!t.int4_gemm.pinned) {
+    EXPECT_TRUE(t.int8_gemm_for(GemmUse::Prompt));
+    EXPECT_FALSE(t.int8_gemm_for(GemmUse::Exact));
+  } else {
+    EXPECT_EQ(t.int8_gemm_for(GemmUse::Prompt), t.int8_gemm_for(GemmUse::Exact));
+  }
+  std::mt19937 rng(base_seed() + 7u);
+  const int64_t n = 70, in = 256, out = 48;
+  const QuantizedMatrix w = random_matrix(out, in, 128, rng);
+  const std::vector<float> x = random_x(n, in, 1.0f, rng);
+  std::vector<float> y8(static_cast<size_t>(n * out)), y32(y8.size());
+  qmatmul(Isa::Avx512, PrefillGemm::Int8, x.data(), n, w, y8.data());
+  qmatmul(Isa::Avx512, PrefillGemm::F32, x.data(), n, w, y32.data());
+  ASSERT_NE(y8, y32);  // else this test could not tell the two apart
+  for (const GemmUse use : {GemmUse::Exact, GemmUse::Prompt}) {
+    SCOPED_TRACE(use == GemmUse::Prompt ? "prompt" : "exact");
+    const std::vector<float>& want = t.int8_gemm_for(use) ? y8 : y32;
+    std::vector<float> y(y8.size()), y_many(y8.size());
+    qmatmul(x.data(), n, w, y.data(), use);
+    EXPECT_EQ(y, want);
+    const QuantizedMatrix* ws[] = {&w};
+    float* ys[] = {y_many.data()};
+    qmatmul_many(x.data(), n, ws, ys, use);
+    EXPECT_EQ(y_many, want);
+  }
+}
+
 // A NaN or an infinity in a row of x makes that row of y NaN (kernel and reference), and no other.
 TEST_P(QmatmulQ8KernelTest, NonFiniteActivationsGiveNaN) {
   const ThreadCount tc(GetParam());

@@ -74,7 +74,7 @@ TEST(BatchForward, SequencesAtDifferentPositionsMatchEachRunAlone) {
     caches.push_back(std::make_unique<KvCache>(c, c.seq_len));
     ForwardScratch fs;
     forward(m, p.data(), static_cast<int64_t>(p.size()) - 1, 0, *caches.back(), fs, LogitsFor::None,
-            nullptr);
+            nullptr, GemmUse::Exact);
   }
   caches.push_back(std::make_unique<KvCache>(c, c.seq_len));
   std::vector<BatchSeq> batch;

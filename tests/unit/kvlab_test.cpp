@@ -343,11 +343,13 @@ std::vector<float> store_logits(const Model& model, const std::vector<int>& toks
   std::vector<float> logits(static_cast<size_t>(n * vocab));
   ForwardScratch scratch;
   if (!stepwise) {
-    forward(model, toks.data(), n, 0, store, scratch, LogitsFor::All, logits.data());
+    forward(model, toks.data(), n, 0, store, scratch, LogitsFor::All, logits.data(),
+            GemmUse::Exact);
     return logits;
   }
   for (int64_t t = 0; t < n; ++t) {
-    forward(model, &toks[t], 1, t, store, scratch, LogitsFor::All, &logits[t * vocab]);
+    forward(model, &toks[t], 1, t, store, scratch, LogitsFor::All, &logits[t * vocab],
+            GemmUse::Exact);
   }
   return logits;
 }
