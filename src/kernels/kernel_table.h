@@ -11,8 +11,13 @@
 //                                           (prefill): f32 activations, or int8 ones
 //                                           (kernels/qmatmul_q8.h; needs AVX512_VNNI). Default
 //                                           auto: kDefaultPrefillGemm where the CPU has it
+//   WKVQ_DECODE_GEMV = f32 | int8 | auto     the int4 GEMV / small GEMM of up to the dot kernels'
+//                                           row limit (decode, batched decode): the f32 kernels,
+//                                           or int8 activations (qmatmul_q8.h, the int8 GEMM's
+//                                           arithmetic bit for bit; needs AVX512_VNNI, a clear
+//                                           error without it). Default auto: kDefaultDecodeGemv
 //
-// The three variables are read here and nowhere else. `kernel_table_entries` names every entry, for
+// The four variables are read here and nowhere else. `kernel_table_entries` names every entry, for
 // the "kernels:" line and the "kernels" object of `bench --json` / `ppl --json` (README,
 // "Reproducibility"): two runs that print the same table ran the same instructions.
 #pragma once
@@ -49,11 +54,22 @@ struct PrefillGemmChoice {
 // What auto picks where the CPU runs the int8 GEMM.
 inline constexpr PrefillGemm kDefaultPrefillGemm = PrefillGemm::F32;
 
+// The int4 products of up to the dot kernels' row limit (decode; qmatmul_q8.h): f32 activations
+// (the dot / scaled kernels) or int8 ones (the int8 GEMV, AVX512_VNNI). Int8 changes the numbers
+// (its cost is measured in KLD, README), so it is never chosen unasked.
+enum class DecodeGemv { F32, Int8 };
+struct DecodeGemvChoice {
+  DecodeGemv form = DecodeGemv::F32;
+  bool pinned = false;  // set by WKVQ_DECODE_GEMV
+};
+inline constexpr DecodeGemv kDefaultDecodeGemv = DecodeGemv::F32;
+
 struct KernelTable {
   Isa isa = Isa::Reference;
-  bool isa_pinned = false;      // by WKVQ_ISA
-  GemvChoice int4_gemv;         // Dot unless isa is Avx512
-  PrefillGemmChoice int4_gemm;  // F32 unless isa is Avx512 and the CPU has AVX512_VNNI
+  bool isa_pinned = false;       // by WKVQ_ISA
+  GemvChoice int4_gemv;          // Dot unless isa is Avx512
+  PrefillGemmChoice int4_gemm;   // F32 unless isa is Avx512 and the CPU has AVX512_VNNI
+  DecodeGemvChoice int4_decode;  // F32 unless isa is Avx512 and the CPU has AVX512_VNNI
   // The ISA's kernels; null for Isa::Reference (the scalar references of matmul.h, qmatmul.h,
   // kv_quant.h run instead).
   const detail::MatmulOps* matmul = nullptr;
@@ -61,6 +77,7 @@ struct KernelTable {
   const detail::KvQuantOps* kv_quant = nullptr;
   const detail::KvAttendOps* kv_attend = nullptr;  // attention tiles (kernels/kv_attend.h)
   const detail::QGemmQ8Ops* qgemm_q8 = nullptr;    // set iff int4_gemm.form is Int8
+  const detail::QGemmQ8Ops* qgemv_q8 = nullptr;    // set iff int4_decode.form is Int8
 };
 
 // This process's table, resolved on the first call (thread-safe); throws wkvq::Error for a bad
@@ -73,13 +90,16 @@ const KernelTable& kernel_table(Isa isa);
 // kernel_table(isa) with the prefill GEMM `gemm`. Throws wkvq::Error when this CPU does not run
 // it (Int8 needs isa Avx512 and AVX512_VNNI).
 KernelTable kernel_table(Isa isa, PrefillGemm gemm);
+// kernel_table(isa, gemm) with the decode GEMV `gemv`. Throws wkvq::Error as above (Int8 needs
+// isa Avx512 and AVX512_VNNI).
+KernelTable kernel_table(Isa isa, PrefillGemm gemm, DecodeGemv gemv);
 
 // (operation, kernel) pairs naming every entry of `t`, e.g. ("qmatmul_int4",
 // "avx512: gemv scaled (probe), dot n<=64, packed 12x32").
 std::vector<std::pair<std::string, std::string>> kernel_table_entries(const KernelTable& t);
 
-// "isa avx512 (auto), int4 gemv scaled (probe), prefill gemm f32 (auto)" and the like: the table in
-// one line.
+// "isa avx512 (auto), int4 gemv scaled (probe), prefill gemm f32 (auto), decode gemv f32 (auto)"
+// and the like: the table in one line.
 std::string kernel_summary();
 // kernel_table().int4_gemv.
 GemvChoice int4_gemv_choice();

@@ -43,6 +43,10 @@ void qmatmul(Isa isa, const float* x, int64_t n, const QuantizedMatrix& w, float
 // for 4-bit W it applies to when n > the dot kernels' limit). Throws if the CPU lacks either.
 void qmatmul(Isa isa, PrefillGemm gemm, const float* x, int64_t n, const QuantizedMatrix& w,
              float* y);
+// With an explicit kernel table (kernel_table(isa, gemm, gemv): tests and benchmarks of the int8
+// decode GEMV, WKVQ_DECODE_GEMV).
+void qmatmul(const KernelTable& table, const float* x, int64_t n, const QuantizedMatrix& w,
+             float* y);
 
 // Several matrices with the same columns, one x: y[k] = x . w[k]^T for every k, each as qmatmul
 // computes it (the same kernels, bit for bit), in one parallel loop over the row blocks of all of
@@ -52,6 +56,8 @@ void qmatmul_many(const float* x, int64_t n, std::span<const QuantizedMatrix* co
                   std::span<float* const> y);
 void qmatmul_many(Isa isa, const float* x, int64_t n, std::span<const QuantizedMatrix* const> w,
                   std::span<float* const> y);
+void qmatmul_many(const KernelTable& table, const float* x, int64_t n,
+                  std::span<const QuantizedMatrix* const> w, std::span<float* const> y);
 
 // The AVX-512 4-bit GEMV (n = 1) has two forms that round differently: the scaled GEMV
 // (qmatmul_gemv_avx512.cpp) and the dot kernel. The environment variable WKVQ_GEMV = scaled | dot
