@@ -8,8 +8,8 @@
 //    a 64-byte line of W's codes (128 columns, four Q4Blocks) meets x with one AND (low nibbles),
 //    one shift and AND (high nibbles) and two vpdpbusd (unsigned code x signed x code, 4 per
 //    32-bit lane): 16 partial sums of the block.
-//  - W is streamed one row after another (one sequential stream, prefetched kPrefetch bytes
-//    ahead), 16 rows per tile; each row's 16 partial-sum vectors of up to 16 (x row, block) pairs
+//  - W is streamed one row after another (one sequential stream, prefetched ahead), 16 rows per
+//    tile; each row's 16 partial-sum vectors of up to 16 (x row, block) pairs
 //    are reduced to one vector of 16 exact block sums (reduce16) and kept in scratch.
 //  - Per tile the block sums are transposed to vectors over the 16 W rows and become floats in
 //    the GEMM's order and with its operations: per x block, acc = fma(d, s * float(sum), acc),
@@ -23,9 +23,15 @@
 namespace wkvq::detail {
 namespace {
 
-constexpr int64_t kTile = 16;        // W rows per tile (one vector of outputs)
-constexpr int64_t kLineBytes = 64;   // codes of one 128-column block
-constexpr int64_t kPrefetch = 3072;  // bytes ahead along the stream of codes (as the f32 GEMV)
+constexpr int64_t kTile = 16;       // W rows per tile (one vector of outputs)
+constexpr int64_t kLineBytes = 64;  // codes of one 128-column block
+// Software prefetch along the stream of codes: into L1 kPrefetch bytes ahead (as the f32 GEMV) and
+// into L2/L3 kPrefetchFar bytes ahead. On this Intel Xeon VM, 1 thread, W from beyond L2
+// (wkvq_qmatmul_bench GemvCold, 2048 x 2048 and 5632 x 2048, interleaved runs at load 8): both
+// 13-16 GB/s of codes, the L1 one alone 10-12, none 10, T1 / T2 alone 11-13, NTA 6.5; a block
+// of 16 rows read side by side (16 streams) 8.3.
+constexpr int64_t kPrefetch = 3072;
+constexpr int64_t kPrefetchFar = 12288;
 static_assert(kQ8Block == 2 * kLineBytes && kQ8GemvBlockBytes == 2 * kLineBytes);
 
 // Lane j of the result: the sum of the 16 lanes of v[j] (exact int32).
@@ -57,6 +63,7 @@ inline void block_sums(const uint8_t* line, __mmask64 bytes, const int8_t* xq, i
                        int64_t b, int bb, __m512i (&v)[16]) {
   constexpr int kSpan = 16 / M;
   _mm_prefetch(reinterpret_cast<const char*>(line) + kPrefetch, _MM_HINT_T0);
+  _mm_prefetch(reinterpret_cast<const char*>(line) + kPrefetchFar, _MM_HINT_T2);
   const __m512i codes = _mm512_maskz_loadu_epi8(bytes, line);
   const __m512i nib = _mm512_set1_epi8(0x0F);
   const __m512i lo = _mm512_and_si512(codes, nib);
