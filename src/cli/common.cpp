@@ -148,6 +148,8 @@ nlohmann::json kernels_json() {
           {"int4_gemv_pinned", t.int4_gemv.pinned},
           {"prefill_gemm", t.int4_gemm.form == PrefillGemm::Int8 ? "int8" : "f32"},
           {"prefill_gemm_pinned", t.int4_gemm.pinned},
+          {"decode_gemv", t.int4_decode.form == DecodeGemv::Int8 ? "int8" : "f32"},
+          {"decode_gemv_pinned", t.int4_decode.pinned},
           {"ops", ops}};
 }
 
