@@ -47,6 +47,11 @@ def parse_args():
                    help="cells, comma-separated: tg128, pp512, tg128@P (default tg128,pp512,tg128@1024)")
     p.add_argument("--wkvq-kv", default="4",
                    help="wkvq --kvbits values, comma-separated (default 4; 16 adds the fp16 cache)")
+    p.add_argument("--wkvq-decode-gemv", default="",
+                   help="WKVQ_DECODE_GEMV values, comma-separated, one wkvq variant each (e.g. f32,int8: "
+                        "the int8-activation decode GEMV beside the f32 one; default: the environment's)")
+    p.add_argument("--wkvq-head", default="",
+                   help="wkvq bench --head for every wkvq run (f16, q8, q4; default: wkvq's, f16)")
     p.add_argument("--llama-kv", default="f16,q4_0",
                    help="llama.cpp KV types, comma-separated (default f16,q4_0; q4_0 runs with -fa 1)")
     p.add_argument("--json", help="also write every measurement and the summary to this file")
@@ -63,6 +68,10 @@ def parse_args():
     a.cells = [parse_cell(c, p) for c in a.cells.split(",")]
     a.wkvq_kv = [int(k) for k in a.wkvq_kv.split(",") if k]
     a.llama_kv = [k for k in a.llama_kv.split(",") if k]
+    a.wkvq_decode_gemv = [g for g in a.wkvq_decode_gemv.split(",") if g] or [None]
+    for g in a.wkvq_decode_gemv:
+        if g not in (None, "f32", "int8", "auto"):
+            p.error(f"--wkvq-decode-gemv: expected f32, int8 or auto, got {g!r}")
     return a
 
 
@@ -76,20 +85,23 @@ def parse_cell(text, p):
     p.error(f"unknown cell {text!r}; expected tg128, pp512 or tg128@P (P a prompt length)")
 
 
-def run(cmd):
+def run(cmd, env=None):
     t0 = time.time()
-    r = subprocess.run(cmd, capture_output=True, text=True)
+    r = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if r.returncode != 0:
         sys.exit(f"vs_llamacpp: {' '.join(cmd)} failed with exit {r.returncode}:\n{r.stderr[-2000:]}")
     return r.stdout, time.time() - t0
 
 
-def wkvq_run(a, cell, threads, kvbits):
+def wkvq_run(a, cell, threads, kvbits, gemv):
     prompt = max(cell["prompt"], 1)
     gen = max(cell["gen"], 1)
     cmd = [a.wkvq, "bench", "--shape-file", a.shape, "--prefill", str(prompt), "--decode", str(gen),
            "--wbits", "4", "--kvbits", str(kvbits), "--threads", str(threads), "--json", "--quiet"]
-    out, _ = run(cmd)
+    if a.wkvq_head:
+        cmd += ["--head", a.wkvq_head]
+    env = None if gemv is None else dict(os.environ, WKVQ_DECODE_GEMV=gemv)
+    out, _ = run(cmd, env)
     j = json.loads(out.strip().splitlines()[-1])
     tok_s = j["prefill_tok_s"] if cell["gen"] == 0 else j["decode_tok_s"]
     return tok_s, j.get("read_bandwidth_gb_s")
@@ -118,7 +130,8 @@ def llama_run(a, cell, threads, kv):
 
 
 def variants(a):
-    return [("wkvq KV%d" % k, "wkvq", k) for k in a.wkvq_kv] + \
+    return [("wkvq KV%d%s" % (k, "" if g is None else f" {g} gemv"), "wkvq", (k, g))
+            for k in a.wkvq_kv for g in a.wkvq_decode_gemv] + \
            [("llama.cpp %s KV" % k, "llama", k) for k in a.llama_kv]
 
 
@@ -132,7 +145,7 @@ def measure(a):
                 got = {"cell": cell["name"], "threads": threads, "pair": pair, "tok_s": {}}
                 for name, tool, kv in order:
                     if tool == "wkvq":
-                        tok_s, bw = wkvq_run(a, cell, threads, kv)
+                        tok_s, bw = wkvq_run(a, cell, threads, *kv)
                         got.setdefault("read_gb_s", []).append(bw)
                     else:
                         tok_s = llama_run(a, cell, threads, kv)

@@ -149,6 +149,8 @@ nlohmann::json kernels_json() {
           {"prefill_gemm", t.int4_gemm.form == PrefillGemm::Int8 ? "int8" : "f32"},
           {"prefill_gemm_pinned", t.int4_gemm.pinned},
           {"evaluation_gemm", t.int8_gemm_for(GemmUse::Exact) ? "int8" : "f32"},
+          {"decode_gemv", t.int4_decode.form == DecodeGemv::Int8 ? "int8" : "f32"},
+          {"decode_gemv_pinned", t.int4_decode.pinned},
           {"ops", ops}};
 }
 

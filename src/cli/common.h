@@ -59,7 +59,8 @@ void print_memory(const Model& m, int64_t kv_bytes_per_token);
 // gets "accounted_bytes", "kv_cache_bytes", "scratch_bytes" and "peak_rss_bytes".
 void print_memory(const Model& m, const Session& s, nlohmann::json* j = nullptr);
 // {"isa", "isa_pinned", "int4_gemv", "int4_gemv_pinned", "prefill_gemm" (a prompt's),
-// "prefill_gemm_pinned", "evaluation_gemm" (ppl's and serve's), "ops"} for --json output.
+// "prefill_gemm_pinned", "evaluation_gemm" (ppl's and serve's), "decode_gemv",
+// "decode_gemv_pinned", "ops"} for --json output.
 nlohmann::json kernels_json();
 
 }  // namespace wkvq::cli

@@ -1,5 +1,5 @@
-// The kernel table: resolution (the one place WKVQ_ISA, WKVQ_GEMV and WKVQ_PREFILL_GEMM are read)
-// and description.
+// The kernel table: resolution (the one place WKVQ_ISA, WKVQ_GEMV, WKVQ_PREFILL_GEMM and
+// WKVQ_DECODE_GEMV are read) and description.
 #include "kernels/kernel_table.h"
 
 #include <cstdlib>
@@ -61,6 +61,26 @@ PrefillGemmChoice resolve_prefill_gemm(Isa isa) {
   return {v == "int8" ? PrefillGemm::Int8 : PrefillGemm::F32, true};
 }
 
+DecodeGemvChoice resolve_decode_gemv(Isa isa) {
+  const char* env = std::getenv("WKVQ_DECODE_GEMV");
+  const std::string v = env == nullptr ? "" : env;
+  if (v.empty() || v == "auto") {
+    return {int8_gemm_supported(isa) ? kDefaultDecodeGemv : DecodeGemv::F32, false};
+  }
+  WKVQ_REQUIRE(v == "f32" || v == "int8", "WKVQ_DECODE_GEMV=", v,
+               ": expected f32, int8 or auto (the int4 GEMV of decode)");
+  WKVQ_REQUIRE(v == "f32" || int8_gemm_supported(isa), "WKVQ_DECODE_GEMV=int8 needs the AVX-512 ",
+               "kernels and AVX512_VNNI, but this process runs ", isa_name(isa),
+               avx512_vnni_supported() ? "" : " on a CPU without AVX512_VNNI",
+               "; unset WKVQ_DECODE_GEMV or use f32");
+  return {v == "int8" ? DecodeGemv::Int8 : DecodeGemv::F32, true};
+}
+
+void set_decode_gemv(KernelTable& t, DecodeGemvChoice c) {
+  t.int4_decode = c;
+  t.qgemv_q8 = c.form == DecodeGemv::Int8 ? &detail::qgemm_q8_ops_avx512vnni() : nullptr;
+}
+
 void set_prefill_gemm(KernelTable& t, PrefillGemmChoice c) {
   t.int4_gemm = c;
   t.qgemm_q8 = c.form == PrefillGemm::Int8 ? &detail::qgemm_q8_ops_avx512vnni() : nullptr;
@@ -90,6 +110,7 @@ KernelTable resolve() {
   t.isa_pinned = !env.empty();
   t.int4_gemv = resolve_gemv(t.isa);
   set_prefill_gemm(t, resolve_prefill_gemm(t.isa));
+  set_decode_gemv(t, resolve_decode_gemv(t.isa));
   return t;
 }
 
@@ -135,6 +156,15 @@ KernelTable kernel_table(Isa isa, PrefillGemm gemm) {
   return t;
 }
 
+KernelTable kernel_table(Isa isa, PrefillGemm gemm, DecodeGemv gemv) {
+  KernelTable t = kernel_table(isa, gemm);
+  WKVQ_REQUIRE(gemv == DecodeGemv::F32 || int8_gemm_supported(isa), "kernels: the int8 decode ",
+               "GEMV needs the AVX-512 kernels and AVX512_VNNI, not available with ", isa_name(isa),
+               " on this CPU");
+  set_decode_gemv(t, {gemv, true});
+  return t;
+}
+
 Isa best_isa() { return kernel_table().isa; }
 
 GemvChoice int4_gemv_choice() { return kernel_table().int4_gemv; }
@@ -151,6 +181,7 @@ std::vector<std::pair<std::string, std::string>> kernel_table_entries(const Kern
   }
   if (t.qmatmul == nullptr) {
     e.emplace_back("qmatmul_int4", "reference");
+    e.emplace_back("qmatmul_int4_decode", "reference");
     e.emplace_back("qmatmul_int8", "reference");
     e.emplace_back("qmatmul_int4_prefill", "reference");
   } else {
@@ -159,14 +190,20 @@ std::vector<std::pair<std::string, std::string>> kernel_table_entries(const Kern
                              blocking_name(q.blocking.mr, q.blocking.nr);
     const bool scaled = t.int4_gemv.form == GemvForm::Scaled && q.scaled_gemv != nullptr;
     e.emplace_back("qmatmul_int4", isa + ": " + (scaled ? "gemv scaled, " : "") + rest);
+    e.emplace_back("qmatmul_int4_decode", t.qgemv_q8 != nullptr
+                                              ? "avx512_vnni: int8 activations, gemv n<=" +
+                                                    std::to_string(q.dot_max_rows) +
+                                                    " (groups of 128k columns; others f32)"
+                                              : isa + ": f32 activations (as qmatmul_int4)");
     e.emplace_back("qmatmul_int8", isa + ": " + rest);
-    e.emplace_back("qmatmul_int4_prefill",
-                   t.qgemm_q8 != nullptr
-                       ? "avx512_vnni: int8 activations, packed " +
-                             blocking_name(t.qgemm_q8->blocking.mr, t.qgemm_q8->blocking.nr) +
-                             " (groups of 128k columns; others f32)" +
-                             (t.int4_gemm.pinned ? "" : "; prompts only, evaluation f32")
-                       : isa + ": f32 activations (as qmatmul_int4)");
+    e.emplace_back(
+        "qmatmul_int4_prefill",
+        t.qgemm_q8 != nullptr
+            ? "avx512_vnni: int8 activations, packed " +
+                  blocking_name(t.qgemm_q8->blocking.mr, t.qgemm_q8->blocking.nr) +
+                  " (groups of 128k columns; others f32)" +
+                  (t.int8_gemm_for(GemmUse::Exact) ? "" : "; prompts only, evaluation f32")
+            : isa + ": f32 activations (as qmatmul_int4)");
   }
   e.emplace_back("qmatmul_other", "reference (bits 2, 3 or groups off 32-column blocks)");
   e.emplace_back("kv_quant_4_8bit", t.kv_quant == nullptr ? "reference" : isa);
@@ -183,6 +220,7 @@ std::string kernel_summary() {
   const KernelTable& t = kernel_table();
   const GemvChoice g = t.int4_gemv;
   const PrefillGemmChoice p = t.int4_gemm;
+  const DecodeGemvChoice dg = t.int4_decode;
   return std::string("isa ") + isa_name(t.isa) + (t.isa_pinned ? " (WKVQ_ISA)" : " (auto)") +
          ", int4 gemv " + (g.form == GemvForm::Scaled ? "scaled" : "dot") +
          (g.pinned               ? " (WKVQ_GEMV)"
@@ -191,8 +229,11 @@ std::string kernel_summary() {
          ", prefill gemm " +
          (p.pinned
               ? std::string(p.form == PrefillGemm::Int8 ? "int8" : "f32") + " (WKVQ_PREFILL_GEMM)"
-          : p.form == PrefillGemm::Int8 ? std::string("int8 prompts, f32 evaluation (auto)")
-                                        : std::string("f32 (auto)"));
+          : !t.int8_gemm_for(GemmUse::Exact) && p.form == PrefillGemm::Int8
+              ? std::string("int8 prompts, f32 evaluation (auto)")
+              : std::string(p.form == PrefillGemm::Int8 ? "int8" : "f32") + " (auto)") +
+         ", decode gemv " + (dg.form == DecodeGemv::Int8 ? "int8" : "f32") +
+         (dg.pinned ? " (WKVQ_DECODE_GEMV)" : " (auto)");
 }
 
 }  // namespace wkvq

@@ -13,8 +13,16 @@
 //                                           every pass. Default auto: per pass (GemmUse below),
 //                                           int8 for a session's prompt where the CPU has it,
 //                                           f32 for evaluation
+//   WKVQ_DECODE_GEMV = f32 | int8 | auto     the int4 GEMV / small GEMM of up to the dot kernels'
+//                                           row limit (decode, batched decode): the f32 kernels,
+//                                           or int8 activations (qmatmul_q8.h, the int8 GEMM's
+//                                           arithmetic bit for bit; needs AVX512_VNNI, a clear
+//                                           error without it). Default auto: kDefaultDecodeGemv.
+//                                           With int8 here, evaluation passes run the int8 GEMM
+//                                           too (unless WKVQ_PREFILL_GEMM=f32), so that a
+//                                           teacher-forced pass equals token-by-token decoding
 //
-// The three variables are read here and nowhere else. `kernel_table_entries` names every entry, for
+// The four variables are read here and nowhere else. `kernel_table_entries` names every entry, for
 // the "kernels:" line and the "kernels" object of `bench --json` / `ppl --json` (README,
 // "Reproducibility"): two runs that print the same table ran the same instructions.
 #pragma once
@@ -62,11 +70,22 @@ inline constexpr PrefillGemm kDefaultPrefillGemm = PrefillGemm::Int8;
 //    README "Prefill" (prefill PPL within its stderr).
 enum class GemmUse { Exact, Prompt };
 
+// The int4 products of up to the dot kernels' row limit (decode; qmatmul_q8.h): f32 activations
+// (the dot / scaled kernels) or int8 ones (the int8 GEMV, AVX512_VNNI). Int8 changes the numbers
+// (its cost is measured in KLD, README), so it is never chosen unasked.
+enum class DecodeGemv { F32, Int8 };
+struct DecodeGemvChoice {
+  DecodeGemv form = DecodeGemv::F32;
+  bool pinned = false;  // set by WKVQ_DECODE_GEMV
+};
+inline constexpr DecodeGemv kDefaultDecodeGemv = DecodeGemv::F32;
+
 struct KernelTable {
   Isa isa = Isa::Reference;
-  bool isa_pinned = false;      // by WKVQ_ISA
-  GemvChoice int4_gemv;         // Dot unless isa is Avx512
-  PrefillGemmChoice int4_gemm;  // F32 unless isa is Avx512 and the CPU has AVX512_VNNI
+  bool isa_pinned = false;       // by WKVQ_ISA
+  GemvChoice int4_gemv;          // Dot unless isa is Avx512
+  PrefillGemmChoice int4_gemm;   // F32 unless isa is Avx512 and the CPU has AVX512_VNNI
+  DecodeGemvChoice int4_decode;  // F32 unless isa is Avx512 and the CPU has AVX512_VNNI
   // The ISA's kernels; null for Isa::Reference (the scalar references of matmul.h, qmatmul.h,
   // kv_quant.h run instead).
   const detail::MatmulOps* matmul = nullptr;
@@ -74,9 +93,13 @@ struct KernelTable {
   const detail::KvQuantOps* kv_quant = nullptr;
   const detail::KvAttendOps* kv_attend = nullptr;  // attention tiles (kernels/kv_attend.h)
   const detail::QGemmQ8Ops* qgemm_q8 = nullptr;    // set iff int4_gemm.form is Int8
-  // Whether a product for `use` with more rows than the dot kernels take runs the int8 GEMM.
+  const detail::QGemmQ8Ops* qgemv_q8 = nullptr;    // set iff int4_decode.form is Int8
+  // Whether a product for `use` with more rows than the dot kernels take runs the int8 GEMM: a
+  // Prompt where the table has it; an Exact pass only when the environment asked for int8 (the
+  // GEMM pinned, or the decode GEMV, whose results a teacher-forced pass must reproduce).
   bool int8_gemm_for(GemmUse use) const {
-    return qgemm_q8 != nullptr && (use == GemmUse::Prompt || int4_gemm.pinned);
+    return qgemm_q8 != nullptr &&
+           (use == GemmUse::Prompt || int4_gemm.pinned || int4_decode.form == DecodeGemv::Int8);
   }
 };
 
@@ -90,13 +113,16 @@ const KernelTable& kernel_table(Isa isa);
 // kernel_table(isa) with the prefill GEMM `gemm`. Throws wkvq::Error when this CPU does not run
 // it (Int8 needs isa Avx512 and AVX512_VNNI).
 KernelTable kernel_table(Isa isa, PrefillGemm gemm);
+// kernel_table(isa, gemm) with the decode GEMV `gemv`. Throws wkvq::Error as above (Int8 needs
+// isa Avx512 and AVX512_VNNI).
+KernelTable kernel_table(Isa isa, PrefillGemm gemm, DecodeGemv gemv);
 
 // (operation, kernel) pairs naming every entry of `t`, e.g. ("qmatmul_int4",
 // "avx512: gemv scaled (probe), dot n<=64, packed 12x32").
 std::vector<std::pair<std::string, std::string>> kernel_table_entries(const KernelTable& t);
 
-// "isa avx512 (auto), int4 gemv scaled (probe), prefill gemm f32 (auto)" and the like: the table in
-// one line.
+// "isa avx512 (auto), int4 gemv scaled (probe), prefill gemm f32 (auto), decode gemv f32 (auto)"
+// and the like: the table in one line.
 std::string kernel_summary();
 // kernel_table().int4_gemv.
 GemvChoice int4_gemv_choice();

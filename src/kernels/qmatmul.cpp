@@ -50,7 +50,8 @@ struct Plan {
   float* y = nullptr;
   const detail::QMatmulOps* ops = nullptr;  // null: the reference
   bool dot = false;
-  bool q8 = false;  // the int8 GEMM (kernels/qmatmul_q8.h)
+  bool q8 = false;       // the int8 GEMM (kernels/qmatmul_q8.h)
+  bool q8_gemv = false;  // the int8 GEMV (n <= the dot kernels' limit)
   WorkSplit split{};
   int64_t first_task = 0;
 };
@@ -64,6 +65,9 @@ Plan plan_of(const KernelTable& table, GemmUse use, int64_t n, const QuantizedMa
   p.ops = qmatmul_has_simd(table.isa, w) ? table.qmatmul : nullptr;
   if (p.ops == nullptr) {
     p.split = split_work(n, w.cols, w.rows, n, 1);
+  } else if (n <= p.ops->dot_max_rows && table.qgemv_q8 != nullptr && qmatmul_q8_applies(w)) {
+    p.q8_gemv = true;
+    p.split = split_work(n, w.cols, w.rows, n, detail::kQ8GemvRows, kDotPartsPerThread);
   } else if (n <= p.ops->dot_max_rows) {
     p.dot = true;
     const bool scaled = n == 1 && table.int4_gemv.form == GemvForm::Scaled;
@@ -79,13 +83,16 @@ Plan plan_of(const KernelTable& table, GemmUse use, int64_t n, const QuantizedMa
   return p;
 }
 
-// x quantized for the int8 GEMM, on the pool's threads.
-void quantize_x(const detail::QGemmQ8Ops& ops, const float* x, int64_t n, int64_t cols,
-                Q8Activations& a) {
-  a.resize(n, cols);
+// x quantized for the int8 GEMM (or, `gemv`, in the int8 GEMV's layout), on the pool's threads.
+detail::Q8View quantize_x(const detail::QGemmQ8Ops& ops, bool gemv, const float* x, int64_t n,
+                          int64_t cols, Q8Activations& a) {
+  a.resize(n, gemv ? (cols + kQ8BlockCols - 1) / kQ8BlockCols * detail::kQ8GemvBlockBytes : cols);
+  const int64_t blocks = (cols + kQ8BlockCols - 1) / kQ8BlockCols;
+  const auto quantize = gemv ? ops.quantize_gemv : ops.quantize;
   parallel_for(n, 1, [&](int64_t begin, int64_t end) {
-    ops.quantize(x, cols, begin, end, a.q.data(), a.d.data(), a.dsum.data(), a.stride, a.blocks);
+    quantize(x, cols, begin, end, a.q.data(), a.d.data(), a.dsum.data(), a.stride, blocks);
   });
+  return detail::Q8View{a.q.data(), a.d.data(), a.dsum.data(), a.stride, blocks};
 }
 
 // Task t of plan p (t < p.split.tasks()) on this thread; x8: x quantized when p.q8.
@@ -99,7 +106,11 @@ void run_task(const KernelTable& table, const float* x, const detail::Q8View& x8
     return;
   }
   const detail::QMatView view = view_of(w);
-  if (p.q8) {
+  if (p.q8_gemv) {
+    const int64_t bytes = detail::qgemv_q8_scratch_bytes(w.n_groups, x8.blocks);
+    table.qgemv_q8->gemv(x8, view, p.y, w.rows, b,
+                         reinterpret_cast<uint8_t*>(thread_pack_buffer((bytes + 3) / 4)));
+  } else if (p.q8) {
     const detail::QGemmQ8Ops& q8 = *table.qgemm_q8;
     const int64_t floats = (detail::qgemm_q8_pack_bytes(q8.blocking) + 3) / 4;
     q8.packed(x8, view, p.y, w.rows, b, reinterpret_cast<uint8_t*>(thread_pack_buffer(floats)));
@@ -139,10 +150,9 @@ void qmatmul_with(const KernelTable& table, GemmUse use, const float* x, int64_t
       p = plan_of(table, use, n, *ws[k], ys[k]);
       p.first_task = tasks;
       tasks += p.split.tasks();
-      if (p.q8 && x8.q == nullptr) {
-        quantize_x(*table.qgemm_q8, x, n, ws[0]->cols, x_q8);
-        x8 = detail::Q8View{x_q8.q.data(), x_q8.d.data(), x_q8.dsum.data(), x_q8.stride,
-                            x_q8.blocks};
+      if ((p.q8 || p.q8_gemv) && x8.q == nullptr) {  // one n per call: one of the two layouts
+        x8 = quantize_x(p.q8 ? *table.qgemm_q8 : *table.qgemv_q8, p.q8_gemv, x, n, ws[0]->cols,
+                        x_q8);
       }
     }
     parallel_for(tasks, 1, [&](int64_t begin, int64_t end) {
@@ -181,9 +191,21 @@ void qmatmul(Isa isa, PrefillGemm gemm, const float* x, int64_t n, const Quantiz
   qmatmul_with(kernel_table(isa, gemm), GemmUse::Exact, x, n, ws, ys);
 }
 
+void qmatmul(const KernelTable& table, const float* x, int64_t n, const QuantizedMatrix& w,
+             float* y) {
+  const QuantizedMatrix* ws[] = {&w};
+  float* ys[] = {y};
+  qmatmul_with(table, GemmUse::Exact, x, n, ws, ys);
+}
+
 void qmatmul_many(const float* x, int64_t n, std::span<const QuantizedMatrix* const> w,
                   std::span<float* const> y, GemmUse use) {
   qmatmul_with(kernel_table(), use, x, n, w, y);
+}
+
+void qmatmul_many(const KernelTable& table, const float* x, int64_t n,
+                  std::span<const QuantizedMatrix* const> w, std::span<float* const> y) {
+  qmatmul_with(table, GemmUse::Exact, x, n, w, y);
 }
 
 void qmatmul_many(Isa isa, const float* x, int64_t n, std::span<const QuantizedMatrix* const> w,

@@ -12,6 +12,9 @@
 // prompt (GemmUse::Prompt) where the CPU has AVX512_VNNI, or every pass with
 // WKVQ_PREFILL_GEMM=int8, the int8-activation GEMM of kernels/qmatmul_q8.h for 4-bit W (x
 // quantized once per call, for every matrix of the call).
+// Up to the dot kernels' limit, WKVQ_DECODE_GEMV=int8 (kernel table) runs 4-bit W with groups of a
+// multiple of 128 columns through the int8-activation GEMV instead (qmatmul_q8_gemv_avx512vnni.cpp;
+// the int8 GEMM's arithmetic bit for bit, x quantized once per call).
 // Work is split over the pool's threads (core/parallel.h) by rows of W, and by rows of x too when W
 // has too few rows for every thread (decode: 4 blocks of W rows per thread, taken dynamically).
 //
@@ -47,6 +50,10 @@ void qmatmul(Isa isa, const float* x, int64_t n, const QuantizedMatrix& w, float
 // for 4-bit W it applies to when n > the dot kernels' limit). Throws if the CPU lacks either.
 void qmatmul(Isa isa, PrefillGemm gemm, const float* x, int64_t n, const QuantizedMatrix& w,
              float* y);
+// With an explicit kernel table (kernel_table(isa, gemm, gemv): tests and benchmarks of the int8
+// decode GEMV, WKVQ_DECODE_GEMV).
+void qmatmul(const KernelTable& table, const float* x, int64_t n, const QuantizedMatrix& w,
+             float* y);
 
 // Several matrices with the same columns, one x: y[k] = x . w[k]^T for every k, each as qmatmul
 // computes it (the same kernels, bit for bit), in one parallel loop over the row blocks of all of
@@ -56,6 +63,8 @@ void qmatmul_many(const float* x, int64_t n, std::span<const QuantizedMatrix* co
                   std::span<float* const> y, GemmUse use = GemmUse::Exact);
 void qmatmul_many(Isa isa, const float* x, int64_t n, std::span<const QuantizedMatrix* const> w,
                   std::span<float* const> y);
+void qmatmul_many(const KernelTable& table, const float* x, int64_t n,
+                  std::span<const QuantizedMatrix* const> w, std::span<float* const> y);
 
 // The AVX-512 4-bit GEMV (n = 1) has two forms that round differently: the scaled GEMV
 // (qmatmul_gemv_avx512.cpp) and the dot kernel. The environment variable WKVQ_GEMV = scaled | dot

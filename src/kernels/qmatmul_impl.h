@@ -94,18 +94,45 @@ constexpr int64_t qgemm_q8_pack_bytes(const QGemmBlocking& b) {
   return b.nc * b.kc + (b.nc / b.nr) * (b.kc / kQ8Block) * 2 * b.nr * 4 + b.kc * b.mr;
 }
 
+// The int8 GEMV (n <= the dot kernels' limit; qmatmul_q8_gemv_avx512vnni.cpp) takes x's codes in
+// the GEMV layout: per x block kQ8GemvBlockBytes, first the codes of the columns in the low
+// nibbles of the block's 64 W code bytes (byte 16 j + k: column 32 j + k), then those of the high
+// nibbles (byte 64 + 16 j + k: column 32 j + 16 + k); zeros past the row's end; stride per row
+// blocks * kQ8GemvBlockBytes.
+inline constexpr int64_t kQ8GemvBlockBytes = 128;
+// W rows per tile of the GEMV (the thread split's unit of W rows).
+inline constexpr int64_t kQ8GemvRows = 16;
+// Scratch bytes of the GEMV: per group 2 x 16 floats (s, z s of a tile), then 16 rows of block
+// sums, 16 int32 per step of 4 blocks (the most steps: 4 rows of x per pass), 64-byte aligned.
+constexpr int64_t qgemv_q8_params_bytes(int64_t n_groups) { return n_groups * 2 * 16 * 4; }
+constexpr int64_t qgemv_q8_scratch_bytes(int64_t n_groups, int64_t blocks) {
+  return qgemv_q8_params_bytes(n_groups) + kQ8GemvRows * ((blocks + 3) / 4) * 16 * 4;
+}
+
 // The int8 GEMM kernels of one ISA:
 //   quantize: rows [i0, i1) of x (cols columns) into x8 (writable fields of Q8View).
 //   packed: one thread's block of y = x8 . W^T for 4-bit W with groups that are multiples of
 //     kQ8Block (or one group per row); `pack` holds qgemm_q8_pack_bytes(blocking) bytes, 64-byte
 //     aligned.
+//   quantize_gemv: as quantize, the codes in the GEMV layout (stride blocks * kQ8GemvBlockBytes).
+//   gemv: as packed, for x8 in the GEMV layout and any n (meant for n <= the dot kernels' limit:
+//     W read once per call, 4 rows of x per pass over 16 rows of W); bit for bit packed's result.
+//     `scratch` holds qgemv_q8_scratch_bytes(w.n_groups, x8.blocks) bytes, 64-byte aligned;
+//     b.o0 a multiple of kQ8GemvRows.
 struct QGemmQ8Ops {
   void (*quantize)(const float* x, int64_t cols, int64_t i0, int64_t i1, int8_t* q, float* d,
                    float* dsum, int64_t stride, int64_t blocks);
   void (*packed)(const Q8View& x8, const QMatView& w, float* y, int64_t ldy, QBlock b,
                  uint8_t* pack);
   QGemmBlocking blocking;
+  void (*quantize_gemv)(const float* x, int64_t cols, int64_t i0, int64_t i1, int8_t* q, float* d,
+                        float* dsum, int64_t stride, int64_t blocks);
+  void (*gemv)(const Q8View& x8, const QMatView& w, float* y, int64_t ldy, QBlock b,
+               uint8_t* scratch);
 };
+// Defined in qmatmul_q8_gemv_avx512vnni.cpp (AVX-512 flags plus AVX512_VNNI).
+void qgemv_q8_avx512vnni(const Q8View& x8, const QMatView& w, float* y, int64_t ldy, QBlock b,
+                         uint8_t* scratch);
 // Defined in qmatmul_q8_avx512vnni.cpp (AVX-512 flags plus AVX512_VNNI).
 const QGemmQ8Ops& qgemm_q8_ops_avx512vnni();
 

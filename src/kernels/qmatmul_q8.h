@@ -15,7 +15,9 @@
 // Error against the f32 product: |x_k - d xq_k| <= d / 2, so |y - x . W^| <= sum_k (d_k / 2)
 // |W^_k| plus f32 rounding (tests/kernel/qmatmul_q8_test.cpp derives the bounds).
 // Which GEMM a process runs for n > the dot kernels' limit is the kernel table's choice
-// (kernels/kernel_table.h: WKVQ_PREFILL_GEMM); decode (n = 1) never runs this one.
+// (kernels/kernel_table.h: WKVQ_PREFILL_GEMM); for n <= that limit (decode) the same arithmetic
+// runs, bit for bit, in the int8 GEMV (qmatmul_q8_gemv_avx512vnni.cpp) where WKVQ_DECODE_GEMV=int8
+// chose it, else the f32 kernels.
 #pragma once
 
 #include <cstdint>

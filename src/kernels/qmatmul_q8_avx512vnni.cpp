@@ -31,8 +31,10 @@ constexpr int64_t kParamFloats = 2 * kNr;
 
 // ---- quantize ----
 
+// gemv: the codes in the GEMV layout (qmatmul_impl.h), all 128 stored; else in column order,
+// the first `stored` only.
 inline void quantize_block(const float* x, int64_t len, int64_t stored, int8_t* q, float* d,
-                           float* dsum) {
+                           float* dsum, bool gemv) {
   __m512 v[kQ8Block / kLanes];
   __m512 amax = _mm512_setzero_ps();
   __m512 probe = _mm512_setzero_ps();  // NaN iff some x is NaN or infinite
@@ -51,7 +53,10 @@ inline void quantize_block(const float* x, int64_t len, int64_t stored, int8_t* 
     const __m512i qi = finite ? _mm512_cvtps_epi32(_mm512_mul_ps(v[j], id))  // half to even
                               : _mm512_setzero_si512();
     sum = _mm512_add_epi32(sum, qi);
-    if (j * kLanes < stored) {
+    if (gemv) {  // columns 16 j .. +15: nibble j % 2 of bytes 16 (j / 2) .. +15 of the line
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(q + (j % 2) * 4 * kLanes + (j / 2) * kLanes),
+                       _mm512_cvtepi32_epi8(qi));
+    } else if (j * kLanes < stored) {
       _mm_storeu_si128(reinterpret_cast<__m128i*>(q + j * kLanes), _mm512_cvtepi32_epi8(qi));
     }
   }
@@ -65,7 +70,19 @@ void quantize(const float* x, int64_t cols, int64_t i0, int64_t i1, int8_t* q, f
     for (int64_t b = 0; b < blocks; ++b) {
       const int64_t c0 = b * kQ8Block;
       quantize_block(x + i * cols + c0, cols - c0, stride - c0, q + i * stride + c0,
-                     d + i * blocks + b, dsum + i * blocks + b);
+                     d + i * blocks + b, dsum + i * blocks + b, false);
+    }
+  }
+}
+
+// As quantize, the codes in the GEMV layout (stride: blocks * kQ8GemvBlockBytes).
+void quantize_gemv(const float* x, int64_t cols, int64_t i0, int64_t i1, int8_t* q, float* d,
+                   float* dsum, int64_t stride, int64_t blocks) {
+  for (int64_t i = i0; i < i1; ++i) {
+    for (int64_t b = 0; b < blocks; ++b) {
+      const int64_t c0 = b * kQ8Block;
+      quantize_block(x + i * cols + c0, cols - c0, kQ8Block, q + i * stride + b * kQ8GemvBlockBytes,
+                     d + i * blocks + b, dsum + i * blocks + b, true);
     }
   }
 }
@@ -230,7 +247,7 @@ void packed(const Q8View& x8, const QMatView& w, float* y, int64_t ldy, QBlock b
   }
 }
 
-constexpr QGemmQ8Ops kOps{&quantize, &packed, kB};
+constexpr QGemmQ8Ops kOps{&quantize, &packed, kB, &quantize_gemv, &qgemv_q8_avx512vnni};
 
 }  // namespace
 

@@ -47,9 +47,10 @@ TEST(KernelTable, ReferenceTableRunsTheReferences) {
 }
 
 TEST(KernelTable, EachIsaTableHoldsAndNamesItsOwnKernels) {
-  const std::set<std::string> ops = {"matmul_f32_f16", "qmatmul_int4",        "qmatmul_int8",
-                                     "qmatmul_other",  "kv_quant_4_8bit",     "kv_quant_2_3bit",
-                                     "kv_attend",      "qmatmul_int4_prefill"};
+  const std::set<std::string> ops = {
+      "matmul_f32_f16", "qmatmul_int4",         "qmatmul_int8",
+      "qmatmul_other",  "kv_quant_4_8bit",      "kv_quant_2_3bit",
+      "kv_attend",      "qmatmul_int4_prefill", "qmatmul_int4_decode"};
   int simd_tables = 0;
   for (const Isa isa : kAllIsas) {
     if (!isa_supported(isa)) {
@@ -107,6 +108,32 @@ TEST(KernelTable, Int8PrefillGemmOnlyWhereTheCpuRunsIt) {
   EXPECT_EQ(p.qgemm_q8 != nullptr, p.int4_gemm.form == PrefillGemm::Int8);
 }
 
+// The int8 decode GEMV: likewise only with AVX-512 + AVX512_VNNI, never chosen unasked.
+TEST(KernelTable, Int8DecodeGemvOnlyWhereTheCpuRunsItAndOnlyWhenAsked) {
+  for (const Isa isa : kAllIsas) {
+    if (!isa_supported(isa)) continue;
+    EXPECT_EQ(kernel_table(isa).int4_decode.form, DecodeGemv::F32) << isa_name(isa);
+    EXPECT_EQ(kernel_table(isa).qgemv_q8, nullptr) << isa_name(isa);
+    EXPECT_EQ(kernel_table(isa, PrefillGemm::F32, DecodeGemv::F32).qgemv_q8, nullptr);
+    if (isa != Isa::Avx512 || !avx512_vnni_supported()) {
+      EXPECT_THROW(kernel_table(isa, PrefillGemm::F32, DecodeGemv::Int8), Error) << isa_name(isa);
+      continue;
+    }
+    const KernelTable t = kernel_table(isa, PrefillGemm::F32, DecodeGemv::Int8);
+    EXPECT_NE(t.qgemv_q8, nullptr);
+    EXPECT_EQ(t.qgemm_q8, nullptr);  // the two choices are independent
+    bool named = false;
+    for (const auto& [op, kernel] : kernel_table_entries(t)) {
+      if (op == "qmatmul_int4_decode") named = kernel.rfind("avx512_vnni: int8", 0) == 0;
+    }
+    EXPECT_TRUE(named);
+  }
+  const KernelTable& p = kernel_table();
+  EXPECT_EQ(p.qgemv_q8 != nullptr, p.int4_decode.form == DecodeGemv::Int8);
+  EXPECT_TRUE(p.int4_decode.form == DecodeGemv::F32 || p.int4_decode.pinned)
+      << "the int8 decode GEMV runs only when WKVQ_DECODE_GEMV asks for it";
+}
+
 TEST(KernelTable, SummaryNamesTheIsaAndTheGemvForm) {
   const KernelTable& t = kernel_table();
   const std::string s = kernel_summary();
@@ -120,6 +147,9 @@ TEST(KernelTable, SummaryNamesTheIsaAndTheGemvForm) {
   EXPECT_NE(
       s.find(t.int4_gemm.form == PrefillGemm::Int8 ? "prefill gemm int8" : "prefill gemm f32"),
       std::string::npos)
+      << s;
+  EXPECT_NE(s.find(t.int4_decode.form == DecodeGemv::Int8 ? "decode gemv int8" : "decode gemv f32"),
+            std::string::npos)
       << s;
 }
 

@@ -170,19 +170,20 @@ TEST_P(QmatmulQ8KernelTest, OtherCasesRunTheF32Kernels) {
   }
 }
 
-// The process's table picks the GEMM per use (kernel_table.h, GemmUse): unpinned, a Prompt runs
+// The process's table picks the GEMM per use (kernel_table.h, GemmUse): unasked, a Prompt runs
 // the int8 GEMM and Exact (evaluation, serve) the f32 one, bit for bit the explicit tables'
-// results; WKVQ_PREFILL_GEMM pins one GEMM for both. qmatmul_many follows the same choice.
+// results; WKVQ_PREFILL_GEMM pins one GEMM for both, WKVQ_DECODE_GEMV=int8 gives evaluation the
+// int8 GEMM too. qmatmul_many follows the same choice.
 TEST_P(QmatmulQ8KernelTest, ProcessTablePicksTheGemmPerUse) {
   const ThreadCount tc(GetParam());
   const KernelTable& t = kernel_table();
   if (t.isa != Isa::Avx512) GTEST_SKIP() << "the process runs " << isa_name(t.isa);
-  if (!t.int4_gemm.pinned) {
-    EXPECT_TRUE(t.int8_gemm_for(GemmUse::Prompt));
-    EXPECT_FALSE(t.int8_gemm_for(GemmUse::Exact));
-  } else {
-    EXPECT_EQ(t.int8_gemm_for(GemmUse::Prompt), t.int8_gemm_for(GemmUse::Exact));
-  }
+  // Unasked (neither variable set), a Prompt runs int8 and evaluation f32; asked, both follow it.
+  const bool asked = t.int4_gemm.pinned || t.int4_decode.form == DecodeGemv::Int8;
+  const bool int8 = t.int4_gemm.form == PrefillGemm::Int8;
+  if (!asked) EXPECT_TRUE(int8);
+  EXPECT_EQ(t.int8_gemm_for(GemmUse::Prompt), int8);
+  EXPECT_EQ(t.int8_gemm_for(GemmUse::Exact), asked && int8);
   std::mt19937 rng(base_seed() + 7u);
   const int64_t n = 70, in = 256, out = 48;
   const QuantizedMatrix w = random_matrix(out, in, 128, rng);
@@ -231,6 +232,116 @@ TEST_P(QmatmulQ8KernelTest, NonFiniteActivationsGiveNaN) {
 
 INSTANTIATE_TEST_SUITE_P(Threads, QmatmulQ8KernelTest, ::testing::Values(1, 2),
                          [](const auto& p) { return std::to_string(p.param) + "threads"; });
+
+// ---- the int8 GEMV (WKVQ_DECODE_GEMV=int8: n <= the dot kernels' limit of 64) ----
+
+KernelTable gemv_table() { return kernel_table(Isa::Avx512, PrefillGemm::Int8, DecodeGemv::Int8); }
+
+// The GEMV for n rows against the reference (the kernel bound above: it evaluates the GEMM's
+// operations) and, bit for bit, against the int8 GEMM on the same rows (x padded with rows to
+// 65 so that the GEMM runs: each output depends on its own row of x only). Equality is what lets
+// teacher-forced evaluation through the GEMM stand for token-by-token decode through the GEMV.
+void check_gemv(int64_t n, int64_t in, int64_t out, int64_t group, uint32_t seed) {
+  SCOPED_TRACE(::testing::Message() << "n=" << n << " in=" << in << " out=" << out << " g=" << group
+                                    << " seed=" << seed << " (rerun: WKVQ_TEST_SEED)");
+  std::mt19937 rng(seed);
+  const QuantizedMatrix w = random_matrix(out, in, group, rng);
+  const int64_t padded = 65;
+  const std::vector<float> x = random_x(padded, in, 1.0f, rng);
+  std::vector<float> y(static_cast<size_t>(n * out + 1), -7.0f);
+  qmatmul(gemv_table(), x.data(), n, w, y.data());
+  EXPECT_EQ(y[static_cast<size_t>(n * out)], -7.0f) << "wrote past y";
+  std::vector<float> gemm(static_cast<size_t>(padded * out));
+  qmatmul(gemv_table(), x.data(), padded, w, gemm.data());
+  std::vector<float> want(static_cast<size_t>(n * out));
+  qmatmul_q8_ref(x.data(), n, w, want.data());
+  Q8Activations a;
+  quantize_activations_q8_ref(x.data(), n, in, a);
+  std::vector<uint8_t> codes(static_cast<size_t>(in));
+  int reported = 0;
+  for (int64_t o = 0; o < out && reported < 5; ++o) {
+    unpack_row_codes_ref(w.row_codes(o), in, 4, codes.data());
+    for (int64_t i = 0; i < n && reported < 5; ++i) {
+      const auto at = static_cast<size_t>(i * out + o);
+      const double tol = kGammaMargin * static_cast<double>(2 * a.blocks + 1) * kEps *
+                         rounding_terms(w, a, codes, i, o);
+      if (!(std::fabs(static_cast<double>(y[at]) - want[at]) <= tol) || !(y[at] == gemm[at])) {
+        ADD_FAILURE() << "y[" << i << ", " << o << "] = " << y[at] << ", reference " << want[at]
+                      << " (tolerance " << tol << "), int8 GEMM " << gemm[at];
+        ++reported;
+      }
+    }
+  }
+}
+
+// n = 1 (decode) to 64, passes of 4, 2 and 1 rows of x; W tiles of 16 rows whole and partial;
+// rows of whole and partial 64-byte blocks (in % 128 = 0, 32, 64, 96), steps of 16, 8 and 4
+// blocks whole and partial; groups of 128 and 256 and one per row.
+TEST_P(QmatmulQ8KernelTest, GemvMatchesReferenceAndTheGemm) {
+  const ThreadCount tc(GetParam());
+  uint32_t seed = base_seed() + 1000u;
+  for (const int64_t group : {0, 128, 256}) {
+    for (const int64_t n : {1, 2, 3, 4, 7}) {
+      for (const int64_t in : {32, 100, 256, 300, 1000, 2048, 2400}) {
+        for (const int64_t out : {1, 17, 48}) check_gemv(n, in, out, group, ++seed);
+      }
+    }
+    check_gemv(64, 640, 100, group, ++seed);
+    check_gemv(13, 5632, 40, group, ++seed);
+  }
+}
+
+// A NaN or an infinity in a row of x makes that row of y NaN, as in the reference.
+TEST_P(QmatmulQ8KernelTest, GemvNonFiniteActivationsGiveNaN) {
+  const ThreadCount tc(GetParam());
+  std::mt19937 rng(base_seed() + 321u);
+  const int64_t n = 7;
+  const int64_t in = 300;
+  const int64_t out = 40;
+  const QuantizedMatrix w = random_matrix(out, in, 128, rng);
+  std::vector<float> x = random_x(n, in, 1.0f, rng);
+  x[static_cast<size_t>(3 * in + 250)] = std::numeric_limits<float>::quiet_NaN();
+  x[static_cast<size_t>(5 * in + 7)] = -std::numeric_limits<float>::infinity();
+  std::vector<float> y(static_cast<size_t>(n * out));
+  qmatmul(gemv_table(), x.data(), n, w, y.data());
+  for (int64_t i = 0; i < n; ++i) {
+    for (int64_t o = 0; o < out; ++o) {
+      const float v = y[static_cast<size_t>(i * out + o)];
+      EXPECT_EQ(std::isnan(v), i == 3 || i == 5) << "y[" << i << ", " << o << "] = " << v;
+    }
+  }
+}
+
+// qmatmul_many quantizes x once for every matrix; matrices the GEMV does not take (8 bits,
+// groups of 64) run the f32 kernels in the same call. Each output equals its own qmatmul call.
+TEST_P(QmatmulQ8KernelTest, GemvInQmatmulManyEqualsSingleCalls) {
+  const ThreadCount tc(GetParam());
+  std::mt19937 rng(base_seed() + 77u);
+  const int64_t in = 512;
+  const int64_t n = 3;
+  std::vector<float> wf(static_cast<size_t>(40 * in));
+  std::normal_distribution<float> normal(0.0f, 0.05f);
+  for (float& v : wf) v = normal(rng);
+  const QuantizedMatrix a = random_matrix(64, in, 128, rng);
+  const QuantizedMatrix b = quantize_weights_ref(wf.data(), 40, in, 8, 128);
+  const QuantizedMatrix c = quantize_weights_ref(wf.data(), 40, in, 4, 64);
+  const QuantizedMatrix d = random_matrix(33, in, 0, rng);
+  const std::vector<float> x = random_x(n, in, 1.0f, rng);
+  const QuantizedMatrix* ws[] = {&a, &b, &c, &d};
+  std::vector<std::vector<float>> ys;
+  std::vector<float*> yp;
+  for (const QuantizedMatrix* w : ws) ys.emplace_back(static_cast<size_t>(n * w->rows));
+  for (auto& y : ys) yp.push_back(y.data());
+  qmatmul_many(gemv_table(), x.data(), n, ws, yp);
+  for (size_t k = 0; k < 4; ++k) {
+    std::vector<float> one(ys[k].size());
+    qmatmul(gemv_table(), x.data(), n, *ws[k], one.data());
+    EXPECT_EQ(ys[k], one) << "matrix " << k;
+    std::vector<float> f32(ys[k].size());
+    qmatmul(Isa::Avx512, x.data(), n, *ws[k], f32.data());
+    EXPECT_EQ(ys[k] == f32, k == 1 || k == 2) << "matrix " << k << ": int8 GEMV iff it applies";
+  }
+}
 
 // The quantizer's definition: d = max|x| / 127, |xq| <= 127 with +-127 at the maximum, zero
 // codes past the row's end and for an all-zero block, dsum = d * sum(xq).

@@ -13,7 +13,8 @@
    hardware threads and an out-of-range --seed are refused.
 4. A write error on stdout (`> /dev/full`) fails the command with a message naming stdout.
 5. Kernel choice: WKVQ_GEMV pins the int4 GEMV and `ppl --json` / `bench --json` report it;
-   two runs pinned alike give bit-identical results; a bad WKVQ_GEMV is refused.
+   two runs pinned alike give bit-identical results; a bad WKVQ_GEMV is refused; likewise
+   WKVQ_DECODE_GEMV=int8 is reported (or refused without AVX512_VNNI), a bad value refused.
 6. Progress: with stderr not a terminal no carriage returns, one summary line instead; --quiet
    prints nothing on stderr.
 """
@@ -213,6 +214,17 @@ def check_kernels(c, wkvq, qdir, text):
     cp, err = run(wkvq, ["ppl", "--model", qdir, "--text", text, "--max-windows", 1],
                   env={"WKVQ_GEMV": "fast"})
     c.check(cp.returncode != 0 and "WKVQ_GEMV" in err, "WKVQ_GEMV=fast is refused")
+    cp, err = run(wkvq, ["bench", "--random-shape", "stories260k-shape", "--prefill", 4,
+                         "--decode", 2, "--wbits", 4, "--json"], env={"WKVQ_DECODE_GEMV": "int8"})
+    if cp.returncode != 0 and "AVX512_VNNI" in err:
+        print("  (no AVX512_VNNI here: WKVQ_DECODE_GEMV=int8 is refused, as documented)")
+    else:
+        k = json.loads(cp.stdout).get("kernels", {}) if cp.returncode == 0 else {}
+        c.check(k.get("decode_gemv") == "int8" and k.get("decode_gemv_pinned") is True,
+                f"WKVQ_DECODE_GEMV=int8: bench --json reports kernels {k}")
+    cp, err = run(wkvq, ["ppl", "--model", qdir, "--text", text, "--max-windows", 1],
+                  env={"WKVQ_DECODE_GEMV": "fast"})
+    c.check(cp.returncode != 0 and "WKVQ_DECODE_GEMV" in err, "WKVQ_DECODE_GEMV=fast is refused")
     cp, err = run(wkvq, ["ppl", "--model", qdir, "--text", text, "--max-windows", 1])
     c.check("int4 gemv" in err, "the kernel choice is printed on stderr")
 

@@ -1,0 +1,271 @@
+// The int8-activation GEMV for 4-bit weights, n = 1 .. 64 rows of x (decode, batched decode):
+// the arithmetic of kernels/qmatmul_q8.h, bit for bit the int8 GEMM's (qmatmul_q8_avx512vnni.cpp),
+// so that a teacher-forced pass through that GEMM and token-by-token decode through this GEMV give
+// the same numbers. AVX-512 with AVX512_VNNI; chosen by the kernel table (WKVQ_DECODE_GEMV=int8).
+//
+//  - x arrives quantized in the GEMV layout (qmatmul_impl.h: kQ8GemvBlockBytes per block, the
+//    x codes of the low nibbles of the block's 64 code bytes, then those of the high nibbles), so
+//    a 64-byte line of W's codes (128 columns, four Q4Blocks) meets x with one AND (low nibbles),
+//    one shift and AND (high nibbles) and two vpdpbusd (unsigned code x signed x code, 4 per
+//    32-bit lane): 16 partial sums of the block.
+//  - W is streamed one row after another (one sequential stream, prefetched ahead), 16 rows per
+//    tile; each row's 16 partial-sum vectors of up to 16 (x row, block) pairs
+//    are reduced to one vector of 16 exact block sums (reduce16) and kept in scratch.
+//  - Per tile the block sums are transposed to vectors over the 16 W rows and become floats in
+//    the GEMM's order and with its operations: per x block, acc = fma(d, s * float(sum), acc),
+//    acc = acc - dsum * (z s) fused (fnmadd).
+//  - n = 1: four W rows at a time, 4 blocks per step (rows4_sums), so that each x block is loaded
+//    once per four rows and each line of codes once (load ports, not ALUs, were the limit: 6 loads
+//    per line before, 3.5 after; TinyLlama W4KV4 decode at 1 thread 1.05x (1.00-1.06), 3 pairs,
+//    load 9).
+//  - n > 1: up to 4 rows of x per pass over a tile (the tile's codes, 16 rows, stay in L1/L2
+//    between the passes), so W is read from memory once per call.
+// Kernel functions exceed the style's 60 lines only where the register tiling needs it.
+#include "kernels/qmatmul_impl.h"
+#include "kernels/simd_avx512.h"
+
+namespace wkvq::detail {
+namespace {
+
+constexpr int64_t kTile = 16;       // W rows per tile (one vector of outputs)
+constexpr int64_t kLineBytes = 64;  // codes of one 128-column block
+// Software prefetch along the stream of codes: into L1 kPrefetch bytes ahead (as the f32 GEMV) and
+// into L2/L3 kPrefetchFar bytes ahead. On this Intel Xeon VM, 1 thread, W from beyond L2
+// (wkvq_qmatmul_bench GemvCold, 2048 x 2048 and 5632 x 2048, interleaved runs at load 8): both
+// 13-16 GB/s of codes, the L1 one alone 10-12, none 10, T1 / T2 alone 11-13, NTA 6.5; a block
+// of 16 rows read side by side (16 streams) 8.3.
+constexpr int64_t kPrefetch = 3072;
+constexpr int64_t kPrefetchFar = 12288;
+static_assert(kQ8Block == 2 * kLineBytes && kQ8GemvBlockBytes == 2 * kLineBytes);
+
+// Lane j of the result: the sum of the 16 lanes of v[j] (exact int32).
+inline __m512i reduce16(const __m512i (&v)[16]) {
+  __m512i a[8];
+#pragma GCC unroll 8
+  for (int k = 0; k < 8; ++k) {
+    a[k] = _mm512_add_epi32(_mm512_unpacklo_epi32(v[2 * k], v[2 * k + 1]),
+                            _mm512_unpackhi_epi32(v[2 * k], v[2 * k + 1]));
+  }
+  __m512i r[4];  // 128-bit lane L of r[k]: partial sums of v[4k .. 4k + 3] over lane L
+#pragma GCC unroll 4
+  for (int k = 0; k < 4; ++k) {
+    r[k] = _mm512_add_epi32(_mm512_unpacklo_epi64(a[2 * k], a[2 * k + 1]),
+                            _mm512_unpackhi_epi64(a[2 * k], a[2 * k + 1]));
+  }
+  const __m512i t01 = _mm512_add_epi32(_mm512_shuffle_i32x4(r[0], r[1], _MM_SHUFFLE(2, 0, 2, 0)),
+                                       _mm512_shuffle_i32x4(r[0], r[1], _MM_SHUFFLE(3, 1, 3, 1)));
+  const __m512i t23 = _mm512_add_epi32(_mm512_shuffle_i32x4(r[2], r[3], _MM_SHUFFLE(2, 0, 2, 0)),
+                                       _mm512_shuffle_i32x4(r[2], r[3], _MM_SHUFFLE(3, 1, 3, 1)));
+  return _mm512_add_epi32(_mm512_shuffle_i32x4(t01, t23, _MM_SHUFFLE(2, 0, 2, 0)),
+                          _mm512_shuffle_i32x4(t01, t23, _MM_SHUFFLE(3, 1, 3, 1)));
+}
+
+// The partial sums of one block (codes `line`, `bytes` of them) against M rows of x (GEMV
+// layout, block b): v[i * kSpan + bb] for x row i.
+template <int M>
+inline void block_sums(const uint8_t* line, __mmask64 bytes, const int8_t* xq, int64_t xstride,
+                       int64_t b, int bb, __m512i (&v)[16]) {
+  constexpr int kSpan = 16 / M;
+  _mm_prefetch(reinterpret_cast<const char*>(line) + kPrefetch, _MM_HINT_T0);
+  _mm_prefetch(reinterpret_cast<const char*>(line) + kPrefetchFar, _MM_HINT_T2);
+  __m512i codes = _mm512_maskz_loadu_epi8(bytes, line);
+  __asm__("" : "+v"(codes));  // one load: GCC would fold it into both the AND and the shift
+  const __m512i nib = _mm512_set1_epi8(0x0F);
+  const __m512i lo = _mm512_and_si512(codes, nib);
+  const __m512i hi = _mm512_and_si512(_mm512_srli_epi16(codes, 4), nib);
+#pragma GCC unroll 4
+  for (int i = 0; i < M; ++i) {
+    const int8_t* xb = xq + i * xstride + b * kQ8GemvBlockBytes;
+    const __m512i s = _mm512_dpbusd_epi32(_mm512_setzero_si512(), lo, _mm512_loadu_si512(xb));
+    v[i * kSpan + bb] = _mm512_dpbusd_epi32(s, hi, _mm512_loadu_si512(xb + kLineBytes));
+  }
+}
+
+// The exact block sums of one W row (codes) against M rows of x: sums[s * 16 + i * kSpan + bb]
+// = sum over block s * kSpan + bb of x row i, for steps s of kSpan blocks.
+template <int M>
+void row_sums(const uint8_t* codes, int64_t row_bytes, int64_t blocks, const int8_t* xq,
+              int64_t xstride, int32_t* sums) {
+  constexpr int kSpan = 16 / M;
+  const int64_t full = row_bytes / kLineBytes;  // blocks with 64 code bytes
+  const auto tail = static_cast<__mmask64>((uint64_t{1} << (row_bytes % kLineBytes)) - 1u);
+  int64_t b0 = 0;
+  for (; b0 + kSpan <= full; b0 += kSpan) {
+    __m512i v[16];
+#pragma GCC unroll 16
+    for (int bb = 0; bb < kSpan; ++bb) {
+      block_sums<M>(codes + (b0 + bb) * kLineBytes, ~__mmask64{0}, xq, xstride, b0 + bb, bb, v);
+    }
+    _mm512_storeu_si512(sums + b0 / kSpan * 16, reduce16(v));
+  }
+  if (b0 < blocks) {
+    __m512i v[16];
+#pragma GCC unroll 16
+    for (int k = 0; k < 16; ++k) v[k] = _mm512_setzero_si512();
+    for (int64_t b = b0; b < blocks; ++b) {
+      const __mmask64 bytes = b < full ? ~__mmask64{0} : tail;
+      block_sums<M>(codes + b * kLineBytes, bytes, xq, xstride, b, static_cast<int>(b - b0), v);
+    }
+    _mm512_storeu_si512(sums + b0 / kSpan * 16, reduce16(v));
+  }
+}
+
+// One x row (n = 1) against W rows [0, nrows) of `codes` (nrows <= 4), 4 blocks per step: each x
+// block is loaded once for the four rows (rows one after another in memory: still one stream).
+// sums[r * sstride + b] = the exact sum of block b of row r, b < blocks rounded up to 4.
+template <bool kWhole>
+inline void rows4_step(const uint8_t* codes, int64_t row_bytes, int64_t nrows, int64_t b0,
+                       int64_t blocks, int64_t full, __mmask64 tail, const int8_t* xq,
+                       int32_t* sums, int64_t sstride) {
+  __m512i v[16];
+#pragma GCC unroll 4
+  for (int bb = 0; bb < 4; ++bb) {
+    const int64_t b = b0 + bb;
+    const bool in = kWhole || b < blocks;
+    const __mmask64 bytes = kWhole || b < full ? ~__mmask64{0} : tail;
+    const __m512i xl = in ? _mm512_loadu_si512(xq + b * kQ8GemvBlockBytes) : _mm512_setzero_si512();
+    const __m512i xh =
+        in ? _mm512_loadu_si512(xq + b * kQ8GemvBlockBytes + kLineBytes) : _mm512_setzero_si512();
+#pragma GCC unroll 4
+    for (int r = 0; r < 4; ++r) {
+      if ((kWhole || r < nrows) && in) {
+        const uint8_t* line = codes + r * row_bytes + b * kLineBytes;
+        _mm_prefetch(reinterpret_cast<const char*>(line) + kPrefetch, _MM_HINT_T0);
+        _mm_prefetch(reinterpret_cast<const char*>(line) + kPrefetchFar, _MM_HINT_T2);
+        __m512i c = _mm512_maskz_loadu_epi8(bytes, line);
+        __asm__("" : "+v"(c));  // one load: GCC would fold it into both the AND and the shift
+        const __m512i nib = _mm512_set1_epi8(0x0F);
+        const __m512i lo = _mm512_and_si512(c, nib);
+        const __m512i hi = _mm512_and_si512(_mm512_srli_epi16(c, 4), nib);
+        v[r * 4 + bb] =
+            _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), lo, xl), hi, xh);
+      } else {
+        v[r * 4 + bb] = _mm512_setzero_si512();
+      }
+    }
+  }
+  alignas(64) int32_t red[16];  // lane r * 4 + bb
+  _mm512_store_si512(red, reduce16(v));
+  for (int64_t r = 0; r < nrows; ++r) {
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(sums + r * sstride + b0),
+                     _mm_load_si128(reinterpret_cast<const __m128i*>(red + 4 * r)));
+  }
+}
+
+void rows4_sums(const uint8_t* codes, int64_t row_bytes, int64_t nrows, int64_t blocks,
+                const int8_t* xq, int32_t* sums, int64_t sstride) {
+  const int64_t full = row_bytes / kLineBytes;
+  const auto tail = static_cast<__mmask64>((uint64_t{1} << (row_bytes % kLineBytes)) - 1u);
+  int64_t b0 = 0;
+  if (nrows == 4) {
+    for (; b0 + 4 <= full; b0 += 4) {
+      rows4_step<true>(codes, row_bytes, 4, b0, blocks, full, tail, xq, sums, sstride);
+    }
+  }
+  for (; b0 < blocks; b0 += 4) {
+    rows4_step<false>(codes, row_bytes, nrows, b0, blocks, full, tail, xq, sums, sstride);
+  }
+}
+
+// Per group g of W rows [o, o + rows): s at params[g * 32 + r], z * s at params[g * 32 + 16 + r]
+// (rows >= `rows`: zero). z * s is exact (z < 16, s fp16), as in the GEMM's panels.
+void tile_params(const QMatView& w, int64_t o, int64_t rows, float* params) {
+  for (int64_t g0 = 0; g0 < w.n_groups; g0 += kLanes) {
+    const __mmask16 m = lane_mask(w.n_groups - g0);
+    __m512 s[16];
+    __m512 zs[16];
+#pragma GCC unroll 16
+    for (int r = 0; r < kLanes; ++r) {
+      if (r < rows) {
+        const int64_t at = (o + r) * w.n_groups + g0;
+        s[r] = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, w.scales + at));
+        const __m512 z =
+            _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(m, w.zeros + at)));
+        zs[r] = _mm512_mul_ps(z, s[r]);
+      } else {
+        s[r] = _mm512_setzero_ps();
+        zs[r] = _mm512_setzero_ps();
+      }
+    }
+    Avx512::transpose(s);
+    Avx512::transpose(zs);
+    for (int64_t g = g0; g < min64(w.n_groups, g0 + kLanes); ++g) {
+      _mm512_store_ps(params + g * 2 * kLanes, s[g - g0]);
+      _mm512_store_ps(params + g * 2 * kLanes + kLanes, zs[g - g0]);
+    }
+  }
+}
+
+// y[i0 + i, o .. o + rows) for M rows of x against one tile (params from tile_params); sums:
+// scratch of kTile rows of `steps` * 16 int32, 64-byte aligned.
+template <int M>
+void tile_rows(const Q8View& x8, int64_t i0, const QMatView& w, int64_t o, int64_t rows,
+               const float* params, int32_t* sums, float* y, int64_t ldy) {
+  constexpr int kSpan = 16 / M;
+  const int64_t blocks = x8.blocks;
+  const int64_t steps = (blocks + kSpan - 1) / kSpan;
+  const int8_t* xq = x8.q + i0 * x8.stride;
+  if (M == 1) {
+    for (int64_t r = 0; r < rows; r += 4) {
+      rows4_sums(w.codes + (o + r) * w.row_bytes, w.row_bytes, min64(4, rows - r), blocks, xq,
+                 sums + r * steps * 16, steps * 16);
+    }
+  } else {
+    for (int64_t r = 0; r < rows; ++r) {
+      row_sums<M>(w.codes + (o + r) * w.row_bytes, w.row_bytes, blocks, xq, x8.stride,
+                  sums + r * steps * 16);
+    }
+  }
+  for (int64_t r = rows; r < kTile; ++r) {
+    for (int64_t k = 0; k < steps; ++k) {
+      _mm512_store_si512(sums + (r * steps + k) * 16, _mm512_setzero_si512());
+    }
+  }
+  const int64_t group_blocks = w.n_groups == 1 ? blocks : w.group / kQ8Block;
+  const float* d = x8.d + i0 * blocks;
+  const float* dsum = x8.dsum + i0 * blocks;
+  __m512 acc[M];
+#pragma GCC unroll 4
+  for (int i = 0; i < M; ++i) acc[i] = _mm512_setzero_ps();
+  for (int64_t k = 0; k < steps; ++k) {
+    __m512 t[16];  // t[i * kSpan + bb]: block k * kSpan + bb of x row i, lane r = W row
+#pragma GCC unroll 16
+    for (int r = 0; r < kTile; ++r)
+      t[r] = _mm512_load_ps(reinterpret_cast<float*>(sums) + (r * steps + k) * 16);
+    Avx512::transpose(t);
+    for (int bb = 0; bb < kSpan && k * kSpan + bb < blocks; ++bb) {
+      const int64_t b = k * kSpan + bb;
+      const float* pg = params + b / group_blocks * 2 * kLanes;
+      const __m512 sc = _mm512_load_ps(pg);
+      const __m512 zs = _mm512_load_ps(pg + kLanes);
+#pragma GCC unroll 4
+      for (int i = 0; i < M; ++i) {
+        const __m512 sum = _mm512_cvtepi32_ps(_mm512_castps_si512(t[i * kSpan + bb]));
+        acc[i] = _mm512_fmadd_ps(_mm512_set1_ps(d[i * blocks + b]), _mm512_mul_ps(sc, sum), acc[i]);
+        acc[i] = _mm512_fnmadd_ps(_mm512_set1_ps(dsum[i * blocks + b]), zs, acc[i]);
+      }
+    }
+  }
+#pragma GCC unroll 4
+  for (int i = 0; i < M; ++i)
+    _mm512_mask_storeu_ps(y + (i0 + i) * ldy + o, lane_mask(rows), acc[i]);
+}
+
+}  // namespace
+
+// One thread's block of y = x8 . W^T (kernels/qmatmul_impl.h, QGemmQ8Ops::gemv).
+void qgemv_q8_avx512vnni(const Q8View& x8, const QMatView& w, float* y, int64_t ldy, QBlock b,
+                         uint8_t* scratch) {
+  float* const params = reinterpret_cast<float*>(scratch);
+  int32_t* const sums = reinterpret_cast<int32_t*>(scratch + qgemv_q8_params_bytes(w.n_groups));
+  for (int64_t o = b.o0; o < b.o1; o += kTile) {
+    const int64_t rows = min64(kTile, b.o1 - o);
+    tile_params(w, o, rows, params);
+    int64_t i = b.i0;
+    for (; i + 4 <= b.i1; i += 4) tile_rows<4>(x8, i, w, o, rows, params, sums, y, ldy);
+    for (; i + 2 <= b.i1; i += 2) tile_rows<2>(x8, i, w, o, rows, params, sums, y, ldy);
+    for (; i < b.i1; ++i) tile_rows<1>(x8, i, w, o, rows, params, sums, y, ldy);
+  }
+}
+
+}  // namespace wkvq::detail
