@@ -148,6 +148,26 @@ struct Avx2 {
   static I shl4(I v) { return _mm256_slli_epi32(v, 4); }
   static I shr4(I v) { return _mm256_srli_epi32(v, 4); }
   static I keep(Mask m, I v) { return _mm256_and_si256(v, m); }  // lanes outside m set to 0
+  // B-bit codes (B = 2, 3) of 8 channels from the low 8 B bits of w0, code l at bits B l (the
+  // bit-packed KV groups of formats/kv_quant.h): lane l = (w0 >> B l) & (2^B - 1). (w1 holds
+  // lanes 8..15 of the 16-lane ISAs; none here.)
+  template <int B>
+  static I unpack_codes(uint32_t w0, uint32_t /*w1*/) {
+    const __m256i shift = _mm256_setr_epi32(0, B, 2 * B, 3 * B, 4 * B, 5 * B, 6 * B, 7 * B);
+    return _mm256_and_si256(_mm256_srlv_epi32(_mm256_set1_epi32(static_cast<int>(w0)), shift),
+                            _mm256_set1_epi32((1 << B) - 1));
+  }
+  // The inverse for codes < 2^B: w0 = sum_l lane l << B l (w1 = 0).
+  template <int B>
+  static void pack_codes(I codes, uint32_t* w0, uint32_t* w1) {
+    const __m256i shift = _mm256_setr_epi32(0, B, 2 * B, 3 * B, 4 * B, 5 * B, 6 * B, 7 * B);
+    const __m256i v = _mm256_sllv_epi32(codes, shift);
+    __m128i x = _mm_or_si128(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    x = _mm_or_si128(x, _mm_shuffle_epi32(x, 0x4e));
+    x = _mm_or_si128(x, _mm_shuffle_epi32(x, 0xb1));
+    *w0 = static_cast<uint32_t>(_mm_cvtsi128_si32(x));
+    *w1 = 0;
+  }
   // min(count, 8) code bytes widened to int32 lanes (missing lanes 0). No byte-masked loads in
   // AVX2: a short tail goes through a stack buffer.
   static I load_bytes(const uint8_t* c, int64_t count) {
