@@ -4,10 +4,10 @@
 // 4-bit groups use the "planes" layout of formats/kv_quant.h: L code bytes widened to L lanes
 // (L = S::kLanes) give channels j..j+L-1 (low nibbles) and h+j..h+j+L-1 (high nibbles), both
 // contiguous runs of q, x or out, so every step is two vector runs and no shuffles. 8, 3 and 2 bits
-// go in channel order, L channels a step (codes_at: bytes widened, or the 2/3-bit words of 8
-// channels broadcast and shifted per lane, S::unpack_codes). Tails (a run shorter than L) use
-// masked loads and stores: nothing outside the group is read or written.
-// Internal linkage, no standard library: only for *_avx2.cpp / *_avx512.cpp (kv_quant_impl.h).
+// go in channel order, L channels a step (codes_at: bytes widened, or the 2/3-bit codes of 8
+// channels, B bytes, broadcast and shifted per lane, S::unpack_codes). Tails (a run shorter than L)
+// use masked loads and stores: nothing outside the group is read or written. Internal linkage, no
+// standard library: only for *_avx2.cpp / *_avx512.cpp (kv_quant_impl.h).
 #pragma once
 
 #include <cmath>
@@ -28,20 +28,6 @@ inline void store_u16(uint8_t* p, unsigned short v) {
 }
 
 inline bool fp16_is_finite(unsigned short h) { return (h & 0x7c00u) != 0x7c00u; }
-
-// The bytes [0, N) of p as a little-endian integer, those at or past `avail` taken as 0 and not
-// read (N = 2, 3: the 8 codes of a 2- or 3-bit run).
-template <int N>
-inline unsigned load_le(const uint8_t* p, int64_t avail) {
-  if (avail >= N) {
-    unsigned v = p[0] | static_cast<unsigned>(p[1]) << 8;
-    if constexpr (N == 3) v |= static_cast<unsigned>(p[2]) << 16;
-    return v;
-  }
-  unsigned v = 0;
-  for (int64_t i = 0; i < avail; ++i) v |= static_cast<unsigned>(p[i]) << (8 * i);
-  return v;
-}
 
 template <int B>
 struct BitsTag {
@@ -81,9 +67,7 @@ struct KvQuantKernels {
       return S::load_bytes(c + j, len - j);
     } else {
       const int64_t nbytes = (Bits * len + 7) / 8, off = Bits * j / 8;
-      const unsigned w0 = load_le<Bits>(c + off, nbytes - off);
-      const unsigned w1 = kL > 8 ? load_le<Bits>(c + off + Bits, nbytes - off - Bits) : 0u;
-      return S::template unpack_codes<Bits>(w0, w1);
+      return S::template unpack_codes<Bits>(c + off, nbytes - off);
     }
   }
 

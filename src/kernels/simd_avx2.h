@@ -148,13 +148,19 @@ struct Avx2 {
   static I shl4(I v) { return _mm256_slli_epi32(v, 4); }
   static I shr4(I v) { return _mm256_srli_epi32(v, 4); }
   static I keep(Mask m, I v) { return _mm256_and_si256(v, m); }  // lanes outside m set to 0
-  // B-bit codes (B = 2, 3) of 8 channels from the low 8 B bits of w0, code l at bits B l (the
-  // bit-packed KV groups of formats/kv_quant.h): lane l = (w0 >> B l) & (2^B - 1). (w1 holds
-  // lanes 8..15 of the 16-lane ISAs; none here.)
+  // B-bit codes (B = 2, 3) of 8 channels, bit-packed from p in channel order (code l at bits
+  // B l of the little-endian bytes: formats/kv_quant.h's groups): lane l = code l. Bytes at or past
+  // `avail` (<= B) are not read and count as 0.
   template <int B>
-  static I unpack_codes(uint32_t w0, uint32_t /*w1*/) {
+  static I unpack_codes(const uint8_t* p, int64_t avail) {
+    uint32_t w = 0;
+    if (avail >= 4) {
+      __builtin_memcpy(&w, p, 4);  // (B = 3: the 4th byte is shifted out)
+    } else {
+      for (int64_t i = 0; i < avail && i < B; ++i) w |= static_cast<uint32_t>(p[i]) << (8 * i);
+    }
     const __m256i shift = _mm256_setr_epi32(0, B, 2 * B, 3 * B, 4 * B, 5 * B, 6 * B, 7 * B);
-    return _mm256_and_si256(_mm256_srlv_epi32(_mm256_set1_epi32(static_cast<int>(w0)), shift),
+    return _mm256_and_si256(_mm256_srlv_epi32(_mm256_set1_epi32(static_cast<int>(w)), shift),
                             _mm256_set1_epi32((1 << B) - 1));
   }
   // The inverse for codes < 2^B: w0 = sum_l lane l << B l (w1 = 0).

@@ -156,15 +156,22 @@ struct Avx512 {
   static I shl4(I v) { return _mm512_slli_epi32(v, 4); }
   static I shr4(I v) { return _mm512_srli_epi32(v, 4); }
   static I keep(Mask m, I v) { return _mm512_maskz_mov_epi32(m, v); }  // lanes outside m set to 0
-  // B-bit codes (B = 2, 3) of 16 channels from the low 8 B bits of w0 (lanes 0..7) and of w1
-  // (lanes 8..15), code l at bits B (l % 8) (the bit-packed KV groups of formats/kv_quant.h):
-  // lane l = (w >> B (l % 8)) & (2^B - 1).
+  // B-bit codes (B = 2, 3) of 16 channels, bit-packed from p in channel order (code l at bits
+  // B l of the little-endian bytes: formats/kv_quant.h's groups): lane l = code l. Bytes at or past
+  // `avail` (<= 2 B) are not read (a masked load) and count as 0. The 2 B bytes go to every 128-bit
+  // block, a byte shuffle gives lanes 0..7 bytes 0..B-1 and lanes 8..15 bytes B..2B-1, then each
+  // lane shifts by B (l % 8).
   template <int B>
-  static I unpack_codes(uint32_t w0, uint32_t w1) {
+  static I unpack_codes(const uint8_t* p, int64_t avail) {
+    const __m128i bytes = _mm_maskz_loadu_epi8(lane_mask(avail < 2 * B ? avail : 2 * B), p);
+    // per dword: byte indices (0x80: zero), lanes 0..7 then 8..15
+    const int lo = B == 3 ? static_cast<int>(0x80020100u) : static_cast<int>(0x80800100u);
+    const int hi = B == 3 ? static_cast<int>(0x80050403u) : static_cast<int>(0x80800302u);
+    const __m512i idx =
+        _mm512_setr_epi32(lo, lo, lo, lo, lo, lo, lo, lo, hi, hi, hi, hi, hi, hi, hi, hi);
     const __m512i shift = _mm512_setr_epi32(0, B, 2 * B, 3 * B, 4 * B, 5 * B, 6 * B, 7 * B, 0, B,
                                             2 * B, 3 * B, 4 * B, 5 * B, 6 * B, 7 * B);
-    const __m512i w = _mm512_mask_set1_epi32(_mm512_set1_epi32(static_cast<int>(w0)),
-                                             static_cast<__mmask16>(0xff00), static_cast<int>(w1));
+    const __m512i w = _mm512_shuffle_epi8(_mm512_broadcast_i32x4(bytes), idx);
     return _mm512_and_si512(_mm512_srlv_epi32(w, shift), _mm512_set1_epi32((1 << B) - 1));
   }
   // The inverse for codes < 2^B: w0 = sum_{l < 8} lane l << B l, w1 the same of lanes 8..15.
