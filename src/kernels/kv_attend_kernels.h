@@ -122,8 +122,18 @@ struct KvAttendKernels {
         store_run(out + j, h - j, S::fmadd(S::to_float(S::and_i(v, S::set1_i(15))), vs, vm));
         store_run(out + h + j, len - h - j, S::fmadd(S::to_float(S::shr4(v)), vs, vm));
       }
-    } else {  // 8, 3, 2 bits: channel order (kv_quant_kernels.h)
+    } else if constexpr (Bits == 8) {
       for (int64_t j = 0; j < len; j += kL) {
+        const I v = KvQuantKernels<S>::template codes_at<Bits>(c, len, j);
+        store_run(out + j, len - j, S::fmadd(S::to_float(v), vs, vm));
+      }
+    } else {  // 3, 2 bits: channel order (kv_quant_kernels.h), whole runs without masks
+      int64_t j = 0;
+      for (; j + kL <= len; j += kL) {
+        const I v = KvQuantKernels<S>::template codes_full<Bits>(c, j);
+        S::storeu(out + j, S::fmadd(S::to_float(v), vs, vm));
+      }
+      if (j < len) {
         const I v = KvQuantKernels<S>::template codes_at<Bits>(c, len, j);
         store_run(out + j, len - j, S::fmadd(S::to_float(v), vs, vm));
       }

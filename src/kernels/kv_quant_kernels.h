@@ -71,6 +71,16 @@ struct KvQuantKernels {
     }
   }
 
+  // codes_at for a whole run (j + kL <= len): no tail to mask.
+  template <int Bits>
+  static I codes_full(const uint8_t* c, int64_t j) {
+    if constexpr (Bits == 8) {
+      return S::load_bytes(c + j, kL);
+    } else {
+      return S::template unpack_codes<Bits>(c + Bits * j / 8, Bits * kL / 8);
+    }
+  }
+
   // The inverse for Bits 3, 2: codes of channels [j, j + kL) to the group's bytes (those past its
   // ceil(Bits len / 8) bytes not written; lanes past len must be 0).
   template <int Bits>

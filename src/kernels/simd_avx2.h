@@ -156,6 +156,8 @@ struct Avx2 {
     uint32_t w = 0;
     if (avail >= 4) {
       __builtin_memcpy(&w, p, 4);  // (B = 3: the 4th byte is shifted out)
+    } else if (avail >= B) {
+      __builtin_memcpy(&w, p, B);
     } else {
       for (int64_t i = 0; i < avail && i < B; ++i) w |= static_cast<uint32_t>(p[i]) << (8 * i);
     }
