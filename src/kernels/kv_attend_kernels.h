@@ -257,6 +257,13 @@ struct KvAttendKernels {
           F acc[kL];
           if constexpr (Full) {
             group_dots_full<Bits>(qk, rows, k * s.group, s.group, acc);
+          } else if (Bits != 4 && s.group == kL) {
+            // group_dot of one whole run (8, 3, 2 bits): a0 = q x fused with 0, a1 = 0 (the same
+            // floats, without masks; g16 of AVX-512, g8 of AVX2)
+            const F qv = S::loadu(qk);
+            for (int64_t r = 0; r < kL; ++r) {
+              acc[r] = S::add(S::fmadd(qv, S::loadu(rows[r] + k * kL), S::zero()), S::zero());
+            }
           } else {
             for (int64_t r = 0; r < kL; ++r) {
               acc[r] = group_dot<Bits>(qk, rows[r] + k * s.group, s.group);
