@@ -27,25 +27,22 @@ void store_u16(uint8_t* p, uint16_t v) {
 
 // Code of channel i of a packed group (any bit width).
 uint32_t group_code(const uint8_t* src, int64_t len, int bits, int64_t i) {
-  if (bits == 3) {
-    const int64_t bit = 3 * i;
+  if (bits < 4) {  // channel order: bits b i .. b i + b - 1
+    const int64_t bit = bits * i;
     uint32_t v = src[bit / 8];
-    if (bit % 8 > 5) v |= static_cast<uint32_t>(src[bit / 8 + 1]) << 8;
-    return (v >> (bit % 8)) & 7u;
+    if (bit % 8 > 8 - bits) v |= static_cast<uint32_t>(src[bit / 8 + 1]) << 8;
+    return (v >> (bit % 8)) & ((1u << bits) - 1u);
   }
-  const int64_t per = 8 / bits;
-  const int64_t h = (len + per - 1) / per;
-  const auto shift = static_cast<uint32_t>(bits * (i / h));
-  return (static_cast<uint32_t>(src[i % h]) >> shift) & ((1u << bits) - 1u);
+  if (bits == 8) return src[i];
+  const int64_t h = (len + 1) / 2;  // 4 bits: planes
+  return (static_cast<uint32_t>(src[i % h]) >> (4 * (i / h))) & 15u;
 }
 
 }  // namespace
 
 int64_t kv_code_bytes(int64_t len, int bits) {
   require_bits(bits);
-  if (bits == 3) return (3 * len + 7) / 8;
-  const int64_t per = 8 / bits;
-  return (len + per - 1) / per;
+  return (bits * len + 7) / 8;
 }
 
 const char* kv_smooth_name(KvSmoothMode m) {
@@ -95,20 +92,18 @@ KvQuantFormat make_kv_format(int64_t channels, int64_t group, int bits) {
 void pack_kv_group_ref(const uint8_t* codes, int64_t len, int bits, uint8_t* dst) {
   const int64_t nbytes = kv_code_bytes(len, bits);
   std::fill(dst, dst + nbytes, uint8_t{0});
-  const int64_t per = bits == 3 ? 0 : 8 / bits;
-  const int64_t h = bits == 3 ? 0 : (len + per - 1) / per;
+  const int64_t h = (len + 1) / 2;  // 4 bits: planes
   for (int64_t i = 0; i < len; ++i) {
     const auto q = static_cast<uint32_t>(codes[i]);
     WKVQ_REQUIRE(q < (1u << bits), "pack_kv_group_ref: code ", q, " at channel ", i,
                  " does not fit in ", bits, " bits");
-    if (bits == 3) {
-      const int64_t bit = 3 * i;
+    if (bits < 4 || bits == 8) {  // channel order
+      const int64_t bit = bits * i;
       const uint32_t v = q << (bit % 8);
       dst[bit / 8] = static_cast<uint8_t>(dst[bit / 8] | (v & 0xffu));
       if (v > 0xffu) dst[bit / 8 + 1] = static_cast<uint8_t>(dst[bit / 8 + 1] | (v >> 8));
     } else {
-      const auto shift = static_cast<uint32_t>(bits * (i / h));
-      dst[i % h] = static_cast<uint8_t>(dst[i % h] | (q << shift));
+      dst[i % h] = static_cast<uint8_t>(dst[i % h] | (q << (4 * (i / h))));
     }
   }
 }

@@ -19,15 +19,17 @@
 // Token record (KvQuantFormat::token_bytes bytes; records may sit at any byte address):
 //   [0, 4 * n_groups)          per group g: fp16 scale at 4g, fp16 min at 4g + 2 (little endian)
 //   [group_code_offset(g), +)  codes of group g, kv_code_bytes(group_len(g), b) bytes
-// Codes of one group of len channels ("planes": every byte starts a run of channels):
+// Codes of one group of len channels:
 //   b = 8: byte j = code of channel j.
-//   b = 4: h = ceil(len / 2); byte j (j < h) = code[j] | code[j + h] << 4.
-//   b = 2: h = ceil(len / 4); byte j (j < h) = sum_k code[j + k h] << 2k, k = 0..3.
-//   (b = 4, 2: a channel index >= len contributes code 0.)
-//   b = 3: bit-packed in channel order, channel i at bits 3i..3i+2 of the group's little-endian
-//          bit string (bit n is bit n % 8 of byte n / 8); ceil(3 len / 8) bytes.
+//   b = 4 ("planes"): h = ceil(len / 2); byte j (j < h) = code[j] | code[j + h] << 4 (a channel
+//          index >= len contributes code 0).
+//   b = 2, 3: bit-packed in channel order, channel i at bits b i..b i + b - 1 of the group's
+//          little-endian bit string (bit n is bit n % 8 of byte n / 8); ceil(b len / 8) bytes, the
+//          bits past the last channel 0.
 // For b = 4 a SIMD kernel widens 16 bytes to 16 lanes and gets channels j..j+15 from the low
-// nibbles and j+h..j+h+15 from the high nibbles, each run contiguous in q / out: no shuffles.
+// nibbles and j+h..j+h+15 from the high nibbles, each run contiguous in q / out: no shuffles. For
+// b = 2, 3 every 8 channels are b whole bytes: a kernel broadcasts them to 8 lanes and shifts each
+// lane by b times its index (channels j..j+7 for any group length).
 // Bits per element: b + 32 / g (plus byte rounding of odd-sized groups).
 #pragma once
 

@@ -206,13 +206,14 @@ std::vector<std::pair<std::string, std::string>> kernel_table_entries(const Kern
             : isa + ": f32 activations (as qmatmul_int4)");
   }
   e.emplace_back("qmatmul_other", "reference (bits 2, 3 or groups off 32-column blocks)");
-  e.emplace_back("kv_quant_4_8bit", t.kv_quant == nullptr ? "reference" : isa);
-  e.emplace_back("kv_quant_2_3bit", "reference");
+  for (const char* bits : {"2", "3", "4", "8"}) {  // per KV format: store, dot, axpy
+    e.emplace_back(std::string("kv_quant_int") + bits, t.kv_quant == nullptr ? "reference" : isa);
+  }
   e.emplace_back("kv_attend", t.kv_attend == nullptr
                                   ? "reference"
                                   : isa +
-                                        ": GQA tiles; decode fp16, int4/int8 with groups inside "
-                                        "heads (int2/int3, other groups: reference decode)");
+                                        ": GQA tiles; decode fp16, int2/int3/int4/int8 with groups "
+                                        "inside heads (groups across heads: reference decode)");
   return e;
 }
 

@@ -15,9 +15,9 @@
 namespace wkvq {
 namespace {
 
-// The SIMD decoder covers 4 and 8 bits when the head holds whole groups.
+// The SIMD decoder covers the int records (2, 3, 4 and 8 bits) when the head holds whole groups.
 bool simd_int_decode(const KvRecordFormat& f, int64_t c0, int64_t hd) {
-  return (f.bits == 4 || f.bits == 8) && c0 % f.format.group == 0 && hd % f.format.group == 0;
+  return f.bits <= 8 && c0 % f.format.group == 0 && hd % f.format.group == 0;
 }
 
 void check_decode(const KvRecordFormat& f, int64_t stride, int64_t n, int64_t c0, int64_t hd) {

@@ -25,9 +25,9 @@
 //    sums and horizontal-sum order on codes decoded once for the G heads);
 //  - gqa_values: bit-identical to the reference (each product rounded, then added: axpy's floats);
 //  - gqa_softmax: softmax_inplace itself (std::exp per score, the sum in double in order).
-// SIMD decoding covers fp16, and int8 / int4 when the head holds whole groups (c0 and hd multiples
-// of the group, the default group = head_dim); int2 / int3 and other groupings decode with the
-// reference (kv_decode_kernel names which runs).
+// SIMD decoding covers fp16, and int8 / int4 / int3 / int2 when the head holds whole groups (c0 and
+// hd multiples of the group, the default group = head_dim); other groupings decode with the
+// reference (kv_attend_kernel names which runs).
 #pragma once
 
 #include <cstdint>
@@ -77,7 +77,8 @@ void gqa_scores_int_ref(const KvQuantFormat& f, const uint8_t* records, int64_t 
                         float* scores, int64_t ld, float* work, const KernelTable& dot_table);
 
 // Which kernels attention runs for heads of hd channels stored as `f` under table t, e.g.
-// "avx512: int4 decode, GQA tiles" or "reference int3 decode, avx512 GQA tiles".
+// "avx512: int3 decode, GQA tiles" or "reference int4 decode, avx512 GQA tiles" (groups across
+// heads).
 std::string kv_attend_kernel(const KvRecordFormat& f, int64_t hd,
                              const KernelTable& t = kernel_table());
 

@@ -13,7 +13,7 @@ struct KvAttendOps {
   // fp16 records: channels [c0, c0 + hd) of n records `stride` bytes apart -> x (n, hd).
   void (*decode_fp16)(const uint8_t* records, int64_t stride, int64_t n, int64_t c0, int64_t hd,
                       float* x);
-  // int records of 4 or 8 bits whose groups lie inside the head (c0, hd multiples of s.group).
+  // int records (2, 3, 4 or 8 bits) whose groups lie inside the head (c0, hd multiples of s.group).
   void (*decode_int)(const KvShape& s, const uint8_t* records, int64_t stride, int64_t n,
                      int64_t c0, int64_t hd, float* x);
   // int records as above: the codes as floats (n, hd) and group k's fp16 scale and minimum of

@@ -17,6 +17,7 @@
 #include <cstdint>
 
 #include "kernels/kv_attend_impl.h"
+#include "kernels/kv_quant_kernels.h"
 
 namespace wkvq::detail {
 namespace {
@@ -121,9 +122,20 @@ struct KvAttendKernels {
         store_run(out + j, h - j, S::fmadd(S::to_float(S::and_i(v, S::set1_i(15))), vs, vm));
         store_run(out + h + j, len - h - j, S::fmadd(S::to_float(S::shr4(v)), vs, vm));
       }
-    } else {
+    } else if constexpr (Bits == 8) {
       for (int64_t j = 0; j < len; j += kL) {
-        store_run(out + j, len - j, S::fmadd(S::to_float(S::load_bytes(c + j, len - j)), vs, vm));
+        const I v = KvQuantKernels<S>::template codes_at<Bits>(c, len, j);
+        store_run(out + j, len - j, S::fmadd(S::to_float(v), vs, vm));
+      }
+    } else {  // 3, 2 bits: channel order (kv_quant_kernels.h), whole runs without masks
+      int64_t j = 0;
+      for (; j + kL <= len; j += kL) {
+        const I v = KvQuantKernels<S>::template codes_full<Bits>(c, j);
+        S::storeu(out + j, S::fmadd(S::to_float(v), vs, vm));
+      }
+      if (j < len) {
+        const I v = KvQuantKernels<S>::template codes_at<Bits>(c, len, j);
+        store_run(out + j, len - j, S::fmadd(S::to_float(v), vs, vm));
       }
     }
   }
@@ -148,14 +160,17 @@ struct KvAttendKernels {
 
   static void decode_int(const KvShape& s, const uint8_t* records, int64_t stride, int64_t n,
                          int64_t c0, int64_t hd, float* x) {
-    (s.bits == 4 ? decode_int_bits<4, false> : decode_int_bits<8, false>)(s, records, stride, n, c0,
-                                                                          hd, x, nullptr, nullptr);
+    with_bits(s.bits, [&](auto b) {
+      decode_int_bits<decltype(b)::kBits, false>(s, records, stride, n, c0, hd, x, nullptr,
+                                                 nullptr);
+    });
   }
 
   static void decode_codes(const KvShape& s, const uint8_t* records, int64_t stride, int64_t n,
                            int64_t c0, int64_t hd, float* codes, float* sc, float* mn) {
-    (s.bits == 4 ? decode_int_bits<4, true> : decode_int_bits<8, true>)(s, records, stride, n, c0,
-                                                                        hd, codes, sc, mn);
+    with_bits(s.bits, [&](auto b) {
+      decode_int_bits<decltype(b)::kBits, true>(s, records, stride, n, c0, hd, codes, sc, mn);
+    });
   }
 
   // gqa_scores: 8 rows at a time in 256-bit vectors whatever the ISA (lane l = dot8's partial l).
@@ -242,6 +257,13 @@ struct KvAttendKernels {
           F acc[kL];
           if constexpr (Full) {
             group_dots_full<Bits>(qk, rows, k * s.group, s.group, acc);
+          } else if (Bits != 4 && s.group == kL) {
+            // group_dot of one whole run (8, 3, 2 bits): a0 = q x fused with 0, a1 = 0 (the same
+            // floats, without masks; g16 of AVX-512, g8 of AVX2)
+            const F qv = S::loadu(qk);
+            for (int64_t r = 0; r < kL; ++r) {
+              acc[r] = S::add(S::fmadd(qv, S::loadu(rows[r] + k * kL), S::zero()), S::zero());
+            }
           } else {
             for (int64_t r = 0; r < kL; ++r) {
               acc[r] = group_dot<Bits>(qk, rows[r] + k * s.group, s.group);
@@ -257,6 +279,7 @@ struct KvAttendKernels {
     }
   }
 
+  // The channel order of kv_dot_tokens' sums: the 4-bit planes, or channel runs (8, 3, 2 bits).
   static void scores_int(const KvShape& s, const float* q, int64_t g, int64_t hd,
                          const float* codes, const float* sc, const float* mn, int64_t n,
                          float scale, float* out, int64_t ld) {

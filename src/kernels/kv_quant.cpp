@@ -1,5 +1,5 @@
 // KV quantization kernels (kernels side of formats/kv_quant.h): argument checks, the reference
-// path (2/3 bits, Isa::Reference), and the kernel table's SIMD kernels (kv_quant_kernels.h).
+// path (Isa::Reference), and the kernel table's SIMD kernels (kv_quant_kernels.h).
 #include "kernels/kv_quant.h"
 
 #include "core/error.h"
@@ -9,10 +9,10 @@
 namespace wkvq {
 namespace {
 
-// The table's kernels for `bits`, or null where the reference runs (the SIMD kernels cover 4 and
-// 8 bits).
+// The table's kernels for `bits`, or null where the reference runs (the SIMD kernels cover every
+// width: 2, 3, 4 and 8 bits).
 const detail::KvQuantOps* ops_for(const KernelTable& t, int bits) {
-  return bits == 4 || bits == 8 ? t.kv_quant : nullptr;
+  return bits == 2 || bits == 3 || bits == 4 || bits == 8 ? t.kv_quant : nullptr;
 }
 
 detail::KvShape shape_of(const KvQuantFormat& f) {

@@ -6,7 +6,7 @@
 // and their batched forms over consecutive token records (one call per head and cache block).
 //
 // The kernels come from a kernel table (kernels/kernel_table.h).
-// SIMD versions exist for 4 and 8 bits; 2 and 3 bits run the reference whatever the Isa. Guarantees
+// SIMD versions exist for 2, 3, 4 and 8 bits (Isa::Reference runs the reference). Guarantees
 // against the reference:
 //  - quantize_token: the same bytes (same f32 operations in the same order, per element);
 //  - kv_axpy: the same floats (x^ is exact, then one rounded product and one rounded sum);

@@ -1,5 +1,5 @@
-// Internal to the KV quantization kernels: the per-ISA kernels behind kernels/kv_quant.h, 4 and 8
-// bits only. kv_quant.cpp validates arguments and runs the kernel table's kernels
+// Internal to the KV quantization kernels: the per-ISA kernels behind kernels/kv_quant.h, 2, 3, 4
+// and 8 bits. kv_quant.cpp validates arguments and runs the kernel table's kernels
 // (kv_quant_kernels.h, instantiated per ISA); the SIMD files only compute. They use nothing from
 // the standard library or from inline functions of other headers (an inline function instantiated
 // with ISA flags could be picked by the linker for baseline code), hence the plain struct below
@@ -20,7 +20,7 @@ struct KvShape {
   int bits;
 };
 
-// One ISA's KV kernels (an entry of the kernel table, kernels/kernel_table.h), 4 and 8 bits:
+// One ISA's KV kernels (an entry of the kernel table, kernels/kernel_table.h), 2, 3, 4 and 8 bits:
 //   quantize_token: returns -1, or the first group it could not quantize (a non-finite value or
 //     an fp16 overflow): the caller then reruns the reference, which reports the error.
 //   dot / axpy: one group (kernels/kv_quant.h).

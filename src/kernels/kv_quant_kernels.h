@@ -1,11 +1,13 @@
-// The KV quantization kernels, 4 and 8 bits, written once over the vector traits S (simd_avx2.h,
-// simd_avx512.h) and instantiated by kv_quant_avx2.cpp / kv_quant_avx512.cpp.
+// The KV quantization kernels, 2, 3, 4 and 8 bits, written once over the vector traits S
+// (simd_avx2.h, simd_avx512.h) and instantiated by kv_quant_avx2.cpp / kv_quant_avx512.cpp.
 //
 // 4-bit groups use the "planes" layout of formats/kv_quant.h: L code bytes widened to L lanes
 // (L = S::kLanes) give channels j..j+L-1 (low nibbles) and h+j..h+j+L-1 (high nibbles), both
-// contiguous runs of q, x or out, so every step is two vector runs and no shuffles. Tails (a run
-// shorter than L) use masked loads and stores: nothing outside the group is read or written.
-// Internal linkage, no standard library: only for *_avx2.cpp / *_avx512.cpp (kv_quant_impl.h).
+// contiguous runs of q, x or out, so every step is two vector runs and no shuffles. 8, 3 and 2 bits
+// go in channel order, L channels a step (codes_at: bytes widened, or the 2/3-bit codes of 8
+// channels, B bytes, broadcast and shifted per lane, S::unpack_codes). Tails (a run shorter than L)
+// use masked loads and stores: nothing outside the group is read or written. Internal linkage, no
+// standard library: only for *_avx2.cpp / *_avx512.cpp (kv_quant_impl.h).
 #pragma once
 
 #include <cmath>
@@ -27,6 +29,26 @@ inline void store_u16(uint8_t* p, unsigned short v) {
 
 inline bool fp16_is_finite(unsigned short h) { return (h & 0x7c00u) != 0x7c00u; }
 
+template <int B>
+struct BitsTag {
+  static constexpr int kBits = B;
+};
+
+// fn(BitsTag<bits>{}) for bits 2, 3, 4 or 8: one instantiation per code width.
+template <class Fn>
+inline auto with_bits(int bits, Fn fn) {
+  switch (bits) {
+    case 2:
+      return fn(BitsTag<2>{});
+    case 3:
+      return fn(BitsTag<3>{});
+    case 4:
+      return fn(BitsTag<4>{});
+    default:
+      return fn(BitsTag<8>{});
+  }
+}
+
 template <class S>
 struct KvQuantKernels {
   using F = typename S::F;
@@ -35,6 +57,44 @@ struct KvQuantKernels {
 
   static F low_nibbles(I v) { return S::to_float(S::and_i(v, S::set1_i(15))); }
   static F high_nibbles(I v) { return S::to_float(S::shr4(v)); }
+
+  // Channel-order codes (Bits 8, 3, 2) of channels [j, j + kL) of a group of len channels (j a
+  // multiple of kL): int lanes, nothing past the group's bytes read. Lanes past len are 0 (8 bits)
+  // or the group's padding bits (0 as quantize_token writes them): callers mask them.
+  template <int Bits>
+  static I codes_at(const uint8_t* c, int64_t len, int64_t j) {
+    if constexpr (Bits == 8) {
+      return S::load_bytes(c + j, len - j);
+    } else {
+      const int64_t nbytes = (Bits * len + 7) / 8, off = Bits * j / 8;
+      return S::template unpack_codes<Bits>(c + off, nbytes - off);
+    }
+  }
+
+  // codes_at for a whole run (j + kL <= len): no tail to mask.
+  template <int Bits>
+  static I codes_full(const uint8_t* c, int64_t j) {
+    if constexpr (Bits == 8) {
+      return S::load_bytes(c + j, kL);
+    } else {
+      return S::template unpack_codes<Bits>(c + Bits * j / 8, Bits * kL / 8);
+    }
+  }
+
+  // The inverse for Bits 3, 2: codes of channels [j, j + kL) to the group's bytes (those past its
+  // ceil(Bits len / 8) bytes not written; lanes past len must be 0).
+  template <int Bits>
+  static void store_codes(uint8_t* c, int64_t len, int64_t j, I codes) {
+    unsigned w[2];
+    S::template pack_codes<Bits>(codes, &w[0], &w[1]);
+    const int64_t nbytes = (Bits * len + 7) / 8;
+    for (int64_t k = 0; k < kL / 8; ++k) {
+      const int64_t off = Bits * (j + 8 * k) / 8;
+      for (int64_t i = 0; i < Bits && off + i < nbytes; ++i) {
+        c[off + i] = static_cast<uint8_t>(w[k] >> (8 * i));
+      }
+    }
+  }
 
   // Returns sum_i q_i * code_i over one group as lane sums (and accq += q_i when WithSum). Two
   // accumulators halve the FMA dependency chain of a short group.
@@ -56,8 +116,8 @@ struct KvQuantKernels {
       for (int64_t j = 0; j < len; j += 2 * kL) {
         const F q0 = S::load_first(q + j, S::mask(len - j), len - j);
         const F q1 = S::load_first(q + j + kL, S::mask(len - j - kL), len - j - kL);
-        a0 = S::fmadd(q0, S::to_float(S::load_bytes(c + j, len - j)), a0);
-        a1 = S::fmadd(q1, S::to_float(S::load_bytes(c + j + kL, len - j - kL)), a1);
+        a0 = S::fmadd(q0, S::to_float(codes_at<Bits>(c, len, j)), a0);
+        a1 = S::fmadd(q1, S::to_float(codes_at<Bits>(c, len, j + kL)), a1);
         if constexpr (WithSum) accq = S::add(accq, S::add(q0, q1));
       }
     }
@@ -88,7 +148,7 @@ struct KvQuantKernels {
       }
     } else {
       for (int64_t j = 0; j < len; j += kL) {
-        axpy_run(vp, vs, vm, S::to_float(S::load_bytes(c + j, len - j)), len - j, out + j);
+        axpy_run(vp, vs, vm, S::to_float(codes_at<Bits>(c, len, j)), len - j, out + j);
       }
     }
   }
@@ -104,8 +164,9 @@ struct KvQuantKernels {
   }
 
   // Quantizes one group; false when it holds a non-finite value or overflows fp16.
-  static bool quantize_group(const float* x, int64_t len, int bits, uint8_t* params, uint8_t* dst) {
-    const int qmax = (1 << bits) - 1;
+  template <int Bits>
+  static bool quantize_group(const float* x, int64_t len, uint8_t* params, uint8_t* dst) {
+    constexpr int qmax = (1 << Bits) - 1;
     const F first = S::set1(x[0]);
     F vmin = first;
     F vmax = first;
@@ -129,44 +190,50 @@ struct KvQuantKernels {
     const F vs = S::set1(s);
     const F vm = S::set1(_cvtsh_ss(m16));
     const bool constant = !(s > 0.0f);
-    if (bits == 4) {
+    if constexpr (Bits == 4) {
       const int64_t h = (len + 1) / 2;
       for (int64_t j = 0; j < h; j += kL) {
         const I lo = codes_of(x + j, h - j, vm, vs, constant, qmax);
         const I hi = codes_of(x + h + j, len - h - j, vm, vs, constant, qmax);
         S::store_bytes(dst + j, S::or_i(lo, S::shl4(hi)), h - j);
       }
-    } else {
+    } else if constexpr (Bits == 8) {
       for (int64_t j = 0; j < len; j += kL) {
         S::store_bytes(dst + j, codes_of(x + j, len - j, vm, vs, constant, qmax), len - j);
+      }
+    } else {
+      for (int64_t j = 0; j < len; j += kL) {
+        store_codes<Bits>(dst, len, j, codes_of(x + j, len - j, vm, vs, constant, qmax));
       }
     }
     return true;
   }
 
   static int64_t quantize_token(const KvShape& s, const float* x, uint8_t* record) {
-    for (int64_t g = 0; g < s.n_groups; ++g) {
-      const int64_t c0 = g * s.group;
-      const int64_t len = g + 1 < s.n_groups ? s.group : s.channels - c0;
-      if (!quantize_group(x + c0, len, s.bits, record + 4 * g,
-                          record + s.params_bytes + g * s.group_code_bytes)) {
-        return g;
+    return with_bits(s.bits, [&](auto b) -> int64_t {
+      for (int64_t g = 0; g < s.n_groups; ++g) {
+        const int64_t c0 = g * s.group;
+        const int64_t len = g + 1 < s.n_groups ? s.group : s.channels - c0;
+        if (!quantize_group<decltype(b)::kBits>(x + c0, len, record + 4 * g,
+                                                record + s.params_bytes + g * s.group_code_bytes)) {
+          return g;
+        }
       }
-    }
-    return -1;
+      return -1;
+    });
   }
 
   static float dot(const float* q, const uint8_t* codes, int64_t len, int bits, float scale,
                    float mn) {
     F accq = S::zero();
-    const F acc = bits == 4 ? dot_group<4, true>(q, codes, len, accq)
-                            : dot_group<8, true>(q, codes, len, accq);
+    const F acc = with_bits(
+        bits, [&](auto b) { return dot_group<decltype(b)::kBits, true>(q, codes, len, accq); });
     return scale * S::hsum(acc) + mn * S::hsum(accq);
   }
 
   static void axpy(float p, const uint8_t* codes, int64_t len, int bits, float scale, float mn,
                    float* out) {
-    (bits == 4 ? axpy_group<4> : axpy_group<8>)(p, codes, len, scale, mn, out);
+    with_bits(bits, [&](auto b) { axpy_group<decltype(b)::kBits>(p, codes, len, scale, mn, out); });
   }
 
   static void dot_tokens(const uint8_t* params, const uint8_t* codes, int64_t stride, int64_t n,
@@ -176,15 +243,16 @@ struct KvQuantKernels {
       accq = S::add(accq, S::load_first(q + j, S::mask(len - j), len - j));
     }
     const float sum_q = S::hsum(accq);
-    for (int64_t t = 0; t < n; ++t) {
-      const uint8_t* pt = params + t * stride;
-      const F acc = bits == 4 ? dot_group<4, false>(q, codes + t * stride, len, accq)
-                              : dot_group<8, false>(q, codes + t * stride, len, accq);
-      // s * sum(q code) + m * sum(q), the first product fused (written out, so that no compiler
-      // contracts it another way: kv_attend's gqa_scores_int repeats exactly this).
-      scores[t] =
-          std::fma(_cvtsh_ss(load_u16(pt)), S::hsum(acc), _cvtsh_ss(load_u16(pt + 2)) * sum_q);
-    }
+    with_bits(bits, [&](auto b) {
+      for (int64_t t = 0; t < n; ++t) {
+        const uint8_t* pt = params + t * stride;
+        const F acc = dot_group<decltype(b)::kBits, false>(q, codes + t * stride, len, accq);
+        // s * sum(q code) + m * sum(q), the first product fused (written out, so that no compiler
+        // contracts it another way: kv_attend's gqa_scores_int repeats exactly this).
+        scores[t] =
+            std::fma(_cvtsh_ss(load_u16(pt)), S::hsum(acc), _cvtsh_ss(load_u16(pt + 2)) * sum_q);
+      }
+    });
   }
 
   // out += p * x^ for one run of lanes and one token (the product kept rounded).
@@ -196,13 +264,14 @@ struct KvQuantKernels {
 
   // Channel runs outer, tokens inner: each run of out stays in a register over all n tokens (same
   // per-element operations in the same token order as the reference).
-  static void axpy_tokens(const uint8_t* params, const uint8_t* codes, int64_t stride, int64_t n,
-                          int64_t len, int bits, const float* p, float* out) {
-    const int64_t runs = bits == 4 ? (len + 1) / 2 : len;  // bytes of codes per group
-    const int64_t h = bits == 4 ? runs : 0;
+  template <int Bits>
+  static void axpy_tokens_bits(const uint8_t* params, const uint8_t* codes, int64_t stride,
+                               int64_t n, int64_t len, const float* p, float* out) {
+    const int64_t runs = Bits == 4 ? (len + 1) / 2 : len;  // 4 bits: bytes of codes per group
+    const int64_t h = Bits == 4 ? runs : 0;
     for (int64_t j = 0; j < runs; j += kL) {
       const int64_t n0 = runs - j;
-      const int64_t n1 = bits == 4 ? len - h - j : 0;
+      const int64_t n1 = Bits == 4 ? len - h - j : 0;
       const typename S::Mask m0 = S::mask(n0);
       const typename S::Mask m1 = S::mask(n1);
       F o0 = S::load_first(out + j, m0, n0);
@@ -212,13 +281,24 @@ struct KvQuantKernels {
         const F vs = S::set1(_cvtsh_ss(load_u16(pt)));
         const F vm = S::set1(_cvtsh_ss(load_u16(pt + 2)));
         const F vp = S::set1(p[t]);
-        const I v = S::load_bytes(codes + t * stride + j, n0);
-        o0 = add_scaled(o0, vp, bits == 4 ? low_nibbles(v) : S::to_float(v), vs, vm);
-        if (bits == 4) o1 = add_scaled(o1, vp, high_nibbles(v), vs, vm);
+        if constexpr (Bits == 4) {
+          const I v = S::load_bytes(codes + t * stride + j, n0);
+          o0 = add_scaled(o0, vp, low_nibbles(v), vs, vm);
+          o1 = add_scaled(o1, vp, high_nibbles(v), vs, vm);
+        } else {
+          o0 = add_scaled(o0, vp, S::to_float(codes_at<Bits>(codes + t * stride, len, j)), vs, vm);
+        }
       }
       S::store_first(out + j, m0, n0, o0);
       S::store_first(out + h + j, m1, n1, o1);
     }
+  }
+
+  static void axpy_tokens(const uint8_t* params, const uint8_t* codes, int64_t stride, int64_t n,
+                          int64_t len, int bits, const float* p, float* out) {
+    with_bits(bits, [&](auto b) {
+      axpy_tokens_bits<decltype(b)::kBits>(params, codes, stride, n, len, p, out);
+    });
   }
 
   static constexpr KvQuantOps ops() {

@@ -148,6 +148,34 @@ struct Avx2 {
   static I shl4(I v) { return _mm256_slli_epi32(v, 4); }
   static I shr4(I v) { return _mm256_srli_epi32(v, 4); }
   static I keep(Mask m, I v) { return _mm256_and_si256(v, m); }  // lanes outside m set to 0
+  // B-bit codes (B = 2, 3) of 8 channels, bit-packed from p in channel order (code l at bits
+  // B l of the little-endian bytes: formats/kv_quant.h's groups): lane l = code l. Bytes at or past
+  // `avail` (<= B) are not read and count as 0.
+  template <int B>
+  static I unpack_codes(const uint8_t* p, int64_t avail) {
+    uint32_t w = 0;
+    if (avail >= 4) {
+      __builtin_memcpy(&w, p, 4);  // (B = 3: the 4th byte is shifted out)
+    } else if (avail >= B) {
+      __builtin_memcpy(&w, p, B);
+    } else {
+      for (int64_t i = 0; i < avail && i < B; ++i) w |= static_cast<uint32_t>(p[i]) << (8 * i);
+    }
+    const __m256i shift = _mm256_setr_epi32(0, B, 2 * B, 3 * B, 4 * B, 5 * B, 6 * B, 7 * B);
+    return _mm256_and_si256(_mm256_srlv_epi32(_mm256_set1_epi32(static_cast<int>(w)), shift),
+                            _mm256_set1_epi32((1 << B) - 1));
+  }
+  // The inverse for codes < 2^B: w0 = sum_l lane l << B l (w1 = 0).
+  template <int B>
+  static void pack_codes(I codes, uint32_t* w0, uint32_t* w1) {
+    const __m256i shift = _mm256_setr_epi32(0, B, 2 * B, 3 * B, 4 * B, 5 * B, 6 * B, 7 * B);
+    const __m256i v = _mm256_sllv_epi32(codes, shift);
+    __m128i x = _mm_or_si128(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    x = _mm_or_si128(x, _mm_shuffle_epi32(x, 0x4e));
+    x = _mm_or_si128(x, _mm_shuffle_epi32(x, 0xb1));
+    *w0 = static_cast<uint32_t>(_mm_cvtsi128_si32(x));
+    *w1 = 0;
+  }
   // min(count, 8) code bytes widened to int32 lanes (missing lanes 0). No byte-masked loads in
   // AVX2: a short tail goes through a stack buffer.
   static I load_bytes(const uint8_t* c, int64_t count) {

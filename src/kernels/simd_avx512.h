@@ -156,6 +156,39 @@ struct Avx512 {
   static I shl4(I v) { return _mm512_slli_epi32(v, 4); }
   static I shr4(I v) { return _mm512_srli_epi32(v, 4); }
   static I keep(Mask m, I v) { return _mm512_maskz_mov_epi32(m, v); }  // lanes outside m set to 0
+  // B-bit codes (B = 2, 3) of 16 channels, bit-packed from p in channel order (code l at bits
+  // B l of the little-endian bytes: formats/kv_quant.h's groups): lane l = code l. Bytes at or past
+  // `avail` (<= 2 B) are not read (a masked load) and count as 0. The 2 B bytes go to every 128-bit
+  // block, a byte shuffle gives lanes 0..7 bytes 0..B-1 and lanes 8..15 bytes B..2B-1, then each
+  // lane shifts by B (l % 8).
+  template <int B>
+  static I unpack_codes(const uint8_t* p, int64_t avail) {
+    const __m128i bytes = _mm_maskz_loadu_epi8(lane_mask(avail < 2 * B ? avail : 2 * B), p);
+    // per dword: byte indices (0x80: zero), lanes 0..7 then 8..15
+    const int lo = B == 3 ? static_cast<int>(0x80020100u) : static_cast<int>(0x80800100u);
+    const int hi = B == 3 ? static_cast<int>(0x80050403u) : static_cast<int>(0x80800302u);
+    const __m512i idx =
+        _mm512_setr_epi32(lo, lo, lo, lo, lo, lo, lo, lo, hi, hi, hi, hi, hi, hi, hi, hi);
+    const __m512i shift = _mm512_setr_epi32(0, B, 2 * B, 3 * B, 4 * B, 5 * B, 6 * B, 7 * B, 0, B,
+                                            2 * B, 3 * B, 4 * B, 5 * B, 6 * B, 7 * B);
+    const __m512i w = _mm512_shuffle_epi8(_mm512_broadcast_i32x4(bytes), idx);
+    return _mm512_and_si512(_mm512_srlv_epi32(w, shift), _mm512_set1_epi32((1 << B) - 1));
+  }
+  // The inverse for codes < 2^B: w0 = sum_{l < 8} lane l << B l, w1 the same of lanes 8..15.
+  template <int B>
+  static void pack_codes(I codes, uint32_t* w0, uint32_t* w1) {
+    const __m512i shift = _mm512_setr_epi32(0, B, 2 * B, 3 * B, 4 * B, 5 * B, 6 * B, 7 * B, 0, B,
+                                            2 * B, 3 * B, 4 * B, 5 * B, 6 * B, 7 * B);
+    const __m512i v = _mm512_sllv_epi32(codes, shift);
+    const __m256i a = _mm512_castsi512_si256(v), b = _mm512_extracti64x4_epi64(v, 1);
+    // 128-bit half 0: lanes 0..3 | 4..7 of a, half 1: those of b
+    __m256i x = _mm256_or_si256(_mm256_permute2x128_si256(a, b, 0x20),
+                                _mm256_permute2x128_si256(a, b, 0x31));
+    x = _mm256_or_si256(x, _mm256_shuffle_epi32(x, 0x4e));
+    x = _mm256_or_si256(x, _mm256_shuffle_epi32(x, 0xb1));
+    *w0 = static_cast<uint32_t>(_mm256_extract_epi32(x, 0));
+    *w1 = static_cast<uint32_t>(_mm256_extract_epi32(x, 4));
+  }
   // min(count, 16) code bytes widened to int32 lanes (missing lanes 0 and not read).
   static I load_bytes(const uint8_t* c, int64_t count) {
     return _mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(lane_mask(count), c));

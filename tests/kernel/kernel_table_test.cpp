@@ -48,9 +48,9 @@ TEST(KernelTable, ReferenceTableRunsTheReferences) {
 
 TEST(KernelTable, EachIsaTableHoldsAndNamesItsOwnKernels) {
   const std::set<std::string> ops = {
-      "matmul_f32_f16", "qmatmul_int4",         "qmatmul_int8",
-      "qmatmul_other",  "kv_quant_4_8bit",      "kv_quant_2_3bit",
-      "kv_attend",      "qmatmul_int4_prefill", "qmatmul_int4_decode"};
+      "matmul_f32_f16", "qmatmul_int4",  "qmatmul_int8",  "qmatmul_other", "kv_quant_int2",
+      "kv_quant_int3",  "kv_quant_int4", "kv_quant_int8", "kv_attend",     "qmatmul_int4_prefill",
+      "qmatmul_int4_decode"};
   int simd_tables = 0;
   for (const Isa isa : kAllIsas) {
     if (!isa_supported(isa)) {
@@ -62,7 +62,7 @@ TEST(KernelTable, EachIsaTableHoldsAndNamesItsOwnKernels) {
     std::set<std::string> seen;
     for (const auto& [op, kernel] : kernel_table_entries(t)) {
       EXPECT_TRUE(seen.insert(op).second) << "operation listed twice: " << op;
-      const bool simd = isa != Isa::Reference && op != "qmatmul_other" && op != "kv_quant_2_3bit";
+      const bool simd = isa != Isa::Reference && op != "qmatmul_other";
       const std::string expected = simd ? isa_name(isa) : "reference";
       EXPECT_EQ(kernel.rfind(expected, 0), 0u) << isa_name(isa) << " " << op << ": " << kernel;
     }

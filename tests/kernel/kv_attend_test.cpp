@@ -56,30 +56,48 @@ std::vector<uint8_t> make_records(const DecodeCase& c, const KvRecordFormat& f, 
   return rec;
 }
 
+// Groupings of the head (channels, group, c0, hd) the int records are tested with at every width:
+// groups inside the head of every length (multiples of the vector width or not, 1 channel, odd)
+// and groups across heads (the reference decodes those).
+struct HeadGrouping {
+  int64_t channels, group, c0, hd;
+};
+const HeadGrouping kGroupings[] = {
+    {256, 64, 64, 64}, {256, 32, 64, 64},    {256, 16, 64, 64},  {64, 8, 8, 8},    {96, 24, 24, 24},
+    {48, 12, 12, 12},  {40, 20, 20, 20},     {128, 128, 0, 128}, {64, 1, 16, 16},  {60, 5, 10, 15},
+    {72, 72, 0, 72},   {200, 100, 100, 100}, {256, 128, 64, 64}, {64, 12, 16, 16}, {48, 3, 12, 12},
+};
+constexpr int kIntBits[] = {2, 3, 4, 8};
+
 TEST(KvAttendKernels, DecodeHeadEqualsReference) {
-  const DecodeCase cases[] = {
+  std::vector<DecodeCase> cases = {
       {16, 256, 0, 64, 64}, {16, 40, 0, 16, 24}, {8, 256, 64, 128, 64}, {4, 256, 64, 64, 64},
       {4, 256, 32, 64, 64}, {4, 48, 3, 12, 12},  {8, 24, 8, 8, 8},      {4, 128, 128, 0, 128},
       {4, 64, 16, 16, 8},   {2, 64, 16, 16, 16}, {3, 64, 16, 32, 32},   {4, 64, 12, 16, 16},
   };
+  for (const int bits : kIntBits) {
+    for (const HeadGrouping& h : kGroupings)
+      cases.push_back({bits, h.channels, h.group, h.c0, h.hd});
+  }
   for (const DecodeCase& c : cases) {
     KvRecordFormat f;
     f.bits = c.bits;
     if (c.bits < 16) f.format = make_kv_format(c.channels, c.group, c.bits);
-    const int64_t n = 19;
-    int64_t stride = 0;
-    const std::vector<uint8_t> rec = make_records(c, f, n, &stride);
-    std::vector<float> want(static_cast<size_t>(n * c.hd));
-    kv_decode_head_ref(f, rec.data(), stride, n, c.c0, c.hd, want.data());
-    for (const Isa isa : kSimdIsas) {
-      if (!isa_supported(isa)) continue;
-      std::vector<float> got(want.size() + 16, -7.0f);
-      kv_decode_head(f, rec.data(), stride, n, c.c0, c.hd, got.data(), kernel_table(isa));
-      for (size_t i = 0; i < want.size(); ++i) {
-        ASSERT_EQ(got[i], want[i]) << isa_name(isa) << " bits " << c.bits << " group " << c.group
-                                   << " hd " << c.hd << " at " << i;
+    for (const int64_t n : {int64_t{1}, int64_t{7}, int64_t{19}, int64_t{32}}) {
+      int64_t stride = 0;
+      const std::vector<uint8_t> rec = make_records(c, f, n, &stride);
+      std::vector<float> want(static_cast<size_t>(n * c.hd));
+      kv_decode_head_ref(f, rec.data(), stride, n, c.c0, c.hd, want.data());
+      for (const Isa isa : kSimdIsas) {
+        if (!isa_supported(isa)) continue;
+        std::vector<float> got(want.size() + 16, -7.0f);
+        kv_decode_head(f, rec.data(), stride, n, c.c0, c.hd, got.data(), kernel_table(isa));
+        for (size_t i = 0; i < want.size(); ++i) {
+          ASSERT_EQ(got[i], want[i]) << isa_name(isa) << " bits " << c.bits << " group " << c.group
+                                     << " hd " << c.hd << " n " << n << " at " << i;
+        }
+        for (size_t i = want.size(); i < got.size(); ++i) ASSERT_EQ(got[i], -7.0f) << "overrun";
       }
-      for (size_t i = want.size(); i < got.size(); ++i) ASSERT_EQ(got[i], -7.0f) << "overrun";
     }
   }
 }
@@ -130,13 +148,17 @@ struct IntScoreCase {
 };
 
 // gqa_scores_int of every table equals kv_dot_tokens per head and group under that table, for
-// the SIMD path (4 / 8 bits, whole groups in the head) and the per-head fallback.
+// the SIMD path (every width, whole groups in the head) and the per-head fallback.
 TEST(KvAttendKernels, IntScoresEqualPerHeadKvDotTokens) {
-  const IntScoreCase cases[] = {
+  std::vector<IntScoreCase> cases = {
       {4, 256, 64, 64, 64}, {8, 256, 64, 128, 64}, {4, 256, 32, 64, 64}, {8, 256, 32, 0, 64},
       {4, 64, 8, 8, 8},     {4, 96, 24, 24, 24},   {8, 40, 20, 20, 20},  {4, 128, 128, 0, 128},
       {4, 64, 12, 16, 16},  {2, 64, 16, 16, 16},   {3, 64, 16, 32, 32},  {4, 256, 128, 64, 64},
   };
+  for (const int bits : kIntBits) {
+    for (const HeadGrouping& h : kGroupings)
+      cases.push_back({bits, h.channels, h.group, h.c0, h.hd});
+  }
   for (const IntScoreCase& c : cases) {
     const KvQuantFormat f = make_kv_format(c.channels, c.group, c.bits);
     const KvRecordFormat rf{c.bits, f};
@@ -216,19 +238,21 @@ TEST(KvAttendKernels, SoftmaxIsSoftmaxInplacePerRow) {
 
 TEST(KvAttendKernels, KernelNameSaysWhatDecodes) {
   KvRecordFormat int4{4, make_kv_format(256, 64, 4)};
-  KvRecordFormat int3{3, make_kv_format(256, 64, 3)};
   EXPECT_EQ(kv_attend_kernel(int4, 64, kernel_table(Isa::Reference)),
             "reference: int4 decode, GQA tiles");
   for (const Isa isa : kSimdIsas) {
     if (!isa_supported(isa)) continue;
     const std::string name = isa_name(isa);
-    EXPECT_EQ(kv_attend_kernel(int4, 64, kernel_table(isa)), name + ": int4 decode, GQA tiles");
-    EXPECT_EQ(kv_attend_kernel(int3, 64, kernel_table(isa)),
-              "reference int3 decode, " + name + " GQA tiles");
-    // groups spanning two heads: the reference decodes
-    KvRecordFormat wide{4, make_kv_format(256, 128, 4)};
-    EXPECT_EQ(kv_attend_kernel(wide, 64, kernel_table(isa)),
-              "reference int4 decode, " + name + " GQA tiles");
+    for (const int bits : kIntBits) {  // every width decodes with SIMD, groups inside the head
+      const std::string b = std::to_string(bits);
+      KvRecordFormat f{bits, make_kv_format(256, 16, bits)};
+      EXPECT_EQ(kv_attend_kernel(f, 64, kernel_table(isa)),
+                name + ": int" + b + " decode, GQA tiles");
+      // groups spanning two heads: the reference decodes
+      KvRecordFormat wide{bits, make_kv_format(256, 128, bits)};
+      EXPECT_EQ(kv_attend_kernel(wide, 64, kernel_table(isa)),
+                "reference int" + b + " decode, " + name + " GQA tiles");
+    }
   }
 }
 

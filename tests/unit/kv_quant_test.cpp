@@ -100,10 +100,15 @@ TEST(KvQuant, PackUnpackIsExactForEveryBitWidth) {
   std::vector<uint8_t> p4(4);
   pack_kv_group_ref(c4.data(), 7, 4, p4.data());
   EXPECT_EQ(p4, (std::vector<uint8_t>{1 | 5 << 4, 2 | 6 << 4, 3 | 7 << 4, 4}));
-  const std::vector<uint8_t> c2 = {1, 2, 3, 0, 1, 2};  // h = 2: byte j = c[j], c[j+2], c[j+4]
+  // 2 and 3 bits: channel i at bits b i.. of the little-endian bit string, padding bits 0.
+  const std::vector<uint8_t> c2 = {1, 2, 3, 0, 1, 2};
   std::vector<uint8_t> p2(2);
   pack_kv_group_ref(c2.data(), 6, 2, p2.data());
-  EXPECT_EQ(p2, (std::vector<uint8_t>{1 | 3 << 2 | 1 << 4, 2 | 0 << 2 | 2 << 4}));
+  EXPECT_EQ(p2, (std::vector<uint8_t>{1 | 2 << 2 | 3 << 4 | 0 << 6, 1 | 2 << 2}));
+  const std::vector<uint8_t> c3 = {5, 3, 7, 1};  // 5 | 3 << 3 | 7 << 6 | 1 << 9 = 0x3dd
+  std::vector<uint8_t> p3(2);
+  pack_kv_group_ref(c3.data(), 4, 3, p3.data());
+  EXPECT_EQ(p3, (std::vector<uint8_t>{0xdd, 0x03}));
 }
 
 // x = m + q * s with fp16-exact m, s (m a multiple of s) and codes 0 and qmax in every group:
@@ -213,8 +218,9 @@ class KvCodecTest : public ::testing::TestWithParam<Isa> {
 struct Shape {
   int64_t channels, group;
 };
-constexpr Shape kShapes[] = {{1, 0},   {7, 0},    {8, 8},     {32, 8},   {30, 8},  {33, 16},
-                             {64, 64}, {100, 32}, {128, 128}, {256, 64}, {96, 31}, {1024, 128}};
+constexpr Shape kShapes[] = {{1, 0},    {7, 0},    {8, 8},     {32, 8},   {30, 8},  {33, 16},
+                             {64, 64},  {100, 32}, {128, 128}, {256, 64}, {96, 31}, {1024, 128},
+                             {256, 16}, {48, 12},  {60, 5},    {72, 24},  {64, 1},  {45, 45}};
 
 // Quantizes `n` random tokens into records `stride` bytes apart, starting `offset` bytes past a
 // 64-byte boundary, with the reference.
@@ -310,37 +316,39 @@ TEST_P(KvCodecTest, BatchedTokensMatchPerTokenReference) {
   for (const int bits : kAllBits) {
     for (const Shape sh : kShapes) {
       const KvQuantFormat f = make_kv_format(sh.channels, sh.group, bits);
-      const int64_t n = 13;
-      const int64_t stride = f.token_bytes + 3;  // odd stride: records at every alignment
-      const Bytes recs = make_records(f, n, stride, 5, rng);
-      for (int64_t g = 0; g < f.n_groups; ++g) {
-        SCOPED_TRACE(::testing::Message() << "bits=" << bits << " C=" << sh.channels
-                                          << " g=" << sh.group << " group " << g);
-        const int64_t len = f.group_len(g);
-        std::vector<float> q(static_cast<size_t>(len)), p(static_cast<size_t>(n));
-        for (float& v : q) v = normal(rng);
-        for (float& v : p) v = std::fabs(normal(rng));
-        std::vector<float> scores(static_cast<size_t>(n));
-        kv_dot_tokens(f, recs.data, stride, n, g, q.data(), scores.data(),
-                      kernel_table(GetParam()));
-        std::vector<float> out(static_cast<size_t>(len), 0.5f), want_out(out),
-            xh(static_cast<size_t>(f.channels));
-        kv_axpy_tokens(f, recs.data, stride, n, g, p.data(), out.data(), kernel_table(GetParam()));
-        for (int64_t t = 0; t < n; ++t) {
-          const uint8_t* rec = recs.data + t * stride;
-          const KvGroupParams gp = kv_group_params(f, rec, g);
-          const uint8_t* codes = rec + f.group_code_offset(g);
-          dequantize_token_ref(f, rec, xh.data());
-          const float* xg = xh.data() + f.group_first(g);
-          const float want = kv_dot_ref(q.data(), codes, len, bits, gp.scale, gp.min);
-          // Both sides are within dot_tolerance of the exact value: twice it between them.
-          EXPECT_LE(std::fabs(double{scores[static_cast<size_t>(t)]} - want),
-                    2.0 * dot_tolerance(q.data(), xg, codes, len, bits, gp))
-              << "token " << t;
-          kv_axpy_ref(p[static_cast<size_t>(t)], codes, len, bits, gp.scale, gp.min,
-                      want_out.data());
+      for (const int64_t n : {1, 7, 13, 32}) {
+        const int64_t stride = f.token_bytes + 3;  // odd stride: records at every alignment
+        const Bytes recs = make_records(f, n, stride, 5, rng);
+        for (int64_t g = 0; g < f.n_groups; ++g) {
+          SCOPED_TRACE(::testing::Message() << "bits=" << bits << " C=" << sh.channels
+                                            << " g=" << sh.group << " group " << g << " n=" << n);
+          const int64_t len = f.group_len(g);
+          std::vector<float> q(static_cast<size_t>(len)), p(static_cast<size_t>(n));
+          for (float& v : q) v = normal(rng);
+          for (float& v : p) v = std::fabs(normal(rng));
+          std::vector<float> scores(static_cast<size_t>(n));
+          kv_dot_tokens(f, recs.data, stride, n, g, q.data(), scores.data(),
+                        kernel_table(GetParam()));
+          std::vector<float> out(static_cast<size_t>(len), 0.5f), want_out(out),
+              xh(static_cast<size_t>(f.channels));
+          kv_axpy_tokens(f, recs.data, stride, n, g, p.data(), out.data(),
+                         kernel_table(GetParam()));
+          for (int64_t t = 0; t < n; ++t) {
+            const uint8_t* rec = recs.data + t * stride;
+            const KvGroupParams gp = kv_group_params(f, rec, g);
+            const uint8_t* codes = rec + f.group_code_offset(g);
+            dequantize_token_ref(f, rec, xh.data());
+            const float* xg = xh.data() + f.group_first(g);
+            const float want = kv_dot_ref(q.data(), codes, len, bits, gp.scale, gp.min);
+            // Both sides are within dot_tolerance of the exact value: twice it between them.
+            EXPECT_LE(std::fabs(double{scores[static_cast<size_t>(t)]} - want),
+                      2.0 * dot_tolerance(q.data(), xg, codes, len, bits, gp))
+                << "token " << t;
+            kv_axpy_ref(p[static_cast<size_t>(t)], codes, len, bits, gp.scale, gp.min,
+                        want_out.data());
+          }
+          EXPECT_EQ(out, want_out);
         }
-        EXPECT_EQ(out, want_out);
       }
     }
   }
