@@ -47,10 +47,10 @@ TEST(KernelTable, ReferenceTableRunsTheReferences) {
 }
 
 TEST(KernelTable, EachIsaTableHoldsAndNamesItsOwnKernels) {
-  const std::set<std::string> ops = {
-      "matmul_f32_f16", "qmatmul_int4",  "qmatmul_int8",  "qmatmul_other", "kv_quant_int2",
-      "kv_quant_int3",  "kv_quant_int4", "kv_quant_int8", "kv_attend",     "qmatmul_int4_prefill",
-      "qmatmul_int4_decode"};
+  const std::set<std::string> ops = {"matmul_f32_f16",       "qmatmul_int4",       "qmatmul_int8",
+                                     "qmatmul_other",        "kv_quant_int2",      "kv_quant_int3",
+                                     "kv_quant_int4",        "kv_quant_int8",      "kv_attend",
+                                     "qmatmul_int4_prefill", "qmatmul_int4_decode"};
   int simd_tables = 0;
   for (const Isa isa : kAllIsas) {
     if (!isa_supported(isa)) {
