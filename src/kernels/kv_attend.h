@@ -24,7 +24,7 @@
 //    kv_dot_tokens per query head and group (the SIMD kernels repeat that table's lanes, fused
 //    sums and horizontal-sum order on codes decoded once for the G heads);
 //  - gqa_values: bit-identical to the reference (each product rounded, then added: axpy's floats);
-//  - gqa_softmax: softmax_inplace itself (std::exp per score, the sum in double in order).
+//  - gqa_softmax: bit-identical to softmax_inplace (exp_f32, the double sum's 16 partials).
 // SIMD decoding covers fp16, and int8 / int4 when the head holds whole groups (c0 and hd multiples
 // of the group, the default group = head_dim); int2 / int3 and other groupings decode with the
 // reference (kv_decode_kernel names which runs).
@@ -59,9 +59,10 @@ void gqa_scores_int(const KvQuantFormat& f, const uint8_t* records, int64_t stri
                     int64_t c0, const float* q, int64_t g, int64_t hd, float scale, float* scores,
                     int64_t ld, float* work, const KernelTable& t = kernel_table());
 int64_t gqa_scores_int_work(const KvQuantFormat& f, int64_t n, int64_t hd);
-// softmax_inplace on each row: one implementation for every table (std::exp per score and the
-// double sum in order are what the old results need; a vectorised exp changed them).
-void gqa_softmax(float* scores, int64_t g, int64_t n, int64_t ld);
+// softmax_inplace (kernels/vec_ops.h) on each row, bit for bit: the SIMD kernels compute
+// exp_f32 in double lanes (kernels/exp_f32.h) and the double sum's partials in vector lanes.
+void gqa_softmax(float* scores, int64_t g, int64_t n, int64_t ld,
+                 const KernelTable& t = kernel_table());
 
 // The scalar references.
 void kv_decode_head_ref(const KvRecordFormat& f, const uint8_t* records, int64_t stride, int64_t n,

@@ -16,7 +16,9 @@
 
 #include <cstdint>
 
+#include "kernels/exp_f32.h"
 #include "kernels/kv_attend_impl.h"
+#include "kernels/vec_ops.h"
 
 namespace wkvq::detail {
 namespace {
@@ -312,8 +314,70 @@ struct KvAttendKernels {
     }
   }
 
+  // exp_f32 (kernels/exp_f32.h) of S::kD floats widened to doubles: the same operations in the
+  // same order, lane by lane (max(lo, d) and min(hi, d) return d when it is NaN, as the
+  // reference's comparisons do; fnmadd(k, c, d) = fma(-k, c, d)).
+  static typename S::D exp_lanes(typename S::D d) {
+    using D = typename S::D;
+    d = S::d_max(S::d_set1(kExpLo), d);
+    d = S::d_min(S::d_set1(kExpHi), d);
+    const D t = S::d_fmadd(d, S::d_set1(kExpLog2e), S::d_set1(kExpShift));
+    const D k = S::d_sub(t, S::d_set1(kExpShift));
+    const D r = S::d_fnmadd(k, S::d_set1(kExpLn2Lo), S::d_fnmadd(k, S::d_set1(kExpLn2Hi), d));
+    D p = S::d_set1(kExpCoef[kExpDegree]);
+    for (int i = kExpDegree - 1; i >= 0; --i) p = S::d_fmadd(p, r, S::d_set1(kExpCoef[i]));
+    return S::d_mul(p, S::d_pow2(t));
+  }
+
+  // e = exp_f32(x - max) for S::kD floats at x, stored back, and added to part (count < kD: the
+  // first count, the rest neither read nor written nor added).
+  static typename S::D exp_run(float* x, int64_t count, typename S::H hmax, typename S::D part) {
+    constexpr int64_t kD = S::kD;
+    float buf[kD];
+    float* at = x;
+    if (count < kD) {
+      for (int64_t l = 0; l < kD; ++l) buf[l] = l < count ? x[l] : -__builtin_inff();
+      at = buf;  // -inf - max: exp gives +0, and part + 0 is part
+    }
+    const typename S::H e = S::d_narrow(exp_lanes(S::d_widen(S::h_sub(S::h_loadu(at), hmax))));
+    S::h_storeu(at, e);
+    if (count < kD) {
+      for (int64_t l = 0; l < count; ++l) x[l] = buf[l];
+    }
+    return S::d_add(part, S::d_widen(e));
+  }
+
+  // softmax_inplace (vec_ops.h) on one row: partial sum l (of kSoftmaxParts) is lane l % kD of
+  // part[l / kD].
+  static void softmax(float* x, int64_t n) {
+    constexpr int64_t kP = kSoftmaxParts, kD = S::kD;
+    F vmax = S::set1(x[0]);
+    int64_t i = 0;
+    for (; i + kL <= n; i += kL) vmax = S::max(vmax, S::loadu(x + i));
+    float mx = S::hmax(vmax);  // the maximum is exact in any order
+    for (; i < n; ++i) mx = x[i] > mx ? x[i] : mx;
+    typename S::D part[kP / kD];
+    for (auto& p : part) p = S::d_set1(0.0);
+    const typename S::H hmax = S::h_set1(mx);
+    for (i = 0; i < n; i += kP) {
+      for (int64_t c = 0; c < kP / kD && i + c * kD < n; ++c) {
+        part[c] = exp_run(x + i + c * kD, n - i - c * kD, hmax, part[c]);
+      }
+    }
+    double sum[kP];
+    for (int64_t c = 0; c < kP / kD; ++c) S::d_storeu(sum + c * kD, part[c]);
+    for (int64_t half = kP / 2; half >= 1; half /= 2) {
+      for (int64_t l = 0; l < half; ++l) sum[l] += sum[l + half];
+    }
+    const float inv = static_cast<float>(1.0 / sum[0]);
+    const F vinv = S::set1(inv);
+    for (i = 0; i + kL <= n; i += kL) S::storeu(x + i, S::mul(S::loadu(x + i), vinv));
+    for (; i < n; ++i) x[i] *= inv;
+  }
+
   static constexpr KvAttendOps ops() {
-    return KvAttendOps{&decode_fp16, &decode_int, &decode_codes, &scores, &scores_int, &values};
+    return KvAttendOps{&decode_fp16, &decode_int, &decode_codes, &scores,
+                       &scores_int,  &values,     &softmax};
   }
 };
 
