@@ -7,11 +7,12 @@
 // the 8 lanes; products kept rounded, then added), the q chunk loaded once for the 8 rows, then
 // one hadd tree turns the 8 accumulators into 8 scores. gqa_scores_int: kv_dot_tokens
 // (kv_quant_kernels.h) on codes decoded once to floats for the G heads: the same two fused
-// accumulators over the same lanes, then hsum_each for kL positions at once. gqa_values: per
-// query head, up to 4 vectors of channels stay in registers over all positions of the tile, each
-// product kept rounded, then added (axpy). The rows x_j are read from L1 (a decoded tile) or in
-// place (f32 storage, the chunk's own k, v).
-// Internal linkage, no standard library: only for *_avx2.cpp / *_avx512.cpp (kv_attend_impl.h).
+// accumulators over the same lanes, then hsum_each for kL positions at once. gqa_values: for two
+// query heads at a time, up to 4 vectors of channels each stay in registers over all positions of
+// the tile, each product rounded, then added (axpy). softmax: exp_f32 in double lanes, the sum's 16
+// partials in vector lanes. The rows x_j are read from L1 (a decoded tile) or in place (f32
+// storage, the chunk's own k, v). Internal linkage, no standard library: only for *_avx2.cpp /
+// *_avx512.cpp (kv_attend_impl.h).
 #pragma once
 
 #include <cstdint>
@@ -234,13 +235,15 @@ struct KvAttendKernels {
                               const float* codes, const float* sc, const float* mn, int64_t n,
                               float scale, float* out, int64_t ld) {
     const int64_t groups = hd / s.group;
-    for (int64_t j0 = 0; j0 < n; j0 += kL) {
-      const float* rows[kL];  // rows past n repeat the last (not stored)
-      for (int64_t r = 0; r < kL; ++r) rows[r] = codes + (j0 + r < n ? j0 + r : n - 1) * hd;
-      for (int64_t h = 0; h < g; ++h) {
+    for (int64_t h = 0; h < g; ++h) {
+      const float qsum0 = group_qsum(q + h * hd, s.group);  // the one group's, computed once
+      for (int64_t j0 = 0; j0 < n; j0 += kL) {
+        const float* rows[kL];  // rows past n repeat the last (not stored)
+        for (int64_t r = 0; r < kL; ++r) rows[r] = codes + (j0 + r < n ? j0 + r : n - 1) * hd;
         F total = S::zero();
         for (int64_t k = 0; k < groups; ++k) {
           const float* qk = q + h * hd + k * s.group;
+          const float qsum = groups == 1 ? qsum0 : group_qsum(qk, s.group);
           F acc[kL];
           if constexpr (Full) {
             group_dots_full<Bits>(qk, rows, k * s.group, s.group, acc);
@@ -249,9 +252,8 @@ struct KvAttendKernels {
               acc[r] = group_dot<Bits>(qk, rows[r] + k * s.group, s.group);
             }
           }
-          const F part =
-              S::fmadd(load_run(sc + k * n + j0, n - j0), S::hsum_each(acc),
-                       S::mul(load_run(mn + k * n + j0, n - j0), S::set1(group_qsum(qk, s.group))));
+          const F part = S::fmadd(load_run(sc + k * n + j0, n - j0), S::hsum_each(acc),
+                                  S::mul(load_run(mn + k * n + j0, n - j0), S::set1(qsum)));
           total = k == 0 ? part : S::add(total, part);
         }
         store_run(out + h * ld + j0, n - j0, S::mul(total, S::set1(scale)));
@@ -268,49 +270,66 @@ struct KvAttendKernels {
     f(s, q, g, hd, codes, sc, mn, n, scale, out, ld);
   }
 
-  // acc[0:count) += sum_j p[j] x_j[0:count), count <= 4 kL, in registers over the rows; each
-  // product rounded, then added (as axpy).
+  // Heads per values_run: 4 kH accumulators fill AVX-512's 32 registers with 4 heads (16 chains
+  // of fmas in flight), AVX2's 16 with 2.
+  static constexpr int kValueHeads = kL == 16 ? 4 : 2;
+
+  // o + p x, the product rounded, then added (as axpy).
   static F add_product(F o, F p, F x) {
     F px = S::mul(p, x);
     S::keep_rounded(px);
     return S::add(o, px);
   }
 
-  static void values_run(const float* p, const float* x, int64_t ldx, int64_t n, int64_t count,
-                         float* acc) {
+  // acc[0:count) += p[j] x_j[0:count) for j = 0, 1, ..., n - 1 (as axpy), for
+  // kH heads at once (head r: weights p + r * ld, acc + r * hd), count <= 4 kL: the 4 kL
+  // channels of each head in registers over the rows, each row's vectors loaded once for the kH.
+  template <int kH>
+  static void values_run(const float* p, int64_t ld, const float* x, int64_t ldx, int64_t n,
+                         int64_t count, float* acc, int64_t hd) {
     if (count == 4 * kL) {
-      F o0 = S::loadu(acc), o1 = S::loadu(acc + kL), o2 = S::loadu(acc + 2 * kL),
-        o3 = S::loadu(acc + 3 * kL);
-      for (int64_t j = 0; j < n; ++j) {
-        const F pj = S::broadcast(p + j);
-        const float* xj = x + j * ldx;
-        o0 = add_product(o0, pj, S::loadu(xj));
-        o1 = add_product(o1, pj, S::loadu(xj + kL));
-        o2 = add_product(o2, pj, S::loadu(xj + 2 * kL));
-        o3 = add_product(o3, pj, S::loadu(xj + 3 * kL));
+      F o[kH][4];
+      for (int r = 0; r < kH; ++r) {
+        for (int v = 0; v < 4; ++v) o[r][v] = S::loadu(acc + r * hd + v * kL);
       }
-      S::storeu(acc, o0);
-      S::storeu(acc + kL, o1);
-      S::storeu(acc + 2 * kL, o2);
-      S::storeu(acc + 3 * kL, o3);
+      for (int64_t j = 0; j < n; ++j) {
+        const float* xj = x + j * ldx;
+        const F x0 = S::loadu(xj), x1 = S::loadu(xj + kL), x2 = S::loadu(xj + 2 * kL),
+                x3 = S::loadu(xj + 3 * kL);
+        for (int r = 0; r < kH; ++r) {
+          const F pj = S::broadcast(p + r * ld + j);
+          o[r][0] = add_product(o[r][0], pj, x0);
+          o[r][1] = add_product(o[r][1], pj, x1);
+          o[r][2] = add_product(o[r][2], pj, x2);
+          o[r][3] = add_product(o[r][3], pj, x3);
+        }
+      }
+      for (int r = 0; r < kH; ++r) {
+        for (int v = 0; v < 4; ++v) S::storeu(acc + r * hd + v * kL, o[r][v]);
+      }
       return;
     }
-    for (int64_t i = 0; i < count; i += kL) {  // a vector at a time
-      F o = load_run(acc + i, count - i);
-      for (int64_t j = 0; j < n; ++j) {
-        o = add_product(o, S::broadcast(p + j), load_run(x + j * ldx + i, count - i));
+    for (int r = 0; r < kH; ++r) {
+      for (int64_t i = 0; i < count; i += kL) {  // a vector at a time
+        float* a = acc + r * hd + i;
+        F o = load_run(a, count - i);
+        for (int64_t j = 0; j < n; ++j) {
+          o = add_product(o, S::broadcast(p + r * ld + j), load_run(x + j * ldx + i, count - i));
+        }
+        store_run(a, count - i, o);
       }
-      store_run(acc + i, count - i, o);
     }
   }
 
   static void values(const float* p, int64_t ld, int64_t g, int64_t hd, const float* x, int64_t ldx,
                      int64_t n, float* acc) {
-    for (int64_t h = 0; h < g; ++h) {
-      for (int64_t i = 0; i < hd; i += 4 * kL) {
-        const int64_t count = hd - i < 4 * kL ? hd - i : 4 * kL;
-        values_run(p + h * ld, x + i, ldx, n, count, acc + h * hd + i);
+    for (int64_t i = 0; i < hd; i += 4 * kL) {
+      const int64_t count = hd - i < 4 * kL ? hd - i : 4 * kL;
+      int64_t h = 0;
+      for (; h + kValueHeads <= g; h += kValueHeads) {
+        values_run<kValueHeads>(p + h * ld, ld, x + i, ldx, n, count, acc + h * hd + i, hd);
       }
+      for (; h < g; ++h) values_run<1>(p + h * ld, ld, x + i, ldx, n, count, acc + h * hd + i, hd);
     }
   }
 
