@@ -6,7 +6,7 @@
 //                   fp16 widened, int records dequantized (x^ = m + code * s, formats/kv_quant.h);
 //   gqa_scores:     scores[h * ld + j] = scale * dot(q_h, x_j, hd)                 h < G, j < n
 //   gqa_scores_int: the same over int records, each group's product as kv_dot_tokens computes it
-//   gqa_values:     acc[h * hd + i] += sum_j p[h * ld + j] * x_j[i]        j in order 0, 1, ...
+//   gqa_values:     acc[h * hd + i] = fma(p[h * ld + j], x_j[i], acc[h * hd + i])  j = 0, 1, ...
 //   gqa_softmax:    each row h of scores (ld apart) over [0, n) -> softmax_inplace of it
 //
 // where q_h = q + h * hd and x_j = x + j * ldx (so the scores and values kernels also run on f32
@@ -23,7 +23,7 @@
 //  - gqa_scores_int: bit-identical to gqa_scores_int_ref under the same table, which runs
 //    kv_dot_tokens per query head and group (the SIMD kernels repeat that table's lanes, fused
 //    sums and horizontal-sum order on codes decoded once for the G heads);
-//  - gqa_values: bit-identical to the reference (each product rounded, then added: axpy's floats);
+//  - gqa_values: bit-identical to the reference (one fma per product: axpy's floats);
 //  - gqa_softmax: bit-identical to softmax_inplace (exp_f32, the double sum's 16 partials).
 // SIMD decoding covers fp16, and int8 / int4 when the head holds whole groups (c0 and hd multiples
 // of the group, the default group = head_dim); int2 / int3 and other groupings decode with the
