@@ -85,6 +85,8 @@ BENCHMARK(BM_DecodeAttention)
     ->Args({2, 16, 1024})
     ->Args({3, 16, 1024})
     ->Args({4, 16, 1024})
+    ->Args({4, 0, 4096})
+    ->Args({16, 0, 4096})
     ->Unit(benchmark::kMicrosecond);
 
 }  // namespace

@@ -118,9 +118,16 @@ void gqa_values(const float* p, int64_t ld, int64_t g, int64_t hd, const float* 
   }
 }
 
-void gqa_softmax(float* scores, int64_t g, int64_t n, int64_t ld) {
+void gqa_softmax(float* scores, int64_t g, int64_t n, int64_t ld, const KernelTable& t) {
   WKVQ_REQUIRE(g >= 1 && n >= 1 && ld >= n, "gqa_softmax: ", g, " rows of ", n, ", ", ld, " apart");
-  for (int64_t h = 0; h < g; ++h) softmax_inplace(scores + h * ld, n);
+  const detail::KvAttendOps* ops = t.kv_attend;
+  for (int64_t h = 0; h < g; ++h) {
+    if (ops != nullptr) {
+      ops->softmax(scores + h * ld, n);
+    } else {
+      softmax_inplace(scores + h * ld, n);
+    }
+  }
 }
 
 int64_t gqa_scores_int_work(const KvQuantFormat& f, int64_t n, int64_t hd) {

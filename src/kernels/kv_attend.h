@@ -6,7 +6,7 @@
 //                   fp16 widened, int records dequantized (x^ = m + code * s, formats/kv_quant.h);
 //   gqa_scores:     scores[h * ld + j] = scale * dot(q_h, x_j, hd)                 h < G, j < n
 //   gqa_scores_int: the same over int records, each group's product as kv_dot_tokens computes it
-//   gqa_values:     acc[h * hd + i] += sum_j p[h * ld + j] * x_j[i]        j in order 0, 1, ...
+//   gqa_values:     acc[h * hd + i] = fma(p[h * ld + j], x_j[i], acc[h * hd + i])  j = 0, 1, ...
 //   gqa_softmax:    each row h of scores (ld apart) over [0, n) -> softmax_inplace of it
 //
 // where q_h = q + h * hd and x_j = x + j * ldx (so the scores and values kernels also run on f32
@@ -24,7 +24,7 @@
 //    kv_dot_tokens per query head and group (the SIMD kernels repeat that table's lanes, fused
 //    sums and horizontal-sum order on codes decoded once for the G heads);
 //  - gqa_values: bit-identical to the reference (each product rounded, then added: axpy's floats);
-//  - gqa_softmax: softmax_inplace itself (std::exp per score, the sum in double in order).
+//  - gqa_softmax: bit-identical to softmax_inplace (exp_f32, the double sum's 16 partials).
 // SIMD decoding covers fp16, and int8 / int4 / int3 / int2 when the head holds whole groups (c0 and
 // hd multiples of the group, the default group = head_dim); other groupings decode with the
 // reference (kv_attend_kernel names which runs).
@@ -59,9 +59,10 @@ void gqa_scores_int(const KvQuantFormat& f, const uint8_t* records, int64_t stri
                     int64_t c0, const float* q, int64_t g, int64_t hd, float scale, float* scores,
                     int64_t ld, float* work, const KernelTable& t = kernel_table());
 int64_t gqa_scores_int_work(const KvQuantFormat& f, int64_t n, int64_t hd);
-// softmax_inplace on each row: one implementation for every table (std::exp per score and the
-// double sum in order are what the old results need; a vectorised exp changed them).
-void gqa_softmax(float* scores, int64_t g, int64_t n, int64_t ld);
+// softmax_inplace (kernels/vec_ops.h) on each row, bit for bit: the SIMD kernels compute
+// exp_f32 in double lanes (kernels/exp_f32.h) and the double sum's partials in vector lanes.
+void gqa_softmax(float* scores, int64_t g, int64_t n, int64_t ld,
+                 const KernelTable& t = kernel_table());
 
 // The scalar references.
 void kv_decode_head_ref(const KvRecordFormat& f, const uint8_t* records, int64_t stride, int64_t n,

@@ -28,6 +28,8 @@ struct KvAttendOps {
                      int64_t ld);
   void (*values)(const float* p, int64_t ld, int64_t g, int64_t hd, const float* x, int64_t ldx,
                  int64_t n, float* acc);
+  // softmax_inplace (kernels/vec_ops.h) on one row of n floats, bit for bit.
+  void (*softmax)(float* x, int64_t n);
 };
 
 // Defined in kv_attend_avx2.cpp / kv_attend_avx512.cpp (compiled with those ISA flags).

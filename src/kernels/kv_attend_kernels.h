@@ -7,17 +7,20 @@
 // the 8 lanes; products kept rounded, then added), the q chunk loaded once for the 8 rows, then
 // one hadd tree turns the 8 accumulators into 8 scores. gqa_scores_int: kv_dot_tokens
 // (kv_quant_kernels.h) on codes decoded once to floats for the G heads: the same two fused
-// accumulators over the same lanes, then hsum_each for kL positions at once. gqa_values: per
-// query head, up to 4 vectors of channels stay in registers over all positions of the tile, each
-// product kept rounded, then added (axpy). The rows x_j are read from L1 (a decoded tile) or in
-// place (f32 storage, the chunk's own k, v).
-// Internal linkage, no standard library: only for *_avx2.cpp / *_avx512.cpp (kv_attend_impl.h).
+// accumulators over the same lanes, then hsum_each for kL positions at once. gqa_values: for 4
+// (AVX-512) or 2 (AVX2) query heads at a time, up to 4 vectors of channels each stay in registers
+// over all positions of the tile, one fma per product (axpy). softmax: exp_f32 in double lanes, the
+// sum's 16 partials in vector lanes. The rows x_j are read from L1 (a decoded tile) or in place
+// (f32 storage, the chunk's own k, v). Internal linkage, no standard library: only for *_avx2.cpp /
+// *_avx512.cpp (kv_attend_impl.h).
 #pragma once
 
 #include <cstdint>
 
+#include "kernels/exp_f32.h"
 #include "kernels/kv_attend_impl.h"
 #include "kernels/kv_quant_kernels.h"
+#include "kernels/vec_ops.h"
 
 namespace wkvq::detail {
 namespace {
@@ -247,13 +250,15 @@ struct KvAttendKernels {
                               const float* codes, const float* sc, const float* mn, int64_t n,
                               float scale, float* out, int64_t ld) {
     const int64_t groups = hd / s.group;
-    for (int64_t j0 = 0; j0 < n; j0 += kL) {
-      const float* rows[kL];  // rows past n repeat the last (not stored)
-      for (int64_t r = 0; r < kL; ++r) rows[r] = codes + (j0 + r < n ? j0 + r : n - 1) * hd;
-      for (int64_t h = 0; h < g; ++h) {
+    for (int64_t h = 0; h < g; ++h) {
+      const float qsum0 = group_qsum(q + h * hd, s.group);  // the one group's, computed once
+      for (int64_t j0 = 0; j0 < n; j0 += kL) {
+        const float* rows[kL];  // rows past n repeat the last (not stored)
+        for (int64_t r = 0; r < kL; ++r) rows[r] = codes + (j0 + r < n ? j0 + r : n - 1) * hd;
         F total = S::zero();
         for (int64_t k = 0; k < groups; ++k) {
           const float* qk = q + h * hd + k * s.group;
+          const float qsum = groups == 1 ? qsum0 : group_qsum(qk, s.group);
           F acc[kL];
           if constexpr (Full) {
             group_dots_full<Bits>(qk, rows, k * s.group, s.group, acc);
@@ -269,9 +274,8 @@ struct KvAttendKernels {
               acc[r] = group_dot<Bits>(qk, rows[r] + k * s.group, s.group);
             }
           }
-          const F part =
-              S::fmadd(load_run(sc + k * n + j0, n - j0), S::hsum_each(acc),
-                       S::mul(load_run(mn + k * n + j0, n - j0), S::set1(group_qsum(qk, s.group))));
+          const F part = S::fmadd(load_run(sc + k * n + j0, n - j0), S::hsum_each(acc),
+                                  S::mul(load_run(mn + k * n + j0, n - j0), S::set1(qsum)));
           total = k == 0 ? part : S::add(total, part);
         }
         store_run(out + h * ld + j0, n - j0, S::mul(total, S::set1(scale)));
@@ -289,54 +293,126 @@ struct KvAttendKernels {
     f(s, q, g, hd, codes, sc, mn, n, scale, out, ld);
   }
 
-  // acc[0:count) += sum_j p[j] x_j[0:count), count <= 4 kL, in registers over the rows; each
-  // product rounded, then added (as axpy).
-  static F add_product(F o, F p, F x) {
-    F px = S::mul(p, x);
-    S::keep_rounded(px);
-    return S::add(o, px);
-  }
+  // Heads per values_run: 4 kH accumulators fill AVX-512's 32 registers with 4 heads (16 chains
+  // of fmas in flight), AVX2's 16 with 2.
+  static constexpr int kValueHeads = kL == 16 ? 4 : 2;
 
-  static void values_run(const float* p, const float* x, int64_t ldx, int64_t n, int64_t count,
-                         float* acc) {
+  // acc[0:count) = fma(p[j], x_j[0:count), acc[0:count)) for j = 0, 1, ..., n - 1 (as axpy), for
+  // kH heads at once (head r: weights p + r * ld, acc + r * hd), count <= 4 kL: the 4 kL
+  // channels of each head in registers over the rows, each row's vectors loaded once for the kH.
+  template <int kH>
+  static void values_run(const float* p, int64_t ld, const float* x, int64_t ldx, int64_t n,
+                         int64_t count, float* acc, int64_t hd) {
     if (count == 4 * kL) {
-      F o0 = S::loadu(acc), o1 = S::loadu(acc + kL), o2 = S::loadu(acc + 2 * kL),
-        o3 = S::loadu(acc + 3 * kL);
-      for (int64_t j = 0; j < n; ++j) {
-        const F pj = S::broadcast(p + j);
-        const float* xj = x + j * ldx;
-        o0 = add_product(o0, pj, S::loadu(xj));
-        o1 = add_product(o1, pj, S::loadu(xj + kL));
-        o2 = add_product(o2, pj, S::loadu(xj + 2 * kL));
-        o3 = add_product(o3, pj, S::loadu(xj + 3 * kL));
+      F o[kH][4];
+      for (int r = 0; r < kH; ++r) {
+        for (int v = 0; v < 4; ++v) o[r][v] = S::loadu(acc + r * hd + v * kL);
       }
-      S::storeu(acc, o0);
-      S::storeu(acc + kL, o1);
-      S::storeu(acc + 2 * kL, o2);
-      S::storeu(acc + 3 * kL, o3);
+      for (int64_t j = 0; j < n; ++j) {
+        const float* xj = x + j * ldx;
+        const F x0 = S::loadu(xj), x1 = S::loadu(xj + kL), x2 = S::loadu(xj + 2 * kL),
+                x3 = S::loadu(xj + 3 * kL);
+        for (int r = 0; r < kH; ++r) {
+          const F pj = S::broadcast(p + r * ld + j);
+          o[r][0] = S::fmadd(pj, x0, o[r][0]);
+          o[r][1] = S::fmadd(pj, x1, o[r][1]);
+          o[r][2] = S::fmadd(pj, x2, o[r][2]);
+          o[r][3] = S::fmadd(pj, x3, o[r][3]);
+        }
+      }
+      for (int r = 0; r < kH; ++r) {
+        for (int v = 0; v < 4; ++v) S::storeu(acc + r * hd + v * kL, o[r][v]);
+      }
       return;
     }
-    for (int64_t i = 0; i < count; i += kL) {  // a vector at a time
-      F o = load_run(acc + i, count - i);
-      for (int64_t j = 0; j < n; ++j) {
-        o = add_product(o, S::broadcast(p + j), load_run(x + j * ldx + i, count - i));
+    for (int r = 0; r < kH; ++r) {
+      for (int64_t i = 0; i < count; i += kL) {  // a vector at a time
+        float* a = acc + r * hd + i;
+        F o = load_run(a, count - i);
+        for (int64_t j = 0; j < n; ++j) {
+          o = S::fmadd(S::broadcast(p + r * ld + j), load_run(x + j * ldx + i, count - i), o);
+        }
+        store_run(a, count - i, o);
       }
-      store_run(acc + i, count - i, o);
     }
   }
 
   static void values(const float* p, int64_t ld, int64_t g, int64_t hd, const float* x, int64_t ldx,
                      int64_t n, float* acc) {
-    for (int64_t h = 0; h < g; ++h) {
-      for (int64_t i = 0; i < hd; i += 4 * kL) {
-        const int64_t count = hd - i < 4 * kL ? hd - i : 4 * kL;
-        values_run(p + h * ld, x + i, ldx, n, count, acc + h * hd + i);
+    for (int64_t i = 0; i < hd; i += 4 * kL) {
+      const int64_t count = hd - i < 4 * kL ? hd - i : 4 * kL;
+      int64_t h = 0;
+      for (; h + kValueHeads <= g; h += kValueHeads) {
+        values_run<kValueHeads>(p + h * ld, ld, x + i, ldx, n, count, acc + h * hd + i, hd);
       }
+      for (; h < g; ++h) values_run<1>(p + h * ld, ld, x + i, ldx, n, count, acc + h * hd + i, hd);
     }
   }
 
+  // exp_f32 (kernels/exp_f32.h) of S::kD floats widened to doubles: the same operations in the
+  // same order, lane by lane (max(lo, d) and min(hi, d) return d when it is NaN, as the
+  // reference's comparisons do; fnmadd(k, c, d) = fma(-k, c, d)).
+  static typename S::D exp_lanes(typename S::D d) {
+    using D = typename S::D;
+    d = S::d_max(S::d_set1(kExpLo), d);
+    d = S::d_min(S::d_set1(kExpHi), d);
+    const D t = S::d_fmadd(d, S::d_set1(kExpLog2e), S::d_set1(kExpShift));
+    const D k = S::d_sub(t, S::d_set1(kExpShift));
+    const D r = S::d_fnmadd(k, S::d_set1(kExpLn2Lo), S::d_fnmadd(k, S::d_set1(kExpLn2Hi), d));
+    D p = S::d_set1(kExpCoef[kExpDegree]);
+    for (int i = kExpDegree - 1; i >= 0; --i) p = S::d_fmadd(p, r, S::d_set1(kExpCoef[i]));
+    return S::d_mul(p, S::d_pow2(t));
+  }
+
+  // e = exp_f32(x - max) for S::kD floats at x, stored back, and added to part (count < kD: the
+  // first count, the rest neither read nor written nor added).
+  static typename S::D exp_run(float* x, int64_t count, typename S::H hmax, typename S::D part) {
+    constexpr int64_t kD = S::kD;
+    float buf[kD];
+    float* at = x;
+    if (count < kD) {
+      for (int64_t l = 0; l < kD; ++l) buf[l] = l < count ? x[l] : -__builtin_inff();
+      at = buf;  // -inf - max: exp gives +0, and part + 0 is part
+    }
+    const typename S::H e = S::d_narrow(exp_lanes(S::d_widen(S::h_sub(S::h_loadu(at), hmax))));
+    S::h_storeu(at, e);
+    if (count < kD) {
+      for (int64_t l = 0; l < count; ++l) x[l] = buf[l];
+    }
+    return S::d_add(part, S::d_widen(e));
+  }
+
+  // softmax_inplace (vec_ops.h) on one row: partial sum l (of kSoftmaxParts) is lane l % kD of
+  // part[l / kD].
+  static void softmax(float* x, int64_t n) {
+    constexpr int64_t kP = kSoftmaxParts, kD = S::kD;
+    F vmax = S::set1(x[0]);
+    int64_t i = 0;
+    for (; i + kL <= n; i += kL) vmax = S::max(vmax, S::loadu(x + i));
+    float mx = S::hmax(vmax);  // the maximum is exact in any order
+    for (; i < n; ++i) mx = x[i] > mx ? x[i] : mx;
+    typename S::D part[kP / kD];
+    for (auto& p : part) p = S::d_set1(0.0);
+    const typename S::H hmax = S::h_set1(mx);
+    for (i = 0; i < n; i += kP) {
+      for (int64_t c = 0; c < kP / kD && i + c * kD < n; ++c) {
+        part[c] = exp_run(x + i + c * kD, n - i - c * kD, hmax, part[c]);
+      }
+    }
+    double sum[kP];
+    for (int64_t c = 0; c < kP / kD; ++c) S::d_storeu(sum + c * kD, part[c]);
+    for (int64_t half = kP / 2; half >= 1; half /= 2) {
+      for (int64_t l = 0; l < half; ++l) sum[l] += sum[l + half];
+    }
+    const float inv = static_cast<float>(1.0 / sum[0]);
+    const F vinv = S::set1(inv);
+    for (i = 0; i + kL <= n; i += kL) S::storeu(x + i, S::mul(S::loadu(x + i), vinv));
+    for (; i < n; ++i) x[i] *= inv;
+  }
+
   static constexpr KvAttendOps ops() {
-    return KvAttendOps{&decode_fp16, &decode_int, &decode_codes, &scores, &scores_int, &values};
+    return KvAttendOps{&decode_fp16, &decode_int, &decode_codes, &scores,
+                       &scores_int,  &values,     &softmax};
   }
 };
 

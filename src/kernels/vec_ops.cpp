@@ -2,6 +2,8 @@
 
 #include <cmath>
 
+#include "kernels/exp_f32.h"
+
 namespace wkvq {
 
 void rmsnorm(float* out, const float* x, const float* weight, int64_t n, float eps) {
@@ -16,12 +18,15 @@ void softmax_inplace(float* x, int64_t n) {
   if (n <= 0) return;
   float max = x[0];
   for (int64_t i = 1; i < n; ++i) max = x[i] > max ? x[i] : max;
-  double sum = 0.0;
+  double part[kSoftmaxParts] = {};
   for (int64_t i = 0; i < n; ++i) {
-    x[i] = std::exp(x[i] - max);
-    sum += x[i];
+    x[i] = exp_f32(x[i] - max);
+    part[i % kSoftmaxParts] += x[i];
   }
-  const float inv = static_cast<float>(1.0 / sum);
+  for (int half = kSoftmaxParts / 2; half >= 1; half /= 2) {
+    for (int l = 0; l < half; ++l) part[l] += part[l + half];
+  }
+  const float inv = static_cast<float>(1.0 / part[0]);
   for (int64_t i = 0; i < n; ++i) x[i] *= inv;
 }
 
@@ -48,7 +53,7 @@ float dot(const float* a, const float* b, int64_t n) {
 }
 
 void axpy(float* y, float a, const float* x, int64_t n) {
-  for (int64_t i = 0; i < n; ++i) y[i] += a * x[i];
+  for (int64_t i = 0; i < n; ++i) y[i] = std::fma(a, x[i], y[i]);
 }
 
 }  // namespace wkvq

@@ -11,8 +11,12 @@ namespace wkvq {
 // and the scale 1/sqrt(...) rounded once to float; out may alias x.
 void rmsnorm(float* out, const float* x, const float* weight, int64_t n, float eps);
 
-// x = softmax(x): exp(x[i] - max(x)) / sum, the sum accumulated in double. Entries must be finite
-// or -inf (masked out: they become 0), at least one finite; n = 0 does nothing.
+// x = softmax(x): e[i] = exp_f32(x[i] - max(x)) (kernels/exp_f32.h, the float difference rounded
+// first), then x[i] = e[i] * (float)(1 / sum), the sum of the e[i] in double in a fixed order that
+// vector code repeats: kSoftmaxParts partial sums (part l takes i = l mod kSoftmaxParts, in
+// order), then added by halves (part l += part l + 8, then l + 4, l + 2, l + 1). Entries must be
+// finite or -inf (masked out: they become 0), at least one finite; n = 0 does nothing.
+inline constexpr int kSoftmaxParts = 16;
 void softmax_inplace(float* x, int64_t n);
 
 // gate[i] = silu(gate[i]) * up[i], silu(g) = g / (1 + exp(-g)) (SwiGLU).
@@ -25,7 +29,7 @@ void add_inplace(float* y, const float* x, int64_t n);
 // added pairwise at the end: a fixed order, independent of the CPU, that the compiler vectorises.
 float dot(const float* a, const float* b, int64_t n);
 
-// y[i] += a * x[i].
+// y[i] = fma(a, x[i], y[i]): the product and the sum rounded once, together.
 void axpy(float* y, float a, const float* x, int64_t n);
 
 }  // namespace wkvq

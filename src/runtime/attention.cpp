@@ -100,6 +100,25 @@ void current_scores(const HeadGroup& h, const float* k, int kv_dim, int64_t pos0
   }
 }
 
+namespace {
+
+constexpr int kMassRows = 8;  // rows stored_mass sums at once
+
+// mass[r] = sum_{j < from} p[r * ld + j] in float, j in order, for rows r < rows <= kMassRows:
+// the sums interleaved, so that their additions overlap instead of each waiting for the previous
+// one (the same floats).
+void stored_mass(const float* p, int64_t ld, int rows, int64_t from, float* mass) {
+  float m[kMassRows] = {};
+  for (int64_t j = 0; j < from; ++j) {
+    for (int r = 0; r < kMassRows; ++r) {
+      if (r < rows) m[r] += p[r * ld + j];
+    }
+  }
+  for (int r = 0; r < rows; ++r) mass[r] = m[r];
+}
+
+}  // namespace
+
 void stored_values(const StoredKvLayer& s, const HeadGroup& h, const float* p, int64_t ld,
                    int64_t from, float* out, float* acc, float* tile) {
   // acc = sum_stored p_j V~_j (V_j itself for float storage)
@@ -116,12 +135,13 @@ void stored_values(const StoredKvLayer& s, const HeadGroup& h, const float* p, i
   // the smoothing undone: sV * acc + dV * sum_stored p_j
   const float* sv = s.sv + h.c0;
   const float* dv = s.dv + h.c0;
+  float p_stored[kMassRows];
   for (int r = 0; r < h.g; ++r) {
-    float p_stored = 0.0f;
-    for (int64_t j = 0; j < from; ++j) p_stored += p[r * ld + j];
+    if (r % kMassRows == 0)
+      stored_mass(p + r * ld, ld, std::min(kMassRows, h.g - r), from, p_stored);
     const float* a = acc + r * h.hd;
     float* o = out + r * h.hd;
-    for (int i = 0; i < h.hd; ++i) o[i] = sv[i] * a[i] + dv[i] * p_stored;
+    for (int i = 0; i < h.hd; ++i) o[i] = sv[i] * a[i] + dv[i] * p_stored[r % kMassRows];
   }
 }
 

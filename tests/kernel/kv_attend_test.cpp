@@ -7,6 +7,7 @@
 
 #include <bit>
 #include <cmath>
+#include <limits>
 #include <random>
 #include <string>
 #include <vector>
@@ -222,17 +223,41 @@ TEST(KvAttendKernels, ValuesEqualReference) {
   }
 }
 
-// Softmax rows are softmax_inplace's, nothing written past n.
+// Softmax rows are softmax_inplace's bit for bit on every table (tails of every length, masked
+// -inf entries, a score far below the maximum, exp_f32 underflowing to 0), nothing written past n.
 TEST(KvAttendKernels, SoftmaxIsSoftmaxInplacePerRow) {
-  for (const int64_t n : {1, 7, 16, 17, 100, 1025}) {
+  for (const int64_t n : {1, 3, 7, 8, 15, 16, 17, 31, 33, 100, 1025}) {
     const int64_t g = 3, ld = n + 9;
     auto x = uniform(static_cast<size_t>(g * ld), 8, -30.0f, 12.0f);
-    x[5 % static_cast<size_t>(n)] = -200.0f;  // far below the maximum: ~0
+    x[5 % static_cast<size_t>(n)] = -200.0f;  // far below the maximum: exp gives 0
+    if (n > 2) x[static_cast<size_t>(ld + n - 2)] = -std::numeric_limits<float>::infinity();
     std::vector<float> want = x;
     for (int64_t h = 0; h < g; ++h) softmax_inplace(want.data() + h * ld, n);
+    for (const Isa isa : {Isa::Reference, Isa::Avx2, Isa::Avx512}) {
+      if (!isa_supported(isa)) continue;
+      std::vector<float> got = x;
+      gqa_softmax(got.data(), g, n, ld, kernel_table(isa));
+      expect_same_floats(got, want, std::string(isa_name(isa)) + " n " + std::to_string(n));
+    }
+  }
+}
+
+// A long row (every lane of the 16 partial sums used, a tail of 3) agrees bit for bit, and its
+// probabilities sum to 1 within the two float roundings of each (1 / sum, then the product).
+TEST(KvAttendKernels, SoftmaxSumOrderIsTheReferences) {
+  const int64_t n = 4099;
+  std::vector<float> x(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i) x[static_cast<size_t>(i)] = -0.37f * static_cast<float>(i % 61);
+  std::vector<float> want = x;
+  softmax_inplace(want.data(), n);
+  double total = 0.0;
+  for (const float p : want) total += p;
+  EXPECT_NEAR(total, 1.0, 1.01 * kEps32);  // (1 + u)^2: kEps32 = 2u
+  for (const Isa isa : kSimdIsas) {
+    if (!isa_supported(isa)) continue;
     std::vector<float> got = x;
-    gqa_softmax(got.data(), g, n, ld);
-    expect_same_floats(got, want, "n " + std::to_string(n));
+    gqa_softmax(got.data(), 1, n, n, kernel_table(isa));
+    expect_same_floats(got, want, isa_name(isa));
   }
 }
 
