@@ -6,7 +6,7 @@
 //                   fp16 widened, int records dequantized (x^ = m + code * s, formats/kv_quant.h);
 //   gqa_scores:     scores[h * ld + j] = scale * dot(q_h, x_j, hd)                 h < G, j < n
 //   gqa_scores_int: the same over int records, each group's product as kv_dot_tokens computes it
-//   gqa_values:     acc[h * hd + i] = fma(p[h * ld + j], x_j[i], acc[h * hd + i])  j = 0, 1, ...
+//   gqa_values:     acc[h * hd + i] += sum_j p[h * ld + j] * x_j[i]        j in order 0, 1, ...
 //   gqa_softmax:    each row h of scores (ld apart) over [0, n) -> softmax_inplace of it
 //
 // where q_h = q + h * hd and x_j = x + j * ldx (so the scores and values kernels also run on f32

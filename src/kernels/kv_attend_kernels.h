@@ -7,11 +7,11 @@
 // the 8 lanes; products kept rounded, then added), the q chunk loaded once for the 8 rows, then
 // one hadd tree turns the 8 accumulators into 8 scores. gqa_scores_int: kv_dot_tokens
 // (kv_quant_kernels.h) on codes decoded once to floats for the G heads: the same two fused
-// accumulators over the same lanes, then hsum_each for kL positions at once. gqa_values: for 4
-// (AVX-512) or 2 (AVX2) query heads at a time, up to 4 vectors of channels each stay in registers
-// over all positions of the tile, one fma per product (axpy). softmax: exp_f32 in double lanes, the
-// sum's 16 partials in vector lanes. The rows x_j are read from L1 (a decoded tile) or in place
-// (f32 storage, the chunk's own k, v). Internal linkage, no standard library: only for *_avx2.cpp /
+// accumulators over the same lanes, then hsum_each for kL positions at once. gqa_values: for two
+// query heads at a time, up to 4 vectors of channels each stay in registers over all positions of
+// the tile, each product rounded, then added (axpy). softmax: exp_f32 in double lanes, the sum's 16
+// partials in vector lanes. The rows x_j are read from L1 (a decoded tile) or in place (f32
+// storage, the chunk's own k, v). Internal linkage, no standard library: only for *_avx2.cpp /
 // *_avx512.cpp (kv_attend_impl.h).
 #pragma once
 
@@ -297,7 +297,14 @@ struct KvAttendKernels {
   // of fmas in flight), AVX2's 16 with 2.
   static constexpr int kValueHeads = kL == 16 ? 4 : 2;
 
-  // acc[0:count) = fma(p[j], x_j[0:count), acc[0:count)) for j = 0, 1, ..., n - 1 (as axpy), for
+  // o + p x, the product rounded, then added (as axpy).
+  static F add_product(F o, F p, F x) {
+    F px = S::mul(p, x);
+    S::keep_rounded(px);
+    return S::add(o, px);
+  }
+
+  // acc[0:count) += p[j] x_j[0:count) for j = 0, 1, ..., n - 1 (as axpy), for
   // kH heads at once (head r: weights p + r * ld, acc + r * hd), count <= 4 kL: the 4 kL
   // channels of each head in registers over the rows, each row's vectors loaded once for the kH.
   template <int kH>
@@ -314,10 +321,10 @@ struct KvAttendKernels {
                 x3 = S::loadu(xj + 3 * kL);
         for (int r = 0; r < kH; ++r) {
           const F pj = S::broadcast(p + r * ld + j);
-          o[r][0] = S::fmadd(pj, x0, o[r][0]);
-          o[r][1] = S::fmadd(pj, x1, o[r][1]);
-          o[r][2] = S::fmadd(pj, x2, o[r][2]);
-          o[r][3] = S::fmadd(pj, x3, o[r][3]);
+          o[r][0] = add_product(o[r][0], pj, x0);
+          o[r][1] = add_product(o[r][1], pj, x1);
+          o[r][2] = add_product(o[r][2], pj, x2);
+          o[r][3] = add_product(o[r][3], pj, x3);
         }
       }
       for (int r = 0; r < kH; ++r) {
@@ -330,7 +337,7 @@ struct KvAttendKernels {
         float* a = acc + r * hd + i;
         F o = load_run(a, count - i);
         for (int64_t j = 0; j < n; ++j) {
-          o = S::fmadd(S::broadcast(p + r * ld + j), load_run(x + j * ldx + i, count - i), o);
+          o = add_product(o, S::broadcast(p + r * ld + j), load_run(x + j * ldx + i, count - i));
         }
         store_run(a, count - i, o);
       }

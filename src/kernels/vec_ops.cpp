@@ -53,7 +53,7 @@ float dot(const float* a, const float* b, int64_t n) {
 }
 
 void axpy(float* y, float a, const float* x, int64_t n) {
-  for (int64_t i = 0; i < n; ++i) y[i] = std::fma(a, x[i], y[i]);
+  for (int64_t i = 0; i < n; ++i) y[i] += a * x[i];
 }
 
 }  // namespace wkvq

@@ -29,7 +29,7 @@ void add_inplace(float* y, const float* x, int64_t n);
 // added pairwise at the end: a fixed order, independent of the CPU, that the compiler vectorises.
 float dot(const float* a, const float* b, int64_t n);
 
-// y[i] = fma(a, x[i], y[i]): the product and the sum rounded once, together.
+// y[i] += a * x[i].
 void axpy(float* y, float a, const float* x, int64_t n);
 
 }  // namespace wkvq

@@ -167,8 +167,9 @@ TEST(VecOps, AxpyMatchesDouble) {
     axpy(y.data(), a, x.data(), n);
     for (size_t i = 0; i < y.size(); ++i) {
       const double ax = static_cast<double>(a) * x[i];
-      // One fma: the product and the sum round once, together.
-      EXPECT_NEAR(y[i], y0[i] + ax, 1.01 * kU * std::fabs(y0[i] + ax)) << "i=" << i;
+      // The product and the sum round once each.
+      EXPECT_NEAR(y[i], y0[i] + ax, 1.01 * kU * (std::fabs(ax) + std::fabs(y0[i] + ax)))
+          << "i=" << i;
     }
   }
 }
