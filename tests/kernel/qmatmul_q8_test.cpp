@@ -181,7 +181,9 @@ TEST_P(QmatmulQ8KernelTest, ProcessTablePicksTheGemmPerUse) {
   // Unasked (neither variable set), a Prompt runs int8 and evaluation f32; asked, both follow it.
   const bool asked = t.int4_gemm.pinned || t.int4_decode.form == DecodeGemv::Int8;
   const bool int8 = t.int4_gemm.form == PrefillGemm::Int8;
-  if (!asked) EXPECT_TRUE(int8);
+  if (!asked) {
+    EXPECT_TRUE(int8);
+  }
   EXPECT_EQ(t.int8_gemm_for(GemmUse::Prompt), int8);
   EXPECT_EQ(t.int8_gemm_for(GemmUse::Exact), asked && int8);
   std::mt19937 rng(base_seed() + 7u);
