@@ -4,6 +4,7 @@
 
 #include <cstdlib>
 #include <string>
+#include <utility>
 
 #include "core/error.h"
 #include "kernels/kv_attend_impl.h"
@@ -46,34 +47,39 @@ GemvChoice resolve_gemv(Isa isa) {
 
 bool int8_gemm_supported(Isa isa) { return isa == Isa::Avx512 && avx512_vnni_supported(); }
 
-PrefillGemmChoice resolve_prefill_gemm(Isa isa) {
-  const char* env = std::getenv("WKVQ_PREFILL_GEMM");
+// One of the two int8-activation switches (WKVQ_PREFILL_GEMM, WKVQ_DECODE_GEMV = f32 | int8 |
+// auto): {int8, pinned}; auto takes `auto_int8` where the CPU runs the int8 kernels. `what` names
+// the product in the errors.
+std::pair<bool, bool> resolve_int8_env(const char* var, Isa isa, bool auto_int8, const char* what) {
+  const char* env = std::getenv(var);
   const std::string v = env == nullptr ? "" : env;
-  if (v.empty() || v == "auto") {
-    return {int8_gemm_supported(isa) ? kDefaultPrefillGemm : PrefillGemm::F32, false};
-  }
-  WKVQ_REQUIRE(v == "f32" || v == "int8", "WKVQ_PREFILL_GEMM=", v,
-               ": expected f32, int8 or auto (the int4 GEMM of prefill)");
-  WKVQ_REQUIRE(v == "f32" || int8_gemm_supported(isa), "WKVQ_PREFILL_GEMM=int8 needs the AVX-512 ",
+  if (v.empty() || v == "auto") return {auto_int8 && int8_gemm_supported(isa), false};
+  WKVQ_REQUIRE(v == "f32" || v == "int8", var, "=", v, ": expected f32, int8 or auto (", what, ")");
+  WKVQ_REQUIRE(v == "f32" || int8_gemm_supported(isa), var, "=int8 needs the AVX-512 ",
                "kernels and AVX512_VNNI, but this process runs ", isa_name(isa),
-               avx512_vnni_supported() ? "" : " on a CPU without AVX512_VNNI",
-               "; unset WKVQ_PREFILL_GEMM or use f32");
-  return {v == "int8" ? PrefillGemm::Int8 : PrefillGemm::F32, true};
+               avx512_vnni_supported() ? "" : " on a CPU without AVX512_VNNI", "; unset ", var,
+               " or use f32");
+  return {v == "int8", true};
+}
+
+PrefillGemmChoice resolve_prefill_gemm(Isa isa) {
+  const auto [int8, pinned] =
+      resolve_int8_env("WKVQ_PREFILL_GEMM", isa, kDefaultPrefillGemm == PrefillGemm::Int8,
+                       "the int4 GEMM of prefill");
+  return {int8 ? PrefillGemm::Int8 : PrefillGemm::F32, pinned};
 }
 
 DecodeGemvChoice resolve_decode_gemv(Isa isa) {
-  const char* env = std::getenv("WKVQ_DECODE_GEMV");
-  const std::string v = env == nullptr ? "" : env;
-  if (v.empty() || v == "auto") {
-    return {int8_gemm_supported(isa) ? kDefaultDecodeGemv : DecodeGemv::F32, false};
-  }
-  WKVQ_REQUIRE(v == "f32" || v == "int8", "WKVQ_DECODE_GEMV=", v,
-               ": expected f32, int8 or auto (the int4 GEMV of decode)");
-  WKVQ_REQUIRE(v == "f32" || int8_gemm_supported(isa), "WKVQ_DECODE_GEMV=int8 needs the AVX-512 ",
-               "kernels and AVX512_VNNI, but this process runs ", isa_name(isa),
-               avx512_vnni_supported() ? "" : " on a CPU without AVX512_VNNI",
-               "; unset WKVQ_DECODE_GEMV or use f32");
-  return {v == "int8" ? DecodeGemv::Int8 : DecodeGemv::F32, true};
+  const auto [int8, pinned] = resolve_int8_env(
+      "WKVQ_DECODE_GEMV", isa, kDefaultDecodeGemv == DecodeGemv::Int8, "the int4 GEMV of decode");
+  return {int8 ? DecodeGemv::Int8 : DecodeGemv::F32, pinned};
+}
+
+// An explicit table's int8 kernel (tests, benchmarks): only where the CPU runs it.
+void require_int8(bool int8, Isa isa, const char* what) {
+  WKVQ_REQUIRE(!int8 || int8_gemm_supported(isa), "kernels: the int8 ", what,
+               " needs the AVX-512 kernels and AVX512_VNNI, not available with ", isa_name(isa),
+               " on this CPU");
 }
 
 void set_decode_gemv(KernelTable& t, DecodeGemvChoice c) {
@@ -149,18 +155,14 @@ const KernelTable& kernel_table(Isa isa) {
 
 KernelTable kernel_table(Isa isa, PrefillGemm gemm) {
   KernelTable t = kernel_table(isa);
-  WKVQ_REQUIRE(gemm == PrefillGemm::F32 || int8_gemm_supported(isa), "kernels: the int8 prefill ",
-               "GEMM needs the AVX-512 kernels and AVX512_VNNI, not available with ", isa_name(isa),
-               " on this CPU");
+  require_int8(gemm == PrefillGemm::Int8, isa, "prefill GEMM");
   set_prefill_gemm(t, {gemm, true});
   return t;
 }
 
 KernelTable kernel_table(Isa isa, PrefillGemm gemm, DecodeGemv gemv) {
   KernelTable t = kernel_table(isa, gemm);
-  WKVQ_REQUIRE(gemv == DecodeGemv::F32 || int8_gemm_supported(isa), "kernels: the int8 decode ",
-               "GEMV needs the AVX-512 kernels and AVX512_VNNI, not available with ", isa_name(isa),
-               " on this CPU");
+  require_int8(gemv == DecodeGemv::Int8, isa, "decode GEMV");
   set_decode_gemv(t, {gemv, true});
   return t;
 }

@@ -7,12 +7,12 @@
 // the 8 lanes; products kept rounded, then added), the q chunk loaded once for the 8 rows, then
 // one hadd tree turns the 8 accumulators into 8 scores. gqa_scores_int: kv_dot_tokens
 // (kv_quant_kernels.h) on codes decoded once to floats for the G heads: the same two fused
-// accumulators over the same lanes, then hsum_each for kL positions at once. gqa_values: for two
-// query heads at a time, up to 4 vectors of channels each stay in registers over all positions of
-// the tile, each product rounded, then added (axpy). softmax: exp_f32 in double lanes, the sum's 16
-// partials in vector lanes. The rows x_j are read from L1 (a decoded tile) or in place (f32
-// storage, the chunk's own k, v). Internal linkage, no standard library: only for *_avx2.cpp /
-// *_avx512.cpp (kv_attend_impl.h).
+// accumulators over the same lanes, then hsum_each for kL positions at once. gqa_values: for
+// kValueHeads query heads at a time (4 with AVX-512, 2 with AVX2), up to 4 vectors of channels each
+// stay in registers over all positions of the tile, each product rounded, then added (axpy).
+// softmax: exp_f32 in double lanes, the sum's 16 partials in vector lanes. The rows x_j are read
+// from L1 (a decoded tile) or in place (f32 storage, the chunk's own k, v). Internal linkage, no
+// standard library: only for *_avx2.cpp / *_avx512.cpp (kv_attend_impl.h).
 #pragma once
 
 #include <cstdint>

@@ -60,19 +60,26 @@ inline __m512i reduce16(const __m512i (&v)[16]) {
                           _mm512_shuffle_i32x4(t01, t23, _MM_SHUFFLE(3, 1, 3, 1)));
 }
 
+// One 64-byte line of codes (`bytes` of it; the rest 0), prefetched ahead along the stream, split
+// into its low and high nibbles (the codes of the block's two column halves, GEMV layout).
+inline void line_nibbles(const uint8_t* line, __mmask64 bytes, __m512i& lo, __m512i& hi) {
+  _mm_prefetch(reinterpret_cast<const char*>(line) + kPrefetch, _MM_HINT_T0);
+  _mm_prefetch(reinterpret_cast<const char*>(line) + kPrefetchFar, _MM_HINT_T2);
+  __m512i codes = _mm512_maskz_loadu_epi8(bytes, line);
+  __asm__("" : "+v"(codes));  // one load: GCC would fold it into both the AND and the shift
+  const __m512i nib = _mm512_set1_epi8(0x0F);
+  lo = _mm512_and_si512(codes, nib);
+  hi = _mm512_and_si512(_mm512_srli_epi16(codes, 4), nib);
+}
+
 // The partial sums of one block (codes `line`, `bytes` of them) against M rows of x (GEMV
 // layout, block b): v[i * kSpan + bb] for x row i.
 template <int M>
 inline void block_sums(const uint8_t* line, __mmask64 bytes, const int8_t* xq, int64_t xstride,
                        int64_t b, int bb, __m512i (&v)[16]) {
   constexpr int kSpan = 16 / M;
-  _mm_prefetch(reinterpret_cast<const char*>(line) + kPrefetch, _MM_HINT_T0);
-  _mm_prefetch(reinterpret_cast<const char*>(line) + kPrefetchFar, _MM_HINT_T2);
-  __m512i codes = _mm512_maskz_loadu_epi8(bytes, line);
-  __asm__("" : "+v"(codes));  // one load: GCC would fold it into both the AND and the shift
-  const __m512i nib = _mm512_set1_epi8(0x0F);
-  const __m512i lo = _mm512_and_si512(codes, nib);
-  const __m512i hi = _mm512_and_si512(_mm512_srli_epi16(codes, 4), nib);
+  __m512i lo, hi;
+  line_nibbles(line, bytes, lo, hi);
 #pragma GCC unroll 4
   for (int i = 0; i < M; ++i) {
     const int8_t* xb = xq + i * xstride + b * kQ8GemvBlockBytes;
@@ -129,14 +136,8 @@ inline void rows4_step(const uint8_t* codes, int64_t row_bytes, int64_t nrows, i
 #pragma GCC unroll 4
     for (int r = 0; r < 4; ++r) {
       if ((kWhole || r < nrows) && in) {
-        const uint8_t* line = codes + r * row_bytes + b * kLineBytes;
-        _mm_prefetch(reinterpret_cast<const char*>(line) + kPrefetch, _MM_HINT_T0);
-        _mm_prefetch(reinterpret_cast<const char*>(line) + kPrefetchFar, _MM_HINT_T2);
-        __m512i c = _mm512_maskz_loadu_epi8(bytes, line);
-        __asm__("" : "+v"(c));  // one load: GCC would fold it into both the AND and the shift
-        const __m512i nib = _mm512_set1_epi8(0x0F);
-        const __m512i lo = _mm512_and_si512(c, nib);
-        const __m512i hi = _mm512_and_si512(_mm512_srli_epi16(c, 4), nib);
+        __m512i lo, hi;
+        line_nibbles(codes + r * row_bytes + b * kLineBytes, bytes, lo, hi);
         v[r * 4 + bb] =
             _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), lo, xl), hi, xh);
       } else {

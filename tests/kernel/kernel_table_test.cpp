@@ -16,6 +16,14 @@ namespace {
 
 const Isa kAllIsas[] = {Isa::Reference, Isa::Avx2, Isa::Avx512};
 
+// The kernel kernel_table_entries(t) names for `op` ("" when it names none).
+std::string kernel_of(const KernelTable& t, const std::string& op) {
+  for (const auto& [o, kernel] : kernel_table_entries(t)) {
+    if (o == op) return kernel;
+  }
+  return "";
+}
+
 TEST(KernelTable, ProcessTableIsResolvedOnceAndIsItsIsasTable) {
   const KernelTable& t = kernel_table();
   EXPECT_EQ(&t, &kernel_table());
@@ -98,11 +106,8 @@ TEST(KernelTable, Int8PrefillGemmOnlyWhereTheCpuRunsIt) {
     }
     const KernelTable t = kernel_table(isa, PrefillGemm::Int8);
     EXPECT_NE(t.qgemm_q8, nullptr);
-    bool named = false;
-    for (const auto& [op, kernel] : kernel_table_entries(t)) {
-      if (op == "qmatmul_int4_prefill") named = kernel.rfind("avx512_vnni: int8", 0) == 0;
-    }
-    EXPECT_TRUE(named);
+    EXPECT_EQ(kernel_of(t, "qmatmul_int4_prefill").rfind("avx512_vnni: int8", 0), 0u)
+        << kernel_of(t, "qmatmul_int4_prefill");
   }
   const KernelTable& p = kernel_table();
   EXPECT_EQ(p.qgemm_q8 != nullptr, p.int4_gemm.form == PrefillGemm::Int8);
@@ -122,11 +127,8 @@ TEST(KernelTable, Int8DecodeGemvOnlyWhereTheCpuRunsItAndOnlyWhenAsked) {
     const KernelTable t = kernel_table(isa, PrefillGemm::F32, DecodeGemv::Int8);
     EXPECT_NE(t.qgemv_q8, nullptr);
     EXPECT_EQ(t.qgemm_q8, nullptr);  // the two choices are independent
-    bool named = false;
-    for (const auto& [op, kernel] : kernel_table_entries(t)) {
-      if (op == "qmatmul_int4_decode") named = kernel.rfind("avx512_vnni: int8", 0) == 0;
-    }
-    EXPECT_TRUE(named);
+    EXPECT_EQ(kernel_of(t, "qmatmul_int4_decode").rfind("avx512_vnni: int8", 0), 0u)
+        << kernel_of(t, "qmatmul_int4_decode");
   }
   const KernelTable& p = kernel_table();
   EXPECT_EQ(p.qgemv_q8 != nullptr, p.int4_decode.form == DecodeGemv::Int8);
