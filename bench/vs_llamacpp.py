@@ -12,10 +12,13 @@ quantized V cache). Cells:
                -npp P -ntg 128 -npl 1: it times the 128 decode steps directly, as wkvq bench
                times its decode after its prefill; llama-bench's -pg only gives the combined
                rate, from which decode must be derived)
-Every pair runs each variant once, back to back, in an order that rotates from pair to pair;
-each wkvq run measures the machine's read bandwidth too (printed beside the pair's figures).
+With --ik-llama-cpp, ik_llama.cpp (the CPU-optimised fork) runs the same cells as a second peer
+with its fastest CPU settings: weights repacked at load into its interleaved rows (-rtr) and its
+flash-attention kernels (on by default there); its llama-batched-bench prints only a table, whose
+S_TG column is read. Every pair runs each variant once, back to back, in an order that rotates
+from pair to pair; each wkvq run measures the machine's read bandwidth too (printed beside the pair's figures).
 The summary prints, per cell and thread count, the median and range of each variant's tok/s and
-the median of the per-pair ratios wkvq / llama.cpp.
+the median of the per-pair ratios wkvq / peer.
 
 Example (see bench/README.md for building llama.cpp and the GGUF):
   python3 bench/vs_llamacpp.py --llama-cpp /work/llama.cpp/build/bin --gguf q4_0.gguf \\
@@ -54,13 +57,20 @@ def parse_args():
                    help="wkvq bench --head for every wkvq run (f16, q8, q4; default: wkvq's, f16)")
     p.add_argument("--llama-kv", default="f16,q4_0",
                    help="llama.cpp KV types, comma-separated (default f16,q4_0; q4_0 runs with -fa 1)")
+    p.add_argument("--ik-llama-cpp", default="",
+                   help="folder holding ik_llama.cpp's llama-bench and llama-batched-bench: adds it as a "
+                        "second peer, with run-time repacking (-rtr) and its default flash attention")
+    p.add_argument("--ik-kv", default="f16,q8_0",
+                   help="ik_llama.cpp KV types, comma-separated (default f16,q8_0; q4_0 needs a build with "
+                        "-DGGML_IQK_FA_ALL_QUANTS=ON)")
     p.add_argument("--json", help="also write every measurement and the summary to this file")
     a = p.parse_args()
     if a.pairs < 1:
         p.error(f"--pairs must be at least 1, got {a.pairs}")
-    for tool in ("llama-bench", "llama-batched-bench"):
-        if not os.access(os.path.join(a.llama_cpp, tool), os.X_OK):
-            p.error(f"{tool} not found in {a.llama_cpp}; build llama.cpp as bench/README.md says")
+    for folder in (d for d in (a.llama_cpp, a.ik_llama_cpp) if d):
+        for tool in ("llama-bench", "llama-batched-bench"):
+            if not os.access(os.path.join(folder, tool), os.X_OK):
+                p.error(f"{tool} not found in {folder}; build it as bench/README.md says")
     for path, what in ((a.gguf, "--gguf"), (a.wkvq, "--wkvq"), (a.shape, "--shape")):
         if not os.path.exists(path):
             p.error(f"{what} {path} does not exist")
@@ -68,6 +78,7 @@ def parse_args():
     a.cells = [parse_cell(c, p) for c in a.cells.split(",")]
     a.wkvq_kv = [int(k) for k in a.wkvq_kv.split(",") if k]
     a.llama_kv = [k for k in a.llama_kv.split(",") if k]
+    a.ik_kv = [k for k in a.ik_kv.split(",") if k] if a.ik_llama_cpp else []
     a.wkvq_decode_gemv = [g for g in a.wkvq_decode_gemv.split(",") if g] or [None]
     for g in a.wkvq_decode_gemv:
         if g not in (None, "f32", "int8", "auto"):
@@ -85,12 +96,12 @@ def parse_cell(text, p):
     p.error(f"unknown cell {text!r}; expected tg128, pp512 or tg128@P (P a prompt length)")
 
 
-def run(cmd, env=None):
+def run(cmd, env=None, with_stderr=False):
     t0 = time.time()
     r = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if r.returncode != 0:
         sys.exit(f"vs_llamacpp: {' '.join(cmd)} failed with exit {r.returncode}:\n{r.stderr[-2000:]}")
-    return r.stdout, time.time() - t0
+    return r.stdout + (r.stderr if with_stderr else ""), time.time() - t0
 
 
 def wkvq_run(a, cell, threads, kvbits, gemv):
@@ -107,32 +118,47 @@ def wkvq_run(a, cell, threads, kvbits, gemv):
     return tok_s, j.get("read_bandwidth_gb_s")
 
 
-def kv_flags(kv):
+def kv_flags(kv, ik):
+    if ik:  # ik_llama.cpp: flash attention on by default (its CPU kernels), weights repacked at load
+        return ["-ctk", kv, "-ctv", kv, "-rtr", "1"]
     return ["-ctk", kv, "-ctv", kv] + (["-fa", "1"] if kv != "f16" else [])
 
 
-def llama_run(a, cell, threads, kv):
+def batched_tg_speed(out, cmd):
+    """speed_tg of llama-batched-bench's last jsonl row, or (ik_llama.cpp, which prints only its
+    table) the S_TG t/s column of the table's last row."""
+    rows = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+    if rows:
+        return rows[-1]["speed_tg"]
+    table = [line.split("|")[1:-1] for line in out.splitlines() if line.startswith("|")]
+    if len(table) >= 3:
+        head = [h.strip() for h in table[0]]
+        if "S_TG t/s" in head:
+            return float(table[-1][head.index("S_TG t/s")])
+    sys.exit(f"vs_llamacpp: no jsonl row or S_TG column in the output of {' '.join(cmd)}")
+
+
+def llama_run(a, cell, threads, kv, ik=False):
+    folder = a.ik_llama_cpp if ik else a.llama_cpp
     if cell["prompt"] == 0 or cell["gen"] == 0:
-        cmd = [os.path.join(a.llama_cpp, "llama-bench"), "-m", a.gguf, "-t", str(threads), "-r", "1",
-               "-p", str(cell["prompt"]), "-n", str(cell["gen"]), "-o", "json"] + kv_flags(kv)
+        cmd = [os.path.join(folder, "llama-bench"), "-m", a.gguf, "-t", str(threads), "-r", "1",
+               "-p", str(cell["prompt"]), "-n", str(cell["gen"]), "-o", "json"] + kv_flags(kv, ik)
         out, _ = run(cmd)
         return json.loads(out)[0]["avg_ts"]
-    fa = ["-fa"] if kv != "f16" else []
-    cmd = [os.path.join(a.llama_cpp, "llama-batched-bench"), "-m", a.gguf, "-t", str(threads),
+    fa = ["-rtr"] if ik else (["-fa"] if kv != "f16" else [])
+    cmd = [os.path.join(folder, "llama-batched-bench"), "-m", a.gguf, "-t", str(threads),
            "-tb", str(threads), "-c", str(cell["prompt"] + cell["gen"] + 16), "-b", "2048", "-ub", "512",
            "-npp", str(cell["prompt"]), "-ntg", str(cell["gen"]), "-npl", "1", "-ctk", kv, "-ctv", kv,
            "--output-format", "jsonl"] + fa
-    out, _ = run(cmd)
-    rows = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
-    if not rows:
-        sys.exit(f"vs_llamacpp: no jsonl row in the output of {' '.join(cmd)}")
-    return rows[-1]["speed_tg"]
+    out, _ = run(cmd, with_stderr=ik)  # ik_llama.cpp prints its table on stderr
+    return batched_tg_speed(out, cmd)
 
 
 def variants(a):
     return [("wkvq KV%d%s" % (k, "" if g is None else f" {g} gemv"), "wkvq", (k, g))
             for k in a.wkvq_kv for g in a.wkvq_decode_gemv] + \
-           [("llama.cpp %s KV" % k, "llama", k) for k in a.llama_kv]
+           [("llama.cpp %s KV" % k, "llama", k) for k in a.llama_kv] + \
+           [("ik_llama.cpp %s KV" % k, "ik", k) for k in a.ik_kv]
 
 
 def measure(a):
@@ -148,7 +174,7 @@ def measure(a):
                         tok_s, bw = wkvq_run(a, cell, threads, *kv)
                         got.setdefault("read_gb_s", []).append(bw)
                     else:
-                        tok_s = llama_run(a, cell, threads, kv)
+                        tok_s = llama_run(a, cell, threads, kv, ik=tool == "ik")
                     got["tok_s"][name] = tok_s
                 rows.append(got)
                 figures = ", ".join(f"{n} {v:.2f}" for n, v in got["tok_s"].items())
@@ -161,6 +187,7 @@ def measure(a):
 def summarize(a, rows):
     out = []
     names = [v[0] for v in variants(a)]
+    peers = [v[0] for v in variants(a) if v[1] != "wkvq"]
     for cell in a.cells:
         for threads in a.threads:
             sel = [r for r in rows if r["cell"] == cell["name"] and r["threads"] == threads]
@@ -169,7 +196,7 @@ def summarize(a, rows):
                 v = [r["tok_s"][n] for r in sel]
                 entry["variants"][n] = {"median": statistics.median(v), "min": min(v), "max": max(v)}
             for w in (n for n in names if n.startswith("wkvq")):
-                for l in (n for n in names if n.startswith("llama")):
+                for l in peers:
                     per_pair = [r["tok_s"][w] / r["tok_s"][l] for r in sel]
                     entry["ratios"][f"{w} / {l}"] = {"median": statistics.median(per_pair),
                                                      "min": min(per_pair), "max": max(per_pair)}
