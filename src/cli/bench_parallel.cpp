@@ -76,6 +76,7 @@ nlohmann::json bench_parallel(const PreparedModel& p, const std::vector<int>& pa
 
   KvQuantSettings fp16 = p.kv;
   fp16.bits = 16;
+  fp16.window = 0;  // an fp16 cache has no full-precision window
   const int64_t per_token = cache.bytes_per_token();
   const int64_t fp16_per_token = KvCache(c, 1, fp16).bytes_per_token();
   nlohmann::json rows = nlohmann::json::array();

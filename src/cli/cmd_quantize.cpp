@@ -62,8 +62,10 @@ std::optional<PreparedModel> calibrated_model(const QuantizeCliOptions& o,
   p.fp = std::move(loaded);
   p.kv = p.model.quant.kv;  // crr.kv as calibrated, decoded with POQ
   p.kv.poq = true;
+  p.kv.window = o.quant.kv_over(p.kv).window;  // not modelled by calibration: only recorded
+  validate_kv_settings(p.kv, p.model.config.kv_dim());
   p.smoothing = p.model.kv_smoothing;
-  p.model.quant.kv.poq = true;
+  p.model.quant.kv = p.kv;
   if (default_dir) {
     std::error_code ec;
     std::filesystem::remove_all(run_dir, ec);
@@ -101,7 +103,9 @@ PreparedModel gptq_prepared(const QuantizeCliOptions& o, const QuantCliOptions& 
   if (o.learn_given) {  // the learned smoothing, decoded with POQ
     p.kv = gptq.quant.kv;
     p.kv.poq = true;
-    gptq.quant.kv.poq = true;
+    p.kv.window = q.kv_over(p.kv).window;
+    validate_kv_settings(p.kv, gptq.config.kv_dim());
+    gptq.quant.kv = p.kv;
     p.smoothing = gptq.kv_smoothing;
   } else {
     gptq.kv_smoothing = p.model.kv_smoothing;
@@ -244,8 +248,14 @@ void save_and_report(const QuantizeCliOptions& o, const std::string& model_path,
               tok_path.empty() ? "no tokenizer" : quantized_tokenizer_name(tok_path));
   std::printf("weights: %s -> %s (%.2fx smaller)\n", human_bytes(before).c_str(),
               human_bytes(after).c_str(), after > 0 ? before / after : 0.0);
-  std::printf("KV cache: %.2f bits per element, %s per token\n", probe.bits_per_element(),
+  std::printf("KV cache: %.2f bits per element, %s per token", probe.bits_per_element(),
               human_bytes(static_cast<double>(probe.bytes_per_token())).c_str());
+  if (p.kv.window > 0) {
+    std::printf(", + fp16 window of %lld tokens (%s per sequence)",
+                static_cast<long long>(p.kv.window),
+                human_bytes(static_cast<double>(probe.window_bytes())).c_str());
+  }
+  std::printf("\n");
   print_memory(p.model, probe.bytes_per_token());
 }
 

@@ -163,7 +163,7 @@ void print_memory(const Model& m, int64_t kv_bytes_per_token) {
 }
 
 void print_memory(const Model& m, const Session& s, nlohmann::json* j) {
-  const int64_t kv = s.cache().bytes_per_token() * s.max_tokens();
+  const int64_t kv = s.cache().bytes_per_token() * s.max_tokens() + s.cache().window_bytes();
   const int64_t scratch = s.scratch_bytes();
   const int64_t accounted = m.weight_bytes() + kv + scratch;
   const int64_t rss = peak_rss_bytes();

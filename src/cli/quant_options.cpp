@@ -47,6 +47,15 @@ void QuantCliOptions::add_to(CLI::App* cmd) {
          },
          "Past-only quantization of the KV cache: on (default) or off")
       ->check(CLI::IsMember({"on", "off"}));
+  cmd->add_option_function<int64_t>(
+         "--kv-window",
+         [this](const int64_t& w) {
+           kv.window = w;
+           kv_given.window = true;
+         },
+         "Full-precision window of an int KV cache: the N most recent tokens also kept in fp16 and "
+         "read from there by attention, on top of POQ (0: none; default: as the model says)")
+      ->check(CLI::Range(int64_t{0}, kMaxKvWindow));
   cmd->add_option_function<std::string>(
          "--kv-smooth",
          [this](const std::string& s) {
@@ -90,6 +99,7 @@ KvQuantSettings QuantCliOptions::kv_over(const KvQuantSettings& model) const {
   if (kv_given.group) s.group = kv.group;
   if (kv_given.poq) s.poq = kv.poq;
   if (kv_given.smooth) s.smooth = kv.smooth;
+  if (kv_given.window) s.window = kv.window;
   return s;
 }
 
@@ -225,8 +235,9 @@ std::string PreparedModel::describe() const {
   os << ", KV";
   if (kv.quantized()) {
     os << kv.bits << " g" << (kv.group == 0 ? model.config.head_dim : kv.group)
-       << (kv.poq ? " POQ" : " no-POQ") << ", smoothing "
-       << kv_smooth_name(smoothing.n_layers > 0 ? kv.smooth : KvSmoothMode::None);
+       << (kv.poq ? " POQ" : " no-POQ");
+    if (kv.window > 0) os << " + fp16 window " << kv.window;
+    os << ", smoothing " << kv_smooth_name(smoothing.n_layers > 0 ? kv.smooth : KvSmoothMode::None);
   } else {
     os << kv.bits;
   }

@@ -267,7 +267,7 @@ std::vector<PplResult> perplexity_many(const std::vector<EvalSpec>& specs,
           std::ceil(e.store_bits * 2.0 * c.n_layers * static_cast<double>(c.kv_dim()) / 8.0));
     } else if (e.mode != EvalMode::Prefill) {
       const KvCache probe(c, 1, e.kv);
-      r.kv_bits_per_element = probe.bits_per_element();
+      r.kv_bits_per_element = probe.bits_per_element_at(ctx);
       r.kv_bytes_per_token = probe.bytes_per_token();
     } else {
       r.kv_bytes_per_token = int64_t{2} * c.n_layers * c.kv_dim() * 4;

@@ -71,6 +71,11 @@ void validate_kv_settings(const KvQuantSettings& s, int64_t channels) {
   WKVQ_REQUIRE(s.group >= 0 && s.group <= channels, "--kvgroup ", s.group,
                ": a KV group is 0 (head_dim) or 1..", channels, " channels (the model has ",
                channels, " KV channels per token); choose a group in that range");
+  WKVQ_REQUIRE(s.window >= 0 && s.window <= kMaxKvWindow, "--kv-window ", s.window,
+               ": a full-precision window is 0..", kMaxKvWindow, " positions");
+  WKVQ_REQUIRE(s.window == 0 || s.quantized(), "--kv-window ", s.window, " with --kvbits ", bits,
+               ": the fp16 window is for an int KV cache (--kvbits 2, 3, 4 or 8); an f32 or fp16 ",
+               "cache holds every position in full precision already");
 }
 
 KvQuantFormat make_kv_format(int64_t channels, int64_t group, int bits) {

@@ -50,12 +50,17 @@ std::optional<KvSmoothMode> parse_kv_smooth(const std::string& s);
 // The KV cache quantization settings: one type from the command line (--kvbits, --kvgroup, --poq,
 // --kv-smooth) through the quantized model directory (config.json quantization_config kv_bits,
 // kv_group_size, poq, kv_smooth) and the calibration (CrrOptions::kv, FakeKv) to the runtime cache
-// (KvCache) and its attention (runtime/attention.h).
+// (KvCache) and its attention (runtime/attention.h). Calibration models no window: it calibrates
+// the int cache as without one.
 struct KvQuantSettings {
   int bits = 32;      // 2, 3, 4, 8: int-b per-token groups; 16: fp16; 32: f32
   int64_t group = 0;  // channels per quantization group of one token; 0: head_dim
   bool poq = true;    // past-only quantization: a token sees its own K/V in full precision
   KvSmoothMode smooth = KvSmoothMode::None;  // the smoothing the K/V are stored with (int only)
+  // Full-precision window (int storage only): the `window` most recent tokens before the query
+  // (with POQ; without it, the most recent ones including the query) are also kept in fp16 and
+  // attention reads them from there instead of their int records (runtime/kv_cache.h).
+  int64_t window = 0;
   bool quantized() const { return bits <= 8; }
   bool operator==(const KvQuantSettings&) const = default;
 };
@@ -64,8 +69,10 @@ struct KvQuantSettings {
 // quantized model directory on save and on load, the KV cache, calibration): bits 2, 3, 4, 8
 // (int groups), 16 (fp16) or 32 (f32); group 0 (= head_dim) or 1..channels (channels =
 // n_kv_heads * head_dim; the last group of a token may be shorter, so the group need not divide
-// the channels). Throws wkvq::Error naming --kvbits / --kvgroup and the range.
+// the channels); window 0..2^20 positions, and 0 unless the storage is int. Throws wkvq::Error
+// naming --kvbits / --kvgroup / --kv-window and the range.
 void validate_kv_settings(const KvQuantSettings& s, int64_t channels);
+constexpr int64_t kMaxKvWindow = int64_t{1} << 20;
 
 // Bytes of codes for one group of `len` channels at `bits` bits.
 int64_t kv_code_bytes(int64_t len, int bits);

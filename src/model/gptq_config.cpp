@@ -115,6 +115,7 @@ ojson wkvq_section_json(const QuantizationInfo& q, const std::vector<std::string
              {"poq", q.kv.poq},
              {"kv_smooth", kv_smooth_name(q.kv.smooth)},
              {"keep_float", keep_float}};
+  if (q.kv.window > 0) s["kv_window"] = q.kv.window;
   if (!q.calibration.empty()) s["calibration"] = q.calibration;
   s["checksums"] = checksums;
   return s;

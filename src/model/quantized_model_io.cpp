@@ -404,6 +404,7 @@ ojson wkvq_quantization_config(const Model& m, const Exporter& ex, const ojson& 
               {"padding", ex.padding_json()},
               {"embed_storage", table_storage_name(embedding_storage(m))},
               {"head_storage", table_storage_name(head_storage(m))}};
+  if (q.kv.window > 0) qc["kv_window"] = q.kv.window;
   if (!q.calibration.empty()) qc["calibration"] = q.calibration;
   qc["checksums"] = checksums;
   return qc;

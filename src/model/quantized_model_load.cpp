@@ -60,11 +60,12 @@ void parse_wkvq_keys(const QcReader& r, const LlamaConfig& c, QuantConfig& q) {
   const int64_t kvbits = r.integer("kv_bits");
   info.kv.bits = static_cast<int>(std::clamp<int64_t>(kvbits, -1, 64));
   info.kv.group = r.integer("kv_group_size");
+  if (r.has("kv_window")) info.kv.window = r.integer("kv_window");  // absent: no window
   try {
     validate_kv_settings(info.kv, c.kv_dim());
   } catch (const Error& e) {
-    r.bad("kv_bits",
-          std::string("with kv_group_size = ") + std::to_string(info.kv.group) + ": " + e.what());
+    r.bad("kv_bits", std::string("with kv_group_size = ") + std::to_string(info.kv.group) +
+                         ", kv_window = " + std::to_string(info.kv.window) + ": " + e.what());
   }
   info.kv.poq = r.boolean("poq");
   const std::optional<KvSmoothMode> smooth = parse_kv_smooth(r.string("kv_smooth"));

@@ -44,6 +44,11 @@ int64_t full_precision_from(bool poq, ChunkAttention mode, int64_t chunk_start, 
   return mode == ChunkAttention::FullPrecisionChunk ? chunk_start : pos;
 }
 
+int64_t window_from(bool poq, int64_t window, int64_t from, int64_t pos) {
+  const int64_t held = poq ? pos : pos + 1;
+  return std::min(from, std::max<int64_t>(0, held - window));
+}
+
 namespace {
 
 // The stored positions [0, from) of K (kv = 0) or V (kv = 1) as tiles: f(j0, n, records) for
@@ -156,9 +161,10 @@ namespace {
 
 // Attention of the query heads sharing KV head `kv_head` for new token t (position pos0 + t):
 // the steps above.
-void attend_group(const StoredKvLayer& s, const AttentionShape& shape, int64_t from, const float* q,
-                  const float* k, const float* v, int64_t pos0, int64_t t, int kv_head, float* out,
-                  std::vector<float>& work) {
+// Positions [wfrom, from) come from the window's rows (none when wfrom == from).
+void attend_group(const StoredKvLayer& s, const AttentionShape& shape, int64_t wfrom, int64_t from,
+                  const WindowRows* win, const float* q, const float* k, const float* v,
+                  int64_t pos0, int64_t t, int kv_head, float* out, std::vector<float>& work) {
   const int hd = shape.head_dim;
   const int g = shape.n_heads / shape.n_kv_heads;
   const int q_dim = shape.n_heads * hd;
@@ -194,11 +200,13 @@ void attend_group(const StoredKvLayer& s, const AttentionShape& shape, int64_t f
   h.qs = qs;
   h.q_dk = q_dk;
 
-  stored_scores(s, h, from, scores, ld, tile);
+  stored_scores(s, h, wfrom, scores, ld, tile);
+  if (wfrom < from) current_scores(h, win->k, s.kv_dim, win->pos0, wfrom, from - 1, scores, ld);
   current_scores(h, k, s.kv_dim, pos0, from, pos, scores, ld);
   gqa_softmax(scores, g, pos + 1, ld);
   float* oh = out + t * q_dim + int64_t{kv_head} * gh;
-  stored_values(s, h, scores, ld, from, oh, acc, tile);
+  stored_values(s, h, scores, ld, wfrom, oh, acc, tile);
+  if (wfrom < from) current_values(h, win->v, s.kv_dim, scores, ld, win->pos0, wfrom, from - 1, oh);
   current_values(h, v, s.kv_dim, scores, ld, pos0, from, pos, oh);
 }
 
@@ -206,14 +214,17 @@ void attend_group(const StoredKvLayer& s, const AttentionShape& shape, int64_t f
 
 void attend_chunk(const StoredKvLayer& stored, const AttentionShape& shape, bool poq,
                   ChunkAttention mode, const float* q, const float* k, const float* v, int64_t n,
-                  int64_t pos0, float* out) {
+                  int64_t pos0, float* out, const WindowRows* window) {
   const int n_kv = shape.n_kv_heads;
+  const int64_t w = window != nullptr ? window->size : 0;
   parallel_for(n * n_kv, 1, [&](int64_t b, int64_t e) {
     std::vector<float> work;
     for (int64_t item = b; item < e; ++item) {
       const int64_t t = item / n_kv;
       const int64_t from = full_precision_from(poq, mode, pos0, pos0 + t);
-      attend_group(stored, shape, from, q, k, v, pos0, t, static_cast<int>(item % n_kv), out, work);
+      const int64_t wfrom = w > 0 ? window_from(poq, w, from, pos0 + t) : from;
+      attend_group(stored, shape, wfrom, from, window, q, k, v, pos0, t,
+                   static_cast<int>(item % n_kv), out, work);
     }
   });
 }

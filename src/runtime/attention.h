@@ -87,13 +87,32 @@ struct AttentionShape {
   int n_heads = 0, n_kv_heads = 0, head_dim = 0;
 };
 
+// A full-precision window (KvQuantSettings::window, runtime/kv_cache.h): the `size` most recent
+// positions a query's cache holds are read from these f32 rows (fp16 values widened) instead of
+// from `stored`. Rows hold positions [pos0, pos0 + rows), kv_dim floats apart, k and v alike.
+struct WindowRows {
+  int64_t size = 0;          // W: positions in the window
+  const float* k = nullptr;  // rows of positions [pos0, pos0 + rows)
+  const float* v = nullptr;  //
+  int64_t pos0 = 0;          // the first position the rows hold
+};
+
+// Which positions a query at `pos` reads from a window of W positions: [window_from(...), from),
+// from = full_precision_from(poq, mode, chunk_start, pos). The cache holds the tokens before pos
+// under POQ (pos itself without), its W most recent in the window, so the window starts at
+// max(0, held - W), held = poq ? pos : pos + 1, and never after `from`. W = 0: `from`.
+int64_t window_from(bool poq, int64_t window, int64_t from, int64_t pos);
+
 // KvStore::attend's contract (model/kv_store.h) for n new tokens at positions [pos0, pos0 + n):
 // q (n, n_heads * head_dim), k, v (n, kv_dim) in full precision, out (n, n_heads * head_dim);
 // every position of the chunk already stored in `stored`. Each query reads the positions before
-// full_precision_from(poq, mode, pos0, pos) from `stored`, the rest from k, v.
+// full_precision_from(poq, mode, pos0, pos) from `stored`, the rest from k, v; with a window
+// (`window` non-null, size > 0), positions [window_from(...), from) from the window's rows, which
+// must hold them (pos0 of the rows <= max(0, pos0 - W); through pos0 + n - 1 when a query reads
+// chunk positions through the window: TeacherForced, or POQ off).
 void attend_chunk(const StoredKvLayer& stored, const AttentionShape& shape, bool poq,
                   ChunkAttention mode, const float* q, const float* k, const float* v, int64_t n,
-                  int64_t pos0, float* out);
+                  int64_t pos0, float* out, const WindowRows* window = nullptr);
 
 // Positions per tile: a tile of decoded K or V (kKvTile x head_dim floats) stays in L1.
 constexpr int64_t kKvTile = 32;

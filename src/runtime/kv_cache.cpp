@@ -63,6 +63,10 @@ KvCache::KvCache(const LlamaConfig& c, std::unique_ptr<KvBlockPool> own, KvBlock
                  "KV smoothing is for ", smoothing_->n_layers, " layers x ", smoothing_->kv_dim,
                  " channels, the model has ", c.n_layers, " x ", kv_dim_);
   }
+  if (settings_.window > 0) {
+    ring_.resize(static_cast<size_t>(window_bytes() / 2));
+    ring_end_.assign(static_cast<size_t>(n_layers_), 0);
+  }
 }
 
 KvCache::~KvCache() { release(); }
@@ -85,7 +89,15 @@ void KvCache::copy_prefix(const KvCache& other, int64_t n) {
                    other.kv_dim_ == kv_dim_ && other.n_layers_ == n_layers_ &&
                    n <= other.blocks_held() * other.block_tokens_,
                "KV cache: copy_prefix needs a cache of the same storage holding the positions");
+  WKVQ_REQUIRE(
+      settings_.window == other.settings_.window &&
+          (settings_.window == 0 || std::all_of(other.ring_end_.begin(), other.ring_end_.end(),
+                                                [n](int64_t e) { return e == n; })),
+      "KV cache: copy_prefix of ", n, " positions with a full-precision window needs ",
+      "the same window and a cache holding exactly those positions");
   WKVQ_REQUIRE(reserve(n), "KV cache: no free blocks for ", n, " copied positions");
+  ring_ = other.ring_;
+  ring_end_ = other.ring_end_;
   const auto bytes = static_cast<size_t>(pool_->record_bytes());
   for (int layer = 0; layer < n_layers_; ++layer) {
     for (int kv = 0; kv < 2; ++kv) {
@@ -101,6 +113,16 @@ int64_t KvCache::bytes_per_token() const { return 2 * int64_t{n_layers_} * pool_
 double KvCache::bits_per_element() const {
   if (!settings_.quantized()) return settings_.bits;
   return 8.0 * static_cast<double>(pool_->format().token_bytes) / kv_dim_;
+}
+
+int64_t KvCache::window_bytes() const {
+  return 2 * int64_t{n_layers_} * settings_.window * kv_dim_ * int64_t{sizeof(uint16_t)};
+}
+
+double KvCache::bits_per_element_at(int64_t tokens) const {
+  WKVQ_REQUIRE(tokens > 0, "KV cache: bits per element of an empty sequence");
+  return bits_per_element() + 16.0 * static_cast<double>(std::min(settings_.window, tokens)) /
+                                  static_cast<double>(tokens);
 }
 
 std::string KvCache::attention_kernel() const {
@@ -176,6 +198,51 @@ StoredKvLayer KvCache::stored_layer(int layer) const {
   return s;
 }
 
+WindowRows KvCache::window_rows(int layer, const float* k, const float* v, int64_t n,
+                                int64_t pos0) {
+  const int64_t w = settings_.window;
+  WindowRows r;
+  r.size = w;
+  r.pos0 = std::max<int64_t>(0, pos0 - w);
+  const int64_t rows = pos0 + n - r.pos0;
+  window_k_.resize(static_cast<size_t>(rows * kv_dim_));
+  window_v_.resize(static_cast<size_t>(rows * kv_dim_));
+  for (int64_t p = r.pos0; p < pos0 + n; ++p) {
+    float* kd = window_k_.data() + (p - r.pos0) * kv_dim_;
+    float* vd = window_v_.data() + (p - r.pos0) * kv_dim_;
+    if (p < pos0) {
+      const uint16_t* kh = ring_slot(layer, 0, p);
+      const uint16_t* vh = ring_slot(layer, 1, p);
+      for (int c = 0; c < kv_dim_; ++c) {
+        kd[c] = fp16_to_f32(kh[c]);
+        vd[c] = fp16_to_f32(vh[c]);
+      }
+    } else {
+      const float* ks = k + (p - pos0) * kv_dim_;
+      const float* vs = v + (p - pos0) * kv_dim_;
+      for (int c = 0; c < kv_dim_; ++c) {
+        kd[c] = fp16_to_f32(f32_to_fp16(ks[c]));
+        vd[c] = fp16_to_f32(f32_to_fp16(vs[c]));
+      }
+    }
+  }
+  r.k = window_k_.data();
+  r.v = window_v_.data();
+  return r;
+}
+
+void KvCache::keep_in_window(int layer, const float* k, const float* v, int64_t n, int64_t pos0) {
+  for (int64_t p = std::max(pos0, pos0 + n - settings_.window); p < pos0 + n; ++p) {
+    uint16_t* kh = ring_slot(layer, 0, p);
+    uint16_t* vh = ring_slot(layer, 1, p);
+    for (int c = 0; c < kv_dim_; ++c) {
+      kh[c] = f32_to_fp16(k[(p - pos0) * kv_dim_ + c]);
+      vh[c] = f32_to_fp16(v[(p - pos0) * kv_dim_ + c]);
+    }
+  }
+  ring_end_[static_cast<size_t>(layer)] = pos0 + n;
+}
+
 void KvCache::attend(int layer, const float* q, const float* k, const float* v, int64_t n,
                      int64_t pos0, float* out) {
   WKVQ_REQUIRE(pos0 + n <= max_tokens_, "KV cache full: positions up to ", pos0 + n - 1,
@@ -184,9 +251,22 @@ void KvCache::attend(int layer, const float* q, const float* k, const float* v, 
                (pos0 + n + block_tokens_ - 1) / block_tokens_, " blocks of ", block_tokens_,
                " positions, this cache holds ", blocks_held(), " and the pool has ",
                pool_->free_blocks(), " free; reserve() before attending, or raise the budget");
+  if (settings_.window > 0) {
+    const int64_t end = ring_end_[static_cast<size_t>(layer)];
+    WKVQ_REQUIRE(pos0 == 0 || pos0 == end, "KV cache with a full-precision window: layer ", layer,
+                 " holds positions up to ", end, ", a chunk starts at ", pos0,
+                 "; the window needs positions in order (continue at ", end,
+                 ", or start again at 0)");
+  }
   store(layer, k, v, n, pos0);
-  attend_chunk(stored_layer(layer), {n_heads_, n_kv_heads_, head_dim_}, settings_.poq, chunk_mode_,
-               q, k, v, n, pos0, out);
+  const AttentionShape shape{n_heads_, n_kv_heads_, head_dim_};
+  if (settings_.window == 0) {
+    attend_chunk(stored_layer(layer), shape, settings_.poq, chunk_mode_, q, k, v, n, pos0, out);
+    return;
+  }
+  const WindowRows win = window_rows(layer, k, v, n, pos0);
+  attend_chunk(stored_layer(layer), shape, settings_.poq, chunk_mode_, q, k, v, n, pos0, out, &win);
+  keep_in_window(layer, k, v, n, pos0);
 }
 
 }  // namespace wkvq

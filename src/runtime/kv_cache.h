@@ -14,6 +14,14 @@
 // store and the rest from the chunk's own full-precision k, v. ChunkAttention::FullPrecisionChunk
 // (the default: a prompt chunk) or TeacherForced (a chunk behaves exactly like the same tokens
 // decoded one by one: the evaluation's decode modes) is set per cache.
+//
+// Full-precision window (settings.window = W > 0, int storage): besides its int record, each of the
+// W most recent positions of a layer is kept in fp16 (raw K after RoPE and V, unsmoothed) in a ring
+// of W slots per layer (position p in slot p % W), and attention reads positions
+// [window_from(...), from) from it (runtime/attention.h). Positions are stored in order: a chunk
+// starts where the previous one of that layer ended, or at 0 (a new sequence); anything else is an
+// error (the ring no longer holds the positions before it). The ring is the cache's own memory,
+// not the pool's: window_bytes().
 #pragma once
 
 #include <cstdint>
@@ -67,8 +75,14 @@ class KvCache final : public KvStore {
   const KvBlockPool& pool() const { return *pool_; }
   // Bytes the cache holds per token position (all layers, K and V, scales included).
   int64_t bytes_per_token() const;
-  // Stored bits per K/V element (b + 32 / g for int storage).
+  // Stored bits per K/V element (b + 32 / g for int storage), the window not counted.
   double bits_per_element() const;
+  // Bytes of the full-precision window's rings (all layers, K and V: W * kv_dim * 2 * 2 each).
+  int64_t window_bytes() const;
+  // What a sequence of `tokens` positions costs per K/V element: the records' bits plus the
+  // window's fp16 rings amortised over the positions (bits_per_element() + 16 min(W, tokens) /
+  // tokens: the records of the window's positions are kept too).
+  double bits_per_element_at(int64_t tokens) const;
   // The attention kernels this cache runs (kernels/kv_attend.h), e.g.
   // "avx512: int4 decode, GQA tiles"; for `bench` and stderr.
   std::string attention_kernel() const;
@@ -81,6 +95,15 @@ class KvCache final : public KvStore {
   uint8_t* record(int layer, int kv, int64_t pos) const;
   // What attention reads of `layer`: its stored positions and smoothing.
   StoredKvLayer stored_layer(int layer) const;
+  // The window's rows for a chunk of n positions from pos0 of `layer`: positions
+  // [max(0, pos0 - W), pos0) from the ring, then the chunk's k, v rounded to fp16.
+  WindowRows window_rows(int layer, const float* k, const float* v, int64_t n, int64_t pos0);
+  // The chunk's last min(n, W) positions into the ring.
+  void keep_in_window(int layer, const float* k, const float* v, int64_t n, int64_t pos0);
+  uint16_t* ring_slot(int layer, int kv, int64_t pos) {
+    return ring_.data() +
+           ((int64_t{layer} * 2 + kv) * settings_.window + pos % settings_.window) * kv_dim_;
+  }
 
   int n_layers_, n_heads_, n_kv_heads_, head_dim_, kv_dim_;
   int64_t max_tokens_;
@@ -91,6 +114,11 @@ class KvCache final : public KvStore {
   KvBlockPool* pool_;
   int64_t block_tokens_;
   std::vector<int64_t> blocks_;  // pool ids of blocks 0, 1, ... of this sequence
+  // The full-precision window (W = settings_.window > 0): per layer, K then V, W slots of kv_dim
+  // fp16 values; ring_end_[layer] is the position after the layer's last stored one.
+  std::vector<uint16_t> ring_;
+  std::vector<int64_t> ring_end_;
+  std::vector<float> window_k_, window_v_;  // window_rows' f32 rows (reused)
 };
 
 }  // namespace wkvq

@@ -1,11 +1,15 @@
-// Attention over the int-b KV cache (smoothing folded into the dot products, POQ) against
-// dequantize-then-attend in double.
+// Attention over the int-b KV cache (smoothing folded into the dot products, POQ, the fp16
+// window) against dequantize-then-attend in double.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <random>
+#include <string>
 #include <vector>
 
+#include "core/error.h"
+#include "core/fp16.h"
 #include "formats/kv_quant.h"
 #include "runtime/kv_cache.h"
 
@@ -18,6 +22,7 @@ struct Case {
   int bits, group;
   bool poq;
   ChunkAttention mode;
+  int64_t window = 0;  // the fp16 window (KvQuantSettings::window)
 };
 
 LlamaConfig small_config() {
@@ -33,7 +38,9 @@ LlamaConfig small_config() {
 
 // Reference: K^, V^ of every token = smoothing undone on the dequantized record of the
 // smoothed vector (the same f32 smoothing and quantize_token_ref as the cache, so the codes
-// are identical); which tokens a query sees in full precision follows the POQ rules.
+// are identical); which tokens a query sees in full precision follows the POQ rules; with a
+// window of W, the W most recent tokens the cache holds (those before the query under POQ, up to
+// and including it without) that it does not see in full precision are read rounded to fp16.
 std::vector<double> reference(const LlamaConfig& c, const Case& cs, const KvSmoothing& sm,
                               int layer, const std::vector<float>& q, const std::vector<float>& k,
                               const std::vector<float>& v, const std::vector<int64_t>& chunks,
@@ -64,6 +71,14 @@ std::vector<double> reference(const LlamaConfig& c, const Case& cs, const KvSmoo
     const int64_t fp_from = !cs.poq                                         ? t + 1
                             : cs.mode == ChunkAttention::FullPrecisionChunk ? chunk_start
                                                                             : t;
+    const int64_t held = cs.poq ? t : t + 1;  // the tokens the cache holds for this query
+    const int64_t fp16_from = std::min(fp_from, std::max<int64_t>(0, held - cs.window));
+    const auto seen = [&](const std::vector<float>& x, const std::vector<double>& dq, int64_t j,
+                          int i) -> double {
+      if (j >= fp_from) return x[j * C + i];
+      if (j >= fp16_from) return fp16_to_f32(f32_to_fp16(x[j * C + i]));
+      return dq[j * C + i];
+    };
     for (int h = 0; h < c.n_heads; ++h) {
       const int c0 = h / (c.n_heads / c.n_kv_heads) * hd;
       std::vector<double> p(static_cast<size_t>(t + 1));
@@ -71,7 +86,7 @@ std::vector<double> reference(const LlamaConfig& c, const Case& cs, const KvSmoo
       for (int64_t j = 0; j <= t; ++j) {
         double s = 0, terms = 0;
         for (int i = 0; i < hd; ++i) {
-          const double kj = j < fp_from ? kh[j * C + c0 + i] : k[j * C + c0 + i];
+          const double kj = seen(k, kh, j, c0 + i);
           s += q[t * c.q_dim() + h * hd + i] * kj;
           terms += std::abs(q[t * c.q_dim() + h * hd + i]) *
                    (std::abs(kj) + 2 * std::abs(sm.dK(layer)[c0 + i]));
@@ -85,7 +100,7 @@ std::vector<double> reference(const LlamaConfig& c, const Case& cs, const KvSmoo
       for (int i = 0; i < hd; ++i) {
         double acc = 0;
         for (int64_t j = 0; j <= t; ++j) {
-          acc += p[j] / z * (j < fp_from ? vh[j * C + c0 + i] : v[j * C + c0 + i]);
+          acc += p[j] / z * seen(v, vh, j, c0 + i);
         }
         out[t * c.q_dim() + h * hd + i] = acc;
       }
@@ -120,6 +135,7 @@ TEST_P(KvCacheQuant, MatchesDequantizeThenAttend) {
   st.bits = cs.bits;
   st.group = cs.group;
   st.poq = cs.poq;
+  st.window = cs.window;
   KvCache cache(c, c.seq_len, st, &sm);
   cache.set_chunk_attention(cs.mode);
   const int layer = 1;
@@ -144,7 +160,7 @@ TEST_P(KvCacheQuant, MatchesDequantizeThenAttend) {
   const double tol = 2 * score_err * vmax + static_cast<double>(n + c.head_dim) * kEps32 * vmax;
   double worst = 0;
   for (size_t i = 0; i < out.size(); ++i) worst = std::max(worst, std::abs(out[i] - ref[i]));
-  EXPECT_LE(worst, tol) << "seed " << seed;
+  EXPECT_LE(worst, tol) << "seed " << seed << ", window " << cs.window;
 }
 
 INSTANTIATE_TEST_SUITE_P(
@@ -157,11 +173,21 @@ INSTANTIATE_TEST_SUITE_P(
                       Case{2, 0, true, ChunkAttention::TeacherForced},
                       Case{3, 0, false, ChunkAttention::TeacherForced},
                       Case{8, 12, true,
-                           ChunkAttention::FullPrecisionChunk}));  // groups straddle heads
+                           ChunkAttention::FullPrecisionChunk},  // groups straddle heads
+                      // the fp16 window: across chunk boundaries (chunks of 11, 1, 1, 9, 7), wider
+                      // than a chunk and wider than the sequence
+                      Case{4, 0, true, ChunkAttention::FullPrecisionChunk, 3},
+                      Case{4, 0, true, ChunkAttention::TeacherForced, 3},
+                      Case{4, 0, false, ChunkAttention::FullPrecisionChunk, 2},
+                      Case{4, 0, false, ChunkAttention::TeacherForced, 1},
+                      Case{3, 4, true, ChunkAttention::FullPrecisionChunk, 10},
+                      Case{2, 0, true, ChunkAttention::TeacherForced, 40}));
 
 // A teacher-forced chunk is exactly the same tokens decoded one at a time (same codes, same
-// operations): bit-identical outputs.
-TEST(KvCacheQuantDecode, TeacherForcedChunkEqualsTokenByToken) {
+// operations, the same fp16 window): bit-identical outputs.
+class KvCacheQuantDecode : public ::testing::TestWithParam<int64_t> {};
+
+TEST_P(KvCacheQuantDecode, TeacherForcedChunkEqualsTokenByToken) {
   const LlamaConfig c = small_config();
   const int C = c.kv_dim();
   const int64_t n = 17;
@@ -172,6 +198,7 @@ TEST(KvCacheQuantDecode, TeacherForcedChunkEqualsTokenByToken) {
     for (float& x : *vec) x = u(rng);
   KvQuantSettings st;
   st.bits = 4;
+  st.window = GetParam();
   KvCache chunked(c, n, st), stepped(c, n, st);
   chunked.set_chunk_attention(ChunkAttention::TeacherForced);
   std::vector<float> a(q.size()), b(q.size());
@@ -183,6 +210,8 @@ TEST(KvCacheQuantDecode, TeacherForcedChunkEqualsTokenByToken) {
   EXPECT_EQ(a, b);
 }
 
+INSTANTIATE_TEST_SUITE_P(Window, KvCacheQuantDecode, ::testing::Values(0, 1, 5));
+
 TEST(KvCacheQuantSize, BytesAndBitsPerElement) {
   LlamaConfig c = small_config();
   KvQuantSettings st;
@@ -190,6 +219,86 @@ TEST(KvCacheQuantSize, BytesAndBitsPerElement) {
   KvCache cache(c, 4, st);
   EXPECT_DOUBLE_EQ(cache.bits_per_element(), 4.0 + 32.0 / 8);
   EXPECT_EQ(cache.bytes_per_token(), 2 * c.n_layers * 2 * (4 + 4));
+}
+
+// The window's memory: W positions of fp16 K and V per layer beside the records; amortised over
+// a sequence of T positions it adds 16 min(W, T) / T bits per element.
+TEST(KvCacheWindow, BytesAndBitsPerElement) {
+  LlamaConfig c = small_config();
+  KvQuantSettings st;
+  st.bits = 4;
+  st.window = 16;
+  KvCache cache(c, 64, st);
+  EXPECT_EQ(cache.window_bytes(), 2 * c.n_layers * 16 * c.kv_dim() * 2);
+  EXPECT_DOUBLE_EQ(cache.bits_per_element(), 4.0 + 32.0 / 8);  // the records alone
+  EXPECT_DOUBLE_EQ(cache.bits_per_element_at(512), 8.0 + 16.0 * 16 / 512);
+  EXPECT_DOUBLE_EQ(cache.bits_per_element_at(8), 8.0 + 16.0);  // the window holds all 8
+}
+
+// The ring holds the positions before the next chunk only: a chunk that does not continue the
+// sequence (or start again at 0) is refused, naming where it could continue.
+TEST(KvCacheWindow, PositionsOutOfOrderAreRefused) {
+  const LlamaConfig c = small_config();
+  KvQuantSettings st;
+  st.bits = 4;
+  st.window = 4;
+  KvCache cache(c, 32, st);
+  std::vector<float> q(static_cast<size_t>(8 * c.q_dim()), 0.5f), kv(8 * c.kv_dim(), 0.25f);
+  std::vector<float> out(q.size());
+  cache.attend(0, q.data(), kv.data(), kv.data(), 6, 0, out.data());
+  try {
+    cache.attend(0, q.data(), kv.data(), kv.data(), 1, 3, out.data());
+    ADD_FAILURE() << "a chunk at position 3 after 6 positions was accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("continue at 6"), std::string::npos) << e.what();
+  }
+  cache.attend(0, q.data(), kv.data(), kv.data(), 1, 6, out.data());  // in order: fine
+  cache.attend(0, q.data(), kv.data(), kv.data(), 2, 0, out.data());  // a new sequence: fine
+}
+
+// A window is for an int cache; out-of-range windows are refused with the option's name.
+TEST(KvCacheWindow, SettingsAreChecked) {
+  KvQuantSettings st;
+  st.bits = 16;
+  st.window = 8;
+  EXPECT_THROW(validate_kv_settings(st, 32), Error);
+  st.bits = 4;
+  EXPECT_NO_THROW(validate_kv_settings(st, 32));
+  st.window = -1;
+  try {
+    validate_kv_settings(st, 32);
+    ADD_FAILURE() << "window -1 accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("--kv-window"), std::string::npos) << e.what();
+  }
+}
+
+// copy_prefix copies the window too: decoding on from the copy equals decoding on from the
+// original (bit for bit).
+TEST(KvCacheWindow, CopyPrefixCarriesTheWindow) {
+  const LlamaConfig c = small_config();
+  const int C = c.kv_dim();
+  const int64_t n = 12;
+  std::mt19937 rng(8);
+  std::uniform_real_distribution<float> u(-1.0f, 1.0f);
+  std::vector<float> q(n * c.q_dim()), k(n * C), v(n * C);
+  for (auto* vec : {&q, &k, &v})
+    for (float& x : *vec) x = u(rng);
+  KvQuantSettings st;
+  st.bits = 4;
+  st.window = 3;
+  KvCache a(c, n, st), b(c, n, st);
+  std::vector<float> out(q.size()), x(static_cast<size_t>(c.q_dim())), y(x.size());
+  for (int layer = 0; layer < c.n_layers; ++layer) {
+    a.attend(layer, q.data(), k.data(), v.data(), 8, 0, out.data());
+  }
+  b.copy_prefix(a, 8);
+  for (int layer = 0; layer < c.n_layers; ++layer) {
+    const int64_t t = 8;
+    a.attend(layer, &q[t * c.q_dim()], &k[t * C], &v[t * C], 1, t, x.data());
+    b.attend(layer, &q[t * c.q_dim()], &k[t * C], &v[t * C], 1, t, y.data());
+    EXPECT_EQ(x, y) << "layer " << layer;
+  }
 }
 
 }  // namespace

@@ -17,6 +17,7 @@
 #include "kvlab/sim_kv_store.h"
 #include "model/forward.h"
 #include "model/random_model.h"
+#include "runtime/kv_cache.h"
 #include "runtime/session.h"
 
 namespace wkvq {
@@ -406,6 +407,44 @@ TEST(KvLabStore, TeacherForcedEqualsTokenByToken) {
     }
     EXPECT_LE(worst, 1e-3f * scale) << spec;  // a code may flip at a rounding boundary
   }
+}
+
+// The runtime's fp16 window (KvQuantSettings::window, runtime/kv_cache.h) is the lab's `w`: the
+// KV cache with --kvbits 4 and a window of 4 gives the logits of the lab's rtn:b=4,w=4 (the same
+// int records, the window rounded to fp16 alike), token by token and as one teacher-forced pass;
+// the codes are the same (the same K/V into the same quantizer), only the attention's order of f32
+// operations differs: a few ulps of the logits through two layers. And it is not the cache without
+// the window (the comparison could fail).
+TEST(KvLabStore, RuntimeWindowIsTheLabsWindow) {
+  const LlamaConfig c = lab_config();
+  const Model model = make_random_model(c, 31);
+  std::vector<int> toks(50);
+  for (size_t i = 0; i < toks.size(); ++i) toks[i] = static_cast<int>((i * 7 + 3) % 48);
+  const KvLabMethod m(parse_kv_method("rtn:b=4,w=4"), c, nullptr, nullptr);
+  SimKvStore lab(m, c, 50, true);
+  const auto want = store_logits(model, toks, lab, false);
+  KvQuantSettings st;
+  st.bits = 4;
+  st.window = 4;
+  constexpr float kOrderTolerance = 1e-5f;  // relative to the largest |logit| (seen: 7e-7)
+  const auto gap = [&](const std::vector<float>& got) {
+    float worst = 0, scale = 0;
+    for (size_t i = 0; i < want.size(); ++i) {
+      worst = std::max(worst, std::fabs(got[i] - want[i]));
+      scale = std::max(scale, std::fabs(want[i]));
+    }
+    return worst / scale;
+  };
+  for (const bool stepwise : {false, true}) {
+    KvCache cache(c, 50, st);
+    cache.set_chunk_attention(ChunkAttention::TeacherForced);
+    EXPECT_LE(gap(store_logits(model, toks, cache, stepwise)), kOrderTolerance)
+        << "stepwise " << stepwise;
+  }
+  st.window = 0;
+  KvCache plain(c, 50, st);
+  plain.set_chunk_attention(ChunkAttention::TeacherForced);
+  EXPECT_GT(gap(store_logits(model, toks, plain, false)), 100 * kOrderTolerance);
 }
 
 }  // namespace

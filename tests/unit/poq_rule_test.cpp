@@ -42,5 +42,26 @@ TEST(PoqRule, TeacherForcedChunkIsTheDiagonal) {
   }
 }
 
+// window_from: a window of W reads the W most recent positions the cache holds (before the query
+// under POQ, through it without) that the query does not already see in full precision.
+TEST(PoqRule, WindowCoversTheMostRecentHeldPositions) {
+  // decode step at t = 10, POQ, W = 3: [7, 10) from the window, 10 itself exact
+  EXPECT_EQ(
+      window_from(true, 3, full_precision_from(true, ChunkAttention::TeacherForced, 10, 10), 10),
+      7);
+  // without POQ the query's own position is held, so in the window: [8, 11)
+  EXPECT_EQ(window_from(false, 3, 11, 10), 8);
+  // early positions: the window starts at 0
+  EXPECT_EQ(window_from(true, 3, 2, 2), 0);
+  // a prompt chunk [5, 9): its first query reads [2, 5) from the window, the last one nothing
+  // more than the chunk (8 - 3 = 5 = the chunk start)
+  EXPECT_EQ(window_from(true, 3, 5, 5), 2);
+  EXPECT_EQ(window_from(true, 3, 5, 8), 5);
+  // a chunk longer than the window: a query past W into it reads nothing from the window
+  EXPECT_EQ(window_from(true, 3, 0, 20), 0);
+  // W = 0: no window
+  for (int64_t pos = 0; pos < 6; ++pos) EXPECT_EQ(window_from(true, 0, pos, pos), pos);
+}
+
 }  // namespace
 }  // namespace wkvq
