@@ -110,6 +110,10 @@ CrrOptions CalibCliOptions::resolve(const QuantCliOptions& q) const {
   WKVQ_REQUIRE(!q.kv_given.smooth,
                "--kv-smooth does not apply to --method wkvquant: its smoothing starts from "
                "--smooth-init and is learned unless --learn leaves out smooth");
+  WKVQ_REQUIRE(!q.kv_given.vbits || q.kv.vbits == 0,
+               "--kv-vbits: calibration (--method wkvquant, --learn smooth) trains the KV cache "
+               "with one bit width for keys and values; calibrate with --kvbits alone, or use "
+               "--method rtn with --kv-vbits");
   WKVQ_REQUIRE(!q.kv_given.poq || q.kv.poq,
                "--poq off: a wkvquant model is calibrated for POQ decoding; to evaluate it "
                "without POQ use `wkvq ppl --mode decode-nopoq`");

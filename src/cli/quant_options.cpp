@@ -47,6 +47,15 @@ void QuantCliOptions::add_to(CLI::App* cmd) {
          },
          "Past-only quantization of the KV cache: on (default) or off")
       ->check(CLI::IsMember({"on", "off"}));
+  cmd->add_option_function<int>(
+         "--kv-vbits",
+         [this](const int& b) {
+           kv.vbits = b;
+           kv_given.vbits = true;
+         },
+         "Bits of the values of an int KV cache when they differ from the keys' (--kvbits): 2, 3, "
+         "4 or 8; 0: the keys' bits (default: as the model says)")
+      ->check(CLI::IsMember({0, 2, 3, 4, 8}));
   cmd->add_option_function<int64_t>(
          "--kv-window",
          [this](const int64_t& w) {
@@ -100,6 +109,7 @@ KvQuantSettings QuantCliOptions::kv_over(const KvQuantSettings& model) const {
   if (kv_given.poq) s.poq = kv.poq;
   if (kv_given.smooth) s.smooth = kv.smooth;
   if (kv_given.window) s.window = kv.window;
+  if (kv_given.vbits) s.vbits = kv.vbits;
   return s;
 }
 
@@ -234,7 +244,9 @@ std::string PreparedModel::describe() const {
      << table_storage_name(head_storage(model));
   os << ", KV";
   if (kv.quantized()) {
-    os << kv.bits << " g" << (kv.group == 0 ? model.config.head_dim : kv.group)
+    os << kv.bits;
+    if (kv.value_bits() != kv.bits) os << " (V" << kv.value_bits() << ")";
+    os << " g" << (kv.group == 0 ? model.config.head_dim : kv.group)
        << (kv.poq ? " POQ" : " no-POQ");
     if (kv.window > 0) os << " + fp16 window " << kv.window;
     os << ", smoothing " << kv_smooth_name(smoothing.n_layers > 0 ? kv.smooth : KvSmoothMode::None);

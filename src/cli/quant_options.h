@@ -26,7 +26,7 @@ struct QuantCliOptions {
   // leaves out (kv_given) is the model's own (kv_over). --kv-smooth takes none or stats.
   KvQuantSettings kv;
   struct KvGiven {
-    bool bits = false, group = false, poq = false, smooth = false, window = false;
+    bool bits = false, group = false, poq = false, smooth = false, window = false, vbits = false;
   } kv_given;
   std::string calib;           // calibration text for --kv-smooth stats
   int64_t calib_windows = 64;  // windows of the calibration text used for statistics

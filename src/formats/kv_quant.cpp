@@ -76,6 +76,10 @@ void validate_kv_settings(const KvQuantSettings& s, int64_t channels) {
   WKVQ_REQUIRE(s.window == 0 || s.quantized(), "--kv-window ", s.window, " with --kvbits ", bits,
                ": the fp16 window is for an int KV cache (--kvbits 2, 3, 4 or 8); an f32 or fp16 ",
                "cache holds every position in full precision already");
+  WKVQ_REQUIRE(s.vbits == 0 || ((s.vbits == 2 || s.vbits == 3 || s.vbits == 4 || s.vbits == 8) &&
+                                s.quantized()),
+               "--kv-vbits ", s.vbits, " with --kvbits ", bits, ": value bits are 2, 3, 4 or 8 ",
+               "beside int keys (--kvbits 2, 3, 4 or 8), or 0 for the keys' bits");
 }
 
 KvQuantFormat make_kv_format(int64_t channels, int64_t group, int bits) {

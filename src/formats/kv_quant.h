@@ -61,7 +61,13 @@ struct KvQuantSettings {
   // (with POQ; without it, the most recent ones including the query) are also kept in fp16 and
   // attention reads them from there instead of their int records (runtime/kv_cache.h).
   int64_t window = 0;
+  // Value bits when they differ from the keys' (int storage: 2, 3, 4 or 8; 0: `bits` for both).
+  // Keys carry the scores' error into every probability, values only into the output they
+  // weigh: the KV lab's per-layer allocation gives keys the bits (docs/kvlab.md).
+  int vbits = 0;
   bool quantized() const { return bits <= 8; }
+  int key_bits() const { return bits; }
+  int value_bits() const { return vbits != 0 ? vbits : bits; }
   bool operator==(const KvQuantSettings&) const = default;
 };
 
@@ -69,8 +75,9 @@ struct KvQuantSettings {
 // quantized model directory on save and on load, the KV cache, calibration): bits 2, 3, 4, 8
 // (int groups), 16 (fp16) or 32 (f32); group 0 (= head_dim) or 1..channels (channels =
 // n_kv_heads * head_dim; the last group of a token may be shorter, so the group need not divide
-// the channels); window 0..2^20 positions, and 0 unless the storage is int. Throws wkvq::Error
-// naming --kvbits / --kvgroup / --kv-window and the range.
+// the channels); window 0..2^20 positions, and 0 unless the storage is int; vbits 0, or 2, 3, 4, 8
+// with int storage. Throws wkvq::Error naming --kvbits / --kvgroup / --kv-window / --kv-vbits and
+// the range.
 void validate_kv_settings(const KvQuantSettings& s, int64_t channels);
 constexpr int64_t kMaxKvWindow = int64_t{1} << 20;
 

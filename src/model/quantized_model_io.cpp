@@ -405,6 +405,7 @@ ojson wkvq_quantization_config(const Model& m, const Exporter& ex, const ojson& 
               {"embed_storage", table_storage_name(embedding_storage(m))},
               {"head_storage", table_storage_name(head_storage(m))}};
   if (q.kv.window > 0) qc["kv_window"] = q.kv.window;
+  if (q.kv.quantized() && q.kv.value_bits() != q.kv.bits) qc["kv_value_bits"] = q.kv.value_bits();
   if (!q.calibration.empty()) qc["calibration"] = q.calibration;
   qc["checksums"] = checksums;
   return qc;

@@ -61,11 +61,15 @@ void parse_wkvq_keys(const QcReader& r, const LlamaConfig& c, QuantConfig& q) {
   info.kv.bits = static_cast<int>(std::clamp<int64_t>(kvbits, -1, 64));
   info.kv.group = r.integer("kv_group_size");
   if (r.has("kv_window")) info.kv.window = r.integer("kv_window");  // absent: no window
+  if (r.has("kv_value_bits")) {                                     // absent: the keys' bits
+    info.kv.vbits = static_cast<int>(std::clamp<int64_t>(r.integer("kv_value_bits"), -1, 64));
+  }
   try {
     validate_kv_settings(info.kv, c.kv_dim());
   } catch (const Error& e) {
     r.bad("kv_bits", std::string("with kv_group_size = ") + std::to_string(info.kv.group) +
-                         ", kv_window = " + std::to_string(info.kv.window) + ": " + e.what());
+                         ", kv_window = " + std::to_string(info.kv.window) + ", kv_value_bits = " +
+                         std::to_string(info.kv.value_bits()) + ": " + e.what());
   }
   info.kv.poq = r.boolean("poq");
   const std::optional<KvSmoothMode> smooth = parse_kv_smooth(r.string("kv_smooth"));

@@ -36,6 +36,7 @@ StoredKvLayer contiguous_f32_layer(const float* k, const float* v, int kv_dim, i
   s.block_tokens = std::max<int64_t>(n, 1);
   s.block_bytes = 0;
   s.record_bytes = int64_t{kv_dim} * 4;
+  s.vrecord_bytes = s.record_bytes;
   return s;
 }
 
@@ -57,21 +58,24 @@ template <class F>
 void for_each_tile(const StoredKvLayer& s, int kv, int64_t from, F&& f) {
   for_each_block_run(s, from, [&](int64_t j0, int64_t count, int64_t b) {
     const uint8_t* block = kv == 0 ? s.k_block(b) : s.v_block(b);
+    const int64_t bytes = kv == 0 ? s.record_bytes : s.vrecord_bytes;
     for (int64_t i = 0; i < count; i += kKvTile) {
-      f(j0 + i, std::min(kKvTile, count - i), block + i * s.record_bytes);
+      f(j0 + i, std::min(kKvTile, count - i), block + i * bytes);
     }
   });
 }
 
-// The head's channels of n records as f32 rows: in place for f32 storage, else decoded into
-// `tile`. Sets *ldx to the distance between rows.
-const float* head_rows(const StoredKvLayer& s, const HeadGroup& h, const uint8_t* records,
+// The head's channels of n K (kv = 0) or V (kv = 1) records as f32 rows: in place for f32
+// storage, else decoded into `tile`. Sets *ldx to the distance between rows.
+const float* head_rows(const StoredKvLayer& s, int kv, const HeadGroup& h, const uint8_t* records,
                        int64_t n, float* tile, int64_t* ldx) {
   if (s.bits == 32) {
     *ldx = s.kv_dim;
     return reinterpret_cast<const float*>(records) + h.c0;
   }
-  kv_decode_head({s.bits, s.format}, records, s.record_bytes, n, h.c0, h.hd, tile);
+  const KvQuantFormat& f = kv == 0 ? s.format : s.vformat;
+  kv_decode_head({s.bits == 16 ? 16 : f.bits, f}, records,
+                 kv == 0 ? s.record_bytes : s.vrecord_bytes, n, h.c0, h.hd, tile);
   *ldx = h.hd;
   return tile;
 }
@@ -89,7 +93,7 @@ void stored_scores(const StoredKvLayer& s, const HeadGroup& h, int64_t from, flo
   }
   for_each_tile(s, 0, from, [&](int64_t j0, int64_t n, const uint8_t* records) {
     int64_t ldx = 0;
-    const float* x = head_rows(s, h, records, n, tile, &ldx);
+    const float* x = head_rows(s, 0, h, records, n, tile, &ldx);
     gqa_scores(h.qs, h.g, h.hd, x, ldx, n, h.inv_sqrt_hd, scores + j0, ld);
   });
 }
@@ -130,7 +134,7 @@ void stored_values(const StoredKvLayer& s, const HeadGroup& h, const float* p, i
   std::memset(acc, 0, sizeof(float) * static_cast<size_t>(h.g * h.hd));
   for_each_tile(s, 1, from, [&](int64_t j0, int64_t n, const uint8_t* records) {
     int64_t ldx = 0;
-    const float* x = head_rows(s, h, records, n, tile, &ldx);
+    const float* x = head_rows(s, 1, h, records, n, tile, &ldx);
     gqa_values(p + j0, ld, h.g, h.hd, x, ldx, n, acc);
   });
   if (!s.smoothed()) {

@@ -57,8 +57,8 @@ int64_t full_precision_from(bool poq, ChunkAttention mode, int64_t chunk_start, 
 // blocks of `block_tokens` positions (a paged cache, runtime/kv_pool.h), and the smoothing applied
 // before storing them. Positions [b * B, (b + 1) * B) sit in block b: their K records start at
 // k_block(b), one record of record_bytes per position (f32 or fp16: kv_dim values; int: a token
-// record of `format`); V likewise. Attention loops over blocks, never dividing per position.
-// contiguous_f32_layer() describes plain contiguous f32 arrays as one block.
+// record of `format`); V likewise (vrecord_bytes, vformat). Attention loops over blocks, never
+// dividing per position. contiguous_f32_layer() describes plain contiguous f32 arrays as one block.
 struct StoredKvLayer {
   int bits = 32;                    // 32: f32, 16: fp16, 2/3/4/8: int records of `format`
   int kv_dim = 0;                   // channels of one position (n_kv_heads * head_dim)
@@ -67,8 +67,10 @@ struct StoredKvLayer {
   const int64_t* blocks = nullptr;  // pool ids of the sequence's blocks 0, 1, ...
   int64_t block_tokens = 0;         // B: positions per block
   int64_t block_bytes = 0;          // bytes from one pool id to the next
-  int64_t record_bytes = 0;         // bytes of one position's K (or V) record
-  KvQuantFormat format{};           // int storage
+  int64_t record_bytes = 0;         // bytes of one position's K record
+  int64_t vrecord_bytes = 0;        // bytes of one position's V record
+  KvQuantFormat format{};           // int storage: the K records' format
+  KvQuantFormat vformat{};          // int storage: the V records' (other bits: vbits)
   const float* dk = nullptr;        // int storage with smoothing: dK, sK, dV, sV (kv_dim each);
   const float* sk = nullptr;        // null: no smoothing
   const float* dv = nullptr;        //

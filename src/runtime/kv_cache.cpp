@@ -54,9 +54,12 @@ KvCache::KvCache(const LlamaConfig& c, std::unique_ptr<KvBlockPool> own, KvBlock
   WKVQ_REQUIRE(pool_->n_layers() == n_layers_ && pool_->kv_dim() == kv_dim_, "KV cache: the pool ",
                "holds ", pool_->n_layers(), " layers x ", pool_->kv_dim(), " channels, the model ",
                n_layers_, " x ", kv_dim_);
-  WKVQ_REQUIRE(ps.bits == settings_.bits && (!ps.quantized() || ps.group == settings_.group),
-               "KV cache: the pool stores ", ps.bits, "-bit K/V in groups of ", ps.group,
-               ", the cache asks for ", settings_.bits, "-bit in groups of ", settings_.group,
+  WKVQ_REQUIRE(ps.bits == settings_.bits &&
+                   (!ps.quantized() ||
+                    (ps.group == settings_.group && ps.value_bits() == settings_.value_bits())),
+               "KV cache: the pool stores ", ps.bits, "-bit K (", ps.value_bits(), "-bit V) in ",
+               "groups of ", ps.group, ", the cache asks for ", settings_.bits, "-bit K (",
+               settings_.value_bits(), "-bit V) in groups of ", settings_.group,
                "; make the pool with the cache's KV settings");
   if (smoothing_ != nullptr) {
     WKVQ_REQUIRE(smoothing_->n_layers == c.n_layers && smoothing_->kv_dim == kv_dim_,
@@ -86,6 +89,7 @@ void KvCache::release() {
 
 void KvCache::copy_prefix(const KvCache& other, int64_t n) {
   WKVQ_REQUIRE(other.settings_.bits == settings_.bits && other.settings_.group == settings_.group &&
+                   other.settings_.value_bits() == settings_.value_bits() &&
                    other.kv_dim_ == kv_dim_ && other.n_layers_ == n_layers_ &&
                    n <= other.blocks_held() * other.block_tokens_,
                "KV cache: copy_prefix needs a cache of the same storage holding the positions");
@@ -98,9 +102,9 @@ void KvCache::copy_prefix(const KvCache& other, int64_t n) {
   WKVQ_REQUIRE(reserve(n), "KV cache: no free blocks for ", n, " copied positions");
   ring_ = other.ring_;
   ring_end_ = other.ring_end_;
-  const auto bytes = static_cast<size_t>(pool_->record_bytes());
   for (int layer = 0; layer < n_layers_; ++layer) {
     for (int kv = 0; kv < 2; ++kv) {
+      const auto bytes = static_cast<size_t>(pool_->record_bytes(kv));
       for (int64_t pos = 0; pos < n; ++pos) {
         std::memcpy(record(layer, kv, pos), other.record(layer, kv, pos), bytes);
       }
@@ -108,11 +112,14 @@ void KvCache::copy_prefix(const KvCache& other, int64_t n) {
   }
 }
 
-int64_t KvCache::bytes_per_token() const { return 2 * int64_t{n_layers_} * pool_->record_bytes(); }
+int64_t KvCache::bytes_per_token() const {
+  return int64_t{n_layers_} * (pool_->record_bytes(0) + pool_->record_bytes(1));
+}
 
 double KvCache::bits_per_element() const {
   if (!settings_.quantized()) return settings_.bits;
-  return 8.0 * static_cast<double>(pool_->format().token_bytes) / kv_dim_;
+  return 8.0 * static_cast<double>(pool_->format(0).token_bytes + pool_->format(1).token_bytes) /
+         (2.0 * kv_dim_);
 }
 
 int64_t KvCache::window_bytes() const {
@@ -126,14 +133,17 @@ double KvCache::bits_per_element_at(int64_t tokens) const {
 }
 
 std::string KvCache::attention_kernel() const {
-  return kv_attend_kernel({settings_.bits, pool_->format()}, head_dim_);
+  const std::string k = kv_attend_kernel({settings_.bits, pool_->format(0)}, head_dim_);
+  if (!settings_.quantized() || settings_.value_bits() == settings_.bits) return k;
+  return "K " + k + "; V " +
+         kv_attend_kernel({settings_.value_bits(), pool_->format(1)}, head_dim_);
 }
 
 uint8_t* KvCache::record(int layer, int kv, int64_t pos) const {
   uint8_t* base = kv == 0 ? pool_->k_base(layer) : pool_->v_base(layer);
   const int64_t b = pos / block_tokens_;
   return base + blocks_[static_cast<size_t>(b)] * pool_->bytes_per_block() +
-         (pos - b * block_tokens_) * pool_->record_bytes();
+         (pos - b * block_tokens_) * pool_->record_bytes(kv);
 }
 
 void KvCache::store(int layer, const float* k, const float* v, int64_t n, int64_t pos0) {
@@ -160,7 +170,8 @@ void KvCache::store(int layer, const float* k, const float* v, int64_t n, int64_
   const float* sk = smoothing_ ? smoothing_->sK(layer) : nullptr;
   const float* dv = smoothing_ ? smoothing_->dV(layer) : nullptr;
   const float* sv = smoothing_ ? smoothing_->sV(layer) : nullptr;
-  const KvQuantFormat& format = pool_->format();
+  const KvQuantFormat& kformat = pool_->format(0);
+  const KvQuantFormat& vformat = pool_->format(1);
   parallel_for(n, 8, [&](int64_t b, int64_t e) {
     std::vector<float> ks(static_cast<size_t>(kv_dim_)), vs(static_cast<size_t>(kv_dim_));
     for (int64_t t = b; t < e; ++t) {
@@ -170,8 +181,8 @@ void KvCache::store(int layer, const float* k, const float* v, int64_t n, int64_
         ks[c] = smoothing_ ? (kt[c] - dk[c]) / sk[c] : kt[c];
         vs[c] = smoothing_ ? (vt[c] - dv[c]) / sv[c] : vt[c];
       }
-      quantize_token(format, ks.data(), record(layer, 0, pos0 + t));
-      quantize_token(format, vs.data(), record(layer, 1, pos0 + t));
+      quantize_token(kformat, ks.data(), record(layer, 0, pos0 + t));
+      quantize_token(vformat, vs.data(), record(layer, 1, pos0 + t));
     }
   });
 }
@@ -185,9 +196,11 @@ StoredKvLayer KvCache::stored_layer(int layer) const {
   s.blocks = blocks_.data();
   s.block_tokens = block_tokens_;
   s.block_bytes = pool_->bytes_per_block();
-  s.record_bytes = pool_->record_bytes();
+  s.record_bytes = pool_->record_bytes(0);
+  s.vrecord_bytes = pool_->record_bytes(1);
   if (settings_.quantized()) {
-    s.format = pool_->format();
+    s.format = pool_->format(0);
+    s.vformat = pool_->format(1);
     if (smoothing_ != nullptr) {
       s.dk = smoothing_->dK(layer);
       s.sk = smoothing_->sK(layer);

@@ -7,8 +7,9 @@
 // caches (the server's one budget) or a private one sized for max_tokens. Per position and layer,
 // in the pool's format (K after RoPE):
 //   bits 32: f32 (kv_dim)   bits 16: fp16 (kv_dim)
-//   bits 2/3/4/8: one token record of formats/kv_quant.h for K and for V,
-//                 holding the smoothed K~ = (K - dK) / sK and V~ = (V - dV) / sV
+//   bits 2/3/4/8: one token record of formats/kv_quant.h for K and for V (V at vbits when the
+//                 settings give the values their own bits), holding the smoothed
+//                 K~ = (K - dK) / sK and V~ = (V - dV) / sV
 // attend() stores the chunk's k, v first (taking blocks for them if reserve() did not), then runs
 // attend_chunk over the layer, which reads the positions before full_precision_from(...) from the
 // store and the rest from the chunk's own full-precision k, v. ChunkAttention::FullPrecisionChunk
@@ -75,7 +76,8 @@ class KvCache final : public KvStore {
   const KvBlockPool& pool() const { return *pool_; }
   // Bytes the cache holds per token position (all layers, K and V, scales included).
   int64_t bytes_per_token() const;
-  // Stored bits per K/V element (b + 32 / g for int storage), the window not counted.
+  // Stored bits per K/V element (b + 32 / g for int storage; the mean of K's and V's when they
+  // differ), the window not counted.
   double bits_per_element() const;
   // Bytes of the full-precision window's rings (all layers, K and V: W * kv_dim * 2 * 2 each).
   int64_t window_bytes() const;

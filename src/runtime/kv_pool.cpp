@@ -15,16 +15,20 @@ namespace {
 KvQuantSettings normalised(const LlamaConfig& c, KvQuantSettings kv) {
   validate_kv_settings(kv, c.kv_dim());
   if (kv.group == 0) kv.group = c.head_dim;
+  if (kv.quantized()) kv.vbits = kv.value_bits();
   return kv;
 }
 
-KvQuantFormat format_of(const LlamaConfig& c, const KvQuantSettings& kv) {
-  return kv.quantized() ? make_kv_format(c.kv_dim(), kv.group, kv.bits) : KvQuantFormat{};
+// The record format of K (kv = 0) or V (kv = 1).
+KvQuantFormat format_of(const LlamaConfig& c, const KvQuantSettings& kv, int which) {
+  if (!kv.quantized()) return KvQuantFormat{};
+  return make_kv_format(c.kv_dim(), kv.group, which == 0 ? kv.key_bits() : kv.value_bits());
 }
 
-int64_t raw_block_bytes(const LlamaConfig& c, const KvQuantSettings& kv, const KvQuantFormat& f,
-                        int block_tokens) {
-  const int64_t raw = 2 * int64_t{c.n_layers} * block_tokens * kv_record_bytes(kv, c.kv_dim(), f);
+int64_t raw_block_bytes(const LlamaConfig& c, const KvQuantSettings& kv, int block_tokens) {
+  const int64_t per_position = kv_record_bytes(kv, c.kv_dim(), format_of(c, kv, 0)) +
+                               kv_record_bytes(kv, c.kv_dim(), format_of(c, kv, 1));
+  const int64_t raw = int64_t{c.n_layers} * block_tokens * per_position;
   return (raw + 63) / 64 * 64;
 }
 
@@ -32,8 +36,7 @@ int64_t raw_block_bytes(const LlamaConfig& c, const KvQuantSettings& kv, const K
 
 int64_t KvBlockPool::block_bytes(const LlamaConfig& c, const KvQuantSettings& kv,
                                  int block_tokens) {
-  const KvQuantSettings n = normalised(c, kv);
-  return raw_block_bytes(c, n, format_of(c, n), block_tokens);
+  return raw_block_bytes(c, normalised(c, kv), block_tokens);
 }
 
 KvBlockPool::KvBlockPool(const LlamaConfig& c, const KvQuantSettings& kv, int64_t budget_bytes,
@@ -44,9 +47,11 @@ KvBlockPool::KvBlockPool(const LlamaConfig& c, const KvQuantSettings& kv, int64_
   WKVQ_REQUIRE(n_layers_ > 0 && kv_dim_ > 0, "KV pool: model shape ", n_layers_, " layers x ",
                kv_dim_, " KV channels; need both positive");
   settings_ = normalised(c, kv);
-  format_ = format_of(c, settings_);
-  record_bytes_ = kv_record_bytes(settings_, kv_dim_, format_);
-  bytes_per_block_ = raw_block_bytes(c, settings_, format_, block_tokens_);
+  for (int which = 0; which < 2; ++which) {
+    format_[which] = format_of(c, settings_, which);
+    record_bytes_[which] = kv_record_bytes(settings_, kv_dim_, format_[which]);
+  }
+  bytes_per_block_ = raw_block_bytes(c, settings_, block_tokens_);
   total_blocks_ = budget_bytes / bytes_per_block_;
   WKVQ_REQUIRE(total_blocks_ >= 1, "KV pool: a budget of ", budget_bytes,
                " bytes holds no block (one block of ", block_tokens_, " positions takes ",

@@ -7,8 +7,9 @@
 //
 // Block layout (bytes_per_block, a multiple of 64): for layer l, K records of the B positions,
 // then V records, then the next layer:
-//   K of layer l at  (2 l)     * B * record_bytes,  V at (2 l + 1) * B * record_bytes
-// one record per position (record_bytes: kv_dim * 4, kv_dim * 2 or the format's token_bytes).
+//   K of layer l at  l * B * (rk + rv),  V at l * B * (rk + rv) + B * rk
+// one record per position (rk, rv: the K and V record bytes, kv_dim * 4, kv_dim * 2 or the
+// formats' token_bytes; they differ when the values have their own bits, KvQuantSettings::vbits).
 //
 // The pool must outlive every cache using it. take/give_back are thread-safe (one mutex), so
 // sequences on different threads may grow at once; the blocks themselves belong to their cache.
@@ -44,10 +45,12 @@ class KvBlockPool {
 
   // The storage every cache of this pool uses (normalised settings), its shape and records.
   const KvQuantSettings& settings() const { return settings_; }
-  const KvQuantFormat& format() const { return format_; }  // int storage only
+  // The int record format of K (kv = 0) or V (kv = 1); int storage only.
+  const KvQuantFormat& format(int kv) const { return format_[kv]; }
   int n_layers() const { return n_layers_; }
   int kv_dim() const { return kv_dim_; }
-  int64_t record_bytes() const { return record_bytes_; }
+  // Bytes of one position's K (kv = 0) or V (kv = 1) record.
+  int64_t record_bytes(int kv) const { return record_bytes_[kv]; }
 
   // Appends `n` free block ids to `ids` and returns true, or returns false and changes nothing
   // when fewer than n are free.
@@ -62,7 +65,8 @@ class KvBlockPool {
 
  private:
   int64_t layer_offset(int layer, int kv) const {
-    return (2 * int64_t{layer} + kv) * block_tokens_ * record_bytes_;
+    return (int64_t{layer} * (record_bytes_[0] + record_bytes_[1]) + kv * record_bytes_[0]) *
+           block_tokens_;
   }
   struct AlignedFree {
     void operator()(uint8_t* p) const { ::operator delete[](p, std::align_val_t{64}); }
@@ -70,8 +74,9 @@ class KvBlockPool {
 
   int n_layers_, kv_dim_, block_tokens_;
   KvQuantSettings settings_;
-  KvQuantFormat format_{};
-  int64_t record_bytes_ = 0, bytes_per_block_ = 0, total_blocks_ = 0;
+  KvQuantFormat format_[2] = {};  // K, V
+  int64_t record_bytes_[2] = {};  // K, V
+  int64_t bytes_per_block_ = 0, total_blocks_ = 0;
   std::unique_ptr<uint8_t[], AlignedFree> data_;  // total_blocks * bytes_per_block, untouched
   mutable std::mutex mu_;                         // guards free_
   std::vector<int64_t> free_;                     // free block ids (a stack)

@@ -23,6 +23,7 @@ struct Case {
   bool poq;
   ChunkAttention mode;
   int64_t window = 0;  // the fp16 window (KvQuantSettings::window)
+  int vbits = 0;       // the values' own bits (KvQuantSettings::vbits; 0: bits)
 };
 
 LlamaConfig small_config() {
@@ -47,12 +48,16 @@ std::vector<double> reference(const LlamaConfig& c, const Case& cs, const KvSmoo
                               double* max_abs_score_terms) {
   const int C = c.kv_dim(), hd = c.head_dim;
   const int64_t n = static_cast<int64_t>(k.size()) / C;
-  const KvQuantFormat f = make_kv_format(C, cs.group == 0 ? hd : cs.group, cs.bits);
+  const int64_t group = cs.group == 0 ? hd : cs.group;
+  const KvQuantFormat formats[2] = {make_kv_format(C, group, cs.bits),
+                                    make_kv_format(C, group, cs.vbits != 0 ? cs.vbits : cs.bits)};
   std::vector<double> kh(k.size()), vh(v.size());
   std::vector<float> tmp(C), deq(C);
-  std::vector<uint8_t> rec(static_cast<size_t>(f.token_bytes));
+  std::vector<uint8_t> rec;
   for (int64_t t = 0; t < n; ++t) {
     for (int pass = 0; pass < 2; ++pass) {
+      const KvQuantFormat& f = formats[pass];
+      rec.resize(static_cast<size_t>(f.token_bytes));
       const float* x = (pass == 0 ? k : v).data() + t * C;
       const float* d = pass == 0 ? sm.dK(layer) : sm.dV(layer);
       const float* s = pass == 0 ? sm.sK(layer) : sm.sV(layer);
@@ -136,6 +141,7 @@ TEST_P(KvCacheQuant, MatchesDequantizeThenAttend) {
   st.group = cs.group;
   st.poq = cs.poq;
   st.window = cs.window;
+  st.vbits = cs.vbits;
   KvCache cache(c, c.seq_len, st, &sm);
   cache.set_chunk_attention(cs.mode);
   const int layer = 1;
@@ -160,7 +166,7 @@ TEST_P(KvCacheQuant, MatchesDequantizeThenAttend) {
   const double tol = 2 * score_err * vmax + static_cast<double>(n + c.head_dim) * kEps32 * vmax;
   double worst = 0;
   for (size_t i = 0; i < out.size(); ++i) worst = std::max(worst, std::abs(out[i] - ref[i]));
-  EXPECT_LE(worst, tol) << "seed " << seed << ", window " << cs.window;
+  EXPECT_LE(worst, tol) << "seed " << seed << ", window " << cs.window << ", vbits " << cs.vbits;
 }
 
 INSTANTIATE_TEST_SUITE_P(
@@ -181,7 +187,12 @@ INSTANTIATE_TEST_SUITE_P(
                       Case{4, 0, false, ChunkAttention::FullPrecisionChunk, 2},
                       Case{4, 0, false, ChunkAttention::TeacherForced, 1},
                       Case{3, 4, true, ChunkAttention::FullPrecisionChunk, 10},
-                      Case{2, 0, true, ChunkAttention::TeacherForced, 40}));
+                      Case{2, 0, true, ChunkAttention::TeacherForced, 40},
+                      // values with their own bits (records of two sizes in one block)
+                      Case{4, 0, true, ChunkAttention::TeacherForced, 0, 2},
+                      Case{4, 0, true, ChunkAttention::FullPrecisionChunk, 3, 2},
+                      Case{2, 0, false, ChunkAttention::TeacherForced, 0, 8},
+                      Case{3, 12, true, ChunkAttention::FullPrecisionChunk, 0, 4}));
 
 // A teacher-forced chunk is exactly the same tokens decoded one at a time (same codes, same
 // operations, the same fp16 window): bit-identical outputs.
@@ -233,6 +244,23 @@ TEST(KvCacheWindow, BytesAndBitsPerElement) {
   EXPECT_DOUBLE_EQ(cache.bits_per_element(), 4.0 + 32.0 / 8);  // the records alone
   EXPECT_DOUBLE_EQ(cache.bits_per_element_at(512), 8.0 + 16.0 * 16 / 512);
   EXPECT_DOUBLE_EQ(cache.bits_per_element_at(8), 8.0 + 16.0);  // the window holds all 8
+}
+
+// Values with their own bits: K records of 4 + 4 bytes per group of 8, V records of 4 + 2; the
+// bits per element are the mean of the two.
+TEST(KvCacheQuantSize, ValueBitsOfTheirOwn) {
+  LlamaConfig c = small_config();
+  KvQuantSettings st;
+  st.bits = 4;
+  st.vbits = 2;
+  KvCache cache(c, 4, st);
+  EXPECT_DOUBLE_EQ(cache.bits_per_element(), (4.0 + 32.0 / 8 + 2.0 + 32.0 / 8) / 2);
+  EXPECT_EQ(cache.bytes_per_token(), c.n_layers * 2 * ((4 + 4) + (4 + 2)));
+  st.bits = 16;  // an fp16 cache has no value bits of its own
+  EXPECT_THROW(validate_kv_settings(st, c.kv_dim()), Error);
+  st.bits = 4;
+  st.vbits = 5;
+  EXPECT_THROW(validate_kv_settings(st, c.kv_dim()), Error);
 }
 
 // The ring holds the positions before the next chunk only: a chunk that does not continue the

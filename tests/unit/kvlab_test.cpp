@@ -441,6 +441,22 @@ TEST(KvLabStore, RuntimeWindowIsTheLabsWindow) {
     EXPECT_LE(gap(store_logits(model, toks, cache, stepwise)), kOrderTolerance)
         << "stepwise " << stepwise;
   }
+  // values with their own bits: the lab's per-layer bits kb=4.4,vb=2.2 with the same window
+  const KvLabMethod kv42(parse_kv_method("rtn:w=4,kb=4.4,vb=2.2"), c, nullptr, nullptr);
+  SimKvStore lab42(kv42, c, 50, true);
+  const auto want42 = store_logits(model, toks, lab42, false);
+  st.vbits = 2;
+  KvCache split(c, 50, st);
+  split.set_chunk_attention(ChunkAttention::TeacherForced);
+  const auto got42 = store_logits(model, toks, split, false);
+  float worst = 0, scale = 0;
+  for (size_t i = 0; i < want42.size(); ++i) {
+    worst = std::max(worst, std::fabs(got42[i] - want42[i]));
+    scale = std::max(scale, std::fabs(want42[i]));
+  }
+  EXPECT_LE(worst, kOrderTolerance * scale) << "K4 V2";
+  EXPECT_GT(gap(got42), 100 * kOrderTolerance);  // and not the K4 V4 logits
+  st.vbits = 0;
   st.window = 0;
   KvCache plain(c, 50, st);
   plain.set_chunk_attention(ChunkAttention::TeacherForced);

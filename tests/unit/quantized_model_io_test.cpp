@@ -248,16 +248,22 @@ INSTANTIATE_TEST_SUITE_P(
                       true, false, 2}),
     [](const ::testing::TestParamInfo<RoundTripCase>& i) { return std::string(i.param.name); });
 
-// The fp16 window of the KV cache is part of the KV settings a directory records.
+// The fp16 window of the KV cache and the values' own bits are part of the KV settings a
+// directory records.
 TEST(QuantizedModelIo, KvWindowRoundTrips) {
   Model m = quantized_model(small_config(100, RopeLayout::RotateHalf, false), 4, 32, "", true,
                             base_seed());
   m.quant.kv.window = 16;
+  m.quant.kv.vbits = 2;
   TempDir tmp;
   save_quantized_model(m, tmp.path("q"), "");
   const json cfg = json::parse(read_file(tmp.path("q") + "/config.json"));
   EXPECT_EQ(cfg["quantization_config"]["kv_window"], 16);
-  EXPECT_EQ(load_quantized_model(tmp.path("q")).quant.kv.window, 16);
+  EXPECT_EQ(cfg["quantization_config"]["kv_value_bits"], 2);
+  const Model back = load_quantized_model(tmp.path("q"));
+  EXPECT_EQ(back.quant.kv.window, 16);
+  EXPECT_EQ(back.quant.kv.value_bits(), 2);
+  EXPECT_EQ(back.quant.kv.key_bits(), m.quant.kv.bits);
 }
 
 TEST(QuantizedModelIo, WritesTheDocumentedLayout) {
@@ -285,7 +291,8 @@ TEST(QuantizedModelIo, WritesTheDocumentedLayout) {
   EXPECT_EQ(qc["desc_act"], false);
   EXPECT_EQ(qc["kv_bits"], 4);
   EXPECT_EQ(qc["kv_smooth"], "stats");
-  EXPECT_FALSE(qc.contains("kv_window"));  // written only for a window (older readers: none)
+  EXPECT_FALSE(qc.contains("kv_window"));      // written only for a window (older readers: none)
+  EXPECT_FALSE(qc.contains("kv_value_bits"));  // only when the values have other bits
   EXPECT_EQ(qc["keep_float"], json::array({"1.w_down"}));
   EXPECT_EQ(qc["padding"]["values_per_int32"], 8);
   // down_proj (in 100) and gate/up (out 100) are padded to 104; down_proj of layer 0 is quantized.
