@@ -46,8 +46,9 @@ struct LabSetup {
 
 std::unique_ptr<LabSetup> setup_lab(const KvLabRun& run, Model loaded, const Tokenizer& tok) {
   const QuantCliOptions& q = *run.quant;
-  WKVQ_REQUIRE(!q.kv_given.bits && !q.kv_given.group,
-               "--kv-method/--kv-sweep choose the KV cache; leave out --kvbits and --kvgroup");
+  WKVQ_REQUIRE(!q.kv_given.bits && !q.kv_given.group && !q.kv_given.vbits && !q.kv_given.window,
+               "--kv-method/--kv-sweep choose the KV cache; leave out --kvbits, --kvgroup, "
+               "--kv-vbits and --kv-window (a method takes b=, g=, kb=/vb= and w=)");
   auto s = std::make_unique<LabSetup>();
   s->p = prepare_model(std::move(loaded), q, &tok);
   s->calibration.fp = &s->p.fp;

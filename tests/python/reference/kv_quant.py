@@ -82,9 +82,11 @@ def stats_smoothing(ranges, kv_dim: int, floor: float = 1e-2) -> list:
 
 
 def quantized_logits(model: Model, toks: np.ndarray, bits: int, group: int, poq: bool,
-                     smoothing=None) -> np.ndarray:
+                     smoothing=None, vbits: int = 0, window: int = 0) -> np.ndarray:
     """Logits of one window in the teacher-forced decode form: token t sees K^, V^ of j < t and,
-    with POQ, its own full-precision k_t, v_t (without POQ its own K^, V^ too)."""
+    with POQ, its own full-precision k_t, v_t (without POQ its own K^, V^ too). Values at `vbits`
+    when given; with a window of W, the W most recent tokens the cache holds (j in [t - W, t)
+    under POQ, [t + 1 - W, t] without) are seen rounded to fp16 instead of K^, V^."""
     cfg, w = model.config, model.weights
     t = len(toks)
     hd, heads, kvh = cfg.head_dim, cfg.n_heads, cfg.n_kv_heads
@@ -100,12 +102,14 @@ def quantized_logits(model: Model, toks: np.ndarray, bits: int, group: int, poq:
         v = xb @ layer.wv.T
         dk, sk, dv, sv = smoothing[li] if smoothing is not None else (0.0, 1.0, 0.0, 1.0)
         kh = (kv_fake_quant((k - dk) / sk, bits, group) * sk + dk).reshape(t, kvh, hd)
-        vh = (kv_fake_quant((v - dv) / sv, bits, group) * sv + dv).reshape(t, kvh, hd)
+        vh = (kv_fake_quant((v - dv) / sv, vbits or bits, group) * sv + dv).reshape(t, kvh, hd)
         k, v = k.reshape(t, kvh, hd), v.reshape(t, kvh, hd)
+        held = pos[:, None] + (0 if poq else 1)  # the tokens the cache holds for query t
+        win = (pos[None, :] >= held - window) & (pos[None, :] < held)  # (query, key)
         out = np.zeros((t, heads, hd))
         for h in range(heads):
             g = h // (heads // kvh)
-            s = q[:, h] @ kh[:, g].T / np.sqrt(hd)
+            s = np.where(win, q[:, h] @ f16(k[:, g]).T, q[:, h] @ kh[:, g].T) / np.sqrt(hd)
             if poq:
                 s[diag] = (q[:, h] * k[:, g]).sum(-1) / np.sqrt(hd)
             s = np.where(future, -np.inf, s)
@@ -114,9 +118,8 @@ def quantized_logits(model: Model, toks: np.ndarray, bits: int, group: int, poq:
             if poq:
                 own = p[diag].copy()
                 p[diag] = 0.0
-                out[:, h] = p @ vh[:, g] + own[:, None] * v[:, g]
-            else:
-                out[:, h] = p @ vh[:, g]
+            seen = np.where(win, 0.0, p) @ vh[:, g] + np.where(win, p, 0.0) @ f16(v[:, g])
+            out[:, h] = seen + own[:, None] * v[:, g] if poq else seen
         x = x + out.reshape(t, -1) @ layer.wo.T
         xb = rmsnorm(x, layer.ffn_norm, cfg.norm_eps)
         x = x + (silu(xb @ layer.w1.T) * (xb @ layer.w3.T)) @ layer.w2.T
