@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <ostream>
 #include <random>
 #include <string>
 #include <vector>
@@ -25,6 +26,13 @@ struct Case {
   int64_t window = 0;  // the fp16 window (KvQuantSettings::window)
   int vbits = 0;       // the values' own bits (KvQuantSettings::vbits; 0: bits)
 };
+
+void PrintTo(const Case& c, std::ostream* os) {
+  *os << "K" << c.bits << " V" << (c.vbits != 0 ? c.vbits : c.bits) << " g" << c.group
+      << (c.poq ? " POQ " : " no-POQ ")
+      << (c.mode == ChunkAttention::TeacherForced ? "teacher-forced" : "prompt chunks")
+      << " window " << c.window;
+}
 
 LlamaConfig small_config() {
   LlamaConfig c;

@@ -355,6 +355,16 @@ std::vector<float> store_logits(const Model& model, const std::vector<int>& toks
   return logits;
 }
 
+// max |got - want| / max |want|: logits apart, relative to their size.
+float relative_gap(const std::vector<float>& got, const std::vector<float>& want) {
+  float worst = 0, scale = 0;
+  for (size_t i = 0; i < want.size(); ++i) {
+    worst = std::max(worst, std::fabs(got[i] - want[i]));
+    scale = std::max(scale, std::fabs(want[i]));
+  }
+  return worst / scale;
+}
+
 // The rotations are exact in full precision: with no quantizer (b=0), QuaRot's Hadamard
 // rotation, and smoothing then rotation, give the logits of the plain f32 cache within f32
 // rounding (the rotation and its inverse: a few ulps per element, relative to the logits' size).
@@ -400,12 +410,7 @@ TEST(KvLabStore, TeacherForcedEqualsTokenByToken) {
     SimKvStore a(m, c, 60, true), b(m, c, 60, true);
     const auto chunk = store_logits(model, toks, a, false);
     const auto step = store_logits(model, toks, b, true);
-    float worst = 0, scale = 0;
-    for (size_t i = 0; i < chunk.size(); ++i) {
-      worst = std::max(worst, std::fabs(chunk[i] - step[i]));
-      scale = std::max(scale, std::fabs(step[i]));
-    }
-    EXPECT_LE(worst, 1e-3f * scale) << spec;  // a code may flip at a rounding boundary
+    EXPECT_LE(relative_gap(chunk, step), 1e-3f) << spec;  // a code may flip at a boundary
   }
 }
 
@@ -427,14 +432,7 @@ TEST(KvLabStore, RuntimeWindowIsTheLabsWindow) {
   st.bits = 4;
   st.window = 4;
   constexpr float kOrderTolerance = 1e-5f;  // relative to the largest |logit| (seen: 7e-7)
-  const auto gap = [&](const std::vector<float>& got) {
-    float worst = 0, scale = 0;
-    for (size_t i = 0; i < want.size(); ++i) {
-      worst = std::max(worst, std::fabs(got[i] - want[i]));
-      scale = std::max(scale, std::fabs(want[i]));
-    }
-    return worst / scale;
-  };
+  const auto gap = [&](const std::vector<float>& got) { return relative_gap(got, want); };
   for (const bool stepwise : {false, true}) {
     KvCache cache(c, 50, st);
     cache.set_chunk_attention(ChunkAttention::TeacherForced);
@@ -449,12 +447,7 @@ TEST(KvLabStore, RuntimeWindowIsTheLabsWindow) {
   KvCache split(c, 50, st);
   split.set_chunk_attention(ChunkAttention::TeacherForced);
   const auto got42 = store_logits(model, toks, split, false);
-  float worst = 0, scale = 0;
-  for (size_t i = 0; i < want42.size(); ++i) {
-    worst = std::max(worst, std::fabs(got42[i] - want42[i]));
-    scale = std::max(scale, std::fabs(want42[i]));
-  }
-  EXPECT_LE(worst, kOrderTolerance * scale) << "K4 V2";
+  EXPECT_LE(relative_gap(got42, want42), kOrderTolerance) << "K4 V2";
   EXPECT_GT(gap(got42), 100 * kOrderTolerance);  // and not the K4 V4 logits
   st.vbits = 0;
   st.window = 0;
