@@ -7,6 +7,7 @@
 #include <ostream>
 #include <random>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "core/error.h"
@@ -202,6 +203,18 @@ INSTANTIATE_TEST_SUITE_P(
                       Case{2, 0, false, ChunkAttention::TeacherForced, 0, 8},
                       Case{3, 12, true, ChunkAttention::FullPrecisionChunk, 0, 4}));
 
+// q (n, q_dim), k, v (n, kv_dim) uniform in [-1, 1).
+std::tuple<std::vector<float>, std::vector<float>, std::vector<float>> random_qkv(
+    const LlamaConfig& c, int64_t n, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<float> u(-1.0f, 1.0f);
+  std::vector<float> q(static_cast<size_t>(n * c.q_dim())), k(static_cast<size_t>(n * c.kv_dim())),
+      v(k.size());
+  for (auto* vec : {&q, &k, &v})
+    for (float& x : *vec) x = u(rng);
+  return {q, k, v};
+}
+
 // A teacher-forced chunk is exactly the same tokens decoded one at a time (same codes, same
 // operations, the same fp16 window): bit-identical outputs.
 class KvCacheQuantDecode : public ::testing::TestWithParam<int64_t> {};
@@ -210,11 +223,7 @@ TEST_P(KvCacheQuantDecode, TeacherForcedChunkEqualsTokenByToken) {
   const LlamaConfig c = small_config();
   const int C = c.kv_dim();
   const int64_t n = 17;
-  std::mt19937 rng(3);
-  std::uniform_real_distribution<float> u(-1.0f, 1.0f);
-  std::vector<float> q(n * c.q_dim()), k(n * C), v(n * C);
-  for (auto* vec : {&q, &k, &v})
-    for (float& x : *vec) x = u(rng);
+  const auto [q, k, v] = random_qkv(c, n, 3);
   KvQuantSettings st;
   st.bits = 4;
   st.window = GetParam();
@@ -315,11 +324,7 @@ TEST(KvCacheWindow, CopyPrefixCarriesTheWindow) {
   const LlamaConfig c = small_config();
   const int C = c.kv_dim();
   const int64_t n = 12;
-  std::mt19937 rng(8);
-  std::uniform_real_distribution<float> u(-1.0f, 1.0f);
-  std::vector<float> q(n * c.q_dim()), k(n * C), v(n * C);
-  for (auto* vec : {&q, &k, &v})
-    for (float& x : *vec) x = u(rng);
+  const auto [q, k, v] = random_qkv(c, n, 8);
   KvQuantSettings st;
   st.bits = 4;
   st.window = 3;
