@@ -7,7 +7,8 @@
 // chunk of a loop it did not read. A member that claimed a chunk of generation G has read the
 // fields of G (they are not rewritten before every chunk of G is done). `done` counts finished
 // chunks; the caller returns when it reaches the loop's count, so a worker that never woke costs
-// nothing.
+// nothing. Publishing first closes the ticket of the new generation (no index claimable), so that
+// a member of the previous loop cannot pair its last ticket with the new loop's count (run()).
 #include "core/parallel.h"
 
 #include <algorithm>
@@ -63,13 +64,20 @@ class Pool {
       for (int64_t c = 0; c < chunks; ++c) fn(ctx, c);
       return;
     }
-    chunks_.store(chunks, std::memory_order_relaxed);
+    const uint32_t gen = ++gen_;
+    // Close the ticket first, at (gen, no chunk left): a member still in the previous loop that
+    // read its last ticket (gen - 1, chunks) and then reads the new chunks_ below (acquire: the
+    // close happens before it) can no longer claim that index, which the new count would allow:
+    // its exchange fails. (Before the close, such a late claim ran a chunk of the new loop with
+    // a mixed fn/ctx and counted it in the new done_, so the caller could return while a chunk
+    // of its loop still ran: the rare wrong attention formats and crashes under load.)
+    ticket_.store((uint64_t{gen} << 32) | kIndexMask, std::memory_order_relaxed);
+    chunks_.store(chunks, std::memory_order_release);
     fn_.store(fn, std::memory_order_relaxed);
     ctx_.store(ctx, std::memory_order_relaxed);
     done_.store(0, std::memory_order_relaxed);
     failed_.store(false, std::memory_order_relaxed);
     error_ = nullptr;
-    const uint32_t gen = ++gen_;
     ticket_.store(uint64_t{gen} << 32, std::memory_order_release);
     wake_.store(gen, std::memory_order_seq_cst);
     if (sleepers_.load(std::memory_order_seq_cst) > 0) wake_.notify_all();
@@ -99,7 +107,7 @@ class Pool {
       uint64_t t = ticket_.load(std::memory_order_acquire);
       if (static_cast<uint32_t>(t >> 32) != gen) return;
       const auto c = static_cast<int64_t>(t & kIndexMask);
-      if (c >= chunks_.load(std::memory_order_relaxed)) return;
+      if (c >= chunks_.load(std::memory_order_acquire)) return;
       if (!ticket_.compare_exchange_weak(t, t + 1, std::memory_order_acq_rel)) continue;
       if (!failed_.load(std::memory_order_relaxed)) {
         try {

@@ -82,7 +82,10 @@ def check_concurrent_streams(chk, srv, model_id="stories260K", extra_tokens=0):
 
     alone = {}
     for i, p in enumerate(PROMPTS):
-        alone[p] = srv.post("/v1/completions", body(i, p))[1]["choices"][0]["text"]
+        st, r = srv.post("/v1/completions", body(i, p))
+        if st != 200 or "choices" not in r:
+            raise harness.TestFailure(f"{model_id}: a completion served alone: {st} {r}")
+        alone[p] = r["choices"][0]["text"]
     got = {}
     start = threading.Barrier(len(PROMPTS))
 
@@ -214,9 +217,13 @@ def check_busy(args, chk, model):
     srv = Server(args.wkvq, ["--model", model, "--parallel", "1", "--queue", "1", "--threads", "1"])
     try:
         statuses = []
+        # the six requests leave together (a 400-token completion takes the one slot for tens of
+        # milliseconds: threads started one by one on a loaded machine could each find it free)
+        start = threading.Barrier(6)
 
         def client():
-            st, r = srv.post("/v1/completions", greedy("Once upon a time", 200))
+            start.wait(30)
+            st, r = srv.post("/v1/completions", greedy("Once upon a time", 400))
             statuses.append((st, r))
 
         threads = [threading.Thread(target=client) for _ in range(6)]

@@ -151,6 +151,34 @@ TEST(ParallelFor, ManyTinyLoopsAfterIdlePeriods) {
   }
 }
 
+// Loop after loop whose chunk counts alternate 2, 3, 2, 3, ... (the index one past a loop's last
+// chunk is a chunk of the next), on more threads than cores (members are descheduled in the
+// middle of a claim): every chunk of every loop runs exactly once, with that loop's body, and has
+// finished when parallel_for returns. A member of loop L that paired L's last ticket with loop
+// L + 1's count once claimed a chunk of L + 1 late, ran it twice or with L's body, and let the
+// caller return with it still running (the pool fix of session 9; the serve test saw it as a
+// KV format read from a dead stack frame).
+TEST(ParallelFor, LateMembersNeverRunAChunkOfTheNextLoop) {
+  ThreadCount tc(4);
+  int bad = 0;
+  for (int loop = 0; loop < 20000 && bad == 0; ++loop) {
+    const int64_t chunks = 2 + loop % 2;
+    std::atomic<int> ran[3] = {0, 0, 0};
+    std::atomic<int> finished{0};
+    const int me = loop;
+    parallel_for(chunks, 1, [&, me](int64_t b, int64_t e) {
+      for (int64_t i = b; i < e; ++i) ran[i].fetch_add(me == loop ? 1 : 100);
+      if (loop % 5 == 0) std::this_thread::yield();
+      finished.fetch_add(static_cast<int>(e - b));
+    });
+    const int done_at_return = finished.load();
+    for (int64_t i = 0; i < chunks; ++i) bad += ran[i].load() != 1;
+    bad += done_at_return != chunks;
+    if (bad != 0) ADD_FAILURE() << "loop " << loop << ": " << done_at_return << " of " << chunks;
+  }
+  EXPECT_EQ(bad, 0);
+}
+
 TEST(ParallelFor, ResizeKeepsResultsAndIgnoresNonPositive) {
   ThreadCount tc(4);
   set_num_threads(0);
