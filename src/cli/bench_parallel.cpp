@@ -74,9 +74,8 @@ nlohmann::json bench_parallel(const PreparedModel& p, const std::vector<int>& pa
   const double prefill_s = seconds_since(t0);
   info("prefilled %d tokens once in %.1f s (copied to every sequence)\n", context, prefill_s);
 
-  KvQuantSettings fp16 = p.kv;
+  KvQuantSettings fp16;  // the fp16 cache the ratio is against (no group, window or value bits)
   fp16.bits = 16;
-  fp16.window = 0;  // an fp16 cache has no full-precision window
   const int64_t per_token = cache.bytes_per_token();
   const int64_t fp16_per_token = KvCache(c, 1, fp16).bytes_per_token();
   nlohmann::json rows = nlohmann::json::array();

@@ -71,9 +71,8 @@ int64_t kv_budget_bytes(const ServeOptions& o, const LlamaConfig& c, const KvQua
       o.kv_budget_mib > 0
           ? static_cast<int64_t>(o.kv_budget_mib * 1024.0 * 1024.0)
           : KvBlockPool::block_bytes(c, kv, bt) * ((ctx + bt - 1) / bt) * o.parallel;
-  KvQuantSettings fp16 = kv;
+  KvQuantSettings fp16;  // the fp16 cache the ratio is against (no group, window or value bits)
   fp16.bits = 16;
-  fp16.window = 0;  // an fp16 cache has no full-precision window
   const int64_t fp16_per_token = kv_bytes_per_token(c, fp16);
   info(
       "KV budget %s: %lld tokens at KV%d (%lld bytes per token), %lld tokens at fp16 (%lld "

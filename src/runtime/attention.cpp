@@ -74,7 +74,7 @@ const float* head_rows(const StoredKvLayer& s, int kv, const HeadGroup& h, const
     return reinterpret_cast<const float*>(records) + h.c0;
   }
   const KvQuantFormat& f = kv == 0 ? s.format : s.vformat;
-  kv_decode_head({s.bits == 16 ? 16 : f.bits, f}, records,
+  kv_decode_head({s.quantized() ? f.bits : s.bits, f}, records,
                  kv == 0 ? s.record_bytes : s.vrecord_bytes, n, h.c0, h.hd, tile);
   *ldx = h.hd;
   return tile;
@@ -226,7 +226,7 @@ void attend_chunk(const StoredKvLayer& stored, const AttentionShape& shape, bool
     for (int64_t item = b; item < e; ++item) {
       const int64_t t = item / n_kv;
       const int64_t from = full_precision_from(poq, mode, pos0, pos0 + t);
-      const int64_t wfrom = w > 0 ? window_from(poq, w, from, pos0 + t) : from;
+      const int64_t wfrom = window_from(poq, w, from, pos0 + t);  // W = 0: from
       attend_group(stored, shape, wfrom, from, window, q, k, v, pos0, t,
                    static_cast<int>(item % n_kv), out, work);
     }

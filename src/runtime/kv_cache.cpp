@@ -217,10 +217,14 @@ WindowRows KvCache::window_rows(int layer, const float* k, const float* v, int64
   WindowRows r;
   r.size = w;
   r.pos0 = std::max<int64_t>(0, pos0 - w);
-  const int64_t rows = pos0 + n - r.pos0;
+  // A prompt chunk under POQ reads its own rows in f32 (window_from <= from = pos0): only the
+  // ring's positions then; teacher-forced or without POQ, queries read chunk rows in fp16 too.
+  const bool chunk_rows = !settings_.poq || chunk_mode_ == ChunkAttention::TeacherForced;
+  const int64_t end = chunk_rows ? pos0 + n : pos0;
+  const int64_t rows = end - r.pos0;
   window_k_.resize(static_cast<size_t>(rows * kv_dim_));
   window_v_.resize(static_cast<size_t>(rows * kv_dim_));
-  for (int64_t p = r.pos0; p < pos0 + n; ++p) {
+  for (int64_t p = r.pos0; p < end; ++p) {
     float* kd = window_k_.data() + (p - r.pos0) * kv_dim_;
     float* vd = window_v_.data() + (p - r.pos0) * kv_dim_;
     if (p < pos0) {

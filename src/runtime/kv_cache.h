@@ -98,7 +98,8 @@ class KvCache final : public KvStore {
   // What attention reads of `layer`: its stored positions and smoothing.
   StoredKvLayer stored_layer(int layer) const;
   // The window's rows for a chunk of n positions from pos0 of `layer`: positions
-  // [max(0, pos0 - W), pos0) from the ring, then the chunk's k, v rounded to fp16.
+  // [max(0, pos0 - W), pos0) from the ring, then (when queries read them through the window:
+  // teacher-forced, or POQ off) the chunk's k, v rounded to fp16.
   WindowRows window_rows(int layer, const float* k, const float* v, int64_t n, int64_t pos0);
   // The chunk's last min(n, W) positions into the ring.
   void keep_in_window(int layer, const float* k, const float* v, int64_t n, int64_t pos0);

@@ -178,6 +178,13 @@ def check_ranges(c, wkvq, model, text):
     cp, err = run(wkvq, ["bench", "--random-shape", "stories260k-shape", "--prefill", 4,
                          "--decode", 2, "--seed", str(2 ** 64 - 1)])
     c.check(cp.returncode == 0, "bench --seed 2^64-1 (the largest) runs")
+    # the fp16 cache bench --parallel compares against is a cache of its own, not the int one's
+    # settings with 16 bits (those kept --kv-vbits and were refused)
+    cp, err = run(wkvq, ["bench", "--random-shape", "stories260k-shape", "--prefill", 8,
+                         "--decode", 2, "--kvbits", 4, "--kv-vbits", 2, "--kv-window", 4,
+                         "--parallel", 2])
+    c.check(cp.returncode == 0, f"bench --parallel 2 with --kv-vbits 2 --kv-window 4 runs "
+                                f"({err.strip()[-160:]})")
 
 
 def check_stdout_errors(c, wkvq, model, text):
