@@ -114,6 +114,9 @@ CrrOptions CalibCliOptions::resolve(const QuantCliOptions& q) const {
                "--kv-vbits: calibration (--method wkvquant, --learn smooth) trains the KV cache "
                "with one bit width for keys and values; calibrate with --kvbits alone, or use "
                "--method rtn with --kv-vbits");
+  WKVQ_REQUIRE(!q.kv_given.meta || !q.kv.rel8,
+               "--kv-meta rel8: calibration (--method wkvquant, --learn smooth) trains the KV "
+               "cache with fp16 group metadata; use --method rtn with --kv-meta rel8");
   WKVQ_REQUIRE(!q.kv_given.poq || q.kv.poq,
                "--poq off: a wkvquant model is calibrated for POQ decoding; to evaluate it "
                "without POQ use `wkvq ppl --mode decode-nopoq`");

@@ -142,6 +142,9 @@ void run_quantize_random(const QuantizeCliOptions& o) {
   }
   WKVQ_REQUIRE(!q.kv_given.smooth || q.kv.smooth == KvSmoothMode::None,
                "--kv-smooth stats needs a real model's activations, not random weights");
+  WKVQ_REQUIRE(!q.kv_given.meta || !q.kv.rel8,
+               "--kv-meta rel8 needs static KV ranges from a real model's activations on "
+               "calibration text, not random weights");
   if (o.format == "gptq") gptq_tables(q);
   const LlamaConfig c =
       o.shape_file.empty() ? shape_preset(o.random_shape) : load_shape_file(o.shape_file);

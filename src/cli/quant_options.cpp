@@ -66,6 +66,16 @@ void QuantCliOptions::add_to(CLI::App* cmd) {
          "read from there by attention, on top of POQ (0: none; default: as the model says)")
       ->check(CLI::Range(int64_t{0}, kMaxKvWindow));
   cmd->add_option_function<std::string>(
+         "--kv-meta",
+         [this](const std::string& s) {
+           kv.rel8 = s == "rel8";
+           kv_given.meta = true;
+         },
+         "Group metadata of an int KV cache: fp16 (scale and minimum, 32 bits per group) or rel8 "
+         "(two 8-bit codes against each group's static range from --calib text, 16 bits per "
+         "group); default: as the model says, else fp16")
+      ->check(CLI::IsMember({"fp16", "rel8"}));
+  cmd->add_option_function<std::string>(
          "--kv-smooth",
          [this](const std::string& s) {
            kv.smooth = parse_kv_smooth(s).value_or(KvSmoothMode::None);
@@ -110,6 +120,7 @@ KvQuantSettings QuantCliOptions::kv_over(const KvQuantSettings& model) const {
   if (kv_given.smooth) s.smooth = kv.smooth;
   if (kv_given.window) s.window = kv.window;
   if (kv_given.vbits) s.vbits = kv.vbits;
+  if (kv_given.meta) s.rel8 = kv.rel8;
   return s;
 }
 
@@ -180,6 +191,38 @@ KvSmoothing stats_smoothing(const Model& fp, const Tokenizer& tok, const std::st
                          windows, ctx, sinks);
 }
 
+namespace {
+
+// rel8 metadata: the smoothing's static group ranges, the model's own when they fit (same groups,
+// same smoothing), else measured on --calib text with the float model where it is held (else the
+// model as loaded).
+void add_group_ranges(PreparedModel& p, const QuantCliOptions& o, const Tokenizer* tok) {
+  const int64_t group = p.kv.group == 0 ? p.fp.config.head_dim : p.kv.group;
+  if (!o.kv_given.smooth && p.smoothing.has_ranges() && p.smoothing.ranges.group == group) return;
+  WKVQ_REQUIRE(!o.calib.empty() && tok != nullptr, "--kv-meta rel8 codes each KV group against a ",
+               "static range measured on calibration text",
+               p.smoothing.has_ranges()
+                   ? " (the model's own ranges are for other groups or another smoothing)"
+                   : "",
+               "; pass --calib FILE");
+  const Model& m = p.model;
+  if (p.smoothing.n_layers == 0) {
+    p.smoothing = KvSmoothing::identity(p.fp.config.n_layers, p.fp.config.kv_dim());
+  }
+  const auto t0 = std::chrono::steady_clock::now();
+  const std::vector<int> stream = tok->encode(read_text_file(o.calib, "--calib"), true, false);
+  CalibWindows w;
+  w.ctx = o.calib_ctx;
+  w.max_windows = o.calib_windows;
+  w.sink_positions = o.calib_sinks;
+  p.smoothing.set_ranges(smoothed_kv_group_ranges(m, stream, w, group, &p.smoothing), "--calib");
+  info("kv rel8 ranges: groups of %lld channels from %s (%s model, %.1f s)\n",
+       static_cast<long long>(group), o.calib.c_str(), m.quant.wbits > 0 ? "quantized" : "float",
+       seconds_since(t0));
+}
+
+}  // namespace
+
 PreparedModel prepare_model(Model loaded, const QuantCliOptions& o, const Tokenizer* tok,
                             bool keep_fp) {
   PreparedModel p;
@@ -197,7 +240,7 @@ PreparedModel prepare_model(Model loaded, const QuantCliOptions& o, const Tokeni
     info("weights: RTN %d-bit, group %lld (%.1f s)\n", o.wbits, static_cast<long long>(o.wgroup),
          seconds_since(t0));
   } else if (keep_fp || (o.kv_given.smooth && o.kv.smooth == KvSmoothMode::Stats)) {
-    p.model = p.fp;
+    p.model = p.fp;  // (rel8 ranges read the model as loaded: p.model when p.fp is not kept)
   } else {
     p.model = std::move(p.fp);  // no copy: tables converted below are freed at once
     p.fp = Model{};             // the settings only (q refers to p.fp.quant)
@@ -219,6 +262,7 @@ PreparedModel prepare_model(Model loaded, const QuantCliOptions& o, const Tokeni
     WKVQ_REQUIRE(tok != nullptr, "--kv-smooth stats needs a tokenizer for the --calib text");
     p.smoothing = stats_smoothing(p.fp, *tok, o.calib, o.calib_windows, o.calib_ctx, o.calib_sinks);
   }
+  if (p.kv.quantized() && p.kv.rel8) add_group_ranges(p, o, tok);
   p.model.kv_smoothing = p.smoothing;
   p.model.quant.kv = p.kv;
   if (!keep_fp) {  // the float weights the quantized model does not read are freed here
@@ -248,6 +292,7 @@ std::string PreparedModel::describe() const {
     if (kv.value_bits() != kv.bits) os << " (V" << kv.value_bits() << ")";
     os << " g" << (kv.group == 0 ? model.config.head_dim : kv.group)
        << (kv.poq ? " POQ" : " no-POQ");
+    if (kv.rel8) os << " rel8";
     if (kv.window > 0) os << " + fp16 window " << kv.window;
     os << ", smoothing " << kv_smooth_name(smoothing.n_layers > 0 ? kv.smooth : KvSmoothMode::None);
   } else {

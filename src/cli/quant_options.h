@@ -26,9 +26,10 @@ struct QuantCliOptions {
   // leaves out (kv_given) is the model's own (kv_over). --kv-smooth takes none or stats.
   KvQuantSettings kv;
   struct KvGiven {
-    bool bits = false, group = false, poq = false, smooth = false, window = false, vbits = false;
+    bool bits = false, group = false, poq = false, smooth = false, window = false, vbits = false,
+         meta = false;
   } kv_given;
-  std::string calib;           // calibration text for --kv-smooth stats
+  std::string calib;           // calibration text for --kv-smooth stats and --kv-meta rel8
   int64_t calib_windows = 64;  // windows of the calibration text used for statistics
   int64_t calib_ctx = 0;       // their length (0: min(2048, context))
   int64_t calib_sinks = CalibWindows::kDefaultSinkPositions;  // left out of the statistics

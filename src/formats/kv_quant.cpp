@@ -80,9 +80,11 @@ void validate_kv_settings(const KvQuantSettings& s, int64_t channels) {
                                 s.quantized()),
                "--kv-vbits ", s.vbits, " with --kvbits ", bits, ": value bits are 2, 3, 4 or 8 ",
                "beside int keys (--kvbits 2, 3, 4 or 8), or 0 for the keys' bits");
+  WKVQ_REQUIRE(!s.rel8 || s.quantized(), "--kv-meta rel8 with --kvbits ", bits, ": the 8-bit ",
+               "relative group metadata is for an int KV cache (--kvbits 2, 3, 4 or 8)");
 }
 
-KvQuantFormat make_kv_format(int64_t channels, int64_t group, int bits) {
+KvQuantFormat make_kv_format(int64_t channels, int64_t group, int bits, bool rel8) {
   require_bits(bits);
   WKVQ_REQUIRE(channels >= 1, "KV quantization: need at least one channel, got ", channels);
   WKVQ_REQUIRE(group >= 0, "KV quantization: group size must be >= 0, got ", group);
@@ -91,11 +93,42 @@ KvQuantFormat make_kv_format(int64_t channels, int64_t group, int bits) {
   f.group = (group == 0 || group >= channels) ? channels : group;
   f.bits = bits;
   f.n_groups = (channels + f.group - 1) / f.group;
-  f.params_bytes = 4 * f.n_groups;
+  f.rel8 = rel8;
+  f.group_param_bytes = rel8 ? 2 : 4;
+  f.params_bytes = f.group_param_bytes * f.n_groups;
   f.group_code_bytes = kv_code_bytes(f.group, bits);
   f.token_bytes = f.params_bytes + (f.n_groups - 1) * f.group_code_bytes +
                   kv_code_bytes(f.group_len(f.n_groups - 1), bits);
   return f;
+}
+
+KvRel8Group make_kv_rel8_group(float lo, float hi) {
+  WKVQ_REQUIRE(std::isfinite(lo) && std::isfinite(hi) && hi >= lo, "KV rel8 metadata: a static ",
+               "group range must be finite with hi >= lo, found [", lo, ", ", hi, "]");
+  constexpr int kTail = kRel8TailLevels, kCore = 256 - 2 * kTail;
+  const float range = hi - lo;
+  const float unit = range > 0.0f ? range : std::max(1.0f, std::fabs(lo));
+  KvRel8Group r{};
+  for (int i = 0; i < kCore; ++i) {
+    r.levels[kTail + i] =
+        std::min(hi, lo + static_cast<float>(i) * (range / static_cast<float>(kCore - 1)));
+  }
+  r.levels[kTail + kCore - 1] = hi;
+  for (int j = 0; j < kTail; ++j) {
+    const float out = unit * std::exp2(static_cast<float>(j) / 2.0f) / 16.0f;
+    r.levels[kTail - 1 - j] = lo - out;
+    r.levels[kTail + kCore + j] = hi + out;
+  }
+  return r;
+}
+
+void kv_rel8_codes(const KvRel8Group& r, float mn, float mx, uint8_t* m8t8) {
+  const float* end = r.levels + 256;
+  // m8: the last level <= mn; t8: the first level >= mx
+  const float* m = std::upper_bound(r.levels, end, mn);
+  const float* t = std::lower_bound(r.levels, end, mx);
+  m8t8[0] = static_cast<uint8_t>(m == r.levels ? 0 : m - r.levels - 1);
+  m8t8[1] = static_cast<uint8_t>(t == end ? 255 : t - r.levels);
 }
 
 void pack_kv_group_ref(const uint8_t* codes, int64_t len, int bits, uint8_t* dst) {
@@ -125,6 +158,13 @@ void unpack_kv_group_ref(const uint8_t* src, int64_t len, int bits, uint8_t* cod
 KvGroupParams kv_group_params(const KvQuantFormat& f, const uint8_t* record, int64_t g) {
   WKVQ_ASSERT(g >= 0 && g < f.n_groups);
   KvGroupParams p;
+  if (f.rel8) {
+    WKVQ_ASSERT(f.rel8_groups != nullptr);
+    const float* levels = f.rel8_groups[g].levels;
+    p.min = levels[record[2 * g]];
+    p.scale = (levels[record[2 * g + 1]] - p.min) / static_cast<float>((1 << f.bits) - 1);
+    return p;
+  }
   p.scale = fp16_to_f32(load_u16(record + 4 * g));
   p.min = fp16_to_f32(load_u16(record + 4 * g + 2));
   return p;
@@ -147,17 +187,27 @@ void quantize_token_ref(const KvQuantFormat& f, const float* x, uint8_t* record)
     }
     const float mn = xg[imin];
     const float mx = xg[imax];
-    const uint16_t s16 = f32_to_fp16((mx - mn) / static_cast<float>(qmax));
-    const uint16_t m16 = f32_to_fp16(mn);
-    const float s = fp16_to_f32(s16);
-    const float m = fp16_to_f32(m16);
-    WKVQ_REQUIRE(std::isfinite(m), "KV quantization: value ", mn, " at channel ", c0 + imin,
-                 " is beyond the fp16 range of the stored group minimum (|x| <= 65504)");
-    WKVQ_REQUIRE(std::isfinite(s), "KV quantization: value ", mx, " at channel ", c0 + imax,
-                 " makes the group's scale (max - min) / ", qmax, " overflow fp16 (min ", mn,
-                 " at channel ", c0 + imin, ")");
-    store_u16(record + 4 * g, s16);
-    store_u16(record + 4 * g + 2, m16);
+    float s = 0.0f;
+    float m = 0.0f;
+    if (f.rel8) {
+      WKVQ_ASSERT(f.rel8_groups != nullptr);
+      kv_rel8_codes(f.rel8_groups[g], mn, mx, record + 2 * g);
+      const KvGroupParams p = kv_group_params(f, record, g);
+      s = p.scale;
+      m = p.min;
+    } else {
+      const uint16_t s16 = f32_to_fp16((mx - mn) / static_cast<float>(qmax));
+      const uint16_t m16 = f32_to_fp16(mn);
+      s = fp16_to_f32(s16);
+      m = fp16_to_f32(m16);
+      WKVQ_REQUIRE(std::isfinite(m), "KV quantization: value ", mn, " at channel ", c0 + imin,
+                   " is beyond the fp16 range of the stored group minimum (|x| <= 65504)");
+      WKVQ_REQUIRE(std::isfinite(s), "KV quantization: value ", mx, " at channel ", c0 + imax,
+                   " makes the group's scale (max - min) / ", qmax, " overflow fp16 (min ", mn,
+                   " at channel ", c0 + imin, ")");
+      store_u16(record + 4 * g, s16);
+      store_u16(record + 4 * g + 2, m16);
+    }
     for (int64_t i = 0; i < len; ++i) {
       float v = s > 0.0f ? std::nearbyint((xg[i] - m) / s) : 0.0f;
       v = std::min(std::max(v, 0.0f), static_cast<float>(qmax));
@@ -174,7 +224,7 @@ void dequantize_token_ref(const KvQuantFormat& f, const uint8_t* record, float* 
     const int64_t len = f.group_len(g);
     for (int64_t i = 0; i < len; ++i) {
       x[f.group_first(g) + i] =
-          p.min + static_cast<float>(group_code(codes, len, f.bits, i)) * p.scale;
+          std::fma(static_cast<float>(group_code(codes, len, f.bits, i)), p.scale, p.min);
     }
   }
 }
@@ -195,7 +245,7 @@ void kv_axpy_ref(float p, const uint8_t* codes, int64_t len, int bits, float sca
                  float* out) {
   require_bits(bits);
   for (int64_t i = 0; i < len; ++i) {
-    out[i] += p * (mn + static_cast<float>(group_code(codes, len, bits, i)) * scale);
+    out[i] += p * std::fma(static_cast<float>(group_code(codes, len, bits, i)), scale, mn);
   }
 }
 

@@ -3,6 +3,7 @@
 #include "kernels/kv_attend.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <vector>
 
@@ -21,6 +22,8 @@ bool simd_int_decode(const KvRecordFormat& f, int64_t c0, int64_t hd) {
 }
 
 void check_decode(const KvRecordFormat& f, int64_t stride, int64_t n, int64_t c0, int64_t hd) {
+  WKVQ_REQUIRE(f.bits > 8 || !f.format.rel8 || f.format.rel8_groups != nullptr,
+               "kv_attend: rel8 records without their static ranges");
   WKVQ_REQUIRE(f.bits == 32 || f.bits == 16 || f.format.bits == f.bits, "kv_attend: ", f.bits,
                "-bit records with a ", f.format.bits, "-bit format");
   const int64_t channels = f.bits >= 16 ? stride / (f.bits / 8) : f.format.channels;
@@ -57,7 +60,7 @@ void kv_decode_head_ref(const KvRecordFormat& f, const uint8_t* records, int64_t
       unpack_kv_group_ref(rec + q.group_code_offset(g), len, q.bits, codes.data());
       const int64_t lo = std::max(first, c0), hi = std::min(first + len, c0 + hd);
       for (int64_t c = lo; c < hi; ++c) {
-        x[j * hd + (c - c0)] = p.min + static_cast<float>(codes[c - first]) * p.scale;
+        x[j * hd + (c - c0)] = std::fma(static_cast<float>(codes[c - first]), p.scale, p.min);
       }
     }
   }
@@ -87,10 +90,7 @@ void kv_decode_head(const KvRecordFormat& f, const uint8_t* records, int64_t str
   if (ops != nullptr && f.bits == 16) {
     ops->decode_fp16(records, stride, n, c0, hd, x);
   } else if (ops != nullptr && simd_int_decode(f, c0, hd)) {
-    const KvQuantFormat& q = f.format;
-    const detail::KvShape s{q.channels,         q.group, q.n_groups, q.params_bytes,
-                            q.group_code_bytes, q.bits};
-    ops->decode_int(s, records, stride, n, c0, hd, x);
+    ops->decode_int(detail::kv_shape_of(f.format), records, stride, n, c0, hd, x);
   } else {
     kv_decode_head_ref(f, records, stride, n, c0, hd, x);
   }
@@ -169,8 +169,7 @@ void gqa_scores_int(const KvQuantFormat& f, const uint8_t* records, int64_t stri
     gqa_scores_int_ref(f, records, stride, n, c0, q, g, hd, scale, scores, ld, work, t);
     return;
   }
-  const detail::KvShape s{f.channels,         f.group, f.n_groups, f.params_bytes,
-                          f.group_code_bytes, f.bits};
+  const detail::KvShape s = detail::kv_shape_of(f);
   float* sc = work + n * hd;
   float* mn = sc + n * (hd / f.group);
   t.kv_attend->decode_codes(s, records, stride, n, c0, hd, work, sc, mn);

@@ -25,10 +25,6 @@
 namespace wkvq::detail {
 namespace {
 
-inline float fp16_at(const uint8_t* p) {
-  return _cvtsh_ss(static_cast<unsigned short>(p[0] | (p[1] << 8)));
-}
-
 // vec_ops.h's dot in 256-bit vectors (both ISAs): lane l of a row's accumulator is dot's partial
 // sum l (channels i = l mod 8 in order, each product rounded, then added), the 8 partials of each
 // row then added pairwise ((0 + 1) + (2 + 3)) + ((4 + 5) + (6 + 7)) as dot does.
@@ -112,12 +108,12 @@ struct KvAttendKernels {
     }
   }
 
-  // One group of len channels: x^ = m + code * s (the fma rounds once: code * s is exact), or
-  // the codes themselves as floats when Codes.
+  // One group of len channels: x^ = fma(code, s, m) (formats/kv_quant.h), or the codes
+  // themselves as floats when Codes.
   template <int Bits, bool Codes>
-  static void decode_group(const uint8_t* params, const uint8_t* c, int64_t len, float* out) {
-    const F vs = S::set1(Codes ? 1.0f : fp16_at(params));
-    const F vm = S::set1(Codes ? 0.0f : fp16_at(params + 2));
+  static void decode_group(ScaleMin p, const uint8_t* c, int64_t len, float* out) {
+    const F vs = S::set1(Codes ? 1.0f : p.s);
+    const F vm = S::set1(Codes ? 0.0f : p.m);
     if constexpr (Bits == 4) {
       const int64_t h = (len + 1) / 2;
       for (int64_t j = 0; j < h; j += kL) {
@@ -146,17 +142,20 @@ struct KvAttendKernels {
   template <int Bits, bool Codes>
   static void decode_int_bits(const KvShape& s, const uint8_t* records, int64_t stride, int64_t n,
                               int64_t c0, int64_t hd, float* x, float* sc, float* mn) {
+    constexpr int qmax = (1 << Bits) - 1;
     const int64_t g0 = c0 / s.group, groups = hd / s.group;
     for (int64_t j = 0; j < n; ++j) {
       const uint8_t* rec = records + j * stride;
       for (int64_t k = 0; k < groups; ++k) {
         const int64_t g = g0 + k;
+        const ScaleMin p =
+            params_at(rec + g * s.group_param_bytes, s.rel8 ? s.rel8 + g : nullptr, qmax);
         if constexpr (Codes) {
-          sc[k * n + j] = fp16_at(rec + 4 * g);
-          mn[k * n + j] = fp16_at(rec + 4 * g + 2);
+          sc[k * n + j] = p.s;
+          mn[k * n + j] = p.m;
         }
-        decode_group<Bits, Codes>(rec + 4 * g, rec + s.params_bytes + g * s.group_code_bytes,
-                                  s.group, x + j * hd + k * s.group);
+        decode_group<Bits, Codes>(p, rec + s.params_bytes + g * s.group_code_bytes, s.group,
+                                  x + j * hd + k * s.group);
       }
     }
   }

@@ -13,6 +13,7 @@
 #include <cmath>
 #include <cstdint>
 
+#include "formats/kv_quant.h"
 #include "kernels/kv_quant_impl.h"
 
 namespace wkvq::detail {
@@ -28,6 +29,18 @@ inline void store_u16(uint8_t* p, unsigned short v) {
 }
 
 inline bool fp16_is_finite(unsigned short h) { return (h & 0x7c00u) != 0x7c00u; }
+
+// A group's scale and min from its metadata at p (formats/kv_quant.h): fp16 scale and min, or with
+// r (the group's static range) the rel8 bytes m8, t8: m = L[m8], s = (L[t8] - m) / qmax.
+struct ScaleMin {
+  float s;
+  float m;
+};
+inline ScaleMin params_at(const uint8_t* p, const KvRel8Group* r, int qmax) {
+  if (r == nullptr) return {_cvtsh_ss(load_u16(p)), _cvtsh_ss(load_u16(p + 2))};
+  const float m = r->levels[p[0]];
+  return {(r->levels[p[1]] - m) / static_cast<float>(qmax), m};
+}
 
 template <int B>
 struct BitsTag {
@@ -124,8 +137,8 @@ struct KvQuantKernels {
     return S::add(a0, a1);
   }
 
-  // out[i] += p * (mn + code_i * scale) on lanes [0, count): code_i * scale is exact, so the fma
-  // is the reference's sum; the product is kept rounded as the reference's.
+  // out[i] += p * fma(code_i, scale, mn) on lanes [0, count): the reference's x^ (formats/
+  // kv_quant.h); the product with p is kept rounded as the reference's.
   static void axpy_run(F p, F scale, F mn, F codes, int64_t count, float* out) {
     const typename S::Mask m = S::mask(count);
     F px = S::mul(p, S::fmadd(codes, scale, mn));
@@ -163,9 +176,11 @@ struct KvQuantKernels {
     return S::keep(S::mask(count), c);
   }
 
-  // Quantizes one group; false when it holds a non-finite value or overflows fp16.
+  // Quantizes one group (rel8 metadata against `rel8` when not null); false when it holds a
+  // non-finite value or overflows fp16.
   template <int Bits>
-  static bool quantize_group(const float* x, int64_t len, uint8_t* params, uint8_t* dst) {
+  static bool quantize_group(const float* x, int64_t len, const KvRel8Group* rel8, uint8_t* params,
+                             uint8_t* dst) {
     constexpr int qmax = (1 << Bits) - 1;
     const F first = S::set1(x[0]);
     F vmin = first;
@@ -180,15 +195,20 @@ struct KvQuantKernels {
     if (!S::all_set(finite)) return false;
     const float mn = S::hmin(vmin);
     const float mx = S::hmax(vmax);
-    const unsigned short s16 =
-        _cvtss_sh((mx - mn) / static_cast<float>(qmax), _MM_FROUND_TO_NEAREST_INT);
-    const unsigned short m16 = _cvtss_sh(mn, _MM_FROUND_TO_NEAREST_INT);
-    if (!fp16_is_finite(s16) || !fp16_is_finite(m16)) return false;
-    store_u16(params, s16);
-    store_u16(params + 2, m16);
-    const float s = _cvtsh_ss(s16);
+    if (rel8 != nullptr) {
+      kv_rel8_codes(*rel8, mn, mx, params);  // the reference's own function (out of line)
+    } else {
+      const unsigned short s16 =
+          _cvtss_sh((mx - mn) / static_cast<float>(qmax), _MM_FROUND_TO_NEAREST_INT);
+      const unsigned short m16 = _cvtss_sh(mn, _MM_FROUND_TO_NEAREST_INT);
+      if (!fp16_is_finite(s16) || !fp16_is_finite(m16)) return false;
+      store_u16(params, s16);
+      store_u16(params + 2, m16);
+    }
+    const ScaleMin sm = params_at(params, rel8, qmax);
+    const float s = sm.s;
     const F vs = S::set1(s);
-    const F vm = S::set1(_cvtsh_ss(m16));
+    const F vm = S::set1(sm.m);
     const bool constant = !(s > 0.0f);
     if constexpr (Bits == 4) {
       const int64_t h = (len + 1) / 2;
@@ -214,7 +234,8 @@ struct KvQuantKernels {
       for (int64_t g = 0; g < s.n_groups; ++g) {
         const int64_t c0 = g * s.group;
         const int64_t len = g + 1 < s.n_groups ? s.group : s.channels - c0;
-        if (!quantize_group<decltype(b)::kBits>(x + c0, len, record + 4 * g,
+        if (!quantize_group<decltype(b)::kBits>(x + c0, len, s.rel8 ? s.rel8 + g : nullptr,
+                                                record + g * s.group_param_bytes,
                                                 record + s.params_bytes + g * s.group_code_bytes)) {
           return g;
         }
@@ -236,21 +257,22 @@ struct KvQuantKernels {
     with_bits(bits, [&](auto b) { axpy_group<decltype(b)::kBits>(p, codes, len, scale, mn, out); });
   }
 
-  static void dot_tokens(const uint8_t* params, const uint8_t* codes, int64_t stride, int64_t n,
-                         int64_t len, int bits, const float* q, float* scores) {
+  static void dot_tokens(const uint8_t* params, const KvRel8Group* rel8, const uint8_t* codes,
+                         int64_t stride, int64_t n, int64_t len, int bits, const float* q,
+                         float* scores) {
     F accq = S::zero();
     for (int64_t j = 0; j < len; j += kL) {
       accq = S::add(accq, S::load_first(q + j, S::mask(len - j), len - j));
     }
     const float sum_q = S::hsum(accq);
     with_bits(bits, [&](auto b) {
+      constexpr int qmax = (1 << decltype(b)::kBits) - 1;
       for (int64_t t = 0; t < n; ++t) {
-        const uint8_t* pt = params + t * stride;
+        const ScaleMin sm = params_at(params + t * stride, rel8, qmax);
         const F acc = dot_group<decltype(b)::kBits, false>(q, codes + t * stride, len, accq);
         // s * sum(q code) + m * sum(q), the first product fused (written out, so that no compiler
         // contracts it another way: kv_attend's gqa_scores_int repeats exactly this).
-        scores[t] =
-            std::fma(_cvtsh_ss(load_u16(pt)), S::hsum(acc), _cvtsh_ss(load_u16(pt + 2)) * sum_q);
+        scores[t] = std::fma(sm.s, S::hsum(acc), sm.m * sum_q);
       }
     });
   }
@@ -265,8 +287,9 @@ struct KvQuantKernels {
   // Channel runs outer, tokens inner: each run of out stays in a register over all n tokens (same
   // per-element operations in the same token order as the reference).
   template <int Bits>
-  static void axpy_tokens_bits(const uint8_t* params, const uint8_t* codes, int64_t stride,
-                               int64_t n, int64_t len, const float* p, float* out) {
+  static void axpy_tokens_bits(const uint8_t* params, const KvRel8Group* rel8, const uint8_t* codes,
+                               int64_t stride, int64_t n, int64_t len, const float* p, float* out) {
+    constexpr int qmax = (1 << Bits) - 1;
     const int64_t runs = Bits == 4 ? (len + 1) / 2 : len;  // 4 bits: bytes of codes per group
     const int64_t h = Bits == 4 ? runs : 0;
     for (int64_t j = 0; j < runs; j += kL) {
@@ -277,9 +300,9 @@ struct KvQuantKernels {
       F o0 = S::load_first(out + j, m0, n0);
       F o1 = S::load_first(out + h + j, m1, n1);
       for (int64_t t = 0; t < n; ++t) {
-        const uint8_t* pt = params + t * stride;
-        const F vs = S::set1(_cvtsh_ss(load_u16(pt)));
-        const F vm = S::set1(_cvtsh_ss(load_u16(pt + 2)));
+        const ScaleMin sm = params_at(params + t * stride, rel8, qmax);
+        const F vs = S::set1(sm.s);
+        const F vm = S::set1(sm.m);
         const F vp = S::set1(p[t]);
         if constexpr (Bits == 4) {
           const I v = S::load_bytes(codes + t * stride + j, n0);
@@ -294,10 +317,11 @@ struct KvQuantKernels {
     }
   }
 
-  static void axpy_tokens(const uint8_t* params, const uint8_t* codes, int64_t stride, int64_t n,
-                          int64_t len, int bits, const float* p, float* out) {
+  static void axpy_tokens(const uint8_t* params, const KvRel8Group* rel8, const uint8_t* codes,
+                          int64_t stride, int64_t n, int64_t len, int bits, const float* p,
+                          float* out) {
     with_bits(bits, [&](auto b) {
-      axpy_tokens_bits<decltype(b)::kBits>(params, codes, stride, n, len, p, out);
+      axpy_tokens_bits<decltype(b)::kBits>(params, rel8, codes, stride, n, len, p, out);
     });
   }
 

@@ -65,8 +65,8 @@ void token_groups_round_trip(const float* x, int64_t c, int64_t group, int bits,
   dequantize_token_ref(f, record.data(), out);
 }
 
-void rel8_groups_round_trip(const float* x, int64_t c, int64_t group, int bits, const float* lo,
-                            const float* hi, float* out) {
+void rel8_groups_round_trip(const float* x, int64_t c, int64_t group, int bits,
+                            const KvRel8Group* groups, float* out) {
   const float qmax = static_cast<float>((1 << bits) - 1);
   for (int64_t g = 0; g * group < c; ++g) {
     const int64_t c0 = g * group;
@@ -78,17 +78,13 @@ void rel8_groups_round_trip(const float* x, int64_t c, int64_t group, int bits, 
       mn = std::min(mn, x[i]);
       mx = std::max(mx, x[i]);
     }
-    const float step = (hi[g] - lo[g]) / 255.0f;
-    float m = lo[g];
-    float t = lo[g];
-    if (step > 0.0f) {
-      m = lo[g] + std::clamp(std::floor((mn - lo[g]) / step), 0.0f, 255.0f) * step;
-      t = lo[g] + std::clamp(std::ceil((mx - lo[g]) / step), 0.0f, 255.0f) * step;
-    }
-    const float s = (t - m) / qmax;
+    uint8_t m8t8[2];
+    kv_rel8_codes(groups[g], mn, mx, m8t8);
+    const float m = groups[g].levels[m8t8[0]];
+    const float s = (groups[g].levels[m8t8[1]] - m) / qmax;
     for (int64_t i = c0; i < c0 + len; ++i) {
       const float q = s > 0.0f ? std::clamp(std::nearbyint((x[i] - m) / s), 0.0f, qmax) : 0.0f;
-      out[i] = m + q * s;
+      out[i] = std::fma(q, s, m);
     }
   }
 }

@@ -6,6 +6,8 @@
 #include <cstdint>
 #include <vector>
 
+#include "formats/kv_rel8_group.h"
+
 namespace wkvq {
 
 // llama.cpp q4_0 (ggml's reference quantizer) on n values (a multiple of 32), blocks of 32:
@@ -21,15 +23,13 @@ void q4_1_round_trip(const float* x, int64_t n, float* out, uint8_t* codes = nul
 // 2, 3, 4 or 8) on one token of c channels.
 void token_groups_round_trip(const float* x, int64_t c, int64_t group, int bits, float* out);
 
-// The cheaper metadata of issue 16 item 1: per group of g channels (last may be shorter) with a
-// static range [lo, hi] (from calibration, after smoothing), step = (hi - lo) / 255:
-//   m8 = clamp(floor((min - lo) / step), 0, 255), t8 = clamp(ceil((max - lo) / step), 0, 255)
-//   m = lo + m8 step, t = lo + t8 step, s = (t - m) / (2^b - 1)
-//   q = clamp(round((x - m) / s), 0, 2^b - 1) (0 when s = 0),  x^ = m + q s
-// 16 bits of metadata per group; values beyond the static range are clipped to it.
-// lo, hi: one entry per group.
-void rel8_groups_round_trip(const float* x, int64_t c, int64_t group, int bits, const float* lo,
-                            const float* hi, float* out);
+// The cheaper metadata of issue 16 item 1, rel8 (formats/kv_quant.h): per group of g channels
+// (last may be shorter) two 8-bit codes m8, t8 against the group's static levels `groups[g]`
+// (make_kv_rel8_group of its calibrated range), m = L[m8], s = (L[t8] - m) / (2^b - 1),
+// q = clamp(round((x - m) / s), 0, 2^b - 1) (0 when s = 0), x^ = fma(q, s, m): the runtime cache's
+// records, as a round trip. 16 bits of metadata per group; bits 1..8.
+void rel8_groups_round_trip(const float* x, int64_t c, int64_t group, int bits,
+                            const KvRel8Group* groups, float* out);
 
 // The orthonormal Walsh-Hadamard transform (Sylvester order, scaled by 1/sqrt(n)) of x[0:n] in
 // place; n a power of two. It is its own inverse.

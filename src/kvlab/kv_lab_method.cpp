@@ -6,6 +6,7 @@
 
 #include "core/error.h"
 #include "core/fp16.h"
+#include "formats/kv_quant.h"
 #include "kernels/rope.h"
 #include "kvlab/kv_codecs.h"
 
@@ -45,6 +46,17 @@ KvLabMethod::KvLabMethod(const KvMethodSpec& spec, const LlamaConfig& c,
     WKVQ_REQUIRE(ranges->n_layers == n_layers_ && ranges->n_groups == groups, "--kv-method ",
                  spec_.label(), ": static ranges of another shape");
     ranges_ = *ranges;
+    if (spec_.family == KvFamily::Int) {  // the rel8 levels, (n_layers, K/V, groups)
+      for (int l = 0; l < n_layers_; ++l) {
+        for (const auto* r : {&ranges_.klo, &ranges_.vlo}) {
+          const auto& hi = r == &ranges_.klo ? ranges_.khi : ranges_.vhi;
+          for (int64_t g = 0; g < groups; ++g) {
+            const auto at = static_cast<size_t>(l * groups + g);
+            rel8_.push_back(make_kv_rel8_group((*r)[at], hi[at]));
+          }
+        }
+      }
+    }
   }
   if (spec_.family == KvFamily::Turbo) {
     levels_ = lloyd_max_unit_coordinate(static_cast<int>(head_dim_), spec_.bits);
@@ -135,11 +147,9 @@ void KvLabMethod::round_trip_int(bool key, int layer, const float* x, float* out
   if (bits == 0) {  // the transforms alone
     std::memcpy(out, y.data(), sizeof(float) * y.size());
   } else if (spec_.rel8) {
-    WKVQ_REQUIRE(ranges_.n_layers > 0, "--kv-method ", spec_.label(), " needs static ranges");
-    const size_t at = static_cast<size_t>(layer * ranges_.n_groups);
-    const float* lo = (key ? ranges_.klo : ranges_.vlo).data() + at;
-    const float* hi = (key ? ranges_.khi : ranges_.vhi).data() + at;
-    rel8_groups_round_trip(y.data(), kv_dim_, group_, bits, lo, hi, out);
+    WKVQ_REQUIRE(!rel8_.empty(), "--kv-method ", spec_.label(), " needs static ranges");
+    const size_t at = static_cast<size_t>((layer * 2 + (key ? 0 : 1)) * ranges_.n_groups);
+    rel8_groups_round_trip(y.data(), kv_dim_, group_, bits, rel8_.data() + at, out);
   } else {
     token_groups_round_trip(y.data(), kv_dim_, group_, bits, out);
   }

@@ -11,14 +11,6 @@
 
 namespace wkvq {
 
-// Static ranges of the transformed (smoothed, rotated) K and V per layer and channel group, from
-// calibration text (kvlab/kv_ranges.h): (n_layers, n_groups) each.
-struct KvGroupRanges {
-  int n_layers = 0;
-  int64_t n_groups = 0;
-  std::vector<float> klo, khi, vlo, vhi;
-};
-
 class KvLabMethod {
  public:
   // `smoothing` (kept by reference; needed when spec.smooth) and `ranges` (copied; needed when
@@ -73,6 +65,7 @@ class KvLabMethod {
   const KvSmoothing* smoothing_ = nullptr;
   LlamaConfig config_;
   KvGroupRanges ranges_;
+  std::vector<KvRel8Group> rel8_;  // Int with rel8: the levels, (n_layers, K/V, n_groups)
   std::vector<double> levels_;     // turbo codebook
   std::vector<double> rotations_;  // turbo: (n_layers, 2, n_kv_heads, head_dim, head_dim)
 };

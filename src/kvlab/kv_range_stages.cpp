@@ -10,6 +10,7 @@ namespace {
 KvGroupRanges ranges_of(const KvChannelStats& st) {
   KvGroupRanges r;
   r.n_layers = st.n_layers;
+  r.group = 1;
   r.n_groups = st.kv_dim;
   r.klo = st.kmin;
   r.khi = st.kmax;

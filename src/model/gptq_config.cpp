@@ -117,6 +117,7 @@ ojson wkvq_section_json(const QuantizationInfo& q, const std::vector<std::string
              {"keep_float", keep_float}};
   if (q.kv.window > 0) s["kv_window"] = q.kv.window;
   if (q.kv.quantized() && q.kv.value_bits() != q.kv.bits) s["kv_value_bits"] = q.kv.value_bits();
+  if (q.kv.quantized() && q.kv.rel8) s["kv_meta"] = "rel8";
   if (!q.calibration.empty()) s["calibration"] = q.calibration;
   s["checksums"] = checksums;
   return s;

@@ -5,6 +5,7 @@
 #include <limits>
 
 #include "core/error.h"
+#include "formats/kv_quant.h"
 
 namespace wkvq {
 
@@ -39,6 +40,41 @@ void KvSmoothing::validate(const char* source) const {
     WKVQ_REQUIRE(std::isfinite(sk[i]) && sk[i] > 0 && std::isfinite(sv[i]) && sv[i] > 0, source,
                  ": KV scales must be finite and positive; layer ", i / kv_dim, " channel ",
                  i % kv_dim, " has sK ", sk[i], ", sV ", sv[i]);
+  }
+  if (!has_ranges()) return;
+  const KvGroupRanges& r = ranges;
+  WKVQ_REQUIRE(r.n_layers == n_layers && r.group >= 1 && r.group <= kv_dim &&
+                   r.n_groups == (kv_dim + r.group - 1) / r.group,
+               source, ": KV group ranges of ", r.n_layers, " layers x ", r.n_groups, " groups of ",
+               r.group, " channels do not fit ", n_layers, " layers of ", kv_dim, " channels");
+  const auto m = static_cast<size_t>(r.n_layers * r.n_groups);
+  for (const auto* v : {&r.klo, &r.khi, &r.vlo, &r.vhi}) {
+    WKVQ_REQUIRE(v->size() == m, source, ": KV group ranges must hold n_layers * n_groups = ", m,
+                 " values each, found ", v->size());
+  }
+  for (size_t i = 0; i < m; ++i) {
+    for (int kv = 0; kv < 2; ++kv) {
+      const float lo = (kv == 0 ? r.klo : r.vlo)[i], hi = (kv == 0 ? r.khi : r.vhi)[i];
+      WKVQ_REQUIRE(std::isfinite(lo) && std::isfinite(hi) && hi >= lo, source, ": the static ",
+                   kv == 0 ? "K" : "V", " range of layer ", i / r.n_groups, " group ",
+                   i % r.n_groups, " is [", lo, ", ", hi, "]; it must be finite with hi >= lo");
+    }
+  }
+}
+
+void KvSmoothing::set_ranges(KvGroupRanges r, const char* source) {
+  ranges = std::move(r);
+  rel8.clear();
+  validate(source);
+  rel8.reserve(static_cast<size_t>(ranges.n_layers * 2 * ranges.n_groups));
+  for (int l = 0; l < ranges.n_layers; ++l) {
+    for (int kv = 0; kv < 2; ++kv) {
+      for (int64_t g = 0; g < ranges.n_groups; ++g) {
+        const auto i = static_cast<size_t>(l * ranges.n_groups + g);
+        rel8.push_back(make_kv_rel8_group((kv == 0 ? ranges.klo : ranges.vlo)[i],
+                                          (kv == 0 ? ranges.khi : ranges.vhi)[i]));
+      }
+    }
   }
 }
 

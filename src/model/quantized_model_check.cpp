@@ -26,16 +26,24 @@ int check_saveable(const Model& m) {
   WKVQ_REQUIRE((m.tok_embeddings != nullptr || packed.q != nullptr || packed.w16 != nullptr) &&
                    m.final_norm != nullptr,
                "save_quantized_model: the model has no embeddings or final norm");
-  const bool smoothed = m.kv_smoothing.n_layers > 0;
+  // Smoothing vectors when kv_smooth says so; rel8 metadata carries static group ranges (on an
+  // identity smoothing when kv_smooth is "none").
+  const KvSmoothing& ks = m.kv_smoothing;
+  const bool smoothed = ks.n_layers > 0 && !(q.kv.smooth == KvSmoothMode::None && ks.is_identity());
   WKVQ_REQUIRE(smoothed == (q.kv.smooth != KvSmoothMode::None),
                "save_quantized_model: kv_smooth is \"", kv_smooth_name(q.kv.smooth),
                "\" but the model ", smoothed ? "has" : "has no", " KV smoothing vectors");
-  if (smoothed) {
-    WKVQ_REQUIRE(
-        m.kv_smoothing.n_layers == m.config.n_layers && m.kv_smoothing.kv_dim == m.config.kv_dim(),
-        "save_quantized_model: KV smoothing of shape (", m.kv_smoothing.n_layers, ", ",
-        m.kv_smoothing.kv_dim, ") does not fit the model");
-    m.kv_smoothing.validate("save_quantized_model");
+  if (ks.n_layers > 0) {
+    WKVQ_REQUIRE(ks.n_layers == m.config.n_layers && ks.kv_dim == m.config.kv_dim(),
+                 "save_quantized_model: KV smoothing of shape (", ks.n_layers, ", ", ks.kv_dim,
+                 ") does not fit the model");
+    ks.validate("save_quantized_model");
+  }
+  if (q.kv.quantized() && q.kv.rel8) {
+    const int64_t group = q.kv.group == 0 ? m.config.head_dim : q.kv.group;
+    WKVQ_REQUIRE(ks.n_layers > 0 && ks.has_ranges() && ks.ranges.group == group,
+                 "save_quantized_model: kv_meta is \"rel8\" but the model carries no static KV ",
+                 "group ranges for groups of ", group, " channels");
   }
   // table: the head or the embeddings, whose int-b storage may have its own bits (8 or 4).
   auto check_linear = [&](const Linear& lin, const std::string& what, bool table = false) {

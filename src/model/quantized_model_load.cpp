@@ -64,12 +64,18 @@ void parse_wkvq_keys(const QcReader& r, const LlamaConfig& c, QuantConfig& q) {
   if (r.has("kv_value_bits")) {                                     // absent: the keys' bits
     info.kv.vbits = static_cast<int>(std::clamp<int64_t>(r.integer("kv_value_bits"), -1, 64));
   }
+  if (r.has("kv_meta")) {  // absent: fp16 scale and min
+    const std::string meta = r.string("kv_meta");
+    if (meta != "rel8" && meta != "fp16") r.bad("kv_meta", "expected \"fp16\" or \"rel8\"");
+    info.kv.rel8 = meta == "rel8";
+  }
   try {
     validate_kv_settings(info.kv, c.kv_dim());
   } catch (const Error& e) {
     r.bad("kv_bits", std::string("with kv_group_size = ") + std::to_string(info.kv.group) +
-                         ", kv_window = " + std::to_string(info.kv.window) + ", kv_value_bits = " +
-                         std::to_string(info.kv.value_bits()) + ": " + e.what());
+                         ", kv_window = " + std::to_string(info.kv.window) +
+                         ", kv_value_bits = " + std::to_string(info.kv.value_bits()) +
+                         (info.kv.rel8 ? ", kv_meta = rel8" : "") + ": " + e.what());
   }
   info.kv.poq = r.boolean("poq");
   const std::optional<KvSmoothMode> smooth = parse_kv_smooth(r.string("kv_smooth"));
@@ -293,8 +299,28 @@ void load_attention_extras(Tensors& t, const LlamaConfig& c, int l, LayerWeights
   lw.k_norm = t.f32(layer_tensor(l, kHfKNormName), {c.head_dim}, why);
 }
 
-KvSmoothing load_smoothing(Tensors& t, const LlamaConfig& c) {
+// The smoothing vectors (kv_smooth not "none") and the static group ranges (kv_meta rel8; on an
+// identity smoothing when kv_smooth is "none").
+KvSmoothing load_smoothing(Tensors& t, const LlamaConfig& c, const KvQuantSettings& settings) {
   KvSmoothing s = KvSmoothing::identity(c.n_layers, c.kv_dim());
+  if (settings.quantized() && settings.rel8) {
+    KvGroupRanges r;
+    r.n_layers = c.n_layers;
+    r.group = settings.group == 0 ? c.head_dim : settings.group;
+    r.n_groups = (c.kv_dim() + r.group - 1) / r.group;
+    const std::string why = "kv_meta is \"rel8\": ceil(kv_dim / kv_group_size) groups";
+    const char* names[4] = {"k_lo", "k_hi", "v_lo", "v_hi"};
+    std::vector<float>* dst[4] = {&r.klo, &r.khi, &r.vlo, &r.vhi};
+    for (int l = 0; l < c.n_layers; ++l) {
+      const std::string p = layer_tensor(l, "self_attn.kv_ranges.");
+      for (int i = 0; i < 4; ++i) {
+        const float* v = t.f32(p + names[i], {r.n_groups}, why);
+        dst[i]->insert(dst[i]->end(), v, v + r.n_groups);
+      }
+    }
+    s.set_ranges(std::move(r), t.path().c_str());
+  }
+  if (settings.smooth == KvSmoothMode::None) return s;
   const int64_t kv = c.kv_dim();
   const std::string why = "kv_dim = n_kv_heads * head_dim; config.json kv_smooth is not \"none\"";
   for (int l = 0; l < c.n_layers; ++l) {
@@ -451,18 +477,19 @@ Model load_quantized_model(const std::string& dir, const json& config) {
     load_attention_extras(t, c, l, lw);
   }
   load_head(t, qc, m, config_path);
-  if (m.quant.kv.smooth != KvSmoothMode::None && !qc.gptq_layout) {
-    m.kv_smoothing = load_smoothing(t, c);
-  }
+  const KvQuantSettings& kvs = m.quant.kv;
+  const bool kv_static = kvs.smooth != KvSmoothMode::None || (kvs.quantized() && kvs.rel8);
+  if (kv_static && !qc.gptq_layout) m.kv_smoothing = load_smoothing(t, c, kvs);
   t.reject_unused();
-  if (m.quant.kv.smooth != KvSmoothMode::None && qc.gptq_layout) {
+  if (kv_static && qc.gptq_layout) {
     const std::string kv_path = (fs::path(dir) / kKvSmoothingFile).string();
     WKVQ_REQUIRE(qc.checksums.contains(kKvSmoothingFile), config_path, ": ", kWkvqSection,
-                 ".kv_smooth is \"", kv_smooth_name(m.quant.kv.smooth), "\" but checksums list no ",
+                 ".kv_smooth is \"", kv_smooth_name(m.quant.kv.smooth), "\"",
+                 kvs.rel8 ? " and kv_meta \"rel8\"" : "", " but checksums list no ",
                  kKvSmoothingFile);
     const SafetensorsFile kv_file = SafetensorsFile::open(kv_path);
     Tensors kt(kv_file, m);
-    m.kv_smoothing = load_smoothing(kt, c);
+    m.kv_smoothing = load_smoothing(kt, c, kvs);
     kt.reject_unused();
   }
   return m;

@@ -56,11 +56,13 @@ KvCache::KvCache(const LlamaConfig& c, std::unique_ptr<KvBlockPool> own, KvBlock
                n_layers_, " x ", kv_dim_);
   WKVQ_REQUIRE(ps.bits == settings_.bits &&
                    (!ps.quantized() ||
-                    (ps.group == settings_.group && ps.value_bits() == settings_.value_bits())),
+                    (ps.group == settings_.group && ps.value_bits() == settings_.value_bits() &&
+                     ps.rel8 == settings_.rel8)),
                "KV cache: the pool stores ", ps.bits, "-bit K (", ps.value_bits(), "-bit V) in ",
                "groups of ", ps.group, ", the cache asks for ", settings_.bits, "-bit K (",
                settings_.value_bits(), "-bit V) in groups of ", settings_.group,
-               "; make the pool with the cache's KV settings");
+               " (group metadata ", ps.rel8 ? "rel8" : "fp16", " / ",
+               settings_.rel8 ? "rel8" : "fp16", "); make the pool with the cache's KV settings");
   if (smoothing_ != nullptr) {
     WKVQ_REQUIRE(smoothing_->n_layers == c.n_layers && smoothing_->kv_dim == kv_dim_,
                  "KV smoothing is for ", smoothing_->n_layers, " layers x ", smoothing_->kv_dim,
@@ -90,6 +92,7 @@ void KvCache::release() {
 void KvCache::copy_prefix(const KvCache& other, int64_t n) {
   WKVQ_REQUIRE(other.settings_.bits == settings_.bits && other.settings_.group == settings_.group &&
                    other.settings_.value_bits() == settings_.value_bits() &&
+                   other.settings_.rel8 == settings_.rel8 && other.smoothing_ == smoothing_ &&
                    other.kv_dim_ == kv_dim_ && other.n_layers_ == n_layers_ &&
                    n <= other.blocks_held() * other.block_tokens_,
                "KV cache: copy_prefix needs a cache of the same storage holding the positions");
@@ -133,10 +136,26 @@ double KvCache::bits_per_element_at(int64_t tokens) const {
 }
 
 std::string KvCache::attention_kernel() const {
-  const std::string k = kv_attend_kernel({settings_.bits, pool_->format(0)}, head_dim_);
+  const std::string k = kv_attend_kernel({settings_.bits, pool_->format(0)}, head_dim_) +
+                        (settings_.rel8 ? ", rel8 metadata" : "");
   if (!settings_.quantized() || settings_.value_bits() == settings_.bits) return k;
   return "K " + k + "; V " +
          kv_attend_kernel({settings_.value_bits(), pool_->format(1)}, head_dim_);
+}
+
+KvQuantFormat KvCache::layer_format(int layer, int kv) const {
+  KvQuantFormat f = pool_->format(kv);
+  if (!f.rel8) return f;
+  // Checked here, not at construction: a cache made only for its sizes needs no ranges.
+  WKVQ_REQUIRE(smoothing_ != nullptr && smoothing_->has_ranges(),
+               "KV cache: --kv-meta rel8 codes each group's scale and minimum against a static ",
+               "range of calibration text, and none was given; pass --calib FILE (or load a ",
+               "model directory quantized with --kv-meta rel8)");
+  WKVQ_REQUIRE(smoothing_->ranges.group == settings_.group, "KV cache: the static group ranges ",
+               "are for groups of ", smoothing_->ranges.group, " channels, the cache uses ",
+               settings_.group, "; calibrate the ranges with the cache's --kvgroup");
+  f.rel8_groups = smoothing_->rel8_groups(layer, kv);
+  return f;
 }
 
 uint8_t* KvCache::record(int layer, int kv, int64_t pos) const {
@@ -170,8 +189,8 @@ void KvCache::store(int layer, const float* k, const float* v, int64_t n, int64_
   const float* sk = smoothing_ ? smoothing_->sK(layer) : nullptr;
   const float* dv = smoothing_ ? smoothing_->dV(layer) : nullptr;
   const float* sv = smoothing_ ? smoothing_->sV(layer) : nullptr;
-  const KvQuantFormat& kformat = pool_->format(0);
-  const KvQuantFormat& vformat = pool_->format(1);
+  const KvQuantFormat kformat = layer_format(layer, 0);
+  const KvQuantFormat vformat = layer_format(layer, 1);
   parallel_for(n, 8, [&](int64_t b, int64_t e) {
     std::vector<float> ks(static_cast<size_t>(kv_dim_)), vs(static_cast<size_t>(kv_dim_));
     for (int64_t t = b; t < e; ++t) {
@@ -199,8 +218,8 @@ StoredKvLayer KvCache::stored_layer(int layer) const {
   s.record_bytes = pool_->record_bytes(0);
   s.vrecord_bytes = pool_->record_bytes(1);
   if (settings_.quantized()) {
-    s.format = pool_->format(0);
-    s.vformat = pool_->format(1);
+    s.format = layer_format(layer, 0);
+    s.vformat = layer_format(layer, 1);
     if (smoothing_ != nullptr) {
       s.dk = smoothing_->dK(layer);
       s.sk = smoothing_->sK(layer);

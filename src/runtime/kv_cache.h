@@ -9,7 +9,9 @@
 //   bits 32: f32 (kv_dim)   bits 16: fp16 (kv_dim)
 //   bits 2/3/4/8: one token record of formats/kv_quant.h for K and for V (V at vbits when the
 //                 settings give the values their own bits), holding the smoothed
-//                 K~ = (K - dK) / sK and V~ = (V - dV) / sV
+//                 K~ = (K - dK) / sK and V~ = (V - dV) / sV; with rel8 metadata
+//                 (settings.rel8) coded against the smoothing's static group ranges
+//                 (KvSmoothing::ranges: the smoothing must carry them)
 // attend() stores the chunk's k, v first (taking blocks for them if reserve() did not), then runs
 // attend_chunk over the layer, which reads the positions before full_precision_from(...) from the
 // store and the rest from the chunk's own full-precision k, v. ChunkAttention::FullPrecisionChunk
@@ -93,6 +95,9 @@ class KvCache final : public KvStore {
   KvCache(const LlamaConfig& c, std::unique_ptr<KvBlockPool> own, KvBlockPool* shared,
           int64_t max_tokens, const KvQuantSettings& settings, const KvSmoothing* smoothing);
   void store(int layer, const float* k, const float* v, int64_t n, int64_t pos0);
+  // The record format of `layer`'s K (kv = 0) or V (kv = 1): the pool's, with the layer's static
+  // group ranges when the metadata is rel8.
+  KvQuantFormat layer_format(int layer, int kv) const;
   // The record of `layer`'s K (kv = 0) or V (kv = 1) at position pos (its block reserved).
   uint8_t* record(int layer, int kv, int64_t pos) const;
   // What attention reads of `layer`: its stored positions and smoothing.

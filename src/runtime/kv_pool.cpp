@@ -22,7 +22,8 @@ KvQuantSettings normalised(const LlamaConfig& c, KvQuantSettings kv) {
 // The record format of K (kv = 0) or V (kv = 1).
 KvQuantFormat format_of(const LlamaConfig& c, const KvQuantSettings& kv, int which) {
   if (!kv.quantized()) return KvQuantFormat{};
-  return make_kv_format(c.kv_dim(), kv.group, which == 0 ? kv.key_bits() : kv.value_bits());
+  return make_kv_format(c.kv_dim(), kv.group, which == 0 ? kv.key_bits() : kv.value_bits(),
+                        kv.rel8);
 }
 
 int64_t raw_block_bytes(const LlamaConfig& c, const KvQuantSettings& kv, int block_tokens) {

@@ -1,6 +1,7 @@
 #include "runtime/kv_stats.h"
 
 #include <algorithm>
+#include <limits>
 
 #include "core/error.h"
 #include "model/forward.h"
@@ -26,6 +27,39 @@ class RecordingStore final : public KvStore {
   KvCache& inner_;
   KvChannelStats& stats_;
   int64_t skip_;
+};
+
+// Records the transformed group ranges, then attends through a full-precision cache.
+class RangeRecorder final : public KvStore {
+ public:
+  RangeRecorder(KvCache& inner, const KvRowTransform& transform, KvGroupRanges& r, int64_t kv_dim,
+                int64_t skip)
+      : inner_(inner), transform_(transform), r_(r), kv_dim_(kv_dim), skip_(skip) {}
+  void attend(int layer, const float* q, const float* k, const float* v, int64_t n, int64_t pos0,
+              float* out) override {
+    std::vector<float> y(static_cast<size_t>(kv_dim_));
+    for (int64_t t = std::clamp<int64_t>(skip_ - pos0, 0, n); t < n; ++t) {
+      record(layer, true, pos0 + t, k + t * kv_dim_, y);
+      record(layer, false, pos0 + t, v + t * kv_dim_, y);
+    }
+    inner_.attend(layer, q, k, v, n, pos0, out);
+  }
+
+ private:
+  void record(int layer, bool key, int64_t pos, const float* x, std::vector<float>& y) {
+    transform_(key, layer, pos, x, y.data());
+    float* lo = (key ? r_.klo : r_.vlo).data() + layer * r_.n_groups;
+    float* hi = (key ? r_.khi : r_.vhi).data() + layer * r_.n_groups;
+    for (size_t i = 0; i < y.size(); ++i) {
+      const auto g = static_cast<int64_t>(i) / r_.group;
+      lo[g] = std::min(lo[g], y[i]);
+      hi[g] = std::max(hi[g], y[i]);
+    }
+  }
+  KvCache& inner_;
+  const KvRowTransform& transform_;
+  KvGroupRanges& r_;
+  int64_t kv_dim_, skip_;
 };
 }  // namespace
 
@@ -58,6 +92,52 @@ KvChannelStats collect_kv_stats(const Model& m, const std::vector<int>& stream,
   RecordingStore store(cache, stats, w.sink_positions);
   run_calib_windows(m, stream, w, store, "KV statistics");
   return stats;
+}
+
+KvGroupRanges collect_kv_group_ranges(const Model& m, const std::vector<int>& stream,
+                                      const CalibWindows& w, int64_t group,
+                                      const KvRowTransform& transform) {
+  const LlamaConfig& c = m.config;
+  WKVQ_REQUIRE(group >= 1 && group <= c.kv_dim(), "KV group ranges: groups of ", group,
+               " channels, the model has ", c.kv_dim(), " KV channels per token");
+  KvGroupRanges r;
+  r.n_layers = c.n_layers;
+  r.group = group;
+  r.n_groups = (c.kv_dim() + group - 1) / group;
+  const auto n = static_cast<size_t>(r.n_layers * r.n_groups);
+  const float inf = std::numeric_limits<float>::infinity();
+  r.klo.assign(n, inf);
+  r.vlo.assign(n, inf);
+  r.khi.assign(n, -inf);
+  r.vhi.assign(n, -inf);
+  KvCache cache(c, calib_window_ctx(c, w));
+  RangeRecorder rec(cache, transform, r, c.kv_dim(), w.sink_positions);
+  run_calib_windows(m, stream, w, rec, "KV ranges");
+  for (size_t i = 0; i < n; ++i) {
+    for (auto* p : {&r.klo, &r.vlo}) {
+      auto& lo = (*p)[i];
+      auto& hi = (p == &r.klo ? r.khi : r.vhi)[i];
+      if (!(hi > lo)) {
+        hi = lo + 1e-6f;
+        lo -= 1e-6f;
+      }
+    }
+  }
+  return r;
+}
+
+KvGroupRanges smoothed_kv_group_ranges(const Model& m, const std::vector<int>& stream,
+                                       const CalibWindows& w, int64_t group,
+                                       const KvSmoothing* smoothing) {
+  const int64_t c = m.config.kv_dim();
+  return collect_kv_group_ranges(
+      m, stream, w, group, [&](bool key, int layer, int64_t, const float* x, float* y) {
+        for (int64_t i = 0; i < c; ++i) y[i] = x[i];
+        if (smoothing == nullptr) return;
+        const float* d = key ? smoothing->dK(layer) : smoothing->dV(layer);
+        const float* s = key ? smoothing->sK(layer) : smoothing->sV(layer);
+        for (int64_t i = 0; i < c; ++i) y[i] = (y[i] - d[i]) / s[i];
+      });
 }
 
 }  // namespace wkvq

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <vector>
 
 #include "model/kv_smoothing.h"
@@ -36,5 +37,23 @@ void run_calib_windows(const Model& m, const std::vector<int>& stream, const Cal
 // the stream is shorter than one window or a window has no position left to record.
 KvChannelStats collect_kv_stats(const Model& m, const std::vector<int>& stream,
                                 const CalibWindows& windows);
+
+// What the group ranges are taken of: y = the transform of one token's K (key) or V of `layer` at
+// position `pos` (kv_dim floats each).
+using KvRowTransform =
+    std::function<void(bool key, int layer, int64_t pos, const float* x, float* y)>;
+
+// Runs `m` over the windows of `stream` (as collect_kv_stats: the first sink_positions of every
+// window left out) and records, per layer and group of `group` channels, the minimum and maximum of
+// transform(K) and of transform(V). A group whose range is empty gets [lo - 1e-6, lo + 1e-6].
+KvGroupRanges collect_kv_group_ranges(const Model& m, const std::vector<int>& stream,
+                                      const CalibWindows& windows, int64_t group,
+                                      const KvRowTransform& transform);
+
+// The static ranges of the smoothed K~ = (K - dK) / sK and V~ (`smoothing` null: K and V) in
+// groups of `group` channels: what rel8 group metadata is coded against (formats/kv_quant.h).
+KvGroupRanges smoothed_kv_group_ranges(const Model& m, const std::vector<int>& stream,
+                                       const CalibWindows& windows, int64_t group,
+                                       const KvSmoothing* smoothing);
 
 }  // namespace wkvq

@@ -34,7 +34,24 @@ std::vector<float> uniform(size_t n, uint32_t seed, float lo = -1.0f, float hi =
 struct DecodeCase {
   int bits;
   int64_t channels, group, c0, hd;
+  bool rel8 = false;  // int records with rel8 metadata (formats/kv_quant.h)
 };
+
+// The int format of a case, with rel8 metadata against static ranges kept in `groups`: per group
+// [-2.5 + k / 8, 1.5 - k / 16] for k = g % 5, so make_records' values in [-3, 2] are partly
+// clipped.
+KvQuantFormat case_format(int bits, int64_t channels, int64_t group, bool rel8,
+                          std::vector<KvRel8Group>& groups) {
+  KvQuantFormat f = make_kv_format(channels, group, bits, rel8);
+  if (!rel8) return f;
+  groups.clear();
+  for (int64_t g = 0; g < f.n_groups; ++g) {
+    const float k = static_cast<float>(g % 5);
+    groups.push_back(make_kv_rel8_group(-2.5f + k / 8.0f, 1.5f - k / 16.0f));
+  }
+  f.rel8_groups = groups.data();
+  return f;
+}
 
 // n records of the case's format from random data (fp16 or int records of formats/kv_quant.h).
 std::vector<uint8_t> make_records(const DecodeCase& c, const KvRecordFormat& f, int64_t n,
@@ -77,13 +94,17 @@ TEST(KvAttendKernels, DecodeHeadEqualsReference) {
       {4, 64, 16, 16, 8},   {2, 64, 16, 16, 16}, {3, 64, 16, 32, 32},   {4, 64, 12, 16, 16},
   };
   for (const int bits : kIntBits) {
-    for (const HeadGrouping& h : kGroupings)
-      cases.push_back({bits, h.channels, h.group, h.c0, h.hd});
+    for (const HeadGrouping& h : kGroupings) {
+      for (const bool rel8 : {false, true}) {
+        cases.push_back({bits, h.channels, h.group, h.c0, h.hd, rel8});
+      }
+    }
   }
+  std::vector<KvRel8Group> groups;
   for (const DecodeCase& c : cases) {
     KvRecordFormat f;
     f.bits = c.bits;
-    if (c.bits < 16) f.format = make_kv_format(c.channels, c.group, c.bits);
+    if (c.bits < 16) f.format = case_format(c.bits, c.channels, c.group, c.rel8, groups);
     for (const int64_t n : {int64_t{1}, int64_t{7}, int64_t{19}, int64_t{32}}) {
       int64_t stride = 0;
       const std::vector<uint8_t> rec = make_records(c, f, n, &stride);
@@ -94,8 +115,9 @@ TEST(KvAttendKernels, DecodeHeadEqualsReference) {
         std::vector<float> got(want.size() + 16, -7.0f);
         kv_decode_head(f, rec.data(), stride, n, c.c0, c.hd, got.data(), kernel_table(isa));
         for (size_t i = 0; i < want.size(); ++i) {
-          ASSERT_EQ(got[i], want[i]) << isa_name(isa) << " bits " << c.bits << " group " << c.group
-                                     << " hd " << c.hd << " n " << n << " at " << i;
+          ASSERT_EQ(got[i], want[i])
+              << isa_name(isa) << " bits " << c.bits << " group " << c.group << " rel8 " << c.rel8
+              << " hd " << c.hd << " n " << n << " at " << i;
         }
         for (size_t i = want.size(); i < got.size(); ++i) ASSERT_EQ(got[i], -7.0f) << "overrun";
       }
@@ -146,6 +168,7 @@ TEST(KvAttendKernels, ScoresEqualReference) {
 struct IntScoreCase {
   int bits;
   int64_t channels, group, c0, hd;
+  bool rel8 = false;
 };
 
 // gqa_scores_int of every table equals kv_dot_tokens per head and group under that table, for
@@ -157,11 +180,15 @@ TEST(KvAttendKernels, IntScoresEqualPerHeadKvDotTokens) {
       {4, 64, 12, 16, 16},  {2, 64, 16, 16, 16},   {3, 64, 16, 32, 32},  {4, 256, 128, 64, 64},
   };
   for (const int bits : kIntBits) {
-    for (const HeadGrouping& h : kGroupings)
-      cases.push_back({bits, h.channels, h.group, h.c0, h.hd});
+    for (const HeadGrouping& h : kGroupings) {
+      for (const bool rel8 : {false, true}) {
+        cases.push_back({bits, h.channels, h.group, h.c0, h.hd, rel8});
+      }
+    }
   }
+  std::vector<KvRel8Group> groups;
   for (const IntScoreCase& c : cases) {
-    const KvQuantFormat f = make_kv_format(c.channels, c.group, c.bits);
+    const KvQuantFormat f = case_format(c.bits, c.channels, c.group, c.rel8, groups);
     const KvRecordFormat rf{c.bits, f};
     for (const int64_t n : {int64_t{1}, int64_t{7}, int64_t{32}}) {
       int64_t stride = 0;
@@ -179,8 +206,8 @@ TEST(KvAttendKernels, IntScoresEqualPerHeadKvDotTokens) {
         gqa_scores_int(f, rec.data(), stride, n, c.c0, q.data(), g, c.hd, 0.25f, got.data(), ld,
                        work.data(), kernel_table(isa));
         const std::string what = std::string(isa_name(isa)) + " bits " + std::to_string(c.bits) +
-                                 " group " + std::to_string(c.group) + " hd " +
-                                 std::to_string(c.hd) + " n " + std::to_string(n);
+                                 " group " + std::to_string(c.group) + (c.rel8 ? " rel8" : "") +
+                                 " hd " + std::to_string(c.hd) + " n " + std::to_string(n);
         expect_same_floats(got, want, what);
         if (isa != Isa::Reference) continue;
         // and they are the scores of the dequantized head, up to the reordering of the sums

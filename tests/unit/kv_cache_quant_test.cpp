@@ -26,13 +26,14 @@ struct Case {
   ChunkAttention mode;
   int64_t window = 0;  // the fp16 window (KvQuantSettings::window)
   int vbits = 0;       // the values' own bits (KvQuantSettings::vbits; 0: bits)
+  bool rel8 = false;   // rel8 group metadata (KvQuantSettings::rel8)
 };
 
 void PrintTo(const Case& c, std::ostream* os) {
   *os << "K" << c.bits << " V" << (c.vbits != 0 ? c.vbits : c.bits) << " g" << c.group
       << (c.poq ? " POQ " : " no-POQ ")
       << (c.mode == ChunkAttention::TeacherForced ? "teacher-forced" : "prompt chunks")
-      << " window " << c.window;
+      << " window " << c.window << (c.rel8 ? " rel8" : "");
 }
 
 LlamaConfig small_config() {
@@ -58,8 +59,12 @@ std::vector<double> reference(const LlamaConfig& c, const Case& cs, const KvSmoo
   const int C = c.kv_dim(), hd = c.head_dim;
   const int64_t n = static_cast<int64_t>(k.size()) / C;
   const int64_t group = cs.group == 0 ? hd : cs.group;
-  const KvQuantFormat formats[2] = {make_kv_format(C, group, cs.bits),
-                                    make_kv_format(C, group, cs.vbits != 0 ? cs.vbits : cs.bits)};
+  KvQuantFormat formats[2] = {
+      make_kv_format(C, group, cs.bits, cs.rel8),
+      make_kv_format(C, group, cs.vbits != 0 ? cs.vbits : cs.bits, cs.rel8)};
+  if (cs.rel8) {
+    for (int kv = 0; kv < 2; ++kv) formats[kv].rel8_groups = sm.rel8_groups(layer, kv);
+  }
   std::vector<double> kh(k.size()), vh(v.size());
   std::vector<float> tmp(C), deq(C);
   std::vector<uint8_t> rec;
@@ -144,6 +149,18 @@ TEST_P(KvCacheQuant, MatchesDequantizeThenAttend) {
     for (float& x : *vec) x = u(rng);
   for (auto* vec : {&sm.sk, &sm.sv})
     for (float& x : *vec) x = us(rng);
+  if (cs.rel8) {  // static ranges that hold most of the smoothed values and clip the rest
+    KvGroupRanges r;
+    r.n_layers = c.n_layers;
+    r.group = cs.group == 0 ? c.head_dim : cs.group;
+    r.n_groups = (C + r.group - 1) / r.group;
+    const auto m = static_cast<size_t>(r.n_layers * r.n_groups);
+    r.klo.assign(m, -3.0f);
+    r.khi.assign(m, 6.0f);
+    r.vlo.assign(m, -4.0f);
+    r.vhi.assign(m, 3.0f);
+    sm.set_ranges(r, "test");
+  }
 
   KvQuantSettings st;
   st.bits = cs.bits;
@@ -151,6 +168,7 @@ TEST_P(KvCacheQuant, MatchesDequantizeThenAttend) {
   st.poq = cs.poq;
   st.window = cs.window;
   st.vbits = cs.vbits;
+  st.rel8 = cs.rel8;
   KvCache cache(c, c.seq_len, st, &sm);
   cache.set_chunk_attention(cs.mode);
   const int layer = 1;
@@ -201,7 +219,12 @@ INSTANTIATE_TEST_SUITE_P(
                       Case{4, 0, true, ChunkAttention::TeacherForced, 0, 2},
                       Case{4, 0, true, ChunkAttention::FullPrecisionChunk, 3, 2},
                       Case{2, 0, false, ChunkAttention::TeacherForced, 0, 8},
-                      Case{3, 12, true, ChunkAttention::FullPrecisionChunk, 0, 4}));
+                      Case{3, 12, true, ChunkAttention::FullPrecisionChunk, 0, 4},
+                      // rel8 metadata against static group ranges (some values clipped)
+                      Case{4, 0, true, ChunkAttention::FullPrecisionChunk, 0, 0, true},
+                      Case{4, 4, true, ChunkAttention::TeacherForced, 3, 2, true},
+                      Case{2, 16, false, ChunkAttention::TeacherForced, 0, 0, true},
+                      Case{3, 12, true, ChunkAttention::FullPrecisionChunk, 0, 8, true}));
 
 // q (n, q_dim), k, v (n, kv_dim) uniform in [-1, 1).
 std::tuple<std::vector<float>, std::vector<float>, std::vector<float>> random_qkv(
@@ -277,6 +300,45 @@ TEST(KvCacheQuantSize, ValueBitsOfTheirOwn) {
   EXPECT_THROW(validate_kv_settings(st, c.kv_dim()), Error);
   st.bits = 4;
   st.vbits = 5;
+  EXPECT_THROW(validate_kv_settings(st, c.kv_dim()), Error);
+}
+
+// rel8 metadata: 2 bytes per group instead of 4 (groups of 4: 4 + 4 bits per element); the cache
+// refuses to store without static ranges, or with ranges of other groups, naming what to do.
+TEST(KvCacheQuantSize, Rel8MetadataNeedsItsRanges) {
+  const LlamaConfig c = small_config();
+  KvQuantSettings st;
+  st.bits = 4;
+  st.rel8 = true;
+  KvSmoothing sm = KvSmoothing::identity(c.n_layers, c.kv_dim());
+  std::vector<float> q(static_cast<size_t>(c.q_dim()), 0.5f), kv(c.kv_dim(), 0.25f), out(q.size());
+  const auto attend_one = [&](KvCache& cache) {
+    cache.attend(0, q.data(), kv.data(), kv.data(), 1, 0, out.data());
+  };
+  try {
+    KvCache cache(c, 4, st, &sm);
+    attend_one(cache);
+    ADD_FAILURE() << "a rel8 cache without ranges stored a token";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("--calib"), std::string::npos) << e.what();
+  }
+  KvGroupRanges r;
+  r.n_layers = c.n_layers;
+  r.group = 4;  // not the cache's groups of head_dim = 8
+  r.n_groups = c.kv_dim() / 4;
+  for (auto* v : {&r.klo, &r.vlo}) v->assign(static_cast<size_t>(r.n_layers * r.n_groups), -1.0f);
+  for (auto* v : {&r.khi, &r.vhi}) v->assign(static_cast<size_t>(r.n_layers * r.n_groups), 1.0f);
+  sm.set_ranges(r, "test");
+  KvCache other_groups(c, 4, st, &sm);
+  EXPECT_THROW(attend_one(other_groups), Error);
+  st.group = 4;
+  KvCache cache(c, 4, st, &sm);
+  attend_one(cache);
+  EXPECT_DOUBLE_EQ(cache.bits_per_element(), 4.0 + 16.0 / 4);
+  EXPECT_EQ(cache.bytes_per_token(), c.n_layers * 2 * (c.kv_dim() / 4) * (2 + 2));
+  r.khi[0] = std::nanf("");
+  EXPECT_THROW(sm.set_ranges(r, "test"), Error);
+  st.bits = 16;  // rel8 is for int storage
   EXPECT_THROW(validate_kv_settings(st, c.kv_dim()), Error);
 }
 

@@ -64,6 +64,22 @@ struct Bytes {
   }
 };
 
+// A format with fp16 metadata, or rel8 metadata against seeded static ranges (owned here) that
+// cover most of random_token's values and clip the rest: lo in [-12, -2], hi in [2, 22].
+struct TestFormat {
+  KvQuantFormat f;
+  std::vector<KvRel8Group> groups;
+};
+TestFormat test_format(int64_t c, int64_t group, int bits, bool rel8, std::mt19937& rng) {
+  TestFormat t{make_kv_format(c, group, bits, rel8), {}};
+  if (!rel8) return t;
+  std::uniform_real_distribution<float> lo(-12.0f, -2.0f), hi(2.0f, 22.0f);
+  for (int64_t g = 0; g < t.f.n_groups; ++g)
+    t.groups.push_back(make_kv_rel8_group(lo(rng), hi(rng)));
+  t.f.rel8_groups = t.groups.data();
+  return t;
+}
+
 TEST(KvQuant, FormatSizes) {
   const KvQuantFormat a = make_kv_format(64, 64, 4);
   EXPECT_EQ(a.n_groups, 1);
@@ -79,6 +95,95 @@ TEST(KvQuant, FormatSizes) {
   EXPECT_EQ(make_kv_format(10, 0, 2).token_bytes, 4 + 3);
   EXPECT_THROW(make_kv_format(0, 8, 4), Error);
   EXPECT_THROW(make_kv_format(8, 8, 5), Error);
+  const KvQuantFormat r = make_kv_format(256, 16, 4, true);  // rel8: 2 bytes per group
+  EXPECT_EQ(r.params_bytes, 2 * 16);
+  EXPECT_EQ(r.token_bytes, 2 * 16 + 128);
+  EXPECT_EQ(r.group_code_offset(1), 32 + 8);
+}
+
+// rel8 by hand: range [-1, 1.23], so the 224 levels across it are 0.01 apart (L[16 + i] =
+// -1 + i / 100); a group of min -0.255 and max 0.4449 gets m8 = 16 + 74 and t8 = 16 + 145, so
+// m = L[90], s = (L[161] - L[90]) / 15. Beyond the range the tails (u = 2.23: L[15 - j] =
+// -1 - 2.23 2^(j/2) / 16) give -5 the level L[5] = -5.46 (j = 10) and 9 the level L[252] = 10.15
+// (j = 12), so both keep their codes; only beyond L[255] = 26.46 is a value clipped.
+TEST(KvQuant, Rel8MetadataByHand) {
+  const KvRel8Group r = make_kv_rel8_group(-1.0f, 1.23f);
+  EXPECT_EQ(r.levels[16], -1.0f);
+  EXPECT_EQ(r.levels[239], 1.23f);
+  EXPECT_NEAR(r.levels[90], -0.26f, 1e-6f);
+  EXPECT_NEAR(r.levels[5], -1.0f - 2.23f * 2.0f, 1e-5f);
+  EXPECT_NEAR(r.levels[252], 1.23f + 2.23f * 4.0f, 1e-5f);
+  for (int v = 1; v < 256; ++v) EXPECT_LT(r.levels[v - 1], r.levels[v]) << v;
+  KvQuantFormat f = make_kv_format(4, 4, 4, true);
+  f.rel8_groups = &r;
+  const float x[4] = {-0.255f, 0.0f, 0.4449f, 0.2f};
+  uint8_t rec[4] = {};
+  quantize_token_ref(f, x, rec);
+  EXPECT_EQ(rec[0], 90);
+  EXPECT_EQ(rec[1], 161);
+  const KvGroupParams p = kv_group_params(f, rec, 0);
+  EXPECT_EQ(p.min, r.levels[90]);
+  EXPECT_EQ(p.scale, (r.levels[161] - r.levels[90]) / 15.0f);
+  float back[4];
+  const float wide[4] = {-5.0f, 9.0f, 0.0f, 0.0f};  // beyond the range: the tails hold them
+  quantize_token_ref(f, wide, rec);
+  EXPECT_EQ(rec[0], 5);
+  EXPECT_EQ(rec[1], 252);
+  dequantize_token_ref(f, rec, back);
+  const float s = (r.levels[252] - r.levels[5]) / 15.0f;
+  for (int i = 0; i < 4; ++i) EXPECT_LE(std::fabs(back[i] - wide[i]), s / 2 + 1e-5f) << i;
+  const float huge[4] = {100.0f, 0.0f, 0.0f, 0.0f};  // beyond the tails: clipped to L[255]
+  quantize_token_ref(f, huge, rec);
+  EXPECT_EQ(rec[1], 255);
+  dequantize_token_ref(f, rec, back);
+  EXPECT_EQ(back[0], r.levels[255]);
+  const float flat[4] = {0.5f, 0.5f, 0.5f, 0.5f};  // a constant group decodes to a level near it
+  quantize_token_ref(f, flat, rec);
+  dequantize_token_ref(f, rec, back);
+  for (float v : back) EXPECT_NEAR(v, 0.5f, 0.01f);
+  const KvRel8Group point = make_kv_rel8_group(2.0f, 2.0f);  // an empty range: tails of |lo|
+  EXPECT_EQ(point.levels[16], 2.0f);
+  EXPECT_EQ(point.levels[239], 2.0f);
+  EXPECT_NEAR(point.levels[255], 2.0f + 2.0f * std::exp2(7.5f) / 16.0f, 1e-4f);
+  EXPECT_THROW(make_kv_rel8_group(1.0f, 0.0f), Error);
+  EXPECT_THROW(make_kv_rel8_group(0.0f, std::numeric_limits<float>::infinity()), Error);
+}
+
+// rel8 round trip within its bound: wherever the levels reach, [L[m8], L[t8]] holds the group, so
+// |x - x^| <= s / 2 + f32 rounding, s = (L[t8] - L[m8]) / qmax; and inside the static range s is
+// at most (max - min + 2 R / 223) / qmax.
+TEST(KvQuant, Rel8RoundTripErrorStaysUnderItsBound) {
+  std::mt19937 rng(base_seed() + 11u);
+  for (const int bits : kAllBits) {
+    for (const int64_t group : {8, 16, 32, 64}) {
+      const KvRel8Group r = make_kv_rel8_group(-10.0f, 10.0f);  // random_token's outliers: tails
+      KvQuantFormat f = make_kv_format(256, group, bits, true);
+      std::vector<KvRel8Group> groups(static_cast<size_t>(f.n_groups), r);
+      f.rel8_groups = groups.data();
+      for (int rep = 0; rep < 4; ++rep) {
+        const std::vector<float> x = random_token(256, rng);
+        std::vector<uint8_t> rec(static_cast<size_t>(f.token_bytes));
+        std::vector<float> back(256);
+        quantize_token_ref(f, x.data(), rec.data());
+        dequantize_token_ref(f, rec.data(), back.data());
+        for (int64_t g = 0; g < f.n_groups; ++g) {
+          const KvGroupParams p = kv_group_params(f, rec.data(), g);
+          const auto first = x.begin() + g * group, last = x.begin() + (g + 1) * group;
+          const float mn = *std::min_element(first, last), mx = *std::max_element(first, last);
+          EXPECT_LE(p.min, mn);
+          if (mn >= -10.0f && mx <= 10.0f) {
+            EXPECT_LE(p.scale * static_cast<float>((1 << bits) - 1),
+                      (mx - mn + 2.0f * 20.0f / 223.0f) * (1.0f + 1e-5f));
+          }
+          for (int64_t i = g * group; i < (g + 1) * group; ++i) {
+            EXPECT_LE(std::fabs(x[static_cast<size_t>(i)] - back[static_cast<size_t>(i)]),
+                      kBoundMargin * (p.scale / 2 + 4.0 * kEps * 40.0))
+                << "bits=" << bits << " g=" << group << " channel " << i;
+          }
+        }
+      }
+    }
+  }
 }
 
 TEST(KvQuant, PackUnpackIsExactForEveryBitWidth) {
@@ -236,23 +341,26 @@ Bytes make_records(const KvQuantFormat& f, int64_t n, int64_t stride, int64_t of
 
 TEST_P(KvCodecTest, QuantizeTokenWritesTheReferenceBytes) {
   std::mt19937 rng(base_seed() + 3u);
-  for (const int bits : kAllBits) {
-    for (const Shape sh : kShapes) {
-      const KvQuantFormat f = make_kv_format(sh.channels, sh.group, bits);
-      for (int rep = 0; rep < 3; ++rep) {
-        const std::vector<float> x = random_token(sh.channels, rng);
-        Bytes want(f.token_bytes, 0);
-        Bytes got(f.token_bytes, 3);
-        quantize_token_ref(f, x.data(), want.data);
-        quantize_token(f, x.data(), got.data, kernel_table(GetParam()));
-        for (int64_t i = 0; i < f.token_bytes; ++i) {
-          ASSERT_EQ(got.data[i], want.data[i])
-              << "bits=" << bits << " C=" << sh.channels << " g=" << sh.group << " byte " << i;
+  for (const bool rel8 : {false, true})
+    for (const int bits : kAllBits) {
+      for (const Shape sh : kShapes) {
+        const TestFormat tf = test_format(sh.channels, sh.group, bits, rel8, rng);
+        const KvQuantFormat& f = tf.f;
+        for (int rep = 0; rep < 3; ++rep) {
+          const std::vector<float> x = random_token(sh.channels, rng);
+          Bytes want(f.token_bytes, 0);
+          Bytes got(f.token_bytes, 3);
+          quantize_token_ref(f, x.data(), want.data);
+          quantize_token(f, x.data(), got.data, kernel_table(GetParam()));
+          for (int64_t i = 0; i < f.token_bytes; ++i) {
+            ASSERT_EQ(got.data[i], want.data[i])
+                << "bits=" << bits << " C=" << sh.channels << " g=" << sh.group << " rel8=" << rel8
+                << " byte " << i;
+          }
+          EXPECT_EQ(got.data[f.token_bytes], 0xCD) << "wrote past the record";
         }
-        EXPECT_EQ(got.data[f.token_bytes], 0xCD) << "wrote past the record";
       }
     }
-  }
 }
 
 // Tolerance of q . x^ computed by the split formula in any order, against the dot product of q
@@ -276,82 +384,88 @@ double dot_tolerance(const float* q, const float* xh, const uint8_t* codes, int6
 TEST_P(KvCodecTest, DotAndAxpyMatchDequantizeThenCompute) {
   std::mt19937 rng(base_seed() + 4u);
   std::normal_distribution<float> normal(0.0f, 1.0f);
-  for (const int bits : kAllBits) {
-    for (const Shape sh : kShapes) {
-      const KvQuantFormat f = make_kv_format(sh.channels, sh.group, bits);
-      const Bytes rec = make_records(f, 1, f.token_bytes, 1, rng);
-      std::vector<float> xh(static_cast<size_t>(f.channels));
-      dequantize_token_ref(f, rec.data, xh.data());
-      std::vector<float> q_store(static_cast<size_t>(f.channels + 1));
-      float* q = q_store.data() + 1;  // misaligned by one float
-      for (int64_t i = 0; i < f.channels; ++i) q[i] = normal(rng);
-      for (int64_t g = 0; g < f.n_groups; ++g) {
-        SCOPED_TRACE(::testing::Message() << "bits=" << bits << " C=" << sh.channels
-                                          << " g=" << sh.group << " group " << g);
-        const KvGroupParams p = kv_group_params(f, rec.data, g);
-        const uint8_t* codes = rec.data + f.group_code_offset(g);
-        const int64_t c0 = f.group_first(g), len = f.group_len(g);
-        double want = 0.0;
-        for (int64_t i = 0; i < len; ++i)
-          want += double{q[c0 + i]} * xh[static_cast<size_t>(c0 + i)];
-        const double got =
-            kv_dot(q + c0, codes, len, bits, p.scale, p.min, kernel_table(GetParam()));
-        EXPECT_LE(std::fabs(got - want),
-                  dot_tolerance(q + c0, xh.data() + c0, codes, len, bits, p));
-        // axpy: the reference and every SIMD version give the same floats as out + p * x^.
-        std::vector<float> out(static_cast<size_t>(len + 2), 0.25f), want_out(out);
-        kv_axpy(-0.75f, codes, len, bits, p.scale, p.min, out.data() + 1, kernel_table(GetParam()));
-        for (int64_t i = 0; i < len; ++i) {
-          want_out[static_cast<size_t>(i + 1)] += -0.75f * xh[static_cast<size_t>(c0 + i)];
+  for (const bool rel8 : {false, true})
+    for (const int bits : kAllBits) {
+      for (const Shape sh : kShapes) {
+        const TestFormat tf = test_format(sh.channels, sh.group, bits, rel8, rng);
+        const KvQuantFormat& f = tf.f;
+        const Bytes rec = make_records(f, 1, f.token_bytes, 1, rng);
+        std::vector<float> xh(static_cast<size_t>(f.channels));
+        dequantize_token_ref(f, rec.data, xh.data());
+        std::vector<float> q_store(static_cast<size_t>(f.channels + 1));
+        float* q = q_store.data() + 1;  // misaligned by one float
+        for (int64_t i = 0; i < f.channels; ++i) q[i] = normal(rng);
+        for (int64_t g = 0; g < f.n_groups; ++g) {
+          SCOPED_TRACE(::testing::Message() << "bits=" << bits << " C=" << sh.channels << " g="
+                                            << sh.group << " rel8=" << rel8 << " group " << g);
+          const KvGroupParams p = kv_group_params(f, rec.data, g);
+          const uint8_t* codes = rec.data + f.group_code_offset(g);
+          const int64_t c0 = f.group_first(g), len = f.group_len(g);
+          double want = 0.0;
+          for (int64_t i = 0; i < len; ++i)
+            want += double{q[c0 + i]} * xh[static_cast<size_t>(c0 + i)];
+          const double got =
+              kv_dot(q + c0, codes, len, bits, p.scale, p.min, kernel_table(GetParam()));
+          EXPECT_LE(std::fabs(got - want),
+                    dot_tolerance(q + c0, xh.data() + c0, codes, len, bits, p));
+          // axpy: the reference and every SIMD version give the same floats as out + p * x^.
+          std::vector<float> out(static_cast<size_t>(len + 2), 0.25f), want_out(out);
+          kv_axpy(-0.75f, codes, len, bits, p.scale, p.min, out.data() + 1,
+                  kernel_table(GetParam()));
+          for (int64_t i = 0; i < len; ++i) {
+            want_out[static_cast<size_t>(i + 1)] += -0.75f * xh[static_cast<size_t>(c0 + i)];
+          }
+          EXPECT_EQ(out, want_out);  // includes the untouched guard elements at both ends
         }
-        EXPECT_EQ(out, want_out);  // includes the untouched guard elements at both ends
       }
     }
-  }
 }
 
 TEST_P(KvCodecTest, BatchedTokensMatchPerTokenReference) {
   std::mt19937 rng(base_seed() + 5u);
   std::normal_distribution<float> normal(0.0f, 1.0f);
-  for (const int bits : kAllBits) {
-    for (const Shape sh : kShapes) {
-      const KvQuantFormat f = make_kv_format(sh.channels, sh.group, bits);
-      for (const int64_t n : {1, 7, 13, 32}) {
-        const int64_t stride = f.token_bytes + 3;  // odd stride: records at every alignment
-        const Bytes recs = make_records(f, n, stride, 5, rng);
-        for (int64_t g = 0; g < f.n_groups; ++g) {
-          SCOPED_TRACE(::testing::Message() << "bits=" << bits << " C=" << sh.channels
-                                            << " g=" << sh.group << " group " << g << " n=" << n);
-          const int64_t len = f.group_len(g);
-          std::vector<float> q(static_cast<size_t>(len)), p(static_cast<size_t>(n));
-          for (float& v : q) v = normal(rng);
-          for (float& v : p) v = std::fabs(normal(rng));
-          std::vector<float> scores(static_cast<size_t>(n));
-          kv_dot_tokens(f, recs.data, stride, n, g, q.data(), scores.data(),
-                        kernel_table(GetParam()));
-          std::vector<float> out(static_cast<size_t>(len), 0.5f), want_out(out),
-              xh(static_cast<size_t>(f.channels));
-          kv_axpy_tokens(f, recs.data, stride, n, g, p.data(), out.data(),
-                         kernel_table(GetParam()));
-          for (int64_t t = 0; t < n; ++t) {
-            const uint8_t* rec = recs.data + t * stride;
-            const KvGroupParams gp = kv_group_params(f, rec, g);
-            const uint8_t* codes = rec + f.group_code_offset(g);
-            dequantize_token_ref(f, rec, xh.data());
-            const float* xg = xh.data() + f.group_first(g);
-            const float want = kv_dot_ref(q.data(), codes, len, bits, gp.scale, gp.min);
-            // Both sides are within dot_tolerance of the exact value: twice it between them.
-            EXPECT_LE(std::fabs(double{scores[static_cast<size_t>(t)]} - want),
-                      2.0 * dot_tolerance(q.data(), xg, codes, len, bits, gp))
-                << "token " << t;
-            kv_axpy_ref(p[static_cast<size_t>(t)], codes, len, bits, gp.scale, gp.min,
-                        want_out.data());
+  for (const bool rel8 : {false, true})
+    for (const int bits : kAllBits) {
+      for (const Shape sh : kShapes) {
+        const TestFormat tf = test_format(sh.channels, sh.group, bits, rel8, rng);
+        const KvQuantFormat& f = tf.f;
+        for (const int64_t n : {1, 7, 13, 32}) {
+          const int64_t stride = f.token_bytes + 3;  // odd stride: records at every alignment
+          const Bytes recs = make_records(f, n, stride, 5, rng);
+          for (int64_t g = 0; g < f.n_groups; ++g) {
+            SCOPED_TRACE(::testing::Message()
+                         << "bits=" << bits << " C=" << sh.channels << " g=" << sh.group
+                         << " rel8=" << rel8 << " group " << g << " n=" << n);
+            const int64_t len = f.group_len(g);
+            std::vector<float> q(static_cast<size_t>(len)), p(static_cast<size_t>(n));
+            for (float& v : q) v = normal(rng);
+            for (float& v : p) v = std::fabs(normal(rng));
+            std::vector<float> scores(static_cast<size_t>(n));
+            kv_dot_tokens(f, recs.data, stride, n, g, q.data(), scores.data(),
+                          kernel_table(GetParam()));
+            std::vector<float> out(static_cast<size_t>(len), 0.5f), want_out(out),
+                xh(static_cast<size_t>(f.channels));
+            kv_axpy_tokens(f, recs.data, stride, n, g, p.data(), out.data(),
+                           kernel_table(GetParam()));
+            for (int64_t t = 0; t < n; ++t) {
+              const uint8_t* rec = recs.data + t * stride;
+              const KvGroupParams gp = kv_group_params(f, rec, g);
+              const uint8_t* codes = rec + f.group_code_offset(g);
+              dequantize_token_ref(f, rec, xh.data());
+              const float* xg = xh.data() + f.group_first(g);
+              const float want = kv_dot_ref(q.data(), codes, len, bits, gp.scale, gp.min);
+              // Both sides are within dot_tolerance of the exact value: twice it between them.
+              EXPECT_LE(std::fabs(double{scores[static_cast<size_t>(t)]} - want),
+                        2.0 * dot_tolerance(q.data(), xg, codes, len, bits, gp))
+                  << "token " << t;
+              kv_axpy_ref(p[static_cast<size_t>(t)], codes, len, bits, gp.scale, gp.min,
+                          want_out.data());
+            }
+            EXPECT_EQ(out, want_out);
           }
-          EXPECT_EQ(out, want_out);
         }
       }
     }
-  }
 }
 
 std::string isa_param_name(const ::testing::TestParamInfo<Isa>& info) {
