@@ -30,8 +30,12 @@ for combo in \
   row "$model" "$text" "$calib" "$win" "KV3 g32 w16" --kvbits 3 --kvgroup 32 --kv-window 16 --kv-smooth stats
   row "$model" "$text" "$calib" "$win" "K4 V2 g32" --kvbits 4 --kv-vbits 2 --kvgroup 32 --kv-smooth stats
   row "$model" "$text" "$calib" "$win" "K4 V2 g32 w16" --kvbits 4 --kv-vbits 2 --kvgroup 32 --kv-window 16 --kv-smooth stats
+  row "$model" "$text" "$calib" "$win" "K4 V3 g32 w16 rel8" --kvbits 4 --kv-vbits 3 --kvgroup 32 --kv-window 16 --kv-smooth stats --kv-meta rel8
+  row "$model" "$text" "$calib" "$win" "K4 V2 g16 w16 rel8" --kvbits 4 --kv-vbits 2 --kvgroup 16 --kv-window 16 --kv-smooth stats --kv-meta rel8
   if [[ $name == wkvq-ref-6m* ]]; then  # 128 KV channels: groups of 64 span two heads of 32
     row "$model" "$text" "$calib" "$win" "K4 V3 g64 w16" --kvbits 4 --kv-vbits 3 --kvgroup 64 --kv-window 16 --kv-smooth stats
+    row "$model" "$text" "$calib" "$win" "K4 g64 w8 rel8" --kvbits 4 --kvgroup 64 --kv-window 8 --kv-smooth stats --kv-meta rel8
+    row "$model" "$text" "$calib" "$win" "K4 g128 w12 rel8" --kvbits 4 --kvgroup 128 --kv-window 12 --kv-smooth stats --kv-meta rel8
   fi
   row "$model" "$text" "$calib" "$win" "lab q4_0" --kv-method q4_0
 done

@@ -83,6 +83,13 @@ void run_bench(const BenchOptions& o) {
          c.summary().c_str());
     loaded = random_model(o, c, quant);
     what = o.shape_file.empty() ? o.shape : o.shape_file;
+    if (quant.kv.rel8 && quant.calib.empty()) {  // rel8 ranges from 2 windows of random tokens
+      std::mt19937 rng(static_cast<uint32_t>(o.seed) + 1u);
+      std::uniform_int_distribution<int> pick(0, c.vocab_size - 1);
+      quant.calib_ctx = std::min<int64_t>(256, c.seq_len);
+      quant.range_tokens.resize(static_cast<size_t>(2 * quant.calib_ctx));
+      for (int& t : quant.range_tokens) t = pick(rng);
+    }
   }
   const PreparedModel p = prepare_model(std::move(loaded), quant, tok.get(), /*keep_fp=*/false);
   if (!o.parallel.empty()) {

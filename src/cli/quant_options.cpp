@@ -194,12 +194,13 @@ KvSmoothing stats_smoothing(const Model& fp, const Tokenizer& tok, const std::st
 namespace {
 
 // rel8 metadata: the smoothing's static group ranges, the model's own when they fit (same groups,
-// same smoothing), else measured on --calib text with the float model where it is held (else the
-// model as loaded).
+// same smoothing), else measured on --calib text (or o.range_tokens) with the model that runs: the
+// ranges of the K/V its cache will hold.
 void add_group_ranges(PreparedModel& p, const QuantCliOptions& o, const Tokenizer* tok) {
   const int64_t group = p.kv.group == 0 ? p.fp.config.head_dim : p.kv.group;
   if (!o.kv_given.smooth && p.smoothing.has_ranges() && p.smoothing.ranges.group == group) return;
-  WKVQ_REQUIRE(!o.calib.empty() && tok != nullptr, "--kv-meta rel8 codes each KV group against a ",
+  const bool text = !o.calib.empty() && tok != nullptr;
+  WKVQ_REQUIRE(text || !o.range_tokens.empty(), "--kv-meta rel8 codes each KV group against a ",
                "static range measured on calibration text",
                p.smoothing.has_ranges()
                    ? " (the model's own ranges are for other groups or another smoothing)"
@@ -210,15 +211,17 @@ void add_group_ranges(PreparedModel& p, const QuantCliOptions& o, const Tokenize
     p.smoothing = KvSmoothing::identity(p.fp.config.n_layers, p.fp.config.kv_dim());
   }
   const auto t0 = std::chrono::steady_clock::now();
-  const std::vector<int> stream = tok->encode(read_text_file(o.calib, "--calib"), true, false);
+  const std::vector<int> stream =
+      text ? tok->encode(read_text_file(o.calib, "--calib"), true, false) : o.range_tokens;
   CalibWindows w;
   w.ctx = o.calib_ctx;
   w.max_windows = o.calib_windows;
   w.sink_positions = o.calib_sinks;
   p.smoothing.set_ranges(smoothed_kv_group_ranges(m, stream, w, group, &p.smoothing), "--calib");
   info("kv rel8 ranges: groups of %lld channels from %s (%s model, %.1f s)\n",
-       static_cast<long long>(group), o.calib.c_str(), m.quant.wbits > 0 ? "quantized" : "float",
-       seconds_since(t0));
+       static_cast<long long>(group),
+       text ? o.calib.c_str() : "random tokens (speed only: no calibration text)",
+       m.quant.wbits > 0 ? "quantized" : "float", seconds_since(t0));
 }
 
 }  // namespace

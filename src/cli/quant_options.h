@@ -33,6 +33,9 @@ struct QuantCliOptions {
   int64_t calib_windows = 64;  // windows of the calibration text used for statistics
   int64_t calib_ctx = 0;       // their length (0: min(2048, context))
   int64_t calib_sinks = CalibWindows::kDefaultSinkPositions;  // left out of the statistics
+  // Tokens the rel8 static ranges are measured on when there is no --calib text: bench's seeded
+  // random prompts for a random-weight shape (speed only; a real model measures them on text).
+  std::vector<int> range_tokens;
   std::string head;   // "f32" | "f16" | "q8" | "q4" | "" (the default, apply_table_options)
   std::string embed;  // the same for the embedding table
 

@@ -64,6 +64,7 @@ KvCache::KvCache(const LlamaConfig& c, std::unique_ptr<KvBlockPool> own, KvBlock
                " (group metadata ", ps.rel8 ? "rel8" : "fp16", " / ",
                settings_.rel8 ? "rel8" : "fp16", "); make the pool with the cache's KV settings");
   if (smoothing_ != nullptr) {
+    identity_smoothing_ = smoothing_->is_identity();
     WKVQ_REQUIRE(smoothing_->n_layers == c.n_layers && smoothing_->kv_dim == kv_dim_,
                  "KV smoothing is for ", smoothing_->n_layers, " layers x ", smoothing_->kv_dim,
                  " channels, the model has ", c.n_layers, " x ", kv_dim_);
@@ -220,7 +221,7 @@ StoredKvLayer KvCache::stored_layer(int layer) const {
   if (settings_.quantized()) {
     s.format = layer_format(layer, 0);
     s.vformat = layer_format(layer, 1);
-    if (smoothing_ != nullptr) {
+    if (smoothing_ != nullptr && !identity_smoothing_) {  // identity: nothing to undo
       s.dk = smoothing_->dK(layer);
       s.sk = smoothing_->sK(layer);
       s.dv = smoothing_->dV(layer);

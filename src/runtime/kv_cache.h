@@ -117,6 +117,8 @@ class KvCache final : public KvStore {
   int64_t max_tokens_;
   KvQuantSettings settings_;
   const KvSmoothing* smoothing_;
+  bool identity_smoothing_ = false;  // (K - 0) / 1: attention has nothing to undo (rel8 ranges
+                                     // on an unsmoothed cache)
   ChunkAttention chunk_mode_ = ChunkAttention::FullPrecisionChunk;
   std::unique_ptr<KvBlockPool> own_pool_;  // the private pool of the first constructor
   KvBlockPool* pool_;
