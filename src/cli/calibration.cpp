@@ -114,6 +114,9 @@ CrrOptions CalibCliOptions::resolve(const QuantCliOptions& q) const {
                "--kv-vbits: calibration (--method wkvquant, --learn smooth) trains the KV cache "
                "with one bit width for keys and values; calibrate with --kvbits alone, or use "
                "--method rtn with --kv-vbits");
+  WKVQ_REQUIRE(q.kv_auto == 0,
+               "--kv-auto: calibration (--method wkvquant, --learn smooth) trains one KV format "
+               "with fp16 group metadata; use --method rtn with --kv-auto");
   WKVQ_REQUIRE(!q.kv_given.meta || !q.kv.rel8,
                "--kv-meta rel8: calibration (--method wkvquant, --learn smooth) trains the KV "
                "cache with fp16 group metadata; use --method rtn with --kv-meta rel8");

@@ -253,10 +253,11 @@ void run_ablation_cmd(const PplCliOptions& o, const std::string& model_path, con
   const int wbits = q.wbits > 0 ? q.wbits : 4;
   const int kvbits = q.kv_given.bits ? q.kv.bits : 4;
   WKVQ_REQUIRE(kvbits <= 8, "--ablation quantizes the KV cache: --kvbits must be 2, 3, 4 or 8");
-  WKVQ_REQUIRE(!q.kv_given.vbits && !q.kv_given.window && !q.kv_given.meta,
-               "--ablation runs the paper's ladder with one KV bit width, fp16 group metadata "
-               "and no window; leave out --kv-vbits, --kv-meta and --kv-window (evaluate them "
-               "with ppl --kvbits ... without --ablation)");
+  WKVQ_REQUIRE(
+      !q.kv_given.vbits && !q.kv_given.window && !q.kv_given.meta && q.kv_auto == 0,
+      "--ablation runs the paper's ladder with one KV bit width, fp16 group metadata "
+      "and no window; leave out --kv-vbits, --kv-meta, --kv-window and --kv-auto (evaluate them "
+      "with ppl --kvbits ... without --ablation)");
   WKVQ_REQUIRE(fp.quant.wbits == 0, "--ablation needs the floating-point model, not ", fp.source);
   WeightQuantOptions wo;
   wo.bits = wbits;

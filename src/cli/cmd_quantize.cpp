@@ -16,6 +16,7 @@
 #include "cli/commands.h"
 #include "cli/common.h"
 #include "cli/console.h"
+#include "cli/kv_auto.h"
 #include "cli/quant_options.h"
 #include "core/error.h"
 #include "model/quantized_model_io.h"
@@ -127,6 +128,24 @@ void save_and_report(const QuantizeCliOptions& o, const std::string& model_path,
                      const std::string& tok_path, const PreparedModel& p, double before,
                      std::chrono::steady_clock::time_point t0);
 
+// The KV default of --method rtn when the command line gives no KV format: the best format within
+// kDefaultKvAutoBits measured on --calib text (--kv-auto, cli/kv_auto.h); without calibration
+// text, KV4 in groups of head_dim with fp16 metadata, and a note saying how to get the default.
+void default_kv_format(const QuantizeCliOptions& o, QuantCliOptions& q) {
+  const QuantCliOptions::KvGiven& g = q.kv_given;
+  if (o.method != "rtn" || q.kv_auto > 0 || g.bits || g.group || g.window || g.vbits || g.meta) {
+    return;
+  }
+  if (!q.calib.empty()) {
+    q.kv_auto = kDefaultKvAutoBits;
+    return;
+  }
+  info(
+      "kv cache: KV4 in groups of head_dim (fp16 metadata); pass --calib FILE for the default "
+      "format, the best within %.1f bits measured on that text (--kv-auto %.1f)\n",
+      kDefaultKvAutoBits, kDefaultKvAutoBits);
+}
+
 // --random-shape / --shape-file: seeded random weights of the shape, RTN-quantized as they are
 // generated (never held in f32), for benchmarks of a saved model of a real shape.
 void run_quantize_random(const QuantizeCliOptions& o) {
@@ -210,7 +229,8 @@ void run_quantize(const QuantizeCliOptions& o) {
          loaded.quant.method.c_str(), loaded.quant.wbits);
   } else {
     if (q.wbits == 0) q.wbits = 4;
-    if (!q.kv_given.bits) {
+    default_kv_format(o, q);
+    if (!q.kv_given.bits && q.kv_auto == 0) {
       q.kv.bits = 4;
       q.kv_given.bits = true;
     }
@@ -316,8 +336,10 @@ void register_quantize(CLI::App& app) {
   o->crr_group = crr;
   add_threads_option(cmd, &o->threads);
   cmd->footer(
-      "Defaults for quantize: --wbits 4, --kvbits 4 (the KV settings are recorded in the "
-      "directory's config.json; commands that load it may override them). With --method "
+      "Defaults for quantize: --wbits 4; the KV cache with --calib (and no KV format option) "
+      "--kv-auto 4.5, the best format within 4.5 bits per element measured on that text, "
+      "else --kvbits 4 (the KV settings are recorded in the directory's config.json; commands "
+      "that load it may override them). With --method "
       "wkvquant an interrupted calibration keeps its finished blocks in the run directory; "
       "rerun the same command with --resume to continue.");
   cmd->callback([o, crr] {

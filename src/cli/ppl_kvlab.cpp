@@ -46,11 +46,13 @@ struct LabSetup {
 
 std::unique_ptr<LabSetup> setup_lab(const KvLabRun& run, Model loaded, const Tokenizer& tok) {
   const QuantCliOptions& q = *run.quant;
-  WKVQ_REQUIRE(!q.kv_given.bits && !q.kv_given.group && !q.kv_given.vbits && !q.kv_given.window &&
-                   !q.kv_given.meta,
-               "--kv-method/--kv-sweep choose the KV cache; leave out --kvbits, --kvgroup, "
-               "--kv-vbits, --kv-meta and --kv-window (a method takes b=, g=, kb=/vb= and w=; "
-               "wkvq2d is the rel8 metadata)");
+  WKVQ_REQUIRE(
+      !q.kv_given.bits && !q.kv_given.group && !q.kv_given.vbits && !q.kv_given.window &&
+          !q.kv_given.meta && q.kv_auto == 0,
+      "--kv-method/--kv-sweep choose the KV cache; leave out --kvbits, --kvgroup, "
+      "--kv-vbits, --kv-meta, --kv-window and --kv-auto (a method takes b=, g=, kb=/vb= and "
+      "w=; "
+      "wkvq2d is the rel8 metadata)");
   auto s = std::make_unique<LabSetup>();
   s->p = prepare_model(std::move(loaded), q, &tok);
   s->calibration.fp = &s->p.fp;

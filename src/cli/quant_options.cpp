@@ -6,6 +6,7 @@
 
 #include "cli/common.h"
 #include "cli/console.h"
+#include "cli/kv_auto.h"
 #include "core/error.h"
 #include "model/output_head.h"
 #include "model/weight_quantizer.h"
@@ -75,6 +76,12 @@ void QuantCliOptions::add_to(CLI::App* cmd) {
          "(two 8-bit codes against each group's static range from --calib text, 16 bits per "
          "group); default: as the model says, else fp16")
       ->check(CLI::IsMember({"fp16", "rel8"}));
+  cmd->add_option("--kv-auto", kv_auto,
+                  "Choose the KV cache format within this many bits per element (records and fp16 "
+                  "window, at the calibration context) by measuring candidates on --calib text: "
+                  "4-bit keys, 4/3/2-bit values, rel8 metadata, groups of head_dim x 1, 2, 4 (up "
+                  "to 128), statistics smoothing (0: off)")
+      ->check(CLI::Range(0.0, 64.0));
   cmd->add_option_function<std::string>(
          "--kv-smooth",
          [this](const std::string& s) {
@@ -224,10 +231,34 @@ void add_group_ranges(PreparedModel& p, const QuantCliOptions& o, const Tokenize
        m.quant.wbits > 0 ? "quantized" : "float", seconds_since(t0));
 }
 
+// --kv-auto: statistics smoothing unless the model has its own or --kv-smooth says otherwise,
+// then the format measured on the calibration text (cli/kv_auto.h).
+void auto_kv_format(PreparedModel& p, const QuantCliOptions& o, const Tokenizer* tok) {
+  const QuantCliOptions::KvGiven& g = o.kv_given;
+  WKVQ_REQUIRE(!o.calib.empty() && tok != nullptr, "--kv-auto measures its candidates on ",
+               "calibration text; pass --calib FILE");
+  const std::vector<int> stream = tok->encode(read_text_file(o.calib, "--calib"), true, false);
+  // The float model, where one is held: p.fp when kept, else the model as loaded if float.
+  const Model* fp = !p.fp.layers.empty() && p.fp.quant.wbits == 0 ? &p.fp
+                    : p.model.quant.wbits == 0                    ? &p.model
+                                                                  : nullptr;
+  if (p.smoothing.n_layers == 0 && !g.smooth && fp != nullptr) {
+    p.smoothing =
+        stats_smoothing(*fp, stream, o.calib, o.calib_windows, o.calib_ctx, o.calib_sinks);
+    p.kv.smooth = KvSmoothMode::Stats;
+  }
+  choose_kv_format(p, o, stream, fp);
+}
+
 }  // namespace
 
 PreparedModel prepare_model(Model loaded, const QuantCliOptions& o, const Tokenizer* tok,
                             bool keep_fp) {
+  const QuantCliOptions::KvGiven& given = o.kv_given;
+  WKVQ_REQUIRE(o.kv_auto == 0 ||
+                   (!given.bits && !given.group && !given.window && !given.vbits && !given.meta),
+               "--kv-auto chooses the KV cache's bits, group, window and metadata; leave out ",
+               "--kvbits, --kvgroup, --kv-window, --kv-vbits and --kv-meta (or --kv-auto)");
   PreparedModel p;
   p.fp = std::move(loaded);
   const QuantizationInfo& q = p.fp.quant;
@@ -242,7 +273,8 @@ PreparedModel prepare_model(Model loaded, const QuantCliOptions& o, const Tokeni
     p.model = quantize_weights_rtn(p.fp, wo);
     info("weights: RTN %d-bit, group %lld (%.1f s)\n", o.wbits, static_cast<long long>(o.wgroup),
          seconds_since(t0));
-  } else if (keep_fp || (o.kv_given.smooth && o.kv.smooth == KvSmoothMode::Stats)) {
+  } else if (keep_fp || (o.kv_given.smooth && o.kv.smooth == KvSmoothMode::Stats) ||
+             o.kv_auto > 0) {
     p.model = p.fp;  // (rel8 ranges read the model as loaded: p.model when p.fp is not kept)
   } else {
     p.model = std::move(p.fp);  // no copy: tables converted below are freed at once
@@ -265,7 +297,11 @@ PreparedModel prepare_model(Model loaded, const QuantCliOptions& o, const Tokeni
     WKVQ_REQUIRE(tok != nullptr, "--kv-smooth stats needs a tokenizer for the --calib text");
     p.smoothing = stats_smoothing(p.fp, *tok, o.calib, o.calib_windows, o.calib_ctx, o.calib_sinks);
   }
-  if (p.kv.quantized() && p.kv.rel8) add_group_ranges(p, o, tok);
+  if (o.kv_auto > 0) {
+    auto_kv_format(p, o, tok);
+  } else if (p.kv.quantized() && p.kv.rel8) {
+    add_group_ranges(p, o, tok);
+  }
   p.model.kv_smoothing = p.smoothing;
   p.model.quant.kv = p.kv;
   if (!keep_fp) {  // the float weights the quantized model does not read are freed here

@@ -29,7 +29,8 @@ struct QuantCliOptions {
     bool bits = false, group = false, poq = false, smooth = false, window = false, vbits = false,
          meta = false;
   } kv_given;
-  std::string calib;           // calibration text for --kv-smooth stats and --kv-meta rel8
+  double kv_auto = 0;          // --kv-auto: > 0 chooses the KV format within it (cli/kv_auto.h)
+  std::string calib;           // calibration text for --kv-smooth stats, --kv-meta rel8, --kv-auto
   int64_t calib_windows = 64;  // windows of the calibration text used for statistics
   int64_t calib_ctx = 0;       // their length (0: min(2048, context))
   int64_t calib_sinks = CalibWindows::kDefaultSinkPositions;  // left out of the statistics

@@ -126,6 +126,32 @@ KvGroupRanges collect_kv_group_ranges(const Model& m, const std::vector<int>& st
   return r;
 }
 
+KvGroupRanges merge_kv_group_ranges(const KvGroupRanges& r, int64_t group) {
+  WKVQ_REQUIRE(r.group == 1 && group >= 1, "KV group ranges: merging needs per-channel ranges");
+  const int64_t channels = r.n_groups;
+  KvGroupRanges out;
+  out.n_layers = r.n_layers;
+  out.group = std::min(group, channels);
+  out.n_groups = (channels + out.group - 1) / out.group;
+  const float inf = std::numeric_limits<float>::infinity();
+  const auto n = static_cast<size_t>(out.n_layers * out.n_groups);
+  out.klo.assign(n, inf);
+  out.vlo.assign(n, inf);
+  out.khi.assign(n, -inf);
+  out.vhi.assign(n, -inf);
+  for (int l = 0; l < r.n_layers; ++l) {
+    for (int64_t c = 0; c < channels; ++c) {
+      const auto from = static_cast<size_t>(l * channels + c);
+      const auto to = static_cast<size_t>(l * out.n_groups + c / out.group);
+      out.klo[to] = std::min(out.klo[to], r.klo[from]);
+      out.khi[to] = std::max(out.khi[to], r.khi[from]);
+      out.vlo[to] = std::min(out.vlo[to], r.vlo[from]);
+      out.vhi[to] = std::max(out.vhi[to], r.vhi[from]);
+    }
+  }
+  return out;
+}
+
 KvGroupRanges smoothed_kv_group_ranges(const Model& m, const std::vector<int>& stream,
                                        const CalibWindows& w, int64_t group,
                                        const KvSmoothing* smoothing) {

@@ -50,6 +50,11 @@ KvGroupRanges collect_kv_group_ranges(const Model& m, const std::vector<int>& st
                                       const CalibWindows& windows, int64_t group,
                                       const KvRowTransform& transform);
 
+// Per-channel ranges (group 1) merged into groups of `group` channels: each group's lo the least
+// of its channels' lo, hi the greatest hi (what collect_kv_group_ranges measures with that group,
+// up to its padding of an empty range).
+KvGroupRanges merge_kv_group_ranges(const KvGroupRanges& per_channel, int64_t group);
+
 // The static ranges of the smoothed K~ = (K - dK) / sK and V~ (`smoothing` null: K and V) in
 // groups of `group` channels: what rel8 group metadata is coded against (formats/kv_quant.h).
 KvGroupRanges smoothed_kv_group_ranges(const Model& m, const std::vector<int>& stream,

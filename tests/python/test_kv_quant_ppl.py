@@ -24,8 +24,8 @@ import numpy as np
 import harness
 from harness import Checker
 from reference.formats import read_llama2c
-from reference.kv_quant import (kv_channel_ranges, quantized_logits, rtn_model,
-                                stats_smoothing)
+from reference.kv_quant import (kv_channel_ranges, quantized_logits, rel8_group_levels,
+                                rtn_model, stats_smoothing)
 from reference.model import token_nll
 
 CTX = 512
@@ -35,12 +35,12 @@ CALIB_WINDOWS = 64
 PPL_RTOL = 5e-3
 
 
-def reference_ppl(model, ids, poq, smoothing, vbits=0, window=0):
+def reference_ppl(model, ids, poq, smoothing, vbits=0, window=0, group=0, rel8=None):
     nll = []
     for w in range(WINDOWS):
         toks = np.asarray(ids[w * CTX:(w + 1) * CTX])
-        logits = quantized_logits(model, toks, 4, model.config.head_dim, poq, smoothing, vbits,
-                                  window)
+        logits = quantized_logits(model, toks, 4, group or model.config.head_dim, poq, smoothing,
+                                  vbits, window, rel8)
         nll.append(token_nll(logits[:-1], toks[1:]))
     return float(np.exp(np.concatenate(nll).mean()))
 
@@ -83,6 +83,22 @@ def test(args):
     ref = reference_ppl(w4, ids, True, smoothing, vbits=2, window=8)
     c.check(abs(got / ref - 1) < PPL_RTOL,
             f"K4 V2 + fp16 window 8: wkvq {got:.4f} vs reference {ref:.4f} "
+            f"(ratio - 1 = {got / ref - 1:+.2e}, bound {PPL_RTOL})")
+
+    # rel8 metadata (quantize's 4.5-bit choice for stories260K): static group ranges of the
+    # smoothed K/V of the W4 model on the calibration windows, levels with tails
+    rel8_args = ["--kvbits", 4, "--kv-vbits", 3, "--kvgroup", 32, "--kv-window", 16,
+                 "--kv-smooth", "stats", "--kv-meta", "rel8"]
+    cp = harness.run_wkvq(args.wkvq, [
+        "ppl", "--model", model_path, "--text", text, "--calib", calib, "--ctx", CTX,
+        "--max-windows", WINDOWS, "--wbits", 4, "--wgroup", 0, "--calib-windows", CALIB_WINDOWS,
+        "--calib-sinks", SINKS, *rel8_args, "--json"])
+    got = json.loads(cp.stdout.decode())["ppl"]
+    levels = rel8_group_levels(kv_channel_ranges(w4, windows, SINKS), smoothing,
+                               fp.config.kv_dim, 32)
+    ref = reference_ppl(w4, ids, True, smoothing, vbits=3, window=16, group=32, rel8=levels)
+    c.check(abs(got / ref - 1) < PPL_RTOL,
+            f"K4 V3 g32 + fp16 window 16, rel8: wkvq {got:.4f} vs reference {ref:.4f} "
             f"(ratio - 1 = {got / ref - 1:+.2e}, bound {PPL_RTOL})")
     c.finish()
 

@@ -49,6 +49,49 @@ def kv_fake_quant(x: np.ndarray, bits: int, group: int) -> np.ndarray:
     return (m + q * s).reshape(t, c)
 
 
+def rel8_levels(lo: float, hi: float) -> np.ndarray:
+    """The 256 levels of a group's static range [lo, hi] (formats/kv_quant.h, rel8): 224 evenly
+    across it, 16 beyond each end at u 2^(j/2) / 16 (u = hi - lo, or max(1, |lo|) when 0)."""
+    r = hi - lo
+    u = r if r > 0 else max(1.0, abs(lo))
+    tail = u * 2.0 ** (np.arange(16) / 2.0) / 16.0
+    core = np.minimum(lo + np.arange(224) * (r / 223.0), hi)
+    core[-1] = hi
+    return np.concatenate([(lo - tail)[::-1], core, hi + tail])
+
+
+def kv_rel8_fake_quant(x: np.ndarray, bits: int, group: int, levels: np.ndarray) -> np.ndarray:
+    """x^ of per-token groups with rel8 metadata: m = the last level <= min, t = the first level
+    >= max (clamped to the ends), s = (t - m) / (2^b - 1), q = clamp(round((x - m) / s)),
+    x^ = m + q s. levels: (groups, 256)."""
+    t, c = x.shape
+    xs = x.reshape(t, c // group, group)
+    qmax = 2 ** bits - 1
+    out = np.empty_like(xs)
+    for g in range(c // group):
+        lv = levels[g]
+        m8 = np.clip(np.searchsorted(lv, xs[:, g].min(-1), "right") - 1, 0, 255)
+        t8 = np.clip(np.searchsorted(lv, xs[:, g].max(-1), "left"), 0, 255)
+        m, s = lv[m8][:, None], ((lv[t8] - lv[m8]) / qmax)[:, None]
+        q = np.where(s > 0, np.clip(np.round((xs[:, g] - m) / np.where(s > 0, s, 1.0)), 0, qmax),
+                     0.0)
+        out[:, g] = m + q * s
+    return out.reshape(t, c)
+
+
+def rel8_group_levels(ranges, smoothing, kv_dim: int, group: int) -> list:
+    """Per layer (K levels, V levels), each (kv_dim / group, 256): the static ranges of the
+    smoothed channels ((x - d) / s of each channel's min and max), merged per group."""
+    out = []
+    for (lo, hi), (dk, sk, dv, sv) in zip(ranges, smoothing):
+        per = []
+        for sl, d, s in ((slice(0, kv_dim), dk, sk), (slice(kv_dim, 2 * kv_dim), dv, sv)):
+            a, b = ((lo[sl] - d) / s).reshape(-1, group), ((hi[sl] - d) / s).reshape(-1, group)
+            per.append(np.stack([rel8_levels(x, y) for x, y in zip(a.min(1), b.max(1))]))
+        out.append(tuple(per))
+    return out
+
+
 def kv_channel_ranges(model: Model, windows, sinks: int = 0) -> list:
     """Per layer (min, max) over tokens of K (after RoPE) and V, concatenated: (2 * kv_dim,),
     leaving out the first `sinks` positions of every window (the attention sink)."""
@@ -82,11 +125,12 @@ def stats_smoothing(ranges, kv_dim: int, floor: float = 1e-2) -> list:
 
 
 def quantized_logits(model: Model, toks: np.ndarray, bits: int, group: int, poq: bool,
-                     smoothing=None, vbits: int = 0, window: int = 0) -> np.ndarray:
+                     smoothing=None, vbits: int = 0, window: int = 0, rel8=None) -> np.ndarray:
     """Logits of one window in the teacher-forced decode form: token t sees K^, V^ of j < t and,
     with POQ, its own full-precision k_t, v_t (without POQ its own K^, V^ too). Values at `vbits`
     when given; with a window of W, the W most recent tokens the cache holds (j in [t - W, t)
-    under POQ, [t + 1 - W, t] without) are seen rounded to fp16 instead of K^, V^."""
+    under POQ, [t + 1 - W, t] without) are seen rounded to fp16 instead of K^, V^. With rel8
+    (per layer (K levels, V levels), rel8_group_levels) the groups' metadata is rel8."""
     cfg, w = model.config, model.weights
     t = len(toks)
     hd, heads, kvh = cfg.head_dim, cfg.n_heads, cfg.n_kv_heads
@@ -101,8 +145,14 @@ def quantized_logits(model: Model, toks: np.ndarray, bits: int, group: int, poq:
                        cfg.rope_layout).reshape(t, -1)
         v = xb @ layer.wv.T
         dk, sk, dv, sv = smoothing[li] if smoothing is not None else (0.0, 1.0, 0.0, 1.0)
-        kh = (kv_fake_quant((k - dk) / sk, bits, group) * sk + dk).reshape(t, kvh, hd)
-        vh = (kv_fake_quant((v - dv) / sv, vbits or bits, group) * sv + dv).reshape(t, kvh, hd)
+        if rel8 is None:
+            kq = kv_fake_quant((k - dk) / sk, bits, group)
+            vq = kv_fake_quant((v - dv) / sv, vbits or bits, group)
+        else:
+            kq = kv_rel8_fake_quant((k - dk) / sk, bits, group, rel8[li][0])
+            vq = kv_rel8_fake_quant((v - dv) / sv, vbits or bits, group, rel8[li][1])
+        kh = (kq * sk + dk).reshape(t, kvh, hd)
+        vh = (vq * sv + dv).reshape(t, kvh, hd)
         k, v = k.reshape(t, kvh, hd), v.reshape(t, kvh, hd)
         held = pos[:, None] + (0 if poq else 1)  # the tokens the cache holds for query t
         win = (pos[None, :] >= held - window) & (pos[None, :] < held)  # (query, key)
