@@ -14,7 +14,7 @@ row() {  # model text calib windows label args...
     --kld --json -q "$@" | tail -1 | python3 -c '
 import json, sys
 j = json.loads(sys.stdin.read())
-print("%s | %.3f | %.4f +- %.4f | %.5f +- %.5f" % (sys.argv[1], j.get("kv_bits_per_element", 32),
+print("%s | %.3f | %.4f +- %.4f | %.6f +- %.6f" % (sys.argv[1], j.get("kv_bits_per_element", 32),
       j["ppl"], j["ppl_stderr"], j["kld"], j["kld_stderr"]))' "$label"
 }
 for combo in \
@@ -37,5 +37,6 @@ for combo in \
     row "$model" "$text" "$calib" "$win" "K4 g64 w8 rel8" --kvbits 4 --kvgroup 64 --kv-window 8 --kv-smooth stats --kv-meta rel8
     row "$model" "$text" "$calib" "$win" "K4 g128 w12 rel8" --kvbits 4 --kvgroup 128 --kv-window 12 --kv-smooth stats --kv-meta rel8
   fi
+  row "$model" "$text" "$calib" "$win" "--kv-auto 4.5 (quantize's default with --calib)" --kv-auto 4.5
   row "$model" "$text" "$calib" "$win" "lab q4_0" --kv-method q4_0
 done

@@ -16,8 +16,9 @@ std::vector<KvAutoCandidate> kv_auto_candidates(const LlamaConfig& c, double bud
   const int64_t kv_dim = c.kv_dim();
   std::vector<KvAutoCandidate> out;
   double cheapest = 1e30;
-  for (int64_t g = c.head_dim; g <= std::max<int64_t>(c.head_dim, std::min<int64_t>(128, kv_dim));
-       g *= 2) {
+  // Groups of whole heads: head_dim x 2^k, at most 128 channels and a token's KV channels.
+  const int64_t widest = std::min<int64_t>(128, kv_dim);
+  for (int64_t g = c.head_dim; g <= std::max<int64_t>(c.head_dim, widest); g *= 2) {
     if (g > kv_dim) break;
     for (const int vbits : {4, 3, 2}) {
       const double records = (4.0 + vbits) / 2.0 + 16.0 / static_cast<double>(g);

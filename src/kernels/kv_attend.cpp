@@ -16,9 +16,15 @@
 namespace wkvq {
 namespace {
 
-// The SIMD decoder covers the int records (2, 3, 4 and 8 bits) when the head holds whole groups.
-bool simd_int_decode(const KvRecordFormat& f, int64_t c0, int64_t hd) {
-  return f.bits <= 8 && c0 % f.format.group == 0 && hd % f.format.group == 0;
+// The SIMD decoder covers the int records (2, 3, 4 and 8 bits) when the head holds whole groups,
+// or when it lies inside one group (a multiple of hd) at an offset of a multiple of two vectors
+// (so the reference's sums over the zero-padded group have the same lanes: hd a multiple of
+// 2 lanes) and, for 4 bits, inside one plane (an even number of heads per group).
+bool simd_int_decode(const KvRecordFormat& f, int64_t c0, int64_t hd, int64_t lanes) {
+  if (f.bits > 8) return false;
+  const int64_t g = f.format.group;
+  if (c0 % g == 0 && hd % g == 0) return true;
+  return g % hd == 0 && c0 % hd == 0 && hd % (2 * lanes) == 0 && (f.bits != 4 || (g / hd) % 2 == 0);
 }
 
 void check_decode(const KvRecordFormat& f, int64_t stride, int64_t n, int64_t c0, int64_t hd) {
@@ -89,7 +95,7 @@ void kv_decode_head(const KvRecordFormat& f, const uint8_t* records, int64_t str
   const detail::KvAttendOps* ops = t.kv_attend;
   if (ops != nullptr && f.bits == 16) {
     ops->decode_fp16(records, stride, n, c0, hd, x);
-  } else if (ops != nullptr && simd_int_decode(f, c0, hd)) {
+  } else if (ops != nullptr && simd_int_decode(f, c0, hd, ops->lanes)) {
     ops->decode_int(detail::kv_shape_of(f.format), records, stride, n, c0, hd, x);
   } else {
     kv_decode_head_ref(f, records, stride, n, c0, hd, x);
@@ -165,13 +171,14 @@ void gqa_scores_int(const KvQuantFormat& f, const uint8_t* records, int64_t stri
   check_decode(rf, stride, n, c0, hd);
   WKVQ_REQUIRE(g >= 1 && ld >= n, "gqa_scores_int: ", g, " heads, ", n, " rows, scores ", ld,
                " apart");
-  if (t.kv_attend == nullptr || t.kv_quant == nullptr || !simd_int_decode(rf, c0, hd)) {
+  if (t.kv_attend == nullptr || t.kv_quant == nullptr ||
+      !simd_int_decode(rf, c0, hd, t.kv_attend->lanes)) {
     gqa_scores_int_ref(f, records, stride, n, c0, q, g, hd, scale, scores, ld, work, t);
     return;
   }
   const detail::KvShape s = detail::kv_shape_of(f);
   float* sc = work + n * hd;
-  float* mn = sc + n * (hd / f.group);
+  float* mn = sc + n * std::max<int64_t>(1, hd / f.group);  // one group when the head is inside
   t.kv_attend->decode_codes(s, records, stride, n, c0, hd, work, sc, mn);
   t.kv_attend->scores_int(s, q, g, hd, work, sc, mn, n, scale, scores, ld);
 }
@@ -183,7 +190,9 @@ std::string kv_attend_kernel(const KvRecordFormat& f, int64_t hd, const KernelTa
   if (t.kv_attend == nullptr) return "reference: " + format + " decode, GQA tiles";
   const std::string isa = isa_name(t.isa);
   if (f.bits == 32) return isa + ": f32 in place, GQA tiles";
-  if (f.bits == 16 || simd_int_decode(f, 0, hd)) return isa + ": " + format + " decode, GQA tiles";
+  if (f.bits == 16 || simd_int_decode(f, 0, hd, t.kv_attend->lanes)) {
+    return isa + ": " + format + " decode, GQA tiles";
+  }
   return "reference " + format + " decode, " + isa + " GQA tiles";
 }
 

@@ -10,14 +10,17 @@
 namespace wkvq::detail {
 
 struct KvAttendOps {
+  int64_t lanes;  // floats per vector (8: AVX2, 16: AVX-512)
   // fp16 records: channels [c0, c0 + hd) of n records `stride` bytes apart -> x (n, hd).
   void (*decode_fp16)(const uint8_t* records, int64_t stride, int64_t n, int64_t c0, int64_t hd,
                       float* x);
-  // int records (2, 3, 4 or 8 bits) whose groups lie inside the head (c0, hd multiples of s.group).
+  // int records (2, 3, 4 or 8 bits) whose groups lie inside the head (c0, hd multiples of
+  // s.group), or whose head lies inside one group (s.group a multiple of hd, the head's run of
+  // codes whole bytes in one 4-bit plane or in channel order: kv_attend.cpp checks).
   void (*decode_int)(const KvShape& s, const uint8_t* records, int64_t stride, int64_t n,
                      int64_t c0, int64_t hd, float* x);
-  // int records as above: the codes as floats (n, hd) and group k's fp16 scale and minimum of
-  // record j at sc[k * n + j], mn[k * n + j].
+  // int records as above: the codes as floats (n, hd) and group k's scale and minimum of record j
+  // at sc[k * n + j], mn[k * n + j] (one group, k = 0, when the head lies inside it).
   void (*decode_codes)(const KvShape& s, const uint8_t* records, int64_t stride, int64_t n,
                        int64_t c0, int64_t hd, float* codes, float* sc, float* mn);
   void (*scores)(const float* q, int64_t g, int64_t hd, const float* x, int64_t ldx, int64_t n,

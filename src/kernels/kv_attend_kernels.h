@@ -139,9 +139,56 @@ struct KvAttendKernels {
     }
   }
 
+  // A run of len channels of a 4-bit group held in one plane: the low (High false) or high
+  // nibbles of len consecutive bytes, x^ = fma(code, s, m) as decode_group (or the codes).
+  template <bool High, bool Codes>
+  static void decode_nibbles(ScaleMin p, const uint8_t* c, int64_t len, float* out) {
+    const F vs = S::set1(Codes ? 1.0f : p.s);
+    const F vm = S::set1(Codes ? 0.0f : p.m);
+    for (int64_t j = 0; j < len; j += kL) {
+      const I v = S::load_bytes(c + j, len - j);
+      const I code = High ? S::shr4(v) : S::and_i(v, S::set1_i(15));
+      store_run(out + j, len - j, S::fmadd(S::to_float(code), vs, vm));
+    }
+  }
+
+  // The head's channels [c0, c0 + hd) inside group g = c0 / G of every record (G a multiple of
+  // hd): the run at offset o = c0 - g G, in channel order (8, 3, 2 bits: whole bytes) or in one
+  // 4-bit plane.
+  template <int Bits, bool Codes>
+  static void decode_head_in_group(const KvShape& s, const uint8_t* records, int64_t stride,
+                                   int64_t n, int64_t c0, int64_t hd, float* x, float* sc,
+                                   float* mn) {
+    constexpr int qmax = (1 << Bits) - 1;
+    const int64_t g = c0 / s.group, o = c0 - g * s.group, h = (s.group + 1) / 2;
+    for (int64_t j = 0; j < n; ++j) {
+      const uint8_t* rec = records + j * stride;
+      const ScaleMin p =
+          params_at(rec + g * s.group_param_bytes, s.rel8 ? s.rel8 + g : nullptr, qmax);
+      if constexpr (Codes) {
+        sc[j] = p.s;
+        mn[j] = p.m;
+      }
+      const uint8_t* codes = rec + s.params_bytes + g * s.group_code_bytes;
+      if constexpr (Bits == 4) {
+        if (o < h) {
+          decode_nibbles<false, Codes>(p, codes + o, hd, x + j * hd);
+        } else {
+          decode_nibbles<true, Codes>(p, codes + (o - h), hd, x + j * hd);
+        }
+      } else {
+        decode_group<Bits, Codes>(p, codes + Bits * o / 8, hd, x + j * hd);
+      }
+    }
+  }
+
   template <int Bits, bool Codes>
   static void decode_int_bits(const KvShape& s, const uint8_t* records, int64_t stride, int64_t n,
                               int64_t c0, int64_t hd, float* x, float* sc, float* mn) {
+    if (s.group > hd) {
+      decode_head_in_group<Bits, Codes>(s, records, stride, n, c0, hd, x, sc, mn);
+      return;
+    }
     constexpr int qmax = (1 << Bits) - 1;
     const int64_t g0 = c0 / s.group, groups = hd / s.group;
     for (int64_t j = 0; j < n; ++j) {
@@ -193,9 +240,18 @@ struct KvAttendKernels {
   // accumulators, fused, the same lanes): a0 + a1.
   // kv_dot_tokens' sum over one group of len channels of one row (KvQuantKernels::dot_group: two
   // accumulators, fused, the same lanes, masked runs): a0 + a1.
+  // Bits == 1: a head inside a 4-bit group (one plane): kv_dot_tokens' one accumulator of that
+  // plane over the run, plus the other plane's zero accumulator.
   template <int Bits>
   static F group_dot(const float* q, const float* row, int64_t len) {
     F a0 = S::zero(), a1 = S::zero();
+    if constexpr (Bits == 1) {
+      for (int64_t j = 0; j < len; j += kL) {
+        const M m0 = S::mask(len - j);
+        a0 = S::fmadd(S::load_first(q + j, m0, len - j), S::load_first(row + j, m0, len - j), a0);
+      }
+      return S::add(a0, a1);
+    }
     const int64_t h = Bits == 4 ? (len + 1) / 2 : 0;
     const int64_t step = Bits == 4 ? kL : 2 * kL;
     for (int64_t j = 0; j < (Bits == 4 ? h : len); j += step) {
@@ -221,6 +277,15 @@ struct KvAttendKernels {
     for (int64_t r0 = 0; r0 < kL; r0 += kR) {
       F a0[kR], a1[kR];
       for (int64_t r = 0; r < kR; ++r) a0[r] = a1[r] = S::zero();
+      if constexpr (Bits == 1) {  // one plane's run (group_dot<1>)
+        for (int64_t j = 0; j < len; j += kL) {
+          const F q0 = S::loadu(q + j);
+          for (int64_t r = 0; r < kR; ++r)
+            a0[r] = S::fmadd(q0, S::loadu(rows[r0 + r] + k0 + j), a0[r]);
+        }
+        for (int64_t r = 0; r < kR; ++r) acc[r0 + r] = S::add(a0[r], a1[r]);
+        continue;
+      }
       for (int64_t j = 0; j < (Bits == 4 ? h : len); j += step) {
         const int64_t j0 = k0 + j, j1 = k0 + (Bits == 4 ? h + j : j + kL);
         const F q0 = S::loadu(q + j0 - k0), q1 = S::loadu(q + j1 - k0);
@@ -283,13 +348,21 @@ struct KvAttendKernels {
   }
 
   // The channel order of kv_dot_tokens' sums: the 4-bit planes, or channel runs (8, 3, 2 bits).
+  // A head inside one group (s.group > hd) is one group of hd channels here: its run lies in one
+  // 4-bit plane (one accumulator, Bits 1) or in channel order, starting at a multiple of 2 kL of
+  // the group, so the zero-padded group's sums of the reference have the same lanes.
   static void scores_int(const KvShape& s, const float* q, int64_t g, int64_t hd,
                          const float* codes, const float* sc, const float* mn, int64_t n,
                          float scale, float* out, int64_t ld) {
-    const bool full = s.group % (2 * kL) == 0;
-    const auto f = s.bits == 4 ? (full ? scores_int_bits<4, true> : scores_int_bits<4, false>)
-                               : (full ? scores_int_bits<8, true> : scores_int_bits<8, false>);
-    f(s, q, g, hd, codes, sc, mn, n, scale, out, ld);
+    KvShape v = s;
+    const bool inside = s.group > hd;
+    if (inside) v.group = hd;
+    const bool full = v.group % (2 * kL) == 0;
+    const auto f = s.bits == 4 && inside
+                       ? (full ? scores_int_bits<1, true> : scores_int_bits<1, false>)
+                   : s.bits == 4 ? (full ? scores_int_bits<4, true> : scores_int_bits<4, false>)
+                                 : (full ? scores_int_bits<8, true> : scores_int_bits<8, false>);
+    f(v, q, g, hd, codes, sc, mn, n, scale, out, ld);
   }
 
   // Heads per values_run: 4 kH accumulators fill AVX-512's 32 registers with 4 heads (16 chains
@@ -417,8 +490,8 @@ struct KvAttendKernels {
   }
 
   static constexpr KvAttendOps ops() {
-    return KvAttendOps{&decode_fp16, &decode_int, &decode_codes, &scores,
-                       &scores_int,  &values,     &softmax};
+    return KvAttendOps{kL,      &decode_fp16, &decode_int, &decode_codes,
+                       &scores, &scores_int,  &values,     &softmax};
   }
 };
 

@@ -81,9 +81,32 @@ struct HeadGrouping {
   int64_t channels, group, c0, hd;
 };
 const HeadGrouping kGroupings[] = {
-    {256, 64, 64, 64}, {256, 32, 64, 64},    {256, 16, 64, 64},  {64, 8, 8, 8},    {96, 24, 24, 24},
-    {48, 12, 12, 12},  {40, 20, 20, 20},     {128, 128, 0, 128}, {64, 1, 16, 16},  {60, 5, 10, 15},
-    {72, 72, 0, 72},   {200, 100, 100, 100}, {256, 128, 64, 64}, {64, 12, 16, 16}, {48, 3, 12, 12},
+    {256, 64, 64, 64},
+    {256, 32, 64, 64},
+    {256, 16, 64, 64},
+    {64, 8, 8, 8},
+    {96, 24, 24, 24},
+    {48, 12, 12, 12},
+    {40, 20, 20, 20},
+    {128, 128, 0, 128},
+    {64, 1, 16, 16},
+    {60, 5, 10, 15},
+    {72, 72, 0, 72},
+    {200, 100, 100, 100},
+    {256, 128, 64, 64},
+    {64, 12, 16, 16},
+    {48, 3, 12, 12},
+    // heads inside one group (SIMD when the head is whole vectors and, at 4 bits, in one plane):
+    // wkvq-ref-6m's 4 heads of 32 in groups of 64 and 128, TinyLlama's heads of 64 in groups of
+    // 128 and 256, heads of 16 (AVX2 only) and 8 (reference)
+    {128, 64, 32, 32},
+    {128, 128, 96, 32},
+    {128, 128, 64, 32},
+    {256, 128, 128, 64},
+    {256, 256, 192, 64},
+    {64, 32, 16, 16},
+    {32, 32, 8, 8},
+    {96, 96, 32, 32},
 };
 constexpr int kIntBits[] = {2, 3, 4, 8};
 
@@ -300,9 +323,13 @@ TEST(KvAttendKernels, KernelNameSaysWhatDecodes) {
       KvRecordFormat f{bits, make_kv_format(256, 16, bits)};
       EXPECT_EQ(kv_attend_kernel(f, 64, kernel_table(isa)),
                 name + ": int" + b + " decode, GQA tiles");
-      // groups spanning two heads: the reference decodes
+      // heads of 64 inside groups of 128: SIMD too; heads of 8 inside groups of 32 (a run of less
+      // than two vectors): the reference decodes
       KvRecordFormat wide{bits, make_kv_format(256, 128, bits)};
       EXPECT_EQ(kv_attend_kernel(wide, 64, kernel_table(isa)),
+                name + ": int" + b + " decode, GQA tiles");
+      KvRecordFormat small{bits, make_kv_format(32, 32, bits)};
+      EXPECT_EQ(kv_attend_kernel(small, 8, kernel_table(isa)),
                 "reference int" + b + " decode, " + name + " GQA tiles");
     }
   }
