@@ -66,6 +66,16 @@ void print_speed(const nlohmann::json& j) {
               bw / 1e9, bw / bytes_tok, 100.0 * decode_tps * bytes_tok / bw);
 }
 
+// rel8 ranges for random weights without --calib: 2 windows of 256 seeded random tokens (the
+// speed of the format; its accuracy needs a real model and text).
+void random_range_tokens(uint64_t seed, const LlamaConfig& c, QuantCliOptions& quant) {
+  std::mt19937 rng(static_cast<uint32_t>(seed) + 1u);
+  std::uniform_int_distribution<int> pick(0, c.vocab_size - 1);
+  quant.calib_ctx = std::min<int64_t>(256, c.seq_len);
+  quant.range_tokens.resize(static_cast<size_t>(2 * quant.calib_ctx));
+  for (int& t : quant.range_tokens) t = pick(rng);
+}
+
 void run_bench(const BenchOptions& o) {
   apply_threads(o.threads);
   QuantCliOptions quant = o.quant;
@@ -83,13 +93,7 @@ void run_bench(const BenchOptions& o) {
          c.summary().c_str());
     loaded = random_model(o, c, quant);
     what = o.shape_file.empty() ? o.shape : o.shape_file;
-    if (quant.kv.rel8 && quant.calib.empty()) {  // rel8 ranges from 2 windows of random tokens
-      std::mt19937 rng(static_cast<uint32_t>(o.seed) + 1u);
-      std::uniform_int_distribution<int> pick(0, c.vocab_size - 1);
-      quant.calib_ctx = std::min<int64_t>(256, c.seq_len);
-      quant.range_tokens.resize(static_cast<size_t>(2 * quant.calib_ctx));
-      for (int& t : quant.range_tokens) t = pick(rng);
-    }
+    if (quant.kv.rel8 && quant.calib.empty()) random_range_tokens(o.seed, c, quant);
   }
   const PreparedModel p = prepare_model(std::move(loaded), quant, tok.get(), /*keep_fp=*/false);
   if (!o.parallel.empty()) {

@@ -128,13 +128,14 @@ void save_and_report(const QuantizeCliOptions& o, const std::string& model_path,
                      const std::string& tok_path, const PreparedModel& p, double before,
                      std::chrono::steady_clock::time_point t0);
 
-// The KV default of --method rtn when the command line gives no KV format: the best format within
+// The KV default of --method rtn when the command line gives no KV option: the best format within
 // kDefaultKvAutoBits measured on --calib text (--kv-auto, cli/kv_auto.h); without calibration
 // text, KV4 in groups of head_dim with fp16 metadata, and a note saying how to get the default.
 void default_kv_format(const QuantizeCliOptions& o, QuantCliOptions& q) {
   const QuantCliOptions::KvGiven& g = q.kv_given;
-  if (o.method != "rtn" || q.kv_auto > 0 || g.bits || g.group || g.window || g.vbits || g.meta) {
-    return;
+  if (o.method != "rtn" || q.kv_auto > 0 || g.bits || g.group || g.window || g.vbits || g.meta ||
+      g.smooth || g.poq) {
+    return;  // the command line chooses the KV cache (any KV option given)
   }
   if (!q.calib.empty()) {
     q.kv_auto = kDefaultKvAutoBits;
@@ -336,7 +337,7 @@ void register_quantize(CLI::App& app) {
   o->crr_group = crr;
   add_threads_option(cmd, &o->threads);
   cmd->footer(
-      "Defaults for quantize: --wbits 4; the KV cache with --calib (and no KV format option) "
+      "Defaults for quantize: --wbits 4; the KV cache with --calib (and no KV option) "
       "--kv-auto 4.5, the best format within 4.5 bits per element measured on that text, "
       "else --kvbits 4 (the KV settings are recorded in the directory's config.json; commands "
       "that load it may override them). With --method "

@@ -58,7 +58,7 @@ void choose_kv_format(PreparedModel& p, const QuantCliOptions& o, const std::vec
   std::vector<KvSmoothing> smoothings(cands.size(), p.smoothing);
   std::vector<EvalSpec> specs;
   for (size_t i = 0; i < cands.size(); ++i) {
-    cands[i].kv.poq = true;
+    cands[i].kv.poq = !o.kv_given.poq || o.kv.poq;  // --poq off is honoured
     cands[i].kv.smooth = p.kv.smooth;
     smoothings[i].set_ranges(merge_kv_group_ranges(per_channel, cands[i].kv.group), "--calib");
     specs.push_back({&p.model, EvalMode::Decode, cands[i].kv, &smoothings[i], {}, 0});

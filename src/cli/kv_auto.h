@@ -28,8 +28,8 @@ std::vector<KvAutoCandidate> kv_auto_candidates(const LlamaConfig& c, double bud
 
 // Measures the candidates on `stream` (calibration tokens) with p.model, p.smoothing (the
 // smoothing every candidate shares) and the float `reference` (null: NLL instead of KLD); sets
-// p.kv to the winner (poq on) and p.smoothing's static ranges to its groups'. Prints the
-// candidates and the choice on stderr.
+// p.kv to the winner (POQ unless --poq off) and p.smoothing's static ranges to its groups'. Prints
+// the candidates and the choice on stderr.
 void choose_kv_format(PreparedModel& p, const QuantCliOptions& o, const std::vector<int>& stream,
                       const Model* reference);
 

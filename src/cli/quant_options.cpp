@@ -14,16 +14,7 @@
 
 namespace wkvq::cli {
 
-void QuantCliOptions::add_to(CLI::App* cmd) {
-  cmd->add_option("--wbits", wbits,
-                  "Quantize the weights round-to-nearest to 2, 3, 4 or 8 bits (0: as loaded)")
-      ->check(CLI::IsMember({0, 2, 3, 4, 8}));
-  cmd->add_option("--wgroup", wgroup, "Weight group size, input columns (0: one group per row)")
-      ->capture_default_str()
-      ->check(CLI::Range(int64_t{0}, int64_t{1} << 30));
-  cmd->add_option("--keep-float", keep_float,
-                  "Linears kept in floating point: LAYER, NAME or LAYER.NAME, comma-separated "
-                  "(names wq wk wv wo w_gate w_up w_down)");
+void QuantCliOptions::add_kv_to(CLI::App* cmd) {
   cmd->add_option_function<int>(
          "--kvbits",
          [this](const int& b) {
@@ -91,6 +82,19 @@ void QuantCliOptions::add_to(CLI::App* cmd) {
          "KV channel smoothing: none, or stats (from --calib text); default: the model's own, "
          "else none")
       ->check(CLI::IsMember({"none", "stats"}));
+}
+
+void QuantCliOptions::add_to(CLI::App* cmd) {
+  cmd->add_option("--wbits", wbits,
+                  "Quantize the weights round-to-nearest to 2, 3, 4 or 8 bits (0: as loaded)")
+      ->check(CLI::IsMember({0, 2, 3, 4, 8}));
+  cmd->add_option("--wgroup", wgroup, "Weight group size, input columns (0: one group per row)")
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t{0}, int64_t{1} << 30));
+  cmd->add_option("--keep-float", keep_float,
+                  "Linears kept in floating point: LAYER, NAME or LAYER.NAME, comma-separated "
+                  "(names wq wk wv wo w_gate w_up w_down)");
+  add_kv_to(cmd);
   cmd->add_option(
       "--calib", calib,
       "Calibration text file (for --kv-smooth stats, and the text wkvquant calibrates on)");

@@ -43,6 +43,9 @@ struct QuantCliOptions {
   // Registers --wbits --wgroup --keep-float --kvbits --kvgroup --poq --kv-smooth --calib
   // --calib-windows --calib-ctx --calib-sinks --head --embed on `cmd`.
   void add_to(CLI::App* cmd);
+  // The KV cache's options of add_to: --kvbits --kvgroup --poq --kv-vbits --kv-window --kv-meta
+  // --kv-auto --kv-smooth.
+  void add_kv_to(CLI::App* cmd);
   // `model` (the KV settings a model asks for) with the fields the command line gave replaced.
   KvQuantSettings kv_over(const KvQuantSettings& model) const;
 };
