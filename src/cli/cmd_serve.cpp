@@ -82,13 +82,12 @@ int64_t kv_budget_bytes(const ServeOptions& o, const LlamaConfig& c, const KvQua
       static_cast<long long>(fp16_per_token),
       static_cast<double>(fp16_per_token) / static_cast<double>(per_token));
   if (kv.window > 0) {  // the window's fp16 ring is each sequence's own memory, outside the pool
+    const auto ring = static_cast<double>(KvCache(c, 1, kv).window_bytes());
     info(
         "KV window: + %s per sequence (%lld fp16 tokens per layer, beside the pool), %s for "
         "--parallel %d\n",
-        human_bytes(static_cast<double>(KvCache(c, 1, kv).window_bytes())).c_str(),
-        static_cast<long long>(kv.window),
-        human_bytes(static_cast<double>(KvCache(c, 1, kv).window_bytes() * o.parallel)).c_str(),
-        o.parallel);
+        human_bytes(ring).c_str(), static_cast<long long>(kv.window),
+        human_bytes(ring * o.parallel).c_str(), o.parallel);
   }
   return bytes;
 }

@@ -2,6 +2,7 @@
 
 #include <chrono>
 #include <cstdio>
+#include <optional>
 #include <sstream>
 
 #include "cli/common.h"
@@ -195,22 +196,32 @@ KvSmoothing stats_smoothing(const Model& fp, const std::vector<int>& stream,
   return smoothing_from_stats(st);
 }
 
-KvSmoothing stats_smoothing(const Model& fp, const Tokenizer& tok, const std::string& calib,
-                            int64_t windows, int64_t ctx, int64_t sinks) {
-  WKVQ_REQUIRE(!calib.empty(), "--kv-smooth stats needs calibration text: pass --calib FILE");
-  return stats_smoothing(fp, tok.encode(read_text_file(calib, "--calib"), true, false), calib,
-                         windows, ctx, sinks);
-}
-
 namespace {
+
+// The --calib text's tokens, encoded once for whichever of statistics smoothing, rel8 ranges and
+// --kv-auto asks first.
+class CalibTokens {
+ public:
+  CalibTokens(const QuantCliOptions& o, const Tokenizer* tok) : o_(o), tok_(tok) {}
+  bool available() const { return !o_.calib.empty() && tok_ != nullptr; }
+  const std::vector<int>& get() const {
+    if (!tokens_) tokens_ = tok_->encode(read_text_file(o_.calib, "--calib"), true, false);
+    return *tokens_;
+  }
+
+ private:
+  const QuantCliOptions& o_;
+  const Tokenizer* tok_;
+  mutable std::optional<std::vector<int>> tokens_;
+};
 
 // rel8 metadata: the smoothing's static group ranges, the model's own when they fit (same groups,
 // same smoothing), else measured on --calib text (or o.range_tokens) with the model that runs: the
 // ranges of the K/V its cache will hold.
-void add_group_ranges(PreparedModel& p, const QuantCliOptions& o, const Tokenizer* tok) {
+void add_group_ranges(PreparedModel& p, const QuantCliOptions& o, const CalibTokens& calib) {
   const int64_t group = p.kv.group == 0 ? p.fp.config.head_dim : p.kv.group;
   if (!o.kv_given.smooth && p.smoothing.has_ranges() && p.smoothing.ranges.group == group) return;
-  const bool text = !o.calib.empty() && tok != nullptr;
+  const bool text = calib.available();
   WKVQ_REQUIRE(text || !o.range_tokens.empty(), "--kv-meta rel8 codes each KV group against a ",
                "static range measured on calibration text",
                p.smoothing.has_ranges()
@@ -222,8 +233,7 @@ void add_group_ranges(PreparedModel& p, const QuantCliOptions& o, const Tokenize
     p.smoothing = KvSmoothing::identity(p.fp.config.n_layers, p.fp.config.kv_dim());
   }
   const auto t0 = std::chrono::steady_clock::now();
-  const std::vector<int> stream =
-      text ? tok->encode(read_text_file(o.calib, "--calib"), true, false) : o.range_tokens;
+  const std::vector<int>& stream = text ? calib.get() : o.range_tokens;
   CalibWindows w;
   w.ctx = o.calib_ctx;
   w.max_windows = o.calib_windows;
@@ -237,11 +247,11 @@ void add_group_ranges(PreparedModel& p, const QuantCliOptions& o, const Tokenize
 
 // --kv-auto: statistics smoothing unless the model has its own or --kv-smooth says otherwise,
 // then the format measured on the calibration text (cli/kv_auto.h).
-void auto_kv_format(PreparedModel& p, const QuantCliOptions& o, const Tokenizer* tok) {
+void auto_kv_format(PreparedModel& p, const QuantCliOptions& o, const CalibTokens& calib) {
   const QuantCliOptions::KvGiven& g = o.kv_given;
-  WKVQ_REQUIRE(!o.calib.empty() && tok != nullptr, "--kv-auto measures its candidates on ",
-               "calibration text; pass --calib FILE");
-  const std::vector<int> stream = tok->encode(read_text_file(o.calib, "--calib"), true, false);
+  WKVQ_REQUIRE(calib.available(), "--kv-auto measures its candidates on calibration text; pass ",
+               "--calib FILE");
+  const std::vector<int>& stream = calib.get();
   // The float model, where one is held: p.fp when kept, else the model as loaded if float.
   const Model* fp = !p.fp.layers.empty() && p.fp.quant.wbits == 0 ? &p.fp
                     : p.model.quant.wbits == 0                    ? &p.model
@@ -263,6 +273,7 @@ PreparedModel prepare_model(Model loaded, const QuantCliOptions& o, const Tokeni
                    (!given.bits && !given.group && !given.window && !given.vbits && !given.meta),
                "--kv-auto chooses the KV cache's bits, group, window and metadata; leave out ",
                "--kvbits, --kvgroup, --kv-window, --kv-vbits and --kv-meta (or --kv-auto)");
+  const CalibTokens calib(o, tok);
   PreparedModel p;
   p.fp = std::move(loaded);
   const QuantizationInfo& q = p.fp.quant;
@@ -277,9 +288,8 @@ PreparedModel prepare_model(Model loaded, const QuantCliOptions& o, const Tokeni
     p.model = quantize_weights_rtn(p.fp, wo);
     info("weights: RTN %d-bit, group %lld (%.1f s)\n", o.wbits, static_cast<long long>(o.wgroup),
          seconds_since(t0));
-  } else if (keep_fp || (o.kv_given.smooth && o.kv.smooth == KvSmoothMode::Stats) ||
-             o.kv_auto > 0) {
-    p.model = p.fp;  // (rel8 ranges read the model as loaded: p.model when p.fp is not kept)
+  } else if (keep_fp || (o.kv_given.smooth && o.kv.smooth == KvSmoothMode::Stats)) {
+    p.model = p.fp;  // (rel8 ranges and --kv-auto read p.model when p.fp is not kept)
   } else {
     p.model = std::move(p.fp);  // no copy: tables converted below are freed at once
     p.fp = Model{};             // the settings only (q refers to p.fp.quant)
@@ -299,12 +309,14 @@ PreparedModel prepare_model(Model loaded, const QuantCliOptions& o, const Tokeni
     WKVQ_REQUIRE(q.wbits == 0, "--kv-smooth stats needs the floating-point model; ", p.fp.source,
                  " is already quantized (it carries its own smoothing)");
     WKVQ_REQUIRE(tok != nullptr, "--kv-smooth stats needs a tokenizer for the --calib text");
-    p.smoothing = stats_smoothing(p.fp, *tok, o.calib, o.calib_windows, o.calib_ctx, o.calib_sinks);
+    WKVQ_REQUIRE(!o.calib.empty(), "--kv-smooth stats needs calibration text: pass --calib FILE");
+    p.smoothing =
+        stats_smoothing(p.fp, calib.get(), o.calib, o.calib_windows, o.calib_ctx, o.calib_sinks);
   }
   if (o.kv_auto > 0) {
-    auto_kv_format(p, o, tok);
+    auto_kv_format(p, o, calib);
   } else if (p.kv.quantized() && p.kv.rel8) {
-    add_group_ranges(p, o, tok);
+    add_group_ranges(p, o, calib);
   }
   p.model.kv_smoothing = p.smoothing;
   p.model.quant.kv = p.kv;

@@ -89,10 +89,8 @@ RandomQuantization random_quantization(const QuantCliOptions& o, const LlamaConf
 PreparedModel prepare_model(Model loaded, const QuantCliOptions& o, const Tokenizer* tok,
                             bool keep_fp = true);
 
-// Statistics smoothing of `fp` from a calibration text file.
-KvSmoothing stats_smoothing(const Model& fp, const Tokenizer& tok, const std::string& calib,
-                            int64_t windows, int64_t ctx, int64_t sinks);
-// The same from the calibration text already tokenized (`calib` names it in the progress line).
+// Statistics smoothing of `fp` from the calibration text, tokenized (`calib` names it in the
+// progress line).
 KvSmoothing stats_smoothing(const Model& fp, const std::vector<int>& stream,
                             const std::string& calib, int64_t windows, int64_t ctx, int64_t sinks);
 

@@ -94,12 +94,16 @@ KvQuantFormat make_kv_format(int64_t channels, int64_t group, int bits, bool rel
   f.bits = bits;
   f.n_groups = (channels + f.group - 1) / f.group;
   f.rel8 = rel8;
-  f.group_param_bytes = rel8 ? 2 : 4;
-  f.params_bytes = f.group_param_bytes * f.n_groups;
+  f.params_bytes = f.group_param_bytes() * f.n_groups;
   f.group_code_bytes = kv_code_bytes(f.group, bits);
   f.token_bytes = f.params_bytes + (f.n_groups - 1) * f.group_code_bytes +
                   kv_code_bytes(f.group_len(f.n_groups - 1), bits);
   return f;
+}
+
+void require_kv_levels(const KvQuantFormat& f, const char* what) {
+  WKVQ_REQUIRE(!f.rel8 || f.rel8_groups != nullptr, what,
+               ": rel8 records without their static ranges");
 }
 
 KvRel8Group make_kv_rel8_group(float lo, float hi) {
@@ -159,7 +163,7 @@ KvGroupParams kv_group_params(const KvQuantFormat& f, const uint8_t* record, int
   WKVQ_ASSERT(g >= 0 && g < f.n_groups);
   KvGroupParams p;
   if (f.rel8) {
-    WKVQ_ASSERT(f.rel8_groups != nullptr);
+    require_kv_levels(f, "kv_group_params");
     const float* levels = f.rel8_groups[g].levels;
     p.min = levels[record[2 * g]];
     p.scale = (levels[record[2 * g + 1]] - p.min) / static_cast<float>((1 << f.bits) - 1);
@@ -190,7 +194,7 @@ void quantize_token_ref(const KvQuantFormat& f, const float* x, uint8_t* record)
     float s = 0.0f;
     float m = 0.0f;
     if (f.rel8) {
-      WKVQ_ASSERT(f.rel8_groups != nullptr);
+      require_kv_levels(f, "quantize_token_ref");
       kv_rel8_codes(f.rel8_groups[g], mn, mx, record + 2 * g);
       const KvGroupParams p = kv_group_params(f, record, g);
       s = p.scale;

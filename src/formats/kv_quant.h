@@ -117,11 +117,10 @@ struct KvQuantFormat {
   int64_t group = 0;             // g: channels per group (last group may be shorter)
   int bits = 4;                  // 2, 3, 4 or 8
   int64_t n_groups = 0;          // ceil(C / g)
-  int64_t params_bytes = 0;      // group_param_bytes * n_groups
+  int64_t params_bytes = 0;      // group_param_bytes() * n_groups
   int64_t group_code_bytes = 0;  // kv_code_bytes(g, bits): code bytes of every full group
   int64_t token_bytes = 0;       // bytes of one token record
   bool rel8 = false;             // metadata: rel8 (2 bytes per group) or fp16 scale, min (4)
-  int64_t group_param_bytes = 4;
   // rel8: the static ranges of the records' layer and tensor, one per group (n_groups); set by
   // whoever holds them (runtime/kv_cache.h) before the records are written or read.
   const KvRel8Group* rel8_groups = nullptr;
@@ -129,7 +128,8 @@ struct KvQuantFormat {
   int64_t group_first(int64_t g) const { return g * group; }
   int64_t group_len(int64_t g) const { return g + 1 < n_groups ? group : channels - g * group; }
   int64_t group_code_offset(int64_t g) const { return params_bytes + g * group_code_bytes; }
-  int64_t group_param_offset(int64_t g) const { return g * group_param_bytes; }
+  int64_t group_param_bytes() const { return rel8 ? 2 : 4; }
+  int64_t group_param_offset(int64_t g) const { return g * group_param_bytes(); }
   // rel8: group g's static range (null for fp16 metadata).
   const KvRel8Group* rel8_group(int64_t g) const { return rel8 ? rel8_groups + g : nullptr; }
 };
@@ -137,6 +137,9 @@ struct KvQuantFormat {
 // Layout for C channels in groups of g (g = 0 or g >= C: one group per token), fp16 or rel8
 // metadata (rel8: set rel8_groups before use). Throws wkvq::Error on bad arguments.
 KvQuantFormat make_kv_format(int64_t channels, int64_t group, int bits, bool rel8 = false);
+
+// Throws wkvq::Error (naming `what`) when f has rel8 metadata but no static levels attached.
+void require_kv_levels(const KvQuantFormat& f, const char* what);
 
 // Packs codes[0:len] (each < 2^bits) in the group layout above; writes kv_code_bytes(len, bits).
 void pack_kv_group_ref(const uint8_t* codes, int64_t len, int bits, uint8_t* dst);

@@ -28,8 +28,7 @@ bool simd_int_decode(const KvRecordFormat& f, int64_t c0, int64_t hd, int64_t la
 }
 
 void check_decode(const KvRecordFormat& f, int64_t stride, int64_t n, int64_t c0, int64_t hd) {
-  WKVQ_REQUIRE(f.bits > 8 || !f.format.rel8 || f.format.rel8_groups != nullptr,
-               "kv_attend: rel8 records without their static ranges");
+  if (f.bits <= 8) require_kv_levels(f.format, "kv_attend");
   WKVQ_REQUIRE(f.bits == 32 || f.bits == 16 || f.format.bits == f.bits, "kv_attend: ", f.bits,
                "-bit records with a ", f.format.bits, "-bit format");
   const int64_t channels = f.bits >= 16 ? stride / (f.bits / 8) : f.format.channels;

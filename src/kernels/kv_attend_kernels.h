@@ -114,13 +114,10 @@ struct KvAttendKernels {
   static void decode_group(ScaleMin p, const uint8_t* c, int64_t len, float* out) {
     const F vs = S::set1(Codes ? 1.0f : p.s);
     const F vm = S::set1(Codes ? 0.0f : p.m);
-    if constexpr (Bits == 4) {
+    if constexpr (Bits == 4) {  // the two planes: channels [0, h) low nibbles, [h, len) high
       const int64_t h = (len + 1) / 2;
-      for (int64_t j = 0; j < h; j += kL) {
-        const I v = S::load_bytes(c + j, h - j);
-        store_run(out + j, h - j, S::fmadd(S::to_float(S::and_i(v, S::set1_i(15))), vs, vm));
-        store_run(out + h + j, len - h - j, S::fmadd(S::to_float(S::shr4(v)), vs, vm));
-      }
+      decode_nibbles<false, Codes>(p, c, h, out);
+      decode_nibbles<true, Codes>(p, c, len - h, out + h);
     } else if constexpr (Bits == 8) {
       for (int64_t j = 0; j < len; j += kL) {
         const I v = KvQuantKernels<S>::template codes_at<Bits>(c, len, j);
@@ -140,7 +137,7 @@ struct KvAttendKernels {
   }
 
   // A run of len channels of a 4-bit group held in one plane: the low (High false) or high
-  // nibbles of len consecutive bytes, x^ = fma(code, s, m) as decode_group (or the codes).
+  // nibbles of len consecutive bytes, x^ = fma(code, s, m) (or the codes when Codes).
   template <bool High, bool Codes>
   static void decode_nibbles(ScaleMin p, const uint8_t* c, int64_t len, float* out) {
     const F vs = S::set1(Codes ? 1.0f : p.s);
@@ -236,8 +233,6 @@ struct KvAttendKernels {
     }
   }
 
-  // kv_dot_tokens' sum over one group of len channels of one row (KvQuantKernels::dot_group: two
-  // accumulators, fused, the same lanes): a0 + a1.
   // kv_dot_tokens' sum over one group of len channels of one row (KvQuantKernels::dot_group: two
   // accumulators, fused, the same lanes, masked runs): a0 + a1.
   // Bits == 1: a head inside a 4-bit group (one plane): kv_dot_tokens' one accumulator of that

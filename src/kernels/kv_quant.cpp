@@ -27,8 +27,7 @@ template <class Simd, class Ref>
 void over_tokens(const KernelTable& t, const KvQuantFormat& f, const uint8_t* records,
                  int64_t stride, int64_t n, int64_t g, Simd simd, Ref ref) {
   check_tokens(f, stride, n, g);
-  WKVQ_REQUIRE(!f.rel8 || f.rel8_groups != nullptr,
-               "kv_quant: rel8 records without their static ranges");
+  require_kv_levels(f, "kv_quant");
   const uint8_t* codes = records + f.group_code_offset(g);
   const int64_t len = f.group_len(g);
   if (const detail::KvQuantOps* ops = ops_for(t, f.bits)) {
@@ -44,14 +43,19 @@ void over_tokens(const KernelTable& t, const KvQuantFormat& f, const uint8_t* re
 
 namespace detail {
 KvShape kv_shape_of(const KvQuantFormat& f) {
-  return KvShape{f.channels,         f.group, f.n_groups,          f.params_bytes,
-                 f.group_code_bytes, f.bits,  f.group_param_bytes, f.rel8_group(0)};
+  return KvShape{f.channels,
+                 f.group,
+                 f.n_groups,
+                 f.params_bytes,
+                 f.group_code_bytes,
+                 f.bits,
+                 f.group_param_bytes(),
+                 f.rel8_group(0)};
 }
 }  // namespace detail
 
 void quantize_token(const KvQuantFormat& f, const float* x, uint8_t* record, const KernelTable& t) {
-  WKVQ_REQUIRE(!f.rel8 || f.rel8_groups != nullptr,
-               "kv_quant: rel8 records without their static ranges");
+  require_kv_levels(f, "kv_quant");
   const detail::KvQuantOps* ops = ops_for(t, f.bits);
   // A SIMD kernel that meets a non-finite value or an fp16 overflow hands over to the reference,
   // which throws with the channel named.

@@ -6,7 +6,6 @@
 
 #include "core/error.h"
 #include "core/fp16.h"
-#include "formats/kv_quant.h"
 #include "kernels/rope.h"
 #include "kvlab/kv_codecs.h"
 
@@ -46,17 +45,7 @@ KvLabMethod::KvLabMethod(const KvMethodSpec& spec, const LlamaConfig& c,
     WKVQ_REQUIRE(ranges->n_layers == n_layers_ && ranges->n_groups == groups, "--kv-method ",
                  spec_.label(), ": static ranges of another shape");
     ranges_ = *ranges;
-    if (spec_.family == KvFamily::Int) {  // the rel8 levels, (n_layers, K/V, groups)
-      for (int l = 0; l < n_layers_; ++l) {
-        for (const auto* r : {&ranges_.klo, &ranges_.vlo}) {
-          const auto& hi = r == &ranges_.klo ? ranges_.khi : ranges_.vhi;
-          for (int64_t g = 0; g < groups; ++g) {
-            const auto at = static_cast<size_t>(l * groups + g);
-            rel8_.push_back(make_kv_rel8_group((*r)[at], hi[at]));
-          }
-        }
-      }
-    }
+    if (spec_.family == KvFamily::Int) rel8_ = kv_rel8_levels(ranges_);
   }
   if (spec_.family == KvFamily::Turbo) {
     levels_ = lloyd_max_unit_coordinate(static_cast<int>(head_dim_), spec_.bits);

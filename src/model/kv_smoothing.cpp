@@ -62,20 +62,26 @@ void KvSmoothing::validate(const char* source) const {
   }
 }
 
+std::vector<KvRel8Group> kv_rel8_levels(const KvGroupRanges& r) {
+  std::vector<KvRel8Group> out;
+  out.reserve(static_cast<size_t>(r.n_layers * 2 * r.n_groups));
+  for (int l = 0; l < r.n_layers; ++l) {
+    for (int kv = 0; kv < 2; ++kv) {
+      for (int64_t g = 0; g < r.n_groups; ++g) {
+        const auto i = static_cast<size_t>(l * r.n_groups + g);
+        out.push_back(
+            make_kv_rel8_group((kv == 0 ? r.klo : r.vlo)[i], (kv == 0 ? r.khi : r.vhi)[i]));
+      }
+    }
+  }
+  return out;
+}
+
 void KvSmoothing::set_ranges(KvGroupRanges r, const char* source) {
   ranges = std::move(r);
   rel8.clear();
   validate(source);
-  rel8.reserve(static_cast<size_t>(ranges.n_layers * 2 * ranges.n_groups));
-  for (int l = 0; l < ranges.n_layers; ++l) {
-    for (int kv = 0; kv < 2; ++kv) {
-      for (int64_t g = 0; g < ranges.n_groups; ++g) {
-        const auto i = static_cast<size_t>(l * ranges.n_groups + g);
-        rel8.push_back(make_kv_rel8_group((kv == 0 ? ranges.klo : ranges.vlo)[i],
-                                          (kv == 0 ? ranges.khi : ranges.vhi)[i]));
-      }
-    }
-  }
+  rel8 = kv_rel8_levels(ranges);
 }
 
 KvChannelStats::KvChannelStats(int layers, int dim) : n_layers(layers), kv_dim(dim) {

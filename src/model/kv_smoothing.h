@@ -22,6 +22,10 @@ struct KvGroupRanges {
   std::vector<float> klo, khi, vlo, vhi;
 };
 
+// The rel8 levels (formats/kv_quant.h make_kv_rel8_group) of every range of r: (n_layers, K then
+// V, n_groups).
+std::vector<KvRel8Group> kv_rel8_levels(const KvGroupRanges& r);
+
 struct KvSmoothing {
   int n_layers = 0;
   int kv_dim = 0;

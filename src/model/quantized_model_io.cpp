@@ -25,6 +25,7 @@
 #include "model/output_head.h"
 #include "model/quantized_config.h"
 #include "model/quantized_dir_files.h"
+#include "model/quantized_kv_tensors.h"
 #include "model/quantized_model_check.h"
 #include "model/quantized_model_names.h"
 #include "model/weight_quantizer.h"
@@ -121,11 +122,6 @@ class Exporter {
   // The smoothing vectors (GPTQ convention: into their own file).
   void add_smoothing_tensors(SafetensorsWriter& w) {
     for (int l = 0; l < m_.kv_smoothing.n_layers; ++l) add_smoothing(w, l);
-  }
-  // Whether the model writes smoothing vectors or static group ranges.
-  bool has_kv_static() const {
-    const KvQuantSettings& kv = m_.quant.kv;
-    return kv.smooth != KvSmoothMode::None || (kv.quantized() && kv.rel8);
   }
 
   const std::vector<std::string>& float_modules() const { return float_modules_; }
@@ -306,49 +302,8 @@ class Exporter {
     return v;
   }
 
-  // Layer l's smoothing vectors (kv_smooth not "none") and static group ranges (kv_meta rel8).
-  void add_smoothing(SafetensorsWriter& w, int l) {
-    const KvSmoothing& s = m_.kv_smoothing;
-    const KvQuantSettings& settings = m_.quant.kv;
-    if (settings.quantized() && settings.rel8) add_ranges(w, l);
-    if (settings.smooth == KvSmoothMode::None) return;
-    const auto kv = static_cast<size_t>(s.kv_dim);
-    auto vec = [&](const float* p, bool permute) {
-      std::vector<float> v(p, p + kv);
-      if (permute && !k_order_.empty()) {
-        for (size_t c = 0; c < kv; ++c) v[c] = p[k_order_[c]];
-      }
-      return v;
-    };
-    const std::string p = layer_tensor(l, "self_attn.kv_smoothing.");
-    const int64_t n = s.kv_dim;
-    w.add_owned(p + "k_shift", DType::F32, {n}, vec(s.dK(l), true));
-    w.add_owned(p + "k_scale", DType::F32, {n}, vec(s.sK(l), true));
-    w.add_owned(p + "v_shift", DType::F32, {n}, vec(s.dV(l), false));
-    w.add_owned(p + "v_scale", DType::F32, {n}, vec(s.sV(l), false));
-  }
-
-  // Static ranges of layer l's groups (n_groups each). The file's K channels are permuted within
-  // each head when the model is interleaved (k_order_): a group then holds the same channels only
-  // when it is made of whole heads.
-  void add_ranges(SafetensorsWriter& w, int l) {
-    const KvGroupRanges& r = m_.kv_smoothing.ranges;
-    WKVQ_REQUIRE(k_order_.empty() || r.group % m_.config.head_dim == 0,
-                 "save_quantized_model: rel8 KV metadata in groups of ", r.group,
-                 " channels: this interleaved-RoPE model's K channels are reordered within each ",
-                 "head of ", m_.config.head_dim,
-                 " in the saved layout, so its groups would change; ",
-                 "use a --kvgroup that is a multiple of ", m_.config.head_dim);
-    const std::string p = layer_tensor(l, "self_attn.kv_ranges.");
-    const auto at = static_cast<std::ptrdiff_t>(int64_t{l} * r.n_groups);
-    auto vec = [&](const std::vector<float>& v) {
-      return std::vector<float>(v.begin() + at, v.begin() + at + r.n_groups);
-    };
-    w.add_owned(p + "k_lo", DType::F32, {r.n_groups}, vec(r.klo));
-    w.add_owned(p + "k_hi", DType::F32, {r.n_groups}, vec(r.khi));
-    w.add_owned(p + "v_lo", DType::F32, {r.n_groups}, vec(r.vlo));
-    w.add_owned(p + "v_hi", DType::F32, {r.n_groups}, vec(r.vhi));
-  }
+  // Layer l's smoothing vectors and static group ranges (model/quantized_kv_tensors.h).
+  void add_smoothing(SafetensorsWriter& w, int l) { add_kv_static_tensors(w, m_, l, k_order_); }
 
   void add_gptq(SafetensorsWriter& w, const std::string& prefix, const Linear& lin,
                 const std::vector<int64_t>* order, bool scales) {
@@ -503,7 +458,7 @@ void save_quantized_model(const Model& m, const std::string& dir, const std::str
     }
     std::vector<std::string> files = {"model.safetensors"};
     w.write((fs::path(tmp) / files[0]).string());
-    if (gptq && ex.has_kv_static()) {
+    if (gptq && writes_kv_static(m.quant.kv)) {
       SafetensorsWriter kv;
       ex.add_smoothing_tensors(kv);
       kv.set_metadata("format", "pt");

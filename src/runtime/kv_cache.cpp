@@ -137,11 +137,11 @@ double KvCache::bits_per_element_at(int64_t tokens) const {
 }
 
 std::string KvCache::attention_kernel() const {
-  const std::string k = kv_attend_kernel({settings_.bits, pool_->format(0)}, head_dim_) +
-                        (settings_.rel8 ? ", rel8 metadata" : "");
-  if (!settings_.quantized() || settings_.value_bits() == settings_.bits) return k;
+  const std::string k = kv_attend_kernel({settings_.bits, pool_->format(0)}, head_dim_);
+  const std::string meta = settings_.rel8 ? ", rel8 metadata" : "";
+  if (!settings_.quantized() || settings_.value_bits() == settings_.bits) return k + meta;
   return "K " + k + "; V " +
-         kv_attend_kernel({settings_.value_bits(), pool_->format(1)}, head_dim_);
+         kv_attend_kernel({settings_.value_bits(), pool_->format(1)}, head_dim_) + meta;
 }
 
 KvQuantFormat KvCache::layer_format(int layer, int kv) const {

@@ -29,6 +29,21 @@ class RecordingStore final : public KvStore {
   int64_t skip_;
 };
 
+// Ranges of n_layers x ceil(channels / group) groups, each [+inf, -inf] until values are seen.
+KvGroupRanges empty_group_ranges(int n_layers, int64_t channels, int64_t group) {
+  KvGroupRanges r;
+  r.n_layers = n_layers;
+  r.group = group;
+  r.n_groups = (channels + group - 1) / group;
+  const auto n = static_cast<size_t>(r.n_layers * r.n_groups);
+  const float inf = std::numeric_limits<float>::infinity();
+  r.klo.assign(n, inf);
+  r.vlo.assign(n, inf);
+  r.khi.assign(n, -inf);
+  r.vhi.assign(n, -inf);
+  return r;
+}
+
 // Records the transformed group ranges, then attends through a full-precision cache.
 class RangeRecorder final : public KvStore {
  public:
@@ -100,16 +115,8 @@ KvGroupRanges collect_kv_group_ranges(const Model& m, const std::vector<int>& st
   const LlamaConfig& c = m.config;
   WKVQ_REQUIRE(group >= 1 && group <= c.kv_dim(), "KV group ranges: groups of ", group,
                " channels, the model has ", c.kv_dim(), " KV channels per token");
-  KvGroupRanges r;
-  r.n_layers = c.n_layers;
-  r.group = group;
-  r.n_groups = (c.kv_dim() + group - 1) / group;
+  KvGroupRanges r = empty_group_ranges(c.n_layers, c.kv_dim(), group);
   const auto n = static_cast<size_t>(r.n_layers * r.n_groups);
-  const float inf = std::numeric_limits<float>::infinity();
-  r.klo.assign(n, inf);
-  r.vlo.assign(n, inf);
-  r.khi.assign(n, -inf);
-  r.vhi.assign(n, -inf);
   KvCache cache(c, calib_window_ctx(c, w));
   RangeRecorder rec(cache, transform, r, c.kv_dim(), w.sink_positions);
   run_calib_windows(m, stream, w, rec, "KV ranges");
@@ -129,16 +136,7 @@ KvGroupRanges collect_kv_group_ranges(const Model& m, const std::vector<int>& st
 KvGroupRanges merge_kv_group_ranges(const KvGroupRanges& r, int64_t group) {
   WKVQ_REQUIRE(r.group == 1 && group >= 1, "KV group ranges: merging needs per-channel ranges");
   const int64_t channels = r.n_groups;
-  KvGroupRanges out;
-  out.n_layers = r.n_layers;
-  out.group = std::min(group, channels);
-  out.n_groups = (channels + out.group - 1) / out.group;
-  const float inf = std::numeric_limits<float>::infinity();
-  const auto n = static_cast<size_t>(out.n_layers * out.n_groups);
-  out.klo.assign(n, inf);
-  out.vlo.assign(n, inf);
-  out.khi.assign(n, -inf);
-  out.vhi.assign(n, -inf);
+  KvGroupRanges out = empty_group_ranges(r.n_layers, channels, std::min(group, channels));
   for (int l = 0; l < r.n_layers; ++l) {
     for (int64_t c = 0; c < channels; ++c) {
       const auto from = static_cast<size_t>(l * channels + c);

@@ -13,17 +13,18 @@
 #include "kvlab/kv_codecs.h"
 #include "kvlab/kv_lab_method.h"
 #include "kvlab/kv_method.h"
-#include "kvlab/kv_ranges.h"
 #include "kvlab/kv_sweep.h"
 #include "kvlab/sim_kv_store.h"
 #include "model/forward.h"
 #include "model/random_model.h"
 #include "runtime/kv_cache.h"
-#include "runtime/kv_stats.h"
 #include "runtime/session.h"
+#include "unit/kvlab_fixture.h"
 
 namespace wkvq {
 namespace {
+
+using namespace kvlabtest;  // NOLINT(google-build-using-namespace): test helpers
 
 const KvShape kStories{32, 8};  // stories260K: 4 KV heads of 8
 const KvShape kHd64{256, 64};   // 4 KV heads of 64
@@ -162,19 +163,6 @@ TEST(KvLabCodecs, LloydMaxKnownCases) {
   const auto g2 = lloyd_max_unit_coordinate(4096, 2);
   EXPECT_NEAR(g2[2] / sd, 0.4528, 2e-3);
   EXPECT_NEAR(g2[3] / sd, 1.5104, 3e-3);
-}
-
-LlamaConfig lab_config() {
-  LlamaConfig c;
-  c.n_layers = 2;
-  c.n_heads = 8;
-  c.n_kv_heads = 4;
-  c.head_dim = 8;
-  c.dim = 64;
-  c.hidden_dim = 96;
-  c.vocab_size = 48;
-  c.seq_len = 80;
-  return c;
 }
 
 // The view of KIVI's cache by its own decode loop (the KIVI paper's Algorithm 1, as a queue):
@@ -334,35 +322,6 @@ TEST(KvLabMethodTest, KvQuantQuantizesKeysBeforeRope) {
   EXPECT_DOUBLE_EQ(kv_bits_per_element(m.spec(), m.shape(), 512), 4.0 + 16.0 / 8.0);
 }
 
-// Logits through a store (teacher-forced chunk, or token by token).
-std::vector<float> store_logits(const Model& model, const std::vector<int>& toks, KvStore& store,
-                                bool stepwise) {
-  const int64_t n = static_cast<int64_t>(toks.size());
-  const int vocab = model.config.vocab_size;
-  std::vector<float> logits(static_cast<size_t>(n * vocab));
-  ForwardScratch scratch;
-  if (!stepwise) {
-    forward(model, toks.data(), n, 0, store, scratch, LogitsFor::All, logits.data(),
-            GemmUse::Exact);
-    return logits;
-  }
-  for (int64_t t = 0; t < n; ++t) {
-    forward(model, &toks[t], 1, t, store, scratch, LogitsFor::All, &logits[t * vocab],
-            GemmUse::Exact);
-  }
-  return logits;
-}
-
-// max |got - want| / max |want|: logits apart, relative to their size.
-float relative_gap(const std::vector<float>& got, const std::vector<float>& want) {
-  float worst = 0, scale = 0;
-  for (size_t i = 0; i < want.size(); ++i) {
-    worst = std::max(worst, std::fabs(got[i] - want[i]));
-    scale = std::max(scale, std::fabs(want[i]));
-  }
-  return worst / scale;
-}
-
 // The rotations are exact in full precision: with no quantizer (b=0), QuaRot's Hadamard
 // rotation, and smoothing then rotation, give the logits of the plain f32 cache within f32
 // rounding (the rotation and its inverse: a few ulps per element, relative to the logits' size).
@@ -410,92 +369,6 @@ TEST(KvLabStore, TeacherForcedEqualsTokenByToken) {
     const auto step = store_logits(model, toks, b, true);
     EXPECT_LE(relative_gap(chunk, step), 1e-3f) << spec;  // a code may flip at a boundary
   }
-}
-
-// The runtime's fp16 window (KvQuantSettings::window, runtime/kv_cache.h) is the lab's `w`: the
-// KV cache with --kvbits 4 and a window of 4 gives the logits of the lab's rtn:b=4,w=4 (the same
-// int records, the window rounded to fp16 alike), token by token and as one teacher-forced pass;
-// the codes are the same (the same K/V into the same quantizer), only the attention's order of f32
-// operations differs: a few ulps of the logits through two layers. And it is not the cache without
-// the window (the comparison could fail).
-TEST(KvLabStore, RuntimeWindowIsTheLabsWindow) {
-  const LlamaConfig c = lab_config();
-  const Model model = make_random_model(c, 31);
-  std::vector<int> toks(50);
-  for (size_t i = 0; i < toks.size(); ++i) toks[i] = static_cast<int>((i * 7 + 3) % 48);
-  const KvLabMethod m(parse_kv_method("rtn:b=4,w=4"), c, nullptr, nullptr);
-  SimKvStore lab(m, c, 50, true);
-  const auto want = store_logits(model, toks, lab, false);
-  KvQuantSettings st;
-  st.bits = 4;
-  st.window = 4;
-  constexpr float kOrderTolerance = 1e-5f;  // relative to the largest |logit| (seen: 7e-7)
-  const auto gap = [&](const std::vector<float>& got) { return relative_gap(got, want); };
-  for (const bool stepwise : {false, true}) {
-    KvCache cache(c, 50, st);
-    cache.set_chunk_attention(ChunkAttention::TeacherForced);
-    EXPECT_LE(gap(store_logits(model, toks, cache, stepwise)), kOrderTolerance)
-        << "stepwise " << stepwise;
-  }
-  // values with their own bits: the lab's per-layer bits kb=4.4,vb=2.2 with the same window
-  const KvLabMethod kv42(parse_kv_method("rtn:w=4,kb=4.4,vb=2.2"), c, nullptr, nullptr);
-  SimKvStore lab42(kv42, c, 50, true);
-  const auto want42 = store_logits(model, toks, lab42, false);
-  st.vbits = 2;
-  KvCache split(c, 50, st);
-  split.set_chunk_attention(ChunkAttention::TeacherForced);
-  const auto got42 = store_logits(model, toks, split, false);
-  EXPECT_LE(relative_gap(got42, want42), kOrderTolerance) << "K4 V2";
-  EXPECT_GT(gap(got42), 100 * kOrderTolerance);  // and not the K4 V4 logits
-  st.vbits = 0;
-  st.window = 0;
-  KvCache plain(c, 50, st);
-  plain.set_chunk_attention(ChunkAttention::TeacherForced);
-  EXPECT_GT(gap(store_logits(model, toks, plain, false)), 100 * kOrderTolerance);
-}
-
-// The runtime's rel8 metadata is the lab's wkvq2d: with the same statistics smoothing and the
-// static group ranges measured on the same tokens (the runtime's smoothed_kv_group_ranges equals
-// the lab's calibrate_kv_ranges), a KV4 g8 rel8 cache with a window of 2 gives the logits of
-// wkvq2d:b=4,g=8,w=2 within the attention's order of f32 operations (the codes are the same; x^ is
-// one fma in both). One teacher-forced pass, as the lab's store runs: token by token the K/V come
-// from the n = 1 GEMV, an ulp off the GEMM's at times, which can move a group's minimum across a
-// level (m8 is a step function of it). And not the fp16 metadata's logits (the comparison could
-// fail).
-TEST(KvLabStore, RuntimeRel8IsTheLabsWkvq2d) {
-  const LlamaConfig c = lab_config();
-  const Model model = make_random_model(c, 37);
-  std::vector<int> toks(50), calib(160);
-  for (size_t i = 0; i < toks.size(); ++i) toks[i] = static_cast<int>((i * 7 + 3) % 48);
-  for (size_t i = 0; i < calib.size(); ++i) calib[i] = static_cast<int>((i * 11 + 5) % 48);
-  const CalibWindows w{40, 0, 1};
-  KvSmoothing sm = smoothing_from_stats(collect_kv_stats(model, calib, w));
-  const KvLabMethod ranger(parse_kv_method("wkvq2d:b=0,g=8"), c, &sm, nullptr);
-  const KvGroupRanges lab_ranges = calibrate_kv_ranges(model, ranger, calib, w);
-  const KvGroupRanges runtime_ranges = smoothed_kv_group_ranges(model, calib, w, 8, &sm);
-  ASSERT_EQ(runtime_ranges.n_groups, lab_ranges.n_groups);
-  EXPECT_EQ(runtime_ranges.klo, lab_ranges.klo);
-  EXPECT_EQ(runtime_ranges.khi, lab_ranges.khi);
-  EXPECT_EQ(runtime_ranges.vlo, lab_ranges.vlo);
-  EXPECT_EQ(runtime_ranges.vhi, lab_ranges.vhi);
-  const KvLabMethod m(parse_kv_method("wkvq2d:b=4,g=8,w=2"), c, &sm, &lab_ranges);
-  SimKvStore lab(m, c, 50, true);
-  const auto want = store_logits(model, toks, lab, false);
-  sm.set_ranges(runtime_ranges, "test");
-  KvQuantSettings st;
-  st.bits = 4;
-  st.group = 8;
-  st.window = 2;
-  st.rel8 = true;
-  st.smooth = KvSmoothMode::Stats;
-  constexpr float kOrderTolerance = 1e-5f;  // relative to the largest |logit|
-  KvCache cache(c, 50, st, &sm);
-  cache.set_chunk_attention(ChunkAttention::TeacherForced);
-  EXPECT_LE(relative_gap(store_logits(model, toks, cache, false), want), kOrderTolerance);
-  st.rel8 = false;
-  KvCache fp16_meta(c, 50, st, &sm);
-  fp16_meta.set_chunk_attention(ChunkAttention::TeacherForced);
-  EXPECT_GT(relative_gap(store_logits(model, toks, fp16_meta, false), want), 100 * kOrderTolerance);
 }
 
 }  // namespace
