@@ -60,8 +60,9 @@ class CrrRun {
   double eval_loss(int i, int kp, const BlockLinears& w, const FakeKv* kv,
                    const torch::Tensor& y_fp);
   BlockQuant frozen(int i, const BlockCalibration& b);
+  void set_kv_ranges(int i, const BlockLinears& w, FakeKv& kv);
   BlockCalibration train(int i);
-  void run_epochs(int i, int kp, const Lwc* lwc, const BlockLinears& fixed_w, const FakeKv* kv,
+  void run_epochs(int i, int kp, const Lwc* lwc, const BlockLinears& fixed_w, FakeKv* kv,
                   const torch::Tensor& y_fp);
   double units(int i) const;
   void report(CrrProgress p);
@@ -242,8 +243,30 @@ BlockQuant CrrRun::frozen(int i, const BlockCalibration& b) {
             : block(i).weights();
   if (!b.smoothing.empty()) {
     q.kv = std::make_unique<FakeKv>(b.smoothing, fp_.config.head_dim, opt_.kv, /*learn=*/false);
+    set_kv_ranges(i, q.w, *q.kv);
   }
   return q;
+}
+
+// rel8 metadata: the raw K and V channel ranges of block i with weights w over X_q[i] (all
+// windows, position 0 of each left out as the runtime's --calib-sinks 1 does), which the static
+// group ranges follow (calibrate/fake_kv.h). Nothing for fp16 metadata.
+void CrrRun::set_kv_ranges(int i, const BlockLinears& w, FakeKv& kv) {
+  if (!opt_.kv.rel8) return;
+  torch::NoGradGuard no_grad;
+  const int64_t skip = T_ > 1 ? 1 : 0;
+  torch::Tensor lo[2], hi[2];
+  for (int64_t s0 = 0; s0 < S_; s0 += opt_.batch) {
+    const int64_t n = std::min(opt_.batch, S_ - s0);
+    const TorchBlock::Qkv a = block(i).qkv(x_q_.narrow(0, s0, n), w);
+    for (int t = 0; t < 2; ++t) {
+      const torch::Tensor x = (t == 0 ? a.k : a.v).narrow(1, skip, T_ - skip);
+      const torch::Tensor xl = x.amin({0, 1}), xh = x.amax({0, 1});
+      lo[t] = s0 == 0 ? xl : torch::minimum(lo[t], xl);
+      hi[t] = s0 == 0 ? xh : torch::maximum(hi[t], xh);
+    }
+  }
+  kv.set_channel_ranges(to_floats(lo[0]), to_floats(hi[0]), to_floats(lo[1]), to_floats(hi[1]));
 }
 
 // Learns block i's parameters, then freezes them and carries X_q and X_fp to block i + 1.
@@ -274,6 +297,7 @@ BlockCalibration CrrRun::train(int i) {
   if (opt_.quantize_kv()) {
     kv = std::make_unique<FakeKv>(initial_smoothing(i), fp_.config.head_dim, opt_.kv,
                                   opt_.learn_smooth());
+    set_kv_ranges(i, lwc ? lwc->fake_quant() : fixed_w, *kv);
   }
   BlockCalibration b;
   b.loss_before = eval_loss(i, kp, lwc ? lwc->fake_quant() : fixed_w, kv.get(), y_fp);
@@ -294,8 +318,8 @@ BlockCalibration CrrRun::train(int i) {
   return b;
 }
 
-void CrrRun::run_epochs(int i, int kp, const Lwc* lwc, const BlockLinears& fixed_w,
-                        const FakeKv* kv, const torch::Tensor& y_fp) {
+void CrrRun::run_epochs(int i, int kp, const Lwc* lwc, const BlockLinears& fixed_w, FakeKv* kv,
+                        const torch::Tensor& y_fp) {
   using torch::optim::AdamWOptions;
   std::vector<torch::optim::OptimizerParamGroup> groups;
   if (lwc != nullptr) {
@@ -317,6 +341,10 @@ void CrrRun::run_epochs(int i, int kp, const Lwc* lwc, const BlockLinears& fixed
                 order[static_cast<size_t>(rng() % static_cast<uint64_t>(s + 1))]);
     }
     double sum = 0;
+    if (kv != nullptr && epoch > 0 && lwc != nullptr) {  // the ranges of the learned weights
+      torch::NoGradGuard no_grad;
+      set_kv_ranges(i, lwc->fake_quant(), *kv);
+    }
     for (int64_t s0 = 0; s0 < S_; s0 += opt_.batch) {
       const int64_t n = std::min(opt_.batch, S_ - s0);
       const torch::Tensor idx = torch::from_blob(order.data() + s0, {n}, torch::kInt64).clone();

@@ -52,6 +52,10 @@ std::string CrrOptions::record() const {
      << "\nkvgroup=" << kv.group << "\nlr_lwc=" << lr_lwc << "\nlr_smooth=" << lr_smooth
      << "\nlwc_init=" << lwc_init << "\nseed=" << seed << "\n";
   if (frozen_weights) os << "frozen_weights=1\n";  // absent (the records before it): false
+  // The KV format beyond bits and group, absent when at its default (the records before them)
+  if (kv.vbits != 0) os << "kvvbits=" << kv.vbits << "\n";
+  if (kv.window != 0) os << "kvwindow=" << kv.window << "\n";
+  if (kv.rel8) os << "kvmeta=rel8\n";
   return os.str();
 }
 
@@ -139,7 +143,17 @@ CrrOptions CrrOptions::parse_record(const std::string& text) {
       {"lr_smooth", [&](const RecordField& f) { o.lr_smooth = f.real(); }},
       {"lwc_init", [&](const RecordField& f) { o.lwc_init = static_cast<float>(f.real()); }},
       {"seed", [&](const RecordField& f) { o.seed = f.unsigned_integer(); }},
-      {"frozen_weights", [&](const RecordField& f) { o.frozen_weights = f.boolean(); }}};
+      {"frozen_weights", [&](const RecordField& f) { o.frozen_weights = f.boolean(); }},
+      {"kvvbits", [&](const RecordField& f) { o.kv.vbits = static_cast<int>(f.integer()); }},
+      {"kvwindow", [&](const RecordField& f) { o.kv.window = f.integer(); }},
+      {"kvmeta", [&](const RecordField& f) {
+         if (f.value != "rel8") f.bad("expected rel8 (fp16 metadata is recorded by absence)");
+         o.kv.rel8 = true;
+       }}};
+  // Keys a record may leave out (their defaults): those added after the first records.
+  const auto optional_key = [](const std::string& key) {
+    return key == "frozen_weights" || key == "kvvbits" || key == "kvwindow" || key == "kvmeta";
+  };
   std::map<std::string, bool> seen;
   while (std::getline(in, line)) {
     const size_t eq = line.find('=');
@@ -153,8 +167,7 @@ CrrOptions CrrOptions::parse_record(const std::string& text) {
     it->second(f);
   }
   for (const auto& [key, setter] : setters) {
-    WKVQ_REQUIRE(seen[key] || key == "frozen_weights", "calibration options: '", key,
-                 "' is missing");
+    WKVQ_REQUIRE(seen[key] || optional_key(key), "calibration options: '", key, "' is missing");
   }
   o.kv.smooth = learn_smooth   ? KvSmoothMode::Learned
                 : o.stats_init ? KvSmoothMode::Stats
@@ -168,14 +181,18 @@ std::string CrrOptions::summary() const {
   if (learn.empty()) learn = "nothing learned";
   if (frozen_weights) learn += " on frozen weights";
   const std::string win = window > 0 ? std::to_string(window) : "min(256, context)";
+  std::string format;  // the KV format trained for, beyond bits and group
+  if (quantize_kv() && kv.vbits != 0) format += ", values " + std::to_string(kv.vbits) + "-bit";
+  if (quantize_kv() && kv.rel8) format += ", rel8 metadata";
+  if (quantize_kv() && kv.window != 0) format += ", fp16 window " + std::to_string(kv.window);
   char buf[320];
   std::snprintf(buf, sizeof buf,
                 "%s, k=%d, %s, %d epochs, %lld windows of %s, batch %lld, lr lwc %g smooth %g, "
-                "smoothing init %s, %s in training, seed %llu",
+                "smoothing init %s, %s in training%s, seed %llu",
                 learn.c_str(), k, loss == CrrLoss::Mae ? "mae" : "mse", epochs,
                 static_cast<long long>(samples), win.c_str(), static_cast<long long>(batch), lr_lwc,
                 lr_smooth, smooth_from_stats() ? "stats" : "identity", kv.poq ? "POQ" : "no POQ",
-                static_cast<unsigned long long>(seed));
+                format.c_str(), static_cast<unsigned long long>(seed));
   return buf;
 }
 

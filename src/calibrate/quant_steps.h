@@ -1,5 +1,5 @@
 // The non-smooth steps inside the fake quantizers (calibrate/lwc.h, calibrate/fake_kv.h):
-// rounding to integers, rounding to fp16, clamping codes into [0, 2^b - 1].
+// rounding to integers, rounding to fp16, snapping to a level, clamping codes into [0, 2^b - 1].
 //
 // The default is the straight-through estimator (STE) of design.md §2.1: forward values are
 // exactly those of the runtime's reference quantizers (formats/weight_quant.h,
@@ -28,6 +28,11 @@ class QuantSteps {
   // STE.
   virtual torch::Tensor to_fp16(const torch::Tensor& x) const {
     return x.to(torch::kHalf).to(x.scalar_type()).detach() + (x - x.detach());
+  }
+  // x replaced by `snapped` (a value computed from x without gradient, e.g. the rel8 level a
+  // group's minimum is coded as), STE.
+  virtual torch::Tensor snap(const torch::Tensor& x, const torch::Tensor& snapped) const {
+    return snapped.detach() + (x - x.detach());
   }
   // Clamp into [lo, hi].
   virtual torch::Tensor clamp(const torch::Tensor& x, double lo, double hi) const {

@@ -158,14 +158,22 @@ std::array<torch::Tensor, 4> TorchBlock::linear_inputs(const torch::Tensor& x,
 }
 
 torch::Tensor teacher_forced_full_precision(bool poq, int64_t T, const torch::Device& device) {
-  std::vector<int64_t> from(static_cast<size_t>(T));
+  return teacher_forced_positions(poq, 0, T, device)[1];
+}
+
+std::array<torch::Tensor, 2> teacher_forced_positions(bool poq, int64_t window, int64_t T,
+                                                      const torch::Device& device) {
+  std::vector<int64_t> from(static_cast<size_t>(T)), wfrom(static_cast<size_t>(T));
   for (int64_t t = 0; t < T; ++t) {
-    from[static_cast<size_t>(t)] = full_precision_from(poq, ChunkAttention::TeacherForced, 0, t);
+    const int64_t f = full_precision_from(poq, ChunkAttention::TeacherForced, 0, t);
+    from[static_cast<size_t>(t)] = f;
+    wfrom[static_cast<size_t>(t)] = window_from(poq, window, f, t);
   }
-  const torch::Tensor f = torch::tensor(from, torch::kInt64).unsqueeze(1);  // (T, 1)
-  const torch::Tensor j = torch::arange(T, torch::kInt64);                  // (T)
-  const torch::Tensor t = j.unsqueeze(1);                                   // (T, 1)
-  return ((j >= f) & (j <= t)).to(device);                                  // [from_t, t]
+  const torch::Tensor f = torch::tensor(from, torch::kInt64).unsqueeze(1);   // (T, 1)
+  const torch::Tensor w = torch::tensor(wfrom, torch::kInt64).unsqueeze(1);  // (T, 1)
+  const torch::Tensor j = torch::arange(T, torch::kInt64);                   // (T)
+  const torch::Tensor t = j.unsqueeze(1);                                    // (T, 1)
+  return {((j >= w) & (j < f)).to(device), ((j >= f) & (j <= t)).to(device)};
 }
 
 torch::Tensor causal_attention(const torch::Tensor& q, const torch::Tensor& k,
@@ -184,25 +192,39 @@ torch::Tensor causal_attention(const torch::Tensor& q, const torch::Tensor& k,
   const torch::Tensor kf = kv_heads(k), vf = kv_heads(v);
   const torch::Tensor kq = kv != nullptr ? kv_heads(kv->quantize_k(k)) : kf;
   const torch::Tensor vq = kv != nullptr ? kv_heads(kv->quantize_v(v)) : vf;
-  // the positions read in full precision: at most the diagonal (teacher-forced), so the
-  // full-precision score of query t is q_t . k_t and its value v_t
-  const torch::Tensor exact = kv != nullptr
-                                  ? teacher_forced_full_precision(kv->spec().poq, T, q.device())
-                                  : torch::Tensor();
+  // the positions read from the fp16 window and in full precision: the latter at most the
+  // diagonal (teacher-forced), so the full-precision score of query t is q_t . k_t and its value
+  // v_t
+  std::array<torch::Tensor, 2> read;
+  if (kv != nullptr)
+    read = teacher_forced_positions(kv->spec().poq, kv->spec().window, T, q.device());
+  const torch::Tensor& windowed = read[0];
+  const torch::Tensor& exact = read[1];
   const bool poq = exact.defined() && exact.any().item<bool>();
+  const bool window = windowed.defined() && windowed.any().item<bool>();
   const double inv_sqrt_hd = 1.0f / std::sqrt(static_cast<float>(hd));  // as the runtime, in f32
 
-  // scores (B, H, T, T): q . K^_j, with q . k_t where exact (the diagonal under POQ); causal mask
+  // scores (B, H, T, T): q . K^_j, with the window's fp16 k_j and q . k_t where exact (the
+  // diagonal under POQ); causal mask
   const auto bool_opts = torch::TensorOptions().dtype(torch::kBool).device(q.device());
   torch::Tensor scores = torch::matmul(qh, kq.transpose(-2, -1)) * inv_sqrt_hd;
+  torch::Tensor kw, vw;
+  if (window) {
+    kw = kv_heads(kv->window_values(k));
+    vw = kv_heads(kv->window_values(v));
+    scores = torch::where(windowed, torch::matmul(qh, kw.transpose(-2, -1)) * inv_sqrt_hd, scores);
+  }
   if (poq) scores = torch::where(exact, (qh * kf).sum(-1, /*keepdim=*/true) * inv_sqrt_hd, scores);
   scores = scores.masked_fill(torch::ones({T, T}, bool_opts).triu(1),
                               -std::numeric_limits<double>::infinity());
   const torch::Tensor p = torch::softmax(scores, -1);
-  // out = sum_j p_j V^_j, with v_t where exact (the diagonal under POQ)          (B, H, T, hd)
-  const torch::Tensor out =
-      poq ? torch::matmul(p.masked_fill(exact, 0.0), vq) + p.diagonal(0, -2, -1).unsqueeze(-1) * vf
-          : torch::matmul(p, vq);
+  // out = sum_j p_j V^_j, the window's fp16 v_j, and v_t where exact          (B, H, T, hd)
+  torch::Tensor stored = p;
+  if (poq) stored = stored.masked_fill(exact, 0.0);
+  if (window) stored = stored.masked_fill(windowed, 0.0);
+  torch::Tensor out = torch::matmul(stored, vq);
+  if (window) out = out + torch::matmul(p.masked_fill(windowed.logical_not(), 0.0), vw);
+  if (poq) out = out + p.diagonal(0, -2, -1).unsqueeze(-1) * vf;
   return out.transpose(1, 2).reshape({B, T, H * hd});
 }
 

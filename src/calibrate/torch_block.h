@@ -78,11 +78,18 @@ class TorchBlock {
 // precision. By the rule that is the diagonal under POQ and nothing without it.
 torch::Tensor teacher_forced_full_precision(bool poq, int64_t T, const torch::Device& device);
 
+// With an fp16 window of `window` positions (KvQuantSettings::window): {positions read from the
+// window, positions read in full precision}, (T, T) bool masks by the runtime's rules
+// (window_from, full_precision_from, runtime/attention.h). window 0: the first is all false.
+std::array<torch::Tensor, 2> teacher_forced_positions(bool poq, int64_t window, int64_t T,
+                                                      const torch::Device& device);
+
 // Causal attention of q (B, T, q_dim) over k, v (B, T, kv_dim) -> (B, T, q_dim), GQA heads.
 // kv null: full precision. Otherwise the teacher-forced form of design.md §2.2: query t reads
 // K^_j, V^_j (kv->quantize_k/v) for j < t, and on the diagonal what
 // teacher_forced_full_precision(kv->spec().poq, T) says: the full-precision k_t, v_t under POQ,
-// K^_t, V^_t without (conventional KV quantization).
+// K^_t, V^_t without (conventional KV quantization); with an fp16 window, the positions
+// teacher_forced_positions names as the window's from fp16 k_j, v_j (kv->window_values).
 torch::Tensor causal_attention(const torch::Tensor& q, const torch::Tensor& k,
                                const torch::Tensor& v, const LlamaConfig& c, const FakeKv* kv);
 

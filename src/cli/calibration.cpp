@@ -110,16 +110,11 @@ CrrOptions CalibCliOptions::resolve(const QuantCliOptions& q) const {
   WKVQ_REQUIRE(!q.kv_given.smooth,
                "--kv-smooth does not apply to --method wkvquant: its smoothing starts from "
                "--smooth-init and is learned unless --learn leaves out smooth");
-  WKVQ_REQUIRE(!q.kv_given.vbits || q.kv.vbits == 0,
-               "--kv-vbits: calibration (--method wkvquant, --learn smooth) trains the KV cache "
-               "with one bit width for keys and values; calibrate with --kvbits alone, or use "
-               "--method rtn with --kv-vbits");
   WKVQ_REQUIRE(q.kv_auto == 0,
-               "--kv-auto: calibration (--method wkvquant, --learn smooth) trains one KV format "
-               "with fp16 group metadata; use --method rtn with --kv-auto");
-  WKVQ_REQUIRE(!q.kv_given.meta || !q.kv.rel8,
-               "--kv-meta rel8: calibration (--method wkvquant, --learn smooth) trains the KV "
-               "cache with fp16 group metadata; use --method rtn with --kv-meta rel8");
+               "--kv-auto: calibration (--method wkvquant, --learn smooth) trains the KV format "
+               "it is given; choose one with `wkvq quantize --method rtn --calib FILE` (its "
+               "config.json names it), then pass its --kvbits, --kvgroup, --kv-vbits, "
+               "--kv-window and --kv-meta here");
   WKVQ_REQUIRE(!q.kv_given.poq || q.kv.poq,
                "--poq off: a wkvquant model is calibrated for POQ decoding; to evaluate it "
                "without POQ use `wkvq ppl --mode decode-nopoq`");
@@ -129,6 +124,9 @@ CrrOptions CalibCliOptions::resolve(const QuantCliOptions& q) const {
   o.wgroup = q.wgroup;
   o.kv.bits = q.kv_given.bits ? q.kv.bits : 4;
   o.kv.group = q.kv_given.group ? q.kv.group : 0;
+  o.kv.vbits = q.kv_given.vbits ? q.kv.vbits : 0;     // values' bits (0: the keys')
+  o.kv.window = q.kv_given.window ? q.kv.window : 0;  // the fp16 window, in training too
+  o.kv.rel8 = q.kv_given.meta && q.kv.rel8;           // rel8 group metadata, in training too
   o.loss = loss == "mse" ? CrrLoss::Mse : CrrLoss::Mae;
   o.stats_init = smooth_init == "stats";
   o.stats_windows = q.calib_windows;

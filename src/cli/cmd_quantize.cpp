@@ -40,32 +40,54 @@ struct QuantizeCliOptions {
   bool learn_given = false;             // --learn on the command line
 };
 
+// --kv-auto before calibration: the format measured with RTN weights (or the frozen ones) and
+// statistics smoothing on the calibration text (cli/kv_auto.h), then given to the calibration
+// as if on the command line, which trains the smoothing under it. `loaded` is kept as it was.
+void choose_format_to_calibrate(QuantCliOptions& q, Model& loaded, const Tokenizer& tok) {
+  QuantCliOptions pick = q;
+  pick.wbits = loaded.quant.wbits > 0 ? 0 : (q.wbits > 0 ? q.wbits : 4);
+  PreparedModel p = prepare_model(std::move(loaded), pick, &tok, /*keep_fp=*/true);
+  loaded = std::move(p.fp);
+  q.kv.bits = p.kv.bits;
+  q.kv.group = p.kv.group;
+  q.kv.vbits = p.kv.vbits;
+  q.kv.window = p.kv.window;
+  q.kv.rel8 = p.kv.rel8;
+  q.kv_given.bits = q.kv_given.group = q.kv_given.vbits = q.kv_given.window = q.kv_given.meta =
+      true;
+  q.kv_auto = 0;
+  info("calibrating for that KV format (the smoothing learned under it)\n");
+}
+
 // The WKVQuant model: the floating-point model calibrated by the worker, or nothing when the run
-// was stopped early (--stop-after-block).
-std::optional<PreparedModel> calibrated_model(const QuantizeCliOptions& o,
+// was stopped early (--stop-after-block). q: o.quant with run_quantize's defaults.
+std::optional<PreparedModel> calibrated_model(const QuantizeCliOptions& o, QuantCliOptions q,
                                               const std::string& model_path, Model loaded,
                                               const Tokenizer& tok) {
-  const std::vector<int> tokens = calibration_tokens(tok, o.quant.calib);
+  const std::vector<int> tokens = calibration_tokens(tok, q.calib);
   // An already quantized model keeps its weights: only the KV smoothing is learned on them.
   const bool frozen = loaded.quant.wbits > 0;
+  if (frozen) q.wbits = o.quant.wbits;  // (not run_quantize's default: resolve_frozen checks it)
+  if (q.kv_auto > 0) choose_format_to_calibrate(q, loaded, tok);
   const CrrOptions crr =
-      frozen ? o.calib.resolve_frozen(o.quant, loaded.quant, model_path) : o.calib.resolve(o.quant);
+      frozen ? o.calib.resolve_frozen(q, loaded.quant, model_path) : o.calib.resolve(q);
   const bool default_dir = o.calib.run_dir.empty();
   const std::string run_dir = default_dir ? o.out + ".calib-run" : o.calib.run_dir;
   const std::optional<CalibrationResult> r =
-      run_calibration(model_path, loaded, tokens, o.quant.calib, crr, run_dir, o.calib.resume,
+      run_calibration(model_path, loaded, tokens, q.calib, crr, run_dir, o.calib.resume,
                       o.calib.stop_after_block, o.threads);
   if (!r) return std::nullopt;
   PreparedModel p;
   p.model =
       frozen ? apply_smoothing(loaded, *r) : apply_calibration(loaded, *r, crr.wbits, crr.wgroup);
-  apply_table_options(p.model, o.quant);
+  apply_table_options(p.model, q);
   p.fp = std::move(loaded);
   p.kv = p.model.quant.kv;  // crr.kv as calibrated, decoded with POQ
   p.kv.poq = true;
-  p.kv.window = o.quant.kv_over(p.kv).window;  // not modelled by calibration: only recorded
   validate_kv_settings(p.kv, p.model.config.kv_dim());
   p.smoothing = p.model.kv_smoothing;
+  if (p.kv.quantized() && p.kv.rel8) add_kv_group_ranges(p, q, tokens);  // as calibrated
+  p.model.kv_smoothing = p.smoothing;
   p.model.quant.kv = p.kv;
   if (default_dir) {
     std::error_code ec;
@@ -104,7 +126,6 @@ PreparedModel gptq_prepared(const QuantizeCliOptions& o, const QuantCliOptions& 
   if (o.learn_given) {  // the learned smoothing, decoded with POQ
     p.kv = gptq.quant.kv;
     p.kv.poq = true;
-    p.kv.window = q.kv_over(p.kv).window;
     validate_kv_settings(p.kv, gptq.config.kv_dim());
     gptq.quant.kv = p.kv;
     p.smoothing = gptq.kv_smoothing;
@@ -114,6 +135,12 @@ PreparedModel gptq_prepared(const QuantizeCliOptions& o, const QuantCliOptions& 
   }
   apply_table_options(gptq, q);
   p.model = std::move(gptq);
+  if (p.kv.quantized() && p.kv.rel8) {  // the ranges of the K/V the GPTQ weights make
+    p.smoothing.ranges = {};
+    p.smoothing.rel8.clear();
+    add_kv_group_ranges(p, q, tokens);
+    p.model.kv_smoothing = p.smoothing;
+  }
   return p;
 }
 
@@ -128,12 +155,13 @@ void save_and_report(const QuantizeCliOptions& o, const std::string& model_path,
                      const std::string& tok_path, const PreparedModel& p, double before,
                      std::chrono::steady_clock::time_point t0);
 
-// The KV default of --method rtn when the command line gives no KV option: the best format within
-// kDefaultKvAutoBits measured on --calib text (--kv-auto, cli/kv_auto.h); without calibration
-// text, KV4 in groups of head_dim with fp16 metadata, and a note saying how to get the default.
+// The KV default of --method rtn and wkvquant when the command line gives no KV option: the best
+// format within kDefaultKvAutoBits measured on --calib text (--kv-auto, cli/kv_auto.h; wkvquant
+// then learns its smoothing under it); without calibration text (rtn), KV4 in groups of head_dim
+// with fp16 metadata, and a note saying how to get the default.
 void default_kv_format(const QuantizeCliOptions& o, QuantCliOptions& q) {
   const QuantCliOptions::KvGiven& g = q.kv_given;
-  if (o.method != "rtn" || q.kv_auto > 0 || g.bits || g.group || g.window || g.vbits || g.meta ||
+  if (o.method == "gptq" || q.kv_auto > 0 || g.bits || g.group || g.window || g.vbits || g.meta ||
       g.smooth || g.poq) {
     return;  // the command line chooses the KV cache (any KV option given)
   }
@@ -141,6 +169,7 @@ void default_kv_format(const QuantizeCliOptions& o, QuantCliOptions& q) {
     q.kv_auto = kDefaultKvAutoBits;
     return;
   }
+  if (o.method != "rtn") return;  // (wkvquant asks for --calib)
   info(
       "kv cache: KV4 in groups of head_dim (fp16 metadata); pass --calib FILE for the default "
       "format, the best within %.1f bits measured on that text (--kv-auto %.1f)\n",
@@ -245,7 +274,7 @@ void run_quantize(const QuantizeCliOptions& o) {
   const auto before = static_cast<double>(loaded.weight_bytes());
   std::optional<PreparedModel> prepared;
   if (o.method == "wkvquant") {
-    prepared = calibrated_model(o, model_path, std::move(loaded), *tok);
+    prepared = calibrated_model(o, q, model_path, std::move(loaded), *tok);
     if (!prepared) return;
   } else if (o.method == "gptq") {
     prepared = gptq_prepared(o, q, model_path, std::move(loaded), *tok);
@@ -275,9 +304,11 @@ void save_and_report(const QuantizeCliOptions& o, const std::string& model_path,
   std::printf("KV cache: %.2f bits per element, %s per token", probe.bits_per_element(),
               human_bytes(static_cast<double>(probe.bytes_per_token())).c_str());
   if (p.kv.window > 0) {
-    std::printf(", + fp16 window of %lld tokens (%s per sequence)",
+    const int64_t ctx = p.model.config.seq_len;
+    std::printf(", + fp16 window of %lld tokens (%s per sequence): %.2f bits per element at %lld",
                 static_cast<long long>(p.kv.window),
-                human_bytes(static_cast<double>(probe.window_bytes())).c_str());
+                human_bytes(static_cast<double>(probe.window_bytes())).c_str(),
+                probe.bits_per_element_at(ctx), static_cast<long long>(ctx));
   }
   std::printf("\n");
   print_memory(p.model, probe.bytes_per_token());

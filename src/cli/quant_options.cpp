@@ -133,6 +133,11 @@ KvQuantSettings QuantCliOptions::kv_over(const KvQuantSettings& model) const {
   if (kv_given.window) s.window = kv.window;
   if (kv_given.vbits) s.vbits = kv.vbits;
   if (kv_given.meta) s.rel8 = kv.rel8;
+  if (kv_given.bits && !s.quantized()) {  // the model's int-only settings do not carry over
+    if (!kv_given.window) s.window = 0;
+    if (!kv_given.vbits) s.vbits = 0;
+    if (!kv_given.meta) s.rel8 = false;
+  }
   return s;
 }
 
@@ -203,7 +208,9 @@ namespace {
 class CalibTokens {
  public:
   CalibTokens(const QuantCliOptions& o, const Tokenizer* tok) : o_(o), tok_(tok) {}
-  bool available() const { return !o_.calib.empty() && tok_ != nullptr; }
+  CalibTokens(const QuantCliOptions& o, const std::vector<int>& tokens)
+      : o_(o), tok_(nullptr), tokens_(tokens) {}
+  bool available() const { return tokens_ || (!o_.calib.empty() && tok_ != nullptr); }
   const std::vector<int>& get() const {
     if (!tokens_) tokens_ = tok_->encode(read_text_file(o_.calib, "--calib"), true, false);
     return *tokens_;
@@ -265,6 +272,11 @@ void auto_kv_format(PreparedModel& p, const QuantCliOptions& o, const CalibToken
 }
 
 }  // namespace
+
+void add_kv_group_ranges(PreparedModel& p, const QuantCliOptions& o,
+                         const std::vector<int>& calib_tokens) {
+  add_group_ranges(p, o, CalibTokens(o, calib_tokens));
+}
 
 PreparedModel prepare_model(Model loaded, const QuantCliOptions& o, const Tokenizer* tok,
                             bool keep_fp) {

@@ -46,7 +46,9 @@ struct QuantCliOptions {
   // The KV cache's options of add_to: --kvbits --kvgroup --poq --kv-vbits --kv-window --kv-meta
   // --kv-auto --kv-smooth.
   void add_kv_to(CLI::App* cmd);
-  // `model` (the KV settings a model asks for) with the fields the command line gave replaced.
+  // `model` (the KV settings a model asks for) with the fields the command line gave replaced;
+  // --kvbits 16 or 32 also drops the model's int-only window, value bits and rel8 metadata
+  // unless they are given too (so an int-KV model runs with a float cache by --kvbits alone).
   KvQuantSettings kv_over(const KvQuantSettings& model) const;
 };
 
@@ -88,6 +90,12 @@ RandomQuantization random_quantization(const QuantCliOptions& o, const LlamaConf
 // longer reads are freed (only the quantized model is held).
 PreparedModel prepare_model(Model loaded, const QuantCliOptions& o, const Tokenizer* tok,
                             bool keep_fp = true);
+
+// rel8 metadata (p.kv.rel8): the static group ranges of p.smoothing (identity when none) measured
+// with p.model on the tokenized --calib text (its windows: --calib-windows, --calib-ctx,
+// --calib-sinks); what prepare_model does for a model it quantizes, for a calibrated one.
+void add_kv_group_ranges(PreparedModel& p, const QuantCliOptions& o,
+                         const std::vector<int>& calib_tokens);
 
 // Statistics smoothing of `fp` from the calibration text, tokenized (`calib` names it in the
 // progress line).

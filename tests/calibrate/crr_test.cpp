@@ -152,11 +152,14 @@ TEST(Crr, LossRunsThroughTheKFullPrecisionSuccessors) {
   }
 }
 
-TEST(Crr, ResumedRunIsBitIdenticalToAnUninterruptedOne) {
+// An uninterrupted run with KV format kv, then the same run interrupted and resumed: the resumed
+// one replays the finished blocks (with rel8, their K/V ranges too) and gives the same bits.
+void check_resume(const KvQuantSettings& kv, CalibrationResult* out = nullptr) {
   const Model m = test::make_test_model(test::stories260k_config(), 61);
   const std::vector<int> calib = test::random_tokens(2048, 512, 62);
   test::TempDir full_dir("crr_full"), split_dir("crr_split");
   CrrOptions o = small_options();
+  o.kv = kv;
   o.results_dir = full_dir.str();
   const CalibrationResult full = calibrate_crr(m, calib, o);
   ASSERT_EQ(full.blocks.size(), 5u);
@@ -180,6 +183,32 @@ TEST(Crr, ResumedRunIsBitIdenticalToAnUninterruptedOne) {
   // the files of a finished run reproduce it too
   const CalibrationResult reread = calibrate_crr(m, calib, o);
   expect_bit_identical(full, reread);
+  if (out != nullptr) *out = full;
+}
+
+TEST(Crr, ResumedRunIsBitIdenticalToAnUninterruptedOne) { check_resume(CrrOptions().kv); }
+
+// Trained under the 4.5-bit formats (rel8 metadata against ranges that follow the smoothing,
+// 3-bit values, an fp16 window): resumable as well, and the format reaches the training (the
+// learned smoothing differs from the one learned for fp16 metadata with the same bits).
+TEST(Crr, ResumedRunUnderRel8ValueBitsAndWindowIsBitIdentical) {
+  KvQuantSettings kv = CrrOptions().kv;
+  kv.group = 16;
+  kv.vbits = 3;
+  kv.window = 4;
+  const CalibrationResult fp16 =
+      calibrate_crr(test::make_test_model(test::stories260k_config(), 61),
+                    test::random_tokens(2048, 512, 62), [&] {
+                      CrrOptions o = small_options();
+                      o.kv = kv;
+                      return o;
+                    }());
+  kv.rel8 = true;
+  CalibrationResult rel8;
+  check_resume(kv, &rel8);
+  ASSERT_EQ(rel8.blocks.size(), fp16.blocks.size());
+  EXPECT_FALSE(same_floats(rel8.blocks[0].smoothing.sk, fp16.blocks[0].smoothing.sk));
+  EXPECT_TRUE(rel8.quant.kv.rel8 && rel8.quant.kv.vbits == 3 && rel8.quant.kv.window == 4);
 }
 
 TEST(Crr, ResumeWithOtherSettingsIsRefused) {

@@ -178,8 +178,8 @@ TEST(KvExact, SmoothingIsUndoneAroundTheRuntimeQuantizer) {
 //     mean|y_q - y_fp| because every one of the N K/V values carries a quantization error of up
 //     to one step; f flips add at most f such one-step errors, so their effect is about
 //     (f / N) * mean|y_q - y_fp|, times kFlipGain = 10 for safety;
-//  4. the comparison can see POQ: the POQ and no-POQ outputs differ by kContrast times more
-//     than the two paths do.
+//  4. the comparison can see POQ (with a window: the window): the POQ and no-POQ outputs (with
+//     and without the window) differ by kContrast times more than the two paths do.
 constexpr double kMaxFlipShare = 0.01;
 constexpr double kFlipGain = 10;
 constexpr double kContrast = 10;
@@ -227,18 +227,17 @@ CalibrationResult make_result(const Model& fp, int64_t wgroup, bool learned_clip
   return r;
 }
 
-// Per token (K or V, (T, kv_dim)), whether the smoothed a and b quantize to different records;
-// counts the differing dequantized values.
+// Per token (K or V, (T, kv_dim)), whether the smoothed a and b quantize to different records of
+// format f (the cache's: its groups, bits and metadata); counts the differing dequantized values.
 int64_t count_flips(const std::vector<float>& a, const std::vector<float>& b, const float* d,
-                    const float* s, const LlamaConfig& cfg, std::vector<bool>& token_flipped) {
-  const int C = cfg.kv_dim();
+                    const float* s, const KvQuantFormat& f, std::vector<bool>& token_flipped) {
+  const int64_t C = f.channels;
   const auto T = static_cast<int64_t>(a.size()) / C;
-  const KvQuantFormat f = make_kv_format(C, cfg.head_dim, 4);  // the cache's groups (group 0)
   std::vector<uint8_t> ra(static_cast<size_t>(f.token_bytes)), rb(ra.size());
   std::vector<float> sa(static_cast<size_t>(C)), sb(sa.size()), da(sa.size()), db(sa.size());
   int64_t flips = 0;
   for (int64_t t = 0; t < T; ++t) {
-    for (int c = 0; c < C; ++c) {
+    for (int64_t c = 0; c < C; ++c) {
       sa[static_cast<size_t>(c)] = (a[static_cast<size_t>(t * C + c)] - d[c]) / s[c];
       sb[static_cast<size_t>(c)] = (b[static_cast<size_t>(t * C + c)] - d[c]) / s[c];
     }
@@ -246,7 +245,7 @@ int64_t count_flips(const std::vector<float>& a, const std::vector<float>& b, co
     quantize_token_ref(f, sb.data(), rb.data());
     dequantize_token_ref(f, ra.data(), da.data());
     dequantize_token_ref(f, rb.data(), db.data());
-    for (int c = 0; c < C; ++c) {
+    for (int64_t c = 0; c < C; ++c) {
       if (da[static_cast<size_t>(c)] != db[static_cast<size_t>(c)]) {
         ++flips;
         token_flipped[static_cast<size_t>(t)] = true;
@@ -256,11 +255,52 @@ int64_t count_flips(const std::vector<float>& a, const std::vector<float>& b, co
   return flips;
 }
 
+// rel8: the static group ranges of every layer in `sm` set to those the fake quantizer codes
+// against (the raw K/V channel ranges of the torch block's K, V over positions 1.., as CRR
+// measures them, widened by kRangeMargin of their width: a token whose group minimum is exactly
+// a level, as the extreme token of a range is, would be coded against the level below it for a
+// K one ulp lower in the runtime's summation order, a flip of the whole group that calibration
+// ranges from other text do not provoke).
+constexpr float kRangeMargin = 0.01f;
+void share_rel8_ranges(const TorchBlock::Qkv& a, int64_t group, const LlamaConfig& c, FakeKv& kv,
+                       FakeKv& kv_other, KvSmoothing& sm) {
+  const int64_t T = a.k.size(1);
+  std::vector<std::vector<float>> r;
+  for (const torch::Tensor& x : {a.k, a.v}) {
+    const torch::Tensor p = x.narrow(1, 1, T - 1);
+    const torch::Tensor lo = p.amin({0, 1}), hi = p.amax({0, 1});
+    r.push_back(test::floats_of(lo - kRangeMargin * (hi - lo)));
+    r.push_back(test::floats_of(hi + kRangeMargin * (hi - lo)));
+  }
+  kv.set_channel_ranges(r[0], r[1], r[2], r[3]);
+  kv_other.set_channel_ranges(r[0], r[1], r[2], r[3]);
+  const auto [klo, khi] = kv.group_ranges(0);
+  const auto [vlo, vhi] = kv.group_ranges(1);
+  KvGroupRanges g{c.n_layers, group, static_cast<int64_t>(klo.size()), {}, {}, {}, {}};
+  for (int l = 0; l < c.n_layers; ++l) {
+    g.klo.insert(g.klo.end(), klo.begin(), klo.end());
+    g.khi.insert(g.khi.end(), khi.begin(), khi.end());
+    g.vlo.insert(g.vlo.end(), vlo.begin(), vlo.end());
+    g.vhi.insert(g.vhi.end(), vhi.begin(), vhi.end());
+  }
+  sm.set_ranges(std::move(g), "test");
+}
+
+// The records of K (kv = 0) or V of layer `layer` in a cache of settings `spec`.
+KvQuantFormat cache_format(const KvQuantSettings& spec, int kv, int64_t group, const LlamaConfig& c,
+                           const KvSmoothing& sm, int layer) {
+  KvQuantFormat f =
+      make_kv_format(c.kv_dim(), group, kv == 0 ? spec.key_bits() : spec.value_bits(), spec.rel8);
+  if (spec.rel8) f.rel8_groups = sm.rel8_groups(layer, kv);
+  return f;
+}
+
 struct BlockCase {
   const char* name;
   bool poq;
   bool learned_clips;
   test::Feature feature = test::Feature::None;
+  KvQuantSettings kv{4, 0};  // the cache's format (poq from `poq`)
 };
 
 void PrintTo(const BlockCase& p, std::ostream* os) { *os << p.name; }
@@ -284,26 +324,39 @@ TEST_P(FakeQuantBlock, MatchesRuntimeWithPackedWeightsAndInt4Cache) {
   for (int layer = 0; layer < c.n_layers; ++layer) {
     SCOPED_TRACE("layer " + std::to_string(layer));
     const BlockCalibration& b = r.blocks[static_cast<size_t>(layer)];
-    KvCache cache(c, T, KvQuantSettings{4, 0, cs.poq}, &q.kv_smoothing);
+    KvQuantSettings spec = cs.kv;
+    spec.poq = cs.poq;
+    // the contrast: without POQ, or (a window) without the window, which then holds the diagonal
+    KvQuantSettings other = spec;
+    if (spec.window > 0)
+      other.window = 0;
+    else
+      other.poq = !spec.poq;
+    const TorchBlock block(fp, layer);
+    const BlockLinears w = fake_quant_fixed(block.weights(), b.clip_hi, b.clip_lo, 4, wgroup);
+    FakeKv kv(b.smoothing, c.head_dim, spec, false);
+    FakeKv kv_other(b.smoothing, c.head_dim, other, false);
+    const torch::Tensor X = test::tensor_from(x, {1, T, c.dim});
+    const TorchBlock::Qkv a = block.qkv(X, w);
+    KvSmoothing smoothing = q.kv_smoothing;
+    const int64_t group = spec.group == 0 ? c.head_dim : spec.group;
+    if (spec.rel8) share_rel8_ranges(a, group, c, kv, kv_other, smoothing);
+    KvCache cache(c, T, spec, &smoothing);
     cache.set_chunk_attention(ChunkAttention::TeacherForced);
     Recorder rec(cache, c.kv_dim());
     const std::vector<float> y_rt = test::runtime_block(q, layer, x, rec);
 
-    const TorchBlock block(fp, layer);
-    const BlockLinears w = fake_quant_fixed(block.weights(), b.clip_hi, b.clip_lo, 4, wgroup);
-    const FakeKv kv(b.smoothing, c.head_dim, {4, 0, cs.poq}, false);
-    const FakeKv kv_other(b.smoothing, c.head_dim, {4, 0, !cs.poq}, false);
-    const torch::Tensor X = test::tensor_from(x, {1, T, c.dim});
     const std::vector<float> y_t = test::floats_of(block.forward(X, &w, &kv));
     const std::vector<float> y_fp = test::floats_of(block.forward(X));
     const std::vector<float> y_other = test::floats_of(block.forward(X, &w, &kv_other));
-    const TorchBlock::Qkv a = block.qkv(X, w);
 
     std::vector<bool> flipped(static_cast<size_t>(T), false);
+    const KvQuantFormat fk = cache_format(spec, 0, group, c, smoothing, layer);
+    const KvQuantFormat fv = cache_format(spec, 1, group, c, smoothing, layer);
     const int64_t flips = count_flips(rec.keys, test::floats_of(a.k), b.smoothing.dk.data(),
-                                      b.smoothing.sk.data(), c, flipped) +
+                                      b.smoothing.sk.data(), fk, flipped) +
                           count_flips(rec.values, test::floats_of(a.v), b.smoothing.dv.data(),
-                                      b.smoothing.sv.data(), c, flipped);
+                                      b.smoothing.sv.data(), fv, flipped);
     const auto values = static_cast<double>(2 * T * c.kv_dim());
     const int64_t first_flip = std::find(flipped.begin(), flipped.end(), true) - flipped.begin();
 
@@ -341,7 +394,23 @@ INSTANTIATE_TEST_SUITE_P(
                       BlockCase{"poq_attention_bias", true, true, test::Feature::AttentionBias},
                       BlockCase{"poq_qk_norm_head_dim_16", true, true, test::Feature::QkNorm},
                       BlockCase{"poq_llama3_rope", true, true, test::Feature::Llama3Rope},
-                      BlockCase{"nopoq_linear_rope", false, true, test::Feature::LinearRope}),
+                      BlockCase{"nopoq_linear_rope", false, true, test::Feature::LinearRope},
+                      // the 4.5-bit formats: rel8 metadata, 3-bit values, the fp16 window
+                      BlockCase{"poq_rel8_k4v3_g16_window8",
+                                true,
+                                true,
+                                test::Feature::None,
+                                {4, 16, true, KvSmoothMode::None, 8, 3, true}},
+                      BlockCase{"poq_rel8_g32",
+                                true,
+                                true,
+                                test::Feature::None,
+                                {4, 32, true, KvSmoothMode::None, 0, 0, true}},
+                      BlockCase{"nopoq_window4",
+                                false,
+                                true,
+                                test::Feature::None,
+                                {4, 0, false, KvSmoothMode::None, 4}}),
     [](const auto& p) { return std::string(p.param.name); });
 
 TEST(FakeQuantBlock, WeightsOnlyMatchesRuntimeWithAnF32Cache) {

@@ -62,6 +62,28 @@ TEST(CrrRecord, ParsesBackToTheSameOptions) {
   EXPECT_EQ(CrrOptions::parse_record(f.record()).record(), f.record());
 }
 
+TEST(CrrRecord, KvFormatBeyondBitsAndGroupIsRecorded) {
+  // value bits, the fp16 window and rel8 metadata: lines of their own, only when set
+  for (const char* key : {"kvvbits", "kvwindow", "kvmeta"}) {
+    EXPECT_EQ(CrrOptions().record().find(key), std::string::npos) << key;
+  }
+  CrrOptions o = unusual_options();
+  o.kv.vbits = 3;
+  o.kv.window = 16;
+  o.kv.rel8 = true;
+  const std::string r = o.record();
+  for (const char* line : {"kvvbits=3\n", "kvwindow=16\n", "kvmeta=rel8\n"}) {
+    EXPECT_NE(r.find(line), std::string::npos) << line;
+  }
+  const CrrOptions p = CrrOptions::parse_record(r);
+  EXPECT_EQ(p.kv, o.kv);
+  EXPECT_EQ(p.record(), r);
+  EXPECT_NE(r, unusual_options().record());  // a resumed run with another format is refused
+  std::string bad = r;
+  bad.replace(bad.find("kvmeta=rel8"), 11, "kvmeta=fp16");
+  EXPECT_THROW(CrrOptions::parse_record(bad), Error);
+}
+
 TEST(CrrRecord, MalformedRecordsAreErrors) {
   const std::string good = unusual_options().record();
   auto replaced = [&](const std::string& from, const std::string& to) {

@@ -5,12 +5,18 @@ separate process, so this is the only test of that path through the CLI):
 1. A run interrupted after block 1 (--stop-after-block 1) and resumed (--resume) writes a
    model.safetensors byte-identical to an uninterrupted run with the same options (same thread
    count: the order of floating-point reductions depends on it).
+   With no KV option the format is chosen first (--kv-auto 4.5, as --method rtn does) and the
+   calibration trains under it, so the resumed run must choose the same one.
 2. The directory records the method, the learned smoothing and the calibration settings, and
-   loads: its decode-mode PPL (W4KV4, POQ) is below that of W4KV4 RTN + POQ without smoothing by
-   more than MIN_GAIN. Measured with these settings: 10.55 against 13.37 on 4 windows of 512
-   (the statistics initialisation alone gives most of it); MIN_GAIN = 10 % fails a model whose
-   smoothing was lost on the way to disk (that reads 13.4) but not calibration noise.
-3. Bad option combinations fail with a message naming the option.
+   loads: its decode-mode PPL (POQ) is below that of W4KV4 RTN + POQ without smoothing (KV groups
+   of head_dim) by more than MIN_GAIN. Measured with these settings before the 4.5-bit default
+   (KV4 g8 then): 10.55 against 13.37 on 4 windows of 512 (the statistics initialisation alone
+   gives most of it); MIN_GAIN = 10 % fails a model whose smoothing was lost on the way to disk
+   (that reads 13.4) but not calibration noise.
+3. An explicit 4.5-bit format (rel8 metadata, 3-bit values, an fp16 window) is trained for and
+   recorded: config.json names it and the calibration summary says it was in training; the rel8
+   static ranges are in the directory (it runs with a rel8 cache, whose ranges it must find).
+4. Bad option combinations fail with a message naming the option.
 """
 import json
 import os
@@ -34,7 +40,9 @@ def test(args):
     base = ["quantize", "--method", "wkvquant", "--model", model, "--calib", calib, *CALIB_ARGS]
 
     c = Checker()
-    harness.run_wkvq(args.wkvq, [*base, "--out", full])
+    cp = harness.run_wkvq(args.wkvq, [*base, "--out", full])
+    c.check(b"kv auto 4.5 bits" in cp.stderr and b"calibrating for that KV format" in cp.stderr,
+            "with no KV option the format is chosen by --kv-auto 4.5 and calibrated for")
     c.check(not os.path.exists(full + ".calib-run"),
             "the default run directory is removed once the model is written")
     harness.run_wkvq(args.wkvq, [*base, "--out", part, "--run-dir", run, "--stop-after-block", 1])
@@ -64,7 +72,26 @@ def test(args):
             f"decode PPL: wkvquant {ours:.4f} vs RTN + POQ without smoothing {rtn:.4f} "
             f"(must be lower by > {MIN_GAIN:.0%})")
 
-    for bad, needle in [(["quantize", "--method", "rtn", "--model", model, "--out", part + "x",
+    fmt = ["--kvbits", 4, "--kv-vbits", 3, "--kvgroup", 32, "--kv-window", 16, "--kv-meta", "rel8"]
+    rel8 = os.path.join(args.tmp, "rel8")
+    harness.run_wkvq(args.wkvq, ["quantize", "--method", "wkvquant", "--model", model, "--calib",
+                                 calib, "--epochs", 1, "--samples", 4, "--window", 128, "--threads",
+                                 2, *fmt, "--out", rel8])
+    with open(os.path.join(rel8, "config.json")) as f:
+        qc = json.load(f)["quantization_config"]
+    c.check((qc.get("kv_bits"), qc.get("kv_value_bits"), qc.get("kv_group_size"),
+             qc.get("kv_window"), qc.get("kv_meta")) == (4, 3, 32, 16, "rel8") and
+            all(w in qc.get("calibration", "") for w in
+                ("rel8 metadata", "values 3-bit", "fp16 window 16", "1 epochs")),
+            f"config.json records the format trained for: {qc}")
+    ppl_rel8 = harness.wkvq_decode_ppl(args.wkvq, ["--model", rel8], text)
+    c.check(ppl_rel8 < rtn * (1 - MIN_GAIN),
+            f"decode PPL under the trained 4.5-bit format {ppl_rel8:.4f} vs RTN + POQ without "
+            f"smoothing {rtn:.4f}")
+
+    for bad, needle in [([*base, "--out", part + "v", "--kv-auto", 4.5, "--kvbits", 4],
+                         b"--kv-auto"),
+                        (["quantize", "--method", "rtn", "--model", model, "--out", part + "x",
                           "--k", 3], b"--k"),
                         (["quantize", "--method", "wkvquant", "--model", model, "--out",
                           part + "y"], b"--calib"),

@@ -18,8 +18,10 @@ import harness
 from harness import Checker
 
 WORKER_EXIT_S = 1.0
-# Enough epochs that a block takes seconds on 2 cores, so the signals land mid-run.
-CALIB_ARGS = ["--epochs", 4, "--samples", 8, "--window", 128, "--threads", 1]
+# Enough epochs that a block takes seconds on 2 cores, so the signals land mid-run. An explicit KV
+# format: the default (--kv-auto 4.5) measures candidates for seconds before the worker starts,
+# and the concurrent run of step 3 would then reach the run directory after the first had ended.
+CALIB_ARGS = ["--epochs", 4, "--samples", 8, "--window", 128, "--threads", 1, "--kvbits", 4]
 
 
 def children(pid):
