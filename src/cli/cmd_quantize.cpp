@@ -98,7 +98,7 @@ std::optional<PreparedModel> calibrated_model(const QuantizeCliOptions& o, Quant
 
 // --method gptq: the floating-point model with GPTQ weights, then the KV settings and smoothing
 // of prepare_model, or (--learn smooth) the smoothing learned on them.
-PreparedModel gptq_prepared(const QuantizeCliOptions& o, const QuantCliOptions& q,
+PreparedModel gptq_prepared(const QuantizeCliOptions& o, QuantCliOptions q,
                             const std::string& model_path, Model loaded, const Tokenizer& tok) {
   WKVQ_REQUIRE(q.keep_float.empty(),
                "--keep-float is not supported with --method gptq; use --method rtn to keep "
@@ -109,6 +109,7 @@ PreparedModel gptq_prepared(const QuantizeCliOptions& o, const QuantCliOptions& 
   const std::string run_dir = default_dir ? o.out + ".calib-run" : o.calib.run_dir;
   const GptqOptions gopt = o.calib.gptq(q);
   Model gptq = run_gptq(model_path, loaded, tokens, q.calib, gopt, run_dir, o.threads);
+  if (o.learn_given && q.kv_auto > 0) choose_format_to_calibrate(q, loaded, tok);
   if (o.learn_given) {  // WKVQuant's KV part learned on the frozen GPTQ weights
     QuantCliOptions kv = q;
     kv.wbits = 0;
@@ -155,21 +156,20 @@ void save_and_report(const QuantizeCliOptions& o, const std::string& model_path,
                      const std::string& tok_path, const PreparedModel& p, double before,
                      std::chrono::steady_clock::time_point t0);
 
-// The KV default of --method rtn and wkvquant when the command line gives no KV option: the best
-// format within kDefaultKvAutoBits measured on --calib text (--kv-auto, cli/kv_auto.h; wkvquant
-// then learns its smoothing under it); without calibration text (rtn), KV4 in groups of head_dim
-// with fp16 metadata, and a note saying how to get the default.
+// The KV default of every method when the command line gives no KV option: the best format
+// within kDefaultKvAutoBits measured on --calib text (--kv-auto, cli/kv_auto.h; wkvquant, and
+// gptq with --learn smooth, then learn their smoothing under it); without calibration text (rtn),
+// KV4 in groups of head_dim with fp16 metadata, and a note saying how to get the default.
 void default_kv_format(const QuantizeCliOptions& o, QuantCliOptions& q) {
   const QuantCliOptions::KvGiven& g = q.kv_given;
-  if (o.method == "gptq" || q.kv_auto > 0 || g.bits || g.group || g.window || g.vbits || g.meta ||
-      g.smooth || g.poq) {
+  if (q.kv_auto > 0 || g.bits || g.group || g.window || g.vbits || g.meta || g.smooth || g.poq) {
     return;  // the command line chooses the KV cache (any KV option given)
   }
   if (!q.calib.empty()) {
     q.kv_auto = kDefaultKvAutoBits;
     return;
   }
-  if (o.method != "rtn") return;  // (wkvquant asks for --calib)
+  if (o.method != "rtn") return;  // (wkvquant and gptq ask for --calib)
   info(
       "kv cache: KV4 in groups of head_dim (fp16 metadata); pass --calib FILE for the default "
       "format, the best within %.1f bits measured on that text (--kv-auto %.1f)\n",
@@ -369,9 +369,10 @@ void register_quantize(CLI::App& app) {
   add_threads_option(cmd, &o->threads);
   cmd->footer(
       "Defaults for quantize: --wbits 4; the KV cache with --calib (and no KV option) "
-      "--kv-auto 4.5, the best format within 4.5 bits per element measured on that text, "
-      "else --kvbits 4 (the KV settings are recorded in the directory's config.json; commands "
-      "that load it may override them). With --method "
+      "--kv-auto 4.5, the best format within 4.5 bits per element measured on that text "
+      "(every method; wkvquant learns its KV smoothing under that format, as under any KV "
+      "format given), else --kvbits 4 (the KV settings are recorded in the directory's "
+      "config.json; commands that load it may override them). With --method "
       "wkvquant an interrupted calibration keeps its finished blocks in the run directory; "
       "rerun the same command with --resume to continue.");
   cmd->callback([o, crr] {
