@@ -8,7 +8,9 @@
    channel and merged into groups equal the ranges measured per group), at <= 4.5 bits.
 2. `quantize --method rtn --calib C` with no KV option writes that choice (kv_meta rel8, its
    bits, group and window) and the static ranges, and the directory evaluates as the in-memory
-   model; without --calib it keeps KV4 in groups of head_dim and says how to get the default.
+   model (and with a float cache by --kvbits 32 alone); `--method gptq` has the same default,
+   with the ranges measured on the GPTQ weights; without --calib rtn keeps KV4 in groups of
+   head_dim and says how to get the default.
 3. Bad input: --kv-auto beside an explicit KV format option, without --calib, or below the
    cheapest candidate is refused with a message naming the fix.
 """
@@ -74,6 +76,21 @@ def test(args):
     saved = json.loads(cp.stdout.decode())
     c.check(abs(saved["ppl"] / auto["ppl"] - 1) < 1e-3,
             f"the directory evaluates as the in-memory model: ppl {saved['ppl']} vs {auto['ppl']}")
+    # a float cache on that directory by --kvbits alone (its window, value bits and rel8 dropped)
+    cp = harness.run_wkvq(args.wkvq, ["ppl", "--model", out, "--text", text, "--ctx", CTX,
+                                      "--max-windows", 1, "--kvbits", 32, "--json"], check=False)
+    c.check(cp.returncode == 0 and json.loads(cp.stdout.decode()).get("kv_bits_per_element",
+                                                                       32) == 32,
+            f"--kvbits 32 on it runs a float cache: {cp.stderr.decode().strip()[-160:]}")
+    # --method gptq has the same default; its rel8 ranges are measured with the GPTQ weights
+    gq = os.path.join(args.tmp, "gptq")
+    cp = harness.run_wkvq(args.wkvq, ["quantize", "--method", "gptq", "--model", model,
+                                      "--calib", calib, "--samples", 4, "--out", gq])
+    qc = json.load(open(os.path.join(gq, "config.json")))["quantization_config"]
+    err = cp.stderr.decode()
+    c.check(qc["method"] == "gptq" and qc.get("kv_meta") == "rel8" and "kv auto 4.5" in err and
+            re.search(r"kv rel8 ranges: .*\(quantized model", err) is not None,
+            f"quantize --method gptq --calib defaults to --kv-auto 4.5: {qc.get('kv_meta')}")
     plain = os.path.join(args.tmp, "plain")
     cp = harness.run_wkvq(args.wkvq, ["quantize", "--method", "rtn", "--model", model,
                                       "--out", plain])
