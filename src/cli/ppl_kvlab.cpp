@@ -6,6 +6,7 @@
 #include "cli/calibration.h"
 #include "cli/common.h"
 #include "cli/console.h"
+#include "cli/ppl_options.h"
 #include "core/error.h"
 #include "kvlab/kv_sweep.h"
 

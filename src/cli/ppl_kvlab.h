@@ -33,7 +33,4 @@ struct KvLabRun {
 
 void run_kv_lab(const KvLabCliOptions& k, const KvLabRun& run, Model loaded, const Tokenizer& tok);
 
-// One evaluation's result as ppl --json prints it.
-nlohmann::json ppl_result_json(const PplResult& r);
-
 }  // namespace wkvq::cli
