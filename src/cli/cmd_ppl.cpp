@@ -118,7 +118,10 @@ void register_ppl(CLI::App& app) {
                   "Floating-point reference for --kld when --model is already quantized");
   cmd->add_flag("--ablation", o->ablation,
                 "Run the ablation ladder (FP; W RTN; WKV RTN without POQ; + POQ; + statistics "
-                "smoothing) in decode and prefill modes; needs --calib");
+                "smoothing) in decode and prefill modes; needs --calib. With --kv-vbits, "
+                "--kv-window or --kv-meta (on top of the ladder's --kvbits/--kvgroup), or "
+                "--kv-auto, also the rungs of that KV format: RTN + POQ + statistics smoothing, "
+                "and with --calibrate WKVQuant trained under it");
   cmd->add_flag("--calibrate", o->calibrate,
                 "With --ablation: add the learned rungs, each calibrated here (+LWC; +learned "
                 "smoothing; +MAE loss; +CRR with --k), with the calibration options below, and "

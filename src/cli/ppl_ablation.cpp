@@ -8,6 +8,7 @@
 #include <deque>
 #include <filesystem>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 
 #include "calibrate/block_file.h"
@@ -63,6 +64,8 @@ std::string add_learned_rungs(const PplCliOptions& o, const std::string& model_p
   QuantCliOptions cq = q;
   cq.kv_given.smooth = false;
   cq.kv_given.poq = false;
+  cq.kv_given.vbits = cq.kv_given.window = cq.kv_given.meta = false;  // the paper's format
+  cq.kv_auto = 0;
   cq.keep_float.clear();
   WKVQ_REQUIRE(q.keep_float.empty(), "--calibrate: --keep-float is not supported");
   const CrrOptions crr_base = o.calib.resolve(cq);
@@ -184,10 +187,91 @@ void print_ablation(const PplCliOptions& o, const Model& fp, const std::vector<A
   }
 }
 
+// The KV format beyond the paper's (issue 16: --kv-vbits, --kv-window, --kv-meta on top of the
+// ladder's --kvbits/--kvgroup, or --kv-auto's choice) with W-bit RTN weights and statistics
+// smoothing, its rel8 ranges measured on those weights; nullopt when no such option is given.
+std::optional<PreparedModel> format_model(const QuantCliOptions& q, const Model& fp,
+                                          const Tokenizer& tok, int wbits) {
+  const QuantCliOptions::KvGiven& g = q.kv_given;
+  if (!g.vbits && !g.window && !g.meta && q.kv_auto == 0) return std::nullopt;
+  QuantCliOptions f = q;
+  f.wbits = wbits;
+  f.kv_given.smooth = true;
+  f.kv.smooth = KvSmoothMode::Stats;
+  f.kv_given.poq = false;
+  f.kv.poq = true;
+  if (q.kv_auto == 0 && !g.bits) {  // the ladder's default bits
+    f.kv.bits = 4;
+    f.kv_given.bits = true;
+  }
+  PreparedModel p = prepare_model(Model(fp), f, &tok, /*keep_fp=*/false);
+  return p;
+}
+
+// "K4 V3 g32 w16 rel8": the label of a format in rung names.
+std::string format_label(const KvQuantSettings& kv, int head_dim) {
+  std::string s = "K" + std::to_string(kv.key_bits()) + " V" + std::to_string(kv.value_bits()) +
+                  " g" + std::to_string(kv.group == 0 ? head_dim : kv.group);
+  if (kv.window > 0) s += " w" + std::to_string(kv.window);
+  return kv.rel8 ? s + " rel8" : s;
+}
+
+// The format's rungs: RTN + POQ + statistics smoothing in that format, and with --calibrate
+// WKVQuant (the CRR rung's options) trained under it, its rel8 ranges measured with the learned
+// smoothing (as quantize does).
+void add_format_rungs(const PplCliOptions& o, const std::string& model_path, const Model& fp,
+                      const std::vector<int>& calib, PreparedModel& fmt, const std::string& w,
+                      std::vector<AblationRung>& rungs, std::vector<double>& calib_seconds,
+                      std::deque<Model>& learned) {
+  const std::string label = w + " " + format_label(fmt.kv, fp.config.head_dim);
+  rungs.push_back({label + " RTN + POQ + stats smoothing", &fmt.model, fmt.kv, &fmt.smoothing});
+  calib_seconds.push_back(0.0);
+  if (!o.calibrate) return;
+  QuantCliOptions cq = o.quant;
+  cq.kv_given.smooth = cq.kv_given.poq = false;
+  cq.kv_auto = 0;
+  cq.kv.bits = fmt.kv.bits;
+  cq.kv.group = fmt.kv.group;
+  cq.kv.vbits = fmt.kv.vbits;
+  cq.kv.window = fmt.kv.window;
+  cq.kv.rel8 = fmt.kv.rel8;
+  cq.kv_given.bits = cq.kv_given.group = cq.kv_given.vbits = cq.kv_given.window = cq.kv_given.meta =
+      true;
+  const CrrOptions crr = o.calib.resolve(cq);
+  namespace fs = std::filesystem;
+  const bool keep = !o.calib.run_dir.empty();
+  const fs::path dir =
+      keep ? fs::path(o.calib.run_dir) / "wkvquant_format"
+           : fs::temp_directory_path() / ("wkvq-ablation-format-" + std::to_string(getpid()));
+  const std::string name = label + " WKVQuant (learned under it)";
+  info("calibrating rung '%s'\n", name.c_str());
+  const auto t0 = std::chrono::steady_clock::now();
+  const bool resume = keep && fs::exists(block_file_path(dir.string(), 0));
+  const auto r = run_calibration(model_path, fp, calib, o.quant.calib, crr, dir.string(), resume,
+                                 -1, o.threads);
+  PreparedModel p;
+  p.model = apply_calibration(fp, *r, crr.wbits, crr.wgroup);
+  apply_table_options(p.model, o.quant);
+  p.fp.config = fp.config;
+  p.kv = fmt.kv;
+  p.kv.smooth = KvSmoothMode::Learned;
+  p.smoothing = p.model.kv_smoothing;
+  if (p.kv.rel8) add_kv_group_ranges(p, o.quant, calib);
+  p.model.kv_smoothing = p.smoothing;
+  calib_seconds.push_back(seconds_since(t0));
+  learned.push_back(std::move(p.model));
+  rungs.push_back({name, &learned.back(), p.kv, &learned.back().kv_smoothing});
+  if (!keep) {
+    std::error_code ec;
+    fs::remove_all(dir, ec);
+  }
+}
+
 }  // namespace
 
 // The ladder of design.md §2.4: FP; W RTN; W+KV RTN without POQ; + POQ; + statistics smoothing;
-// then the learned rungs (--calibrate) and calibrated model directories (--calibrated).
+// then the learned rungs (--calibrate), the format's rungs (add_format_rungs) and calibrated
+// model directories (--calibrated).
 void run_ablation_cmd(const PplCliOptions& o, const std::string& model_path, const Model& fp,
                       const Tokenizer& tok, const std::vector<int>& stream,
                       const PplOptions& base) {
@@ -195,11 +279,6 @@ void run_ablation_cmd(const PplCliOptions& o, const std::string& model_path, con
   const int wbits = q.wbits > 0 ? q.wbits : 4;
   const int kvbits = q.kv_given.bits ? q.kv.bits : 4;
   WKVQ_REQUIRE(kvbits <= 8, "--ablation quantizes the KV cache: --kvbits must be 2, 3, 4 or 8");
-  WKVQ_REQUIRE(
-      !q.kv_given.vbits && !q.kv_given.window && !q.kv_given.meta && q.kv_auto == 0,
-      "--ablation runs the paper's ladder with one KV bit width, fp16 group metadata "
-      "and no window; leave out --kv-vbits, --kv-meta, --kv-window and --kv-auto (evaluate them "
-      "with ppl --kvbits ... without --ablation)");
   WKVQ_REQUIRE(fp.quant.wbits == 0, "--ablation needs the floating-point model, not ", fp.source);
   WeightQuantOptions wo;
   wo.bits = wbits;
@@ -231,6 +310,8 @@ void run_ablation_cmd(const PplCliOptions& o, const std::string& model_path, con
     calibration = add_learned_rungs(o, model_path, fp, calib, kv, smooth, w, wkv, rungs,
                                     calib_seconds, learned);
   }
+  std::optional<PreparedModel> fmt = format_model(q, fp, tok, wbits);
+  if (fmt) add_format_rungs(o, model_path, fp, calib, *fmt, w, rungs, calib_seconds, learned);
   add_calibrated_rungs(o, fp, rungs, calib_seconds, learned);
   info("evaluating %zu rungs in decode and prefill mode, window by window\n", rungs.size());
   const auto rows = run_ablation(fp, rungs, stream, base, ppl_progress_printer());

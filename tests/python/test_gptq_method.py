@@ -20,7 +20,9 @@ format (design.md §2.1):
    records method gptq and stats smoothing, and its prefill KLD from the float model is below that
    of W4 RTN (the acceptance claim of issue 15, on fewer windows here).
 4. `ppl --ablation --calibrate` (with the learned rungs at 0 epochs, to keep it short) prints
-   the three GPTQ rungs, with finite numbers.
+   the three GPTQ rungs, with finite numbers, and with a KV format beyond the paper's (--kv-vbits,
+   --kv-window, --kv-meta) the two rungs of that format (RTN + stats smoothing, WKVQuant trained
+   under it).
 5. Bad option combinations fail with a message naming the option.
 6. WKVQuant's KV smoothing learned on frozen weights (issue 15):
    a. `quantize --method wkvquant --learn smooth --model <GPTQ checkpoint>` on a checkpoint that
@@ -221,10 +223,14 @@ def check_cli(c, wkvq, sh, tmp):
     cp = harness.run_wkvq(wkvq, ["ppl", "--ablation", "--calibrate", "--model", model, "--text",
                                  text, "--calib", calib, "--max-windows", 1, "--ctx", 64,
                                  "--epochs", 0, "--samples", 2, "--window", 32,
-                                 "--calib-windows", 2, "--calib-ctx", 64, "--json"])
+                                 "--calib-windows", 2, "--calib-ctx", 64, "--kvgroup", 32,
+                                 "--kv-vbits", 3, "--kv-window", 8, "--kv-meta", "rel8",
+                                 "--json"])
     rungs = {r["rung"]: r for r in json.loads(cp.stdout.decode())["rungs"]}
     for name in ("W4 GPTQ, FP KV", "W4KV4 GPTQ + POQ + stats smoothing",
-                 "W4KV4 GPTQ + learned smoothing (CRR k=1, MAE)"):
+                 "W4KV4 GPTQ + learned smoothing (CRR k=1, MAE)",
+                 "W4 K4 V3 g32 w8 rel8 RTN + POQ + stats smoothing",
+                 "W4 K4 V3 g32 w8 rel8 WKVQuant (learned under it)"):
         r = rungs.get(name)
         c.check(r is not None and all(np.isfinite(r[m]["ppl"]) and np.isfinite(r[m]["kld"])
                                       for m in ("decode", "prefill")),

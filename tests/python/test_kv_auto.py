@@ -11,7 +11,8 @@
    model (and with a float cache by --kvbits 32 alone); `--method gptq` has the same default,
    with the ranges measured on the GPTQ weights; without --calib rtn keeps KV4 in groups of
    head_dim and says how to get the default.
-3. Bad input: --kv-auto beside an explicit KV format option, without --calib, or below the
+3. `ppl --ablation --kv-auto 4.5` adds the chosen format's rung with the same PPL and KLD.
+4. Bad input: --kv-auto beside an explicit KV format option, without --calib, or below the
    cheapest candidate is refused with a message naming the fix.
 """
 import json
@@ -76,6 +77,17 @@ def test(args):
     saved = json.loads(cp.stdout.decode())
     c.check(abs(saved["ppl"] / auto["ppl"] - 1) < 1e-3,
             f"the directory evaluates as the in-memory model: ppl {saved['ppl']} vs {auto['ppl']}")
+    # ppl --ablation --kv-auto 4.5 adds the rung of that format: the same numbers as ppl
+    cp = harness.run_wkvq(args.wkvq, ["ppl", "--ablation", "--model", model, "--text", text,
+                                      "--calib", calib, "--ctx", CTX, "--max-windows", WINDOWS,
+                                      "--kv-auto", 4.5, "--json"])
+    rungs = {r["rung"]: r["decode"] for r in json.loads(cp.stdout.decode())["rungs"]}
+    name = (f"W4 K4 V{chosen[0][1]} g{chosen[0][2]} w{chosen[0][3]} rel8 RTN + POQ + stats "
+            "smoothing") if chosen else "(no choice listed)"
+    got = rungs.get(name, {})
+    c.check(got.get("ppl") == auto["ppl"] and got.get("kld") == auto["kld"],
+            f"the ablation's rung '{name}' is --kv-auto's evaluation: {got.get('kld')} / "
+            f"{auto['kld']}")
     # a float cache on that directory by --kvbits alone (its window, value bits and rel8 dropped)
     cp = harness.run_wkvq(args.wkvq, ["ppl", "--model", out, "--text", text, "--ctx", CTX,
                                       "--max-windows", 1, "--kvbits", 32, "--json"], check=False)
