@@ -297,7 +297,7 @@ BlockCalibration CrrRun::train(int i) {
   if (opt_.quantize_kv()) {
     kv = std::make_unique<FakeKv>(initial_smoothing(i), fp_.config.head_dim, opt_.kv,
                                   opt_.learn_smooth());
-    set_kv_ranges(i, lwc ? lwc->fake_quant() : fixed_w, *kv);
+    if (opt_.kv.rel8) set_kv_ranges(i, lwc ? lwc->fake_quant() : fixed_w, *kv);
   }
   BlockCalibration b;
   b.loss_before = eval_loss(i, kp, lwc ? lwc->fake_quant() : fixed_w, kv.get(), y_fp);
@@ -341,7 +341,8 @@ void CrrRun::run_epochs(int i, int kp, const Lwc* lwc, const BlockLinears& fixed
                 order[static_cast<size_t>(rng() % static_cast<uint64_t>(s + 1))]);
     }
     double sum = 0;
-    if (kv != nullptr && epoch > 0 && lwc != nullptr) {  // the ranges of the learned weights
+    if (kv != nullptr && epoch > 0 && lwc != nullptr &&
+        opt_.kv.rel8) {  // the ranges of the learned weights
       torch::NoGradGuard no_grad;
       set_kv_ranges(i, lwc->fake_quant(), *kv);
     }

@@ -48,14 +48,7 @@ void choose_format_to_calibrate(QuantCliOptions& q, Model& loaded, const Tokeniz
   pick.wbits = loaded.quant.wbits > 0 ? 0 : (q.wbits > 0 ? q.wbits : 4);
   PreparedModel p = prepare_model(std::move(loaded), pick, &tok, /*keep_fp=*/true);
   loaded = std::move(p.fp);
-  q.kv.bits = p.kv.bits;
-  q.kv.group = p.kv.group;
-  q.kv.vbits = p.kv.vbits;
-  q.kv.window = p.kv.window;
-  q.kv.rel8 = p.kv.rel8;
-  q.kv_given.bits = q.kv_given.group = q.kv_given.vbits = q.kv_given.window = q.kv_given.meta =
-      true;
-  q.kv_auto = 0;
+  q.set_kv_format(p.kv);
   info("calibrating for that KV format (the smoothing learned under it)\n");
 }
 

@@ -229,14 +229,7 @@ void add_format_rungs(const PplCliOptions& o, const std::string& model_path, con
   if (!o.calibrate) return;
   QuantCliOptions cq = o.quant;
   cq.kv_given.smooth = cq.kv_given.poq = false;
-  cq.kv_auto = 0;
-  cq.kv.bits = fmt.kv.bits;
-  cq.kv.group = fmt.kv.group;
-  cq.kv.vbits = fmt.kv.vbits;
-  cq.kv.window = fmt.kv.window;
-  cq.kv.rel8 = fmt.kv.rel8;
-  cq.kv_given.bits = cq.kv_given.group = cq.kv_given.vbits = cq.kv_given.window = cq.kv_given.meta =
-      true;
+  cq.set_kv_format(fmt.kv);
   const CrrOptions crr = o.calib.resolve(cq);
   namespace fs = std::filesystem;
   const bool keep = !o.calib.run_dir.empty();

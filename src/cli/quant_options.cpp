@@ -141,6 +141,16 @@ KvQuantSettings QuantCliOptions::kv_over(const KvQuantSettings& model) const {
   return s;
 }
 
+void QuantCliOptions::set_kv_format(const KvQuantSettings& f) {
+  kv.bits = f.bits;
+  kv.group = f.group;
+  kv.vbits = f.vbits;
+  kv.window = f.window;
+  kv.rel8 = f.rel8;
+  kv_given.bits = kv_given.group = kv_given.vbits = kv_given.window = kv_given.meta = true;
+  kv_auto = 0;
+}
+
 namespace {
 
 // `wanted` for a table, or f32 with a note when it is the default f16 and the table does not fit.

@@ -50,6 +50,9 @@ struct QuantCliOptions {
   // --kvbits 16 or 32 also drops the model's int-only window, value bits and rel8 metadata
   // unless they are given too (so an int-KV model runs with a float cache by --kvbits alone).
   KvQuantSettings kv_over(const KvQuantSettings& model) const;
+  // kv's bits, group, value bits, window and metadata as if given on the command line (a format
+  // chosen by --kv-auto, handed on to calibration); --kv-auto cleared.
+  void set_kv_format(const KvQuantSettings& kv);
 };
 
 struct PreparedModel {
