@@ -60,7 +60,8 @@ void print_memory(const Model& m, int64_t kv_bytes_per_token);
 void print_memory(const Model& m, const Session& s, nlohmann::json* j = nullptr);
 // {"isa", "isa_pinned", "int4_gemv", "int4_gemv_pinned", "prefill_gemm" (a prompt's),
 // "prefill_gemm_pinned", "evaluation_gemm" (ppl's and serve's), "decode_gemv",
-// "decode_gemv_pinned", "ops"} for --json output.
+// "decode_gemv_pinned", "int8_gemm_amx" (the int8 GEMM on AMX tiles, WKVQ_AMX), "ops"} for --json
+// output.
 nlohmann::json kernels_json();
 
 }  // namespace wkvq::cli

@@ -2,6 +2,8 @@
 #include "kernels/isa.h"
 
 #include <cpuid.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include <ostream>
 
@@ -42,6 +44,20 @@ bool avx512_vnni_supported() {
     return cpu_has_avx512() && __builtin_cpu_supports("avx512vnni");
   }();
   return has;
+}
+
+bool amx_int8_usable() {
+  static const bool usable = [] {
+    unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;  // CPUID 7: EDX 24 AMX-TILE, 25 AMX-INT8
+    if (!cpu_has_avx512() || __get_cpuid_count(7, 0, &eax, &ebx, &ecx, &edx) == 0 ||
+        (edx & (1u << 24)) == 0 || (edx & (1u << 25)) == 0) {
+      return false;
+    }
+    constexpr long kArchReqXcompPerm = 0x1023;
+    constexpr long kXfeatureXtiledata = 18;
+    return syscall(SYS_arch_prctl, kArchReqXcompPerm, kXfeatureXtiledata) == 0;
+  }();
+  return usable;
 }
 
 const char* isa_name(Isa isa) {

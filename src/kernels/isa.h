@@ -21,6 +21,10 @@ bool isa_supported(Isa isa);
 // Whether this CPU runs the AVX512_VNNI kernels on top of the AVX-512 ones (the int8 GEMM of
 // kernels/qmatmul_q8.h).
 bool avx512_vnni_supported();
+// Whether this process may run AMX-INT8 tiles (the int8 GEMM's AMX kernel): the CPU has AMX-TILE
+// and AMX-INT8 and the OS granted the tile data (Linux arch_prctl ARCH_REQ_XCOMP_PERM, asked once
+// per process), on top of the AVX-512 kernels.
+bool amx_int8_usable();
 // The widest supported ISA, ignoring WKVQ_ISA.
 Isa widest_supported_isa();
 // The ISA of this process's kernel table (kernel_table().isa): widest_supported_isa(), or the one

@@ -1,5 +1,5 @@
-// The kernel table: resolution (the one place WKVQ_ISA, WKVQ_GEMV, WKVQ_PREFILL_GEMM and
-// WKVQ_DECODE_GEMV are read) and description.
+// The kernel table: resolution (the one place WKVQ_ISA, WKVQ_GEMV, WKVQ_PREFILL_GEMM,
+// WKVQ_DECODE_GEMV and WKVQ_AMX are read) and description.
 #include "kernels/kernel_table.h"
 
 #include <cstdlib>
@@ -87,9 +87,25 @@ void set_decode_gemv(KernelTable& t, DecodeGemvChoice c) {
   t.qgemv_q8 = c.form == DecodeGemv::Int8 ? &detail::qgemm_q8_ops_avx512vnni() : nullptr;
 }
 
+// WKVQ_AMX = on | off | auto: whether the int8 GEMM runs on AMX tiles (auto: where usable).
+bool resolve_amx(Isa isa) {
+  const char* env = std::getenv("WKVQ_AMX");
+  const std::string v = env == nullptr ? "" : env;
+  const bool usable = isa == Isa::Avx512 && amx_int8_usable();
+  if (v.empty() || v == "auto") return usable;
+  WKVQ_REQUIRE(v == "on" || v == "off", "WKVQ_AMX=", v, ": expected on, off or auto (the int8 ",
+               "GEMM on AMX tiles)");
+  WKVQ_REQUIRE(v == "off" || usable, "WKVQ_AMX=on needs the AVX-512 kernels and AMX-INT8 granted ",
+               "by the OS, but this process runs ", isa_name(isa),
+               amx_int8_usable() ? "" : " without usable AMX-INT8", "; unset WKVQ_AMX or use off");
+  return v == "on";
+}
+
 void set_prefill_gemm(KernelTable& t, PrefillGemmChoice c) {
   t.int4_gemm = c;
-  t.qgemm_q8 = c.form == PrefillGemm::Int8 ? &detail::qgemm_q8_ops_avx512vnni() : nullptr;
+  t.qgemm_q8 = c.form != PrefillGemm::Int8 ? nullptr
+               : t.amx                     ? &detail::qgemm_q8_ops_amx()
+                                           : &detail::qgemm_q8_ops_avx512vnni();
 }
 
 // The ISA's kernels, without the process-dependent fields.
@@ -115,6 +131,7 @@ KernelTable resolve() {
   KernelTable t = table_of(resolve_isa(env));
   t.isa_pinned = !env.empty();
   t.int4_gemv = resolve_gemv(t.isa);
+  t.amx = resolve_amx(t.isa);
   set_prefill_gemm(t, resolve_prefill_gemm(t.isa));
   set_decode_gemv(t, resolve_decode_gemv(t.isa));
   return t;
@@ -153,8 +170,18 @@ const KernelTable& kernel_table(Isa isa) {
   return avx512;
 }
 
+KernelTable with_amx(KernelTable t, bool amx) {
+  WKVQ_REQUIRE(!amx || (t.isa == Isa::Avx512 && amx_int8_usable()), "kernels: the AMX int8 GEMM ",
+               "needs the AVX-512 kernels and AMX-INT8 granted by the OS, not available with ",
+               isa_name(t.isa), " here");
+  t.amx = amx;
+  set_prefill_gemm(t, t.int4_gemm);
+  return t;
+}
+
 KernelTable kernel_table(Isa isa, PrefillGemm gemm) {
   KernelTable t = kernel_table(isa);
+  t.amx = isa == Isa::Avx512 && kernel_table().amx;  // the process's choice
   require_int8(gemm == PrefillGemm::Int8, isa, "prefill GEMM");
   set_prefill_gemm(t, {gemm, true});
   return t;
@@ -201,7 +228,9 @@ std::vector<std::pair<std::string, std::string>> kernel_table_entries(const Kern
     e.emplace_back(
         "qmatmul_int4_prefill",
         t.qgemm_q8 != nullptr
-            ? "avx512_vnni: int8 activations, packed " +
+            ? std::string(t.amx ? "amx: int8 activations, tiles "
+                                : "avx512_vnni: int8 "
+                                  "activations, packed ") +
                   blocking_name(t.qgemm_q8->blocking.mr, t.qgemm_q8->blocking.nr) +
                   " (groups of 128k columns; others f32)" +
                   (t.int8_gemm_for(GemmUse::Exact) ? "" : "; prompts only, evaluation f32")
@@ -236,7 +265,7 @@ std::string kernel_summary() {
               ? std::string("int8 prompts, f32 evaluation (auto)")
               : std::string(p.form == PrefillGemm::Int8 ? "int8" : "f32") + " (auto)") +
          ", decode gemv " + (dg.form == DecodeGemv::Int8 ? "int8" : "f32") +
-         (dg.pinned ? " (WKVQ_DECODE_GEMV)" : " (auto)");
+         (dg.pinned ? " (WKVQ_DECODE_GEMV)" : " (auto)") + (t.amx ? ", int8 gemm on amx" : "");
 }
 
 }  // namespace wkvq

@@ -22,7 +22,12 @@
 //                                           too (unless WKVQ_PREFILL_GEMM=f32), so that a
 //                                           teacher-forced pass equals token-by-token decoding
 //
-// The four variables are read here and nowhere else. `kernel_table_entries` names every entry, for
+//   WKVQ_AMX = on | off | auto               whether the int8 GEMM runs on AMX tiles where the
+//                                           CPU has AMX-INT8 and the OS grants it (bit for bit
+//                                           the AVX512_VNNI GEMM's result, faster); default auto
+//                                           = on where usable; on without it is an error
+//
+// The five variables are read here and nowhere else. `kernel_table_entries` names every entry, for
 // the "kernels:" line and the "kernels" object of `bench --json` / `ppl --json` (README,
 // "Reproducibility"): two runs that print the same table ran the same instructions.
 #pragma once
@@ -93,7 +98,8 @@ struct KernelTable {
   const detail::KvQuantOps* kv_quant = nullptr;
   const detail::KvAttendOps* kv_attend = nullptr;  // attention tiles (kernels/kv_attend.h)
   const detail::QGemmQ8Ops* qgemm_q8 = nullptr;    // set iff int4_gemm.form is Int8
-  const detail::QGemmQ8Ops* qgemv_q8 = nullptr;    // set iff int4_decode.form is Int8
+  bool amx = false;  // qgemm_q8 runs on AMX tiles (WKVQ_AMX; same results as AVX512_VNNI)
+  const detail::QGemmQ8Ops* qgemv_q8 = nullptr;  // set iff int4_decode.form is Int8
   // Whether a product for `use` with more rows than the dot kernels take runs the int8 GEMM: a
   // Prompt where the table has it; an Exact pass only when the environment asked for int8 (the
   // GEMM pinned, or the decode GEMV, whose results a teacher-forced pass must reproduce).
@@ -113,6 +119,9 @@ const KernelTable& kernel_table(Isa isa);
 // kernel_table(isa) with the prefill GEMM `gemm`. Throws wkvq::Error when this CPU does not run
 // it (Int8 needs isa Avx512 and AVX512_VNNI).
 KernelTable kernel_table(Isa isa, PrefillGemm gemm);
+// `t` with the int8 GEMM on AMX tiles (amx) or AVX512_VNNI, where t runs it; throws wkvq::Error
+// for amx where !amx_int8_usable().
+KernelTable with_amx(KernelTable t, bool amx);
 // kernel_table(isa, gemm) with the decode GEMV `gemv`. Throws wkvq::Error as above (Int8 needs
 // isa Avx512 and AVX512_VNNI).
 KernelTable kernel_table(Isa isa, PrefillGemm gemm, DecodeGemv gemv);

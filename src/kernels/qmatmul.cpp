@@ -86,6 +86,7 @@ Plan plan_of(const KernelTable& table, GemmUse use, int64_t n, const QuantizedMa
 // x quantized for the int8 GEMM (or, `gemv`, in the int8 GEMV's layout), on the pool's threads.
 detail::Q8View quantize_x(const detail::QGemmQ8Ops& ops, bool gemv, const float* x, int64_t n,
                           int64_t cols, Q8Activations& a) {
+  gemv = gemv || ops.gemm_takes_gemv_layout;
   a.resize(n, gemv ? (cols + kQ8BlockCols - 1) / kQ8BlockCols * detail::kQ8GemvBlockBytes : cols);
   const int64_t blocks = (cols + kQ8BlockCols - 1) / kQ8BlockCols;
   const auto quantize = gemv ? ops.quantize_gemv : ops.quantize;
@@ -112,7 +113,7 @@ void run_task(const KernelTable& table, const float* x, const detail::Q8View& x8
                          reinterpret_cast<uint8_t*>(thread_pack_buffer((bytes + 3) / 4)));
   } else if (p.q8) {
     const detail::QGemmQ8Ops& q8 = *table.qgemm_q8;
-    const int64_t floats = (detail::qgemm_q8_pack_bytes(q8.blocking) + 3) / 4;
+    const int64_t floats = (q8.pack_bytes(x8.blocks, w.n_groups) + 3) / 4;
     q8.packed(x8, view, p.y, w.rows, b, reinterpret_cast<uint8_t*>(thread_pack_buffer(floats)));
   } else if (p.dot) {
     const auto gemv =

@@ -119,6 +119,8 @@ constexpr int64_t qgemv_q8_scratch_bytes(int64_t n_groups, int64_t blocks) {
 //     W read once per call, 4 rows of x per pass over 16 rows of W); bit for bit packed's result.
 //     `scratch` holds qgemv_q8_scratch_bytes(w.n_groups, x8.blocks) bytes, 64-byte aligned;
 //     b.o0 a multiple of kQ8GemvRows.
+//   gemm_takes_gemv_layout: `packed` reads x in the GEMV layout (then `quantize` writes it).
+//   pack_bytes: the bytes `pack` must hold for x blocks and W groups.
 struct QGemmQ8Ops {
   void (*quantize)(const float* x, int64_t cols, int64_t i0, int64_t i1, int8_t* q, float* d,
                    float* dsum, int64_t stride, int64_t blocks);
@@ -129,12 +131,22 @@ struct QGemmQ8Ops {
                         float* dsum, int64_t stride, int64_t blocks);
   void (*gemv)(const Q8View& x8, const QMatView& w, float* y, int64_t ldy, QBlock b,
                uint8_t* scratch);
+  bool gemm_takes_gemv_layout;
+  int64_t (*pack_bytes)(int64_t blocks, int64_t n_groups);
 };
 // Defined in qmatmul_q8_gemv_avx512vnni.cpp (AVX-512 flags plus AVX512_VNNI).
 void qgemv_q8_avx512vnni(const Q8View& x8, const QMatView& w, float* y, int64_t ldy, QBlock b,
                          uint8_t* scratch);
 // Defined in qmatmul_q8_avx512vnni.cpp (AVX-512 flags plus AVX512_VNNI).
 const QGemmQ8Ops& qgemm_q8_ops_avx512vnni();
+// The AMX int8 GEMM (qmatmul_q8_amx.cpp; AVX-512 plus AMX flags): the VNNI ops with `packed` on
+// AMX tiles, bit for bit the VNNI GEMM's result; only where amx_int8_usable(). Its scratch: per
+// block and W tile two B tiles (2 KB), per group and W tile 32 floats, for two W tiles; the four C
+// tiles and their float sums (8 KB), 16 padded rows of x.
+const QGemmQ8Ops& qgemm_q8_ops_amx();
+constexpr int64_t qgemm_q8_amx_pack_bytes(int64_t blocks, int64_t n_groups) {
+  return 2 * (blocks * 2048 + n_groups * 128) + 8192 + 16 * blocks * kQ8GemvBlockBytes;
+}
 
 // Defined in qmatmul_avx2.cpp / qmatmul_avx512.cpp (compiled with those ISA flags).
 const QMatmulOps& qmatmul_ops_avx2();

@@ -104,7 +104,7 @@ TEST(KernelTable, Int8PrefillGemmOnlyWhereTheCpuRunsIt) {
       EXPECT_THROW(kernel_table(isa, PrefillGemm::Int8), Error) << isa_name(isa);
       continue;
     }
-    const KernelTable t = kernel_table(isa, PrefillGemm::Int8);
+    const KernelTable t = with_amx(kernel_table(isa, PrefillGemm::Int8), false);
     EXPECT_NE(t.qgemm_q8, nullptr);
     EXPECT_EQ(kernel_of(t, "qmatmul_int4_prefill").rfind("avx512_vnni: int8", 0), 0u)
         << kernel_of(t, "qmatmul_int4_prefill");
@@ -134,6 +134,28 @@ TEST(KernelTable, Int8DecodeGemvOnlyWhereTheCpuRunsItAndOnlyWhenAsked) {
   EXPECT_EQ(p.qgemv_q8 != nullptr, p.int4_decode.form == DecodeGemv::Int8);
   EXPECT_TRUE(p.int4_decode.form == DecodeGemv::F32 || p.int4_decode.pinned)
       << "the int8 decode GEMV runs only when WKVQ_DECODE_GEMV asks for it";
+}
+
+// The int8 GEMM on AMX tiles: only where AMX-INT8 is usable (else with_amx refuses it); the
+// process takes it unless WKVQ_AMX=off; same entry points as the VNNI GEMM otherwise.
+TEST(KernelTable, AmxInt8GemmOnlyWhereUsable) {
+  const KernelTable& p = kernel_table();
+  const char* env = std::getenv("WKVQ_AMX");
+  const bool off = env != nullptr && std::string(env) == "off";
+  EXPECT_EQ(p.amx, p.isa == Isa::Avx512 && amx_int8_usable() && !off);
+  if (!isa_supported(Isa::Avx512) || !avx512_vnni_supported()) return;
+  const KernelTable t = kernel_table(Isa::Avx512, PrefillGemm::Int8);
+  if (!amx_int8_usable()) {
+    EXPECT_THROW(with_amx(t, true), Error);
+    return;
+  }
+  const KernelTable a = with_amx(t, true);
+  EXPECT_TRUE(a.amx);
+  EXPECT_EQ(kernel_of(a, "qmatmul_int4_prefill").rfind("amx: int8", 0), 0u)
+      << kernel_of(a, "qmatmul_int4_prefill");
+  EXPECT_NE(a.qgemm_q8, with_amx(t, false).qgemm_q8);
+  EXPECT_EQ(with_amx(kernel_table(Isa::Avx512, PrefillGemm::F32), true).qgemm_q8, nullptr)
+      << "AMX only changes how the int8 GEMM runs, not whether it does";
 }
 
 TEST(KernelTable, SummaryNamesTheIsaAndTheGemvForm) {

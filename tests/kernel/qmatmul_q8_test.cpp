@@ -217,6 +217,40 @@ TEST_P(QmatmulQ8KernelTest, ProcessTablePicksTheGemmPerUse) {
   }
 }
 
+// The AMX GEMM (qmatmul_q8_amx.cpp) against the AVX512_VNNI one: bit for bit, over partial
+// groups of 16 x rows and 16 W rows, partial blocks, groups of 128 and 256 and one per row,
+// NaN rows; several threads splitting both x and W. Skipped where AMX-INT8 is not usable.
+TEST_P(QmatmulQ8KernelTest, AmxGemmEqualsTheVnniGemm) {
+  if (!amx_int8_usable()) GTEST_SKIP() << "AMX-INT8 not usable on this CPU / OS";
+  const ThreadCount tc(GetParam());
+  const KernelTable amx = with_amx(kernel_table(Isa::Avx512, PrefillGemm::Int8), true);
+  const KernelTable vnni = with_amx(kernel_table(Isa::Avx512, PrefillGemm::Int8), false);
+  ASSERT_NE(amx.qgemm_q8, vnni.qgemm_q8);
+  uint32_t seed = base_seed() + 500u;
+  for (const int64_t group : {0, 128, 256}) {
+    for (const int64_t in : {100, 128, 300, 2048}) {
+      for (const int64_t out : {17, 64, 100}) {
+        for (const int64_t n : {65, 77, 130}) {
+          SCOPED_TRACE(::testing::Message()
+                       << "n=" << n << " in=" << in << " out=" << out << " g=" << group);
+          std::mt19937 rng(++seed);
+          const QuantizedMatrix w = random_matrix(out, in, group, rng);
+          std::vector<float> x = random_x(n, in, 1.0f, rng);
+          x[static_cast<size_t>(in + 3)] = std::numeric_limits<float>::quiet_NaN();
+          std::vector<float> ya(static_cast<size_t>(n * out + 1), -7.0f), yv(ya.size(), -7.0f);
+          qmatmul(amx, x.data(), n, w, ya.data());
+          qmatmul(vnni, x.data(), n, w, yv.data());
+          for (size_t k = 0; k < ya.size(); ++k) {
+            ASSERT_TRUE(ya[k] == yv[k] || (std::isnan(ya[k]) && std::isnan(yv[k])))
+                << "y[" << k / static_cast<size_t>(out) << ", " << k % static_cast<size_t>(out)
+                << "] = " << ya[k] << ", VNNI " << yv[k];
+          }
+        }
+      }
+    }
+  }
+}
+
 // A NaN or an infinity in a row of x makes that row of y NaN (kernel and reference), and no other.
 TEST_P(QmatmulQ8KernelTest, NonFiniteActivationsGiveNaN) {
   const ThreadCount tc(GetParam());

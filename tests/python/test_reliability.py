@@ -14,7 +14,8 @@
 4. A write error on stdout (`> /dev/full`) fails the command with a message naming stdout.
 5. Kernel choice: WKVQ_GEMV pins the int4 GEMV and `ppl --json` / `bench --json` report it;
    two runs pinned alike give bit-identical results; a bad WKVQ_GEMV is refused; likewise
-   WKVQ_DECODE_GEMV=int8 is reported (or refused without AVX512_VNNI), a bad value refused.
+   WKVQ_DECODE_GEMV=int8 is reported (or refused without AVX512_VNNI), a bad value refused;
+   WKVQ_AMX=off is reported, a bad value refused.
 6. Progress: with stderr not a terminal no carriage returns, one summary line instead; --quiet
    prints nothing on stderr.
 """
@@ -198,7 +199,7 @@ def check_stdout_errors(c, wkvq, model, text):
                 f"{args[0]} > /dev/full fails naming stdout ({err.strip()[-120:]})")
 
 
-def check_kernels(c, wkvq, qdir, text):
+def check_kernels(c, wkvq, qdir, model, text):
     results = {}
     for form in ("dot", "scaled", "dot"):
         cp, err = run(wkvq, ["ppl", "--model", qdir, "--text", text, "--max-windows", 2,
@@ -234,6 +235,29 @@ def check_kernels(c, wkvq, qdir, text):
     c.check(cp.returncode != 0 and "WKVQ_DECODE_GEMV" in err, "WKVQ_DECODE_GEMV=fast is refused")
     cp, err = run(wkvq, ["ppl", "--model", qdir, "--text", text, "--max-windows", 1])
     c.check("int4 gemv" in err, "the kernel choice is printed on stderr")
+    cp, err = run(wkvq, ["bench", "--random-shape", "stories260k-shape", "--prefill", 4,
+                         "--decode", 2, "--wbits", 4, "--json"], env={"WKVQ_AMX": "off"})
+    k = json.loads(cp.stdout).get("kernels", {}) if cp.returncode == 0 else {}
+    c.check(k.get("int8_gemm_amx") is False, f"WKVQ_AMX=off: bench --json reports kernels {k}")
+    # The int8 GEMM on AMX tiles gives the AVX512_VNNI GEMM's numbers bit for bit (evaluation
+    # through it with WKVQ_PREFILL_GEMM=int8; W4 with one group per row, which it takes).
+    nll = {}
+    for amx in ("off", "auto"):
+        cp, err = run(wkvq, ["ppl", "--model", model, "--wbits", 4, "--text", text,
+                             "--max-windows", 2, "--mode", "prefill", "--json"],
+                      env={"WKVQ_PREFILL_GEMM": "int8", "WKVQ_AMX": amx})
+        j = json.loads(cp.stdout) if cp.returncode == 0 else {}
+        nll[amx] = (j.get("nll"), j.get("kernels", {}).get("int8_gemm_amx"))
+    if "AVX512_VNNI" in err:
+        print("  (no AVX512_VNNI here: no int8 GEMM to compare)")
+    elif nll["auto"][1]:
+        c.check(nll["auto"][0] is not None and nll["auto"][0] == nll["off"][0],
+                f"ppl through the int8 GEMM: AMX and AVX512_VNNI give the same nll {nll}")
+    else:
+        print("  (AMX-INT8 not usable here: only the AVX512_VNNI GEMM runs)")
+    cp, err = run(wkvq, ["ppl", "--model", qdir, "--text", text, "--max-windows", 1],
+                  env={"WKVQ_AMX": "maybe"})
+    c.check(cp.returncode != 0 and "WKVQ_AMX" in err, "WKVQ_AMX=maybe is refused")
 
 
 def check_progress(c, wkvq, model, text):
@@ -266,7 +290,7 @@ def test(args):
     check_truncation(c, args.wkvq, ref6m, qdir, text, args.tmp)
     check_ranges(c, args.wkvq, model, text)
     check_stdout_errors(c, args.wkvq, model, text)
-    check_kernels(c, args.wkvq, qdir, text)
+    check_kernels(c, args.wkvq, qdir, model, text)
     check_progress(c, args.wkvq, model, text)
     c.finish()
 
