@@ -53,6 +53,10 @@ def parse_args():
     p.add_argument("--wkvq-decode-gemv", default="",
                    help="WKVQ_DECODE_GEMV values, comma-separated, one wkvq variant each (e.g. f32,int8: "
                         "the int8-activation decode GEMV beside the f32 one; default: the environment's)")
+    p.add_argument("--wkvq-amx", default="",
+                   help="WKVQ_AMX values, comma-separated, one wkvq variant each (e.g. on,off: the "
+                        "int8 prompt GEMM on AMX tiles beside the AVX512_VNNI one; default: the "
+                        "environment's)")
     p.add_argument("--wkvq-head", default="",
                    help="wkvq bench --head for every wkvq run (f16, q8, q4; default: wkvq's, f16)")
     p.add_argument("--llama-kv", default="f16,q4_0",
@@ -83,6 +87,10 @@ def parse_args():
     for g in a.wkvq_decode_gemv:
         if g not in (None, "f32", "int8", "auto"):
             p.error(f"--wkvq-decode-gemv: expected f32, int8 or auto, got {g!r}")
+    a.wkvq_amx = [m for m in a.wkvq_amx.split(",") if m] or [None]
+    for m in a.wkvq_amx:
+        if m not in (None, "on", "off", "auto"):
+            p.error(f"--wkvq-amx: expected on, off or auto, got {m!r}")
     return a
 
 
@@ -104,14 +112,18 @@ def run(cmd, env=None, with_stderr=False):
     return r.stdout + (r.stderr if with_stderr else ""), time.time() - t0
 
 
-def wkvq_run(a, cell, threads, kvbits, gemv):
+def wkvq_run(a, cell, threads, kvbits, gemv, amx):
     prompt = max(cell["prompt"], 1)
     gen = max(cell["gen"], 1)
     cmd = [a.wkvq, "bench", "--shape-file", a.shape, "--prefill", str(prompt), "--decode", str(gen),
            "--wbits", "4", "--kvbits", str(kvbits), "--threads", str(threads), "--json", "--quiet"]
     if a.wkvq_head:
         cmd += ["--head", a.wkvq_head]
-    env = None if gemv is None else dict(os.environ, WKVQ_DECODE_GEMV=gemv)
+    env = dict(os.environ)
+    if gemv is not None:
+        env["WKVQ_DECODE_GEMV"] = gemv
+    if amx is not None:
+        env["WKVQ_AMX"] = amx
     out, _ = run(cmd, env)
     j = json.loads(out.strip().splitlines()[-1])
     tok_s = j["prefill_tok_s"] if cell["gen"] == 0 else j["decode_tok_s"]
@@ -155,8 +167,9 @@ def llama_run(a, cell, threads, kv, ik=False):
 
 
 def variants(a):
-    return [("wkvq KV%d%s" % (k, "" if g is None else f" {g} gemv"), "wkvq", (k, g))
-            for k in a.wkvq_kv for g in a.wkvq_decode_gemv] + \
+    return [("wkvq KV%d%s%s" % (k, "" if g is None else f" {g} gemv", "" if m is None else f" amx {m}"),
+             "wkvq", (k, g, m))
+            for k in a.wkvq_kv for g in a.wkvq_decode_gemv for m in a.wkvq_amx] + \
            [("llama.cpp %s KV" % k, "llama", k) for k in a.llama_kv] + \
            [("ik_llama.cpp %s KV" % k, "ik", k) for k in a.ik_kv]
 
