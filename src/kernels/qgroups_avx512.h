@@ -1,6 +1,7 @@
 // Group scales and zero points of a quantized matrix as AVX-512 vectors, shared by the AVX-512
-// quantized kernels (qmatmul_avx512.cpp, qmatmul_gemv_avx512.cpp). Internal linkage, no standard
-// library: only for files compiled with the AVX-512 flags (kernels/simd_avx512.h).
+// quantized kernels (qmatmul_avx512.cpp, qmatmul_gemv_avx512.cpp, the int8 GEMV and the AMX GEMM).
+// Internal linkage, no standard library: only for files compiled with the AVX-512 flags
+// (kernels/simd_avx512.h).
 #pragma once
 
 #include <cstdint>
@@ -23,6 +24,36 @@ inline void load_group_params(const QMatView& w, int64_t row, int64_t g0, int64_
   const __m512 zv = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(m, w.zeros + i)));
   _mm512_store_ps(s, sv);
   _mm512_store_ps(neg_zs, _mm512_sub_ps(_mm512_setzero_ps(), _mm512_mul_ps(zv, sv)));
+}
+
+// Per group g of W rows [o, o + rows): s at params[g * 32 + r], z * s at params[g * 32 + 16 + r]
+// (rows >= `rows`: zero). z * s is exact (z < 16, s fp16), as in the int8 GEMM's panels. Shared
+// by the int8 GEMV (qmatmul_q8_gemv_avx512vnni.cpp) and the AMX int8 GEMM (qmatmul_q8_amx.cpp).
+inline void tile_params(const QMatView& w, int64_t o, int64_t rows, float* params) {
+  for (int64_t g0 = 0; g0 < w.n_groups; g0 += kLanes) {
+    const __mmask16 m = lane_mask(w.n_groups - g0);
+    __m512 s[16];
+    __m512 zs[16];
+#pragma GCC unroll 16
+    for (int r = 0; r < kLanes; ++r) {
+      if (r < rows) {
+        const int64_t at = (o + r) * w.n_groups + g0;
+        s[r] = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, w.scales + at));
+        const __m512 z =
+            _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(m, w.zeros + at)));
+        zs[r] = _mm512_mul_ps(z, s[r]);
+      } else {
+        s[r] = _mm512_setzero_ps();
+        zs[r] = _mm512_setzero_ps();
+      }
+    }
+    Avx512::transpose(s);
+    Avx512::transpose(zs);
+    for (int64_t g = g0; g < min64(w.n_groups, g0 + kLanes); ++g) {
+      _mm512_store_ps(params + g * 2 * kLanes, s[g - g0]);
+      _mm512_store_ps(params + g * 2 * kLanes + kLanes, zs[g - g0]);
+    }
+  }
 }
 
 }  // namespace

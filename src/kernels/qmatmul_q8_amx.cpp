@@ -20,6 +20,7 @@
 // again) and the per-block float conversion of 4 x 256 sums.
 // Each call configures the tiles and releases them before it returns.
 // Kernel functions exceed the style's 60 lines only where the register tiling needs it.
+#include "kernels/qgroups_avx512.h"
 #include "kernels/qmatmul_impl.h"
 #include "kernels/simd_avx512.h"
 
@@ -77,20 +78,6 @@ void pack_w_tiles(const QMatView& w, int64_t o, int64_t rows, int64_t blocks, ui
     for (int kk = 0; kk < kRows; ++kk) {
       _mm512_store_ps(reinterpret_cast<float*>(dst + kk * kLine), lo[kk]);
       _mm512_store_ps(reinterpret_cast<float*>(dst + (kRows + kk) * kLine), hi[kk]);
-    }
-  }
-}
-
-// Per group g of W rows [o, o + rows): s at params[g * 32 + r], z * s at params[g * 32 + 16 + r]
-// (rows >= `rows`: 0). z * s is exact (z < 16, s fp16), as in the VNNI GEMM's panels.
-void tile_params(const QMatView& w, int64_t o, int64_t rows, float* params) {
-  for (int64_t r = 0; r < kRows; ++r) {
-    for (int64_t g = 0; g < w.n_groups; ++g) {
-      const bool in = r < rows;
-      const int64_t at = (o + r) * w.n_groups + g;
-      const float s = in ? _cvtsh_ss(w.scales[at]) : 0.0f;
-      params[g * 2 * kRows + r] = s;
-      params[g * 2 * kRows + kRows + r] = in ? static_cast<float>(w.zeros[at]) * s : 0.0f;
     }
   }
 }
@@ -217,10 +204,9 @@ void packed(const Q8View& x8, const QMatView& w, float* y, int64_t ldy, QBlock b
 const QGemmQ8Ops& qgemm_q8_ops_amx() {
   static const QGemmQ8Ops ops = [] {
     QGemmQ8Ops o = qgemm_q8_ops_avx512vnni();
-    o.quantize = o.quantize_gemv;  // the tiles read x in the GEMV layout
     o.packed = &packed;
     o.blocking = QGemmBlocking{2 * kRows, 2 * kRows, kQ8Block, 2 * kRows};  // split in pairs
-    o.gemm_takes_gemv_layout = true;
+    o.gemm_takes_gemv_layout = true;  // the tiles read x in the GEMV layout
     o.pack_bytes = &qgemm_q8_amx_pack_bytes;
     return o;
   }();

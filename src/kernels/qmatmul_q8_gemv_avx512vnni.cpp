@@ -21,6 +21,7 @@
 //  - n > 1: up to 4 rows of x per pass over a tile (the tile's codes, 16 rows, stay in L1/L2
 //    between the passes), so W is read from memory once per call.
 // Kernel functions exceed the style's 60 lines only where the register tiling needs it.
+#include "kernels/qgroups_avx512.h"
 #include "kernels/qmatmul_impl.h"
 #include "kernels/simd_avx512.h"
 
@@ -165,35 +166,6 @@ void rows4_sums(const uint8_t* codes, int64_t row_bytes, int64_t nrows, int64_t 
   }
   for (; b0 < blocks; b0 += 4) {
     rows4_step<false>(codes, row_bytes, nrows, b0, blocks, full, tail, xq, sums, sstride);
-  }
-}
-
-// Per group g of W rows [o, o + rows): s at params[g * 32 + r], z * s at params[g * 32 + 16 + r]
-// (rows >= `rows`: zero). z * s is exact (z < 16, s fp16), as in the GEMM's panels.
-void tile_params(const QMatView& w, int64_t o, int64_t rows, float* params) {
-  for (int64_t g0 = 0; g0 < w.n_groups; g0 += kLanes) {
-    const __mmask16 m = lane_mask(w.n_groups - g0);
-    __m512 s[16];
-    __m512 zs[16];
-#pragma GCC unroll 16
-    for (int r = 0; r < kLanes; ++r) {
-      if (r < rows) {
-        const int64_t at = (o + r) * w.n_groups + g0;
-        s[r] = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, w.scales + at));
-        const __m512 z =
-            _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(m, w.zeros + at)));
-        zs[r] = _mm512_mul_ps(z, s[r]);
-      } else {
-        s[r] = _mm512_setzero_ps();
-        zs[r] = _mm512_setzero_ps();
-      }
-    }
-    Avx512::transpose(s);
-    Avx512::transpose(zs);
-    for (int64_t g = g0; g < min64(w.n_groups, g0 + kLanes); ++g) {
-      _mm512_store_ps(params + g * 2 * kLanes, s[g - g0]);
-      _mm512_store_ps(params + g * 2 * kLanes + kLanes, zs[g - g0]);
-    }
   }
 }
 
