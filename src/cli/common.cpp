@@ -144,7 +144,7 @@ nlohmann::json kernels_json() {
   for (const auto& [op, kernel] : kernel_table_entries(t)) ops[op] = kernel;
   return {{"isa", isa_name(t.isa)},
           {"isa_pinned", t.isa_pinned},
-          {"int4_gemv", t.int4_gemv.form == GemvForm::Scaled ? "scaled" : "dot"},
+          {"int4_gemv", gemv_form_name(t.int4_gemv.form)},
           {"int4_gemv_pinned", t.int4_gemv.pinned},
           {"prefill_gemm", t.int4_gemm.form == PrefillGemm::Int8 ? "int8" : "f32"},
           {"prefill_gemm_pinned", t.int4_gemm.pinned},

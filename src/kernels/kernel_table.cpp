@@ -34,15 +34,15 @@ GemvChoice resolve_gemv(Isa isa) {
   const std::string v = env == nullptr ? "" : env;
   const bool avx512 = isa == Isa::Avx512;
   if (v.empty() || v == "auto") {
-    return {avx512 && detail::denormal_operands_are_fast() ? GemvForm::Scaled : GemvForm::Dot,
-            false};
+    if (!avx512) return {GemvForm::Dot, false};
+    return {detail::denormal_operands_are_fast() ? GemvForm::Scaled : GemvForm::Table, false};
   }
-  WKVQ_REQUIRE(v == "scaled" || v == "dot", "WKVQ_GEMV=", v,
-               ": expected scaled, dot or auto (the int4 GEMV of the AVX-512 kernels)");
-  WKVQ_REQUIRE(v == "dot" || avx512,
-               "WKVQ_GEMV=scaled needs the AVX-512 kernels, but this process ", "runs ",
-               isa_name(isa), " (CPU or WKVQ_ISA); unset WKVQ_GEMV or use dot");
-  return {v == "scaled" ? GemvForm::Scaled : GemvForm::Dot, true};
+  WKVQ_REQUIRE(v == "scaled" || v == "table" || v == "dot", "WKVQ_GEMV=", v,
+               ": expected scaled, table, dot or auto (the int4 GEMV of the AVX-512 kernels)");
+  WKVQ_REQUIRE(v == "dot" || avx512, "WKVQ_GEMV=", v,
+               " needs the AVX-512 kernels, but this process runs ", isa_name(isa),
+               " (CPU or WKVQ_ISA); unset WKVQ_GEMV or use dot");
+  return {v == "scaled" ? GemvForm::Scaled : v == "table" ? GemvForm::Table : GemvForm::Dot, true};
 }
 
 bool int8_gemm_supported(Isa isa) { return isa == Isa::Avx512 && avx512_vnni_supported(); }
@@ -170,6 +170,25 @@ const KernelTable& kernel_table(Isa isa) {
   return avx512;
 }
 
+const char* gemv_form_name(GemvForm form) {
+  switch (form) {
+    case GemvForm::Scaled:
+      return "scaled";
+    case GemvForm::Table:
+      return "table";
+    case GemvForm::Dot:
+      break;
+  }
+  return "dot";
+}
+
+KernelTable with_gemv(KernelTable t, GemvForm form) {
+  WKVQ_REQUIRE(form == GemvForm::Dot || t.isa == Isa::Avx512, "kernels: the ", gemv_form_name(form),
+               " int4 GEMV needs the AVX-512 kernels, not ", isa_name(t.isa));
+  t.int4_gemv = {form, true};
+  return t;
+}
+
 KernelTable with_amx(KernelTable t, bool amx) {
   WKVQ_REQUIRE(!amx || (t.isa == Isa::Avx512 && amx_int8_usable()), "kernels: the AMX int8 GEMM ",
                "needs the AVX-512 kernels and AMX-INT8 granted by the OS, not available with ",
@@ -217,8 +236,11 @@ std::vector<std::pair<std::string, std::string>> kernel_table_entries(const Kern
     const detail::QMatmulOps& q = *t.qmatmul;
     const std::string rest = "dot n<=" + std::to_string(q.dot_max_rows) + ", packed " +
                              blocking_name(q.blocking.mr, q.blocking.nr);
-    const bool scaled = t.int4_gemv.form == GemvForm::Scaled && q.scaled_gemv != nullptr;
-    e.emplace_back("qmatmul_int4", isa + ": " + (scaled ? "gemv scaled, " : "") + rest);
+    const bool chunked = t.int4_gemv.form != GemvForm::Dot && q.scaled_gemv != nullptr;
+    e.emplace_back(
+        "qmatmul_int4",
+        isa + ": " +
+            (chunked ? "gemv " + std::string(gemv_form_name(t.int4_gemv.form)) + ", " : "") + rest);
     e.emplace_back("qmatmul_int4_decode", t.qgemv_q8 != nullptr
                                               ? "avx512_vnni: int8 activations, gemv n<=" +
                                                     std::to_string(q.dot_max_rows) +
@@ -254,7 +276,7 @@ std::string kernel_summary() {
   const PrefillGemmChoice p = t.int4_gemm;
   const DecodeGemvChoice dg = t.int4_decode;
   return std::string("isa ") + isa_name(t.isa) + (t.isa_pinned ? " (WKVQ_ISA)" : " (auto)") +
-         ", int4 gemv " + (g.form == GemvForm::Scaled ? "scaled" : "dot") +
+         ", int4 gemv " + gemv_form_name(g.form) +
          (g.pinned               ? " (WKVQ_GEMV)"
           : t.isa == Isa::Avx512 ? " (probe)"
                                  : " (isa)") +

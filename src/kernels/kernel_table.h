@@ -5,8 +5,8 @@
 //
 //   WKVQ_ISA  = reference | avx2 | avx512   pins the ISA (default: the widest this CPU runs;
 //                                           one it lacks is an error)
-//   WKVQ_GEMV = scaled | dot | auto          pins the AVX-512 int4 GEMV form (default auto: a
-//                                           timing probe, see qmatmul.h)
+//   WKVQ_GEMV = scaled | table | dot | auto  pins the AVX-512 int4 GEMV form (default auto: a
+//                                           timing probe picks scaled or table, see qmatmul.h)
 //   WKVQ_PREFILL_GEMM = f32 | int8 | auto    the int4 GEMM above the dot kernels' row limit
 //                                           (prefill): f32 activations, or int8 ones
 //                                           (kernels/qmatmul_q8.h; needs AVX512_VNNI), for
@@ -48,8 +48,8 @@ struct KvAttendOps;
 struct QGemmQ8Ops;
 }  // namespace detail
 
-// The AVX-512 int4 GEMV (n = 1) has two forms that round differently (qmatmul.h).
-enum class GemvForm { Dot, Scaled };
+// The AVX-512 int4 GEMV (n = 1) has three forms that round differently (qmatmul.h).
+enum class GemvForm { Dot, Scaled, Table };
 struct GemvChoice {
   GemvForm form = GemvForm::Dot;
   bool pinned = false;  // set by WKVQ_GEMV (else chosen by the probe or the ISA)
@@ -76,8 +76,8 @@ inline constexpr PrefillGemm kDefaultPrefillGemm = PrefillGemm::Int8;
 enum class GemmUse { Exact, Prompt };
 
 // The int4 products of up to the dot kernels' row limit (decode; qmatmul_q8.h): f32 activations
-// (the dot / scaled kernels) or int8 ones (the int8 GEMV, AVX512_VNNI). Int8 changes the numbers
-// (its cost is measured in KLD, README), so it is never chosen unasked.
+// (the dot / scaled / table kernels) or int8 ones (the int8 GEMV, AVX512_VNNI). Int8 changes the
+// numbers (its cost is measured in KLD, README), so it is never chosen unasked.
 enum class DecodeGemv { F32, Int8 };
 struct DecodeGemvChoice {
   DecodeGemv form = DecodeGemv::F32;
@@ -119,6 +119,11 @@ const KernelTable& kernel_table(Isa isa);
 // kernel_table(isa) with the prefill GEMM `gemm`. Throws wkvq::Error when this CPU does not run
 // it (Int8 needs isa Avx512 and AVX512_VNNI).
 KernelTable kernel_table(Isa isa, PrefillGemm gemm);
+// "dot", "scaled" or "table".
+const char* gemv_form_name(GemvForm form);
+// `t` with the int4 GEMV pinned to `form`; throws wkvq::Error for a chunked form (scaled, table)
+// where t's ISA is not Avx512.
+KernelTable with_gemv(KernelTable t, GemvForm form);
 // `t` with the int8 GEMM on AMX tiles (amx) or AVX512_VNNI, where t runs it; throws wkvq::Error
 // for amx where !amx_int8_usable().
 KernelTable with_amx(KernelTable t, bool amx);

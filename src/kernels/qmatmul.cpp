@@ -39,10 +39,10 @@ detail::QMatView view_of(const QuantizedMatrix& w) {
 }
 
 // Blocks of W per thread in the dot kernels (decode): handed out one at a time, so that a thread
-// the OS runs late leaves its share to the others. The scaled GEMV rearranges x once per block
-// (about 1 us per 2048 columns), so it takes fewer, larger blocks.
+// the OS runs late leaves its share to the others. The chunked GEMVs (scaled, table) rearrange x
+// once per block (about 1 us per 2048 columns), so they take fewer, larger blocks.
 constexpr int kDotPartsPerThread = 4;
-constexpr int kScaledGemvPartsPerThread = 2;
+constexpr int kChunkedGemvPartsPerThread = 2;
 
 // One matrix of a qmatmul_many call: its kernels, its split and where its tasks start.
 struct Plan {
@@ -70,9 +70,9 @@ Plan plan_of(const KernelTable& table, GemmUse use, int64_t n, const QuantizedMa
     p.split = split_work(n, w.cols, w.rows, n, detail::kQ8GemvRows, kDotPartsPerThread);
   } else if (n <= p.ops->dot_max_rows) {
     p.dot = true;
-    const bool scaled = n == 1 && table.int4_gemv.form == GemvForm::Scaled;
+    const bool chunked = n == 1 && table.int4_gemv.form != GemvForm::Dot;
     p.split = split_work(n, w.cols, w.rows, n, detail::kQDotRowAlign,
-                         scaled ? kScaledGemvPartsPerThread : kDotPartsPerThread);
+                         chunked ? kChunkedGemvPartsPerThread : kDotPartsPerThread);
   } else if (table.int8_gemm_for(use) && qmatmul_q8_applies(w)) {
     p.q8 = true;
     p.split =
@@ -116,8 +116,10 @@ void run_task(const KernelTable& table, const float* x, const detail::Q8View& x8
     const int64_t floats = (q8.pack_bytes(x8.blocks, w.n_groups) + 3) / 4;
     q8.packed(x8, view, p.y, w.rows, b, reinterpret_cast<uint8_t*>(thread_pack_buffer(floats)));
   } else if (p.dot) {
-    const auto gemv =
-        n == 1 && table.int4_gemv.form == GemvForm::Scaled ? p.ops->scaled_gemv : nullptr;
+    const GemvForm form = n == 1 ? table.int4_gemv.form : GemvForm::Dot;
+    const auto gemv = form == GemvForm::Scaled  ? p.ops->scaled_gemv
+                      : form == GemvForm::Table ? p.ops->table_gemv
+                                                : nullptr;
     if (gemv != nullptr && gemv(x, view, p.y, b.o0, b.o1)) return;
     p.ops->dot(x, view, p.y, w.rows, b);
   } else {

@@ -4,8 +4,9 @@
 // W^ is never materialised whole. Small n (decode GEMV, n = 1; up to 64 rows with AVX-512, 24
 // with AVX2) runs "dot" kernels that stream W's codes, decode each 32-column block in registers and
 // FMA it with up to 4 rows of x (memory-bound at n = 1: W is 8x smaller than f32 at 4 bits); at
-// n = 1 the AVX-512 kernel reads 4-bit rows one at a time, 128 columns per step, each code isolated
-// by one AND as a denormal float against an x rearranged and scaled by powers of two to match
+// n = 1 the AVX-512 kernels read 4-bit rows one at a time, 128 columns per step, against an x
+// rearranged to match, each code either isolated by one AND as a denormal float against an x also
+// scaled by powers of two (scaled), or looked up in a per-group table (table)
 // (qmatmul_gemv_avx512.cpp).
 // Larger n (prefill GEMM) runs packed kernels that dequantize a block of W once into f32 panels in
 // per-thread scratch and reuse it across every row of x (compute-bound), or, for a session's
@@ -66,14 +67,16 @@ void qmatmul_many(Isa isa, const float* x, int64_t n, std::span<const QuantizedM
 void qmatmul_many(const KernelTable& table, const float* x, int64_t n,
                   std::span<const QuantizedMatrix* const> w, std::span<float* const> y);
 
-// The AVX-512 4-bit GEMV (n = 1) has two forms that round differently: the scaled GEMV
-// (qmatmul_gemv_avx512.cpp) and the dot kernel. The environment variable WKVQ_GEMV = scaled | dot
-// pins the choice; unset (or "auto") the scaled one is used when the CPU runs FMAs on denormal
-// operands at full speed, which a timing probe decides once per process, so two runs of one
-// binary could differ. With any choice the scaled GEMV takes the dot kernel for an x it cannot
-// scale (max|x| outside [2^-64, 2^64), NaN/Inf) or in DAZ mode: a function of the input, not of
-// timing. Other ISAs always use their dot kernel. The choice is part of the kernel table
-// (kernels/kernel_table.h: int4_gemv_choice, kernel_summary).
+// The AVX-512 4-bit GEMV (n = 1) has three forms that round differently: the scaled and the
+// table GEMVs (qmatmul_gemv_avx512.cpp) and the dot kernel. The environment variable WKVQ_GEMV =
+// scaled | table | dot pins the choice; unset (or "auto") the scaled one is used when the CPU runs
+// FMAs on denormal operands at full speed and the table one otherwise, which a timing probe
+// decides once per process, so two runs of one binary could differ. With any choice the scaled
+// GEMV takes the dot kernel for an x it cannot scale (max|x| outside [2^-64, 2^64), NaN/Inf) or in
+// DAZ mode, and both chunked forms take it for rows that are not whole 128-column chunks or
+// groups: functions of the input and shape, not of timing. Other ISAs always use their dot kernel.
+// The choice is part of the kernel table (kernels/kernel_table.h: int4_gemv_choice,
+// kernel_summary).
 
 // Whether `isa` has a SIMD kernel for this matrix (otherwise qmatmul runs the reference).
 bool qmatmul_has_simd(Isa isa, const QuantizedMatrix& w);

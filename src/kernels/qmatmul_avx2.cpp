@@ -190,6 +190,7 @@ struct Kernels {
   static constexpr QGemmBlocking kBlocking = kB;
   static constexpr int64_t kDotMaxRows = kQDotMaxRowsAvx2;
   static constexpr auto kScaledGemv = nullptr;
+  static constexpr auto kTableGemv = nullptr;
 };
 
 constexpr QMatmulOps kOps = QMatmulDriver<Avx2, Kernels>::ops();

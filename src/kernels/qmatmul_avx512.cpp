@@ -16,7 +16,7 @@
 //    (the next rows prefetched).
 //  - packed: W dequantized into panels of 32 rows, 16 rows x 16 columns decoded along the rows and
 //    transposed in registers; the 12 x 32 register tile (24 zmm) is gemm_driver.h's.
-// At n = 1 with 4-bit rows of whole 128-column chunks, the scaled GEMV of
+// At n = 1 with 4-bit rows of whole 128-column chunks, the scaled or table GEMV of
 // qmatmul_gemv_avx512.cpp runs instead of the dot kernel where it applies.
 // Kernel functions exceed the style's 60 lines only where the register tiling needs it.
 #include "kernels/qgroups_avx512.h"
@@ -202,6 +202,7 @@ struct Kernels {
   static constexpr QGemmBlocking kBlocking = kB;
   static constexpr int64_t kDotMaxRows = kQDotMaxRowsAvx512;
   static constexpr auto kScaledGemv = &qmatmul_scaled_gemv_avx512;
+  static constexpr auto kTableGemv = &qmatmul_table_gemv_avx512;
 };
 
 constexpr QMatmulOps kOps = QMatmulDriver<Avx512, Kernels>::ops();

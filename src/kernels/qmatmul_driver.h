@@ -1,7 +1,7 @@
 // The quantized-matmul drivers shared by the ISAs: the dot kernel's walk over W rows and x rows,
 // the packed kernel's loop nest (kernels/gemm_driver.h) with the ISA's dequantizing packer, and the
 // kernel-table entry. The ISA's part K (qmatmul_avx2.cpp, qmatmul_avx512.cpp) provides
-//   kBlocking (QGemmBlocking), kDotMaxRows, kScaledGemv (or nullptr),
+//   kBlocking (QGemmBlocking), kDotMaxRows, kScaledGemv and kTableGemv (or nullptr),
 //   dot_rows_of_w<Bits>(nx): rows of W per dot tile for nx rows of x,
 //   ZeroTerm, kGroupChunk, load_group_params (GroupParams below), Params<NW> = GroupParams<K, NW>,
 //   dot_group<Bits, NX, NW>(x, w, o, params, j, c0, c1, acc): acc[i][r] += x[i, c0:c1] .
@@ -113,7 +113,7 @@ struct QMatmulDriver {
   }
 
   static constexpr QMatmulOps ops() {
-    return QMatmulOps{&dot, &packed, K::kScaledGemv, K::kBlocking, K::kDotMaxRows};
+    return QMatmulOps{&dot, &packed, K::kScaledGemv, K::kTableGemv, K::kBlocking, K::kDotMaxRows};
   }
 };
 

@@ -1,6 +1,8 @@
-// The scaled AVX-512 4-bit GEMV (n = 1), chosen by qmatmul_avx512.cpp's dot kernel where it
-// applies (compiled with -mavx512f/bw/vl/dq).
+// The two chunked AVX-512 4-bit GEMVs (n = 1), scaled and table, run instead of
+// qmatmul_avx512.cpp's dot kernel where they apply (compiled with -mavx512f/bw/vl/dq). Both read
+// one W row at a time as 64-byte chunks of 16 dwords, from x rearranged once per call (below).
 //
+// Scaled (for CPUs that run FMAs on denormal operands at full speed, e.g. Zen 4):
 // The dot kernel (qmatmul_avx512.cpp) spends a widening and two permutes (shuffle-port uops)
 // per 32 weights and walks 8 rows at once (8 memory streams). At n = 1 this GEMV instead walks one
 // row at a time (one sequential stream, prefetched two lines at a time) and reads it a 64-byte
@@ -31,6 +33,16 @@
 // An AVX2 version (ymm, 64-column chunks) was tried: on Zen 4 it was no faster than the AVX2 dot
 // kernel (TinyLlama W4KV4 decode with WKVQ_ISA=avx2, 2 threads: 19.7-23.0 tok/s against
 // 21.5-25.3), so AVX2 keeps the dot kernel.
+//
+// Table (for the others, e.g. Intel cores, where denormal operands take microcode assists): the
+// same chunks and rearranged x (unscaled), and the dot kernel's table lookup: vpermps reads only
+// the low 4 bits of each index, so nibble j of every dword is looked up in the per-(row, group)
+// table T[k] = (k - z) s (exact) after one shift by 4j (none for j = 0): a shift, a permute and an
+// FMA per 16 weights, four accumulators per row. Against the dot kernel (8 rows side by side, 16
+// bytes of each at a time, a widening per 32 weights) it reads one sequential stream with 64-byte
+// loads, prefetched into L2 (kTablePrefetch). On this Intel Xeon VM, 1 thread (wkvq_qmatmul_bench
+// GemvCold, interleaved): 10.1-10.7 GB/s of codes against the dot kernel's 8.2-9.1 (2048 x 2048,
+// 5632 x 2048, 32000 x 2048); prefetching into L1 instead: 9.0, none: 6.1.
 #include <cstdint>
 
 #include "kernels/qgroups_avx512.h"
@@ -79,18 +91,24 @@ uint32_t max_abs_exponent(const float* x, int64_t cols) {
   return _mm512_reduce_max_epu32(m) >> 23;
 }
 
-// x rearranged and scaled (above) into xp; returns E = max(e, 0) + 24, max|x| < 2^e.
-int scale_x(const float* x, int64_t cols, uint32_t exp_field, float* xp) {
-  const int e = static_cast<int>(exp_field) - 126;
-  const int big_e = (e > 0 ? e : 0) + 24;
-  float mult[5];
-  for (int jj = 0; jj < 5; ++jj) mult[jj] = pow2(149 - 4 * jj - big_e);
+// x rearranged into the chunk layout, xp[128 c + 16 j + i] = x[128 c + chunk_col(i, j)] * m_j
+// with m_j = mult[j < 5 ? j : j - 5].
+void rearrange_x(const float* x, int64_t cols, const float (&mult)[5], float* xp) {
   for (int64_t c = 0; c < cols; c += kChunkCols) {
     for (int64_t j = 0; j < 8; ++j) {
       const float m = mult[j < 5 ? j : j - 5];
       for (int64_t i = 0; i < kLanes; ++i) xp[c + kLanes * j + i] = x[c + chunk_col(i, j)] * m;
     }
   }
+}
+
+// x rearranged and scaled (above) into xp; returns E = max(e, 0) + 24, max|x| < 2^e.
+int scale_x(const float* x, int64_t cols, uint32_t exp_field, float* xp) {
+  const int e = static_cast<int>(exp_field) - 126;
+  const int big_e = (e > 0 ? e : 0) + 24;
+  float mult[5];
+  for (int jj = 0; jj < 5; ++jj) mult[jj] = pow2(149 - 4 * jj - big_e);
+  rearrange_x(x, cols, mult, xp);
   return big_e;
 }
 
@@ -149,6 +167,54 @@ float chunk_row(const float* xp, const float* xg, float pow2_e, const QMatView& 
   return hsum(tot);
 }
 
+// ---- table GEMV ----
+
+// Prefetch distance along the stream of codes for the table GEMV, bytes, into L2 (see the top).
+constexpr int64_t kTablePrefetch = 3072;
+
+// W^ of nibble j (shifted down to bits 0..3 by the caller or not: vpermps reads bits 0..3) looked
+// up in the group's table t.
+inline __m512 lookup(__m512i v, __m512 t) { return _mm512_permutexvar_ps(v, t); }
+
+// y[o] = x . W^[o, :] from the rearranged x (xp, 64-byte aligned), by table lookups.
+float table_row(const float* xp, const QMatView& w, int64_t o) {
+  const uint8_t* row = w.codes + o * w.row_bytes;
+  const int64_t group = w.n_groups == 1 ? w.cols : w.group;
+  const __m512 k = _mm512_setr_ps(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+  __m512 a0 = _mm512_setzero_ps();
+  __m512 a1 = a0;
+  __m512 a2 = a0;
+  __m512 a3 = a0;
+  alignas(64) float s[kCoderChunk];
+  alignas(64) float neg_zs[kCoderChunk];
+  for (int64_t g0 = 0; g0 < w.n_groups; g0 += kCoderChunk) {
+    const int64_t ng = min64(kCoderChunk, w.n_groups - g0);
+    load_group_params(w, o, g0, ng, s, neg_zs);
+    for (int64_t g = g0; g < g0 + ng; ++g) {
+      // T[k] = (k - z) s, exact (z s exact, k s exact: 4-bit integers times an fp16 scale)
+      const __m512 t =
+          _mm512_fmadd_ps(k, _mm512_set1_ps(s[g - g0]), _mm512_set1_ps(neg_zs[g - g0]));
+      for (int64_t c = g * group; c < (g + 1) * group; c += kChunkCols) {
+        const uint8_t* p = row + c / 2;
+        const float* xc = xp + c;
+        _mm_prefetch(reinterpret_cast<const char*>(p) + kTablePrefetch, _MM_HINT_T1);
+        const __m512i v = _mm512_loadu_si512(p);
+        a0 = _mm512_fmadd_ps(_mm512_load_ps(xc), lookup(v, t), a0);
+        a1 = _mm512_fmadd_ps(_mm512_load_ps(xc + 16), lookup(_mm512_srli_epi32(v, 4), t), a1);
+        a2 = _mm512_fmadd_ps(_mm512_load_ps(xc + 32), lookup(_mm512_srli_epi32(v, 8), t), a2);
+        a3 = _mm512_fmadd_ps(_mm512_load_ps(xc + 48), lookup(_mm512_srli_epi32(v, 12), t), a3);
+        a0 = _mm512_fmadd_ps(_mm512_load_ps(xc + 64), lookup(_mm512_srli_epi32(v, 16), t), a0);
+        a1 = _mm512_fmadd_ps(_mm512_load_ps(xc + 80), lookup(_mm512_srli_epi32(v, 20), t), a1);
+        a2 = _mm512_fmadd_ps(_mm512_load_ps(xc + 96), lookup(_mm512_srli_epi32(v, 24), t), a2);
+        a3 = _mm512_fmadd_ps(_mm512_load_ps(xc + 112), lookup(_mm512_srli_epi32(v, 28), t), a3);
+      }
+    }
+  }
+  return hsum(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)));
+}
+
+// ---- the denormal probe ----
+
 // TSC cycles of `iters` rounds of 8 independent FMAs acc += b * c (acc stays near 1: normal).
 uint64_t fma_cycles(float b, int iters) {
   __m512 acc[8];
@@ -203,7 +269,23 @@ __attribute__((noinline)) void scaled_rows(const float* x, uint32_t ef, const QM
   for (int64_t o = o0; o < o1; ++o) y[o] = chunk_row(xp, xg, pow2_e, w, o);
 }
 
+// y[o0:o1] by table lookups.
+__attribute__((noinline)) void table_rows(const float* x, const QMatView& w, float* y, int64_t o0,
+                                          int64_t o1) {
+  alignas(64) float xp[kMaxCols];
+  const float one[5] = {1.0f, 1.0f, 1.0f, 1.0f, 1.0f};
+  rearrange_x(x, w.cols, one, xp);
+  for (int64_t o = o0; o < o1; ++o) y[o] = table_row(xp, w, o);
+}
+
 }  // namespace
+
+bool qmatmul_table_gemv_avx512(const float* x, const QMatView& w, float* y, int64_t o0,
+                               int64_t o1) {
+  if (!fits(w)) return false;
+  table_rows(x, w, y, o0, o1);
+  return true;
+}
 
 bool qmatmul_scaled_gemv_avx512(const float* x, const QMatView& w, float* y, int64_t o0,
                                 int64_t o1) {

@@ -63,10 +63,12 @@ inline constexpr int64_t kQDotRowBlock = 96;
 //   scaled_gemv: the scaled 4-bit GEMV (qmatmul_gemv_avx512.cpp) for y[o0:o1] of one row of x,
 //     when it applies to this W, x and FP mode; false (nothing written) when it does not. Null
 //     where the ISA has none.
+//   table_gemv: the table 4-bit GEMV (same file), likewise: false when W's shape does not fit.
 struct QMatmulOps {
   void (*dot)(const float* x, const QMatView& w, float* y, int64_t ldy, QBlock b);
   void (*packed)(const float* x, const QMatView& w, float* y, int64_t ldy, QBlock b, float* pack);
   bool (*scaled_gemv)(const float* x, const QMatView& w, float* y, int64_t o0, int64_t o1);
+  bool (*table_gemv)(const float* x, const QMatView& w, float* y, int64_t o0, int64_t o1);
   QGemmBlocking blocking;
   int64_t dot_max_rows;
 };
@@ -157,5 +159,6 @@ const QMatmulOps& qmatmul_ops_avx512();
 bool denormal_operands_are_fast();
 bool qmatmul_scaled_gemv_avx512(const float* x, const QMatView& w, float* y, int64_t o0,
                                 int64_t o1);
+bool qmatmul_table_gemv_avx512(const float* x, const QMatView& w, float* y, int64_t o0, int64_t o1);
 
 }  // namespace wkvq::detail

@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <cstdlib>
 #include <limits>
+#include <ostream>
 #include <random>
 #include <span>
 #include <string>
@@ -21,6 +22,7 @@
 #include "core/fp16.h"
 #include "core/parallel.h"
 #include "formats/weight_quant.h"
+#include "kernels/kernel_table.h"
 #include "test_support.h"
 
 namespace wkvq {
@@ -32,15 +34,16 @@ namespace {
 // roundings on term j's path, |y - exact| <= sum_j gamma(d_j) |x_j w^_j|, gamma(d) =
 // d u / (1 - d u), u = eps / 2 (Higham, 2nd ed., §3.1, §4.2), and d_j <= in for the reference
 // (sequential), the dot kernels (FMA lanes, then a log2 tree: ceil(in / L) + log2 L; with
-// per-group scaling ceil(g / L) + n_groups + log2 L; both <= in for in >= 32) and the packed
+// per-group scaling ceil(g / L) + n_groups + log2 L; both <= in for in >= 32; the table GEMV's
+// 4 x 16 lane chains: in / 64 + 2 + log2 16 <= in) and the packed
 // kernels (one FMA chain per output). Both sides within gamma(in) sum |t_j| of the exact
 // value: |y - y_ref| <= 2 gamma(in) sum_j |x_j w^_j| ~= in * eps * sum_j |x_j w^_j|.
 // kReorderBound is the factor on that: 1 / (1 - in u) < 1.0001 for in <= 1024, plus margin for the
 // double-precision evaluation of sum |t_j|.
-// The AVX-512 4-bit GEMV (n = 1) forms q_j x_j exactly and subtracts the zero point once per
+// The scaled AVX-512 4-bit GEMV (n = 1) forms q_j x_j exactly and subtracts the zero point once per
 // group (s sum_j q_j x_j - z s sum_j x_j): its rounded terms are |x_j| s q_j and |x_j| s z, so for
 // 4-bit GEMV cases sum |t_j| is taken as sum_j |x_j| s (q_j + z) (>= sum_j |x_j w^_j|; the same
-// gamma(in) argument, the reference's own error included).
+// gamma(in) argument, the reference's own error included; the other forms' terms are smaller).
 constexpr double kReorderBound = 1.01;
 
 double tolerance(int64_t in, double sum_abs_terms) {
@@ -87,13 +90,14 @@ QuantizedMatrix random_matrix(int64_t out, int64_t in, int bits, int64_t group, 
   return quantize_weights_ref(w.data(), out, in, bits, group);
 }
 
-// x uniform(-x_scale, x_scale).
-void check_case(Isa isa, int64_t n, int64_t in, int64_t out, int bits, int64_t group,
+// x uniform(-x_scale, x_scale), through the kernels of `t`.
+void check_case(const KernelTable& t, int64_t n, int64_t in, int64_t out, int bits, int64_t group,
                 int64_t misalign, uint32_t seed, float x_scale = 1.0f) {
   SCOPED_TRACE(::testing::Message()
-               << "isa=" << isa_name(isa) << " n=" << n << " in=" << in << " out=" << out
-               << " bits=" << bits << " g=" << group << " misalign=" << misalign
-               << " x_scale=" << x_scale << " seed=" << seed << " (rerun: WKVQ_TEST_SEED)");
+               << "isa=" << isa_name(t.isa) << " gemv=" << gemv_form_name(t.int4_gemv.form)
+               << " n=" << n << " in=" << in << " out=" << out << " bits=" << bits << " g=" << group
+               << " misalign=" << misalign << " x_scale=" << x_scale << " seed=" << seed
+               << " (rerun: WKVQ_TEST_SEED)");
   std::mt19937 rng(seed);
   const QuantizedMatrix w = random_matrix(out, in, bits, group, rng);
   std::vector<float> wh(static_cast<size_t>(out * in));
@@ -102,7 +106,7 @@ void check_case(Isa isa, int64_t n, int64_t in, int64_t out, int bits, int64_t g
   for (int64_t k = 0; k < n * in; ++k) x.data[k] *= x_scale;
   Buffer y(n * out + 1, misalign, rng);  // random garbage: kernels must not read y as input
   const float guard = y.data[n * out];
-  qmatmul(isa, x.data, n, w, y.data);
+  qmatmul(t, x.data, n, w, y.data);
   EXPECT_EQ(y.data[n * out], guard) << "wrote past y";
   int reported = 0;
   for (int64_t i = 0; i < n && reported < 5; ++i) {
@@ -125,15 +129,26 @@ void check_case(Isa isa, int64_t n, int64_t in, int64_t out, int bits, int64_t g
   }
 }
 
-// (isa, threads)
-using Params = std::tuple<Isa, int>;
+// An ISA and, for AVX-512, the form of its 4-bit GEMV: every form is tested on every CPU that
+// runs the ISA, whichever the process would pick (the scaled one is slow, not wrong, where
+// denormal operands are slow).
+struct Kernels {
+  Isa isa;
+  GemvForm form;
+};
+void PrintTo(const Kernels& k, std::ostream* os) {
+  *os << isa_name(k.isa) << " gemv " << gemv_form_name(k.form);
+}
+// (kernels, threads)
+using Params = std::tuple<Kernels, int>;
 
 class QmatmulTest : public ::testing::TestWithParam<Params> {
  protected:
   void SetUp() override {
     if (!isa_supported(isa())) GTEST_SKIP() << isa_name(isa()) << " not supported by this CPU";
   }
-  Isa isa() const { return std::get<0>(GetParam()); }
+  Isa isa() const { return std::get<0>(GetParam()).isa; }
+  KernelTable table() const { return with_gemv(kernel_table(isa()), std::get<0>(GetParam()).form); }
   int threads() const { return std::get<1>(GetParam()); }
 };
 
@@ -145,7 +160,7 @@ TEST_P(QmatmulTest, MatchesReferenceOverOddSizes) {
       for (const int64_t n : {1, 2, 3, 7, 33}) {
         for (const int64_t in : {32, 64, 96, 128, 200, 256, 512, 1000}) {
           for (const int64_t out : {1, 5, 17, 64}) {
-            check_case(isa(), n, in, out, bits, group, case_index % 2,
+            check_case(table(), n, in, out, bits, group, case_index % 2,
                        base_seed() + 7919u * case_index);
             ++case_index;
           }
@@ -160,15 +175,15 @@ TEST_P(QmatmulTest, MatchesReferenceOverOddSizes) {
 TEST_P(QmatmulTest, MatchesReferenceOverManyBlocks) {
   const ThreadCount tc(threads());
   for (const int bits : {4, 8}) {
-    check_case(isa(), 29, 600, 530, bits, 128, 1, base_seed() + 1u);
-    check_case(isa(), 1, 600, 530, bits, 64, 0, base_seed() + 2u);
-    check_case(isa(), 4, 1000, 70, bits, 0, 1, base_seed() + 3u);
+    check_case(table(), 29, 600, 530, bits, 128, 1, base_seed() + 1u);
+    check_case(table(), 1, 600, 530, bits, 64, 0, base_seed() + 2u);
+    check_case(table(), 4, 1000, 70, bits, 0, 1, base_seed() + 3u);
     // Rows of more than 16 groups (the GEMV converts scales 16 groups at a time) and as long as
     // TinyLlama's down projection.
-    check_case(isa(), 1, 2560, 37, bits, 128, 0, base_seed() + 9u);
-    check_case(isa(), 1, 5632, 21, bits, 256, 1, base_seed() + 10u);
+    check_case(table(), 1, 2560, 37, bits, 128, 0, base_seed() + 9u);
+    check_case(table(), 1, 5632, 21, bits, 256, 1, base_seed() + 10u);
     // Above every ISA's dot-kernel row limit: the packed kernels, with a partial register tile.
-    check_case(isa(), 77, 300, 200, bits, 64, 1, base_seed() + 8u);
+    check_case(table(), 77, 300, 200, bits, 64, 1, base_seed() + 8u);
   }
 }
 
@@ -177,9 +192,9 @@ TEST_P(QmatmulTest, OtherLayoutsFallBackToTheReference) {
   const ThreadCount tc(threads());
   EXPECT_FALSE(qmatmul_has_simd(isa(), make_quantized_matrix(1, 96, 4, 48)));
   EXPECT_EQ(qmatmul_has_simd(isa(), make_quantized_matrix(1, 96, 4, 32)), isa() != Isa::Reference);
-  check_case(isa(), 3, 96, 9, 4, 48, 1, base_seed() + 4u);
-  check_case(isa(), 5, 100, 9, 2, 32, 0, base_seed() + 5u);
-  check_case(isa(), 1, 100, 9, 3, 0, 0, base_seed() + 6u);
+  check_case(table(), 3, 96, 9, 4, 48, 1, base_seed() + 4u);
+  check_case(table(), 5, 100, 9, 2, 32, 0, base_seed() + 5u);
+  check_case(table(), 1, 100, 9, 3, 0, 0, base_seed() + 6u);
 }
 
 // The AVX-512 4-bit GEMV scales x by powers of two chosen from max|x| (2^-64 <= max|x| < 2^64;
@@ -190,8 +205,8 @@ TEST_P(QmatmulTest, GemvOverEveryInputMagnitude) {
   uint32_t seed = base_seed() + 11u;
   for (const float scale : {0.0f, 0x1p-100f, 0x1p-64f, 0x1p-63f, 0x1p-20f, 1.0f, 0x1p40f, 0x1p63f,
                             0x1p64f, 0x1p100f, 0x1p122f}) {
-    check_case(isa(), 1, 256, 37, 4, 128, 0, ++seed, scale);
-    check_case(isa(), 1, 384, 19, 4, 0, 1, ++seed, scale);
+    check_case(table(), 1, 256, 37, 4, 128, 0, ++seed, scale);
+    check_case(table(), 1, 384, 19, 4, 0, 1, ++seed, scale);
   }
 }
 
@@ -209,7 +224,7 @@ TEST_P(QmatmulTest, GemvPropagatesNanAndInf) {
     Buffer x(in, 0, rng);
     x.data[77] = bad;
     std::vector<float> y(static_cast<size_t>(out));
-    qmatmul(isa(), x.data, 1, w, y.data());
+    qmatmul(table(), x.data, 1, w, y.data());
     for (int64_t o = 0; o < out; ++o) {
       float want = 0.0f;
       for (int64_t k = 0; k < in; ++k) want += x.data[k] * wh[static_cast<size_t>(o * in + k)];
@@ -229,8 +244,8 @@ TEST_P(QmatmulTest, GemvIsExactUnderDenormalsAreZero) {
   constexpr unsigned kDaz = 1u << 6;
   const unsigned saved = _mm_getcsr();
   _mm_setcsr(saved | kDaz);
-  check_case(isa(), 1, 512, 40, 4, 128, 0, base_seed() + 13u);
-  check_case(isa(), 1, 256, 9, 4, 0, 1, base_seed() + 14u);
+  check_case(table(), 1, 512, 40, 4, 128, 0, base_seed() + 13u);
+  check_case(table(), 1, 256, 9, 4, 0, 1, base_seed() + 14u);
   _mm_setcsr(saved);
 }
 
@@ -244,11 +259,11 @@ TEST_P(QmatmulTest, ResultDoesNotDependOnThreadCount) {
     Buffer y2(n * 700, 0, rng);
     {
       const ThreadCount tc(1);
-      qmatmul(isa(), x.data, n, w, y1.data);
+      qmatmul(table(), x.data, n, w, y1.data);
     }
     {
       const ThreadCount tc(threads());
-      qmatmul(isa(), x.data, n, w, y2.data);
+      qmatmul(table(), x.data, n, w, y2.data);
     }
     for (int64_t j = 0; j < n * 700; ++j)
       ASSERT_EQ(y1.data[j], y2.data[j]) << "n=" << n << " " << j;
@@ -284,25 +299,31 @@ TEST_P(QmatmulTest, ManyMatricesEqualOneAtATime) {
         wp.push_back(&w);
         got.emplace_back(static_cast<size_t>(n * w.rows), -7.0f);
         want.emplace_back(static_cast<size_t>(n * w.rows));
-        qmatmul(isa(), x.data, n, w, want.back().data());
+        qmatmul(table(), x.data, n, w, want.back().data());
       }
       for (std::vector<float>& g : got) yp.push_back(g.data());
-      qmatmul_many(isa(), x.data, n, wp, yp);
+      qmatmul_many(table(), x.data, n, wp, yp);
       for (size_t k = 0; k < ws.size(); ++k) EXPECT_EQ(got[k], want[k]) << "matrix " << k;
     }
   }
 }
 
 std::string param_name(const ::testing::TestParamInfo<Params>& info) {
-  return std::string(isa_name(std::get<0>(info.param))) + "_threads" +
+  const Kernels k = std::get<0>(info.param);
+  return std::string(isa_name(k.isa)) + (k.form == GemvForm::Dot ? "" : "_") +
+         (k.form == GemvForm::Dot ? "" : gemv_form_name(k.form)) + "_threads" +
          std::to_string(std::get<1>(info.param));
 }
 
-INSTANTIATE_TEST_SUITE_P(AllIsas, QmatmulTest,
-                         ::testing::Combine(::testing::Values(Isa::Reference, Isa::Avx2,
-                                                              Isa::Avx512),
-                                            ::testing::Values(1, 2)),
-                         param_name);
+INSTANTIATE_TEST_SUITE_P(
+    AllIsas, QmatmulTest,
+    ::testing::Combine(::testing::Values(Kernels{Isa::Reference, GemvForm::Dot},
+                                         Kernels{Isa::Avx2, GemvForm::Dot},
+                                         Kernels{Isa::Avx512, GemvForm::Dot},
+                                         Kernels{Isa::Avx512, GemvForm::Scaled},
+                                         Kernels{Isa::Avx512, GemvForm::Table}),
+                       ::testing::Values(1, 2)),
+    param_name);
 
 TEST(QmatmulApi, EmptyProductsAndBadArguments) {
   const QuantizedMatrix w = make_quantized_matrix(0, 8, 4, 0);
