@@ -236,11 +236,13 @@ std::vector<std::pair<std::string, std::string>> kernel_table_entries(const Kern
     const detail::QMatmulOps& q = *t.qmatmul;
     const std::string rest = "dot n<=" + std::to_string(q.dot_max_rows) + ", packed " +
                              blocking_name(q.blocking.mr, q.blocking.nr);
-    const bool chunked = t.int4_gemv.form != GemvForm::Dot && q.scaled_gemv != nullptr;
+    const GemvForm form = t.int4_gemv.form;
+    const bool chunked = (form == GemvForm::Scaled  ? q.scaled_gemv != nullptr
+                          : form == GemvForm::Table ? q.table_gemv != nullptr
+                                                    : false);
     e.emplace_back(
         "qmatmul_int4",
-        isa + ": " +
-            (chunked ? "gemv " + std::string(gemv_form_name(t.int4_gemv.form)) + ", " : "") + rest);
+        isa + ": " + (chunked ? "gemv " + std::string(gemv_form_name(form)) + ", " : "") + rest);
     e.emplace_back("qmatmul_int4_decode", t.qgemv_q8 != nullptr
                                               ? "avx512_vnni: int8 activations, gemv n<=" +
                                                     std::to_string(q.dot_max_rows) +

@@ -40,9 +40,11 @@
 // table T[k] = (k - z) s (exact) after one shift by 4j (none for j = 0): a shift, a permute and an
 // FMA per 16 weights, four accumulators per row. Against the dot kernel (8 rows side by side, 16
 // bytes of each at a time, a widening per 32 weights) it reads one sequential stream with 64-byte
-// loads, prefetched into L2 (kTablePrefetch). On this Intel Xeon VM, 1 thread (wkvq_qmatmul_bench
-// GemvCold, interleaved): 10.1-10.7 GB/s of codes against the dot kernel's 8.2-9.1 (2048 x 2048,
-// 5632 x 2048, 32000 x 2048); prefetching into L1 instead: 9.0, none: 6.1.
+// loads, prefetched near and far (kPrefetchFar). On this Intel Xeon VM, 1 thread
+// (wkvq_qmatmul_bench GemvCold, interleaved): 10.2-11.1 GB/s of codes against the dot kernel's
+// 8.2-9.1 (2048 x 2048, 5632 x 2048, 32000 x 2048); prefetching into L1 alone: 9.0, none: 6.1.
+// Warm (W in L2): 12.8 GB/s against 14.0: the lookups' shifts and the per-row overheads cost more
+// than the dot kernel's widenings, but one stream feeds it better.
 #include <cstdint>
 
 #include "kernels/qgroups_avx512.h"
@@ -169,8 +171,12 @@ float chunk_row(const float* xp, const float* xg, float pow2_e, const QMatView& 
 
 // ---- table GEMV ----
 
-// Prefetch distance along the stream of codes for the table GEMV, bytes, into L2 (see the top).
-constexpr int64_t kTablePrefetch = 3072;
+// Prefetch along the stream of codes for the table GEMV: into L1 kPrefetch bytes ahead and into
+// L2/L3 kPrefetchFar ahead, as the int8 GEMV (qmatmul_q8_gemv_avx512vnni.cpp). On this Intel Xeon
+// VM, TinyLlama W4KV4 decode at 1 thread, 2-3 runs each, interleaved: 17.3-17.6 tok/s; 16.9-17.7
+// with 24 KB far; into L2 only: 16.7-17.5 at 6 KB ahead, 16.6-17.7 at 3 KB, 15.9-16.0 at 1.5 KB,
+// 15.4-16.3 at 12 KB.
+constexpr int64_t kPrefetchFar = 12288;
 
 // W^ of nibble j (shifted down to bits 0..3 by the caller or not: vpermps reads bits 0..3) looked
 // up in the group's table t.
@@ -197,7 +203,8 @@ float table_row(const float* xp, const QMatView& w, int64_t o) {
       for (int64_t c = g * group; c < (g + 1) * group; c += kChunkCols) {
         const uint8_t* p = row + c / 2;
         const float* xc = xp + c;
-        _mm_prefetch(reinterpret_cast<const char*>(p) + kTablePrefetch, _MM_HINT_T1);
+        _mm_prefetch(reinterpret_cast<const char*>(p) + kPrefetch, _MM_HINT_T0);
+        _mm_prefetch(reinterpret_cast<const char*>(p) + kPrefetchFar, _MM_HINT_T2);
         const __m512i v = _mm512_loadu_si512(p);
         a0 = _mm512_fmadd_ps(_mm512_load_ps(xc), lookup(v, t), a0);
         a1 = _mm512_fmadd_ps(_mm512_load_ps(xc + 16), lookup(_mm512_srli_epi32(v, 4), t), a1);
