@@ -31,6 +31,7 @@ import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -78,6 +79,11 @@ def parse_args():
     for path, what in ((a.gguf, "--gguf"), (a.wkvq, "--wkvq"), (a.shape, "--shape")):
         if not os.path.exists(path):
             p.error(f"{what} {path} does not exist")
+    # The tools run in a scratch folder (llama-batched-bench writes llama.log into its working
+    # folder), so every path they are given is made absolute here.
+    a.gguf, a.wkvq, a.shape = (os.path.abspath(x) for x in (a.gguf, a.wkvq, a.shape))
+    a.llama_cpp = os.path.abspath(a.llama_cpp)
+    a.ik_llama_cpp = os.path.abspath(a.ik_llama_cpp) if a.ik_llama_cpp else None
     a.threads = [int(t) for t in a.threads.split(",")]
     a.cells = [parse_cell(c, p) for c in a.cells.split(",")]
     a.wkvq_kv = [int(k) for k in a.wkvq_kv.split(",") if k]
@@ -106,7 +112,8 @@ def parse_cell(text, p):
 
 def run(cmd, env=None, with_stderr=False):
     t0 = time.time()
-    r = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    with tempfile.TemporaryDirectory(prefix="vs_llamacpp.") as scratch:
+        r = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=scratch)
     if r.returncode != 0:
         sys.exit(f"vs_llamacpp: {' '.join(cmd)} failed with exit {r.returncode}:\n{r.stderr[-2000:]}")
     return r.stdout + (r.stderr if with_stderr else ""), time.time() - t0
