@@ -182,6 +182,19 @@ const char* gemv_form_name(GemvForm form) {
   return "dot";
 }
 
+ChunkedGemv chunked_gemv(const KernelTable& t) {
+  if (t.qmatmul == nullptr) return nullptr;
+  switch (t.int4_gemv.form) {
+    case GemvForm::Scaled:
+      return t.qmatmul->scaled_gemv;
+    case GemvForm::Table:
+      return t.qmatmul->table_gemv;
+    case GemvForm::Dot:
+      break;
+  }
+  return nullptr;
+}
+
 KernelTable with_gemv(KernelTable t, GemvForm form) {
   WKVQ_REQUIRE(form == GemvForm::Dot || t.isa == Isa::Avx512, "kernels: the ", gemv_form_name(form),
                " int4 GEMV needs the AVX-512 kernels, not ", isa_name(t.isa));
@@ -236,13 +249,10 @@ std::vector<std::pair<std::string, std::string>> kernel_table_entries(const Kern
     const detail::QMatmulOps& q = *t.qmatmul;
     const std::string rest = "dot n<=" + std::to_string(q.dot_max_rows) + ", packed " +
                              blocking_name(q.blocking.mr, q.blocking.nr);
-    const GemvForm form = t.int4_gemv.form;
-    const bool chunked = (form == GemvForm::Scaled  ? q.scaled_gemv != nullptr
-                          : form == GemvForm::Table ? q.table_gemv != nullptr
-                                                    : false);
-    e.emplace_back(
-        "qmatmul_int4",
-        isa + ": " + (chunked ? "gemv " + std::string(gemv_form_name(form)) + ", " : "") + rest);
+    const std::string gemv = chunked_gemv(t) != nullptr
+                                 ? "gemv " + std::string(gemv_form_name(t.int4_gemv.form)) + ", "
+                                 : "";
+    e.emplace_back("qmatmul_int4", isa + ": " + gemv + rest);
     e.emplace_back("qmatmul_int4_decode", t.qgemv_q8 != nullptr
                                               ? "avx512_vnni: int8 activations, gemv n<=" +
                                                     std::to_string(q.dot_max_rows) +

@@ -46,6 +46,7 @@ struct QMatmulOps;
 struct KvQuantOps;
 struct KvAttendOps;
 struct QGemmQ8Ops;
+struct QMatView;
 }  // namespace detail
 
 // The AVX-512 int4 GEMV (n = 1) has three forms that round differently (qmatmul.h).
@@ -121,6 +122,12 @@ const KernelTable& kernel_table(Isa isa);
 KernelTable kernel_table(Isa isa, PrefillGemm gemm);
 // "dot", "scaled" or "table".
 const char* gemv_form_name(GemvForm form);
+// The chunked GEMV (n = 1) of t's int4 GEMV form: the scaled or table kernel (which returns false
+// where it does not apply, for the dot kernel to run), or null for the dot form or an ISA without
+// one.
+using ChunkedGemv = bool (*)(const float* x, const detail::QMatView& w, float* y, int64_t o0,
+                             int64_t o1);
+ChunkedGemv chunked_gemv(const KernelTable& t);
 // `t` with the int4 GEMV pinned to `form`; throws wkvq::Error for a chunked form (scaled, table)
 // where t's ISA is not Avx512.
 KernelTable with_gemv(KernelTable t, GemvForm form);

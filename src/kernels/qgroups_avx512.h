@@ -26,6 +26,15 @@ inline void load_group_params(const QMatView& w, int64_t row, int64_t g0, int64_
   _mm512_store_ps(neg_zs, _mm512_sub_ps(_mm512_setzero_ps(), _mm512_mul_ps(zv, sv)));
 }
 
+// The 4-bit lookup table of one (row, group): T[k] = (k - z) s for k = 0..15, exact (k s and z s
+// are 4-bit integers times an fp16 scale), from s and -z s. vpermps with a code in an index's low
+// 4 bits gives W^ (the dot kernel, qmatmul_avx512.cpp, and the table GEMV,
+// qmatmul_gemv_avx512.cpp).
+inline __m512 group_table(float s, float neg_zs) {
+  const __m512 k = _mm512_setr_ps(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+  return _mm512_fmadd_ps(k, _mm512_set1_ps(s), _mm512_set1_ps(neg_zs));
+}
+
 // Per group g of W rows [o, o + rows): s at params[g * 32 + r], z * s at params[g * 32 + 16 + r]
 // (rows >= `rows`: zero). z * s is exact (z < 16, s fp16), as in the int8 GEMM's panels. Shared
 // by the int8 GEMV (qmatmul_q8_gemv_avx512vnni.cpp) and the AMX int8 GEMM (qmatmul_q8_amx.cpp).

@@ -70,7 +70,7 @@ Plan plan_of(const KernelTable& table, GemmUse use, int64_t n, const QuantizedMa
     p.split = split_work(n, w.cols, w.rows, n, detail::kQ8GemvRows, kDotPartsPerThread);
   } else if (n <= p.ops->dot_max_rows) {
     p.dot = true;
-    const bool chunked = n == 1 && table.int4_gemv.form != GemvForm::Dot;
+    const bool chunked = n == 1 && chunked_gemv(table) != nullptr;
     p.split = split_work(n, w.cols, w.rows, n, detail::kQDotRowAlign,
                          chunked ? kChunkedGemvPartsPerThread : kDotPartsPerThread);
   } else if (table.int8_gemm_for(use) && qmatmul_q8_applies(w)) {
@@ -116,10 +116,7 @@ void run_task(const KernelTable& table, const float* x, const detail::Q8View& x8
     const int64_t floats = (q8.pack_bytes(x8.blocks, w.n_groups) + 3) / 4;
     q8.packed(x8, view, p.y, w.rows, b, reinterpret_cast<uint8_t*>(thread_pack_buffer(floats)));
   } else if (p.dot) {
-    const GemvForm form = n == 1 ? table.int4_gemv.form : GemvForm::Dot;
-    const auto gemv = form == GemvForm::Scaled  ? p.ops->scaled_gemv
-                      : form == GemvForm::Table ? p.ops->table_gemv
-                                                : nullptr;
+    const ChunkedGemv gemv = n == 1 ? chunked_gemv(table) : nullptr;
     if (gemv != nullptr && gemv(x, view, p.y, b.o0, b.o1)) return;
     p.ops->dot(x, view, p.y, w.rows, b);
   } else {

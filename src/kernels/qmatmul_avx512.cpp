@@ -42,8 +42,7 @@ template <int Bits>
 inline GroupCoder make_coder(float s, float neg_zs) {
   GroupCoder gc;
   if constexpr (Bits == 4) {
-    const __m512 k = _mm512_setr_ps(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
-    gc.a = _mm512_fmadd_ps(k, _mm512_set1_ps(s), _mm512_set1_ps(neg_zs));  // exact
+    gc.a = group_table(s, neg_zs);
     gc.b = gc.a;
   } else {
     gc.a = _mm512_set1_ps(s);

@@ -186,7 +186,6 @@ inline __m512 lookup(__m512i v, __m512 t) { return _mm512_permutexvar_ps(v, t); 
 float table_row(const float* xp, const QMatView& w, int64_t o) {
   const uint8_t* row = w.codes + o * w.row_bytes;
   const int64_t group = w.n_groups == 1 ? w.cols : w.group;
-  const __m512 k = _mm512_setr_ps(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
   __m512 a0 = _mm512_setzero_ps();
   __m512 a1 = a0;
   __m512 a2 = a0;
@@ -197,9 +196,7 @@ float table_row(const float* xp, const QMatView& w, int64_t o) {
     const int64_t ng = min64(kCoderChunk, w.n_groups - g0);
     load_group_params(w, o, g0, ng, s, neg_zs);
     for (int64_t g = g0; g < g0 + ng; ++g) {
-      // T[k] = (k - z) s, exact (z s exact, k s exact: 4-bit integers times an fp16 scale)
-      const __m512 t =
-          _mm512_fmadd_ps(k, _mm512_set1_ps(s[g - g0]), _mm512_set1_ps(neg_zs[g - g0]));
+      const __m512 t = group_table(s[g - g0], neg_zs[g - g0]);
       for (int64_t c = g * group; c < (g + 1) * group; c += kChunkCols) {
         const uint8_t* p = row + c / 2;
         const float* xc = xp + c;
