@@ -41,8 +41,9 @@
 // FMA per 16 weights, four accumulators per row. Against the dot kernel (8 rows side by side, 16
 // bytes of each at a time, a widening per 32 weights) it reads one sequential stream with 64-byte
 // loads, prefetched near and far (kPrefetchFar). On this Intel Xeon VM, 1 thread
-// (wkvq_qmatmul_bench GemvCold, interleaved): 10.2-11.1 GB/s of codes against the dot kernel's
-// 8.2-9.1 (2048 x 2048, 5632 x 2048, 32000 x 2048); prefetching into L1 alone: 9.0, none: 6.1.
+// (wkvq_qmatmul_bench GemvCold, interleaved): rows of 2048 columns 9.5-10.3 GB/s of codes against
+// the dot kernel's 7.1-8.2, rows of 5632 columns 10.0-10.1 against 9.2-9.7; prefetching into L1
+// alone: 9.0, none: 6.1 (the dot kernel then at 8.5-9.1).
 // Warm (W in L2): 12.8 GB/s against 14.0: the lookups' shifts and the per-row overheads cost more
 // than the dot kernel's widenings, but one stream feeds it better.
 #include <cstdint>
@@ -174,7 +175,7 @@ float chunk_row(const float* xp, const float* xg, float pow2_e, const QMatView& 
 // Prefetch along the stream of codes for the table GEMV: into L1 kPrefetch bytes ahead and into
 // L2/L3 kPrefetchFar ahead, as the int8 GEMV (qmatmul_q8_gemv_avx512vnni.cpp). On this Intel Xeon
 // VM, TinyLlama W4KV4 decode at 1 thread, 2-3 runs each, interleaved: 17.3-17.6 tok/s; 16.9-17.7
-// with 24 KB far; into L2 only: 16.7-17.5 at 6 KB ahead, 16.6-17.7 at 3 KB, 15.9-16.0 at 1.5 KB,
+// with 24 KB far; into L2 only: 16.7-17.5 at 6 KB ahead, 16.6-17.7 at 3 KB, 15.8-16.0 at 1.5 KB,
 // 15.4-16.3 at 12 KB.
 constexpr int64_t kPrefetchFar = 12288;
 
