@@ -29,20 +29,43 @@ Isa resolve_isa(const std::string& env) {
   return isa;
 }
 
+// What auto picks for `isa`'s int4 GEMV: the scaled form where FMAs on denormal operands are fast
+// (timed once), else the table form on AVX-512 and the dot kernel on AVX2.
+GemvForm auto_gemv(Isa isa) {
+  if (isa == Isa::Reference) return GemvForm::Dot;
+  if (detail::denormal_operands_are_fast()) return GemvForm::Scaled;
+  return isa == Isa::Avx512 ? GemvForm::Table : GemvForm::Dot;
+}
+
+// Whether `isa` has the int4 GEMV `form` (dot: every ISA; scaled: AVX2 and AVX-512; table:
+// AVX-512).
+bool has_gemv(Isa isa, GemvForm form) {
+  switch (form) {
+    case GemvForm::Scaled:
+      return isa != Isa::Reference;
+    case GemvForm::Table:
+      return isa == Isa::Avx512;
+    case GemvForm::Dot:
+      break;
+  }
+  return true;
+}
+
 GemvChoice resolve_gemv(Isa isa) {
   const char* env = std::getenv("WKVQ_GEMV");
   const std::string v = env == nullptr ? "" : env;
-  const bool avx512 = isa == Isa::Avx512;
-  if (v.empty() || v == "auto") {
-    if (!avx512) return {GemvForm::Dot, false};
-    return {detail::denormal_operands_are_fast() ? GemvForm::Scaled : GemvForm::Table, false};
-  }
-  WKVQ_REQUIRE(v == "scaled" || v == "table" || v == "dot", "WKVQ_GEMV=", v,
-               ": expected scaled, table, dot or auto (the int4 GEMV of the AVX-512 kernels)");
-  WKVQ_REQUIRE(v == "dot" || avx512, "WKVQ_GEMV=", v,
-               " needs the AVX-512 kernels, but this process runs ", isa_name(isa),
+  if (v.empty() || v == "auto") return {auto_gemv(isa), false};
+  WKVQ_REQUIRE(
+      v == "scaled" || v == "table" || v == "dot", "WKVQ_GEMV=", v,
+      ": expected scaled, table, dot or auto (the int4 GEMV of the AVX2 / AVX-512 kernels)");
+  const GemvForm form = v == "scaled"  ? GemvForm::Scaled
+                        : v == "table" ? GemvForm::Table
+                                       : GemvForm::Dot;
+  WKVQ_REQUIRE(has_gemv(isa, form), "WKVQ_GEMV=", v, " needs the ",
+               form == GemvForm::Table ? "AVX-512" : "AVX2 or AVX-512",
+               " kernels, but this process runs ", isa_name(isa),
                " (CPU or WKVQ_ISA); unset WKVQ_GEMV or use dot");
-  return {v == "scaled" ? GemvForm::Scaled : v == "table" ? GemvForm::Table : GemvForm::Dot, true};
+  return {form, true};
 }
 
 bool int8_gemm_supported(Isa isa) { return isa == Isa::Avx512 && avx512_vnni_supported(); }
@@ -156,7 +179,13 @@ const KernelTable& kernel_table(Isa isa) {
       return t;
     }
     case Isa::Avx2: {
-      static const KernelTable t = table_of(Isa::Avx2);
+      static const KernelTable t = [] {
+        KernelTable a = table_of(Isa::Avx2);
+        // The process's choice where it runs AVX2, else what auto picks for AVX2.
+        const GemvChoice process = kernel_table().int4_gemv;
+        a.int4_gemv = kernel_table().isa == Isa::Avx2 ? process : GemvChoice{auto_gemv(Isa::Avx2)};
+        return a;
+      }();
       return t;
     }
     case Isa::Avx512:
@@ -164,7 +193,8 @@ const KernelTable& kernel_table(Isa isa) {
   }
   static const KernelTable avx512 = [] {
     KernelTable t = table_of(Isa::Avx512);
-    t.int4_gemv = kernel_table().int4_gemv;  // the process's choice (Dot unless it runs AVX-512)
+    // The process's choice (where it runs AVX2 or the reference, a form AVX-512 has too).
+    t.int4_gemv = kernel_table().int4_gemv;
     return t;
   }();
   return avx512;
@@ -196,8 +226,9 @@ ChunkedGemv chunked_gemv(const KernelTable& t) {
 }
 
 KernelTable with_gemv(KernelTable t, GemvForm form) {
-  WKVQ_REQUIRE(form == GemvForm::Dot || t.isa == Isa::Avx512, "kernels: the ", gemv_form_name(form),
-               " int4 GEMV needs the AVX-512 kernels, not ", isa_name(t.isa));
+  WKVQ_REQUIRE(has_gemv(t.isa, form), "kernels: the ", gemv_form_name(form),
+               " int4 GEMV needs the ", form == GemvForm::Table ? "AVX-512" : "AVX2 or AVX-512",
+               " kernels, not ", isa_name(t.isa));
   t.int4_gemv = {form, true};
   return t;
 }

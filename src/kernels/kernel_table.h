@@ -5,8 +5,9 @@
 //
 //   WKVQ_ISA  = reference | avx2 | avx512   pins the ISA (default: the widest this CPU runs;
 //                                           one it lacks is an error)
-//   WKVQ_GEMV = scaled | table | dot | auto  pins the AVX-512 int4 GEMV form (default auto: a
-//                                           timing probe picks scaled or table, see qmatmul.h)
+//   WKVQ_GEMV = scaled | table | dot | auto  pins the int4 GEMV form (scaled: AVX2 or AVX-512;
+//                                           table: AVX-512; default auto: a timing probe picks
+//                                           scaled, else table / dot, see qmatmul.h)
 //   WKVQ_PREFILL_GEMM = f32 | int8 | auto    the int4 GEMM above the dot kernels' row limit
 //                                           (prefill): f32 activations, or int8 ones
 //                                           (kernels/qmatmul_q8.h; needs AVX512_VNNI), for
@@ -49,7 +50,7 @@ struct QGemmQ8Ops;
 struct QMatView;
 }  // namespace detail
 
-// The AVX-512 int4 GEMV (n = 1) has three forms that round differently (qmatmul.h).
+// The int4 GEMV (n = 1) has three forms that round differently (qmatmul.h).
 enum class GemvForm { Dot, Scaled, Table };
 struct GemvChoice {
   GemvForm form = GemvForm::Dot;
@@ -89,7 +90,7 @@ inline constexpr DecodeGemv kDefaultDecodeGemv = DecodeGemv::F32;
 struct KernelTable {
   Isa isa = Isa::Reference;
   bool isa_pinned = false;       // by WKVQ_ISA
-  GemvChoice int4_gemv;          // Dot unless isa is Avx512
+  GemvChoice int4_gemv;          // Dot for Isa::Reference
   PrefillGemmChoice int4_gemm;   // F32 unless isa is Avx512 and the CPU has AVX512_VNNI
   DecodeGemvChoice int4_decode;  // F32 unless isa is Avx512 and the CPU has AVX512_VNNI
   // The ISA's kernels; null for Isa::Reference (the scalar references of matmul.h, qmatmul.h,

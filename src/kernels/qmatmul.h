@@ -67,16 +67,17 @@ void qmatmul_many(Isa isa, const float* x, int64_t n, std::span<const QuantizedM
 void qmatmul_many(const KernelTable& table, const float* x, int64_t n,
                   std::span<const QuantizedMatrix* const> w, std::span<float* const> y);
 
-// The AVX-512 4-bit GEMV (n = 1) has three forms that round differently: the scaled and the
-// table GEMVs (qmatmul_gemv_avx512.cpp) and the dot kernel. The environment variable WKVQ_GEMV =
-// scaled | table | dot pins the choice; unset (or "auto") the scaled one is used when the CPU runs
-// FMAs on denormal operands at full speed and the table one otherwise, which a timing probe
+// The 4-bit GEMV (n = 1) has up to three forms that round differently: the scaled GEMV (AVX2:
+// qmatmul_gemv_avx2.cpp; AVX-512: qmatmul_gemv_avx512.cpp), the table GEMV (AVX-512) and the dot
+// kernel (every ISA). The environment variable WKVQ_GEMV = scaled | table | dot pins the choice;
+// unset (or "auto") the scaled one is used when the CPU runs FMAs on denormal operands at full
+// speed, otherwise the table one on AVX-512 and the dot kernel on AVX2, which a timing probe
 // decides once per process, so two runs of one binary could differ. With any choice the scaled
 // GEMV takes the dot kernel for an x it cannot scale (max|x| outside [2^-64, 2^64), NaN/Inf) or in
-// DAZ mode, and both chunked forms take it for rows that are not whole 128-column chunks or
-// groups: functions of the input and shape, not of timing. Other ISAs always use their dot kernel.
-// The choice is part of the kernel table (kernels/kernel_table.h: int4_gemv_choice,
-// kernel_summary).
+// DAZ mode, and both chunked forms take it for rows that are not whole chunks (64 columns on
+// AVX2, 128 on AVX-512) or groups: functions of the input and shape, not of timing. The reference
+// ISA has only its dot loop. The choice is part of the kernel table (kernels/kernel_table.h:
+// int4_gemv_choice, // kernel_summary).
 
 // Whether `isa` has a SIMD kernel for this matrix (otherwise qmatmul runs the reference).
 bool qmatmul_has_simd(Isa isa, const QuantizedMatrix& w);

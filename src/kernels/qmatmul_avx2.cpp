@@ -10,6 +10,7 @@
 //  - packed kernel: (q - z) * s (exact) packed into panels of 16 rows, 6 x 16 register tile.
 #include <immintrin.h>
 
+#include "kernels/qgroups_avx2.h"
 #include "kernels/qmatmul_impl.h"
 #include "kernels/simd_avx2.h"
 // (the ISA traits first: the driver templates use them)
@@ -31,32 +32,6 @@ struct GroupCoder {
 inline GroupCoder group_coder(const QMatView& w, int64_t row, int64_t g) {
   const int64_t i = row * w.n_groups + g;
   return GroupCoder{_mm256_set1_epi32(w.zeros[i]), _mm256_set1_ps(_cvtsh_ss(w.scales[i]))};
-}
-
-// Groups whose scales and zero points are converted together.
-constexpr int64_t kCoderChunk = kLanes;
-
-// Scales and zero points of groups [g0, g0 + count) of a row (count <= 8) into s[0:8], z[0:8].
-inline void load_group_params(const QMatView& w, int64_t row, int64_t g0, int64_t count, float* s,
-                              int32_t* z) {
-  const int64_t i = row * w.n_groups + g0;
-  __m128i sh;
-  __m128i zb;
-  if (count >= kCoderChunk) {
-    sh = _mm_loadu_si128(reinterpret_cast<const __m128i*>(w.scales + i));
-    zb = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(w.zeros + i));
-  } else {
-    alignas(16) uint16_t sbuf[kCoderChunk] = {};
-    alignas(16) uint8_t zbuf[16] = {};
-    for (int64_t k = 0; k < count; ++k) {
-      sbuf[k] = w.scales[i + k];
-      zbuf[k] = w.zeros[i + k];
-    }
-    sh = _mm_load_si128(reinterpret_cast<const __m128i*>(sbuf));
-    zb = _mm_load_si128(reinterpret_cast<const __m128i*>(zbuf));
-  }
-  _mm256_store_ps(s, _mm256_cvtph_ps(sh));
-  _mm256_store_si256(reinterpret_cast<__m256i*>(z), _mm256_cvtepu8_epi32(zb));
 }
 
 // q - z of the 32-column block at column c of a row, as exact floats: w[j] = columns
@@ -189,7 +164,7 @@ struct Kernels {
   static constexpr auto load_group_params = &detail::load_group_params;
   static constexpr QGemmBlocking kBlocking = kB;
   static constexpr int64_t kDotMaxRows = kQDotMaxRowsAvx2;
-  static constexpr auto kScaledGemv = nullptr;
+  static constexpr auto kScaledGemv = &qmatmul_scaled_gemv_avx2;
   static constexpr auto kTableGemv = nullptr;
 };
 

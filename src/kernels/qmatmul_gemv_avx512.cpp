@@ -30,9 +30,9 @@
 // streamed codes (a 2048-column x' reused for every segment reads 18 GB/s). Reading such rows
 // in 2048-column segments, 8 rows at a time, so that the x' segment stays in L1, was slower
 // still (8 interleaved streams: 8 GB/s); as were T1 and NTA prefetches.
-// An AVX2 version (ymm, 64-column chunks) was tried: on Zen 4 it was no faster than the AVX2 dot
-// kernel (TinyLlama W4KV4 decode with WKVQ_ISA=avx2, 2 threads: 19.7-23.0 tok/s against
-// 21.5-25.3), so AVX2 keeps the dot kernel.
+// The AVX2 scaled GEMV (qmatmul_gemv_avx2.cpp, ymm, 64-column chunks) was no faster than the AVX2
+// dot kernel on Zen 4 (TinyLlama W4KV4 decode with WKVQ_ISA=avx2, 2 threads: 19.7-23.0 tok/s
+// against 21.5-25.3), but 1.4x faster on Zen 1, whose dot kernel is compute-bound (that file).
 //
 // Table (for the others, e.g. Intel cores, where denormal operands take microcode assists): the
 // same chunks and rearranged x (unscaled), and the dot kernel's table lookup: vpermps reads only
@@ -48,6 +48,7 @@
 // than the dot kernel's widenings, but one stream feeds it better.
 #include <cstdint>
 
+#include "kernels/qgemv_chunks.h"
 #include "kernels/qgroups_avx512.h"
 #include "kernels/qmatmul_impl.h"
 #include "kernels/simd_avx512.h"
@@ -56,33 +57,9 @@ namespace wkvq::detail {
 namespace {
 
 constexpr int64_t kChunkCols = 8 * kLanes;  // one 64-byte load: 128 columns
-// Longest row: the rearranged x lives on the stack (64 KB).
-constexpr int64_t kMaxCols = 16384;
-constexpr int64_t kMaxGroups = kMaxCols / kChunkCols;
+constexpr int64_t kMaxGroups = kMaxChunkedCols / kChunkCols;
 // Prefetch distance along the stream of codes, bytes (measured on Zen 4: 2-4 KB best).
 constexpr int64_t kPrefetch = 3072;
-// x magnitudes the scaled path takes: 2^-64 <= max|x| < 2^64 (float exponent fields).
-constexpr uint32_t kMinExpField = 127 - 64;
-constexpr uint32_t kMaxExpField = 127 + 63;
-// MXCSR's denormals-are-zero bit: with it set the codes would read as 0.
-constexpr uint32_t kMxcsrDaz = 1u << 6;
-
-constexpr int64_t chunk_col(int64_t i, int64_t j) {
-  return 32 * (i / 4) + 16 * (j & 1) + 4 * (i % 4) + (j >> 1);
-}
-
-bool fits(const QMatView& w) {
-  return w.bits == 4 && w.cols % kChunkCols == 0 && w.cols <= kMaxCols &&
-         (w.n_groups == 1 || w.group % kChunkCols == 0);
-}
-
-// 2^k as a float, k in [-126, 127].
-inline float pow2(int k) {
-  const uint32_t bits = static_cast<uint32_t>(k + 127) << 23;
-  float f;
-  __builtin_memcpy(&f, &bits, sizeof f);
-  return f;
-}
 
 // Exponent field of max|x| (255 when x holds a NaN or an Inf).
 uint32_t max_abs_exponent(const float* x, int64_t cols) {
@@ -92,27 +69,6 @@ uint32_t max_abs_exponent(const float* x, int64_t cols) {
     m = _mm512_max_epu32(m, _mm512_and_si512(_mm512_loadu_si512(x + c), abs_mask));
   }
   return _mm512_reduce_max_epu32(m) >> 23;
-}
-
-// x rearranged into the chunk layout, xp[128 c + 16 j + i] = x[128 c + chunk_col(i, j)] * m_j
-// with m_j = mult[j < 5 ? j : j - 5].
-void rearrange_x(const float* x, int64_t cols, const float (&mult)[5], float* xp) {
-  for (int64_t c = 0; c < cols; c += kChunkCols) {
-    for (int64_t j = 0; j < 8; ++j) {
-      const float m = mult[j < 5 ? j : j - 5];
-      for (int64_t i = 0; i < kLanes; ++i) xp[c + kLanes * j + i] = x[c + chunk_col(i, j)] * m;
-    }
-  }
-}
-
-// x rearranged and scaled (above) into xp; returns E = max(e, 0) + 24, max|x| < 2^e.
-int scale_x(const float* x, int64_t cols, uint32_t exp_field, float* xp) {
-  const int e = static_cast<int>(exp_field) - 126;
-  const int big_e = (e > 0 ? e : 0) + 24;
-  float mult[5];
-  for (int jj = 0; jj < 5; ++jj) mult[jj] = pow2(149 - 4 * jj - big_e);
-  rearrange_x(x, cols, mult, xp);
-  return big_e;
 }
 
 // The group sums X_g of x.
@@ -218,58 +174,14 @@ float table_row(const float* xp, const QMatView& w, int64_t o) {
   return hsum(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)));
 }
 
-// ---- the denormal probe ----
-
-// TSC cycles of `iters` rounds of 8 independent FMAs acc += b * c (acc stays near 1: normal).
-uint64_t fma_cycles(float b, int iters) {
-  __m512 acc[8];
-  for (__m512& a : acc) a = _mm512_set1_ps(1.0f);
-  __m512 bv = _mm512_set1_ps(b);
-  const __m512 cv = _mm512_set1_ps(0x1p100f);
-  const uint64_t t0 = __rdtsc();
-  for (int i = 0; i < iters; ++i) {
-    __asm__ volatile("" : "+v"(bv));  // b is not a constant: each FMA runs
-#pragma GCC unroll 8
-    for (__m512& a : acc) a = _mm512_fmadd_ps(bv, cv, a);
-  }
-  const uint64_t t1 = __rdtsc();
-  __m512 sum = acc[0];
-  for (int k = 1; k < 8; ++k) sum = _mm512_add_ps(sum, acc[k]);
-  __asm__ volatile("" : : "v"(sum));
-  return t1 - t0;
-}
-
-}  // namespace
-
-// Whether FMAs with a denormal operand run about as fast as with normal ones, timed once per
-// process: best of 5 trials each way, "fast" within 2x. Zen 4: equal (measured); Intel cores take
-// microcode assists for denormal operands, ~100x slower, which would make this the slowest path.
-// qmatmul.cpp asks it only when WKVQ_GEMV does not pin the choice.
-__attribute__((noinline)) bool denormal_operands_are_fast() {
-  static const bool fast = [] {
-    constexpr int kIters = 512;
-    uint64_t normal = ~uint64_t{0};
-    uint64_t denormal = ~uint64_t{0};
-    for (int trial = 0; trial < 5; ++trial) {
-      const uint64_t n = fma_cycles(0x1p-20f, kIters);
-      const uint64_t d = fma_cycles(0x1p-140f, kIters);
-      normal = n < normal ? n : normal;
-      denormal = d < denormal ? d : denormal;
-    }
-    return denormal < 2 * normal;
-  }();
-  return fast;
-}
-
-namespace {
-
 // y[o0:o1] from x with max|x|'s exponent field ef (in range). Kept apart from the checks in
-// qmatmul_scaled_gemv_avx512: with the probe's code in the same function the loop ran 15 % slower.
+// qmatmul_scaled_gemv_avx512: with the denormal probe's code (then in this file) in the same
+// function the loop ran 15 % slower.
 __attribute__((noinline)) void scaled_rows(const float* x, uint32_t ef, const QMatView& w, float* y,
                                            int64_t o0, int64_t o1) {
-  alignas(64) float xp[kMaxCols];
+  alignas(64) float xp[kMaxChunkedCols];
   alignas(64) float xg[kMaxGroups];
-  const float pow2_e = pow2(scale_x(x, w.cols, ef, xp));
+  const float pow2_e = pow2(scale_x<kLanes>(x, w.cols, ef, xp));
   group_sums(x, w, xg);
   for (int64_t o = o0; o < o1; ++o) y[o] = chunk_row(xp, xg, pow2_e, w, o);
 }
@@ -277,9 +189,9 @@ __attribute__((noinline)) void scaled_rows(const float* x, uint32_t ef, const QM
 // y[o0:o1] by table lookups.
 __attribute__((noinline)) void table_rows(const float* x, const QMatView& w, float* y, int64_t o0,
                                           int64_t o1) {
-  alignas(64) float xp[kMaxCols];
+  alignas(64) float xp[kMaxChunkedCols];
   const float one[5] = {1.0f, 1.0f, 1.0f, 1.0f, 1.0f};
-  rearrange_x(x, w.cols, one, xp);
+  rearrange_x<kLanes>(x, w.cols, one, xp);
   for (int64_t o = o0; o < o1; ++o) y[o] = table_row(xp, w, o);
 }
 
@@ -287,14 +199,14 @@ __attribute__((noinline)) void table_rows(const float* x, const QMatView& w, flo
 
 bool qmatmul_table_gemv_avx512(const float* x, const QMatView& w, float* y, int64_t o0,
                                int64_t o1) {
-  if (!fits(w)) return false;
+  if (!chunks_fit<kLanes>(w)) return false;
   table_rows(x, w, y, o0, o1);
   return true;
 }
 
 bool qmatmul_scaled_gemv_avx512(const float* x, const QMatView& w, float* y, int64_t o0,
                                 int64_t o1) {
-  if (!fits(w) || (_mm_getcsr() & kMxcsrDaz) != 0) return false;
+  if (!chunks_fit<kLanes>(w) || (_mm_getcsr() & kMxcsrDaz) != 0) return false;
   const uint32_t ef = max_abs_exponent(x, w.cols);
   if (ef < kMinExpField || ef > kMaxExpField) return false;
   scaled_rows(x, ef, w, y, o0, o1);

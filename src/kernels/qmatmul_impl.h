@@ -60,10 +60,12 @@ inline constexpr int64_t kQDotRowBlock = 96;
 //   dot: W decoded in registers for every 4 rows of x; for n <= dot_max_rows.
 //   packed: W dequantized once into panels; `pack` holds qpack_floats(blocking) floats,
 //     64-byte aligned.
-//   scaled_gemv: the scaled 4-bit GEMV (qmatmul_gemv_avx512.cpp) for y[o0:o1] of one row of x,
+//   scaled_gemv: the scaled 4-bit GEMV (qmatmul_gemv_avx2.cpp, qmatmul_gemv_avx512.cpp) for
+//     y[o0:o1] of one row of x,
 //     when it applies to this W, x and FP mode; false (nothing written) when it does not. Null
 //     where the ISA has none.
-//   table_gemv: the table 4-bit GEMV (same file), likewise: false when W's shape does not fit.
+//   table_gemv: the table 4-bit GEMV (qmatmul_gemv_avx512.cpp), likewise: false when W's shape
+//     does not fit.
 struct QMatmulOps {
   void (*dot)(const float* x, const QMatView& w, float* y, int64_t ldy, QBlock b);
   void (*packed)(const float* x, const QMatView& w, float* y, int64_t ldy, QBlock b, float* pack);
@@ -155,8 +157,9 @@ const QMatmulOps& qmatmul_ops_avx2();
 const QMatmulOps& qmatmul_ops_avx512();
 
 // Whether FMAs with a denormal operand run about as fast as with normal ones on this CPU (timed
-// once per process; qmatmul_gemv_avx512.cpp).
+// once per process; qmatmul_gemv_avx2.cpp): whether auto picks the scaled GEMVs.
 bool denormal_operands_are_fast();
+bool qmatmul_scaled_gemv_avx2(const float* x, const QMatView& w, float* y, int64_t o0, int64_t o1);
 bool qmatmul_scaled_gemv_avx512(const float* x, const QMatView& w, float* y, int64_t o0,
                                 int64_t o1);
 bool qmatmul_table_gemv_avx512(const float* x, const QMatView& w, float* y, int64_t o0, int64_t o1);

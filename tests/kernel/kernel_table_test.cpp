@@ -159,17 +159,34 @@ TEST(KernelTable, AmxInt8GemmOnlyWhereUsable) {
       << "AMX only changes how the int8 GEMM runs, not whether it does";
 }
 
+// The int4 GEMV forms exist where the ISA has their kernels (dot everywhere, scaled on AVX2 and
+// AVX-512, table on AVX-512); asking for one elsewhere is an error naming what it needs.
+TEST(KernelTable, GemvFormsExistWhereTheIsaHasThem) {
+  EXPECT_THROW(with_gemv(kernel_table(Isa::Reference), GemvForm::Scaled), Error);
+  EXPECT_EQ(with_gemv(kernel_table(Isa::Reference), GemvForm::Dot).int4_gemv.form, GemvForm::Dot);
+  if (!isa_supported(Isa::Avx2)) GTEST_SKIP() << "no AVX2 on this CPU";
+  const KernelTable& avx2 = kernel_table(Isa::Avx2);
+  EXPECT_NE(chunked_gemv(with_gemv(avx2, GemvForm::Scaled)), nullptr);
+  EXPECT_EQ(chunked_gemv(with_gemv(avx2, GemvForm::Dot)), nullptr);
+  try {
+    with_gemv(avx2, GemvForm::Table);
+    ADD_FAILURE() << "the table GEMV on AVX2 was accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("AVX-512"), std::string::npos) << e.what();
+  }
+}
+
 TEST(KernelTable, SummaryNamesTheIsaAndTheGemvForm) {
   const KernelTable& t = kernel_table();
   const std::string s = kernel_summary();
   EXPECT_NE(s.find(std::string("isa ") + isa_name(t.isa)), std::string::npos) << s;
   EXPECT_NE(s.find(std::string("gemv ") + gemv_form_name(t.int4_gemv.form)), std::string::npos)
       << s;
-  if (t.isa != Isa::Avx512) {
+  if (t.isa == Isa::Reference) {
     EXPECT_EQ(t.int4_gemv.form, GemvForm::Dot);
-  } else if (!t.int4_gemv.pinned) {  // the probe picks one of the chunked forms
-    EXPECT_EQ(t.int4_gemv.form,
-              detail::denormal_operands_are_fast() ? GemvForm::Scaled : GemvForm::Table);
+  } else if (!t.int4_gemv.pinned) {  // the probe picks the scaled form or the ISA's other one
+    const GemvForm other = t.isa == Isa::Avx512 ? GemvForm::Table : GemvForm::Dot;
+    EXPECT_EQ(t.int4_gemv.form, detail::denormal_operands_are_fast() ? GemvForm::Scaled : other);
   }
   EXPECT_NE(
       s.find(t.int4_gemm.form == PrefillGemm::Int8 ? "prefill gemm int8" : "prefill gemm f32"),

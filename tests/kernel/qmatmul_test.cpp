@@ -40,10 +40,11 @@ namespace {
 // value: |y - y_ref| <= 2 gamma(in) sum_j |x_j w^_j| ~= in * eps * sum_j |x_j w^_j|.
 // kReorderBound is the factor on that: 1 / (1 - in u) < 1.0001 for in <= 1024, plus margin for the
 // double-precision evaluation of sum |t_j|.
-// The scaled AVX-512 4-bit GEMV (n = 1) forms q_j x_j exactly and subtracts the zero point once per
-// group (s sum_j q_j x_j - z s sum_j x_j): its rounded terms are |x_j| s q_j and |x_j| s z, so for
-// 4-bit GEMV cases sum |t_j| is taken as sum_j |x_j| s (q_j + z) (>= sum_j |x_j w^_j|; the same
-// gamma(in) argument, the reference's own error included; the other forms' terms are smaller).
+// The scaled 4-bit GEMVs (AVX2, AVX-512; n = 1) form q_j x_j exactly and subtracts the zero point
+// once per group (s sum_j q_j x_j - z s sum_j x_j): its rounded terms are |x_j| s q_j and |x_j| s
+// z, so for 4-bit GEMV cases sum |t_j| is taken as sum_j |x_j| s (q_j + z) (>= sum_j |x_j w^_j|;
+// the same gamma(in) argument, the reference's own error included; the other forms' terms are
+// smaller).
 constexpr double kReorderBound = 1.01;
 
 double tolerance(int64_t in, double sum_abs_terms) {
@@ -129,9 +130,9 @@ void check_case(const KernelTable& t, int64_t n, int64_t in, int64_t out, int bi
   }
 }
 
-// An ISA and, for AVX-512, the form of its 4-bit GEMV: every form is tested on every CPU that
-// runs the ISA, whichever the process would pick (the scaled one is slow, not wrong, where
-// denormal operands are slow).
+// An ISA and the form of its 4-bit GEMV (AVX2: dot, scaled; AVX-512: dot, scaled, table): every
+// form is tested on every CPU that runs the ISA, whichever the process would pick (the scaled one
+// is slow, not wrong, where denormal operands are slow).
 struct Kernels {
   Isa isa;
   GemvForm form;
@@ -197,7 +198,7 @@ TEST_P(QmatmulTest, OtherLayoutsFallBackToTheReference) {
   check_case(table(), 1, 100, 9, 3, 0, 0, base_seed() + 6u);
 }
 
-// The AVX-512 4-bit GEMV scales x by powers of two chosen from max|x| (2^-64 <= max|x| < 2^64;
+// The scaled 4-bit GEMVs scale x by powers of two chosen from max|x| (2^-64 <= max|x| < 2^64;
 // outside that, and for x = 0, the dot kernel): both sides of each limit, and far beyond (short of
 // denormal x, where the error model above, which assumes no underflow, does not hold).
 TEST_P(QmatmulTest, GemvOverEveryInputMagnitude) {
@@ -319,6 +320,7 @@ INSTANTIATE_TEST_SUITE_P(
     AllIsas, QmatmulTest,
     ::testing::Combine(::testing::Values(Kernels{Isa::Reference, GemvForm::Dot},
                                          Kernels{Isa::Avx2, GemvForm::Dot},
+                                         Kernels{Isa::Avx2, GemvForm::Scaled},
                                          Kernels{Isa::Avx512, GemvForm::Dot},
                                          Kernels{Isa::Avx512, GemvForm::Scaled},
                                          Kernels{Isa::Avx512, GemvForm::Table}),
