@@ -22,10 +22,12 @@
 // SIMD kernels (AVX2, AVX-512) cover bits 4 and 8 when every group starts on a 32-column block
 // (group % 32 == 0, or one group per row: g = 0 or g >= in); anything else runs the reference.
 // Accuracy: every kernel forms each product x_j w^_j from exact parts (W^ = (q - z) s is exact in
-// f32; the AVX2 GEMV sums x_j (q_j - z) per group and multiplies by s once per group), so the only
-// difference from the reference is rounding order: |y - y_ref| <= ~in * eps * sum_j |x_j w^_j|.
-// The AVX-512 4-bit GEMV sums q_j x_j and subtracts z s sum_j x_j once per group: its bound has
-// |x_j| s (q_j + z) in place of |x_j w^_j| (derivations in tests/kernel/qmatmul_test.cpp).
+// f32; the AVX2 dot kernel sums x_j (q_j - z) per group and multiplies by s once per group), so
+// the only difference from the reference is rounding order:
+// |y - y_ref| <= ~in * eps * sum_j |x_j w^_j|.
+// The scaled 4-bit GEMVs (AVX2, AVX-512) sum q_j x_j and subtract z s sum_j x_j once per group:
+// their bound has |x_j| s (q_j + z) in place of |x_j w^_j| (derivations in
+// tests/kernel/qmatmul_test.cpp).
 // Results do not depend on the thread count.
 #pragma once
 
