@@ -1,6 +1,7 @@
 // The layout shared by the chunked 4-bit GEMVs (n = 1) of every ISA (qmatmul_gemv_avx2.cpp,
 // qmatmul_gemv_avx512.cpp), and the scaling of x for their scaled form: scalar code, written once
-// for L lanes (8 for AVX2, 16 for AVX-512).
+// for L lanes (8 for AVX2, 16 for AVX-512), and the group sums of x over the ISA's vector traits S
+// (kernels/simd_*.h).
 //
 // A chunk is one L-dword load of a W row's codes: 8 L columns, four Q4Blocks per 16 lanes. Lane i
 // holds bytes 4 (i % 4) .. 4 (i % 4) + 3 of Q4Block i / 4, whose byte k holds columns k (low
@@ -68,6 +69,17 @@ int scale_x(const float* x, int64_t cols, uint32_t exp_field, float* xp) {
   for (int jj = 0; jj < 5; ++jj) mult[jj] = pow2(149 - 4 * jj - big_e);
   rearrange_x<L>(x, cols, mult, xp);
   return big_e;
+}
+
+// The group sums X_g of x for the scaled form, lane by lane over S::kLanes, then S::hsum.
+template <class S>
+void group_sums(const float* x, const QMatView& w, float* xg) {
+  const int64_t group = w.n_groups == 1 ? w.cols : w.group;
+  for (int64_t g = 0; g < w.n_groups; ++g) {
+    typename S::F s = S::zero();
+    for (int64_t c = g * group; c < (g + 1) * group; c += S::kLanes) s = S::add(s, S::loadu(x + c));
+    xg[g] = S::hsum(s);
+  }
 }
 
 }  // namespace

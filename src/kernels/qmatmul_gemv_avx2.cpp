@@ -46,18 +46,6 @@ uint32_t max_abs_exponent(const float* x, int64_t cols) {
   return top >> 23;
 }
 
-// The group sums X_g of x.
-void group_sums(const float* x, const QMatView& w, float* xg) {
-  const int64_t group = w.n_groups == 1 ? w.cols : w.group;
-  for (int64_t g = 0; g < w.n_groups; ++g) {
-    __m256 s = _mm256_setzero_ps();
-    for (int64_t c = g * group; c < (g + 1) * group; c += kLanes) {
-      s = _mm256_add_ps(s, _mm256_loadu_ps(x + c));
-    }
-    xg[g] = hsum(s);
-  }
-}
-
 // Four lane-wise chains of sum_j q_j x'_j (the sums of one group).
 struct Chains {
   __m256 a = _mm256_setzero_ps();
@@ -168,7 +156,7 @@ __attribute__((noinline)) void scaled_rows(const float* x, uint32_t ef, const QM
   alignas(32) float xp[kMaxChunkedCols];
   alignas(32) float xg[kMaxGroups];
   const float pow2_e = pow2(scale_x<kLanes>(x, w.cols, ef, xp));
-  group_sums(x, w, xg);
+  group_sums<Avx2>(x, w, xg);
   for (int64_t o = o0; o < o1; ++o) y[o] = chunk_row(xp, xg, pow2_e, w, o);
 }
 

@@ -71,18 +71,6 @@ uint32_t max_abs_exponent(const float* x, int64_t cols) {
   return _mm512_reduce_max_epu32(m) >> 23;
 }
 
-// The group sums X_g of x.
-void group_sums(const float* x, const QMatView& w, float* xg) {
-  const int64_t group = w.n_groups == 1 ? w.cols : w.group;
-  for (int64_t g = 0; g < w.n_groups; ++g) {
-    __m512 s = _mm512_setzero_ps();
-    for (int64_t c = g * group; c < (g + 1) * group; c += kLanes) {
-      s = _mm512_add_ps(s, _mm512_loadu_ps(x + c));
-    }
-    xg[g] = hsum(s);
-  }
-}
-
 // sum_j q_j x'_j of one 128-column chunk (codes p), lane by lane.
 inline __m512 chunk_dot(const uint8_t* p, const float* xc) {
   const __m512i m0 = _mm512_set1_epi32(0xF);
@@ -182,7 +170,7 @@ __attribute__((noinline)) void scaled_rows(const float* x, uint32_t ef, const QM
   alignas(64) float xp[kMaxChunkedCols];
   alignas(64) float xg[kMaxGroups];
   const float pow2_e = pow2(scale_x<kLanes>(x, w.cols, ef, xp));
-  group_sums(x, w, xg);
+  group_sums<Avx512>(x, w, xg);
   for (int64_t o = o0; o < o1; ++o) y[o] = chunk_row(xp, xg, pow2_e, w, o);
 }
 
