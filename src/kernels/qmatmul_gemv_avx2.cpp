@@ -4,15 +4,15 @@
 //
 // The AVX2 dot kernel decodes 32 weights with two widenings, four ANDs or shifts, four integer
 // subtractions and four conversions before its four FMAs: on a core that splits each ymm
-// operation in two 128-bit halves (Zen 1) that is about 2.3 weights per cycle, a third of what
-// its memory delivers. This GEMV is the AVX-512 scaled GEMV (qmatmul_gemv_avx512.cpp) on 8
-// lanes: one W row at a time as 32-byte chunks of 8 dwords (64 columns, two Q4Blocks; layout and
-// scaling of x in kernels/qgemv_chunks.h), nibble j of every dword isolated with one AND (plus
-// one shift per chunk for nibbles 5..7) and read as the denormal q * 2^(4j - 149), one FMA per 8
-// weights against x scaled by 2^(149 - 4j - E); per group y += s 2^E A_g, and
-// y -= sum_g z_g s_g X_g with the group sums X_g of x. Its rounding is the AVX-512 scaled form's
-// (kernels/qmatmul.h). Where FMAs on denormal operands are slow (Intel cores), the dot kernel
-// stays: kernels/kernel_table.cpp asks the probe below.
+// operation in two 128-bit halves (Zen 1) it read 2.8-3.0 GB/s of codes at 1 thread
+// (wkvq_qmatmul_bench GemvCold), against 20-24 GB/s of memory; this GEMV 5.1-5.3. This GEMV is the
+// AVX-512 scaled GEMV (qmatmul_gemv_avx512.cpp) on 8 lanes: one W row at a time as 32-byte chunks
+// of 8 dwords (64 columns, two Q4Blocks; layout and scaling of x in kernels/qgemv_chunks.h), nibble
+// j of every dword isolated with one AND (plus one shift per chunk for nibbles 5..7) and read as
+// the denormal q * 2^(4j - 149), one FMA per 8 weights against x scaled by 2^(149 - 4j - E); per
+// group y += s 2^E A_g, and y -= sum_g z_g s_g X_g with the group sums X_g of x. Its rounding is
+// the AVX-512 scaled form's (kernels/qmatmul.h). Where FMAs on denormal operands are slow (Intel
+// cores), the dot kernel stays: kernels/kernel_table.cpp asks the probe below.
 #include <immintrin.h>
 #include <x86intrin.h>
 
