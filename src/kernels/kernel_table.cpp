@@ -68,46 +68,65 @@ GemvChoice resolve_gemv(Isa isa) {
   return {form, true};
 }
 
-bool int8_gemm_supported(Isa isa) { return isa == Isa::Avx512 && avx512_vnni_supported(); }
+// Whether `isa`'s table has the int8-activation kernels (qmatmul_q8.h): the AVX2 ones, or the
+// AVX-512 ones where the CPU has AVX512_VNNI.
+bool int8_supported(Isa isa) {
+  return isa == Isa::Avx2 || (isa == Isa::Avx512 && avx512_vnni_supported());
+}
+
+// "needs the AVX2 kernels, or ..." and what this process lacks, for the errors.
+std::string int8_needs(Isa isa) {
+  return std::string("needs the AVX2 kernels, or the AVX-512 kernels with AVX512_VNNI, but ") +
+         "this process runs " + isa_name(isa) +
+         (isa == Isa::Avx512 ? " on a CPU without AVX512_VNNI (WKVQ_ISA=avx2 runs the AVX2 ones)"
+                             : "");
+}
 
 // One of the two int8-activation switches (WKVQ_PREFILL_GEMM, WKVQ_DECODE_GEMV = f32 | int8 |
-// auto): {int8, pinned}; auto takes `auto_int8` where the CPU runs the int8 kernels. `what` names
-// the product in the errors.
+// auto): {int8, pinned}; auto takes `auto_int8`. `what` names the product in the errors.
 std::pair<bool, bool> resolve_int8_env(const char* var, Isa isa, bool auto_int8, const char* what) {
   const char* env = std::getenv(var);
   const std::string v = env == nullptr ? "" : env;
-  if (v.empty() || v == "auto") return {auto_int8 && int8_gemm_supported(isa), false};
+  if (v.empty() || v == "auto") return {auto_int8, false};
   WKVQ_REQUIRE(v == "f32" || v == "int8", var, "=", v, ": expected f32, int8 or auto (", what, ")");
-  WKVQ_REQUIRE(v == "f32" || int8_gemm_supported(isa), var, "=int8 needs the AVX-512 ",
-               "kernels and AVX512_VNNI, but this process runs ", isa_name(isa),
-               avx512_vnni_supported() ? "" : " on a CPU without AVX512_VNNI", "; unset ", var,
+  WKVQ_REQUIRE(v == "f32" || int8_supported(isa), var, "=int8 ", int8_needs(isa), "; unset ", var,
                " or use f32");
   return {v == "int8", true};
 }
 
+// Where auto gives prompts the int8 GEMM: with AVX512_VNNI (1 multiply-add instruction per 64
+// weights). The AVX2 int8 GEMM is only asked for (see README "Prefill").
+bool prefill_int8_by_default(Isa isa) { return isa == Isa::Avx512 && avx512_vnni_supported(); }
+
 PrefillGemmChoice resolve_prefill_gemm(Isa isa) {
   const auto [int8, pinned] =
-      resolve_int8_env("WKVQ_PREFILL_GEMM", isa, kDefaultPrefillGemm == PrefillGemm::Int8,
+      resolve_int8_env("WKVQ_PREFILL_GEMM", isa,
+                       kDefaultPrefillGemm == PrefillGemm::Int8 && prefill_int8_by_default(isa),
                        "the int4 GEMM of prefill");
   return {int8 ? PrefillGemm::Int8 : PrefillGemm::F32, pinned};
 }
 
 DecodeGemvChoice resolve_decode_gemv(Isa isa) {
   const auto [int8, pinned] = resolve_int8_env(
-      "WKVQ_DECODE_GEMV", isa, kDefaultDecodeGemv == DecodeGemv::Int8, "the int4 GEMV of decode");
+      "WKVQ_DECODE_GEMV", isa, kDefaultDecodeGemv == DecodeGemv::Int8 && int8_supported(isa),
+      "the int4 GEMV of decode");
   return {int8 ? DecodeGemv::Int8 : DecodeGemv::F32, pinned};
 }
 
 // An explicit table's int8 kernel (tests, benchmarks): only where the CPU runs it.
 void require_int8(bool int8, Isa isa, const char* what) {
-  WKVQ_REQUIRE(!int8 || int8_gemm_supported(isa), "kernels: the int8 ", what,
-               " needs the AVX-512 kernels and AVX512_VNNI, not available with ", isa_name(isa),
-               " on this CPU");
+  WKVQ_REQUIRE(!int8 || int8_supported(isa), "kernels: the int8 ", what, " ", int8_needs(isa));
+}
+
+// The int8 kernels of `isa`'s table (int8_supported(isa)); the GEMM on AMX tiles with `amx`.
+const detail::QGemmQ8Ops* int8_ops(Isa isa, bool amx) {
+  if (isa == Isa::Avx2) return &detail::qgemm_q8_ops_avx2();
+  return amx ? &detail::qgemm_q8_ops_amx() : &detail::qgemm_q8_ops_avx512vnni();
 }
 
 void set_decode_gemv(KernelTable& t, DecodeGemvChoice c) {
   t.int4_decode = c;
-  t.qgemv_q8 = c.form == DecodeGemv::Int8 ? &detail::qgemm_q8_ops_avx512vnni() : nullptr;
+  t.qgemv_q8 = c.form == DecodeGemv::Int8 ? int8_ops(t.isa, false) : nullptr;
 }
 
 // WKVQ_AMX = on | off | auto: whether the int8 GEMM runs on AMX tiles (auto: where usable).
@@ -126,9 +145,7 @@ bool resolve_amx(Isa isa) {
 
 void set_prefill_gemm(KernelTable& t, PrefillGemmChoice c) {
   t.int4_gemm = c;
-  t.qgemm_q8 = c.form != PrefillGemm::Int8 ? nullptr
-               : t.amx                     ? &detail::qgemm_q8_ops_amx()
-                                           : &detail::qgemm_q8_ops_avx512vnni();
+  t.qgemm_q8 = c.form == PrefillGemm::Int8 ? int8_ops(t.isa, t.amx) : nullptr;
 }
 
 // The ISA's kernels, without the process-dependent fields.
@@ -284,19 +301,23 @@ std::vector<std::pair<std::string, std::string>> kernel_table_entries(const Kern
                                  ? "gemv " + std::string(gemv_form_name(t.int4_gemv.form)) + ", "
                                  : "";
     e.emplace_back("qmatmul_int4", isa + ": " + gemv + rest);
+    const std::string int8 =
+        t.isa == Isa::Avx2 ? "avx2: int8 activations, " : "avx512_vnni: int8 activations, ";
     e.emplace_back("qmatmul_int4_decode", t.qgemv_q8 != nullptr
-                                              ? "avx512_vnni: int8 activations, gemv n<=" +
-                                                    std::to_string(q.dot_max_rows) +
+                                              ? int8 + "gemv n<=" + std::to_string(q.dot_max_rows) +
                                                     " (groups of 128k columns; others f32)"
                                               : isa + ": f32 activations (as qmatmul_int4)");
     e.emplace_back("qmatmul_int8", isa + ": " + rest);
+    const std::string gemm = t.amx                ? "amx: int8 activations, tiles "
+                             : t.isa == Isa::Avx2 ? int8 + "gemv tiles in chunks of "
+                                                  : int8 + "packed ";
     e.emplace_back(
         "qmatmul_int4_prefill",
         t.qgemm_q8 != nullptr
-            ? std::string(t.amx ? "amx: int8 activations, tiles "
-                                : "avx512_vnni: int8 "
-                                  "activations, packed ") +
-                  blocking_name(t.qgemm_q8->blocking.mr, t.qgemm_q8->blocking.nr) +
+            ? gemm +
+                  (t.isa == Isa::Avx2
+                       ? std::to_string(t.qgemm_q8->blocking.nr) + " rows"
+                       : blocking_name(t.qgemm_q8->blocking.mr, t.qgemm_q8->blocking.nr)) +
                   " (groups of 128k columns; others f32)" +
                   (t.int8_gemm_for(GemmUse::Exact) ? "" : "; prompts only, evaluation f32")
             : isa + ": f32 activations (as qmatmul_int4)");

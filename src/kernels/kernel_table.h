@@ -10,15 +10,17 @@
 //                                           scaled, else table / dot, see qmatmul.h)
 //   WKVQ_PREFILL_GEMM = f32 | int8 | auto    the int4 GEMM above the dot kernels' row limit
 //                                           (prefill): f32 activations, or int8 ones
-//                                           (kernels/qmatmul_q8.h; needs AVX512_VNNI), for
-//                                           every pass. Default auto: per pass (GemmUse below),
-//                                           int8 for a session's prompt where the CPU has it,
+//                                           (kernels/qmatmul_q8.h; needs the AVX2 kernels or
+//                                           AVX-512 with AVX512_VNNI), for every pass. Default
+//                                           auto: per pass (GemmUse below), int8 for a
+//                                           session's prompt where the CPU has AVX512_VNNI,
 //                                           f32 for evaluation
 //   WKVQ_DECODE_GEMV = f32 | int8 | auto     the int4 GEMV / small GEMM of up to the dot kernels'
 //                                           row limit (decode, batched decode): the f32 kernels,
 //                                           or int8 activations (qmatmul_q8.h, the int8 GEMM's
-//                                           arithmetic bit for bit; needs AVX512_VNNI, a clear
-//                                           error without it). Default auto: kDefaultDecodeGemv.
+//                                           arithmetic bit for bit; needs the AVX2 kernels or
+//                                           AVX-512 with AVX512_VNNI, a clear error without
+//                                           them). Default auto: kDefaultDecodeGemv.
 //                                           With int8 here, evaluation passes run the int8 GEMM
 //                                           too (unless WKVQ_PREFILL_GEMM=f32), so that a
 //                                           teacher-forced pass equals token-by-token decoding
@@ -78,8 +80,8 @@ inline constexpr PrefillGemm kDefaultPrefillGemm = PrefillGemm::Int8;
 enum class GemmUse { Exact, Prompt };
 
 // The int4 products of up to the dot kernels' row limit (decode; qmatmul_q8.h): f32 activations
-// (the dot / scaled / table kernels) or int8 ones (the int8 GEMV, AVX512_VNNI). Int8 changes the
-// numbers (its cost is measured in KLD, README), so it is never chosen unasked.
+// (the dot / scaled / table kernels) or int8 ones (the int8 GEMV, AVX2 or AVX512_VNNI). Int8
+// changes the numbers (its cost is measured in KLD, README), so it is never chosen unasked.
 enum class DecodeGemv { F32, Int8 };
 struct DecodeGemvChoice {
   DecodeGemv form = DecodeGemv::F32;
@@ -91,8 +93,8 @@ struct KernelTable {
   Isa isa = Isa::Reference;
   bool isa_pinned = false;       // by WKVQ_ISA
   GemvChoice int4_gemv;          // Dot for Isa::Reference
-  PrefillGemmChoice int4_gemm;   // F32 unless isa is Avx512 and the CPU has AVX512_VNNI
-  DecodeGemvChoice int4_decode;  // F32 unless isa is Avx512 and the CPU has AVX512_VNNI
+  PrefillGemmChoice int4_gemm;   // F32 unless asked for, or isa is Avx512 with AVX512_VNNI
+  DecodeGemvChoice int4_decode;  // F32 unless asked for (AVX2, or Avx512 with AVX512_VNNI)
   // The ISA's kernels; null for Isa::Reference (the scalar references of matmul.h, qmatmul.h,
   // kv_quant.h run instead).
   const detail::MatmulOps* matmul = nullptr;
@@ -119,7 +121,7 @@ const KernelTable& kernel_table();
 // when this CPU does not support `isa`.
 const KernelTable& kernel_table(Isa isa);
 // kernel_table(isa) with the prefill GEMM `gemm`. Throws wkvq::Error when this CPU does not run
-// it (Int8 needs isa Avx512 and AVX512_VNNI).
+// it (Int8 needs isa Avx2, or Avx512 and AVX512_VNNI).
 KernelTable kernel_table(Isa isa, PrefillGemm gemm);
 // "dot", "scaled" or "table".
 const char* gemv_form_name(GemvForm form);
@@ -136,7 +138,7 @@ KernelTable with_gemv(KernelTable t, GemvForm form);
 // for amx where !amx_int8_usable().
 KernelTable with_amx(KernelTable t, bool amx);
 // kernel_table(isa, gemm) with the decode GEMV `gemv`. Throws wkvq::Error as above (Int8 needs
-// isa Avx512 and AVX512_VNNI).
+// isa Avx2, or Avx512 and AVX512_VNNI).
 KernelTable kernel_table(Isa isa, PrefillGemm gemm, DecodeGemv gemv);
 
 // (operation, kernel) pairs naming every entry of `t`, e.g. ("qmatmul_int4",

@@ -14,8 +14,8 @@
 // WKVQ_PREFILL_GEMM=int8, the int8-activation GEMM of kernels/qmatmul_q8.h for 4-bit W (x
 // quantized once per call, for every matrix of the call).
 // Up to the dot kernels' limit, WKVQ_DECODE_GEMV=int8 (kernel table) runs 4-bit W with groups of a
-// multiple of 128 columns through the int8-activation GEMV instead (qmatmul_q8_gemv_avx512vnni.cpp;
-// the int8 GEMM's arithmetic bit for bit, x quantized once per call).
+// multiple of 128 columns through the int8-activation GEMV instead (qmatmul_q8_gemv_avx512vnni.cpp,
+// qmatmul_q8_avx2.cpp; the int8 GEMM's arithmetic bit for bit, x quantized once per call).
 // Work is split over the pool's threads (core/parallel.h) by rows of W, and by rows of x too when W
 // has too few rows for every thread (decode: 4 blocks of W rows per thread, taken dynamically).
 //

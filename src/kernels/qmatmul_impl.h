@@ -138,6 +138,9 @@ struct QGemmQ8Ops {
   bool gemm_takes_gemv_layout;
   int64_t (*pack_bytes)(int64_t blocks, int64_t n_groups);
 };
+// Defined in qmatmul_q8_avx2.cpp (AVX2 flags): both entry points take x in the GEMV layout and
+// run the same tiles (the GEMM in chunks of 64 W rows); `blocking` is {1, 64, ...}.
+const QGemmQ8Ops& qgemm_q8_ops_avx2();
 // Defined in qmatmul_q8_gemv_avx512vnni.cpp (AVX-512 flags plus AVX512_VNNI).
 void qgemv_q8_avx512vnni(const Q8View& x8, const QMatView& w, float* y, int64_t ldy, QBlock b,
                          uint8_t* scratch);

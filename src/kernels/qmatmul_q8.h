@@ -1,6 +1,7 @@
 // The int8-activation GEMM for 4-bit weights (prefill): y[n, out] = x[n, in] . W^T with x
 // quantized to int8 first, as llama.cpp's Q8 activations, and integer dot products
-// (AVX512_VNNI vpdpbusd; qmatmul_q8_avx512vnni.cpp).
+// (AVX512_VNNI vpdpbusd, qmatmul_q8_avx512vnni.cpp; AVX2 vpmaddubsw, qmatmul_q8_avx2.cpp, the same
+// numbers).
 //
 // The arithmetic (this reference is its definition):
 //   x: each row in blocks of kQ8BlockCols = 128 columns (the last one shorter), per block

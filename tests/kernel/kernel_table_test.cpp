@@ -93,42 +93,45 @@ TEST(KernelTable, EachIsaTableHoldsAndNamesItsOwnKernels) {
   EXPECT_EQ(simd_tables, (isa_supported(Isa::Avx2) ? 1 : 0) + (isa_supported(Isa::Avx512) ? 1 : 0));
 }
 
-// The int8 prefill GEMM: only with the AVX-512 kernels on a CPU with AVX512_VNNI, an error
-// otherwise; kernel_table(isa) itself keeps the f32 one.
+// The int8 prefill GEMM: with the AVX2 kernels, or the AVX-512 ones on a CPU with AVX512_VNNI, an
+// error otherwise (the reference; AVX-512 without VNNI); kernel_table(isa) itself keeps the f32
+// one.
 TEST(KernelTable, Int8PrefillGemmOnlyWhereTheCpuRunsIt) {
   for (const Isa isa : kAllIsas) {
     if (!isa_supported(isa)) continue;
     EXPECT_EQ(kernel_table(isa).int4_gemm.form, PrefillGemm::F32) << isa_name(isa);
     EXPECT_EQ(kernel_table(isa).qgemm_q8, nullptr) << isa_name(isa);
     EXPECT_EQ(kernel_table(isa, PrefillGemm::F32).qgemm_q8, nullptr) << isa_name(isa);
-    if (isa != Isa::Avx512 || !avx512_vnni_supported()) {
+    if (isa == Isa::Reference || (isa == Isa::Avx512 && !avx512_vnni_supported())) {
       EXPECT_THROW(kernel_table(isa, PrefillGemm::Int8), Error) << isa_name(isa);
       continue;
     }
     const KernelTable t = with_amx(kernel_table(isa, PrefillGemm::Int8), false);
     EXPECT_NE(t.qgemm_q8, nullptr);
-    EXPECT_EQ(kernel_of(t, "qmatmul_int4_prefill").rfind("avx512_vnni: int8", 0), 0u)
+    const char* want = isa == Isa::Avx2 ? "avx2: int8" : "avx512_vnni: int8";
+    EXPECT_EQ(kernel_of(t, "qmatmul_int4_prefill").rfind(want, 0), 0u)
         << kernel_of(t, "qmatmul_int4_prefill");
   }
   const KernelTable& p = kernel_table();
   EXPECT_EQ(p.qgemm_q8 != nullptr, p.int4_gemm.form == PrefillGemm::Int8);
 }
 
-// The int8 decode GEMV: likewise only with AVX-512 + AVX512_VNNI, never chosen unasked.
+// The int8 decode GEMV: likewise only where those kernels run, never chosen unasked.
 TEST(KernelTable, Int8DecodeGemvOnlyWhereTheCpuRunsItAndOnlyWhenAsked) {
   for (const Isa isa : kAllIsas) {
     if (!isa_supported(isa)) continue;
     EXPECT_EQ(kernel_table(isa).int4_decode.form, DecodeGemv::F32) << isa_name(isa);
     EXPECT_EQ(kernel_table(isa).qgemv_q8, nullptr) << isa_name(isa);
     EXPECT_EQ(kernel_table(isa, PrefillGemm::F32, DecodeGemv::F32).qgemv_q8, nullptr);
-    if (isa != Isa::Avx512 || !avx512_vnni_supported()) {
+    if (isa == Isa::Reference || (isa == Isa::Avx512 && !avx512_vnni_supported())) {
       EXPECT_THROW(kernel_table(isa, PrefillGemm::F32, DecodeGemv::Int8), Error) << isa_name(isa);
       continue;
     }
     const KernelTable t = kernel_table(isa, PrefillGemm::F32, DecodeGemv::Int8);
     EXPECT_NE(t.qgemv_q8, nullptr);
     EXPECT_EQ(t.qgemm_q8, nullptr);  // the two choices are independent
-    EXPECT_EQ(kernel_of(t, "qmatmul_int4_decode").rfind("avx512_vnni: int8", 0), 0u)
+    const char* want = isa == Isa::Avx2 ? "avx2: int8" : "avx512_vnni: int8";
+    EXPECT_EQ(kernel_of(t, "qmatmul_int4_decode").rfind(want, 0), 0u)
         << kernel_of(t, "qmatmul_int4_decode");
   }
   const KernelTable& p = kernel_table();

@@ -1,7 +1,8 @@
 // The int8-activation GEMM (kernels/qmatmul_q8.h): its reference against the f32 definition
-// (within the activation quantization error), and the AVX512_VNNI kernel against the reference
-// (within f32 rounding, derived below). On a CPU without AVX-512 + AVX512_VNNI the kernel tests
-// are reported as skipped, never as passed. Inputs are seeded; WKVQ_TEST_SEED replays another.
+// (within the activation quantization error), and the AVX2 and AVX512_VNNI kernels against the
+// reference (within f32 rounding, derived below). An ISA this CPU does not run (AVX-512 without
+// AVX512_VNNI included) has its kernel tests reported as skipped, never as passed. Inputs are
+// seeded; WKVQ_TEST_SEED replays another.
 #include "kernels/qmatmul_q8.h"
 
 #include <gtest/gtest.h>
@@ -13,6 +14,7 @@
 #include <limits>
 #include <random>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "core/error.h"
@@ -118,53 +120,66 @@ void expect_within_kernel_bound(const QuantizedMatrix& w, const float* x, int64_
   }
 }
 
-void check_kernel(int64_t n, int64_t in, int64_t out, int64_t group, uint32_t seed) {
-  SCOPED_TRACE(::testing::Message() << "n=" << n << " in=" << in << " out=" << out << " g=" << group
-                                    << " seed=" << seed << " (rerun: WKVQ_TEST_SEED)");
+void check_kernel(Isa isa, int64_t n, int64_t in, int64_t out, int64_t group, uint32_t seed) {
+  SCOPED_TRACE(::testing::Message()
+               << isa_name(isa) << " n=" << n << " in=" << in << " out=" << out << " g=" << group
+               << " seed=" << seed << " (rerun: WKVQ_TEST_SEED)");
   std::mt19937 rng(seed);
   const QuantizedMatrix w = random_matrix(out, in, group, rng);
   const std::vector<float> x = random_x(n, in, 1.0f, rng);
   std::vector<float> y(static_cast<size_t>(n * out + 1), -7.0f);
-  qmatmul(Isa::Avx512, PrefillGemm::Int8, x.data(), n, w, y.data());
+  qmatmul(isa, PrefillGemm::Int8, x.data(), n, w, y.data());
   EXPECT_EQ(y[static_cast<size_t>(n * out)], -7.0f) << "wrote past y";
   expect_within_kernel_bound(w, x.data(), n, y.data(), nullptr);
 }
 
-class QmatmulQ8KernelTest : public ::testing::TestWithParam<int> {
+// Whether this CPU runs `isa`'s int8 kernels (AVX2; AVX-512 with AVX512_VNNI).
+bool runs_int8(Isa isa) {
+  return isa_supported(isa) && (isa == Isa::Avx2 || avx512_vnni_supported());
+}
+
+// The rows of x up to which `isa` runs the GEMV (the dot kernels' limit), above it the GEMM.
+int64_t gemv_max_rows(Isa isa) { return isa == Isa::Avx2 ? 24 : 64; }
+
+class QmatmulQ8KernelTest : public ::testing::TestWithParam<std::tuple<Isa, int>> {
  protected:
   void SetUp() override {
-    if (!isa_supported(Isa::Avx512) || !avx512_vnni_supported()) {
-      GTEST_SKIP() << "AVX-512 with AVX512_VNNI not supported by this CPU";
+    if (!runs_int8(isa())) {
+      GTEST_SKIP() << isa_name(isa()) << " int8 kernels not supported by this CPU"
+                   << (isa() == Isa::Avx512 ? " (AVX512_VNNI)" : "");
     }
   }
+  static Isa isa() { return std::get<0>(GetParam()); }
+  static int threads() { return std::get<1>(GetParam()); }
 };
 
-// n above the dot kernels' limit (64): the int8 GEMM. Partial register tiles (n % 12), partial
-// panels (out % 32), in not a multiple of 32, 64 or 128, one or several packed blocks of 256
-// columns and of 256 W rows, groups of 128 and 256 and one per row.
+// n above the dot kernels' limit (64; AVX2 24): the int8 GEMM. Partial register tiles (n % 12),
+// partial panels (out % 32), in not a multiple of 32, 64 or 128, one or several packed blocks of
+// 256 columns and of 256 W rows, groups of 128 and 256 and one per row.
 TEST_P(QmatmulQ8KernelTest, MatchesReference) {
-  const ThreadCount tc(GetParam());
+  const ThreadCount tc(threads());
   uint32_t seed = base_seed();
   for (const int64_t group : {0, 128, 256}) {
     for (const int64_t in : {32, 100, 128, 200, 256, 300, 640, 1000}) {
-      for (const int64_t out : {1, 17, 64, 100}) check_kernel(65, in, out, group, ++seed);
+      for (const int64_t out : {1, 17, 64, 100}) check_kernel(isa(), 65, in, out, group, ++seed);
     }
-    check_kernel(77, 600, 530, group, ++seed);
-    check_kernel(130, 2048, 70, group, ++seed);
+    check_kernel(isa(), 77, 600, 530, group, ++seed);
+    check_kernel(isa(), 130, 2048, 70, group, ++seed);
   }
 }
 
 // Where the int8 GEMM does not apply (n within the dot kernels' limit, groups of 32 or 64, 8
 // bits) Int8 runs the f32 kernels, bit for bit.
 TEST_P(QmatmulQ8KernelTest, OtherCasesRunTheF32Kernels) {
-  const ThreadCount tc(GetParam());
+  const ThreadCount tc(threads());
   std::mt19937 rng(base_seed() + 99u);
+  const int64_t at_limit = gemv_max_rows(isa());
   struct Case {
     int64_t n, in, out, group;
     int bits;
   };
   for (const Case c :
-       {Case{1, 256, 40, 128, 4}, Case{64, 256, 40, 128, 4}, Case{70, 256, 40, 64, 4},
+       {Case{1, 256, 40, 128, 4}, Case{at_limit, 256, 40, 128, 4}, Case{70, 256, 40, 64, 4},
         Case{70, 256, 40, 32, 4}, Case{70, 256, 40, 128, 8}}) {
     SCOPED_TRACE(::testing::Message() << "n=" << c.n << " g=" << c.group << " bits=" << c.bits);
     std::vector<float> wf(static_cast<size_t>(c.out * c.in));
@@ -174,8 +189,8 @@ TEST_P(QmatmulQ8KernelTest, OtherCasesRunTheF32Kernels) {
     const std::vector<float> x = random_x(c.n, c.in, 1.0f, rng);
     std::vector<float> y8(static_cast<size_t>(c.n * c.out));
     std::vector<float> y32(y8.size());
-    qmatmul(Isa::Avx512, PrefillGemm::Int8, x.data(), c.n, w, y8.data());
-    qmatmul(Isa::Avx512, PrefillGemm::F32, x.data(), c.n, w, y32.data());
+    qmatmul(isa(), PrefillGemm::Int8, x.data(), c.n, w, y8.data());
+    qmatmul(isa(), PrefillGemm::F32, x.data(), c.n, w, y32.data());
     EXPECT_EQ(y8, y32);
   }
 }
@@ -185,14 +200,15 @@ TEST_P(QmatmulQ8KernelTest, OtherCasesRunTheF32Kernels) {
 // results; WKVQ_PREFILL_GEMM pins one GEMM for both, WKVQ_DECODE_GEMV=int8 gives evaluation the
 // int8 GEMM too. qmatmul_many follows the same choice.
 TEST_P(QmatmulQ8KernelTest, ProcessTablePicksTheGemmPerUse) {
-  const ThreadCount tc(GetParam());
+  const ThreadCount tc(threads());
   const KernelTable& t = kernel_table();
-  if (t.isa != Isa::Avx512) GTEST_SKIP() << "the process runs " << isa_name(t.isa);
-  // Unasked (neither variable set), a Prompt runs int8 and evaluation f32; asked, both follow it.
+  if (t.isa != isa()) GTEST_SKIP() << "the process runs " << isa_name(t.isa);
+  // Unasked (neither variable set), a Prompt runs int8 where the CPU has AVX512_VNNI (else f32)
+  // and evaluation f32; asked, both follow it.
   const bool asked = t.int4_gemm.pinned || t.int4_decode.form == DecodeGemv::Int8;
   const bool int8 = t.int4_gemm.form == PrefillGemm::Int8;
   if (!asked) {
-    EXPECT_TRUE(int8);
+    EXPECT_EQ(int8, t.isa == Isa::Avx512);
   }
   EXPECT_EQ(t.int8_gemm_for(GemmUse::Prompt), int8);
   EXPECT_EQ(t.int8_gemm_for(GemmUse::Exact), asked && int8);
@@ -201,8 +217,8 @@ TEST_P(QmatmulQ8KernelTest, ProcessTablePicksTheGemmPerUse) {
   const QuantizedMatrix w = random_matrix(out, in, 128, rng);
   const std::vector<float> x = random_x(n, in, 1.0f, rng);
   std::vector<float> y8(static_cast<size_t>(n * out)), y32(y8.size());
-  qmatmul(Isa::Avx512, PrefillGemm::Int8, x.data(), n, w, y8.data());
-  qmatmul(Isa::Avx512, PrefillGemm::F32, x.data(), n, w, y32.data());
+  qmatmul(isa(), PrefillGemm::Int8, x.data(), n, w, y8.data());
+  qmatmul(isa(), PrefillGemm::F32, x.data(), n, w, y32.data());
   ASSERT_NE(y8, y32);  // else this test could not tell the two apart
   for (const GemmUse use : {GemmUse::Exact, GemmUse::Prompt}) {
     SCOPED_TRACE(use == GemmUse::Prompt ? "prompt" : "exact");
@@ -221,8 +237,10 @@ TEST_P(QmatmulQ8KernelTest, ProcessTablePicksTheGemmPerUse) {
 // groups of 16 x rows and 16 W rows, partial blocks, groups of 128 and 256 and one per row,
 // NaN rows; several threads splitting both x and W. Skipped where AMX-INT8 is not usable.
 TEST_P(QmatmulQ8KernelTest, AmxGemmEqualsTheVnniGemm) {
-  if (!amx_int8_usable()) GTEST_SKIP() << "AMX-INT8 not usable on this CPU / OS";
-  const ThreadCount tc(GetParam());
+  if (isa() != Isa::Avx512 || !amx_int8_usable()) {
+    GTEST_SKIP() << "AMX-INT8 not usable on this CPU / OS (or not the AVX-512 instance)";
+  }
+  const ThreadCount tc(threads());
   const KernelTable amx = with_amx(kernel_table(Isa::Avx512, PrefillGemm::Int8), true);
   const KernelTable vnni = with_amx(kernel_table(Isa::Avx512, PrefillGemm::Int8), false);
   ASSERT_NE(amx.qgemm_q8, vnni.qgemm_q8);
@@ -253,7 +271,7 @@ TEST_P(QmatmulQ8KernelTest, AmxGemmEqualsTheVnniGemm) {
 
 // A NaN or an infinity in a row of x makes that row of y NaN (kernel and reference), and no other.
 TEST_P(QmatmulQ8KernelTest, NonFiniteActivationsGiveNaN) {
-  const ThreadCount tc(GetParam());
+  const ThreadCount tc(threads());
   std::mt19937 rng(base_seed() + 123u);
   const int64_t n = 70;
   const int64_t in = 300;
@@ -264,7 +282,7 @@ TEST_P(QmatmulQ8KernelTest, NonFiniteActivationsGiveNaN) {
   x[static_cast<size_t>(5 * in + 7)] = std::numeric_limits<float>::infinity();
   std::vector<float> y(static_cast<size_t>(n * out));
   std::vector<float> want(y.size());
-  qmatmul(Isa::Avx512, PrefillGemm::Int8, x.data(), n, w, y.data());
+  qmatmul(isa(), PrefillGemm::Int8, x.data(), n, w, y.data());
   qmatmul_q8_ref(x.data(), n, w, want.data());
   for (int64_t i = 0; i < n; ++i) {
     for (int64_t o = 0; o < out; ++o) {
@@ -276,52 +294,64 @@ TEST_P(QmatmulQ8KernelTest, NonFiniteActivationsGiveNaN) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Threads, QmatmulQ8KernelTest, ::testing::Values(1, 2),
-                         [](const auto& p) { return std::to_string(p.param) + "threads"; });
+INSTANTIATE_TEST_SUITE_P(IsasAndThreads, QmatmulQ8KernelTest,
+                         ::testing::Combine(::testing::Values(Isa::Avx2, Isa::Avx512),
+                                            ::testing::Values(1, 2)),
+                         [](const auto& p) {
+                           return std::string(isa_name(std::get<0>(p.param))) + "_" +
+                                  std::to_string(std::get<1>(p.param)) + "threads";
+                         });
 
 // ---- the int8 GEMV (WKVQ_DECODE_GEMV=int8: n <= the dot kernels' limit of 64) ----
 
-KernelTable gemv_table() { return kernel_table(Isa::Avx512, PrefillGemm::Int8, DecodeGemv::Int8); }
+KernelTable gemv_table(Isa isa) { return kernel_table(isa, PrefillGemm::Int8, DecodeGemv::Int8); }
 
 // The GEMV for n rows against the reference (the kernel bound above: it evaluates the GEMM's
 // operations) and, bit for bit, against the int8 GEMM on the same rows (x padded with rows to
 // 65 so that the GEMM runs: each output depends on its own row of x only). Equality is what lets
 // teacher-forced evaluation through the GEMM stand for token-by-token decode through the GEMV.
-void check_gemv(int64_t n, int64_t in, int64_t out, int64_t group, uint32_t seed) {
-  SCOPED_TRACE(::testing::Message() << "n=" << n << " in=" << in << " out=" << out << " g=" << group
-                                    << " seed=" << seed << " (rerun: WKVQ_TEST_SEED)");
+// Where both run, the AVX2 GEMV's result equals the AVX512_VNNI one's, bit for bit.
+void check_gemv(Isa isa, int64_t n, int64_t in, int64_t out, int64_t group, uint32_t seed) {
+  SCOPED_TRACE(::testing::Message()
+               << isa_name(isa) << " n=" << n << " in=" << in << " out=" << out << " g=" << group
+               << " seed=" << seed << " (rerun: WKVQ_TEST_SEED)");
   std::mt19937 rng(seed);
   const QuantizedMatrix w = random_matrix(out, in, group, rng);
   const int64_t padded = 65;
   const std::vector<float> x = random_x(padded, in, 1.0f, rng);
   std::vector<float> y(static_cast<size_t>(n * out + 1), -7.0f);
-  qmatmul(gemv_table(), x.data(), n, w, y.data());
+  qmatmul(gemv_table(isa), x.data(), n, w, y.data());
   EXPECT_EQ(y[static_cast<size_t>(n * out)], -7.0f) << "wrote past y";
   std::vector<float> gemm(static_cast<size_t>(padded * out));
-  qmatmul(gemv_table(), x.data(), padded, w, gemm.data());
+  qmatmul(gemv_table(isa), x.data(), padded, w, gemm.data());
   expect_within_kernel_bound(w, x.data(), n, y.data(), gemm.data());
+  if (isa == Isa::Avx512) {  // the AVX2 kernels evaluate the same operations: the same numbers
+    std::vector<float> avx2(y.size(), -7.0f);
+    qmatmul(gemv_table(Isa::Avx2), x.data(), n, w, avx2.data());
+    EXPECT_EQ(avx2, y) << "AVX2 int8 GEMV against AVX512_VNNI";
+  }
 }
 
 // n = 1 (decode) to 64, passes of 4, 2 and 1 rows of x; W tiles of 16 rows whole and partial;
 // rows of whole and partial 64-byte blocks (in % 128 = 0, 32, 64, 96), steps of 16, 8 and 4
 // blocks whole and partial; groups of 128 and 256 and one per row.
 TEST_P(QmatmulQ8KernelTest, GemvMatchesReferenceAndTheGemm) {
-  const ThreadCount tc(GetParam());
+  const ThreadCount tc(threads());
   uint32_t seed = base_seed() + 1000u;
   for (const int64_t group : {0, 128, 256}) {
     for (const int64_t n : {1, 2, 3, 4, 7}) {
       for (const int64_t in : {32, 100, 256, 300, 1000, 2048, 2400}) {
-        for (const int64_t out : {1, 17, 48}) check_gemv(n, in, out, group, ++seed);
+        for (const int64_t out : {1, 17, 48}) check_gemv(isa(), n, in, out, group, ++seed);
       }
     }
-    check_gemv(64, 640, 100, group, ++seed);
-    check_gemv(13, 5632, 40, group, ++seed);
+    check_gemv(isa(), gemv_max_rows(isa()), 640, 100, group, ++seed);
+    check_gemv(isa(), 13, 5632, 40, group, ++seed);
   }
 }
 
 // A NaN or an infinity in a row of x makes that row of y NaN, as in the reference.
 TEST_P(QmatmulQ8KernelTest, GemvNonFiniteActivationsGiveNaN) {
-  const ThreadCount tc(GetParam());
+  const ThreadCount tc(threads());
   std::mt19937 rng(base_seed() + 321u);
   const int64_t n = 7;
   const int64_t in = 300;
@@ -331,7 +361,7 @@ TEST_P(QmatmulQ8KernelTest, GemvNonFiniteActivationsGiveNaN) {
   x[static_cast<size_t>(3 * in + 250)] = std::numeric_limits<float>::quiet_NaN();
   x[static_cast<size_t>(5 * in + 7)] = -std::numeric_limits<float>::infinity();
   std::vector<float> y(static_cast<size_t>(n * out));
-  qmatmul(gemv_table(), x.data(), n, w, y.data());
+  qmatmul(gemv_table(isa()), x.data(), n, w, y.data());
   for (int64_t i = 0; i < n; ++i) {
     for (int64_t o = 0; o < out; ++o) {
       const float v = y[static_cast<size_t>(i * out + o)];
@@ -343,7 +373,7 @@ TEST_P(QmatmulQ8KernelTest, GemvNonFiniteActivationsGiveNaN) {
 // qmatmul_many quantizes x once for every matrix; matrices the GEMV does not take (8 bits,
 // groups of 64) run the f32 kernels in the same call. Each output equals its own qmatmul call.
 TEST_P(QmatmulQ8KernelTest, GemvInQmatmulManyEqualsSingleCalls) {
-  const ThreadCount tc(GetParam());
+  const ThreadCount tc(threads());
   std::mt19937 rng(base_seed() + 77u);
   const int64_t in = 512;
   const int64_t n = 3;
@@ -360,13 +390,13 @@ TEST_P(QmatmulQ8KernelTest, GemvInQmatmulManyEqualsSingleCalls) {
   std::vector<float*> yp;
   for (const QuantizedMatrix* w : ws) ys.emplace_back(static_cast<size_t>(n * w->rows));
   for (auto& y : ys) yp.push_back(y.data());
-  qmatmul_many(gemv_table(), x.data(), n, ws, yp);
+  qmatmul_many(gemv_table(isa()), x.data(), n, ws, yp);
   for (size_t k = 0; k < 4; ++k) {
     std::vector<float> one(ys[k].size());
-    qmatmul(gemv_table(), x.data(), n, *ws[k], one.data());
+    qmatmul(gemv_table(isa()), x.data(), n, *ws[k], one.data());
     EXPECT_EQ(ys[k], one) << "matrix " << k;
     std::vector<float> f32(ys[k].size());
-    qmatmul(Isa::Avx512, x.data(), n, *ws[k], f32.data());
+    qmatmul(isa(), x.data(), n, *ws[k], f32.data());
     EXPECT_EQ(ys[k] == f32, k == 1 || k == 2) << "matrix " << k << ": int8 GEMV iff it applies";
   }
 }
