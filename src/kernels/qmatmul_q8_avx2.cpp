@@ -31,9 +31,10 @@ constexpr int64_t kHalf = 32;                // one ymm of codes
 constexpr int64_t kParamFloats = 2 * kTile;  // per group of a tile: s of the 8 rows, then z * s
 constexpr int64_t kGemmTiles = 8;            // tiles per chunk of the GEMM
 // Software prefetch: each line's counterpart in the next four rows (the next rows4 step over the
-// same blocks), into L1. On Zen 1 (1 thread, wkvq_qmatmul_bench GemvCold 2048 x 2048 and 5632 x
-// 2048, interleaved): 6.5-7.2 GB/s of codes against 4.4-4.6 without; 2048-8192 bytes ahead in the
-// row 5.4-7.2, into L2 8192-32768 ahead as well 6.9-7.5 (no better beyond noise).
+// same blocks), into L1. On Zen 1 (wkvq_qmatmul_bench GemvCold 2048 x 2048 and 5632 x 2048,
+// interleaved), GB/s of codes: 1 thread 6.2-7.2 against 4.4-4.6 without, 2 threads 11.5-12.6
+// against 7.2-7.9; 2048-8192 bytes ahead in the row 5.4-7.2, into L2 8192-32768 ahead as well
+// 6.9-7.5 (no better beyond noise).
 constexpr int64_t kPrefetchRows = 4;
 static_assert(kQ8Block == 2 * kLineBytes && kQ8GemvBlockBytes == 2 * kLineBytes);
 static_assert(kQ8GemvRows % kTile == 0, "the GEMV split's row units are whole tiles");

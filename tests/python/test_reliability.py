@@ -14,7 +14,8 @@
 4. A write error on stdout (`> /dev/full`) fails the command with a message naming stdout.
 5. Kernel choice: WKVQ_GEMV pins the int4 GEMV and `ppl --json` / `bench --json` report it;
    two runs pinned alike give bit-identical results; a bad WKVQ_GEMV is refused; likewise
-   WKVQ_DECODE_GEMV=int8 is reported (or refused without AVX512_VNNI), a bad value refused;
+   WKVQ_DECODE_GEMV=int8 is reported (or refused where the CPU runs no int8 kernels: the AVX2
+   ones, or AVX-512 with AVX512_VNNI), a bad value refused;
    WKVQ_AMX=off is reported, a bad value refused.
 6. Progress: with stderr not a terminal no carriage returns, one summary line instead; --quiet
    prints nothing on stderr.
