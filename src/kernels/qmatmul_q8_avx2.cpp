@@ -291,7 +291,7 @@ void gemm(const Q8View& x8, const QMatView& w, float* y, int64_t ldy, QBlock b, 
   run_tiles(x8, w, y, ldy, b, scratch, kGemmTiles);
 }
 
-// The parameters of kGemmTiles tiles, then the block sums (rounded up to 64 bytes each).
+// The parameters of kGemmTiles tiles, then the block sums (blocks rounded up to 8), plus 64 bytes.
 int64_t pack_bytes(int64_t blocks, int64_t n_groups) {
   const int64_t params = kGemmTiles * n_groups * kParamFloats * 4;
   return params + kTile * ((blocks + 7) / 8 * 8) * 4 + 64;
