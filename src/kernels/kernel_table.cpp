@@ -307,7 +307,11 @@ std::vector<std::pair<std::string, std::string>> kernel_table_entries(const Kern
                                               ? int8 + "gemv n<=" + std::to_string(q.dot_max_rows) +
                                                     " (groups of 128k columns; others f32)"
                                               : isa + ": f32 activations (as qmatmul_int4)");
-    e.emplace_back("qmatmul_int8", isa + ": " + rest);
+    e.emplace_back("qmatmul_int8", isa + ": " + rest +
+                                       (t.qgemv_q8 != nullptr
+                                            ? "; gemv n<=" + std::to_string(q.dot_max_rows) +
+                                                  " avx2: int8 activations (groups of 128k columns)"
+                                            : ""));
     const std::string gemm = t.amx                ? "amx: int8 activations, tiles "
                              : t.isa == Isa::Avx2 ? int8 + "gemv tiles in chunks of "
                                                   : int8 + "packed ";

@@ -50,8 +50,10 @@ struct Plan {
   float* y = nullptr;
   const detail::QMatmulOps* ops = nullptr;  // null: the reference
   bool dot = false;
-  bool q8 = false;       // the int8 GEMM (kernels/qmatmul_q8.h)
-  bool q8_gemv = false;  // the int8 GEMV (n <= the dot kernels' limit)
+  bool q8 = false;       // the int8 GEMM (kernels/qmatmul_q8.h), 4-bit W
+  bool q8_gemv = false;  // the int8 GEMV: n <= the dot kernels' limit, or 8-bit W for any n
+  const detail::QGemmQ8Ops* q8_ops = nullptr;  // whose kernels run it (q8 or q8_gemv)
+  const detail::Q8View* x8 = nullptr;          // x quantized for it (q8 or q8_gemv)
   WorkSplit split{};
   int64_t first_task = 0;
 };
@@ -66,7 +68,15 @@ Plan plan_of(const KernelTable& table, GemmUse use, int64_t n, const QuantizedMa
   if (p.ops == nullptr) {
     p.split = split_work(n, w.cols, w.rows, n, 1);
   } else if (n <= p.ops->dot_max_rows && table.qgemv_q8 != nullptr && qmatmul_q8_applies(w)) {
+    // 4 or 8 bits: QGemmQ8Ops::gemv or gemv8
     p.q8_gemv = true;
+    p.q8_ops = table.qgemv_q8;
+    p.split = split_work(n, w.cols, w.rows, n, detail::kQ8GemvRows, kDotPartsPerThread);
+  } else if (n > p.ops->dot_max_rows && table.int8_gemm_for(use) && qmatmul_q8_applies(w) &&
+             w.bits == 8) {
+    // 8 bits have no GEMM: the GEMV (gemv8) over every row, as decode runs each row alone
+    p.q8_gemv = true;
+    p.q8_ops = table.qgemm_q8;
     p.split = split_work(n, w.cols, w.rows, n, detail::kQ8GemvRows, kDotPartsPerThread);
   } else if (n <= p.ops->dot_max_rows) {
     p.dot = true;
@@ -75,6 +85,7 @@ Plan plan_of(const KernelTable& table, GemmUse use, int64_t n, const QuantizedMa
                          chunked ? kChunkedGemvPartsPerThread : kDotPartsPerThread);
   } else if (table.int8_gemm_for(use) && qmatmul_q8_applies(w)) {
     p.q8 = true;
+    p.q8_ops = table.qgemm_q8;
     p.split =
         split_work(n, w.cols, w.rows, table.qgemm_q8->blocking.mr, table.qgemm_q8->blocking.nr);
   } else {
@@ -96,9 +107,38 @@ detail::Q8View quantize_x(const detail::QGemmQ8Ops& ops, bool gemv, const float*
   return detail::Q8View{a.q.data(), a.d.data(), a.dsum.data(), a.stride, blocks};
 }
 
-// Task t of plan p (t < p.split.tasks()) on this thread; x8: x quantized when p.q8.
-void run_task(const KernelTable& table, const float* x, const detail::Q8View& x8, int64_t n,
-              const Plan& p, int64_t t) {
+// x quantized for the plans of one qmatmul_with call: in the int8 GEMM's layout and in the
+// GEMV layout, each when some plan needs it (both the same where the GEMM takes the GEMV layout).
+struct QuantizedX {
+  Q8Activations gemm_codes, gemv_codes;
+  detail::Q8View gemm{}, gemv{};
+  // The view plan p reads, quantizing x for it first if no plan before needed that layout.
+  const detail::Q8View& for_plan(const Plan& p, const float* x, int64_t n, int64_t cols) {
+    const bool gemv_layout = p.q8_gemv || p.q8_ops->gemm_takes_gemv_layout;
+    detail::Q8View& v = gemv_layout ? gemv : gemm;
+    if (v.q == nullptr)
+      v = quantize_x(*p.q8_ops, gemv_layout, x, n, cols, gemv_layout ? gemv_codes : gemm_codes);
+    return v;
+  }
+};
+
+// One task of an int8 plan (p.q8 or p.q8_gemv) over block b, with its per-thread scratch.
+void run_q8_task(const QuantizedMatrix& w, const detail::QMatView& view, const Plan& p,
+                 const detail::QBlock& b) {
+  const detail::Q8View& x8 = *p.x8;
+  if (p.q8_gemv) {
+    const int64_t bytes = detail::qgemv_q8_scratch_bytes(w.n_groups, x8.blocks, b.i1 - b.i0);
+    const auto gemv = w.bits == 8 ? p.q8_ops->gemv8 : p.q8_ops->gemv;
+    gemv(x8, view, p.y, w.rows, b, reinterpret_cast<uint8_t*>(thread_pack_buffer((bytes + 3) / 4)));
+  } else {
+    const detail::QGemmQ8Ops& q8 = *p.q8_ops;
+    const int64_t floats = (q8.pack_bytes(x8.blocks, w.n_groups) + 3) / 4;
+    q8.packed(x8, view, p.y, w.rows, b, reinterpret_cast<uint8_t*>(thread_pack_buffer(floats)));
+  }
+}
+
+// Task t of plan p (t < p.split.tasks()) on this thread.
+void run_task(const KernelTable& table, const float* x, int64_t n, const Plan& p, int64_t t) {
   const QuantizedMatrix& w = *p.w;
   const WorkBlock wb = p.split.block(t, n, w.rows);
   const detail::QBlock b{wb.i0, wb.i1, wb.o0, wb.o1};
@@ -107,14 +147,8 @@ void run_task(const KernelTable& table, const float* x, const detail::Q8View& x8
     return;
   }
   const detail::QMatView view = view_of(w);
-  if (p.q8_gemv) {
-    const int64_t bytes = detail::qgemv_q8_scratch_bytes(w.n_groups, x8.blocks);
-    table.qgemv_q8->gemv(x8, view, p.y, w.rows, b,
-                         reinterpret_cast<uint8_t*>(thread_pack_buffer((bytes + 3) / 4)));
-  } else if (p.q8) {
-    const detail::QGemmQ8Ops& q8 = *table.qgemm_q8;
-    const int64_t floats = (q8.pack_bytes(x8.blocks, w.n_groups) + 3) / 4;
-    q8.packed(x8, view, p.y, w.rows, b, reinterpret_cast<uint8_t*>(thread_pack_buffer(floats)));
+  if (p.q8_gemv || p.q8) {
+    run_q8_task(w, view, p, b);
   } else if (p.dot) {
     const ChunkedGemv gemv = n == 1 ? chunked_gemv(table) : nullptr;
     if (gemv != nullptr && gemv(x, view, p.y, b.o0, b.o1)) return;
@@ -133,8 +167,7 @@ void qmatmul_with(const KernelTable& table, GemmUse use, const float* x, int64_t
   WKVQ_REQUIRE(n >= 0, "qmatmul: negative row count ", n);
   WKVQ_REQUIRE(ws.size() == ys.size(), "qmatmul: ", ws.size(), " matrices but ", ys.size(),
                " outputs");
-  Q8Activations x_q8;  // x quantized once for every matrix that runs the int8 GEMM
-  detail::Q8View x8{};
+  QuantizedX xq;  // x quantized once for every matrix that runs an int8 kernel
   for (size_t k0 = 0; k0 < ws.size(); k0 += kMaxFused) {
     std::array<Plan, kMaxFused> plans;
     size_t count = 0;
@@ -150,16 +183,13 @@ void qmatmul_with(const KernelTable& table, GemmUse use, const float* x, int64_t
       p = plan_of(table, use, n, *ws[k], ys[k]);
       p.first_task = tasks;
       tasks += p.split.tasks();
-      if ((p.q8 || p.q8_gemv) && x8.q == nullptr) {  // one n per call: one of the two layouts
-        x8 = quantize_x(p.q8 ? *table.qgemm_q8 : *table.qgemv_q8, p.q8_gemv, x, n, ws[0]->cols,
-                        x_q8);
-      }
+      if (p.q8 || p.q8_gemv) p.x8 = &xq.for_plan(p, x, n, ws[0]->cols);
     }
     parallel_for(tasks, 1, [&](int64_t begin, int64_t end) {
       size_t k = 0;
       for (int64_t t = begin; t < end; ++t) {
         while (t >= plans[k].first_task + plans[k].split.tasks()) ++k;
-        run_task(table, x, x8, n, plans[k], t - plans[k].first_task);
+        run_task(table, x, n, plans[k], t - plans[k].first_task);
       }
     });
   }

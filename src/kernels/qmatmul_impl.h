@@ -109,8 +109,11 @@ inline constexpr int64_t kQ8GemvRows = 16;
 // Scratch bytes of the GEMV: per group 2 x 16 floats (s, z s of a tile), then 16 rows of block
 // sums, 16 int32 per step of 4 blocks (the most steps: 4 rows of x per pass), 64-byte aligned.
 constexpr int64_t qgemv_q8_params_bytes(int64_t n_groups) { return n_groups * 2 * 16 * 4; }
-constexpr int64_t qgemv_q8_scratch_bytes(int64_t n_groups, int64_t blocks) {
-  return qgemv_q8_params_bytes(n_groups) + kQ8GemvRows * ((blocks + 3) / 4) * 16 * 4;
+// Then, for 8-bit W (QGemmQ8Ops::gemv8), per row of x its codes in column order (blocks *
+// kQ8GemvBlockBytes bytes), then per row 128 times its block sums (blocks rounded up to 8 int32).
+constexpr int64_t qgemv_q8_scratch_bytes(int64_t n_groups, int64_t blocks, int64_t x_rows) {
+  return qgemv_q8_params_bytes(n_groups) + kQ8GemvRows * ((blocks + 3) / 4) * 16 * 4 +
+         x_rows * (blocks * kQ8GemvBlockBytes + (blocks + 7) / 8 * 8 * 4);
 }
 
 // The int8 GEMM kernels of one ISA:
@@ -125,6 +128,8 @@ constexpr int64_t qgemv_q8_scratch_bytes(int64_t n_groups, int64_t blocks) {
 //     b.o0 a multiple of kQ8GemvRows.
 //   gemm_takes_gemv_layout: `packed` reads x in the GEMV layout (then `quantize` writes it).
 //   pack_bytes: the bytes `pack` must hold for x blocks and W groups.
+//   gemv8: as gemv, for 8-bit W (the same arithmetic, qmatmul_q8.h): qgemv_q8_avx2_8bit on every
+//     ISA, so that the 8-bit products give the same numbers wherever the int8 GEMV runs.
 struct QGemmQ8Ops {
   void (*quantize)(const float* x, int64_t cols, int64_t i0, int64_t i1, int8_t* q, float* d,
                    float* dsum, int64_t stride, int64_t blocks);
@@ -137,10 +142,15 @@ struct QGemmQ8Ops {
                uint8_t* scratch);
   bool gemm_takes_gemv_layout;
   int64_t (*pack_bytes)(int64_t blocks, int64_t n_groups);
+  void (*gemv8)(const Q8View& x8, const QMatView& w, float* y, int64_t ldy, QBlock b,
+                uint8_t* scratch);
 };
 // Defined in qmatmul_q8_avx2.cpp (AVX2 flags): both entry points take x in the GEMV layout and
 // run the same tiles (the GEMM in chunks of 64 W rows); `blocking` is {1, 64, ...}.
 const QGemmQ8Ops& qgemm_q8_ops_avx2();
+// The AVX2 int8 GEMV for 8-bit W (qmatmul_q8_avx2.cpp), QGemmQ8Ops::gemv8 of every table.
+void qgemv_q8_avx2_8bit(const Q8View& x8, const QMatView& w, float* y, int64_t ldy, QBlock b,
+                        uint8_t* scratch);
 // Defined in qmatmul_q8_gemv_avx512vnni.cpp (AVX-512 flags plus AVX512_VNNI).
 void qgemv_q8_avx512vnni(const Q8View& x8, const QMatView& w, float* y, int64_t ldy, QBlock b,
                          uint8_t* scratch);

@@ -11,7 +11,7 @@
 namespace wkvq {
 
 bool qmatmul_q8_applies(const QuantizedMatrix& w) {
-  return w.bits == 4 && (w.n_groups == 1 || w.group % kQ8BlockCols == 0);
+  return (w.bits == 4 || w.bits == 8) && (w.n_groups == 1 || w.group % kQ8BlockCols == 0);
 }
 
 void Q8Activations::resize(int64_t n_rows, int64_t n_cols) {
@@ -54,9 +54,9 @@ void quantize_activations_q8_ref(const float* x, int64_t n, int64_t cols, Q8Acti
 }
 
 void qmatmul_q8_ref(const float* x, int64_t n, const QuantizedMatrix& w, float* y) {
-  WKVQ_REQUIRE(qmatmul_q8_applies(w), "qmatmul_q8: needs 4-bit weights with groups of a multiple ",
-               "of ", kQ8BlockCols, " columns (or one per row), found ", w.bits, " bits, group ",
-               w.group);
+  WKVQ_REQUIRE(qmatmul_q8_applies(w),
+               "qmatmul_q8: needs 4- or 8-bit weights with groups of a multiple ", "of ",
+               kQ8BlockCols, " columns (or one per row), found ", w.bits, " bits, group ", w.group);
   Q8Activations a;
   quantize_activations_q8_ref(x, n, w.cols, a);
   std::vector<uint8_t> codes(static_cast<size_t>(w.cols));

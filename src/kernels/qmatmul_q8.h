@@ -1,7 +1,8 @@
 // The int8-activation GEMM for 4-bit weights (prefill): y[n, out] = x[n, in] . W^T with x
 // quantized to int8 first, as llama.cpp's Q8 activations, and integer dot products
 // (AVX512_VNNI vpdpbusd, qmatmul_q8_avx512vnni.cpp; AVX2 vpmaddubsw, qmatmul_q8_avx2.cpp, the same
-// numbers).
+// numbers). The same arithmetic defines the int8 GEMV for 8-bit weights (the q8 output head under
+// WKVQ_DECODE_GEMV=int8; AVX2 kernel on every ISA), codes q in [0, 255] instead of [0, 15].
 //
 // The arithmetic (this reference is its definition):
 //   x: each row in blocks of kQ8BlockCols = 128 columns (the last one shorter), per block
@@ -30,7 +31,8 @@ namespace wkvq {
 
 inline constexpr int64_t kQ8BlockCols = 128;
 
-// Whether the int8 GEMM takes W: 4 bits, groups of a multiple of 128 columns or one per row.
+// Whether this arithmetic takes W: 4 or 8 bits, groups of a multiple of 128 columns or one per
+// row. The kernels: the GEMM and GEMV at 4 bits, the GEMV alone at 8 (qmatmul.cpp's plan).
 bool qmatmul_q8_applies(const QuantizedMatrix& w);
 
 // x (rows, cols) quantized as above: q (rows, stride) with stride = cols rounded up to 32 and

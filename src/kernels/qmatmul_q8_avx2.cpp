@@ -18,6 +18,9 @@
 //  - Every row of x runs against a tile in turn while the tile's codes stay in L1/L2, so W is read
 //    from memory once per call. The GEMM (`packed`, prefill) is the same loop over chunks of
 //    kGemmTiles tiles, so that x is read once per 64 rows of W rather than per tile.
+#include <cstring>
+
+#include "core/error.h"
 #include "kernels/qgroups_avx2.h"
 #include "kernels/qmatmul_impl.h"
 #include "kernels/simd_avx2.h"
@@ -122,6 +125,23 @@ inline __m256i line_sums(__m256i a, __m256i b, const __m256i (&xv)[4]) {
   return _mm256_madd_epi16(s, _mm256_set1_epi16(1));
 }
 
+// 8-bit codes: the 8 int32 partial sums of sum (q - 128) xq over one block line (w: 4 ymm, columns
+// in order) against x block xn (columns in order). vpmaddubsw needs one unsigned operand: |q - 128|
+// <= 128 takes it, xq the sign of q - 128 (pairs at most 2 * 128 * 127 = 32512 < 2^15: exact),
+// and one vpmaddwd with ones per quarter widens them (two quarters could exceed 2^15).
+inline __m256i line_sums8(const __m256i (&w)[4], const __m256i (&xn)[4]) {
+  const __m256i bias = _mm256_set1_epi8(-128);
+  const __m256i ones = _mm256_set1_epi16(1);
+  __m256i acc = _mm256_setzero_si256();
+#pragma GCC unroll 4
+  for (int k = 0; k < 4; ++k) {
+    const __m256i c = _mm256_xor_si256(w[k], bias);  // q - 128 as int8
+    const __m256i p = _mm256_maddubs_epi16(_mm256_abs_epi8(c), _mm256_sign_epi8(xn[k], c));
+    acc = _mm256_add_epi32(acc, _mm256_madd_epi16(p, ones));
+  }
+  return acc;
+}
+
 // Lane k of the result: the sum of the 8 lanes of v[k] (exact int32). Interleave 32-bit pairs,
 // 64-bit pairs, then add the 128-bit halves.
 inline __m256i reduce8(const __m256i (&v)[8]) {
@@ -141,11 +161,19 @@ inline __m256i reduce8(const __m256i (&v)[8]) {
                           _mm256_permute2x128_si256(r[0], r[1], 0x31));
 }
 
+// Code bytes per block line: 64 (4 bits), 128 (8 bits).
+template <int kBits>
+constexpr int64_t kLine = kBits* kQ8Block / 8;
+
 // The exact sums of blocks b0, b0 + 1 of W rows [0, nrows) (nrows <= 4, row_bytes apart) against
-// one x row (GEMV layout): sums[r * sstride + b]; a block past `blocks` gets 0.
-template <bool kWhole>
+// one x row: sums[r * sstride + b]; a block past `blocks` gets 0. 4 bits: xq in the GEMV layout;
+// 8 bits: xq with its columns in order and xbias its block sums times 128 (line_sums8 sums
+// (q - 128) xq).
+template <int kBits, bool kWhole>
 inline void rows4_step(const uint8_t* codes, int64_t row_bytes, int64_t nrows, int64_t b0,
-                       int64_t blocks, const int8_t* xq, int32_t* sums, int64_t sstride) {
+                       int64_t blocks, const int8_t* xq, const int32_t* xbias, int32_t* sums,
+                       int64_t sstride) {
+  constexpr int64_t kL = kLine<kBits>;
   __m256i v[8];  // v[r * 2 + bb]
 #pragma GCC unroll 2
   for (int bb = 0; bb < 2; ++bb) {
@@ -158,38 +186,88 @@ inline void rows4_step(const uint8_t* codes, int64_t row_bytes, int64_t nrows, i
                        reinterpret_cast<const __m256i*>(xq + b * kQ8GemvBlockBytes + k * kHalf))
                  : _mm256_setzero_si256();
     }
-    const int64_t bytes = kWhole ? kLineBytes : row_bytes - b * kLineBytes;
+    const int64_t bytes = kWhole ? kL : row_bytes - b * kL;
 #pragma GCC unroll 4
     for (int r = 0; r < 4; ++r) {
       if ((kWhole || r < nrows) && in) {
-        const uint8_t* line = codes + r * row_bytes + b * kLineBytes;
-        _mm_prefetch(reinterpret_cast<const char*>(line) + kPrefetchRows * row_bytes, _MM_HINT_T0);
-        v[r * 2 + bb] =
-            line_sums(load_half(line, bytes), load_half(line + kHalf, bytes - kHalf), xv);
+        const uint8_t* line = codes + r * row_bytes + b * kL;
+#pragma GCC unroll 2
+        for (int64_t at = 0; at < kL; at += 64) {
+          _mm_prefetch(reinterpret_cast<const char*>(line) + kPrefetchRows * row_bytes + at,
+                       _MM_HINT_T0);
+        }
+        if constexpr (kBits == 4) {
+          v[r * 2 + bb] =
+              line_sums(load_half(line, bytes), load_half(line + kHalf, bytes - kHalf), xv);
+        } else {
+          const __m256i w[4] = {load_half(line, bytes), load_half(line + kHalf, bytes - kHalf),
+                                load_half(line + 2 * kHalf, bytes - 2 * kHalf),
+                                load_half(line + 3 * kHalf, bytes - 3 * kHalf)};
+          v[r * 2 + bb] = line_sums8(w, xv);
+        }
       } else {
         v[r * 2 + bb] = _mm256_setzero_si256();
       }
     }
   }
+  __m256i total = reduce8(v);
+  if constexpr (kBits == 8) {  // + 128 sum(xq) of blocks b0, b0 + 1 in every row's pair of lanes
+    int64_t pair;
+    std::memcpy(&pair, xbias + b0, sizeof pair);
+    total = _mm256_add_epi32(total, _mm256_set1_epi64x(pair));
+  }
   alignas(32) int32_t red[8];  // lane r * 2 + bb
-  _mm256_store_si256(reinterpret_cast<__m256i*>(red), reduce8(v));
+  _mm256_store_si256(reinterpret_cast<__m256i*>(red), total);
   for (int64_t r = 0; r < nrows; ++r) {
     sums[r * sstride + b0] = red[2 * r];
     sums[r * sstride + b0 + 1] = red[2 * r + 1];
   }
 }
 
+template <int kBits>
 void rows4_sums(const uint8_t* codes, int64_t row_bytes, int64_t nrows, int64_t blocks,
-                const int8_t* xq, int32_t* sums, int64_t sstride) {
-  const int64_t full = row_bytes / kLineBytes;  // blocks with 64 code bytes
+                const int8_t* xq, const int32_t* xbias, int32_t* sums, int64_t sstride) {
+  const int64_t full = row_bytes / kLine<kBits>;  // blocks with all their code bytes
   int64_t b0 = 0;
   if (nrows == 4) {
     for (; b0 + 2 <= full; b0 += 2) {
-      rows4_step<true>(codes, row_bytes, 4, b0, blocks, xq, sums, sstride);
+      rows4_step<kBits, true>(codes, row_bytes, 4, b0, blocks, xq, xbias, sums, sstride);
     }
   }
   for (; b0 < blocks; b0 += 2) {
-    rows4_step<false>(codes, row_bytes, nrows, b0, blocks, xq, sums, sstride);
+    rows4_step<kBits, false>(codes, row_bytes, nrows, b0, blocks, xq, xbias, sums, sstride);
+  }
+}
+
+// For 8-bit W: rows [i0, i1) of x8 (GEMV layout) with their columns in order at xn (blocks *
+// kQ8GemvBlockBytes bytes per row), and 128 times each block's sum of codes at xbias (bpad int32
+// per row, zero past the blocks). The GEMV layout's ymm k holds columns 32 j + 16 h + (0..15) of
+// the pairs (j, h) = (2k, 0), (2k + 1, 0) for k < 2 and (2k - 4, 1), (2k - 3, 1) after.
+void columns_in_order(const Q8View& x8, int64_t i0, int64_t i1, int64_t bpad, int8_t* xn,
+                      int32_t* xbias) {
+  const __m256i ones8 = _mm256_set1_epi8(1);
+  const __m256i ones16 = _mm256_set1_epi16(1);
+  for (int64_t i = i0; i < i1; ++i) {
+    int8_t* row = xn + (i - i0) * x8.blocks * kQ8GemvBlockBytes;
+    int32_t* bias = xbias + (i - i0) * bpad;
+    for (int64_t b = 0; b < bpad; ++b) bias[b] = 0;
+    for (int64_t b = 0; b < x8.blocks; ++b) {
+      const int8_t* src = x8.q + i * x8.stride + b * kQ8GemvBlockBytes;
+      __m256i v[4];
+      for (int k = 0; k < 4; ++k) {
+        v[k] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(src + k * kHalf));
+      }
+      const __m256i out[4] = {
+          _mm256_permute2x128_si256(v[0], v[2], 0x20), _mm256_permute2x128_si256(v[0], v[2], 0x31),
+          _mm256_permute2x128_si256(v[1], v[3], 0x20), _mm256_permute2x128_si256(v[1], v[3], 0x31)};
+      __m256i sum = _mm256_setzero_si256();
+      for (int k = 0; k < 4; ++k) {
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(row + b * kQ8GemvBlockBytes + k * kHalf),
+                            out[k]);
+        sum = _mm256_add_epi32(sum, _mm256_madd_epi16(_mm256_maddubs_epi16(ones8, out[k]), ones16));
+      }
+      bias[b] = 128 * hsum_i32(sum);
+    }
   }
 }
 
@@ -225,15 +303,17 @@ void tile_params(const QMatView& w, int64_t o, int64_t rows, float* params) {
   }
 }
 
-// y[i, o .. o + rows) of x row i against one tile (params from tile_params); sums: kTile rows of
-// bpad int32 (bpad = blocks rounded up to 8), 32-byte aligned.
-void tile_row(const Q8View& x8, int64_t i, const QMatView& w, int64_t o, int64_t rows,
-              const float* params, int32_t* sums, int64_t bpad, float* y, int64_t ldy) {
+// y[i, o .. o + rows) of x row i against one tile (params from tile_params); xq, xbias: x row i as
+// rows4_sums takes it; sums: kTile rows of bpad int32 (bpad = blocks rounded up to 8), 32-byte
+// aligned.
+template <int kBits>
+void tile_row(const Q8View& x8, int64_t i, const int8_t* xq, const int32_t* xbias,
+              const QMatView& w, int64_t o, int64_t rows, const float* params, int32_t* sums,
+              int64_t bpad, float* y, int64_t ldy) {
   const int64_t blocks = x8.blocks;
-  const int8_t* xq = x8.q + i * x8.stride;
   for (int64_t r = 0; r < rows; r += 4) {
-    rows4_sums(w.codes + (o + r) * w.row_bytes, w.row_bytes, min64(4, rows - r), blocks, xq,
-               sums + r * bpad, bpad);
+    rows4_sums<kBits>(w.codes + (o + r) * w.row_bytes, w.row_bytes, min64(4, rows - r), blocks, xq,
+                      xbias, sums + r * bpad, bpad);
   }
   const int64_t group_blocks = w.n_groups == 1 ? blocks : w.group / kQ8Block;
   const float* d = x8.d + i * blocks;
@@ -259,9 +339,11 @@ void tile_row(const Q8View& x8, int64_t i, const QMatView& w, int64_t o, int64_t
 
 // Rows [b.i0, b.i1) of x against W rows [b.o0, b.o1), `tiles` tiles at a time: the parameters of
 // a chunk of tiles, then every x row against each of its tiles. Scratch: the parameters (tiles *
-// n_groups * kParamFloats floats), then kTile * bpad int32 of block sums; 64-byte aligned.
+// n_groups * kParamFloats floats), then kTile * bpad int32 of block sums; 64-byte aligned. 8 bits:
+// x's rows in column order and their biases (columns_in_order) at `xn`, `xbias`.
+template <int kBits>
 void run_tiles(const Q8View& x8, const QMatView& w, float* y, int64_t ldy, QBlock b,
-               uint8_t* scratch, int64_t tiles) {
+               uint8_t* scratch, int64_t tiles, const int8_t* xn, const int32_t* xbias) {
   float* const params = reinterpret_cast<float*>(scratch);
   const int64_t tile_floats = w.n_groups * kParamFloats;
   int32_t* const sums = reinterpret_cast<int32_t*>(params + tiles * tile_floats);
@@ -273,9 +355,12 @@ void run_tiles(const Q8View& x8, const QMatView& w, float* y, int64_t ldy, QBloc
       tile_params(w, o + t * kTile, min64(kTile, chunk - t * kTile), params + t * tile_floats);
     }
     for (int64_t i = b.i0; i < b.i1; ++i) {
+      const int8_t* xq =
+          kBits == 4 ? x8.q + i * x8.stride : xn + (i - b.i0) * x8.blocks * kQ8GemvBlockBytes;
+      const int32_t* xb = kBits == 4 ? nullptr : xbias + (i - b.i0) * bpad;
       for (int64_t t = 0; t * kTile < chunk; ++t) {
-        tile_row(x8, i, w, o + t * kTile, min64(kTile, chunk - t * kTile), params + t * tile_floats,
-                 sums, bpad, y, ldy);
+        tile_row<kBits>(x8, i, xq, xb, w, o + t * kTile, min64(kTile, chunk - t * kTile),
+                        params + t * tile_floats, sums, bpad, y, ldy);
       }
     }
   }
@@ -283,12 +368,12 @@ void run_tiles(const Q8View& x8, const QMatView& w, float* y, int64_t ldy, QBloc
 
 // The decode GEMV: one tile at a time (QGemmQ8Ops::gemv; scratch qgemv_q8_scratch_bytes).
 void gemv(const Q8View& x8, const QMatView& w, float* y, int64_t ldy, QBlock b, uint8_t* scratch) {
-  run_tiles(x8, w, y, ldy, b, scratch, 1);
+  run_tiles<4>(x8, w, y, ldy, b, scratch, 1, nullptr, nullptr);
 }
 
 // The GEMM (QGemmQ8Ops::packed; scratch pack_bytes below).
 void gemm(const Q8View& x8, const QMatView& w, float* y, int64_t ldy, QBlock b, uint8_t* scratch) {
-  run_tiles(x8, w, y, ldy, b, scratch, kGemmTiles);
+  run_tiles<4>(x8, w, y, ldy, b, scratch, kGemmTiles, nullptr, nullptr);
 }
 
 // The parameters of kGemmTiles tiles, then the block sums (blocks rounded up to 8), plus 64 bytes.
@@ -298,15 +383,30 @@ int64_t pack_bytes(int64_t blocks, int64_t n_groups) {
 }
 // The GEMV's scratch (qgemv_q8_scratch_bytes, sized for the VNNI GEMV) holds one tile's parameters
 // (n_groups * 64 bytes of its n_groups * 128) and the block sums (8 * ceil8(blocks) int32 of its
-// 16 * 16 * ceil4(blocks) int32).
+// 16 * 16 * ceil4(blocks) int32); the 8-bit GEMV's x rows in column order and their biases follow
+// at qgemv_q8_scratch_bytes(n_groups, blocks, 0), as that function lays them out.
 
 // Blocking: x rows in units of 1, W rows in units of a GEMM chunk (kc, nc unused).
 constexpr QGemmBlocking kB{1, kTile* kGemmTiles, kQ8Block, kTile* kGemmTiles};
 // Both entry points take x in the GEMV layout, so `quantize` is the same quantizer.
-constexpr QGemmQ8Ops kOps{&quantize_gemv, &gemm, kB, &quantize_gemv, &gemv, true, &pack_bytes};
+constexpr QGemmQ8Ops kOps{&quantize_gemv, &gemm, kB,          &quantize_gemv,
+                          &gemv,          true,  &pack_bytes, &qgemv_q8_avx2_8bit};
 
 }  // namespace
 
 const QGemmQ8Ops& qgemm_q8_ops_avx2() { return kOps; }
+
+// The 8-bit GEMV (QGemmQ8Ops::gemv8): x's rows put in column order once per call, then the tiles.
+void qgemv_q8_avx2_8bit(const Q8View& x8, const QMatView& w, float* y, int64_t ldy, QBlock b,
+                        uint8_t* scratch) {
+  WKVQ_ASSERT(w.bits == 8);
+  const int64_t bpad = (x8.blocks + 7) / 8 * 8;
+  auto* const xn =
+      reinterpret_cast<int8_t*>(scratch + qgemv_q8_scratch_bytes(w.n_groups, x8.blocks, 0));
+  auto* const xbias =
+      reinterpret_cast<int32_t*>(xn + (b.i1 - b.i0) * x8.blocks * kQ8GemvBlockBytes);
+  columns_in_order(x8, b.i0, b.i1, bpad, xn, xbias);
+  run_tiles<8>(x8, w, y, ldy, b, scratch, 1, xn, xbias);
+}
 
 }  // namespace wkvq::detail
