@@ -108,12 +108,12 @@ TEST_P(QmatmulQ8KernelTest, ProcessTablePicksTheGemmPerUse) {
   const ThreadCount tc(threads());
   const KernelTable& t = kernel_table();
   if (t.isa != isa()) GTEST_SKIP() << "the process runs " << isa_name(t.isa);
-  // Unasked (neither variable set), a Prompt runs int8 where the CPU has AVX512_VNNI (else f32)
-  // and evaluation f32; asked, both follow it.
+  // Unasked (neither variable set), a Prompt runs int8 wherever the CPU runs the int8 kernels
+  // (else f32) and evaluation f32; asked, both follow it.
   const bool asked = t.int4_gemm.pinned || t.int4_decode.form == DecodeGemv::Int8;
   const bool int8 = t.int4_gemm.form == PrefillGemm::Int8;
   if (!asked) {
-    EXPECT_EQ(int8, t.isa == Isa::Avx512);
+    EXPECT_EQ(int8, runs_int8(t.isa));
   }
   EXPECT_EQ(t.int8_gemm_for(GemmUse::Prompt), int8);
   EXPECT_EQ(t.int8_gemm_for(GemmUse::Exact), asked && int8);
