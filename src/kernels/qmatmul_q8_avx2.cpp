@@ -113,6 +113,15 @@ inline __m256i load_half(const uint8_t* p, int64_t bytes) {
   return _mm256_setzero_si256();
 }
 
+// 8-bit codes [0, bytes) of a 32-byte piece, the rest 0: 8-bit rows are `cols` bytes (no
+// padding), so a row's last piece may be any length and must not be read past.
+inline __m256i load_piece8(const uint8_t* p, int64_t bytes) {
+  if (bytes >= kHalf) return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
+  alignas(32) uint8_t buf[kHalf] = {};
+  if (bytes > 0) std::memcpy(buf, p, static_cast<size_t>(bytes));
+  return _mm256_load_si256(reinterpret_cast<const __m256i*>(buf));
+}
+
 // The 8 int32 partial sums of one block line (halves a, b) against x block xv (GEMV layout: the
 // codes for the low nibbles of a, of b, then for the high nibbles of a, of b).
 inline __m256i line_sums(__m256i a, __m256i b, const __m256i (&xv)[4]) {
@@ -200,9 +209,9 @@ inline void rows4_step(const uint8_t* codes, int64_t row_bytes, int64_t nrows, i
           v[r * 2 + bb] =
               line_sums(load_half(line, bytes), load_half(line + kHalf, bytes - kHalf), xv);
         } else {
-          const __m256i w[4] = {load_half(line, bytes), load_half(line + kHalf, bytes - kHalf),
-                                load_half(line + 2 * kHalf, bytes - 2 * kHalf),
-                                load_half(line + 3 * kHalf, bytes - 3 * kHalf)};
+          const __m256i w[4] = {load_piece8(line, bytes), load_piece8(line + kHalf, bytes - kHalf),
+                                load_piece8(line + 2 * kHalf, bytes - 2 * kHalf),
+                                load_piece8(line + 3 * kHalf, bytes - 3 * kHalf)};
           v[r * 2 + bb] = line_sums8(w, xv);
         }
       } else {
