@@ -58,6 +58,16 @@ struct Plan {
   int64_t first_task = 0;
 };
 
+// The int8 GEMV's kernels for an n-row product with w, or null: within the dot kernels' limit
+// the decode table's (where WKVQ_DECODE_GEMV chose int8); above it 8-bit W, which has no GEMM,
+// through the int8 GEMM's table where `use` runs it, so that each row gets what decode gives it.
+const detail::QGemmQ8Ops* int8_gemv_ops(const KernelTable& table, GemmUse use, int64_t n,
+                                        int64_t dot_max_rows, const QuantizedMatrix& w) {
+  if (!qmatmul_q8_applies(w)) return nullptr;
+  if (n <= dot_max_rows) return table.qgemv_q8;
+  return w.bits == 8 && table.int8_gemm_for(use) ? table.qgemm_q8 : nullptr;
+}
+
 Plan plan_of(const KernelTable& table, GemmUse use, int64_t n, const QuantizedMatrix& w, float* y) {
   WKVQ_ASSERT(w.codes.size() == static_cast<size_t>(w.rows * w.row_bytes) &&
               w.scales.size() == static_cast<size_t>(w.rows * w.n_groups));
@@ -67,16 +77,10 @@ Plan plan_of(const KernelTable& table, GemmUse use, int64_t n, const QuantizedMa
   p.ops = qmatmul_has_simd(table.isa, w) ? table.qmatmul : nullptr;
   if (p.ops == nullptr) {
     p.split = split_work(n, w.cols, w.rows, n, 1);
-  } else if (n <= p.ops->dot_max_rows && table.qgemv_q8 != nullptr && qmatmul_q8_applies(w)) {
-    // 4 or 8 bits: QGemmQ8Ops::gemv or gemv8
-    p.q8_gemv = true;
-    p.q8_ops = table.qgemv_q8;
-    p.split = split_work(n, w.cols, w.rows, n, detail::kQ8GemvRows, kDotPartsPerThread);
-  } else if (n > p.ops->dot_max_rows && table.int8_gemm_for(use) && qmatmul_q8_applies(w) &&
-             w.bits == 8) {
-    // 8 bits have no GEMM: the GEMV (gemv8) over every row, as decode runs each row alone
-    p.q8_gemv = true;
-    p.q8_ops = table.qgemm_q8;
+  } else if (const detail::QGemmQ8Ops* gemv =
+                 int8_gemv_ops(table, use, n, p.ops->dot_max_rows, w)) {
+    p.q8_gemv = true;  // 4 or 8 bits: QGemmQ8Ops::gemv or gemv8
+    p.q8_ops = gemv;
     p.split = split_work(n, w.cols, w.rows, n, detail::kQ8GemvRows, kDotPartsPerThread);
   } else if (n <= p.ops->dot_max_rows) {
     p.dot = true;

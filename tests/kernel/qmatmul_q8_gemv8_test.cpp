@@ -26,17 +26,7 @@ namespace {
 using namespace q8test;  // NOLINT(google-build-using-namespace): the shared helpers
 using test::ThreadCount;
 
-class QmatmulQ8Gemv8Test : public ::testing::TestWithParam<std::tuple<Isa, int>> {
- protected:
-  void SetUp() override {
-    if (!runs_int8(isa())) {
-      GTEST_SKIP() << isa_name(isa()) << " int8 kernels not supported by this CPU"
-                   << (isa() == Isa::Avx512 ? " (AVX512_VNNI)" : "");
-    }
-  }
-  static Isa isa() { return std::get<0>(GetParam()); }
-  static int threads() { return std::get<1>(GetParam()); }
-};
+class QmatmulQ8Gemv8Test : public Int8KernelTest {};
 
 // y of n rows through the 8-bit GEMV: within the kernel bound of the reference, each row equal
 // bit for bit to that row alone (serve's batched decode rows get what they get alone), and on
@@ -48,9 +38,7 @@ void check_gemv8(Isa isa, int64_t n, int64_t in, int64_t out, int64_t group, uin
   std::mt19937 rng(seed);
   const QuantizedMatrix w = random_matrix(out, in, group, rng, 8);
   const std::vector<float> x = random_x(n, in, 1.0f, rng);
-  std::vector<float> y(static_cast<size_t>(n * out + 1), -7.0f);
-  qmatmul(gemv_table(isa), x.data(), n, w, y.data());
-  EXPECT_EQ(y[static_cast<size_t>(n * out)], -7.0f) << "wrote past y";
+  const std::vector<float> y = gemv_product(isa, x, n, w);
   expect_within_kernel_bound(w, x.data(), n, y.data(), nullptr);
   for (int64_t i = 0; i < n; ++i) {
     std::vector<float> alone(static_cast<size_t>(out));
@@ -58,11 +46,7 @@ void check_gemv8(Isa isa, int64_t n, int64_t in, int64_t out, int64_t group, uin
     EXPECT_EQ(alone, std::vector<float>(y.begin() + i * out, y.begin() + (i + 1) * out))
         << "row " << i << " alone";
   }
-  if (isa == Isa::Avx512) {
-    std::vector<float> avx2(y.size(), -7.0f);
-    qmatmul(gemv_table(Isa::Avx2), x.data(), n, w, avx2.data());
-    EXPECT_EQ(avx2, y) << "AVX2 table against the AVX-512 one";
-  }
+  expect_avx2_gives_the_same(isa, x, n, w, y);
 }
 
 // n = 1 (decode) to the dot kernels' limit; W tiles of 8 rows and steps of 4 rows whole and
@@ -152,13 +136,7 @@ TEST_P(QmatmulQ8Gemv8Test, NonFiniteActivationsGiveNaN) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(IsasAndThreads, QmatmulQ8Gemv8Test,
-                         ::testing::Combine(::testing::Values(Isa::Avx2, Isa::Avx512),
-                                            ::testing::Values(1, 2)),
-                         [](const auto& p) {
-                           return std::string(isa_name(std::get<0>(p.param))) + "_" +
-                                  std::to_string(std::get<1>(p.param)) + "threads";
-                         });
+INSTANTIATE_TEST_SUITE_P(IsasAndThreads, QmatmulQ8Gemv8Test, kIsasAndThreads, isa_threads_name);
 
 }  // namespace
 }  // namespace wkvq

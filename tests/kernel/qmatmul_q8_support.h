@@ -11,11 +11,13 @@
 #include <limits>
 #include <random>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "core/fp16.h"
 #include "formats/weight_quant.h"
 #include "kernels/kernel_table.h"
+#include "kernels/qmatmul.h"
 #include "kernels/qmatmul_q8.h"
 
 namespace wkvq::q8test {
@@ -121,6 +123,45 @@ inline int64_t gemv_max_rows(Isa isa) { return isa == Isa::Avx2 ? 24 : 64; }
 
 inline KernelTable gemv_table(Isa isa) {
   return kernel_table(isa, PrefillGemm::Int8, DecodeGemv::Int8);
+}
+
+// y (n, w.rows) of x through `isa`'s int8 GEMV table, checked not to write past its end.
+inline std::vector<float> gemv_product(Isa isa, const std::vector<float>& x, int64_t n,
+                                       const QuantizedMatrix& w) {
+  std::vector<float> y(static_cast<size_t>(n * w.rows + 1), -7.0f);
+  qmatmul(gemv_table(isa), x.data(), n, w, y.data());
+  EXPECT_EQ(y.back(), -7.0f) << "wrote past y";
+  y.pop_back();
+  return y;
+}
+
+// Where the AVX-512 table ran y, the AVX2 one gives it bit for bit (the same operations).
+inline void expect_avx2_gives_the_same(Isa isa, const std::vector<float>& x, int64_t n,
+                                       const QuantizedMatrix& w, const std::vector<float>& y) {
+  if (isa != Isa::Avx512) return;
+  EXPECT_EQ(gemv_product(Isa::Avx2, x, n, w), y) << "AVX2 int8 GEMV against the AVX-512 table";
+}
+
+// The int8 kernel tests' parameter (ISA, threads): an ISA whose int8 kernels this CPU does not
+// run (AVX-512 without AVX512_VNNI included) is reported as skipped, never as passed.
+class Int8KernelTest : public ::testing::TestWithParam<std::tuple<Isa, int>> {
+ protected:
+  void SetUp() override {
+    if (!runs_int8(isa())) {
+      GTEST_SKIP() << isa_name(isa()) << " int8 kernels not supported by this CPU"
+                   << (isa() == Isa::Avx512 ? " (AVX512_VNNI)" : "");
+    }
+  }
+  static Isa isa() { return std::get<0>(GetParam()); }
+  static int threads() { return std::get<1>(GetParam()); }
+};
+
+// INSTANTIATE_TEST_SUITE_P(IsasAndThreads, Fixture, kIsasAndThreads, isa_threads_name).
+inline const auto kIsasAndThreads =
+    ::testing::Combine(::testing::Values(Isa::Avx2, Isa::Avx512), ::testing::Values(1, 2));
+inline std::string isa_threads_name(const ::testing::TestParamInfo<std::tuple<Isa, int>>& p) {
+  return std::string(isa_name(std::get<0>(p.param))) + "_" + std::to_string(std::get<1>(p.param)) +
+         "threads";
 }
 
 }  // namespace wkvq::q8test

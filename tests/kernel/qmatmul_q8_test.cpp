@@ -46,17 +46,7 @@ void check_kernel(Isa isa, int64_t n, int64_t in, int64_t out, int64_t group, ui
   expect_within_kernel_bound(w, x.data(), n, y.data(), nullptr);
 }
 
-class QmatmulQ8KernelTest : public ::testing::TestWithParam<std::tuple<Isa, int>> {
- protected:
-  void SetUp() override {
-    if (!runs_int8(isa())) {
-      GTEST_SKIP() << isa_name(isa()) << " int8 kernels not supported by this CPU"
-                   << (isa() == Isa::Avx512 ? " (AVX512_VNNI)" : "");
-    }
-  }
-  static Isa isa() { return std::get<0>(GetParam()); }
-  static int threads() { return std::get<1>(GetParam()); }
-};
+class QmatmulQ8KernelTest : public Int8KernelTest {};
 
 // n above the dot kernels' limit (64; AVX2 24): the int8 GEMM. Partial register tiles (n % 12),
 // partial panels (out % 32), in not a multiple of 32, 64 or 128, one or several packed blocks of
@@ -199,13 +189,7 @@ TEST_P(QmatmulQ8KernelTest, NonFiniteActivationsGiveNaN) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(IsasAndThreads, QmatmulQ8KernelTest,
-                         ::testing::Combine(::testing::Values(Isa::Avx2, Isa::Avx512),
-                                            ::testing::Values(1, 2)),
-                         [](const auto& p) {
-                           return std::string(isa_name(std::get<0>(p.param))) + "_" +
-                                  std::to_string(std::get<1>(p.param)) + "threads";
-                         });
+INSTANTIATE_TEST_SUITE_P(IsasAndThreads, QmatmulQ8KernelTest, kIsasAndThreads, isa_threads_name);
 
 // ---- the int8 GEMV (WKVQ_DECODE_GEMV=int8: n <= the dot kernels' limit of 64) ----
 
@@ -222,17 +206,11 @@ void check_gemv(Isa isa, int64_t n, int64_t in, int64_t out, int64_t group, uint
   const QuantizedMatrix w = random_matrix(out, in, group, rng);
   const int64_t padded = 65;
   const std::vector<float> x = random_x(padded, in, 1.0f, rng);
-  std::vector<float> y(static_cast<size_t>(n * out + 1), -7.0f);
-  qmatmul(gemv_table(isa), x.data(), n, w, y.data());
-  EXPECT_EQ(y[static_cast<size_t>(n * out)], -7.0f) << "wrote past y";
+  const std::vector<float> y = gemv_product(isa, x, n, w);
   std::vector<float> gemm(static_cast<size_t>(padded * out));
   qmatmul(gemv_table(isa), x.data(), padded, w, gemm.data());
   expect_within_kernel_bound(w, x.data(), n, y.data(), gemm.data());
-  if (isa == Isa::Avx512) {  // the AVX2 kernels evaluate the same operations: the same numbers
-    std::vector<float> avx2(y.size(), -7.0f);
-    qmatmul(gemv_table(Isa::Avx2), x.data(), n, w, avx2.data());
-    EXPECT_EQ(avx2, y) << "AVX2 int8 GEMV against AVX512_VNNI";
-  }
+  expect_avx2_gives_the_same(isa, x, n, w, y);
 }
 
 // n = 1 (decode) to 64, passes of 4, 2 and 1 rows of x; W tiles of 16 rows whole and partial;
