@@ -18,7 +18,7 @@ flash-attention kernels (on by default there); its llama-batched-bench prints on
 S_TG column is read. Every pair runs each variant once, back to back, in an order that rotates
 from pair to pair; each wkvq run measures the machine's read bandwidth too (printed beside the pair's figures).
 The summary prints, per cell and thread count, the median and range of each variant's tok/s and
-the median of the per-pair ratios wkvq / peer.
+the median of the per-pair ratios wkvq / peer (in bold where wkvq is ahead).
 
 Example (see bench/README.md for building llama.cpp and the GGUF):
   python3 bench/vs_llamacpp.py --llama-cpp /work/llama.cpp/build/bin --gguf q4_0.gguf \\
@@ -68,7 +68,8 @@ def parse_args():
     p.add_argument("--ik-kv", default="f16,q8_0",
                    help="ik_llama.cpp KV types, comma-separated (default f16,q8_0; q4_0 needs a build with "
                         "-DGGML_IQK_FA_ALL_QUANTS=ON)")
-    p.add_argument("--json", help="also write every measurement and the summary to this file")
+    p.add_argument("--json", help="also write every measurement (after each pair) and, at the end, the summary "
+                   "to this file")
     a = p.parse_args()
     if a.pairs < 1:
         p.error(f"--pairs must be at least 1, got {a.pairs}")
@@ -181,7 +182,18 @@ def variants(a):
            [("ik_llama.cpp %s KV" % k, "ik", k) for k in a.ik_kv]
 
 
+def write_json(path, rows, summary):
+    """Writes the measurements (and, once every pair has run, the summary) to path, through a
+    temporary file so that a stopped run leaves the last complete state, never half a file."""
+    tmp = path + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump({"rows": rows, "summary": summary}, f, indent=1)
+    os.replace(tmp, path)
+
+
 def measure(a):
+    """Runs every pair; with --json, the rows so far are written after each pair (summary null
+    until the end), so a run stopped after an hour keeps what it measured."""
     rows = []
     vs = variants(a)
     for cell in a.cells:
@@ -201,6 +213,8 @@ def measure(a):
                 bw = ", ".join(f"{b:.1f}" for b in got.get("read_gb_s", []) if b)
                 print(f"{cell['name']:>11} t{threads} pair {pair + 1}: {figures} tok/s; read {bw} GB/s",
                       file=sys.stderr, flush=True)
+                if a.json:
+                    write_json(a.json, rows, None)
     return rows
 
 
@@ -240,7 +254,8 @@ def print_table(summary):
             cols.append(f"{v['median']:.1f} ({v['min']:.1f}-{v['max']:.1f})")
         for n in ratio_names:
             v = e["ratios"][n]
-            cols.append(f"**{v['median']:.2f}** ({v['min']:.2f}-{v['max']:.2f})")
+            median = f"**{v['median']:.2f}**" if v["median"] >= 1.0 else f"{v['median']:.2f}"
+            cols.append(f"{median} ({v['min']:.2f}-{v['max']:.2f})")
         bw = e.get("read_gb_s")
         cols.append(f"{bw['median']:.1f} ({bw['min']:.1f}-{bw['max']:.1f})" if bw else "-")
         print("| " + " | ".join(cols) + " |")
@@ -252,8 +267,7 @@ def main():
     summary = summarize(a, rows)
     print_table(summary)
     if a.json:
-        with open(a.json, "w", encoding="utf-8") as f:
-            json.dump({"rows": rows, "summary": summary}, f, indent=1)
+        write_json(a.json, rows, summary)
 
 
 if __name__ == "__main__":
