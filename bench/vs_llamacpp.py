@@ -18,7 +18,7 @@ flash-attention kernels (on by default there); its llama-batched-bench prints on
 S_TG column is read. Every pair runs each variant once, back to back, in an order that rotates
 from pair to pair; each wkvq run measures the machine's read bandwidth too (printed beside the pair's figures).
 The summary prints, per cell and thread count, the median and range of each variant's tok/s and
-the median of the per-pair ratios wkvq / peer (in bold where wkvq is ahead).
+the median of the per-pair ratios wkvq / peer (in bold where wkvq is level or ahead: >= 1.00).
 
 Example (see bench/README.md for building llama.cpp and the GGUF):
   python3 bench/vs_llamacpp.py --llama-cpp /work/llama.cpp/build/bin --gguf q4_0.gguf \\
