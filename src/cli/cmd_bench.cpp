@@ -11,6 +11,7 @@
 #include "cli/commands.h"
 #include "cli/common.h"
 #include "cli/console.h"
+#include "cli/kernel_options.h"
 #include "cli/quant_options.h"
 #include "core/error.h"
 #include "core/parallel.h"
@@ -30,6 +31,7 @@ struct BenchOptions {
   int decode = 32;
   uint64_t seed = 1;
   int threads = 0;
+  KernelCliOptions kernels;
   bool json = false;
   std::vector<int> parallel;  // --parallel: batched decode of these many sequences
   QuantCliOptions quant;
@@ -78,6 +80,7 @@ void random_range_tokens(uint64_t seed, const LlamaConfig& c, QuantCliOptions& q
 
 void run_bench(const BenchOptions& o) {
   apply_threads(o.threads);
+  apply_kernel_options(o.kernels);
   QuantCliOptions quant = o.quant;
   Model loaded;
   std::string what;
@@ -185,6 +188,7 @@ void register_bench(CLI::App& app) {
   cmd->add_flag("--json", o->json, "Print one JSON object on stdout");
   o->quant.add_to(cmd);
   add_threads_option(cmd, &o->threads);
+  add_kernel_options(cmd, &o->kernels);
   cmd->callback([o] { run_bench(*o); });
 }
 

@@ -15,6 +15,7 @@
 #include "cli/commands.h"
 #include "cli/common.h"
 #include "cli/console.h"
+#include "cli/kernel_options.h"
 #include "cli/piece_printer.h"
 #include "cli/quant_options.h"
 #include "core/error.h"
@@ -32,6 +33,7 @@ struct ChatOptions {
   float top_p = 0.9f;
   uint64_t seed = 1234;
   int threads = 0;
+  KernelCliOptions kernels;
   QuantCliOptions quant;
 };
 
@@ -106,6 +108,7 @@ std::string answer(Session& session, Sampler& sampler, const Tokenizer& tok, con
 
 void run_chat(const ChatOptions& o) {
   apply_threads(o.threads);
+  apply_kernel_options(o.kernels);
   const std::string model_path = resolve_model_path(o.model);
   Model loaded = load_model_verbose(model_path, o.quant.wbits > 0);
   ChatFiles f = open_chat_files(o.tokenizer, model_path, loaded.config.vocab_size, o.chat_template);
@@ -164,6 +167,7 @@ void register_chat(CLI::App& app) {
   add_sampling_options(cmd, &o->temperature, &o->top_p, &o->seed);
   o->quant.add_to(cmd);
   add_threads_option(cmd, &o->threads);
+  add_kernel_options(cmd, &o->kernels);
   cmd->callback([o] { run_chat(*o); });
 }
 

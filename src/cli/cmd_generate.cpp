@@ -13,6 +13,7 @@
 #include "cli/commands.h"
 #include "cli/common.h"
 #include "cli/console.h"
+#include "cli/kernel_options.h"
 #include "cli/piece_printer.h"
 #include "cli/quant_options.h"
 #include "core/error.h"
@@ -33,6 +34,7 @@ struct GenerateOptions {
   float top_p = 0.9f;
   uint64_t seed = 1234;
   int threads = 0;
+  KernelCliOptions kernels;
   QuantCliOptions quant;
 };
 
@@ -57,6 +59,7 @@ ChatSetup setup_chat(const GenerateOptions& o, const std::string& model_path, in
 
 void run_generate(const GenerateOptions& o) {
   apply_threads(o.threads);
+  apply_kernel_options(o.kernels);
   const std::string model_path = resolve_model_path(o.model);
   Model loaded = load_model_verbose(model_path, o.quant.wbits > 0);
   ChatSetup chat;
@@ -156,6 +159,7 @@ void register_generate(CLI::App& app) {
   add_sampling_options(cmd, &o->temperature, &o->top_p, &o->seed);
   o->quant.add_to(cmd);
   add_threads_option(cmd, &o->threads);
+  add_kernel_options(cmd, &o->kernels);
   cmd->callback([o] { run_generate(*o); });
 }
 

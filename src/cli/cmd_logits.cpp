@@ -9,6 +9,7 @@
 #include "cli/commands.h"
 #include "cli/common.h"
 #include "cli/console.h"
+#include "cli/kernel_options.h"
 #include "cli/quant_options.h"
 #include "core/error.h"
 #include "io/npy.h"
@@ -22,6 +23,7 @@ struct LogitsOptions {
   std::string model, tokenizer, tokens, prompt, out;
   bool decode = false;
   int threads = 0;
+  KernelCliOptions kernels;
   QuantCliOptions quant;
 };
 
@@ -46,6 +48,7 @@ std::vector<int> parse_token_list(const std::string& s) {
 
 void run_logits(const LogitsOptions& o) {
   apply_threads(o.threads);
+  apply_kernel_options(o.kernels);
   const std::string model_path = resolve_model_path(o.model);
   Model loaded = load_model_verbose(model_path, o.quant.wbits > 0);
   const int vocab = loaded.config.vocab_size;
@@ -93,6 +96,7 @@ void register_logits(CLI::App& app) {
                 "Run token by token through the KV cache instead of one batched pass");
   o->quant.add_to(cmd);
   add_threads_option(cmd, &o->threads);
+  add_kernel_options(cmd, &o->kernels);
   cmd->callback([o] { run_logits(*o); });
 }
 

@@ -8,6 +8,7 @@
 #include "cli/commands.h"
 #include "cli/common.h"
 #include "cli/console.h"
+#include "cli/kernel_options.h"
 #include "cli/ppl_ablation.h"
 #include "cli/ppl_kvlab.h"
 #include "cli/ppl_options.h"
@@ -21,6 +22,7 @@ namespace {
 
 void run_ppl(const PplCliOptions& o) {
   apply_threads(o.threads);
+  apply_kernel_options(o.kernels);
   const std::string model_path = resolve_model_path(o.model);
   // --kld and --ablation run the floating-point model too: it is loaded in f32 for them.
   Model loaded = load_model_verbose(
@@ -139,6 +141,7 @@ void register_ppl(CLI::App& app) {
       cmd->add_option_group("calibration", "Calibration options of --ablation --calibrate");
   o->calib.add_to(crr);
   add_threads_option(cmd, &o->threads);
+  add_kernel_options(cmd, &o->kernels);
   cmd->callback([o] { run_ppl(*o); });
 }
 

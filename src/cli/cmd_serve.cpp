@@ -22,6 +22,7 @@
 #include "cli/commands.h"
 #include "cli/common.h"
 #include "cli/console.h"
+#include "cli/kernel_options.h"
 #include "cli/quant_options.h"
 #include "core/error.h"
 #include "runtime/kv_cache.h"
@@ -44,6 +45,7 @@ struct ServeOptions {
   double max_body_mib = 1;
   double shutdown_timeout = 10;
   int threads = 0;
+  KernelCliOptions kernels;
   QuantCliOptions quant;
 };
 
@@ -118,6 +120,7 @@ void run_serve(const ServeOptions& o) {
   std::signal(SIGPIPE, SIG_IGN);  // a client that went away is a failed write, not a signal
 
   apply_threads(o.threads);
+  apply_kernel_options(o.kernels);
   const std::string model_path = resolve_model_path(o.model);
   Model loaded = load_model_verbose(model_path, o.quant.wbits > 0);
   const auto tok = open_tokenizer(o.tokenizer, model_path, loaded.config.vocab_size);
@@ -228,6 +231,7 @@ void register_serve(CLI::App& app) {
       ->check(CLI::Range(0.0, 3600.0));
   o->quant.add_to(cmd);
   add_threads_option(cmd, &o->threads);
+  add_kernel_options(cmd, &o->kernels);
   cmd->callback([o] { run_serve(*o); });
 }
 

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "cli/calibration.h"
+#include "cli/kernel_options.h"
 #include "cli/ppl_kvlab.h"
 #include "cli/quant_options.h"
 #include "eval/perplexity.h"
@@ -20,6 +21,7 @@ struct PplCliOptions {
   int64_t max_windows = 0;
   bool json = false, kld = false, ablation = false;
   int threads = 0;
+  KernelCliOptions kernels;  // --decode-gemv, --prefill-gemm
   QuantCliOptions quant;
   CalibCliOptions calib;
   std::vector<std::string> calibrated;  // --calibrated DIR: quantized models as extra rungs

@@ -30,9 +30,11 @@
 //                                           the AVX512_VNNI GEMM's result, faster); default auto
 //                                           = on where usable; on without it is an error
 //
-// The five variables are read here and nowhere else. `kernel_table_entries` names every entry, for
-// the "kernels:" line and the "kernels" object of `bench --json` / `ppl --json` (README,
-// "Reproducibility"): two runs that print the same table ran the same instructions.
+// The five variables are read here and nowhere else (the commands' --decode-gemv and
+// --prefill-gemm set theirs before the table is resolved: cli/kernel_options.h).
+// `kernel_table_entries` names every entry, for the "kernels:" line and the "kernels" object of
+// `bench --json` / `ppl --json` (README, "Reproducibility"): two runs that print the same table ran
+// the same instructions.
 #pragma once
 
 #include <string>

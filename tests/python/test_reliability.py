@@ -15,7 +15,8 @@
 5. Kernel choice: WKVQ_GEMV pins the int4 GEMV and `ppl --json` / `bench --json` report it;
    two runs pinned alike give bit-identical results; a bad WKVQ_GEMV is refused; likewise
    WKVQ_DECODE_GEMV=int8 is reported (or refused where the CPU runs no int8 kernels: the AVX2
-   ones, or AVX-512 with AVX512_VNNI), a bad value refused;
+   ones, or AVX-512 with AVX512_VNNI), a bad value refused; --decode-gemv / --prefill-gemm
+   override the variables (reported pinned as asked), a bad value refused;
    WKVQ_AMX=off is reported, a bad value refused.
 6. Progress: with stderr not a terminal no carriage returns, one summary line instead; --quiet
    prints nothing on stderr.
@@ -234,6 +235,28 @@ def check_kernels(c, wkvq, qdir, model, text):
     cp, err = run(wkvq, ["ppl", "--model", qdir, "--text", text, "--max-windows", 1],
                   env={"WKVQ_DECODE_GEMV": "fast"})
     c.check(cp.returncode != 0 and "WKVQ_DECODE_GEMV" in err, "WKVQ_DECODE_GEMV=fast is refused")
+    # The command-line options override the variables: pinned as asked, whatever the environment.
+    for flag, var, key in (("--decode-gemv", "WKVQ_DECODE_GEMV", "decode_gemv"),
+                           ("--prefill-gemm", "WKVQ_PREFILL_GEMM", "prefill_gemm")):
+        for asked, env_value in (("f32", "int8"), ("int8", "f32")):
+            cp, err = run(wkvq, ["bench", "--random-shape", "stories260k-shape", "--prefill", 4,
+                                 "--decode", 2, "--wbits", 4, "--json", flag, asked],
+                          env={var: env_value})
+            if asked == "int8" and cp.returncode != 0 and "AVX512_VNNI" in err:
+                c.check(flag in err, f"{flag} int8 without int8 kernels names the option: {err}")
+                continue
+            k = json.loads(cp.stdout).get("kernels", {}) if cp.returncode == 0 else {}
+            c.check(k.get(key) == asked and k.get(key + "_pinned") is True,
+                    f"{flag} {asked} over {var}={env_value}: bench --json reports kernels {k}")
+        cp, err = run(wkvq, ["ppl", "--model", qdir, "--text", text, "--max-windows", 1, flag,
+                             "fast"])
+        c.check(cp.returncode != 0 and flag in err and "int8" in err,
+                f"{flag} fast is refused with the choices: {err.strip()}")
+        cp, err = run(wkvq, ["bench", "--random-shape", "stories260k-shape", "--prefill", 4,
+                             "--decode", 2, "--wbits", 4, flag, "int8"],
+                      env={"WKVQ_ISA": "reference"})
+        c.check(cp.returncode != 0 and flag + " int8" in err and "reference" in err,
+                f"{flag} int8 on the reference kernels is refused before loading: {err.strip()}")
     cp, err = run(wkvq, ["ppl", "--model", qdir, "--text", text, "--max-windows", 1])
     c.check("int4 gemv" in err, "the kernel choice is printed on stderr")
     cp, err = run(wkvq, ["bench", "--random-shape", "stories260k-shape", "--prefill", 4,
