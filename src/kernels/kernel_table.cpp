@@ -350,13 +350,14 @@ std::string kernel_summary() {
           : t.isa == Isa::Avx512 ? " (probe)"
                                  : " (isa)") +
          ", prefill gemm " +
-         (p.pinned
-              ? std::string(p.form == PrefillGemm::Int8 ? "int8" : "f32") + " (WKVQ_PREFILL_GEMM)"
+         (p.pinned ? std::string(p.form == PrefillGemm::Int8 ? "int8" : "f32") +
+                         " (--prefill-gemm / WKVQ_PREFILL_GEMM)"
           : !t.int8_gemm_for(GemmUse::Exact) && p.form == PrefillGemm::Int8
               ? std::string("int8 prompts, f32 evaluation (auto)")
               : std::string(p.form == PrefillGemm::Int8 ? "int8" : "f32") + " (auto)") +
          ", decode gemv " + (dg.form == DecodeGemv::Int8 ? "int8" : "f32") +
-         (dg.pinned ? " (WKVQ_DECODE_GEMV)" : " (auto)") + (t.amx ? ", int8 gemm on amx" : "");
+         (dg.pinned ? " (--decode-gemv / WKVQ_DECODE_GEMV)" : " (auto)") +
+         (t.amx ? ", int8 gemm on amx" : "");
 }
 
 }  // namespace wkvq
