@@ -33,6 +33,7 @@ void add_kernel_options(CLI::App* cmd, KernelCliOptions* o) {
 }
 
 void apply_kernel_options(const KernelCliOptions& o) {
+  if (o.decode_gemv.empty() && o.prefill_gemm.empty()) return;  // the environment decides, later
   if (!o.decode_gemv.empty()) setenv("WKVQ_DECODE_GEMV", o.decode_gemv.c_str(), 1);
   if (!o.prefill_gemm.empty()) setenv("WKVQ_PREFILL_GEMM", o.prefill_gemm.c_str(), 1);
   const KernelTable* t = nullptr;

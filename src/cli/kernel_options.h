@@ -16,10 +16,11 @@ struct KernelCliOptions {
 
 // Adds --decode-gemv and --prefill-gemm to a subcommand.
 void add_kernel_options(CLI::App* cmd, KernelCliOptions* o);
-// Sets the options given as the environment variables the kernel table reads, then resolves the
-// table, so that a choice this CPU cannot run fails here, before the model loads, with what to
-// do. Must run before anything touches the kernels (first in a command's callback); throws an
-// internal error when the table was resolved before and differs from what was asked.
+// Sets the options given (none: nothing to do) as the environment variables the kernel table
+// reads, then resolves the table, so that a choice this CPU cannot run fails here, before the model
+// loads, with what to do. Must run before anything touches the kernels (first in a command's
+// callback); aborts as an internal error (WKVQ_ASSERT) when the table was resolved before and
+// differs from what was asked.
 void apply_kernel_options(const KernelCliOptions& o);
 
 }  // namespace wkvq::cli
