@@ -302,17 +302,18 @@ std::vector<std::pair<std::string, std::string>> kernel_table_entries(const Kern
                                  ? "gemv " + std::string(gemv_form_name(t.int4_gemv.form)) + ", "
                                  : "";
     e.emplace_back("qmatmul_int4", isa + ": " + gemv + rest);
-    const std::string int8 =
-        t.isa == Isa::Avx2 ? "avx2: int8 activations, " : "avx512_vnni: int8 activations, ";
+    const std::string int8_name =
+        t.isa == Isa::Avx2 ? "avx2: int8 activations" : "avx512_vnni: int8 activations";
+    const std::string int8 = int8_name + ", ";
     e.emplace_back("qmatmul_int4_decode", t.qgemv_q8 != nullptr
                                               ? int8 + "gemv n<=" + std::to_string(q.dot_max_rows) +
                                                     " (groups of 128k columns; others f32)"
                                               : isa + ": f32 activations (as qmatmul_int4)");
-    e.emplace_back("qmatmul_int8", isa + ": " + rest +
-                                       (t.qgemv_q8 != nullptr
-                                            ? "; gemv n<=" + std::to_string(q.dot_max_rows) +
-                                                  " avx2: int8 activations (groups of 128k columns)"
-                                            : ""));
+    e.emplace_back("qmatmul_int8",
+                   isa + ": " + rest +
+                       (t.qgemv_q8 != nullptr ? "; gemv n<=" + std::to_string(q.dot_max_rows) +
+                                                    " " + int8_name + " (groups of 128k columns)"
+                                              : ""));
     const std::string gemm = t.amx                ? "amx: int8 activations, tiles "
                              : t.isa == Isa::Avx2 ? int8 + "gemv tiles in chunks of "
                                                   : int8 + "packed ";

@@ -65,5 +65,19 @@ inline void tile_params(const QMatView& w, int64_t o, int64_t rows, float* param
   }
 }
 
+// Prefetch (into L2) the scales and zeros of W rows [o, o + rows), clamped to the matrix: the
+// GEMVs call it a few tiles ahead of tile_params, whose loads would otherwise wait on memory (they
+// are a stream of their own beside the codes').
+inline void prefetch_params(const QMatView& w, int64_t o, int64_t rows) {
+  const int64_t end = min64(o + rows, w.rows);
+  if (o >= end) return;
+  const auto* s0 = reinterpret_cast<const char*>(w.scales + o * w.n_groups);
+  const auto* s1 = reinterpret_cast<const char*>(w.scales + end * w.n_groups);
+  for (const char* p = s0; p < s1; p += 64) _mm_prefetch(p, _MM_HINT_T1);
+  const auto* z0 = reinterpret_cast<const char*>(w.zeros + o * w.n_groups);
+  const auto* z1 = reinterpret_cast<const char*>(w.zeros + end * w.n_groups);
+  for (const char* p = z0; p < z1; p += 64) _mm_prefetch(p, _MM_HINT_T1);
+}
+
 }  // namespace
 }  // namespace wkvq::detail

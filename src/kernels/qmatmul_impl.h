@@ -128,8 +128,9 @@ constexpr int64_t qgemv_q8_scratch_bytes(int64_t n_groups, int64_t blocks, int64
 //     b.o0 a multiple of kQ8GemvRows.
 //   gemm_takes_gemv_layout: `packed` reads x in the GEMV layout (then `quantize` writes it).
 //   pack_bytes: the bytes `pack` must hold for x blocks and W groups.
-//   gemv8: as gemv, for 8-bit W (the same arithmetic, qmatmul_q8.h): qgemv_q8_avx2_8bit on every
-//     ISA, so that the 8-bit products give the same numbers wherever the int8 GEMV runs.
+//   gemv8: as gemv, for 8-bit W (the same arithmetic, qmatmul_q8.h): qgemv_q8_avx2_8bit, or
+//     qgemv_q8_avx512vnni_8bit in the VNNI table; the same numbers bit for bit (the same per-lane
+//     float operations in the same order on exact integer sums), wherever the int8 GEMV runs.
 struct QGemmQ8Ops {
   void (*quantize)(const float* x, int64_t cols, int64_t i0, int64_t i1, int8_t* q, float* d,
                    float* dsum, int64_t stride, int64_t blocks);
@@ -148,10 +149,13 @@ struct QGemmQ8Ops {
 // Defined in qmatmul_q8_avx2.cpp (AVX2 flags): both entry points take x in the GEMV layout and
 // run the same tiles (the GEMM in chunks of 64 W rows); `blocking` is {1, 64, ...}.
 const QGemmQ8Ops& qgemm_q8_ops_avx2();
-// The AVX2 int8 GEMV for 8-bit W (qmatmul_q8_avx2.cpp), QGemmQ8Ops::gemv8 of every table.
+// The AVX2 int8 GEMV for 8-bit W (qmatmul_q8_avx2.cpp), QGemmQ8Ops::gemv8 of the AVX2 table.
 void qgemv_q8_avx2_8bit(const Q8View& x8, const QMatView& w, float* y, int64_t ldy, QBlock b,
                         uint8_t* scratch);
-// Defined in qmatmul_q8_gemv_avx512vnni.cpp (AVX-512 flags plus AVX512_VNNI).
+// Defined in qmatmul_q8_gemv_avx512vnni.cpp (AVX-512 flags plus AVX512_VNNI): the 4-bit GEMV and
+// the 8-bit one (QGemmQ8Ops::gemv8 of the VNNI table; the AVX2 one's numbers, bit for bit).
+void qgemv_q8_avx512vnni_8bit(const Q8View& x8, const QMatView& w, float* y, int64_t ldy, QBlock b,
+                              uint8_t* scratch);
 void qgemv_q8_avx512vnni(const Q8View& x8, const QMatView& w, float* y, int64_t ldy, QBlock b,
                          uint8_t* scratch);
 // Defined in qmatmul_q8_avx512vnni.cpp (AVX-512 flags plus AVX512_VNNI).

@@ -2,7 +2,8 @@
 // quantized to int8 first, as llama.cpp's Q8 activations, and integer dot products
 // (AVX512_VNNI vpdpbusd, qmatmul_q8_avx512vnni.cpp; AVX2 vpmaddubsw, qmatmul_q8_avx2.cpp, the same
 // numbers). The same arithmetic defines the int8 GEMV for 8-bit weights (the q8 output head under
-// WKVQ_DECODE_GEMV=int8; AVX2 kernel on every ISA), codes q in [0, 255] instead of [0, 15].
+// WKVQ_DECODE_GEMV=int8: AVX2, or AVX512_VNNI kernels, the same numbers), codes q in [0, 255]
+// instead of [0, 15].
 //
 // The arithmetic (this reference is its definition):
 //   x: each row in blocks of kQ8BlockCols = 128 columns (the last one shorter), per block

@@ -249,9 +249,14 @@ void packed(const Q8View& x8, const QMatView& w, float* y, int64_t ldy, QBlock b
 
 int64_t pack_bytes(int64_t /*blocks*/, int64_t /*n_groups*/) { return qgemm_q8_pack_bytes(kB); }
 
-constexpr QGemmQ8Ops kOps{
-    &quantize,          &packed, kB, &quantize_gemv, &qgemv_q8_avx512vnni, false, &pack_bytes,
-    &qgemv_q8_avx2_8bit};
+constexpr QGemmQ8Ops kOps{&quantize,
+                          &packed,
+                          kB,
+                          &quantize_gemv,
+                          &qgemv_q8_avx512vnni,
+                          false,
+                          &pack_bytes,
+                          &qgemv_q8_avx512vnni_8bit};
 
 }  // namespace
 

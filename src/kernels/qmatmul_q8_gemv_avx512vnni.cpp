@@ -21,6 +21,7 @@
 //  - n > 1: up to 4 rows of x per pass over a tile (the tile's codes, 16 rows, stay in L1/L2
 //    between the passes), so W is read from memory once per call.
 // Kernel functions exceed the style's 60 lines only where the register tiling needs it.
+#include "core/error.h"
 #include "kernels/qgroups_avx512.h"
 #include "kernels/qmatmul_impl.h"
 #include "kernels/simd_avx512.h"
@@ -37,6 +38,9 @@ constexpr int64_t kLineBytes = 64;  // codes of one 128-column block
 // of 16 rows read side by side (16 streams) 8.3.
 constexpr int64_t kPrefetch = 3072;
 constexpr int64_t kPrefetchFar = 12288;
+// The parameters of the tile kParamsAhead tiles ahead are prefetched (qgroups_avx512.h): without
+// it tile_params waited on memory for 7.5 % of a TinyLlama W4 decode at 1 thread (perf, Zen 4).
+constexpr int64_t kParamsAhead = 2;
 static_assert(kQ8Block == 2 * kLineBytes && kQ8GemvBlockBytes == 2 * kLineBytes);
 
 // Lane j of the result: the sum of the 16 lanes of v[j] (exact int32).
@@ -61,12 +65,24 @@ inline __m512i reduce16(const __m512i (&v)[16]) {
                           _mm512_shuffle_i32x4(t01, t23, _MM_SHUFFLE(3, 1, 3, 1)));
 }
 
-// One 64-byte line of codes (`bytes` of it; the rest 0), prefetched ahead along the stream, split
-// into its low and high nibbles (the codes of the block's two column halves, GEMV layout).
-inline void line_nibbles(const uint8_t* line, __mmask64 bytes, __m512i& lo, __m512i& hi) {
+// One 64-byte line of codes (`bytes` of it; the rest 0), prefetched ahead along the stream.
+inline __m512i load_line(const uint8_t* line, __mmask64 bytes) {
   _mm_prefetch(reinterpret_cast<const char*>(line) + kPrefetch, _MM_HINT_T0);
   _mm_prefetch(reinterpret_cast<const char*>(line) + kPrefetchFar, _MM_HINT_T2);
-  __m512i codes = _mm512_maskz_loadu_epi8(bytes, line);
+  return _mm512_maskz_loadu_epi8(bytes, line);
+}
+
+// The mask of the first n bytes of a line (n <= 0: none, n >= 64: all).
+inline __mmask64 first_bytes(int64_t n) {
+  return n >= kLineBytes ? ~__mmask64{0}
+         : n <= 0        ? __mmask64{0}
+                         : static_cast<__mmask64>((uint64_t{1} << n) - 1u);
+}
+
+// One line of 4-bit codes split into its low and high nibbles (the codes of the block's two
+// column halves, GEMV layout).
+inline void line_nibbles(const uint8_t* line, __mmask64 bytes, __m512i& lo, __m512i& hi) {
+  __m512i codes = load_line(line, bytes);
   __asm__("" : "+v"(codes));  // one load: GCC would fold it into both the AND and the shift
   const __m512i nib = _mm512_set1_epi8(0x0F);
   lo = _mm512_and_si512(codes, nib);
@@ -169,26 +185,15 @@ void rows4_sums(const uint8_t* codes, int64_t row_bytes, int64_t nrows, int64_t 
   }
 }
 
-// y[i0 + i, o .. o + rows) for M rows of x against one tile (params from tile_params); sums:
-// scratch of kTile rows of `steps` * 16 int32, 64-byte aligned.
+// y[i0 + i, o .. o + rows) for M rows of x from the exact block sums of a tile (sums[(r * steps +
+// k) * 16 + i * kSpan + bb]: W row r, block k * kSpan + bb, x row i; rows >= `rows` are zeroed
+// here), in the GEMM's order and with its operations.
 template <int M>
-void tile_rows(const Q8View& x8, int64_t i0, const QMatView& w, int64_t o, int64_t rows,
-               const float* params, int32_t* sums, float* y, int64_t ldy) {
+void tile_epilogue(const Q8View& x8, int64_t i0, const QMatView& w, int64_t o, int64_t rows,
+                   const float* params, int32_t* sums, float* y, int64_t ldy) {
   constexpr int kSpan = 16 / M;
   const int64_t blocks = x8.blocks;
   const int64_t steps = (blocks + kSpan - 1) / kSpan;
-  const int8_t* xq = x8.q + i0 * x8.stride;
-  if (M == 1) {
-    for (int64_t r = 0; r < rows; r += 4) {
-      rows4_sums(w.codes + (o + r) * w.row_bytes, w.row_bytes, min64(4, rows - r), blocks, xq,
-                 sums + r * steps * 16, steps * 16);
-    }
-  } else {
-    for (int64_t r = 0; r < rows; ++r) {
-      row_sums<M>(w.codes + (o + r) * w.row_bytes, w.row_bytes, blocks, xq, x8.stride,
-                  sums + r * steps * 16);
-    }
-  }
   for (int64_t r = rows; r < kTile; ++r) {
     for (int64_t k = 0; k < steps; ++k) {
       _mm512_store_si512(sums + (r * steps + k) * 16, _mm512_setzero_si512());
@@ -224,7 +229,129 @@ void tile_rows(const Q8View& x8, int64_t i0, const QMatView& w, int64_t o, int64
     _mm512_mask_storeu_ps(y + (i0 + i) * ldy + o, lane_mask(rows), acc[i]);
 }
 
+// y[i0 + i, o .. o + rows) for M rows of x against one tile (params from tile_params); sums:
+// scratch of kTile rows of `steps` * 16 int32, 64-byte aligned.
+template <int M>
+void tile_rows(const Q8View& x8, int64_t i0, const QMatView& w, int64_t o, int64_t rows,
+               const float* params, int32_t* sums, float* y, int64_t ldy) {
+  constexpr int kSpan = 16 / M;
+  const int64_t blocks = x8.blocks;
+  const int64_t steps = (blocks + kSpan - 1) / kSpan;
+  const int8_t* xq = x8.q + i0 * x8.stride;
+  if (M == 1) {
+    for (int64_t r = 0; r < rows; r += 4) {
+      rows4_sums(w.codes + (o + r) * w.row_bytes, w.row_bytes, min64(4, rows - r), blocks, xq,
+                 sums + r * steps * 16, steps * 16);
+    }
+  } else {
+    for (int64_t r = 0; r < rows; ++r) {
+      row_sums<M>(w.codes + (o + r) * w.row_bytes, w.row_bytes, blocks, xq, x8.stride,
+                  sums + r * steps * 16);
+    }
+  }
+  tile_epilogue<M>(x8, i0, w, o, rows, params, sums, y, ldy);
+}
+
+// ---- 8-bit W (the q8 output head): one code byte per column, in column order ----
+
+// x row i's codes in column order (W's order at 8 bits), from the GEMV layout: per block, the
+// 16-column runs of the low-nibble half (bytes 0..63: columns 0-15, 32-47, 64-79, 96-111) and of
+// the high-nibble half (bytes 64..127: columns 16-31, 48-63, ...) interleaved back.
+void columns_in_order(const Q8View& x8, int64_t i, int8_t* xn) {
+  const __m512i first = _mm512_setr_epi64(0, 1, 8, 9, 2, 3, 10, 11);
+  const __m512i second = _mm512_setr_epi64(4, 5, 12, 13, 6, 7, 14, 15);
+  for (int64_t b = 0; b < x8.blocks; ++b) {
+    const int8_t* src = x8.q + i * x8.stride + b * kQ8GemvBlockBytes;
+    const __m512i lo = _mm512_loadu_si512(src);
+    const __m512i hi = _mm512_loadu_si512(src + kLineBytes);
+    _mm512_storeu_si512(xn + b * kQ8GemvBlockBytes, _mm512_permutex2var_epi64(lo, first, hi));
+    _mm512_storeu_si512(xn + b * kQ8GemvBlockBytes + kLineBytes,
+                        _mm512_permutex2var_epi64(lo, second, hi));
+  }
+}
+
+// As rows4_step, for 8-bit codes (two lines per block, multiplied as they are: vpdpbusd takes
+// unsigned bytes, so codes up to 255 need no bias) against one x row in column order.
+template <bool kWhole>
+inline void rows4_step8(const uint8_t* codes, int64_t row_bytes, int64_t nrows, int64_t b0,
+                        int64_t blocks, const int8_t* xn, int32_t* sums, int64_t sstride) {
+  __m512i v[16];
+#pragma GCC unroll 4
+  for (int bb = 0; bb < 4; ++bb) {
+    const int64_t b = b0 + bb;
+    const bool in = kWhole || b < blocks;
+    const int64_t left = row_bytes - b * kQ8GemvBlockBytes;  // code bytes from the block's start
+    const __mmask64 m0 = kWhole ? ~__mmask64{0} : first_bytes(left);
+    const __mmask64 m1 = kWhole ? ~__mmask64{0} : first_bytes(left - kLineBytes);
+    const __m512i xl = in ? _mm512_loadu_si512(xn + b * kQ8GemvBlockBytes) : _mm512_setzero_si512();
+    const __m512i xh =
+        in ? _mm512_loadu_si512(xn + b * kQ8GemvBlockBytes + kLineBytes) : _mm512_setzero_si512();
+#pragma GCC unroll 4
+    for (int r = 0; r < 4; ++r) {
+      if ((kWhole || r < nrows) && in) {
+        const uint8_t* line = codes + r * row_bytes + b * kQ8GemvBlockBytes;
+        const __m512i c0 = load_line(line, m0);
+        const __m512i c1 = load_line(line + kLineBytes, m1);
+        v[r * 4 + bb] =
+            _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), c0, xl), c1, xh);
+      } else {
+        v[r * 4 + bb] = _mm512_setzero_si512();
+      }
+    }
+  }
+  alignas(64) int32_t red[16];  // lane r * 4 + bb
+  _mm512_store_si512(red, reduce16(v));
+  for (int64_t r = 0; r < nrows; ++r) {
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(sums + r * sstride + b0),
+                     _mm_load_si128(reinterpret_cast<const __m128i*>(red + 4 * r)));
+  }
+}
+
+// The exact block sums of W rows [0, nrows) (nrows <= 4) of 8-bit codes against x row xn:
+// sums[r * sstride + b], b < blocks rounded up to 4.
+void rows4_sums8(const uint8_t* codes, int64_t row_bytes, int64_t nrows, int64_t blocks,
+                 const int8_t* xn, int32_t* sums, int64_t sstride) {
+  const int64_t full = row_bytes / kQ8GemvBlockBytes;  // blocks with 128 code bytes
+  int64_t b0 = 0;
+  if (nrows == 4) {
+    for (; b0 + 4 <= full; b0 += 4) {
+      rows4_step8<true>(codes, row_bytes, 4, b0, blocks, xn, sums, sstride);
+    }
+  }
+  for (; b0 < blocks; b0 += 4) {
+    rows4_step8<false>(codes, row_bytes, nrows, b0, blocks, xn, sums, sstride);
+  }
+}
+
 }  // namespace
+
+// One thread's block of y = x8 . W^T for 8-bit W (QGemmQ8Ops::gemv8): x's rows in column order
+// once per call (scratch after qgemv_q8_scratch_bytes(n_groups, blocks, 0)), then per tile its
+// parameters and per x row its block sums and the epilogue of the 4-bit GEMV; the other x rows
+// find the tile's codes in L1/L2, so W is read from memory once per call.
+void qgemv_q8_avx512vnni_8bit(const Q8View& x8, const QMatView& w, float* y, int64_t ldy, QBlock b,
+                              uint8_t* scratch) {
+  WKVQ_ASSERT(w.bits == 8);
+  float* const params = reinterpret_cast<float*>(scratch);
+  int32_t* const sums = reinterpret_cast<int32_t*>(scratch + qgemv_q8_params_bytes(w.n_groups));
+  auto* const xn =
+      reinterpret_cast<int8_t*>(scratch + qgemv_q8_scratch_bytes(w.n_groups, x8.blocks, 0));
+  const int64_t xn_stride = x8.blocks * kQ8GemvBlockBytes;
+  for (int64_t i = b.i0; i < b.i1; ++i) columns_in_order(x8, i, xn + (i - b.i0) * xn_stride);
+  const int64_t sstride = (x8.blocks + kTile - 1) / kTile * kTile;  // tile_epilogue<1>'s steps
+  for (int64_t o = b.o0; o < b.o1; o += kTile) {
+    const int64_t rows = min64(kTile, b.o1 - o);
+    prefetch_params(w, o + kParamsAhead * kTile, kTile);
+    tile_params(w, o, rows, params);
+    for (int64_t i = b.i0; i < b.i1; ++i) {
+      for (int64_t r = 0; r < rows; r += 4) {
+        rows4_sums8(w.codes + (o + r) * w.row_bytes, w.row_bytes, min64(4, rows - r), x8.blocks,
+                    xn + (i - b.i0) * xn_stride, sums + r * sstride, sstride);
+      }
+      tile_epilogue<1>(x8, i, w, o, rows, params, sums, y, ldy);
+    }
+  }
+}
 
 // One thread's block of y = x8 . W^T (kernels/qmatmul_impl.h, QGemmQ8Ops::gemv).
 void qgemv_q8_avx512vnni(const Q8View& x8, const QMatView& w, float* y, int64_t ldy, QBlock b,
@@ -233,6 +360,7 @@ void qgemv_q8_avx512vnni(const Q8View& x8, const QMatView& w, float* y, int64_t 
   int32_t* const sums = reinterpret_cast<int32_t*>(scratch + qgemv_q8_params_bytes(w.n_groups));
   for (int64_t o = b.o0; o < b.o1; o += kTile) {
     const int64_t rows = min64(kTile, b.o1 - o);
+    prefetch_params(w, o + kParamsAhead * kTile, kTile);
     tile_params(w, o, rows, params);
     int64_t i = b.i0;
     for (; i + 4 <= b.i1; i += 4) tile_rows<4>(x8, i, w, o, rows, params, sums, y, ldy);

@@ -1,7 +1,8 @@
-// The int8-activation GEMV for 8-bit weights (QGemmQ8Ops::gemv8, qmatmul_q8_avx2.cpp: the 8-bit
-// output head of `--head q8` under WKVQ_DECODE_GEMV=int8) against qmatmul_q8_ref within the
-// kernel bound of qmatmul_q8_support.h; each row of x gets what it gets alone; every ISA's table
-// runs the same kernel (the same numbers). Skipped, not passed, where the CPU runs no int8 kernels.
+// The int8-activation GEMV for 8-bit weights (QGemmQ8Ops::gemv8: qmatmul_q8_avx2.cpp, and
+// qmatmul_q8_gemv_avx512vnni.cpp in the AVX-512 table; the 8-bit output head of `--head q8` under
+// WKVQ_DECODE_GEMV=int8) against qmatmul_q8_ref within the kernel bound of qmatmul_q8_support.h;
+// each row of x gets what it gets alone; the AVX-512 kernel gives the AVX2 one's numbers bit for
+// bit. Skipped, not passed, where the CPU runs no int8 kernels.
 #include <gtest/gtest.h>
 
 #include <cmath>
