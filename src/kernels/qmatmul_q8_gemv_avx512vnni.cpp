@@ -38,8 +38,10 @@ constexpr int64_t kLineBytes = 64;  // codes of one 128-column block
 // of 16 rows read side by side (16 streams) 8.3.
 constexpr int64_t kPrefetch = 3072;
 constexpr int64_t kPrefetchFar = 12288;
-// The parameters of the tile kParamsAhead tiles ahead are prefetched (qgroups_avx512.h): without
-// it tile_params waited on memory for 7.5 % of a TinyLlama W4 decode at 1 thread (perf, Zen 4).
+// The parameters of the tile kParamsAhead tiles ahead are prefetched (qgroups_avx512.h). Zen 4,
+// 1 thread: no measurable effect on wkvq_qmatmul_bench GemvCold; a TinyLlama decode without it
+// (in a variant that also restructured the kernels) ran 29.5-31.1 tok/s against 34.2-34.9 with it
+// (3 interleaved pairs), not yet separated from that restructuring (README, session 20).
 constexpr int64_t kParamsAhead = 2;
 static_assert(kQ8Block == 2 * kLineBytes && kQ8GemvBlockBytes == 2 * kLineBytes);
 
