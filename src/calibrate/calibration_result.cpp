@@ -6,6 +6,7 @@
 #include "core/error.h"
 #include "core/parallel.h"
 #include "formats/weight_quant.h"
+#include "model/linear.h"
 #include "model/weight_quantizer.h"
 
 namespace wkvq {
@@ -66,8 +67,8 @@ Model apply_calibration(const Model& fp, const CalibrationResult& r, int wbits, 
                    " clip factors, expected rows x groups = ", expected, " for group size ", wgroup,
                    "; was it calibrated with another --wgroup?");
       Linear& dst = linear_by_index(q.layers[layer], lin);
-      dst.q = std::make_shared<const QuantizedMatrix>(quantize_weights_ref(
-          src.f32_view(scratch), src.out, src.in, wbits, wgroup, hi.data(), lo.data()));
+      dst.q = inference_matrix(quantize_weights_ref(src.f32_view(scratch), src.out, src.in, wbits,
+                                                    wgroup, hi.data(), lo.data()));
       fp.storage.release_pages(src.float_data(), src.float_bytes());
       dst.w = nullptr;
       dst.w16 = nullptr;

@@ -7,6 +7,7 @@
 
 #include "core/error.h"
 #include "io/safetensors_writer.h"
+#include "model/linear.h"
 #include "model/weight_quantizer.h"
 
 namespace wkvq {
@@ -106,7 +107,7 @@ Model apply_gptq(const Model& fp, const GptqResult& r, const GptqOptions& o) {
                    l, " ", kLinearNames[i], " is ", m.rows, " x ", m.cols, " at ", m.bits,
                    " bits, expected ", src.out, " x ", src.in, " at ", o.bits);
       Linear& dst = linear_by_index(q.layers[l], i);
-      dst.q = std::make_shared<const QuantizedMatrix>(m);
+      dst.q = inference_matrix(m);
       fp.storage.release_pages(src.float_data(), src.float_bytes());
       dst.w = nullptr;
       dst.w16 = nullptr;

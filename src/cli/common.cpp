@@ -166,19 +166,23 @@ void print_memory(const Model& m, int64_t kv_bytes_per_token) {
 void print_memory(const Model& m, const Session& s, nlohmann::json* j) {
   const int64_t kv = s.cache().bytes_per_token() * s.max_tokens() + s.cache().window_bytes();
   const int64_t scratch = s.scratch_bytes();
-  const int64_t accounted = m.weight_bytes() + kv + scratch;
+  const int64_t copies = m.layout_copy_bytes();
+  const int64_t accounted = m.weight_bytes() + copies + kv + scratch;
   const int64_t rss = peak_rss_bytes();
   if (j != nullptr) {
     (*j)["accounted_bytes"] = accounted;
+    (*j)["layout_copy_bytes"] = copies;
     (*j)["kv_cache_bytes"] = kv;
     (*j)["scratch_bytes"] = scratch;
     (*j)["peak_rss_bytes"] = rss;
   }
   info("kernels: %s\n", kernel_summary().c_str());
   info(
-      "memory: weights %s + KV cache %s (%lld positions) + scratch %s = %s accounted; peak RSS "
+      "memory: weights %s%s + KV cache %s (%lld positions) + scratch %s = %s accounted; peak RSS "
       "%s (%.2fx)\n",
       human_bytes(static_cast<double>(m.weight_bytes())).c_str(),
+      copies > 0 ? (" + tile-major scales " + human_bytes(static_cast<double>(copies))).c_str()
+                 : "",
       human_bytes(static_cast<double>(kv)).c_str(), static_cast<long long>(s.max_tokens()),
       human_bytes(static_cast<double>(scratch)).c_str(),
       human_bytes(static_cast<double>(accounted)).c_str(),

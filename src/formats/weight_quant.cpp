@@ -68,6 +68,30 @@ int64_t QuantizedMatrix::bytes() const {
   return static_cast<int64_t>(codes.size() + scales.size() * sizeof(uint16_t) + zeros.size());
 }
 
+int64_t QuantizedMatrix::tile_bytes() const {
+  return static_cast<int64_t>(tile_scales.size() * sizeof(uint16_t) + tile_zeros.size());
+}
+
+void add_tile_params(QuantizedMatrix& m) {
+  WKVQ_REQUIRE(m.scales.size() == static_cast<size_t>(m.rows * m.n_groups) &&
+                   m.zeros.size() == m.scales.size(),
+               "add_tile_params: ", m.scales.size(), " scales and ", m.zeros.size(), " zeros for ",
+               m.rows, " rows of ", m.n_groups, " groups");
+  const int64_t tiles = (m.rows + kParamTileRows - 1) / kParamTileRows;
+  const auto n = static_cast<size_t>(tiles * m.n_groups * kParamTileRows);
+  m.tile_scales.assign(n, 0);
+  m.tile_zeros.assign(n, 0);
+  for (int64_t r = 0; r < m.rows; ++r) {
+    for (int64_t g = 0; g < m.n_groups; ++g) {
+      const auto to = static_cast<size_t>(((r / kParamTileRows) * m.n_groups + g) * kParamTileRows +
+                                          r % kParamTileRows);
+      const auto from = static_cast<size_t>(r * m.n_groups + g);
+      m.tile_scales[to] = m.scales[from];
+      m.tile_zeros[to] = m.zeros[from];
+    }
+  }
+}
+
 QuantizedMatrix make_quantized_matrix(int64_t rows, int64_t cols, int bits, int64_t group) {
   require_bits(bits);
   WKVQ_REQUIRE(rows >= 0 && cols >= 1, "weight quantization: bad shape (", rows, ", ", cols,

@@ -70,11 +70,27 @@ struct QuantizedMatrix {
   std::vector<uint8_t> codes;    // (rows, row_bytes)  layout above
   std::vector<uint16_t> scales;  // (rows, n_groups)   fp16 bits
   std::vector<uint8_t> zeros;    // (rows, n_groups)   in [0, 2^bits - 1]
+  // Optional, for inference only (add_tile_params; never stored in a file): scales and zeros again,
+  // tile-major, so that a kernel reads the parameters of kParamTileRows rows of one group as one
+  // vector: tile t, group g, row r at [(t * n_groups + g) * kParamTileRows + r], rows padded to a
+  // multiple of kParamTileRows with 0. Empty when not built.
+  std::vector<uint16_t> tile_scales;
+  std::vector<uint8_t> tile_zeros;
 
   const uint8_t* row_codes(int64_t r) const { return codes.data() + r * row_bytes; }
-  // Bytes of the quantized storage: codes + scales + zeros.
+  // Bytes of the quantized storage: codes + scales + zeros (what a product reads).
   int64_t bytes() const;
+  // Bytes of the tile-major copy (0 when not built): held besides bytes(), read instead of the
+  // row-major scales and zeros.
+  int64_t tile_bytes() const;
 };
+
+// Rows per tile of QuantizedMatrix::tile_scales / tile_zeros (one AVX-512 vector of floats).
+inline constexpr int64_t kParamTileRows = 16;
+// Fills m.tile_scales and m.tile_zeros from m.scales and m.zeros (3 bytes more per group of
+// kParamTileRows-padded rows). Inference code calls it where the kernel table reads them
+// (kernels/kernel_table.h, reads_tile_params).
+void add_tile_params(QuantizedMatrix& m);
 
 // An empty matrix of the given shape with every size field filled in and storage allocated
 // (codes, scales and zeros all 0). Throws wkvq::Error on a bad shape or bit width.

@@ -115,6 +115,13 @@ struct KernelTable {
   }
 };
 
+// Whether t's kernels read a quantized matrix's tile-major scales and zeros
+// (QuantizedMatrix::tile_scales, add_tile_params) where it has them: the AVX512_VNNI int8 decode
+// GEMV, which otherwise transposes them per tile of 16 rows. Inference code builds them then.
+inline bool reads_tile_params(const KernelTable& t) {
+  return t.qgemv_q8 != nullptr && t.isa == Isa::Avx512;
+}
+
 // This process's table, resolved on the first call (thread-safe); throws wkvq::Error for a bad
 // WKVQ_ISA / WKVQ_GEMV value, or one this CPU cannot run.
 const KernelTable& kernel_table();

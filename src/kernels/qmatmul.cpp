@@ -34,8 +34,18 @@ void reference_block(const float* x, const QuantizedMatrix& w, float* y, detail:
 }
 
 detail::QMatView view_of(const QuantizedMatrix& w) {
-  return detail::QMatView{w.codes.data(), w.scales.data(), w.zeros.data(), w.rows, w.cols,
-                          w.group,        w.n_groups,      w.row_bytes,    w.bits};
+  const bool tiled = !w.tile_scales.empty();
+  return detail::QMatView{w.codes.data(),
+                          w.scales.data(),
+                          w.zeros.data(),
+                          w.rows,
+                          w.cols,
+                          w.group,
+                          w.n_groups,
+                          w.row_bytes,
+                          w.bits,
+                          tiled ? w.tile_scales.data() : nullptr,
+                          tiled ? w.tile_zeros.data() : nullptr};
 }
 
 // Blocks of W per thread in the dot kernels (decode): handed out one at a time, so that a thread
@@ -69,8 +79,13 @@ const detail::QGemmQ8Ops* int8_gemv_ops(const KernelTable& table, GemmUse use, i
 }
 
 Plan plan_of(const KernelTable& table, GemmUse use, int64_t n, const QuantizedMatrix& w, float* y) {
-  WKVQ_ASSERT(w.codes.size() == static_cast<size_t>(w.rows * w.row_bytes) &&
-              w.scales.size() == static_cast<size_t>(w.rows * w.n_groups));
+  WKVQ_ASSERT(
+      w.codes.size() == static_cast<size_t>(w.rows * w.row_bytes) &&
+      w.scales.size() == static_cast<size_t>(w.rows * w.n_groups) &&
+      w.tile_scales.size() == w.tile_zeros.size() &&
+      (w.tile_scales.empty() ||
+       w.tile_scales.size() == static_cast<size_t>((w.rows + kParamTileRows - 1) / kParamTileRows *
+                                                   w.n_groups * kParamTileRows)));
   Plan p;
   p.w = &w;
   p.y = y;

@@ -21,6 +21,9 @@ struct QMatView {
   int64_t n_groups;
   int64_t row_bytes;
   int bits;  // 4 or 8
+  // The tile-major copy of scales and zeros (QuantizedMatrix::tile_scales), or null.
+  const uint16_t* tile_scales;
+  const uint8_t* tile_zeros;
 };
 
 // One thread's share: rows [i0, i1) of x and y, rows [o0, o1) of W (columns of y, stride ldy).

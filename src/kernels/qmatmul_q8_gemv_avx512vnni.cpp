@@ -13,7 +13,12 @@
 //    are reduced to one vector of 16 exact block sums (reduce16) and kept in scratch.
 //  - Per tile the block sums are transposed to vectors over the 16 W rows and become floats in
 //    the GEMM's order and with its operations: per x block, acc = fma(d, s * float(sum), acc),
-//    acc = acc - dsum * (z s) fused (fnmadd).
+//    acc = acc - dsum * (z s) fused (fnmadd). The tile's s and z s per group, as vectors over its
+//    rows, come from W's tile-major copy of its scales and zeros where it has one
+//    (QuantizedMatrix::tile_scales, built at load when the process runs this GEMV): one fp16 and
+//    one u8 load per group; else from tile_params's two 16 x 16 transposes (9 % of a TinyLlama
+//    decode token at 1 thread on Zen 4; with the copy the parameters' part is 6 %, most of it
+//    waiting on their loads, which no prefetch tried changed).
 //  - n = 1: four W rows at a time, 4 blocks per step (rows4_sums), so that each x block is loaded
 //    once per four rows and each line of codes once (load ports, not ALUs, were the limit: 6 loads
 //    per line before, 3.5 after; TinyLlama W4KV4 decode at 1 thread 1.05x (1.00-1.06), 3 pairs,
@@ -35,9 +40,12 @@ constexpr int64_t kLineBytes = 64;  // codes of one 128-column block
 // into L2/L3 kPrefetchFar bytes ahead. On this Intel Xeon VM, 1 thread, W from beyond L2
 // (wkvq_qmatmul_bench GemvCold, 2048 x 2048 and 5632 x 2048, interleaved runs at load 8): both
 // 13-16 GB/s of codes, the L1 one alone 10-12, none 10, T1 / T2 alone 11-13, NTA 6.5; a block
-// of 16 rows read side by side (16 streams) 8.3.
+// of 16 rows read side by side (16 streams) 8.3. On Zen 4 (TinyLlama W4KV4 decode, 1 thread,
+// 3 rounds of interleaved runs, tok/s): no prefetch 13.4-14.0, the L1 one alone 15.0-16.2, the far
+// one alone (12 KB) 31.7-34.6, both at 12 KB 31.9-34.2, at 24 KB 32.7-39.3 (6 runs, median 36.5),
+// 48 KB 35.6-37.9, 96 KB 35.1-37.0; 2 threads 12 KB 44.4-57.4, 24 KB 47.4-50.7 (3 each).
 constexpr int64_t kPrefetch = 3072;
-constexpr int64_t kPrefetchFar = 12288;
+constexpr int64_t kPrefetchFar = 24576;
 // The parameters of the tile kParamsAhead tiles ahead are prefetched (qgroups_avx512.h). Zen 4,
 // 1 thread: no measurable effect on wkvq_qmatmul_bench GemvCold; a TinyLlama decode without it
 // (in a variant that also restructured the kernels) ran 29.5-31.1 tok/s against 34.2-34.9 with it
@@ -186,6 +194,28 @@ void rows4_sums(const uint8_t* codes, int64_t row_bytes, int64_t nrows, int64_t 
     rows4_step<false>(codes, row_bytes, nrows, b0, blocks, full, tail, xq, sums, sstride);
   }
 }
+
+// tile_params's result for W rows [o, o + rows) (o a multiple of kTile): from W's tile-major copy
+// where it has one (QMatView::tile_scales: per group one fp16 and one u8 load, no transposes),
+// else by tile_params's transposes.
+inline void group_params(const QMatView& w, int64_t o, int64_t rows, float* params) {
+  if (w.tile_scales == nullptr) {
+    prefetch_params(w, o + kParamsAhead * kTile, kTile);
+    tile_params(w, o, rows, params);
+    return;
+  }
+  const int64_t at = o / kTile * w.n_groups * kTile;
+  for (int64_t g = 0; g < w.n_groups; ++g) {
+    const __m512 sc = _mm512_cvtph_ps(
+        _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w.tile_scales + at + g * kTile)));
+    const __m128i z =
+        _mm_loadu_si128(reinterpret_cast<const __m128i*>(w.tile_zeros + at + g * kTile));
+    _mm512_store_ps(params + g * 2 * kLanes, sc);
+    _mm512_store_ps(params + g * 2 * kLanes + kLanes,
+                    _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(z)), sc));
+  }
+}
+static_assert(kTile == kLanes, "a tile's parameters of one group are one vector");
 
 // y[i0 + i, o .. o + rows) for M rows of x from the exact block sums of a tile (sums[(r * steps +
 // k) * 16 + i * kSpan + bb]: W row r, block k * kSpan + bb, x row i; rows >= `rows` are zeroed
@@ -343,8 +373,7 @@ void qgemv_q8_avx512vnni_8bit(const Q8View& x8, const QMatView& w, float* y, int
   const int64_t sstride = (x8.blocks + kTile - 1) / kTile * kTile;  // tile_epilogue<1>'s steps
   for (int64_t o = b.o0; o < b.o1; o += kTile) {
     const int64_t rows = min64(kTile, b.o1 - o);
-    prefetch_params(w, o + kParamsAhead * kTile, kTile);
-    tile_params(w, o, rows, params);
+    group_params(w, o, rows, params);
     for (int64_t i = b.i0; i < b.i1; ++i) {
       for (int64_t r = 0; r < rows; r += 4) {
         rows4_sums8(w.codes + (o + r) * w.row_bytes, w.row_bytes, min64(4, rows - r), x8.blocks,
@@ -362,8 +391,7 @@ void qgemv_q8_avx512vnni(const Q8View& x8, const QMatView& w, float* y, int64_t 
   int32_t* const sums = reinterpret_cast<int32_t*>(scratch + qgemv_q8_params_bytes(w.n_groups));
   for (int64_t o = b.o0; o < b.o1; o += kTile) {
     const int64_t rows = min64(kTile, b.o1 - o);
-    prefetch_params(w, o + kParamsAhead * kTile, kTile);
-    tile_params(w, o, rows, params);
+    group_params(w, o, rows, params);
     int64_t i = b.i0;
     for (; i + 4 <= b.i1; i += 4) tile_rows<4>(x8, i, w, o, rows, params, sums, y, ldy);
     for (; i + 2 <= b.i1; i += 2) tile_rows<2>(x8, i, w, o, rows, params, sums, y, ldy);

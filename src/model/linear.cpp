@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <array>
+#include <memory>
+#include <utility>
 #include <vector>
 
 #include "core/error.h"
@@ -166,6 +168,11 @@ int64_t Linear::bytes() const {
   const int64_t b = bias != nullptr ? out * static_cast<int64_t>(sizeof(float)) : 0;
   if (q) return b + q->bytes();
   return b + float_bytes();
+}
+
+std::shared_ptr<const QuantizedMatrix> inference_matrix(QuantizedMatrix m) {
+  if (reads_tile_params(kernel_table())) add_tile_params(m);
+  return std::make_shared<const QuantizedMatrix>(std::move(m));
 }
 
 }  // namespace wkvq

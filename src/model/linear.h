@@ -49,7 +49,14 @@ struct Linear {
   int64_t float_bytes() const;
   // Bytes of the weight (and bias) as stored for inference.
   int64_t bytes() const;
+  // Bytes held besides bytes() in layouts the kernels read instead of part of it (the tile-major
+  // scales and zeros, inference_matrix), 0 when none.
+  int64_t layout_copy_bytes() const { return q ? q->tile_bytes() : 0; }
 };
+
+// m shared for inference (Linear::q), with what the process's kernels read besides the stored
+// layout: the tile-major scales and zeros where kernel_table() reads them (reads_tile_params).
+std::shared_ptr<const QuantizedMatrix> inference_matrix(QuantizedMatrix m);
 
 // ys[k][n, ls[k]->out] = x[n, in] . W_k^T (+ bias) for Linears of the same `in` reading the same x
 // (q, k and v; gate and up). Quantized ones without act-order run in one parallel pass

@@ -78,6 +78,16 @@ int64_t Model::weight_bytes() const {
   return b;
 }
 
+int64_t Model::layout_copy_bytes() const {
+  int64_t b = tok_embeddings_packed.layout_copy_bytes() + output.layout_copy_bytes();
+  for (const LayerWeights& l : layers) {
+    for (const Linear* lin : {&l.wq, &l.wk, &l.wv, &l.wo, &l.w_gate, &l.w_up, &l.w_down}) {
+      b += lin->layout_copy_bytes();
+    }
+  }
+  return b;
+}
+
 namespace {
 size_t advise_linear(const Linear& lin) {
   if (lin.q) return advise_huge_pages(lin.q->codes.data(), lin.q->codes.size());

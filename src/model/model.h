@@ -84,6 +84,8 @@ struct Model {
   int64_t embedding_bytes() const;
   // Bytes of all weights as stored for inference (embeddings and head included).
   int64_t weight_bytes() const;
+  // Bytes held besides weight_bytes() in the kernels' own layouts (Linear::layout_copy_bytes).
+  int64_t layout_copy_bytes() const;
 };
 
 // Marks every weight buffer of m of at least one huge page (packed codes, float matrices, the

@@ -8,6 +8,7 @@
 #include "core/fp16.h"
 #include "core/parallel.h"
 #include "formats/weight_quant.h"
+#include "model/linear.h"
 
 namespace wkvq {
 
@@ -41,8 +42,8 @@ Linear converted(Model& m, const Linear& lin, TableStorage s, const char* what,
     out.w16 = dst;
   } else {
     std::vector<float> scratch;
-    out.q = std::make_shared<const QuantizedMatrix>(quantize_weights_ref(
-        lin.f32_view(scratch), lin.out, lin.in, table_storage_bits(s), table_group(m)));
+    out.q = inference_matrix(quantize_weights_ref(lin.f32_view(scratch), lin.out, lin.in,
+                                                  table_storage_bits(s), table_group(m)));
   }
   return out;
 }

@@ -18,6 +18,7 @@
 #include "io/json_file.h"
 #include "io/mapped_file.h"
 #include "io/safetensors.h"
+#include "model/linear.h"
 #include "model/loader.h"
 #include "model/quantized_config.h"
 #include "model/quantized_model_io.h"
@@ -280,7 +281,7 @@ Linear load_quantized_linear(Tensors& t, const std::string& prefix, int64_t out,
   Linear lin;
   lin.out = out;
   lin.in = in;
-  lin.q = std::make_shared<const QuantizedMatrix>(std::move(m));
+  lin.q = inference_matrix(std::move(m));
   if (!order.empty()) lin.in_order = std::make_shared<const std::vector<int32_t>>(std::move(order));
   return lin;
 }

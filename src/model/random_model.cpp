@@ -8,6 +8,7 @@
 #include "core/error.h"
 #include "core/parallel.h"
 #include "io/hf_config.h"
+#include "model/linear.h"
 #include "model/loader.h"
 #include "model/output_head.h"
 
@@ -205,7 +206,7 @@ Model make_random_quantized_model(const LlamaConfig& config, uint64_t seed,
       job.dst = scratch.data();
       for (int64_t ch = 0; ch * kChunk < job.n; ++ch) fill_chunk(job, plan.seeds[j], ch);
       Linear& lin = *plan.linears[j];
-      lin.q = std::make_shared<const QuantizedMatrix>(
+      lin.q = inference_matrix(
           quantize_weights_ref(scratch.data(), lin.out, lin.in, wo.bits, wo.group));
     }
   });

@@ -6,6 +6,7 @@
 
 #include "core/error.h"
 #include "core/parallel.h"
+#include "model/linear.h"
 
 namespace wkvq {
 
@@ -90,7 +91,7 @@ Model quantize_weights_rtn(const Model& fp, const WeightQuantOptions& opt) {
       if (opt.keep_float.keeps(layer, lin)) continue;
       const Linear& src = linear_by_index(fp.layers[static_cast<size_t>(layer)], lin);
       Linear& dst = linear_by_index(q.layers[static_cast<size_t>(layer)], lin);
-      dst.q = std::make_shared<const QuantizedMatrix>(
+      dst.q = inference_matrix(
           quantize_weights_ref(src.f32_view(scratch), src.out, src.in, opt.bits, opt.group));
       fp.storage.release_pages(src.float_data(), src.float_bytes());
       dst.w = nullptr;

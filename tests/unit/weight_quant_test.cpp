@@ -276,6 +276,34 @@ TEST(WeightQuant, GroupZeroQuantizesEachRowAsOneGroup) {
   for (int64_t c = 77; c < m.padded_cols; ++c) EXPECT_EQ(padded[static_cast<size_t>(c)], 0);
 }
 
+// The tile-major copy holds every (row, group) parameter at its documented place, 0 in the rows
+// that pad the last tile, and tile_bytes() counts it.
+TEST(WeightQuant, TileParamsAreTheDocumentedLayout) {
+  std::mt19937 rng(base_seed() + 6u);
+  const int64_t rows = 37;  // two whole tiles of 16 and 5 rows of a third
+  const int64_t cols = 300;
+  const std::vector<float> w = random_weights(rows * cols, rng);
+  QuantizedMatrix m = quantize_weights_ref(w.data(), rows, cols, 4, 128);
+  const int64_t plain = m.bytes();
+  add_tile_params(m);
+  ASSERT_EQ(m.n_groups, 3);
+  ASSERT_EQ(m.tile_scales.size(), static_cast<size_t>(3 * 3 * kParamTileRows));
+  ASSERT_EQ(m.tile_zeros.size(), m.tile_scales.size());
+  EXPECT_EQ(m.bytes(), plain);
+  EXPECT_EQ(m.tile_bytes(), 3 * static_cast<int64_t>(m.tile_scales.size()));
+  for (int64_t t = 0; t < 3; ++t) {
+    for (int64_t g = 0; g < m.n_groups; ++g) {
+      for (int64_t r = 0; r < kParamTileRows; ++r) {
+        const auto at = static_cast<size_t>((t * m.n_groups + g) * kParamTileRows + r);
+        const int64_t row = t * kParamTileRows + r;
+        const auto from = static_cast<size_t>(row * m.n_groups + g);
+        EXPECT_EQ(m.tile_scales[at], row < rows ? m.scales[from] : 0) << row << " " << g;
+        EXPECT_EQ(m.tile_zeros[at], row < rows ? m.zeros[from] : 0) << row << " " << g;
+      }
+    }
+  }
+}
+
 TEST(WeightQuant, NonFiniteWeightsAreRejectedWithTheirPosition) {
   for (const float bad :
        {std::numeric_limits<float>::quiet_NaN(), std::numeric_limits<float>::infinity(),
