@@ -11,6 +11,7 @@
 #include "core/parallel.h"
 #include "kernels/matmul.h"
 #include "kernels/qmatmul.h"
+#include "kernels/qmatmul_q8.h"
 
 namespace wkvq {
 
@@ -171,7 +172,8 @@ int64_t Linear::bytes() const {
 }
 
 std::shared_ptr<const QuantizedMatrix> inference_matrix(QuantizedMatrix m) {
-  if (reads_tile_params(kernel_table())) add_tile_params(m);
+  // Only matrices the int8 GEMV takes (4 or 8 bits, groups of whole blocks) read the copy.
+  if (reads_tile_params(kernel_table()) && qmatmul_q8_applies(m)) add_tile_params(m);
   return std::make_shared<const QuantizedMatrix>(std::move(m));
 }
 

@@ -55,7 +55,8 @@ struct Linear {
 };
 
 // m shared for inference (Linear::q), with what the process's kernels read besides the stored
-// layout: the tile-major scales and zeros where kernel_table() reads them (reads_tile_params).
+// layout: the tile-major scales and zeros where kernel_table() reads them (reads_tile_params) and
+// the int8 GEMV takes m (qmatmul_q8_applies).
 std::shared_ptr<const QuantizedMatrix> inference_matrix(QuantizedMatrix m);
 
 // ys[k][n, ls[k]->out] = x[n, in] . W_k^T (+ bias) for Linears of the same `in` reading the same x
