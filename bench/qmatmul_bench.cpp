@@ -24,8 +24,10 @@
 
 #include "core/parallel.h"
 #include "formats/weight_quant.h"
+#include "kernels/kernel_table.h"
 #include "kernels/matmul.h"
 #include "kernels/qmatmul.h"
+#include "kernels/qmatmul_q8.h"
 
 namespace {
 
@@ -59,6 +61,10 @@ const QuantizedMatrix& quantized(int64_t out, int64_t in, int bits) {
   if (!slot) {
     slot = std::make_unique<QuantizedMatrix>(
         wkvq::quantize_weights_ref(f32_weights(out, in).data(), out, in, bits, kGroup));
+    // What inference adds where this process's kernels read it (model/linear.h, inference_matrix).
+    if (wkvq::reads_tile_layout(wkvq::kernel_table()) && wkvq::qmatmul_q8_applies(*slot)) {
+      wkvq::add_tile_layout(*slot);
+    }
   }
   return *slot;
 }

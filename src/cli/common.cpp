@@ -181,8 +181,7 @@ void print_memory(const Model& m, const Session& s, nlohmann::json* j) {
       "memory: weights %s%s + KV cache %s (%lld positions) + scratch %s = %s accounted; peak RSS "
       "%s (%.2fx)\n",
       human_bytes(static_cast<double>(m.weight_bytes())).c_str(),
-      copies > 0 ? (" + tile-major scales " + human_bytes(static_cast<double>(copies))).c_str()
-                 : "",
+      copies > 0 ? (" + tile layout " + human_bytes(static_cast<double>(copies))).c_str() : "",
       human_bytes(static_cast<double>(kv)).c_str(), static_cast<long long>(s.max_tokens()),
       human_bytes(static_cast<double>(scratch)).c_str(),
       human_bytes(static_cast<double>(accounted)).c_str(),

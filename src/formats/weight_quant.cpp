@@ -69,14 +69,41 @@ int64_t QuantizedMatrix::bytes() const {
 }
 
 int64_t QuantizedMatrix::tile_bytes() const {
-  return static_cast<int64_t>(tile_scales.size() * sizeof(uint16_t) + tile_zeros.size());
+  return static_cast<int64_t>(tile_scales.size() * sizeof(uint16_t) + tile_zeros.size() +
+                              tile_codes.size());
 }
 
-void add_tile_params(QuantizedMatrix& m) {
+namespace {
+
+// QuantizedMatrix::tile_codes of a 4-bit m (layout in weight_quant.h).
+std::vector<uint8_t> tile_codes_of(const QuantizedMatrix& m) {
+  const int64_t tiles = (m.rows + kParamTileRows - 1) / kParamTileRows;
+  const int64_t blocks = (m.row_bytes + kTileLineBytes - 1) / kTileLineBytes;
+  constexpr int64_t kLaneBytes = kTileLineBytes / kParamTileRows;  // 4 code bytes per row a line
+  std::vector<uint8_t> out(static_cast<size_t>(tiles * blocks * kParamTileRows * kTileLineBytes),
+                           0);
+  for (int64_t r = 0; r < m.rows; ++r) {
+    const uint8_t* row = m.row_codes(r);
+    const int64_t t = r / kParamTileRows;
+    for (int64_t j = 0; j < m.row_bytes; ++j) {
+      const int64_t b = j / kTileLineBytes;
+      const int64_t k = j % kTileLineBytes / kLaneBytes;
+      out[static_cast<size_t>(((t * blocks + b) * kParamTileRows + k) * kTileLineBytes +
+                              r % kParamTileRows * kLaneBytes + j % kLaneBytes)] = row[j];
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+void add_tile_layout(QuantizedMatrix& m) {
   WKVQ_REQUIRE(m.scales.size() == static_cast<size_t>(m.rows * m.n_groups) &&
-                   m.zeros.size() == m.scales.size(),
-               "add_tile_params: ", m.scales.size(), " scales and ", m.zeros.size(), " zeros for ",
-               m.rows, " rows of ", m.n_groups, " groups");
+                   m.zeros.size() == m.scales.size() &&
+                   m.codes.size() == static_cast<size_t>(m.rows * m.row_bytes),
+               "add_tile_layout: ", m.scales.size(), " scales, ", m.zeros.size(), " zeros and ",
+               m.codes.size(), " code bytes for ", m.rows, " rows of ", m.n_groups, " groups and ",
+               m.row_bytes, " bytes");
   const int64_t tiles = (m.rows + kParamTileRows - 1) / kParamTileRows;
   const auto n = static_cast<size_t>(tiles * m.n_groups * kParamTileRows);
   m.tile_scales.assign(n, 0);
@@ -90,6 +117,7 @@ void add_tile_params(QuantizedMatrix& m) {
       m.tile_zeros[to] = m.zeros[from];
     }
   }
+  if (m.bits == 4) m.tile_codes = tile_codes_of(m);
 }
 
 QuantizedMatrix make_quantized_matrix(int64_t rows, int64_t cols, int bits, int64_t group) {

@@ -70,27 +70,39 @@ struct QuantizedMatrix {
   std::vector<uint8_t> codes;    // (rows, row_bytes)  layout above
   std::vector<uint16_t> scales;  // (rows, n_groups)   fp16 bits
   std::vector<uint8_t> zeros;    // (rows, n_groups)   in [0, 2^bits - 1]
-  // Optional, for inference only (add_tile_params; never stored in a file): scales and zeros again,
-  // tile-major, so that a kernel reads the parameters of kParamTileRows rows of one group as one
-  // vector: tile t, group g, row r at [(t * n_groups + g) * kParamTileRows + r], rows padded to a
-  // multiple of kParamTileRows with 0. Empty when not built.
+  // Optional, for inference only (add_tile_layout; never stored in a file), the same numbers
+  // again in tiles of kParamTileRows rows, so that a kernel reads one vector over a tile's rows:
+  //  - tile_scales, tile_zeros: tile t, group g, row r at [(t * n_groups + g) * kParamTileRows
+  //    + r], rows padded to a multiple of kParamTileRows with 0.
+  //  - tile_codes (4-bit W only, else empty): per tile t and 64-byte block b of a row's codes (128
+  //    columns; a shorter last block padded with 0) kParamTileRows lines of 64 bytes; line k holds
+  //    bytes 4k .. 4k + 3 of block b of each of the tile's rows, row r at 4r .. 4r + 3: byte j of
+  //    row r at [((t * blocks + b) * kParamTileRows + k) * 64 + 4r + j % 4], k = j / 4, blocks =
+  //    ceil(row_bytes / 64); padding rows 0. A 4-bit GEMV reads W as one sequential stream and
+  //    finds in each 32-bit lane of a line 8 columns of one row (4 in the low nibbles, 4 in the
+  //    high ones, Q4Block order).
+  // Empty when not built.
   std::vector<uint16_t> tile_scales;
   std::vector<uint8_t> tile_zeros;
+  std::vector<uint8_t> tile_codes;
 
   const uint8_t* row_codes(int64_t r) const { return codes.data() + r * row_bytes; }
   // Bytes of the quantized storage: codes + scales + zeros (what a product reads).
   int64_t bytes() const;
-  // Bytes of the tile-major copy (0 when not built): held besides bytes(), read instead of the
-  // row-major scales and zeros.
+  // Bytes of the tile layout (0 when not built): held besides bytes(), read instead of the
+  // row-major codes, scales and zeros.
   int64_t tile_bytes() const;
 };
 
-// Rows per tile of QuantizedMatrix::tile_scales / tile_zeros (one AVX-512 vector of floats).
+// Rows per tile of QuantizedMatrix's tile layout (one AVX-512 vector of floats or int32).
 inline constexpr int64_t kParamTileRows = 16;
-// Fills m.tile_scales and m.tile_zeros from m.scales and m.zeros (3 bytes more per group of
-// kParamTileRows-padded rows). Inference code calls it where the kernel table reads them
-// (kernels/kernel_table.h, reads_tile_params).
-void add_tile_params(QuantizedMatrix& m);
+// Bytes of a line of QuantizedMatrix::tile_codes (4 code bytes of each row of a tile).
+inline constexpr int64_t kTileLineBytes = 64;
+// Fills m.tile_scales, m.tile_zeros and (4-bit W) m.tile_codes from m's storage: 3 bytes more per
+// group of kParamTileRows-padded rows, and for 4 bits the codes again (rows and blocks padded).
+// Inference code calls it where the kernel table reads them (kernels/kernel_table.h,
+// reads_tile_layout).
+void add_tile_layout(QuantizedMatrix& m);
 
 // An empty matrix of the given shape with every size field filled in and storage allocated
 // (codes, scales and zeros all 0). Throws wkvq::Error on a bad shape or bit width.

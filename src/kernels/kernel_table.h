@@ -115,10 +115,11 @@ struct KernelTable {
   }
 };
 
-// Whether t's kernels read a quantized matrix's tile-major scales and zeros
-// (QuantizedMatrix::tile_scales, add_tile_params) where it has them: the AVX512_VNNI int8 decode
-// GEMV, which otherwise transposes them per tile of 16 rows. Inference code builds them then.
-inline bool reads_tile_params(const KernelTable& t) {
+// Whether t's kernels read a quantized matrix's tile layout (QuantizedMatrix::tile_codes,
+// tile_scales, tile_zeros; add_tile_layout) where it has one: the AVX512_VNNI int8 decode GEMV,
+// which otherwise streams 4 rows side by side and reduces and transposes its sums per tile of 16
+// rows. Inference code builds it then.
+inline bool reads_tile_layout(const KernelTable& t) {
   return t.qgemv_q8 != nullptr && t.isa == Isa::Avx512;
 }
 

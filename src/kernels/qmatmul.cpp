@@ -45,7 +45,8 @@ detail::QMatView view_of(const QuantizedMatrix& w) {
                           w.row_bytes,
                           w.bits,
                           tiled ? w.tile_scales.data() : nullptr,
-                          tiled ? w.tile_zeros.data() : nullptr};
+                          tiled ? w.tile_zeros.data() : nullptr,
+                          w.tile_codes.empty() ? nullptr : w.tile_codes.data()};
 }
 
 // Blocks of W per thread in the dot kernels (decode): handed out one at a time, so that a thread
@@ -85,7 +86,13 @@ Plan plan_of(const KernelTable& table, GemmUse use, int64_t n, const QuantizedMa
       w.tile_scales.size() == w.tile_zeros.size() &&
       (w.tile_scales.empty() ||
        w.tile_scales.size() == static_cast<size_t>((w.rows + kParamTileRows - 1) / kParamTileRows *
-                                                   w.n_groups * kParamTileRows)));
+                                                   w.n_groups * kParamTileRows)) &&
+      (w.tile_codes.empty() ||
+       (!w.tile_scales.empty() &&
+        w.tile_codes.size() ==
+            static_cast<size_t>((w.rows + kParamTileRows - 1) / kParamTileRows *
+                                ((w.row_bytes + kTileLineBytes - 1) / kTileLineBytes) *
+                                kParamTileRows * kTileLineBytes))));
   Plan p;
   p.w = &w;
   p.y = y;

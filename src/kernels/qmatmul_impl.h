@@ -21,9 +21,10 @@ struct QMatView {
   int64_t n_groups;
   int64_t row_bytes;
   int bits;  // 4 or 8
-  // The tile-major copy of scales and zeros (QuantizedMatrix::tile_scales), or null.
+  // The tile layout (QuantizedMatrix::tile_scales, tile_zeros, tile_codes), or null.
   const uint16_t* tile_scales;
   const uint8_t* tile_zeros;
+  const uint8_t* tile_codes;
 };
 
 // One thread's share: rows [i0, i1) of x and y, rows [o0, o1) of W (columns of y, stride ldy).

@@ -8,21 +8,22 @@
 //    a 64-byte line of W's codes (128 columns, four Q4Blocks) meets x with one AND (low nibbles),
 //    one shift and AND (high nibbles) and two vpdpbusd (unsigned code x signed x code, 4 per
 //    32-bit lane): 16 partial sums of the block.
-//  - W is streamed one row after another (one sequential stream, prefetched ahead), 16 rows per
-//    tile; each row's 16 partial-sum vectors of up to 16 (x row, block) pairs
-//    are reduced to one vector of 16 exact block sums (reduce16) and kept in scratch.
-//  - Per tile the block sums are transposed to vectors over the 16 W rows and become floats in
-//    the GEMM's order and with its operations: per x block, acc = fma(d, s * float(sum), acc),
-//    acc = acc - dsum * (z s) fused (fnmadd). The tile's s and z s per group, as vectors over its
-//    rows, come from W's tile-major copy of its scales and zeros where it has one
-//    (QuantizedMatrix::tile_scales, built at load when the process runs this GEMV): one fp16 and
-//    one u8 load per group; else from tile_params's two 16 x 16 transposes (9 % of a TinyLlama
-//    decode token at 1 thread on Zen 4; with the copy the parameters' part is 6 %, most of it
-//    waiting on their loads, which no prefetch tried changed).
-//  - n = 1: four W rows at a time, 4 blocks per step (rows4_sums), so that each x block is loaded
-//    once per four rows and each line of codes once (load ports, not ALUs, were the limit: 6 loads
-//    per line before, 3.5 after; TinyLlama W4KV4 decode at 1 thread 1.05x (1.00-1.06), 3 pairs,
-//    load 9).
+//  - W in the tile layout (QuantizedMatrix::tile_codes, built at load when the process runs this
+//    GEMV; tile_rows_tiled below): per tile of 16 rows and 128-column block, 16 lines whose
+//    32-bit lanes hold 8 columns of one row each; vpdpbusd against x's 4 codes broadcast sums
+//    straight into the row's lane, so the tile's 16 block sums come out as one vector, and W is
+//    one sequential stream that the hardware prefetcher follows. Per block the sums become floats
+//    in the GEMM's order and with its operations: acc = fma(d, s * float(sum), acc), acc = acc -
+//    dsum * (z s) fused (fnmadd), s and z s per group as vectors over the tile's rows from the
+//    tile-major scales and zeros. TinyLlama W4KV4 decode on Zen 4: 1.05-1.09x the row path at 1
+//    thread and 1.07-1.09x at 2 (README, session 22).
+//  - W without the tile layout (its rows; matrices built outside inference_matrix): streamed one
+//    row after another, 16 rows per tile, prefetched ahead; each row's 16 partial-sum vectors of
+//    up to 16 (x row, block) pairs are reduced to one vector of 16 exact block sums (reduce16),
+//    transposed per tile to vectors over its rows and finished as above. The tile's s and z s come
+//    from the tile-major scales and zeros where W has them, else from tile_params's transposes.
+//  - n = 1 (row path): four W rows at a time, 4 blocks per step (rows4_sums), so that each x
+//    block is loaded once per four rows and each line of codes once.
 //  - n > 1: up to 4 rows of x per pass over a tile (the tile's codes, 16 rows, stay in L1/L2
 //    between the passes), so W is read from memory once per call.
 // Kernel functions exceed the style's 60 lines only where the register tiling needs it.
@@ -284,6 +285,86 @@ void tile_rows(const Q8View& x8, int64_t i0, const QMatView& w, int64_t o, int64
   tile_epilogue<M>(x8, i0, w, o, rows, params, sums, y, ldy);
 }
 
+// ---- 4-bit W in the tile layout (QMatView::tile_codes, formats/weight_quant.h) ----
+// A tile's block of 128 columns is 16 lines; lane r of line k holds code bytes 4k .. 4k + 3 of
+// row r, whose low nibbles are 4 consecutive columns and whose high nibbles the 4 columns 16
+// further on: exactly the x codes at 4k .. 4k + 3 of the block's two GEMV-layout halves. So one
+// vpdpbusd per nibble half against those 4 x codes broadcast adds 4 columns into each row's lane,
+// and after the 16 lines one vector holds the exact block sums of the tile's 16 rows: no horizontal
+// reduction, no transposes, and W is read as one sequential stream (tile after tile). Hardware
+// prefetch alone follows that stream: on Zen 4 (TinyLlama W4KV4 decode, interleaved runs, tok/s)
+// with no software prefetch 1 thread 38.3-40.6 and 2 threads 51.4-56.1, against 34.4-37.3 with
+// the row layout's 3 KB + 24 KB prefetches and 50.2-51.2 with an 8 KB one.
+
+// Lines of codes per block of a tile (16 rows x 4 bytes each).
+constexpr int64_t kTileBlockBytes = kTile * kLineBytes;
+
+// The x codes c .. c + 3 of one GEMV-layout half, in every 32-bit lane.
+inline __m512i x_quad(const int8_t* c) { return _mm512_broadcastd_epi32(_mm_loadu_si32(c)); }
+
+// y[i0 + i, o .. o + rows) for M rows of x against one tile of the tile layout, in the GEMM's order
+// and with its operations (tile_epilogue's): per block acc = fma(d, s * float(sum), acc), then
+// acc = acc - dsum * (z s). For M = 1 two chains of sums per nibble half (vpdpbusd latency).
+template <int M>
+void tile_rows_tiled(const Q8View& x8, int64_t i0, const QMatView& w, int64_t o, int64_t rows,
+                     float* y, int64_t ldy) {
+  constexpr int kChains = M == 1 ? 2 : 1;
+  const int64_t blocks = x8.blocks;
+  const uint8_t* codes = w.tile_codes + o / kTile * blocks * kTileBlockBytes;
+  const int8_t* xq = x8.q + i0 * x8.stride;
+  const int64_t group_blocks = w.n_groups == 1 ? blocks : w.group / kQ8Block;
+  const int64_t at = o / kTile * w.n_groups * kTile;  // the tile's parameters
+  const __m512i nib = _mm512_set1_epi8(0x0F);
+  __m512 acc[M];
+#pragma GCC unroll 4
+  for (int i = 0; i < M; ++i) acc[i] = _mm512_setzero_ps();
+  __m512 sc = _mm512_setzero_ps();
+  __m512 zs = _mm512_setzero_ps();
+  for (int64_t b = 0; b < blocks; ++b) {
+    if (b % group_blocks == 0) {
+      const int64_t g = at + b / group_blocks * kTile;
+      sc = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(w.tile_scales + g)));
+      const __m128i z = _mm_loadu_si128(reinterpret_cast<const __m128i*>(w.tile_zeros + g));
+      zs = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(z)), sc);
+    }
+    __m512i sum[M][kChains][2];
+#pragma GCC unroll 4
+    for (int i = 0; i < M; ++i) {
+      for (int c = 0; c < kChains; ++c) sum[i][c][0] = sum[i][c][1] = _mm512_setzero_si512();
+    }
+    const uint8_t* block = codes + b * kTileBlockBytes;
+#pragma GCC unroll 16
+    for (int k = 0; k < kTile; ++k) {
+      __m512i line = _mm512_loadu_si512(block + k * kLineBytes);
+      __asm__("" : "+v"(line));  // one load (as line_nibbles)
+      const __m512i lo = _mm512_and_si512(line, nib);
+      const __m512i hi = _mm512_and_si512(_mm512_srli_epi16(line, 4), nib);
+#pragma GCC unroll 4
+      for (int i = 0; i < M; ++i) {
+        const int8_t* xb = xq + i * x8.stride + b * kQ8GemvBlockBytes + 4 * k;
+        __m512i(&s)[2] = sum[i][k % kChains];
+        s[0] = _mm512_dpbusd_epi32(s[0], lo, x_quad(xb));
+        s[1] = _mm512_dpbusd_epi32(s[1], hi, x_quad(xb + kLineBytes));
+      }
+    }
+#pragma GCC unroll 4
+    for (int i = 0; i < M; ++i) {
+      __m512i total = _mm512_add_epi32(sum[i][0][0], sum[i][0][1]);
+      if (kChains == 2) {
+        total = _mm512_add_epi32(total,
+                                 _mm512_add_epi32(sum[i][kChains - 1][0], sum[i][kChains - 1][1]));
+      }
+      const __m512 part = _mm512_mul_ps(sc, _mm512_cvtepi32_ps(total));
+      acc[i] = _mm512_fmadd_ps(_mm512_set1_ps(x8.d[(i0 + i) * blocks + b]), part, acc[i]);
+      acc[i] = _mm512_fnmadd_ps(_mm512_set1_ps(x8.dsum[(i0 + i) * blocks + b]), zs, acc[i]);
+    }
+  }
+#pragma GCC unroll 4
+  for (int i = 0; i < M; ++i) {
+    _mm512_mask_storeu_ps(y + (i0 + i) * ldy + o, lane_mask(rows), acc[i]);
+  }
+}
+
 // ---- 8-bit W (the q8 output head): one code byte per column, in column order ----
 
 // x row i's codes in column order (W's order at 8 bits), from the GEMV layout: per block, the
@@ -384,10 +465,21 @@ void qgemv_q8_avx512vnni_8bit(const Q8View& x8, const QMatView& w, float* y, int
   }
 }
 
-// One thread's block of y = x8 . W^T (kernels/qmatmul_impl.h, QGemmQ8Ops::gemv).
+// One thread's block of y = x8 . W^T (kernels/qmatmul_impl.h, QGemmQ8Ops::gemv): from W's tile
+// layout where it has one, else from its rows.
 void qgemv_q8_avx512vnni(const Q8View& x8, const QMatView& w, float* y, int64_t ldy, QBlock b,
                          uint8_t* scratch) {
   float* const params = reinterpret_cast<float*>(scratch);
+  if (w.tile_codes != nullptr && w.tile_scales != nullptr) {
+    for (int64_t o = b.o0; o < b.o1; o += kTile) {
+      const int64_t rows = min64(kTile, b.o1 - o);
+      int64_t i = b.i0;
+      for (; i + 4 <= b.i1; i += 4) tile_rows_tiled<4>(x8, i, w, o, rows, y, ldy);
+      for (; i + 2 <= b.i1; i += 2) tile_rows_tiled<2>(x8, i, w, o, rows, y, ldy);
+      for (; i < b.i1; ++i) tile_rows_tiled<1>(x8, i, w, o, rows, y, ldy);
+    }
+    return;
+  }
   int32_t* const sums = reinterpret_cast<int32_t*>(scratch + qgemv_q8_params_bytes(w.n_groups));
   for (int64_t o = b.o0; o < b.o1; o += kTile) {
     const int64_t rows = min64(kTile, b.o1 - o);

@@ -173,7 +173,7 @@ int64_t Linear::bytes() const {
 
 std::shared_ptr<const QuantizedMatrix> inference_matrix(QuantizedMatrix m) {
   // Only matrices the int8 GEMV takes (4 or 8 bits, groups of whole blocks) read the copy.
-  if (reads_tile_params(kernel_table()) && qmatmul_q8_applies(m)) add_tile_params(m);
+  if (reads_tile_layout(kernel_table()) && qmatmul_q8_applies(m)) add_tile_layout(m);
   return std::make_shared<const QuantizedMatrix>(std::move(m));
 }
 

@@ -49,14 +49,14 @@ struct Linear {
   int64_t float_bytes() const;
   // Bytes of the weight (and bias) as stored for inference.
   int64_t bytes() const;
-  // Bytes held besides bytes() in layouts the kernels read instead of part of it (the tile-major
-  // scales and zeros, inference_matrix), 0 when none.
+  // Bytes held besides bytes() in layouts the kernels read instead of it (the tile layout of
+  // codes, scales and zeros, inference_matrix), 0 when none.
   int64_t layout_copy_bytes() const { return q ? q->tile_bytes() : 0; }
 };
 
 // m shared for inference (Linear::q), with what the process's kernels read besides the stored
-// layout: the tile-major scales and zeros where kernel_table() reads them (reads_tile_params) and
-// the int8 GEMV takes m (qmatmul_q8_applies).
+// layout: the tile layout (codes, scales, zeros) where kernel_table() reads it (reads_tile_layout)
+// and the int8 GEMV takes m (qmatmul_q8_applies).
 std::shared_ptr<const QuantizedMatrix> inference_matrix(QuantizedMatrix m);
 
 // ys[k][n, ls[k]->out] = x[n, in] . W_k^T (+ bias) for Linears of the same `in` reading the same x

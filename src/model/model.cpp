@@ -90,7 +90,10 @@ int64_t Model::layout_copy_bytes() const {
 
 namespace {
 size_t advise_linear(const Linear& lin) {
-  if (lin.q) return advise_huge_pages(lin.q->codes.data(), lin.q->codes.size());
+  if (lin.q) {
+    return advise_huge_pages(lin.q->codes.data(), lin.q->codes.size()) +
+           advise_huge_pages(lin.q->tile_codes.data(), lin.q->tile_codes.size());
+  }
   return advise_huge_pages(lin.float_data(), static_cast<size_t>(lin.float_bytes()));
 }
 }  // namespace

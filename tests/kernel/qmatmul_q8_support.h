@@ -136,15 +136,15 @@ inline std::vector<float> gemv_product(Isa isa, const std::vector<float>& x, int
 }
 
 // Where the AVX-512 table ran y, the AVX2 one gives it bit for bit (the same operations), and so
-// does the AVX-512 one reading W's tile-major scales and zeros (add_tile_params) instead of
-// transposing them per tile.
+// does the AVX-512 one reading W's tile layout (add_tile_layout: for 4-bit W the tile codes, one
+// sequential stream, and the tile-major scales and zeros) instead of W's rows.
 inline void expect_avx2_gives_the_same(Isa isa, const std::vector<float>& x, int64_t n,
                                        const QuantizedMatrix& w, const std::vector<float>& y) {
   if (isa != Isa::Avx512) return;
   EXPECT_EQ(gemv_product(Isa::Avx2, x, n, w), y) << "AVX2 int8 GEMV against the AVX-512 table";
   QuantizedMatrix tiled = w;
-  add_tile_params(tiled);
-  EXPECT_EQ(gemv_product(Isa::Avx512, x, n, tiled), y) << "tile-major parameters";
+  add_tile_layout(tiled);
+  EXPECT_EQ(gemv_product(Isa::Avx512, x, n, tiled), y) << "tile layout";
 }
 
 // The int8 kernel tests' parameter (ISA, threads): an ISA whose int8 kernels this CPU does not

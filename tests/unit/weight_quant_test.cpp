@@ -1,7 +1,7 @@
 // Weight quantization (formats/weight_quant.h, formats/gptq.h), tested by property: packing is
 // exact, representable input gives zero error, the round-trip error stays under the derived bound
-// per bit width, odd shapes and g = 0 work, NaN/Inf are rejected, the tile-major parameter copy
-// has its layout (GPTQ tensors: weight_quant_gptq_test.cpp). All randomness is seeded; set
+// per bit width, odd shapes and g = 0 work, NaN/Inf are rejected, the tile layout
+// is the documented one (GPTQ tensors: weight_quant_gptq_test.cpp). All randomness is seeded; set
 // WKVQ_TEST_SEED to replay another seed.
 #include "formats/weight_quant.h"
 
@@ -265,21 +265,41 @@ TEST(WeightQuant, GroupZeroQuantizesEachRowAsOneGroup) {
   for (int64_t c = 77; c < m.padded_cols; ++c) EXPECT_EQ(padded[static_cast<size_t>(c)], 0);
 }
 
-// The tile-major copy holds every (row, group) parameter at its documented place, 0 in the rows
-// that pad the last tile, and tile_bytes() counts it.
-TEST(WeightQuant, TileParamsAreTheDocumentedLayout) {
+// The tile layout holds every (row, group) parameter and every code byte at its documented place,
+// 0 in the rows that pad the last tile and the bytes that pad the last block, and tile_bytes()
+// counts it.
+TEST(WeightQuant, TileLayoutIsTheDocumentedOne) {
   std::mt19937 rng(base_seed() + 6u);
   const int64_t rows = 37;  // two whole tiles of 16 and 5 rows of a third
   const int64_t cols = 300;
   const std::vector<float> w = random_weights(rows * cols, rng);
   QuantizedMatrix m = quantize_weights_ref(w.data(), rows, cols, 4, 128);
   const int64_t plain = m.bytes();
-  add_tile_params(m);
+  add_tile_layout(m);
   ASSERT_EQ(m.n_groups, 3);
   ASSERT_EQ(m.tile_scales.size(), static_cast<size_t>(3 * 3 * kParamTileRows));
   ASSERT_EQ(m.tile_zeros.size(), m.tile_scales.size());
   EXPECT_EQ(m.bytes(), plain);
-  EXPECT_EQ(m.tile_bytes(), 3 * static_cast<int64_t>(m.tile_scales.size()));
+  const int64_t blocks = 3;  // 160 code bytes per row: two blocks of 64 and one of 32 + padding
+  ASSERT_EQ(m.row_bytes, 160);
+  ASSERT_EQ(m.tile_codes.size(), static_cast<size_t>(3 * blocks * kParamTileRows * 64));
+  EXPECT_EQ(m.tile_bytes(), 3 * static_cast<int64_t>(m.tile_scales.size()) +
+                                static_cast<int64_t>(m.tile_codes.size()));
+  size_t next = 0;  // the copy in storage order: tile, block, line, row of the tile, byte
+  for (int64_t t = 0; t < 3; ++t) {
+    for (int64_t b = 0; b < blocks; ++b) {
+      for (int64_t line = 0; line < kParamTileRows; ++line) {
+        for (int64_t r = 0; r < kParamTileRows; ++r) {
+          for (int64_t j = 0; j < 4; ++j, ++next) {
+            const int64_t row = t * kParamTileRows + r;
+            const int64_t byte = b * 64 + line * 4 + j;
+            const uint8_t want = row < rows && byte < m.row_bytes ? m.row_codes(row)[byte] : 0;
+            ASSERT_EQ(m.tile_codes[next], want) << "row " << row << " byte " << byte;
+          }
+        }
+      }
+    }
+  }
   for (int64_t t = 0; t < 3; ++t) {
     for (int64_t g = 0; g < m.n_groups; ++g) {
       for (int64_t r = 0; r < kParamTileRows; ++r) {
@@ -291,6 +311,17 @@ TEST(WeightQuant, TileParamsAreTheDocumentedLayout) {
       }
     }
   }
+}
+
+// 8-bit W has tile-major parameters but no tile codes (no kernel reads them).
+TEST(WeightQuant, TileLayoutOf8BitHasNoCodes) {
+  std::mt19937 rng(base_seed() + 7u);
+  const std::vector<float> w = random_weights(20 * 256, rng);
+  QuantizedMatrix m = quantize_weights_ref(w.data(), 20, 256, 8, 128);
+  add_tile_layout(m);
+  EXPECT_EQ(m.tile_scales.size(), static_cast<size_t>(2 * 2 * kParamTileRows));
+  EXPECT_TRUE(m.tile_codes.empty());
+  EXPECT_EQ(m.tile_bytes(), 3 * static_cast<int64_t>(m.tile_scales.size()));
 }
 
 TEST(WeightQuant, NonFiniteWeightsAreRejectedWithTheirPosition) {
