@@ -52,7 +52,8 @@ uint64_t hash_quantized(uint64_t h, const Linear& lin) {
     h = splitmix64(h ^ n);
   };
   const QuantizedMatrix& q = *lin.q;
-  bytes(q.codes.data(), q.codes.size());
+  const std::vector<uint8_t> codes = row_major_codes(q);  // the same bytes in either layout
+  bytes(codes.data(), codes.size());
   bytes(q.scales.data(), q.scales.size() * sizeof(uint16_t));
   bytes(q.zeros.data(), q.zeros.size());
   if (lin.in_order) bytes(lin.in_order->data(), lin.in_order->size() * sizeof(int32_t));

@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 
 #include "core/error.h"
 #include "core/fp16.h"
@@ -65,31 +66,46 @@ int64_t weight_group_size(int64_t cols, int64_t group) {
 }
 
 int64_t QuantizedMatrix::bytes() const {
-  return static_cast<int64_t>(codes.size() + scales.size() * sizeof(uint16_t) + zeros.size());
+  return static_cast<int64_t>(codes.size() + tile_codes.size() + scales.size() * sizeof(uint16_t) +
+                              zeros.size());
 }
 
 int64_t QuantizedMatrix::tile_bytes() const {
-  return static_cast<int64_t>(tile_scales.size() * sizeof(uint16_t) + tile_zeros.size() +
-                              tile_codes.size());
+  return static_cast<int64_t>(tile_scales.size() * sizeof(uint16_t) + tile_zeros.size());
+}
+
+const uint8_t* QuantizedMatrix::row_codes(int64_t r) const {
+  WKVQ_ASSERT(r >= 0 && r < rows && codes.size() == static_cast<size_t>(rows * row_bytes));
+  return codes.data() + r * row_bytes;
+}
+
+int64_t tile_codes_bytes(int64_t rows, int64_t row_bytes) {
+  const int64_t tiles = (rows + kParamTileRows - 1) / kParamTileRows;
+  const int64_t blocks = (row_bytes + kTileLineBytes - 1) / kTileLineBytes;
+  return tiles * blocks * kParamTileRows * kTileLineBytes;
 }
 
 namespace {
 
-// QuantizedMatrix::tile_codes of a 4-bit m (layout in weight_quant.h).
+constexpr int64_t kTileLaneBytes = kTileLineBytes / kParamTileRows;  // a row's bytes per line
+
+// Where byte j of row r of the packed codes lies in QuantizedMatrix::tile_codes (weight_quant.h).
+size_t tile_code_offset(int64_t r, int64_t j, int64_t blocks) {
+  const int64_t t = r / kParamTileRows;
+  const int64_t b = j / kTileLineBytes;
+  const int64_t k = j % kTileLineBytes / kTileLaneBytes;
+  return static_cast<size_t>(((t * blocks + b) * kParamTileRows + k) * kTileLineBytes +
+                             r % kParamTileRows * kTileLaneBytes + j % kTileLaneBytes);
+}
+
+// QuantizedMatrix::tile_codes of a 4-bit m with row-major codes.
 std::vector<uint8_t> tile_codes_of(const QuantizedMatrix& m) {
-  const int64_t tiles = (m.rows + kParamTileRows - 1) / kParamTileRows;
   const int64_t blocks = (m.row_bytes + kTileLineBytes - 1) / kTileLineBytes;
-  constexpr int64_t kLaneBytes = kTileLineBytes / kParamTileRows;  // 4 code bytes per row a line
-  std::vector<uint8_t> out(static_cast<size_t>(tiles * blocks * kParamTileRows * kTileLineBytes),
-                           0);
+  std::vector<uint8_t> out(static_cast<size_t>(tile_codes_bytes(m.rows, m.row_bytes)), 0);
   for (int64_t r = 0; r < m.rows; ++r) {
     const uint8_t* row = m.row_codes(r);
-    const int64_t t = r / kParamTileRows;
-    for (int64_t j = 0; j < m.row_bytes; ++j) {
-      const int64_t b = j / kTileLineBytes;
-      const int64_t k = j % kTileLineBytes / kLaneBytes;
-      out[static_cast<size_t>(((t * blocks + b) * kParamTileRows + k) * kTileLineBytes +
-                              r % kParamTileRows * kLaneBytes + j % kLaneBytes)] = row[j];
+    for (int64_t j = 0; j < m.row_bytes; j += kTileLaneBytes) {  // row_bytes: a multiple of 16
+      std::memcpy(out.data() + tile_code_offset(r, j, blocks), row + j, kTileLaneBytes);
     }
   }
   return out;
@@ -97,13 +113,34 @@ std::vector<uint8_t> tile_codes_of(const QuantizedMatrix& m) {
 
 }  // namespace
 
+void copy_row_codes(const QuantizedMatrix& m, int64_t r0, int64_t rows, uint8_t* dst) {
+  WKVQ_ASSERT(r0 >= 0 && rows >= 0 && r0 + rows <= m.rows);
+  if (m.codes.size() == static_cast<size_t>(m.rows * m.row_bytes)) {
+    std::memcpy(dst, m.codes.data() + r0 * m.row_bytes, static_cast<size_t>(rows * m.row_bytes));
+    return;
+  }
+  WKVQ_ASSERT(m.bits == 4 &&
+              m.tile_codes.size() == static_cast<size_t>(tile_codes_bytes(m.rows, m.row_bytes)));
+  const int64_t blocks = (m.row_bytes + kTileLineBytes - 1) / kTileLineBytes;
+  for (int64_t r = r0; r < r0 + rows; ++r) {
+    uint8_t* out = dst + (r - r0) * m.row_bytes;
+    for (int64_t j = 0; j < m.row_bytes; j += kTileLaneBytes) {
+      std::memcpy(out + j, m.tile_codes.data() + tile_code_offset(r, j, blocks), kTileLaneBytes);
+    }
+  }
+}
+
+std::vector<uint8_t> row_major_codes(const QuantizedMatrix& m) {
+  std::vector<uint8_t> out(static_cast<size_t>(m.rows * m.row_bytes));
+  copy_row_codes(m, 0, m.rows, out.data());
+  return out;
+}
+
 void add_tile_layout(QuantizedMatrix& m) {
   WKVQ_REQUIRE(m.scales.size() == static_cast<size_t>(m.rows * m.n_groups) &&
-                   m.zeros.size() == m.scales.size() &&
-                   m.codes.size() == static_cast<size_t>(m.rows * m.row_bytes),
-               "add_tile_layout: ", m.scales.size(), " scales, ", m.zeros.size(), " zeros and ",
-               m.codes.size(), " code bytes for ", m.rows, " rows of ", m.n_groups, " groups and ",
-               m.row_bytes, " bytes");
+                   m.zeros.size() == m.scales.size(),
+               "add_tile_layout: ", m.scales.size(), " scales and ", m.zeros.size(), " zeros for ",
+               m.rows, " rows of ", m.n_groups, " groups");
   const int64_t tiles = (m.rows + kParamTileRows - 1) / kParamTileRows;
   const auto n = static_cast<size_t>(tiles * m.n_groups * kParamTileRows);
   m.tile_scales.assign(n, 0);
@@ -117,7 +154,10 @@ void add_tile_layout(QuantizedMatrix& m) {
       m.tile_zeros[to] = m.zeros[from];
     }
   }
-  if (m.bits == 4) m.tile_codes = tile_codes_of(m);
+  if (m.bits == 4 && m.tile_codes.empty()) {
+    m.tile_codes = tile_codes_of(m);
+    std::vector<uint8_t>().swap(m.codes);  // the tile layout holds them now
+  }
 }
 
 QuantizedMatrix make_quantized_matrix(int64_t rows, int64_t cols, int bits, int64_t group) {
@@ -152,8 +192,14 @@ void validate(const QuantizedMatrix& m, const char* what) {
                ": padded_cols/row_bytes ", m.padded_cols, "/", m.row_bytes, ", expected ",
                shape.padded_cols, "/", shape.row_bytes);
   const auto n_params = static_cast<size_t>(m.rows * m.n_groups);
-  WKVQ_REQUIRE(m.codes.size() == static_cast<size_t>(m.rows * m.row_bytes), what, ": codes hold ",
-               m.codes.size(), " bytes, expected ", m.rows * m.row_bytes);
+  const bool tiled = m.codes.empty() && !m.tile_codes.empty();
+  WKVQ_REQUIRE(tiled || m.codes.size() == static_cast<size_t>(m.rows * m.row_bytes), what,
+               ": codes hold ", m.codes.size(), " bytes, expected ", m.rows * m.row_bytes);
+  WKVQ_REQUIRE(
+      !tiled || (m.bits == 4 &&
+                 m.tile_codes.size() == static_cast<size_t>(tile_codes_bytes(m.rows, m.row_bytes))),
+      what, ": tile layout of ", m.tile_codes.size(), " code bytes, expected 4 bits and ",
+      tile_codes_bytes(m.rows, m.row_bytes));
   WKVQ_REQUIRE(m.scales.size() == n_params && m.zeros.size() == n_params, what, ": ",
                m.scales.size(), " scales and ", m.zeros.size(), " zeros, expected ", n_params);
   for (size_t i = 0; i < n_params; ++i) {
@@ -232,7 +278,9 @@ uint8_t weight_code(const QuantizedMatrix& m, int64_t r, int64_t c) {
   const int64_t unit = weight_pack_unit_cols(m.bits);
   const int64_t first = c / unit * unit;  // unpack the one packing unit holding c
   uint8_t unit_codes[kQ4BlockCols];
-  unpack_row_codes_ref(m.row_codes(r) + c / unit * weight_pack_unit_bytes(m.bits), unit, m.bits,
+  std::vector<uint8_t> row(static_cast<size_t>(m.row_bytes));
+  copy_row_codes(m, r, 1, row.data());
+  unpack_row_codes_ref(row.data() + c / unit * weight_pack_unit_bytes(m.bits), unit, m.bits,
                        unit_codes);
   return unit_codes[c - first];
 }
@@ -297,8 +345,10 @@ QuantizedMatrix quantize_weights_ref(const float* w, int64_t rows, int64_t cols,
 
 void dequantize_row_ref(const QuantizedMatrix& m, int64_t r, float* out) {
   WKVQ_ASSERT(r >= 0 && r < m.rows);
+  std::vector<uint8_t> packed(static_cast<size_t>(m.row_bytes));
+  copy_row_codes(m, r, 1, packed.data());
   std::vector<uint8_t> row_codes(static_cast<size_t>(m.cols));
-  unpack_row_codes_ref(m.row_codes(r), m.cols, m.bits, row_codes.data());
+  unpack_row_codes_ref(packed.data(), m.cols, m.bits, row_codes.data());
   for (int64_t c = 0; c < m.cols; ++c) {
     const int64_t pi = r * m.n_groups + c / m.group;
     const float s = fp16_to_f32(m.scales[static_cast<size_t>(pi)]);

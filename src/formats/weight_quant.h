@@ -67,30 +67,35 @@ struct QuantizedMatrix {
   int64_t n_groups = 0;          // ceil(cols / group); group k of a row is columns [k*group, ...)
   int64_t padded_cols = 0;       // cols rounded up to the packing unit (zero codes beyond cols)
   int64_t row_bytes = 0;         // bytes of packed codes per row (weight_row_bytes)
-  std::vector<uint8_t> codes;    // (rows, row_bytes)  layout above
+  std::vector<uint8_t> codes;    // (rows, row_bytes)  layout above; empty in tile_codes' place
   std::vector<uint16_t> scales;  // (rows, n_groups)   fp16 bits
   std::vector<uint8_t> zeros;    // (rows, n_groups)   in [0, 2^bits - 1]
-  // Optional, for inference only (add_tile_layout; never stored in a file), the same numbers
-  // again in tiles of kParamTileRows rows, so that a kernel reads one vector over a tile's rows:
-  //  - tile_scales, tile_zeros: tile t, group g, row r at [(t * n_groups + g) * kParamTileRows
-  //    + r], rows padded to a multiple of kParamTileRows with 0.
-  //  - tile_codes (4-bit W only, else empty): per tile t and 64-byte block b of a row's codes (128
-  //    columns; a shorter last block padded with 0) kParamTileRows lines of 64 bytes; line k holds
-  //    bytes 4k .. 4k + 3 of block b of each of the tile's rows, row r at 4r .. 4r + 3: byte j of
-  //    row r at [((t * blocks + b) * kParamTileRows + k) * 64 + 4r + j % 4], k = j / 4, blocks =
+  // Optional, for inference only (add_tile_layout; never stored in a file), the same numbers in
+  // tiles of kParamTileRows rows, so that a kernel reads one vector over a tile's rows:
+  //  - tile_scales, tile_zeros: a copy of scales and zeros, tile t, group g, row r at
+  //    [(t * n_groups + g) * kParamTileRows + r], rows padded to a multiple of kParamTileRows
+  //    with 0.
+  //  - tile_codes (4-bit W only): the codes, moved out of `codes` (which is then empty): per tile t
+  //    and 64-byte block b of a row's codes (128 columns; a shorter last block padded with 0)
+  //    kParamTileRows lines of kTileLineBytes; line k holds bytes 4k .. 4k + 3 of block b of each
+  //    of the tile's rows, row r at 4r .. 4r + 3: byte j of row r at [((t * blocks + b) *
+  //    kParamTileRows + j % 64 / 4) * 64 + 4 (r % kParamTileRows) + j % 4], b = j / 64, blocks =
   //    ceil(row_bytes / 64); padding rows 0. A 4-bit GEMV reads W as one sequential stream and
   //    finds in each 32-bit lane of a line 8 columns of one row (4 in the low nibbles, 4 in the
-  //    high ones, Q4Block order).
+  //    high ones, Q4Block order). Readers of rows use copy_row_codes, which reads either layout.
   // Empty when not built.
   std::vector<uint16_t> tile_scales;
   std::vector<uint8_t> tile_zeros;
   std::vector<uint8_t> tile_codes;
 
-  const uint8_t* row_codes(int64_t r) const { return codes.data() + r * row_bytes; }
-  // Bytes of the quantized storage: codes + scales + zeros (what a product reads).
+  // Row r's packed codes in `codes`; asserts that it holds them (copy_row_codes reads either
+  // layout).
+  const uint8_t* row_codes(int64_t r) const;
+  // Bytes of the quantized storage: codes (in either layout) + scales + zeros (what a product
+  // reads).
   int64_t bytes() const;
-  // Bytes of the tile layout (0 when not built): held besides bytes(), read instead of the
-  // row-major codes, scales and zeros.
+  // Bytes of the tile-major scales and zeros (0 when not built): held besides bytes(), read
+  // instead of the row-major ones.
   int64_t tile_bytes() const;
 };
 
@@ -98,11 +103,17 @@ struct QuantizedMatrix {
 inline constexpr int64_t kParamTileRows = 16;
 // Bytes of a line of QuantizedMatrix::tile_codes (4 code bytes of each row of a tile).
 inline constexpr int64_t kTileLineBytes = 64;
-// Fills m.tile_scales, m.tile_zeros and (4-bit W) m.tile_codes from m's storage: 3 bytes more per
-// group of kParamTileRows-padded rows, and for 4 bits the codes again (rows and blocks padded).
-// Inference code calls it where the kernel table reads them (kernels/kernel_table.h,
-// reads_tile_layout).
+// Bytes of QuantizedMatrix::tile_codes for rows of row_bytes code bytes (rows and blocks padded).
+int64_t tile_codes_bytes(int64_t rows, int64_t row_bytes);
+// Fills m.tile_scales and m.tile_zeros (3 bytes more per group of kParamTileRows-padded rows) and,
+// for 4-bit W, moves the codes into m.tile_codes (m.codes is left empty). Inference code calls it
+// where the kernel table reads the tile layout (kernels/kernel_table.h, reads_tile_layout).
 void add_tile_layout(QuantizedMatrix& m);
+// Rows [r0, r0 + rows) of m's packed codes, row-major (rows * row_bytes bytes) into dst, from
+// `codes` or from the tile layout.
+void copy_row_codes(const QuantizedMatrix& m, int64_t r0, int64_t rows, uint8_t* dst);
+// All of m's codes row-major (as `codes` holds them without the tile layout).
+std::vector<uint8_t> row_major_codes(const QuantizedMatrix& m);
 
 // An empty matrix of the given shape with every size field filled in and storage allocated
 // (codes, scales and zeros all 0). Throws wkvq::Error on a bad shape or bit width.

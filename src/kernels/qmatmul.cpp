@@ -35,7 +35,7 @@ void reference_block(const float* x, const QuantizedMatrix& w, float* y, detail:
 
 detail::QMatView view_of(const QuantizedMatrix& w) {
   const bool tiled = !w.tile_scales.empty();
-  return detail::QMatView{w.codes.data(),
+  return detail::QMatView{w.codes.empty() ? nullptr : w.codes.data(),
                           w.scales.data(),
                           w.zeros.data(),
                           w.rows,
@@ -80,19 +80,17 @@ const detail::QGemmQ8Ops* int8_gemv_ops(const KernelTable& table, GemmUse use, i
 }
 
 Plan plan_of(const KernelTable& table, GemmUse use, int64_t n, const QuantizedMatrix& w, float* y) {
+  const bool tiled_codes = w.codes.empty() && !w.tile_codes.empty();
   WKVQ_ASSERT(
-      w.codes.size() == static_cast<size_t>(w.rows * w.row_bytes) &&
+      (tiled_codes
+           ? w.tile_codes.size() == static_cast<size_t>(tile_codes_bytes(w.rows, w.row_bytes))
+           : w.codes.size() == static_cast<size_t>(w.rows * w.row_bytes)) &&
       w.scales.size() == static_cast<size_t>(w.rows * w.n_groups) &&
       w.tile_scales.size() == w.tile_zeros.size() &&
       (w.tile_scales.empty() ||
        w.tile_scales.size() == static_cast<size_t>((w.rows + kParamTileRows - 1) / kParamTileRows *
                                                    w.n_groups * kParamTileRows)) &&
-      (w.tile_codes.empty() ||
-       (!w.tile_scales.empty() &&
-        w.tile_codes.size() ==
-            static_cast<size_t>((w.rows + kParamTileRows - 1) / kParamTileRows *
-                                ((w.row_bytes + kTileLineBytes - 1) / kTileLineBytes) *
-                                kParamTileRows * kTileLineBytes))));
+      (!tiled_codes || !w.tile_scales.empty()));
   Plan p;
   p.w = &w;
   p.y = y;
@@ -148,18 +146,67 @@ struct QuantizedX {
   }
 };
 
-// One task of an int8 plan (p.q8 or p.q8_gemv) over block b, with its per-thread scratch.
-void run_q8_task(const QuantizedMatrix& w, const detail::QMatView& view, const Plan& p,
-                 const detail::QBlock& b) {
+// One task of an int8 plan (p.q8 or p.q8_gemv) over block b of view v of W (y: where v's row 0
+// goes, row stride w.rows), with its per-thread scratch.
+void run_q8_task(const QuantizedMatrix& w, const detail::QMatView& v, const Plan& p,
+                 const detail::QBlock& b, float* y) {
   const detail::Q8View& x8 = *p.x8;
   if (p.q8_gemv) {
     const int64_t bytes = detail::qgemv_q8_scratch_bytes(w.n_groups, x8.blocks, b.i1 - b.i0);
     const auto gemv = w.bits == 8 ? p.q8_ops->gemv8 : p.q8_ops->gemv;
-    gemv(x8, view, p.y, w.rows, b, reinterpret_cast<uint8_t*>(thread_pack_buffer((bytes + 3) / 4)));
+    gemv(x8, v, y, w.rows, b, reinterpret_cast<uint8_t*>(thread_pack_buffer((bytes + 3) / 4)));
   } else {
     const detail::QGemmQ8Ops& q8 = *p.q8_ops;
     const int64_t floats = (q8.pack_bytes(x8.blocks, w.n_groups) + 3) / 4;
-    q8.packed(x8, view, p.y, w.rows, b, reinterpret_cast<uint8_t*>(thread_pack_buffer(floats)));
+    q8.packed(x8, v, y, w.rows, b, reinterpret_cast<uint8_t*>(thread_pack_buffer(floats)));
+  }
+}
+
+// Block b of plan p's SIMD kernel on view v of W (y: where v's row 0 goes, row stride w.rows).
+void run_kernel(const KernelTable& table, const float* x, int64_t n, const Plan& p,
+                const detail::QMatView& v, const detail::QBlock& b, float* y) {
+  const QuantizedMatrix& w = *p.w;
+  if (p.q8_gemv || p.q8) {
+    run_q8_task(w, v, p, b, y);
+  } else if (p.dot) {
+    const ChunkedGemv gemv = n == 1 ? chunked_gemv(table) : nullptr;
+    if (gemv != nullptr && gemv(x, v, y, b.o0, b.o1)) return;
+    p.ops->dot(x, v, y, w.rows, b);
+  } else {
+    p.ops->packed(x, v, y, w.rows, b, thread_pack_buffer(detail::qpack_floats(p.ops->blocking)));
+  }
+}
+
+// Rows of W per kernel call when the kernel reads row-major codes that only W's tile layout holds
+// (add_tile_layout moved them): that many rows are copied back first (copy_row_codes). A multiple
+// of every kernel's row unit (8, 16, 32) and of the packed GEMMs' nc.
+constexpr int64_t kRowCopyRows = 256;
+
+// Whether plan p's kernel reads the tile layout's codes rather than W's rows.
+bool reads_tile_codes(const KernelTable& table, const Plan& p) {
+  return p.q8_gemv && p.w->bits == 4 && reads_tile_layout(table);
+}
+
+// Block b of plan p for W whose codes only the tile layout holds, for a kernel that reads rows:
+// per kRowCopyRows rows, the rows copied back into this thread's buffer and the kernel run on that
+// part of W as a matrix of its own (its rows' scales and zeros, its part of y). The same numbers:
+// every output depends on its own row of W only.
+void run_on_row_copies(const KernelTable& table, const float* x, int64_t n, const Plan& p,
+                       const detail::QBlock& b) {
+  const QuantizedMatrix& w = *p.w;
+  for (int64_t o = b.o0; o < b.o1; o += kRowCopyRows) {
+    const int64_t rows = std::min(kRowCopyRows, b.o1 - o);
+    uint8_t* codes = thread_codes_buffer(rows * w.row_bytes);
+    copy_row_codes(w, o, rows, codes);
+    detail::QMatView v = view_of(w);
+    v.codes = codes;
+    v.scales += o * w.n_groups;
+    v.zeros += o * w.n_groups;
+    v.rows = rows;
+    v.tile_scales = nullptr;
+    v.tile_zeros = nullptr;
+    v.tile_codes = nullptr;
+    run_kernel(table, x, n, p, v, detail::QBlock{b.i0, b.i1, 0, rows}, p.y + o);
   }
 }
 
@@ -169,19 +216,11 @@ void run_task(const KernelTable& table, const float* x, int64_t n, const Plan& p
   const WorkBlock wb = p.split.block(t, n, w.rows);
   const detail::QBlock b{wb.i0, wb.i1, wb.o0, wb.o1};
   if (p.ops == nullptr) {
-    reference_block(x, w, p.y, b);
-    return;
-  }
-  const detail::QMatView view = view_of(w);
-  if (p.q8_gemv || p.q8) {
-    run_q8_task(w, view, p, b);
-  } else if (p.dot) {
-    const ChunkedGemv gemv = n == 1 ? chunked_gemv(table) : nullptr;
-    if (gemv != nullptr && gemv(x, view, p.y, b.o0, b.o1)) return;
-    p.ops->dot(x, view, p.y, w.rows, b);
+    reference_block(x, w, p.y, b);  // dequantize_row_ref reads either layout
+  } else if (w.codes.empty() && !w.tile_codes.empty() && !reads_tile_codes(table, p)) {
+    run_on_row_copies(table, x, n, p, b);
   } else {
-    p.ops->packed(x, view, p.y, w.rows, b,
-                  thread_pack_buffer(detail::qpack_floats(p.ops->blocking)));
+    run_kernel(table, x, n, p, view_of(w), b, p.y);
   }
 }
 

@@ -60,8 +60,10 @@ void qmatmul_q8_ref(const float* x, int64_t n, const QuantizedMatrix& w, float* 
   Q8Activations a;
   quantize_activations_q8_ref(x, n, w.cols, a);
   std::vector<uint8_t> codes(static_cast<size_t>(w.cols));
+  std::vector<uint8_t> packed(static_cast<size_t>(w.row_bytes));
   for (int64_t o = 0; o < w.rows; ++o) {
-    unpack_row_codes_ref(w.row_codes(o), w.cols, w.bits, codes.data());
+    copy_row_codes(w, o, 1, packed.data());
+    unpack_row_codes_ref(packed.data(), w.cols, w.bits, codes.data());
     for (int64_t i = 0; i < n; ++i) {
       float acc = 0.0f;
       for (int64_t b = 0; b < a.blocks; ++b) {

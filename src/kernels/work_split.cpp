@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <memory>
 #include <new>
+#include <vector>
 
 #include "core/parallel.h"
 
@@ -51,6 +52,12 @@ float* thread_pack_buffer(int64_t count) {
     capacity = count;
   }
   return buffer.get();
+}
+
+uint8_t* thread_codes_buffer(int64_t bytes) {
+  thread_local std::vector<uint8_t> buffer;
+  if (static_cast<int64_t>(buffer.size()) < bytes) buffer.resize(static_cast<size_t>(bytes));
+  return buffer.data();
 }
 
 }  // namespace wkvq

@@ -37,5 +37,9 @@ WorkSplit split_work(int64_t n, int64_t in, int64_t out, int64_t n_align, int64_
 // thread's lifetime (the pool's workers persist, core/parallel.h), so a GEMM allocates nothing
 // after the first call on a thread.
 float* thread_pack_buffer(int64_t count);
+// This thread's buffer of at least `bytes` bytes for W's codes copied back into rows
+// (kernels/qmatmul.cpp: W whose codes the tile layout holds, for a kernel that reads rows), kept
+// like thread_pack_buffer's.
+uint8_t* thread_codes_buffer(int64_t bytes);
 
 }  // namespace wkvq

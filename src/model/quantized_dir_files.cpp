@@ -44,6 +44,8 @@ std::vector<int64_t> rotate_half_row_order(int n_heads, int head_dim) {
 QuantizedMatrix permute_rows(const QuantizedMatrix& m, const std::vector<int64_t>& order) {
   WKVQ_REQUIRE(static_cast<int64_t>(order.size()) == m.rows, "permute_rows: ", order.size(),
                " row indices for a matrix of ", m.rows, " rows");
+  WKVQ_REQUIRE(m.tile_codes.empty(), "permute_rows: a matrix in the tile layout (permute before ",
+               "inference_matrix)");
   QuantizedMatrix out = m;
   const auto rb = static_cast<size_t>(m.row_bytes), ng = static_cast<size_t>(m.n_groups);
   for (size_t r = 0; r < order.size(); ++r) {

@@ -266,25 +266,41 @@ TEST(WeightQuant, GroupZeroQuantizesEachRowAsOneGroup) {
 }
 
 // The tile layout holds every (row, group) parameter and every code byte at its documented place,
-// 0 in the rows that pad the last tile and the bytes that pad the last block, and tile_bytes()
-// counts it.
+// 0 in the rows that pad the last tile and the bytes that pad the last block; the codes moved
+// there (bytes() counts them where they are, tile_bytes() the parameters' copy) read back the same
+// through copy_row_codes, weight_code and dequantize_row_ref.
 TEST(WeightQuant, TileLayoutIsTheDocumentedOne) {
   std::mt19937 rng(base_seed() + 6u);
   const int64_t rows = 37;  // two whole tiles of 16 and 5 rows of a third
   const int64_t cols = 300;
   const std::vector<float> w = random_weights(rows * cols, rng);
   QuantizedMatrix m = quantize_weights_ref(w.data(), rows, cols, 4, 128);
-  const int64_t plain = m.bytes();
+  const QuantizedMatrix plain = m;
   add_tile_layout(m);
   ASSERT_EQ(m.n_groups, 3);
   ASSERT_EQ(m.tile_scales.size(), static_cast<size_t>(3 * 3 * kParamTileRows));
   ASSERT_EQ(m.tile_zeros.size(), m.tile_scales.size());
-  EXPECT_EQ(m.bytes(), plain);
   const int64_t blocks = 3;  // 160 code bytes per row: two blocks of 64 and one of 32 + padding
   ASSERT_EQ(m.row_bytes, 160);
   ASSERT_EQ(m.tile_codes.size(), static_cast<size_t>(3 * blocks * kParamTileRows * 64));
-  EXPECT_EQ(m.tile_bytes(), 3 * static_cast<int64_t>(m.tile_scales.size()) +
-                                static_cast<int64_t>(m.tile_codes.size()));
+  EXPECT_TRUE(m.codes.empty());
+  EXPECT_EQ(m.bytes(), plain.bytes() - static_cast<int64_t>(plain.codes.size()) +
+                           static_cast<int64_t>(m.tile_codes.size()));
+  EXPECT_EQ(m.tile_bytes(), 3 * static_cast<int64_t>(m.tile_scales.size()));
+  EXPECT_NO_THROW(validate(m, "tiled"));
+  EXPECT_EQ(row_major_codes(m), plain.codes);
+  std::vector<uint8_t> some(static_cast<size_t>(5 * m.row_bytes));
+  copy_row_codes(m, 17, 5, some.data());
+  EXPECT_TRUE(std::equal(some.begin(), some.end(), plain.row_codes(17)));
+  std::vector<float> from_rows(static_cast<size_t>(cols)), from_tiles(static_cast<size_t>(cols));
+  for (const int64_t r : {int64_t{0}, int64_t{16}, rows - 1}) {
+    dequantize_row_ref(plain, r, from_rows.data());
+    dequantize_row_ref(m, r, from_tiles.data());
+    EXPECT_EQ(from_tiles, from_rows) << "row " << r;
+    for (const int64_t c : {int64_t{0}, int64_t{31}, int64_t{32}, cols - 1}) {
+      EXPECT_EQ(weight_code(m, r, c), weight_code(plain, r, c)) << r << " " << c;
+    }
+  }
   size_t next = 0;  // the copy in storage order: tile, block, line, row of the tile, byte
   for (int64_t t = 0; t < 3; ++t) {
     for (int64_t b = 0; b < blocks; ++b) {
@@ -293,7 +309,7 @@ TEST(WeightQuant, TileLayoutIsTheDocumentedOne) {
           for (int64_t j = 0; j < 4; ++j, ++next) {
             const int64_t row = t * kParamTileRows + r;
             const int64_t byte = b * 64 + line * 4 + j;
-            const uint8_t want = row < rows && byte < m.row_bytes ? m.row_codes(row)[byte] : 0;
+            const uint8_t want = row < rows && byte < m.row_bytes ? plain.row_codes(row)[byte] : 0;
             ASSERT_EQ(m.tile_codes[next], want) << "row " << row << " byte " << byte;
           }
         }
