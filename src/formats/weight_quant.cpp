@@ -66,12 +66,13 @@ int64_t weight_group_size(int64_t cols, int64_t group) {
 }
 
 int64_t QuantizedMatrix::bytes() const {
-  return static_cast<int64_t>(codes.size() + tile_codes.size() + scales.size() * sizeof(uint16_t) +
-                              zeros.size());
+  return rows * row_bytes + static_cast<int64_t>(scales.size() * sizeof(uint16_t) + zeros.size());
 }
 
 int64_t QuantizedMatrix::tile_bytes() const {
-  return static_cast<int64_t>(tile_scales.size() * sizeof(uint16_t) + tile_zeros.size());
+  const int64_t padding =
+      tile_codes.empty() ? 0 : static_cast<int64_t>(tile_codes.size()) - rows * row_bytes;
+  return static_cast<int64_t>(tile_scales.size() * sizeof(uint16_t) + tile_zeros.size()) + padding;
 }
 
 const uint8_t* QuantizedMatrix::row_codes(int64_t r) const {

@@ -91,11 +91,11 @@ struct QuantizedMatrix {
   // Row r's packed codes in `codes`; asserts that it holds them (copy_row_codes reads either
   // layout).
   const uint8_t* row_codes(int64_t r) const;
-  // Bytes of the quantized storage: codes (in either layout) + scales + zeros (what a product
-  // reads).
+  // Bytes of the quantized storage: codes (rows * row_bytes, in either layout) + scales + zeros
+  // (what a product reads).
   int64_t bytes() const;
-  // Bytes of the tile-major scales and zeros (0 when not built): held besides bytes(), read
-  // instead of the row-major ones.
+  // Bytes the tile layout holds besides bytes() (0 when not built): the tile-major scales and
+  // zeros (read instead of the row-major ones) and the tile codes' padding rows and blocks.
   int64_t tile_bytes() const;
 };
 
