@@ -80,17 +80,26 @@ const uint8_t* QuantizedMatrix::row_codes(int64_t r) const {
   return codes.data() + r * row_bytes;
 }
 
-int64_t tile_codes_bytes(int64_t rows, int64_t row_bytes) {
-  const int64_t tiles = (rows + kParamTileRows - 1) / kParamTileRows;
-  const int64_t blocks = (row_bytes + kTileLineBytes - 1) / kTileLineBytes;
-  return tiles * blocks * kParamTileRows * kTileLineBytes;
+namespace {
+
+// 64-byte chunks per row in QuantizedMatrix::tile_codes: 1 (4 bits) or 2 (8 bits) per 128 columns.
+int64_t tile_chunks(const QuantizedMatrix& m) {
+  return (m.cols + kTileBlockCols - 1) / kTileBlockCols * (m.bits / 4);
+}
+
+}  // namespace
+
+int64_t tile_codes_bytes(const QuantizedMatrix& m) {
+  const int64_t tiles = (m.rows + kParamTileRows - 1) / kParamTileRows;
+  return tiles * tile_chunks(m) * kParamTileRows * kTileLineBytes;
 }
 
 namespace {
 
 constexpr int64_t kTileLaneBytes = kTileLineBytes / kParamTileRows;  // a row's bytes per line
 
-// Where byte j of row r of the packed codes lies in QuantizedMatrix::tile_codes (weight_quant.h).
+// Where byte j of row r of the packed codes lies in QuantizedMatrix::tile_codes (weight_quant.h),
+// for rows of `blocks` chunks.
 size_t tile_code_offset(int64_t r, int64_t j, int64_t blocks) {
   const int64_t t = r / kParamTileRows;
   const int64_t b = j / kTileLineBytes;
@@ -99,14 +108,19 @@ size_t tile_code_offset(int64_t r, int64_t j, int64_t blocks) {
                              r % kParamTileRows * kTileLaneBytes + j % kTileLaneBytes);
 }
 
-// QuantizedMatrix::tile_codes of a 4-bit m with row-major codes.
+// Bytes of a lane that hold row bytes from j on (the last lane of an 8-bit row may be partial).
+size_t lane_bytes(const QuantizedMatrix& m, int64_t j) {
+  return static_cast<size_t>(std::min(kTileLaneBytes, m.row_bytes - j));
+}
+
+// QuantizedMatrix::tile_codes of a 4- or 8-bit m with row-major codes.
 std::vector<uint8_t> tile_codes_of(const QuantizedMatrix& m) {
-  const int64_t blocks = (m.row_bytes + kTileLineBytes - 1) / kTileLineBytes;
-  std::vector<uint8_t> out(static_cast<size_t>(tile_codes_bytes(m.rows, m.row_bytes)), 0);
+  const int64_t blocks = tile_chunks(m);
+  std::vector<uint8_t> out(static_cast<size_t>(tile_codes_bytes(m)), 0);
   for (int64_t r = 0; r < m.rows; ++r) {
     const uint8_t* row = m.row_codes(r);
-    for (int64_t j = 0; j < m.row_bytes; j += kTileLaneBytes) {  // row_bytes: a multiple of 16
-      std::memcpy(out.data() + tile_code_offset(r, j, blocks), row + j, kTileLaneBytes);
+    for (int64_t j = 0; j < m.row_bytes; j += kTileLaneBytes) {
+      std::memcpy(out.data() + tile_code_offset(r, j, blocks), row + j, lane_bytes(m, j));
     }
   }
   return out;
@@ -120,13 +134,13 @@ void copy_row_codes(const QuantizedMatrix& m, int64_t r0, int64_t rows, uint8_t*
     std::memcpy(dst, m.codes.data() + r0 * m.row_bytes, static_cast<size_t>(rows * m.row_bytes));
     return;
   }
-  WKVQ_ASSERT(m.bits == 4 &&
-              m.tile_codes.size() == static_cast<size_t>(tile_codes_bytes(m.rows, m.row_bytes)));
-  const int64_t blocks = (m.row_bytes + kTileLineBytes - 1) / kTileLineBytes;
+  WKVQ_ASSERT((m.bits == 4 || m.bits == 8) &&
+              m.tile_codes.size() == static_cast<size_t>(tile_codes_bytes(m)));
+  const int64_t blocks = tile_chunks(m);
   for (int64_t r = r0; r < r0 + rows; ++r) {
     uint8_t* out = dst + (r - r0) * m.row_bytes;
     for (int64_t j = 0; j < m.row_bytes; j += kTileLaneBytes) {
-      std::memcpy(out + j, m.tile_codes.data() + tile_code_offset(r, j, blocks), kTileLaneBytes);
+      std::memcpy(out + j, m.tile_codes.data() + tile_code_offset(r, j, blocks), lane_bytes(m, j));
     }
   }
 }
@@ -155,7 +169,7 @@ void add_tile_layout(QuantizedMatrix& m) {
       m.tile_zeros[to] = m.zeros[from];
     }
   }
-  if (m.bits == 4 && m.tile_codes.empty()) {
+  if ((m.bits == 4 || m.bits == 8) && m.tile_codes.empty()) {
     m.tile_codes = tile_codes_of(m);
     std::vector<uint8_t>().swap(m.codes);  // the tile layout holds them now
   }
@@ -196,11 +210,11 @@ void validate(const QuantizedMatrix& m, const char* what) {
   const bool tiled = m.codes.empty() && !m.tile_codes.empty();
   WKVQ_REQUIRE(tiled || m.codes.size() == static_cast<size_t>(m.rows * m.row_bytes), what,
                ": codes hold ", m.codes.size(), " bytes, expected ", m.rows * m.row_bytes);
+  const bool tile_bits = m.bits == 4 || m.bits == 8;
   WKVQ_REQUIRE(
-      !tiled || (m.bits == 4 &&
-                 m.tile_codes.size() == static_cast<size_t>(tile_codes_bytes(m.rows, m.row_bytes))),
-      what, ": tile layout of ", m.tile_codes.size(), " code bytes, expected 4 bits and ",
-      tile_codes_bytes(m.rows, m.row_bytes));
+      !tiled || (tile_bits && m.tile_codes.size() == static_cast<size_t>(tile_codes_bytes(m))),
+      what, ": tile layout of ", m.tile_codes.size(), " code bytes, expected 4 or 8 ", "bits and ",
+      tile_bits ? tile_codes_bytes(m) : 0);
   WKVQ_REQUIRE(m.scales.size() == n_params && m.zeros.size() == n_params, what, ": ",
                m.scales.size(), " scales and ", m.zeros.size(), " zeros, expected ", n_params);
   for (size_t i = 0; i < n_params; ++i) {

@@ -75,14 +75,16 @@ struct QuantizedMatrix {
   //  - tile_scales, tile_zeros: a copy of scales and zeros, tile t, group g, row r at
   //    [(t * n_groups + g) * kParamTileRows + r], rows padded to a multiple of kParamTileRows
   //    with 0.
-  //  - tile_codes (4-bit W only): the codes, moved out of `codes` (which is then empty): per tile t
-  //    and 64-byte block b of a row's codes (128 columns; a shorter last block padded with 0)
-  //    kParamTileRows lines of kTileLineBytes; line k holds bytes 4k .. 4k + 3 of block b of each
-  //    of the tile's rows, row r at 4r .. 4r + 3: byte j of row r at [((t * blocks + b) *
-  //    kParamTileRows + j % 64 / 4) * 64 + 4 (r % kParamTileRows) + j % 4], b = j / 64, blocks =
-  //    ceil(row_bytes / 64); padding rows 0. A 4-bit GEMV reads W as one sequential stream and
-  //    finds in each 32-bit lane of a line 8 columns of one row (4 in the low nibbles, 4 in the
-  //    high ones, Q4Block order). Readers of rows use copy_row_codes, which reads either layout.
+  //  - tile_codes (4- and 8-bit W): the codes, moved out of `codes` (which is then empty): per
+  //    tile t and 64-byte chunk b of a row's codes kParamTileRows lines of kTileLineBytes; line k
+  //    holds bytes 4k .. 4k + 3 of chunk b of each of the tile's rows, row r at 4r .. 4r + 3: byte
+  //    j of row r at [((t * chunks + j / 64) * kParamTileRows + j % 64 / 4) * 64 + 4 (r %
+  //    kParamTileRows) + j % 4]. chunks = ceil(cols / kTileBlockCols) * bits / 4 (a 128-column
+  //    block is one chunk at 4 bits, two at 8); bytes past a row's end and padding rows are 0. An
+  //    int8 GEMV reads W as one sequential stream and finds in each 32-bit lane of a line 4 codes
+  //    of one row: 4 consecutive columns at 8 bits, at 4 bits 4 consecutive columns in the low
+  //    nibbles and the 4 columns 16 further on in the high ones (Q4Block order). Readers of rows
+  //    use copy_row_codes, which reads either layout.
   // Empty when not built.
   std::vector<uint16_t> tile_scales;
   std::vector<uint8_t> tile_zeros;
@@ -103,11 +105,14 @@ struct QuantizedMatrix {
 inline constexpr int64_t kParamTileRows = 16;
 // Bytes of a line of QuantizedMatrix::tile_codes (4 code bytes of each row of a tile).
 inline constexpr int64_t kTileLineBytes = 64;
-// Bytes of QuantizedMatrix::tile_codes for rows of row_bytes code bytes (rows and blocks padded).
-int64_t tile_codes_bytes(int64_t rows, int64_t row_bytes);
+// Columns of the blocks QuantizedMatrix::tile_codes pads rows to (the int8 GEMV's x blocks).
+inline constexpr int64_t kTileBlockCols = 128;
+// Bytes of QuantizedMatrix::tile_codes for m (4 or 8 bits; rows and blocks padded).
+int64_t tile_codes_bytes(const QuantizedMatrix& m);
 // Fills m.tile_scales and m.tile_zeros (3 bytes more per group of kParamTileRows-padded rows) and,
-// for 4-bit W, moves the codes into m.tile_codes (m.codes is left empty). Inference code calls it
-// where the kernel table reads the tile layout (kernels/kernel_table.h, reads_tile_layout).
+// for 4- and 8-bit W, moves the codes into m.tile_codes (m.codes is left empty). Inference code
+// calls it where the kernel table reads the tile layout (kernels/kernel_table.h,
+// reads_tile_layout).
 void add_tile_layout(QuantizedMatrix& m);
 // Rows [r0, r0 + rows) of m's packed codes, row-major (rows * row_bytes bytes) into dst, from
 // `codes` or from the tile layout.

@@ -82,9 +82,8 @@ const detail::QGemmQ8Ops* int8_gemv_ops(const KernelTable& table, GemmUse use, i
 Plan plan_of(const KernelTable& table, GemmUse use, int64_t n, const QuantizedMatrix& w, float* y) {
   const bool tiled_codes = w.codes.empty() && !w.tile_codes.empty();
   WKVQ_ASSERT(
-      (tiled_codes
-           ? w.tile_codes.size() == static_cast<size_t>(tile_codes_bytes(w.rows, w.row_bytes))
-           : w.codes.size() == static_cast<size_t>(w.rows * w.row_bytes)) &&
+      (tiled_codes ? w.tile_codes.size() == static_cast<size_t>(tile_codes_bytes(w))
+                   : w.codes.size() == static_cast<size_t>(w.rows * w.row_bytes)) &&
       w.scales.size() == static_cast<size_t>(w.rows * w.n_groups) &&
       w.tile_scales.size() == w.tile_zeros.size() &&
       (w.tile_scales.empty() ||
@@ -184,7 +183,7 @@ constexpr int64_t kRowCopyRows = 256;
 
 // Whether plan p's kernel reads the tile layout's codes rather than W's rows.
 bool reads_tile_codes(const KernelTable& table, const Plan& p) {
-  return p.q8_gemv && p.w->bits == 4 && reads_tile_layout(table);
+  return p.q8_gemv && reads_tile_layout(table);  // 4 and 8 bits
 }
 
 // Block b of plan p for W whose codes only the tile layout holds, for a kernel that reads rows:

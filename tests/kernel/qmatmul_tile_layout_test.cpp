@@ -1,13 +1,15 @@
-// W whose codes the tile layout holds (add_tile_layout moves them out of QuantizedMatrix::codes)
-// gives every product the same numbers, bit for bit, as W with its rows: the AVX512_VNNI int8 GEMV
-// reads the tile codes; every other kernel (the reference, f32 dot kernels and chunked GEMVs,
-// packed GEMMs, int8 GEMM, AVX2 int8 GEMV) reads rows copied back per block of rows
-// (kernels/qmatmul.cpp, run_on_row_copies). Shapes cross that block (256 rows), a tile of 16 and a
-// 128-column block partially; n crosses the dot kernels' limit (24 for AVX2, 64 for AVX-512).
+// W (4 or 8 bits) whose codes the tile layout holds (add_tile_layout moves them out of
+// QuantizedMatrix::codes) gives every product the same numbers, bit for bit, as W with its rows:
+// the AVX512_VNNI int8 GEMV reads the tile codes; every other kernel (the reference, f32 dot
+// kernels and chunked GEMVs, packed GEMMs, int8 GEMM, AVX2 int8 GEMV) reads rows copied back per
+// block of rows (kernels/qmatmul.cpp, run_on_row_copies). Shapes cross that block (256 rows), a
+// tile of 16 and a 128-column block partially; n crosses the dot kernels' limit (24 for AVX2, 64
+// for AVX-512).
 #include <gtest/gtest.h>
 
 #include <cstdint>
 #include <random>
+#include <utility>
 #include <vector>
 
 #include "kernel/qmatmul_q8_support.h"
@@ -50,11 +52,12 @@ TEST(QmatmulTileLayout, EveryKernelGivesTheRowsResult) {
   uint32_t seed = base_seed() + 5000u;
   for (const int threads : {1, 2}) {
     const test::ThreadCount tc(threads);
-    for (const int64_t group : {0, 32, 128}) {
+    for (const auto& [bits, group] : {std::pair{4, int64_t{0}}, std::pair{4, int64_t{32}},
+                                      std::pair{4, int64_t{128}}, std::pair{8, int64_t{128}}}) {
       for (const int64_t in : {300, 1024}) {
         for (const int64_t out : {17, 300}) {
           std::mt19937 rng(++seed);
-          const QuantizedMatrix rows = random_matrix(out, in, group, rng);
+          const QuantizedMatrix rows = random_matrix(out, in, group, rng, bits);
           QuantizedMatrix tiled = rows;
           add_tile_layout(tiled);
           ASSERT_TRUE(tiled.codes.empty());
@@ -62,8 +65,8 @@ TEST(QmatmulTileLayout, EveryKernelGivesTheRowsResult) {
             const std::vector<float> x = random_x(n, in, 1.0f, rng);
             for (const NamedTable& t : tables()) {
               EXPECT_EQ(product(t.table, x, n, tiled), product(t.table, x, n, rows))
-                  << t.name << " threads=" << threads << " g=" << group << " in=" << in
-                  << " out=" << out << " n=" << n << " seed=" << seed;
+                  << t.name << " threads=" << threads << " bits=" << bits << " g=" << group
+                  << " in=" << in << " out=" << out << " n=" << n << " seed=" << seed;
             }
           }
         }

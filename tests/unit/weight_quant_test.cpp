@@ -329,15 +329,30 @@ TEST(WeightQuant, TileLayoutIsTheDocumentedOne) {
   }
 }
 
-// 8-bit W has tile-major parameters but no tile codes (no kernel reads them).
-TEST(WeightQuant, TileLayoutOf8BitHasNoCodes) {
+// 8-bit W: two 64-byte chunks per 128 columns (a row of 130 codes: 4 chunks, the last lane of
+// its codes partial), its codes read back the same.
+TEST(WeightQuant, TileLayoutOf8BitW) {
   std::mt19937 rng(base_seed() + 7u);
-  const std::vector<float> w = random_weights(20 * 256, rng);
-  QuantizedMatrix m = quantize_weights_ref(w.data(), 20, 256, 8, 128);
+  const int64_t rows = 20;
+  const int64_t cols = 130;
+  const std::vector<float> w = random_weights(rows * cols, rng);
+  QuantizedMatrix m = quantize_weights_ref(w.data(), rows, cols, 8, 128);
+  const QuantizedMatrix plain = m;
   add_tile_layout(m);
   EXPECT_EQ(m.tile_scales.size(), static_cast<size_t>(2 * 2 * kParamTileRows));
-  EXPECT_TRUE(m.tile_codes.empty());
-  EXPECT_EQ(m.tile_bytes(), 3 * static_cast<int64_t>(m.tile_scales.size()));
+  const int64_t chunks = 4;
+  ASSERT_EQ(m.tile_codes.size(), static_cast<size_t>(2 * chunks * kParamTileRows * 64));
+  EXPECT_TRUE(m.codes.empty());
+  EXPECT_EQ(m.bytes(), plain.bytes());
+  EXPECT_EQ(row_major_codes(m), plain.codes);
+  for (int64_t r = 0; r < rows; ++r) {
+    for (int64_t j = 0; j < chunks * 64; ++j) {
+      const auto at = static_cast<size_t>(((r / 16 * chunks + j / 64) * 16 + j % 64 / 4) * 64 +
+                                          r % 16 * 4 + j % 4);
+      ASSERT_EQ(m.tile_codes[at], j < cols ? plain.row_codes(r)[j] : 0) << r << " " << j;
+    }
+  }
+  EXPECT_NO_THROW(validate(m, "tiled 8-bit"));
 }
 
 TEST(WeightQuant, NonFiniteWeightsAreRejectedWithTheirPosition) {
