@@ -162,6 +162,12 @@ void qgemv_q8_avx512vnni_8bit(const Q8View& x8, const QMatView& w, float* y, int
                               uint8_t* scratch);
 void qgemv_q8_avx512vnni(const Q8View& x8, const QMatView& w, float* y, int64_t ldy, QBlock b,
                          uint8_t* scratch);
+// Defined in qmatmul_q8_tiles_avx512vnni.cpp (AVX-512 flags plus AVX512_VNNI): those two GEMVs'
+// path for W in the tile layout (w.tile_codes and w.tile_scales set; 4 or 8 bits): xq, xstride
+// the x codes of x8's row b.i0 and the stride between rows, in the GEMV layout at 4 bits and in
+// column order at 8.
+void qgemv_q8_tiles_avx512vnni(const int8_t* xq, int64_t xstride, const Q8View& x8,
+                               const QMatView& w, float* y, int64_t ldy, QBlock b);
 // Defined in qmatmul_q8_avx512vnni.cpp (AVX-512 flags plus AVX512_VNNI).
 const QGemmQ8Ops& qgemm_q8_ops_avx512vnni();
 // The AMX int8 GEMM (qmatmul_q8_amx.cpp; AVX-512 plus AMX flags): the VNNI ops with `packed` on

@@ -9,15 +9,9 @@
 //    one shift and AND (high nibbles) and two vpdpbusd (unsigned code x signed x code, 4 per
 //    32-bit lane): 16 partial sums of the block.
 //  - W in the tile layout (QuantizedMatrix::tile_codes, 4 and 8 bits, built at load when the
-//    process runs this GEMV; tile_rows_tiled below): per tile of 16 rows and 128-column block,
-//    16 (4 bits) or 32 (8 bits) lines whose 32-bit lanes hold 4 code bytes of one row each;
-//    vpdpbusd against x's 4 codes broadcast sums straight into the row's lane, so the tile's 16
-//    block sums come out as one vector, and W is one sequential stream that the hardware
-//    prefetcher follows. Per block the sums become floats in the GEMM's order and with its
-//    operations: acc = fma(d, s * float(sum), acc), acc = acc - dsum * (z s) fused (fnmadd), s
-//    and z s per group as vectors over the tile's rows from the tile-major scales and zeros.
-//    TinyLlama W4KV4 decode on Zen 4: 1.15-1.22x the row path at 1 thread and 1.07-1.15x at 2
-//    (README, session 22).
+//    process runs this GEMV): qmatmul_q8_tiles_avx512vnni.cpp, one sequential stream, the block
+//    sums of 16 rows straight in one vector. TinyLlama W4KV4 decode on Zen 4: 1.15-1.22x the row
+//    path below at 1 thread and 1.07-1.15x at 2 (README, session 22).
 //  - W without the tile layout (its rows; matrices built outside inference_matrix): streamed one
 //    row after another, 16 rows per tile, prefetched ahead; each row's 16 partial-sum vectors of
 //    up to 16 (x row, block) pairs are reduced to one vector of 16 exact block sums (reduce16),
@@ -286,112 +280,6 @@ void tile_rows(const Q8View& x8, int64_t i0, const QMatView& w, int64_t o, int64
   tile_epilogue<M>(x8, i0, w, o, rows, params, sums, y, ldy);
 }
 
-// ---- W in the tile layout (QMatView::tile_codes, formats/weight_quant.h) ----
-// A tile's block of 128 columns is 16 lines at 4 bits, 32 at 8; lane r of line k holds code bytes
-// 4k .. 4k + 3 of row r's block. At 8 bits those are 4 consecutive columns; at 4 bits their low
-// nibbles are 4 consecutive columns and their high nibbles the 4 columns 16 further on: exactly
-// the x codes at 4k .. 4k + 3 of the block's two GEMV-layout halves. So one vpdpbusd (per nibble
-// half) against those 4 x codes broadcast adds 4 columns into each row's lane, and after the
-// block's lines one vector holds the exact block sums of the tile's 16 rows: no horizontal
-// reduction, no transposes, and W is read as one sequential stream (tile after tile). Hardware
-// prefetch alone follows that stream: on Zen 4 (TinyLlama W4KV4 decode, interleaved runs, tok/s)
-// with no software prefetch 1 thread 38.3-40.6 and 2 threads 51.4-56.1, against 34.4-37.3 with
-// the row layout's 3 KB + 24 KB prefetches and 50.2-51.2 with an 8 KB one.
-
-// The x codes c .. c + 3 (one GEMV-layout half at 4 bits, column order at 8), in every lane.
-inline __m512i x_quad(const int8_t* c) { return _mm512_broadcastd_epi32(_mm_loadu_si32(c)); }
-
-// y[i0 + i, o .. o + rows) for M rows of x (codes xq, row stride xstride: the GEMV layout at 4
-// bits, column order at 8; d and dsum those of x8's row i0 + i) against one tile of kBits-bit W in
-// the tile layout, in the GEMM's order and with its operations (tile_epilogue's): per block
-// acc = fma(d, s * float(sum), acc), then acc = acc - dsum * (z s). Independent chains of sums
-// (vpdpbusd latency) where M is small.
-template <int kBits, int M>
-void tile_rows_tiled(const int8_t* xq, int64_t xstride, const Q8View& x8, int64_t i0,
-                     const QMatView& w, int64_t o, int64_t rows, float* y, int64_t ldy) {
-  constexpr int kLines = kTile * kBits / 4;          // lines per 128-column block
-  constexpr int kHalves = kBits == 4 ? 2 : 1;        // products per line and x row
-  constexpr int kChains = M == 1 ? 4 / kHalves : 1;  // chains per half
-  constexpr int64_t kBlockBytes = kLines * kLineBytes;
-  const int64_t blocks = x8.blocks;
-  const uint8_t* codes = w.tile_codes + o / kTile * blocks * kBlockBytes;
-  const int64_t group_blocks = w.n_groups == 1 ? blocks : w.group / kQ8Block;
-  const int64_t at = o / kTile * w.n_groups * kTile;  // the tile's parameters
-  const __m512i nib = _mm512_set1_epi8(0x0F);
-  __m512 acc[M];
-#pragma GCC unroll 4
-  for (int i = 0; i < M; ++i) acc[i] = _mm512_setzero_ps();
-  __m512 sc = _mm512_setzero_ps();
-  __m512 zs = _mm512_setzero_ps();
-  for (int64_t b = 0; b < blocks; ++b) {
-    if (b % group_blocks == 0) {
-      const int64_t g = at + b / group_blocks * kTile;
-      sc = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(w.tile_scales + g)));
-      const __m128i z = _mm_loadu_si128(reinterpret_cast<const __m128i*>(w.tile_zeros + g));
-      zs = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(z)), sc);
-    }
-    __m512i sum[M][kChains][kHalves];
-#pragma GCC unroll 4
-    for (int i = 0; i < M; ++i) {
-      for (int c = 0; c < kChains; ++c) {
-        for (int h = 0; h < kHalves; ++h) sum[i][c][h] = _mm512_setzero_si512();
-      }
-    }
-    const uint8_t* block = codes + b * kBlockBytes;
-#pragma GCC unroll 32
-    for (int k = 0; k < kLines; ++k) {
-      __m512i line = _mm512_loadu_si512(block + k * kLineBytes);
-      __asm__("" : "+v"(line));  // one load (as line_nibbles)
-      __m512i part[kHalves];
-      if constexpr (kBits == 4) {
-        part[0] = _mm512_and_si512(line, nib);
-        part[kHalves - 1] = _mm512_and_si512(_mm512_srli_epi16(line, 4), nib);
-      } else {
-        part[0] = line;  // unsigned bytes as they are: at most 4 x 255 x 127 per lane
-      }
-#pragma GCC unroll 4
-      for (int i = 0; i < M; ++i) {
-        const int8_t* xb = xq + i * xstride + b * kQ8GemvBlockBytes + 4 * k;
-        __m512i(&s)[kHalves] = sum[i][k % kChains];
-        for (int h = 0; h < kHalves; ++h) {
-          s[h] = _mm512_dpbusd_epi32(s[h], part[h], x_quad(xb + h * kLineBytes));
-        }
-      }
-    }
-#pragma GCC unroll 4
-    for (int i = 0; i < M; ++i) {
-      __m512i total = _mm512_setzero_si512();
-      for (int c = 0; c < kChains; ++c) {
-        for (int h = 0; h < kHalves; ++h) total = _mm512_add_epi32(total, sum[i][c][h]);
-      }
-      const __m512 part = _mm512_mul_ps(sc, _mm512_cvtepi32_ps(total));
-      acc[i] = _mm512_fmadd_ps(_mm512_set1_ps(x8.d[(i0 + i) * blocks + b]), part, acc[i]);
-      acc[i] = _mm512_fnmadd_ps(_mm512_set1_ps(x8.dsum[(i0 + i) * blocks + b]), zs, acc[i]);
-    }
-  }
-#pragma GCC unroll 4
-  for (int i = 0; i < M; ++i) {
-    _mm512_mask_storeu_ps(y + (i0 + i) * ldy + o, lane_mask(rows), acc[i]);
-  }
-}
-
-// One thread's block of y = x8 . W^T for kBits-bit W in the tile layout: up to 4 rows of x per pass
-// over a tile (xq, xstride as tile_rows_tiled's for x8's row b.i0).
-template <int kBits>
-void tiles_tiled(const int8_t* xq, int64_t xstride, const Q8View& x8, const QMatView& w, float* y,
-                 int64_t ldy, QBlock b) {
-  for (int64_t o = b.o0; o < b.o1; o += kTile) {
-    const int64_t rows = min64(kTile, b.o1 - o);
-    int64_t i = b.i0;
-    const auto xi = [&](int64_t row) { return xq + (row - b.i0) * xstride; };
-    for (; i + 4 <= b.i1; i += 4)
-      tile_rows_tiled<kBits, 4>(xi(i), xstride, x8, i, w, o, rows, y, ldy);
-    for (; i + 2 <= b.i1; i += 2)
-      tile_rows_tiled<kBits, 2>(xi(i), xstride, x8, i, w, o, rows, y, ldy);
-    for (; i < b.i1; ++i) tile_rows_tiled<kBits, 1>(xi(i), xstride, x8, i, w, o, rows, y, ldy);
-  }
-}
-
 // ---- 8-bit W (the q8 output head): one code byte per column, in column order ----
 
 // x row i's codes in column order (W's order at 8 bits), from the GEMV layout: per block, the
@@ -479,7 +367,7 @@ void qgemv_q8_avx512vnni_8bit(const Q8View& x8, const QMatView& w, float* y, int
   const int64_t xn_stride = x8.blocks * kQ8GemvBlockBytes;
   for (int64_t i = b.i0; i < b.i1; ++i) columns_in_order(x8, i, xn + (i - b.i0) * xn_stride);
   if (w.tile_codes != nullptr && w.tile_scales != nullptr) {
-    tiles_tiled<8>(xn, xn_stride, x8, w, y, ldy, b);
+    qgemv_q8_tiles_avx512vnni(xn, xn_stride, x8, w, y, ldy, b);
     return;
   }
   const int64_t sstride = (x8.blocks + kTile - 1) / kTile * kTile;  // tile_epilogue<1>'s steps
@@ -502,7 +390,7 @@ void qgemv_q8_avx512vnni(const Q8View& x8, const QMatView& w, float* y, int64_t 
                          uint8_t* scratch) {
   float* const params = reinterpret_cast<float*>(scratch);
   if (w.tile_codes != nullptr && w.tile_scales != nullptr) {
-    tiles_tiled<4>(x8.q + b.i0 * x8.stride, x8.stride, x8, w, y, ldy, b);
+    qgemv_q8_tiles_avx512vnni(x8.q + b.i0 * x8.stride, x8.stride, x8, w, y, ldy, b);
     return;
   }
   int32_t* const sums = reinterpret_cast<int32_t*>(scratch + qgemv_q8_params_bytes(w.n_groups));
