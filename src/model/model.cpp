@@ -70,7 +70,7 @@ int64_t Model::weight_bytes() const {
     b += 2 * int64_t{c.dim} * 4;
     if (l.q_norm != nullptr) b += int64_t{c.head_dim} * 4;
     if (l.k_norm != nullptr) b += int64_t{c.head_dim} * 4;
-    for (const Linear* lin : {&l.wq, &l.wk, &l.wv, &l.wo, &l.w_gate, &l.w_up, &l.w_down}) {
+    for (const Linear* lin : l.linears()) {
       b += lin->bytes();
     }
   }
@@ -81,7 +81,7 @@ int64_t Model::weight_bytes() const {
 int64_t Model::layout_copy_bytes() const {
   int64_t b = tok_embeddings_packed.layout_copy_bytes() + output.layout_copy_bytes();
   for (const LayerWeights& l : layers) {
-    for (const Linear* lin : {&l.wq, &l.wk, &l.wv, &l.wo, &l.w_gate, &l.w_up, &l.w_down}) {
+    for (const Linear* lin : l.linears()) {
       b += lin->layout_copy_bytes();
     }
   }
@@ -104,7 +104,7 @@ int64_t advise_huge_pages(const Model& m) {
     n += advise_huge_pages(m.tok_embeddings, static_cast<size_t>(m.embedding_bytes()));
   }
   for (const LayerWeights& l : m.layers) {
-    for (const Linear* lin : {&l.wq, &l.wk, &l.wv, &l.wo, &l.w_gate, &l.w_up, &l.w_down}) {
+    for (const Linear* lin : l.linears()) {
       n += advise_linear(*lin);
     }
   }

@@ -2,6 +2,7 @@
 // scratch, sampler) lives in runtime/session.h, never here.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -27,6 +28,11 @@ struct LayerWeights {
   Linear w_gate;                     // (hidden_dim, dim)  llama2.c w1
   Linear w_up;                       // (hidden_dim, dim)  llama2.c w3
   Linear w_down;                     // (dim, hidden_dim)  llama2.c w2
+
+  // The seven projections in linear_by_index's order: q, k, v, o, gate, up, down.
+  std::array<const Linear*, 7> linears() const {
+    return {&wq, &wk, &wv, &wo, &w_gate, &w_up, &w_down};
+  }
 };
 
 // Keeps the memory behind the weight pointers alive: mapped files and converted buffers.

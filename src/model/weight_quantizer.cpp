@@ -3,6 +3,7 @@
 #include <cstdlib>
 #include <memory>
 #include <sstream>
+#include <utility>
 
 #include "core/error.h"
 #include "core/parallel.h"
@@ -10,14 +11,13 @@
 
 namespace wkvq {
 
-Linear& linear_by_index(LayerWeights& l, int i) {
-  Linear* all[7] = {&l.wq, &l.wk, &l.wv, &l.wo, &l.w_gate, &l.w_up, &l.w_down};
+const Linear& linear_by_index(const LayerWeights& l, int i) {
   WKVQ_ASSERT(i >= 0 && i < 7);
-  return *all[i];
+  return *l.linears()[static_cast<size_t>(i)];
 }
 
-const Linear& linear_by_index(const LayerWeights& l, int i) {
-  return linear_by_index(const_cast<LayerWeights&>(l), i);
+Linear& linear_by_index(LayerWeights& l, int i) {
+  return const_cast<Linear&>(linear_by_index(std::as_const(l), i));
 }
 
 namespace {
