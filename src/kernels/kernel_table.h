@@ -117,8 +117,8 @@ struct KernelTable {
 
 // Whether t's kernels read a quantized matrix's tile layout (QuantizedMatrix::tile_codes,
 // tile_scales, tile_zeros; add_tile_layout) where it has one: the AVX512_VNNI int8 decode GEMV,
-// which otherwise streams 4 rows side by side and reduces and transposes its sums per tile of 16
-// rows. Inference code builds it then.
+// which otherwise hands 4-bit W to the AVX2 GEMV and runs 8-bit W by rows. Inference code builds
+// it then (model/linear.h, inference_matrix).
 inline bool reads_tile_layout(const KernelTable& t) {
   return t.qgemv_q8 != nullptr && t.isa == Isa::Avx512;
 }

@@ -156,8 +156,9 @@ const QGemmQ8Ops& qgemm_q8_ops_avx2();
 // The AVX2 int8 GEMV for 8-bit W (qmatmul_q8_avx2.cpp), QGemmQ8Ops::gemv8 of the AVX2 table.
 void qgemv_q8_avx2_8bit(const Q8View& x8, const QMatView& w, float* y, int64_t ldy, QBlock b,
                         uint8_t* scratch);
-// Defined in qmatmul_q8_gemv_avx512vnni.cpp (AVX-512 flags plus AVX512_VNNI): the 4-bit GEMV and
-// the 8-bit one (QGemmQ8Ops::gemv8 of the VNNI table; the AVX2 one's numbers, bit for bit).
+// Defined in qmatmul_q8_gemv_avx512vnni.cpp (AVX-512 flags plus AVX512_VNNI): the 4-bit GEMV (W
+// without the tile layout: the AVX2 one) and the 8-bit one (QGemmQ8Ops::gemv8 of the VNNI table);
+// the AVX2 ones' numbers, bit for bit.
 void qgemv_q8_avx512vnni_8bit(const Q8View& x8, const QMatView& w, float* y, int64_t ldy, QBlock b,
                               uint8_t* scratch);
 void qgemv_q8_avx512vnni(const Q8View& x8, const QMatView& w, float* y, int64_t ldy, QBlock b,

@@ -1,26 +1,26 @@
-// The int8-activation GEMV for 4-bit weights, n = 1 .. 64 rows of x (decode, batched decode):
-// the arithmetic of kernels/qmatmul_q8.h, bit for bit the int8 GEMM's (qmatmul_q8_avx512vnni.cpp),
-// so that a teacher-forced pass through that GEMM and token-by-token decode through this GEMV give
-// the same numbers. AVX-512 with AVX512_VNNI; chosen by the kernel table (WKVQ_DECODE_GEMV=int8).
+// The int8-activation GEMVs of the AVX512_VNNI table (QGemmQ8Ops::gemv for 4-bit W, gemv8 for
+// 8-bit W), n = 1 .. 64 rows of x (decode, batched decode; 8-bit W any n): the arithmetic of
+// kernels/qmatmul_q8.h, bit for bit the int8 GEMM's (qmatmul_q8_avx512vnni.cpp) and the AVX2
+// GEMVs' (qmatmul_q8_avx2.cpp), so that a teacher-forced pass through that GEMM and token-by-token
+// decode through these GEMVs give the same numbers. Chosen by the kernel table
+// (WKVQ_DECODE_GEMV=int8; 8-bit W above the dot kernels' limit also where the prompt GEMM is int8).
 //
 //  - x arrives quantized in the GEMV layout (qmatmul_impl.h: kQ8GemvBlockBytes per block, the
-//    x codes of the low nibbles of the block's 64 code bytes, then those of the high nibbles), so
-//    a 64-byte line of W's codes (128 columns, four Q4Blocks) meets x with one AND (low nibbles),
-//    one shift and AND (high nibbles) and two vpdpbusd (unsigned code x signed x code, 4 per
-//    32-bit lane): 16 partial sums of the block.
+//    x codes of the low nibbles of the block's 64 code bytes, then those of the high nibbles).
 //  - W in the tile layout (QuantizedMatrix::tile_codes, 4 and 8 bits, built at load when the
-//    process runs this GEMV): qmatmul_q8_tiles_avx512vnni.cpp, one sequential stream, the block
-//    sums of 16 rows straight in one vector. TinyLlama W4KV4 decode on Zen 4: 1.15-1.22x the row
-//    path below at 1 thread and 1.07-1.15x at 2 (README, session 22).
-//  - W without the tile layout (its rows; matrices built outside inference_matrix): streamed one
-//    row after another, 16 rows per tile, prefetched ahead; each row's 16 partial-sum vectors of
-//    up to 16 (x row, block) pairs are reduced to one vector of 16 exact block sums (reduce16),
-//    transposed per tile to vectors over its rows and finished as above. The tile's s and z s come
-//    from the tile-major scales and zeros where W has them, else from tile_params's transposes.
-//  - n = 1 (row path): four W rows at a time, 4 blocks per step (rows4_sums), so that each x
-//    block is loaded once per four rows and each line of codes once.
-//  - n > 1: up to 4 rows of x per pass over a tile (the tile's codes, 16 rows, stay in L1/L2
-//    between the passes), so W is read from memory once per call.
+//    process runs this GEMV: model/linear.h, inference_matrix): qmatmul_q8_tiles_avx512vnni.cpp,
+//    one sequential stream, the block sums of 16 rows straight in one vector. TinyLlama W4KV4
+//    decode on Zen 4: 1.15-1.22x the row path it replaced at 1 thread and 1.07-1.15x at 2 (README,
+//    session 22).
+//  - 4-bit W without it (a matrix built outside inference_matrix: tests, tools): the AVX2 GEMV.
+//  - 8-bit W without it: the row path below. The prompt GEMM's table runs 8-bit W (the q8 head of
+//    a prompt's every position, as `ppl` needs) through this GEMV while the decode GEMV is the f32
+//    one, whose rows must stay rows. Per tile of 16 W rows and per x row (x's columns put in order
+//    once per call), four W rows at a time, 4 blocks per step (rows4_sums8: each x block loaded
+//    once per four rows, each line of codes once, prefetched ahead); the 16 partial-sum vectors
+//    reduced to 16 exact block sums (reduce16), transposed per tile to vectors over its rows and
+//    finished in the GEMM's order (tile_epilogue). The other x rows find the tile's codes in
+//    L1/L2, so W is read from memory once per call.
 // Kernel functions exceed the style's 60 lines only where the register tiling needs it.
 #include "core/error.h"
 #include "kernels/qgroups_avx512.h"
@@ -85,112 +85,6 @@ inline __mmask64 first_bytes(int64_t n) {
                          : static_cast<__mmask64>((uint64_t{1} << n) - 1u);
 }
 
-// One line of 4-bit codes split into its low and high nibbles (the codes of the block's two
-// column halves, GEMV layout).
-inline void line_nibbles(const uint8_t* line, __mmask64 bytes, __m512i& lo, __m512i& hi) {
-  __m512i codes = load_line(line, bytes);
-  __asm__("" : "+v"(codes));  // one load: GCC would fold it into both the AND and the shift
-  const __m512i nib = _mm512_set1_epi8(0x0F);
-  lo = _mm512_and_si512(codes, nib);
-  hi = _mm512_and_si512(_mm512_srli_epi16(codes, 4), nib);
-}
-
-// The partial sums of one block (codes `line`, `bytes` of them) against M rows of x (GEMV
-// layout, block b): v[i * kSpan + bb] for x row i.
-template <int M>
-inline void block_sums(const uint8_t* line, __mmask64 bytes, const int8_t* xq, int64_t xstride,
-                       int64_t b, int bb, __m512i (&v)[16]) {
-  constexpr int kSpan = 16 / M;
-  __m512i lo, hi;
-  line_nibbles(line, bytes, lo, hi);
-#pragma GCC unroll 4
-  for (int i = 0; i < M; ++i) {
-    const int8_t* xb = xq + i * xstride + b * kQ8GemvBlockBytes;
-    const __m512i s = _mm512_dpbusd_epi32(_mm512_setzero_si512(), lo, _mm512_loadu_si512(xb));
-    v[i * kSpan + bb] = _mm512_dpbusd_epi32(s, hi, _mm512_loadu_si512(xb + kLineBytes));
-  }
-}
-
-// The exact block sums of one W row (codes) against M rows of x: sums[s * 16 + i * kSpan + bb]
-// = sum over block s * kSpan + bb of x row i, for steps s of kSpan blocks.
-template <int M>
-void row_sums(const uint8_t* codes, int64_t row_bytes, int64_t blocks, const int8_t* xq,
-              int64_t xstride, int32_t* sums) {
-  constexpr int kSpan = 16 / M;
-  const int64_t full = row_bytes / kLineBytes;  // blocks with 64 code bytes
-  const auto tail = static_cast<__mmask64>((uint64_t{1} << (row_bytes % kLineBytes)) - 1u);
-  int64_t b0 = 0;
-  for (; b0 + kSpan <= full; b0 += kSpan) {
-    __m512i v[16];
-#pragma GCC unroll 16
-    for (int bb = 0; bb < kSpan; ++bb) {
-      block_sums<M>(codes + (b0 + bb) * kLineBytes, ~__mmask64{0}, xq, xstride, b0 + bb, bb, v);
-    }
-    _mm512_storeu_si512(sums + b0 / kSpan * 16, reduce16(v));
-  }
-  if (b0 < blocks) {
-    __m512i v[16];
-#pragma GCC unroll 16
-    for (int k = 0; k < 16; ++k) v[k] = _mm512_setzero_si512();
-    for (int64_t b = b0; b < blocks; ++b) {
-      const __mmask64 bytes = b < full ? ~__mmask64{0} : tail;
-      block_sums<M>(codes + b * kLineBytes, bytes, xq, xstride, b, static_cast<int>(b - b0), v);
-    }
-    _mm512_storeu_si512(sums + b0 / kSpan * 16, reduce16(v));
-  }
-}
-
-// One x row (n = 1) against W rows [0, nrows) of `codes` (nrows <= 4), 4 blocks per step: each x
-// block is loaded once for the four rows (rows one after another in memory: still one stream).
-// sums[r * sstride + b] = the exact sum of block b of row r, b < blocks rounded up to 4.
-template <bool kWhole>
-inline void rows4_step(const uint8_t* codes, int64_t row_bytes, int64_t nrows, int64_t b0,
-                       int64_t blocks, int64_t full, __mmask64 tail, const int8_t* xq,
-                       int32_t* sums, int64_t sstride) {
-  __m512i v[16];
-#pragma GCC unroll 4
-  for (int bb = 0; bb < 4; ++bb) {
-    const int64_t b = b0 + bb;
-    const bool in = kWhole || b < blocks;
-    const __mmask64 bytes = kWhole || b < full ? ~__mmask64{0} : tail;
-    const __m512i xl = in ? _mm512_loadu_si512(xq + b * kQ8GemvBlockBytes) : _mm512_setzero_si512();
-    const __m512i xh =
-        in ? _mm512_loadu_si512(xq + b * kQ8GemvBlockBytes + kLineBytes) : _mm512_setzero_si512();
-#pragma GCC unroll 4
-    for (int r = 0; r < 4; ++r) {
-      if ((kWhole || r < nrows) && in) {
-        __m512i lo, hi;
-        line_nibbles(codes + r * row_bytes + b * kLineBytes, bytes, lo, hi);
-        v[r * 4 + bb] =
-            _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), lo, xl), hi, xh);
-      } else {
-        v[r * 4 + bb] = _mm512_setzero_si512();
-      }
-    }
-  }
-  alignas(64) int32_t red[16];  // lane r * 4 + bb
-  _mm512_store_si512(red, reduce16(v));
-  for (int64_t r = 0; r < nrows; ++r) {
-    _mm_storeu_si128(reinterpret_cast<__m128i*>(sums + r * sstride + b0),
-                     _mm_load_si128(reinterpret_cast<const __m128i*>(red + 4 * r)));
-  }
-}
-
-void rows4_sums(const uint8_t* codes, int64_t row_bytes, int64_t nrows, int64_t blocks,
-                const int8_t* xq, int32_t* sums, int64_t sstride) {
-  const int64_t full = row_bytes / kLineBytes;
-  const auto tail = static_cast<__mmask64>((uint64_t{1} << (row_bytes % kLineBytes)) - 1u);
-  int64_t b0 = 0;
-  if (nrows == 4) {
-    for (; b0 + 4 <= full; b0 += 4) {
-      rows4_step<true>(codes, row_bytes, 4, b0, blocks, full, tail, xq, sums, sstride);
-    }
-  }
-  for (; b0 < blocks; b0 += 4) {
-    rows4_step<false>(codes, row_bytes, nrows, b0, blocks, full, tail, xq, sums, sstride);
-  }
-}
-
 // tile_params's result for W rows [o, o + rows) (o a multiple of kTile): from W's tile-major copy
 // where it has one (QMatView::tile_scales: per group one fp16 and one u8 load, no transposes),
 // else by tile_params's transposes.
@@ -213,71 +107,39 @@ inline void group_params(const QMatView& w, int64_t o, int64_t rows, float* para
 }
 static_assert(kTile == kLanes, "a tile's parameters of one group are one vector");
 
-// y[i0 + i, o .. o + rows) for M rows of x from the exact block sums of a tile (sums[(r * steps +
-// k) * 16 + i * kSpan + bb]: W row r, block k * kSpan + bb, x row i; rows >= `rows` are zeroed
-// here), in the GEMM's order and with its operations.
-template <int M>
-void tile_epilogue(const Q8View& x8, int64_t i0, const QMatView& w, int64_t o, int64_t rows,
+// y[i, o .. o + rows) for x row i from the exact block sums of a tile (sums[(r * steps + k) * 16 +
+// bb]: W row r, block k * 16 + bb; rows >= `rows` are zeroed here), in the GEMM's order and with
+// its operations.
+void tile_epilogue(const Q8View& x8, int64_t i, const QMatView& w, int64_t o, int64_t rows,
                    const float* params, int32_t* sums, float* y, int64_t ldy) {
-  constexpr int kSpan = 16 / M;
   const int64_t blocks = x8.blocks;
-  const int64_t steps = (blocks + kSpan - 1) / kSpan;
+  const int64_t steps = (blocks + kTile - 1) / kTile;
   for (int64_t r = rows; r < kTile; ++r) {
     for (int64_t k = 0; k < steps; ++k) {
       _mm512_store_si512(sums + (r * steps + k) * 16, _mm512_setzero_si512());
     }
   }
   const int64_t group_blocks = w.n_groups == 1 ? blocks : w.group / kQ8Block;
-  const float* d = x8.d + i0 * blocks;
-  const float* dsum = x8.dsum + i0 * blocks;
-  __m512 acc[M];
-#pragma GCC unroll 4
-  for (int i = 0; i < M; ++i) acc[i] = _mm512_setzero_ps();
+  const float* d = x8.d + i * blocks;
+  const float* dsum = x8.dsum + i * blocks;
+  __m512 acc = _mm512_setzero_ps();
   for (int64_t k = 0; k < steps; ++k) {
-    __m512 t[16];  // t[i * kSpan + bb]: block k * kSpan + bb of x row i, lane r = W row
+    __m512 t[16];  // t[bb]: block k * 16 + bb, lane r = W row
 #pragma GCC unroll 16
     for (int r = 0; r < kTile; ++r)
       t[r] = _mm512_load_ps(reinterpret_cast<float*>(sums) + (r * steps + k) * 16);
     Avx512::transpose(t);
-    for (int bb = 0; bb < kSpan && k * kSpan + bb < blocks; ++bb) {
-      const int64_t b = k * kSpan + bb;
+    for (int bb = 0; bb < kTile && k * kTile + bb < blocks; ++bb) {
+      const int64_t b = k * kTile + bb;
       const float* pg = params + b / group_blocks * 2 * kLanes;
       const __m512 sc = _mm512_load_ps(pg);
       const __m512 zs = _mm512_load_ps(pg + kLanes);
-#pragma GCC unroll 4
-      for (int i = 0; i < M; ++i) {
-        const __m512 sum = _mm512_cvtepi32_ps(_mm512_castps_si512(t[i * kSpan + bb]));
-        acc[i] = _mm512_fmadd_ps(_mm512_set1_ps(d[i * blocks + b]), _mm512_mul_ps(sc, sum), acc[i]);
-        acc[i] = _mm512_fnmadd_ps(_mm512_set1_ps(dsum[i * blocks + b]), zs, acc[i]);
-      }
+      const __m512 sum = _mm512_cvtepi32_ps(_mm512_castps_si512(t[bb]));
+      acc = _mm512_fmadd_ps(_mm512_set1_ps(d[b]), _mm512_mul_ps(sc, sum), acc);
+      acc = _mm512_fnmadd_ps(_mm512_set1_ps(dsum[b]), zs, acc);
     }
   }
-#pragma GCC unroll 4
-  for (int i = 0; i < M; ++i)
-    _mm512_mask_storeu_ps(y + (i0 + i) * ldy + o, lane_mask(rows), acc[i]);
-}
-
-// y[i0 + i, o .. o + rows) for M rows of x against one tile (params from tile_params); sums:
-// scratch of kTile rows of `steps` * 16 int32, 64-byte aligned.
-template <int M>
-void tile_rows(const Q8View& x8, int64_t i0, const QMatView& w, int64_t o, int64_t rows,
-               const float* params, int32_t* sums, float* y, int64_t ldy) {
-  constexpr int kSpan = 16 / M;
-  const int64_t blocks = x8.blocks;
-  const int64_t steps = (blocks + kSpan - 1) / kSpan;
-  const int8_t* xq = x8.q + i0 * x8.stride;
-  if (M == 1) {
-    for (int64_t r = 0; r < rows; r += 4) {
-      rows4_sums(w.codes + (o + r) * w.row_bytes, w.row_bytes, min64(4, rows - r), blocks, xq,
-                 sums + r * steps * 16, steps * 16);
-    }
-  } else {
-    for (int64_t r = 0; r < rows; ++r) {
-      row_sums<M>(w.codes + (o + r) * w.row_bytes, w.row_bytes, blocks, xq, x8.stride,
-                  sums + r * steps * 16);
-    }
-  }
-  tile_epilogue<M>(x8, i0, w, o, rows, params, sums, y, ldy);
+  _mm512_mask_storeu_ps(y + i * ldy + o, lane_mask(rows), acc);
 }
 
 // ---- 8-bit W (the q8 output head): one code byte per column, in column order ----
@@ -370,7 +232,7 @@ void qgemv_q8_avx512vnni_8bit(const Q8View& x8, const QMatView& w, float* y, int
     qgemv_q8_tiles_avx512vnni(xn, xn_stride, x8, w, y, ldy, b);
     return;
   }
-  const int64_t sstride = (x8.blocks + kTile - 1) / kTile * kTile;  // tile_epilogue<1>'s steps
+  const int64_t sstride = (x8.blocks + kTile - 1) / kTile * kTile;  // tile_epilogue's steps
   for (int64_t o = b.o0; o < b.o1; o += kTile) {
     const int64_t rows = min64(kTile, b.o1 - o);
     group_params(w, o, rows, params);
@@ -379,29 +241,22 @@ void qgemv_q8_avx512vnni_8bit(const Q8View& x8, const QMatView& w, float* y, int
         rows4_sums8(w.codes + (o + r) * w.row_bytes, w.row_bytes, min64(4, rows - r), x8.blocks,
                     xn + (i - b.i0) * xn_stride, sums + r * sstride, sstride);
       }
-      tile_epilogue<1>(x8, i, w, o, rows, params, sums, y, ldy);
+      tile_epilogue(x8, i, w, o, rows, params, sums, y, ldy);
     }
   }
 }
 
-// One thread's block of y = x8 . W^T (kernels/qmatmul_impl.h, QGemmQ8Ops::gemv): from W's tile
-// layout where it has one, else from its rows.
+// One thread's block of y = x8 . W^T for 4-bit W (kernels/qmatmul_impl.h, QGemmQ8Ops::gemv):
+// from W's tile layout, which inference code builds wherever this GEMV runs (model/linear.h,
+// inference_matrix); W without it (a matrix built elsewhere: tests, tools) runs the AVX2 int8
+// GEMV, whose numbers are these bit for bit.
 void qgemv_q8_avx512vnni(const Q8View& x8, const QMatView& w, float* y, int64_t ldy, QBlock b,
                          uint8_t* scratch) {
-  float* const params = reinterpret_cast<float*>(scratch);
   if (w.tile_codes != nullptr && w.tile_scales != nullptr) {
     qgemv_q8_tiles_avx512vnni(x8.q + b.i0 * x8.stride, x8.stride, x8, w, y, ldy, b);
     return;
   }
-  int32_t* const sums = reinterpret_cast<int32_t*>(scratch + qgemv_q8_params_bytes(w.n_groups));
-  for (int64_t o = b.o0; o < b.o1; o += kTile) {
-    const int64_t rows = min64(kTile, b.o1 - o);
-    group_params(w, o, rows, params);
-    int64_t i = b.i0;
-    for (; i + 4 <= b.i1; i += 4) tile_rows<4>(x8, i, w, o, rows, params, sums, y, ldy);
-    for (; i + 2 <= b.i1; i += 2) tile_rows<2>(x8, i, w, o, rows, params, sums, y, ldy);
-    for (; i < b.i1; ++i) tile_rows<1>(x8, i, w, o, rows, params, sums, y, ldy);
-  }
+  qgemm_q8_ops_avx2().gemv(x8, w, y, ldy, b, scratch);
 }
 
 }  // namespace wkvq::detail

@@ -1,6 +1,7 @@
 // The int8-activation GEMV of qmatmul_q8_gemv_avx512vnni.cpp for W in the tile layout
 // (QMatView::tile_codes, formats/weight_quant.h), 4- and 8-bit W: the same numbers bit for bit as
-// the row path there (the GEMM's arithmetic, kernels/qmatmul_q8.h). AVX-512 with AVX512_VNNI.
+// the AVX2 GEMVs and the 8-bit row path there (the GEMM's arithmetic, kernels/qmatmul_q8.h).
+// AVX-512 with AVX512_VNNI.
 //
 // A tile's block of 128 columns is 16 lines at 4 bits, 32 at 8; lane r of line k holds code bytes
 // 4k .. 4k + 3 of row r's block. At 8 bits those are 4 consecutive columns; at 4 bits their low
@@ -32,8 +33,8 @@ inline __m512i x_quad(const int8_t* c) { return _mm512_broadcastd_epi32(_mm_load
 // acc = fma(d, s * float(sum), acc), then acc = acc - dsum * (z s). Independent chains of sums
 // (vpdpbusd latency) where M is small.
 template <int kBits, int M>
-void tile_rows_tiled(const int8_t* xq, int64_t xstride, const Q8View& x8, int64_t i0,
-                     const QMatView& w, int64_t o, int64_t rows, float* y, int64_t ldy) {
+void tile_rows(const int8_t* xq, int64_t xstride, const Q8View& x8, int64_t i0, const QMatView& w,
+               int64_t o, int64_t rows, float* y, int64_t ldy) {
   constexpr int kLines = kTile * kBits / 4;          // lines per 128-column block
   constexpr int kHalves = kBits == 4 ? 2 : 1;        // products per line and x row
   constexpr int kChains = M == 1 ? 4 / kHalves : 1;  // chains per half
@@ -101,7 +102,7 @@ void tile_rows_tiled(const int8_t* xq, int64_t xstride, const Q8View& x8, int64_
 }
 
 // One thread's block of y = x8 . W^T for kBits-bit W in the tile layout: up to 4 rows of x per pass
-// over a tile (xq, xstride as tile_rows_tiled's for x8's row b.i0).
+// over a tile (xq, xstride as tile_rows's for x8's row b.i0).
 template <int kBits>
 void tiles_tiled(const int8_t* xq, int64_t xstride, const Q8View& x8, const QMatView& w, float* y,
                  int64_t ldy, QBlock b) {
@@ -109,11 +110,9 @@ void tiles_tiled(const int8_t* xq, int64_t xstride, const Q8View& x8, const QMat
     const int64_t rows = min64(kTile, b.o1 - o);
     int64_t i = b.i0;
     const auto xi = [&](int64_t row) { return xq + (row - b.i0) * xstride; };
-    for (; i + 4 <= b.i1; i += 4)
-      tile_rows_tiled<kBits, 4>(xi(i), xstride, x8, i, w, o, rows, y, ldy);
-    for (; i + 2 <= b.i1; i += 2)
-      tile_rows_tiled<kBits, 2>(xi(i), xstride, x8, i, w, o, rows, y, ldy);
-    for (; i < b.i1; ++i) tile_rows_tiled<kBits, 1>(xi(i), xstride, x8, i, w, o, rows, y, ldy);
+    for (; i + 4 <= b.i1; i += 4) tile_rows<kBits, 4>(xi(i), xstride, x8, i, w, o, rows, y, ldy);
+    for (; i + 2 <= b.i1; i += 2) tile_rows<kBits, 2>(xi(i), xstride, x8, i, w, o, rows, y, ldy);
+    for (; i < b.i1; ++i) tile_rows<kBits, 1>(xi(i), xstride, x8, i, w, o, rows, y, ldy);
   }
 }
 

@@ -135,9 +135,9 @@ inline std::vector<float> gemv_product(Isa isa, const std::vector<float>& x, int
   return y;
 }
 
-// Where the AVX-512 table ran y, the AVX2 one gives it bit for bit (the same operations), and so
-// does the AVX-512 one reading W's tile layout (add_tile_layout: for 4-bit W the tile codes, one
-// sequential stream, and the tile-major scales and zeros) instead of W's rows.
+// On AVX-512, y (the AVX512_VNNI table's product with W as built: 4-bit W the AVX2 GEMV runs, 8-bit
+// W the VNNI row kernel) equals the AVX2 table's and the VNNI GEMV's on W in the tile layout, the
+// one inference builds for it (model/linear.h, inference_matrix), bit for bit.
 inline void expect_avx2_gives_the_same(Isa isa, const std::vector<float>& x, int64_t n,
                                        const QuantizedMatrix& w, const std::vector<float>& y) {
   if (isa != Isa::Avx512) return;

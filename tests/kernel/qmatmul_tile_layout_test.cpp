@@ -1,5 +1,6 @@
 // W (4 or 8 bits) whose codes the tile layout holds (add_tile_layout moves them out of
-// QuantizedMatrix::codes) gives every product the same numbers, bit for bit, as W with its rows:
+// QuantizedMatrix::codes) gives every product the same numbers, bit for bit, as W with its rows
+// (which the AVX512_VNNI table's int8 GEMV hands to the AVX2 one at 4 bits and runs by rows at 8):
 // the AVX512_VNNI int8 GEMV reads the tile codes; every other kernel (the reference, f32 dot
 // kernels and chunked GEMVs, packed GEMMs, int8 GEMM, AVX2 int8 GEMV) reads rows copied back per
 // block of rows (kernels/qmatmul.cpp, run_on_row_copies). Shapes cross that block (256 rows), a
