@@ -33,7 +33,8 @@ namespace {
 constexpr int64_t kTile = 16;       // W rows per tile (one vector of outputs)
 constexpr int64_t kLineBytes = 64;  // codes of one 128-column block
 // Software prefetch along the stream of codes: into L1 kPrefetch bytes ahead (as the f32 GEMV) and
-// into L2/L3 kPrefetchFar bytes ahead. On this Intel Xeon VM, 1 thread, W from beyond L2
+// into L2/L3 kPrefetchFar bytes ahead, as measured on the 4-bit row path this file held until
+// session 23. On an Intel Xeon VM, 1 thread, W from beyond L2
 // (wkvq_qmatmul_bench GemvCold, 2048 x 2048 and 5632 x 2048, interleaved runs at load 8): both
 // 13-16 GB/s of codes, the L1 one alone 10-12, none 10, T1 / T2 alone 11-13, NTA 6.5; a block
 // of 16 rows read side by side (16 streams) 8.3. On Zen 4 (TinyLlama W4KV4 decode, 1 thread,
