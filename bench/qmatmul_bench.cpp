@@ -24,10 +24,9 @@
 
 #include "core/parallel.h"
 #include "formats/weight_quant.h"
-#include "kernels/kernel_table.h"
 #include "kernels/matmul.h"
 #include "kernels/qmatmul.h"
-#include "kernels/qmatmul_q8.h"
+#include "model/linear.h"
 
 namespace {
 
@@ -56,15 +55,11 @@ const std::vector<float>& f32_weights(int64_t out, int64_t in) {
 }
 
 const QuantizedMatrix& quantized(int64_t out, int64_t in, int bits) {
-  static std::map<std::tuple<int64_t, int64_t, int>, std::unique_ptr<QuantizedMatrix>> cache;
+  static std::map<std::tuple<int64_t, int64_t, int>, std::shared_ptr<const QuantizedMatrix>> cache;
   auto& slot = cache[{out, in, bits}];
-  if (!slot) {
-    slot = std::make_unique<QuantizedMatrix>(
+  if (!slot) {  // as inference holds it (with the tile layout where this process's kernels read it)
+    slot = wkvq::inference_matrix(
         wkvq::quantize_weights_ref(f32_weights(out, in).data(), out, in, bits, kGroup));
-    // What inference adds where this process's kernels read it (model/linear.h, inference_matrix).
-    if (wkvq::reads_tile_layout(wkvq::kernel_table()) && wkvq::qmatmul_q8_applies(*slot)) {
-      wkvq::add_tile_layout(*slot);
-    }
   }
   return *slot;
 }

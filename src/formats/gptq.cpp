@@ -83,11 +83,10 @@ GptqTensors to_gptq(const QuantizedMatrix& m, GptqZeros zeros, int bits,
   }
 
   std::vector<uint8_t> row(static_cast<size_t>(m.cols));
-  std::vector<uint8_t> packed(static_cast<size_t>(m.row_bytes));
+  std::vector<uint8_t> buf;  // a loaded model's codes may be in the tile layout
   std::vector<uint32_t> qweight(t.qweight.size(), 0);
   for (int64_t o = 0; o < t.out; ++o) {
-    copy_row_codes(m, o, 1, packed.data());  // either layout (a loaded model's may be tiled)
-    unpack_row_codes_ref(packed.data(), m.cols, bits, row.data());
+    unpack_row_codes_ref(row_codes_of(m, o, buf), m.cols, bits, row.data());
     for (int64_t i = 0; i < t.in; ++i) {
       qweight[static_cast<size_t>((i / p.per_word) * t.out + o)] |=
           static_cast<uint32_t>(row[static_cast<size_t>(src[static_cast<size_t>(i)])])

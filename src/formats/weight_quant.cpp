@@ -145,6 +145,13 @@ void copy_row_codes(const QuantizedMatrix& m, int64_t r0, int64_t rows, uint8_t*
   }
 }
 
+const uint8_t* row_codes_of(const QuantizedMatrix& m, int64_t r, std::vector<uint8_t>& buf) {
+  if (!m.codes_in_tiles()) return m.row_codes(r);
+  buf.resize(static_cast<size_t>(m.row_bytes));
+  copy_row_codes(m, r, 1, buf.data());
+  return buf.data();
+}
+
 std::vector<uint8_t> row_major_codes(const QuantizedMatrix& m) {
   std::vector<uint8_t> out(static_cast<size_t>(m.rows * m.row_bytes));
   copy_row_codes(m, 0, m.rows, out.data());
@@ -207,7 +214,7 @@ void validate(const QuantizedMatrix& m, const char* what) {
                ": padded_cols/row_bytes ", m.padded_cols, "/", m.row_bytes, ", expected ",
                shape.padded_cols, "/", shape.row_bytes);
   const auto n_params = static_cast<size_t>(m.rows * m.n_groups);
-  const bool tiled = m.codes.empty() && !m.tile_codes.empty();
+  const bool tiled = m.codes_in_tiles();
   WKVQ_REQUIRE(tiled || m.codes.size() == static_cast<size_t>(m.rows * m.row_bytes), what,
                ": codes hold ", m.codes.size(), " bytes, expected ", m.rows * m.row_bytes);
   const bool tile_bits = m.bits == 4 || m.bits == 8;
@@ -293,10 +300,9 @@ uint8_t weight_code(const QuantizedMatrix& m, int64_t r, int64_t c) {
   const int64_t unit = weight_pack_unit_cols(m.bits);
   const int64_t first = c / unit * unit;  // unpack the one packing unit holding c
   uint8_t unit_codes[kQ4BlockCols];
-  std::vector<uint8_t> row(static_cast<size_t>(m.row_bytes));
-  copy_row_codes(m, r, 1, row.data());
-  unpack_row_codes_ref(row.data() + c / unit * weight_pack_unit_bytes(m.bits), unit, m.bits,
-                       unit_codes);
+  std::vector<uint8_t> buf;  // used only when the tile layout holds the codes
+  unpack_row_codes_ref(row_codes_of(m, r, buf) + c / unit * weight_pack_unit_bytes(m.bits), unit,
+                       m.bits, unit_codes);
   return unit_codes[c - first];
 }
 
@@ -360,10 +366,9 @@ QuantizedMatrix quantize_weights_ref(const float* w, int64_t rows, int64_t cols,
 
 void dequantize_row_ref(const QuantizedMatrix& m, int64_t r, float* out) {
   WKVQ_ASSERT(r >= 0 && r < m.rows);
-  std::vector<uint8_t> packed(static_cast<size_t>(m.row_bytes));
-  copy_row_codes(m, r, 1, packed.data());
+  std::vector<uint8_t> buf;  // used only when the tile layout holds the codes
   std::vector<uint8_t> row_codes(static_cast<size_t>(m.cols));
-  unpack_row_codes_ref(packed.data(), m.cols, m.bits, row_codes.data());
+  unpack_row_codes_ref(row_codes_of(m, r, buf), m.cols, m.bits, row_codes.data());
   for (int64_t c = 0; c < m.cols; ++c) {
     const int64_t pi = r * m.n_groups + c / m.group;
     const float s = fp16_to_f32(m.scales[static_cast<size_t>(pi)]);

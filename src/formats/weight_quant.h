@@ -90,9 +90,11 @@ struct QuantizedMatrix {
   std::vector<uint8_t> tile_zeros;
   std::vector<uint8_t> tile_codes;
 
-  // Row r's packed codes in `codes`; asserts that it holds them (copy_row_codes reads either
-  // layout).
+  // Row r's packed codes in `codes`; asserts that it holds them (copy_row_codes and
+  // row_codes_of read either layout).
   const uint8_t* row_codes(int64_t r) const;
+  // Whether the tile layout holds the codes (add_tile_layout moved them; `codes` is empty).
+  bool codes_in_tiles() const { return codes.empty() && !tile_codes.empty(); }
   // Bytes of the quantized storage: codes (rows * row_bytes, in either layout) + scales + zeros
   // (what a product reads).
   int64_t bytes() const;
@@ -117,6 +119,9 @@ void add_tile_layout(QuantizedMatrix& m);
 // Rows [r0, r0 + rows) of m's packed codes, row-major (rows * row_bytes bytes) into dst, from
 // `codes` or from the tile layout.
 void copy_row_codes(const QuantizedMatrix& m, int64_t r0, int64_t rows, uint8_t* dst);
+// Row r's packed codes, row-major: in m.codes where m holds them there (no copy), else copied from
+// the tile layout into `buf` (resized to row_bytes).
+const uint8_t* row_codes_of(const QuantizedMatrix& m, int64_t r, std::vector<uint8_t>& buf);
 // All of m's codes row-major (as `codes` holds them without the tile layout).
 std::vector<uint8_t> row_major_codes(const QuantizedMatrix& m);
 

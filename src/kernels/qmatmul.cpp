@@ -80,7 +80,7 @@ const detail::QGemmQ8Ops* int8_gemv_ops(const KernelTable& table, GemmUse use, i
 }
 
 Plan plan_of(const KernelTable& table, GemmUse use, int64_t n, const QuantizedMatrix& w, float* y) {
-  const bool tiled_codes = w.codes.empty() && !w.tile_codes.empty();
+  const bool tiled_codes = w.codes_in_tiles();
   WKVQ_ASSERT(
       (tiled_codes ? w.tile_codes.size() == static_cast<size_t>(tile_codes_bytes(w))
                    : w.codes.size() == static_cast<size_t>(w.rows * w.row_bytes)) &&
@@ -216,7 +216,7 @@ void run_task(const KernelTable& table, const float* x, int64_t n, const Plan& p
   const detail::QBlock b{wb.i0, wb.i1, wb.o0, wb.o1};
   if (p.ops == nullptr) {
     reference_block(x, w, p.y, b);  // dequantize_row_ref reads either layout
-  } else if (w.codes.empty() && !w.tile_codes.empty() && !reads_tile_codes(table, p)) {
+  } else if (w.codes_in_tiles() && !reads_tile_codes(table, p)) {
     run_on_row_copies(table, x, n, p, b);
   } else {
     run_kernel(table, x, n, p, view_of(w), b, p.y);

@@ -60,10 +60,9 @@ void qmatmul_q8_ref(const float* x, int64_t n, const QuantizedMatrix& w, float* 
   Q8Activations a;
   quantize_activations_q8_ref(x, n, w.cols, a);
   std::vector<uint8_t> codes(static_cast<size_t>(w.cols));
-  std::vector<uint8_t> packed(static_cast<size_t>(w.row_bytes));
+  std::vector<uint8_t> buf;  // used only when the tile layout holds the codes
   for (int64_t o = 0; o < w.rows; ++o) {
-    copy_row_codes(w, o, 1, packed.data());
-    unpack_row_codes_ref(packed.data(), w.cols, w.bits, codes.data());
+    unpack_row_codes_ref(row_codes_of(w, o, buf), w.cols, w.bits, codes.data());
     for (int64_t i = 0; i < n; ++i) {
       float acc = 0.0f;
       for (int64_t b = 0; b < a.blocks; ++b) {
