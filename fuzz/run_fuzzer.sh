@@ -22,8 +22,13 @@ rc=0
   -print_final_stats=1 -artifact_prefix="$crashes/${name#fuzz_}-" "$work" "$seeds" \
   >"$log" 2>&1 || rc=$?
 # libFuzzer's progress lines are many; keep the start, the findings and the end.
+# On a finding, the whole log, then its cause and first stack frames again at the end: CI reports
+# keep only the head and the tail of a failing test's output.
 if [ $rc -ne 0 ]; then
   cat "$log"
+  echo "--- $name: the finding, repeated from the log above ---"
+  grep -E 'terminate called|what\(\):|ERROR:|runtime error|SUMMARY|wkvq fuzz:|invariant' "$log" | head -20 || true
+  grep -E '^ +#[0-9]+ 0x' "$log" | head -28 || true
   echo "$name: FAILED (exit $rc); the input is saved under $crashes (see 'Test unit written to')"
   exit $rc
 fi
