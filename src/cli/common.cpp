@@ -151,6 +151,8 @@ nlohmann::json kernels_json() {
           {"evaluation_gemm", t.int8_gemm_for(GemmUse::Exact) ? "int8" : "f32"},
           {"decode_gemv", t.int4_decode.form == DecodeGemv::Int8 ? "int8" : "f32"},
           {"decode_gemv_pinned", t.int4_decode.pinned},
+          {"kv_scores", t.kv_scores.form == KvScores::Int8 ? "int8" : "f32"},
+          {"kv_scores_pinned", t.kv_scores.pinned},
           {"int8_gemm_amx", t.amx},
           {"ops", ops}};
 }

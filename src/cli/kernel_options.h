@@ -1,7 +1,7 @@
 // The kernel choices a command takes on its command line instead of from the environment
-// (kernels/kernel_table.h): --decode-gemv (WKVQ_DECODE_GEMV) and --prefill-gemm
-// (WKVQ_PREFILL_GEMM), each f32 | int8 | auto. An option given overrides its variable for this
-// process and the worker processes it starts.
+// (kernels/kernel_table.h): --decode-gemv (WKVQ_DECODE_GEMV), --prefill-gemm (WKVQ_PREFILL_GEMM)
+// and --kv-scores (WKVQ_KV_SCORES), each f32 | int8 | auto. An option given overrides its
+// variable for this process and the worker processes it starts.
 #pragma once
 
 #include <CLI/CLI.hpp>
@@ -12,9 +12,10 @@ namespace wkvq::cli {
 struct KernelCliOptions {
   std::string decode_gemv;   // "" = the environment's choice
   std::string prefill_gemm;  // likewise
+  std::string kv_scores;     // likewise
 };
 
-// Adds --decode-gemv and --prefill-gemm to a subcommand.
+// Adds --decode-gemv, --prefill-gemm and --kv-scores to a subcommand.
 void add_kernel_options(CLI::App* cmd, KernelCliOptions* o);
 // Sets the options given (none: nothing to do) as the environment variables the kernel table
 // reads, then resolves the table, so that a choice this CPU cannot run fails here, before the model

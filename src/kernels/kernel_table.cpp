@@ -114,6 +114,15 @@ DecodeGemvChoice resolve_decode_gemv(Isa isa) {
   return {int8 ? DecodeGemv::Int8 : DecodeGemv::F32, pinned};
 }
 
+KvScoresChoice resolve_kv_scores() {
+  const char* env = std::getenv("WKVQ_KV_SCORES");
+  const std::string v = env == nullptr ? "" : env;
+  if (v.empty() || v == "auto") return {KvScores::F32, false};
+  WKVQ_REQUIRE(v == "f32" || v == "int8", "WKVQ_KV_SCORES=", v,
+               ": expected f32, int8 or auto (the attention scores of 4-bit keys)");
+  return {v == "int8" ? KvScores::Int8 : KvScores::F32, true};
+}
+
 // An explicit table's int8 kernel (tests, benchmarks): only where the CPU runs it.
 void require_int8(bool int8, Isa isa, const char* what) {
   WKVQ_REQUIRE(!int8 || int8_supported(isa), "kernels: the int8 ", what, " ", int8_needs(isa));
@@ -175,6 +184,7 @@ KernelTable resolve() {
   t.amx = resolve_amx(t.isa);
   set_prefill_gemm(t, resolve_prefill_gemm(t.isa));
   set_decode_gemv(t, resolve_decode_gemv(t.isa));
+  t.kv_scores = resolve_kv_scores();
   return t;
 }
 
@@ -332,6 +342,15 @@ std::vector<std::pair<std::string, std::string>> kernel_table_entries(const Kern
   for (const char* bits : {"2", "3", "4", "8"}) {  // per KV format: store, dot, axpy
     e.emplace_back(std::string("kv_quant_int") + bits, t.kv_quant == nullptr ? "reference" : isa);
   }
+  const std::string attend_isa = t.kv_attend == nullptr ? "reference" : isa;
+  e.emplace_back("kv_scores_int4",
+                 attend_isa + (t.kv_scores.form == KvScores::F32
+                                   ? ": f32 queries against the decoded codes (as kv_attend)"
+                                   : ": int8 queries against the codes" +
+                                         std::string(t.kv_attend == nullptr
+                                                         ? ""
+                                                         : " (groups of 32k channels; others "
+                                                           "reference)")));
   e.emplace_back("kv_attend", t.kv_attend == nullptr
                                   ? "reference"
                                   : isa +
@@ -357,7 +376,9 @@ std::string kernel_summary() {
               ? std::string("int8 prompts, f32 evaluation (auto)")
               : std::string(p.form == PrefillGemm::Int8 ? "int8" : "f32") + " (auto)") +
          ", decode gemv " + (dg.form == DecodeGemv::Int8 ? "int8" : "f32") +
-         (dg.pinned ? " (--decode-gemv / WKVQ_DECODE_GEMV)" : " (auto)") +
+         (dg.pinned ? " (--decode-gemv / WKVQ_DECODE_GEMV)" : " (auto)") + ", kv scores " +
+         (t.kv_scores.form == KvScores::Int8 ? "int8" : "f32") +
+         (t.kv_scores.pinned ? " (--kv-scores / WKVQ_KV_SCORES)" : " (auto)") +
          (t.amx ? ", int8 gemm on amx" : "");
 }
 

@@ -25,13 +25,18 @@
 //                                           too (unless WKVQ_PREFILL_GEMM=f32), so that a
 //                                           teacher-forced pass equals token-by-token decoding
 //
+//   WKVQ_KV_SCORES = f32 | int8 | auto       the attention scores of 4-bit keys: f32 queries
+//                                           against the decoded codes, or int8 queries against
+//                                           the codes (kernels/kv_attend.h, gqa_scores_q8; any
+//                                           ISA). Default auto: f32
+//
 //   WKVQ_AMX = on | off | auto               whether the int8 GEMM runs on AMX tiles where the
 //                                           CPU has AMX-INT8 and the OS grants it (bit for bit
 //                                           the AVX512_VNNI GEMM's result, faster); default auto
 //                                           = on where usable; on without it is an error
 //
-// The five variables are read here and nowhere else (the commands' --decode-gemv and
-// --prefill-gemm set theirs before the table is resolved: cli/kernel_options.h).
+// The six variables are read here and nowhere else (the commands' --decode-gemv, --prefill-gemm
+// and --kv-scores set theirs before the table is resolved: cli/kernel_options.h).
 // `kernel_table_entries` names every entry, for the "kernels:" line and the "kernels" object of
 // `bench --json` / `ppl --json` (README, "Reproducibility"): two runs that print the same table ran
 // the same instructions.
@@ -91,12 +96,22 @@ struct DecodeGemvChoice {
 };
 inline constexpr DecodeGemv kDefaultDecodeGemv = DecodeGemv::F32;
 
+// The scores of 4-bit keys (kernels/kv_attend.h): f32 queries against the decoded codes
+// (gqa_scores_int), or the queries rounded to int8 per group against the codes (gqa_scores_q8).
+// Int8 changes the numbers (its KLD cost is in README), so it is never chosen unasked.
+enum class KvScores { F32, Int8 };
+struct KvScoresChoice {
+  KvScores form = KvScores::F32;
+  bool pinned = false;  // set by WKVQ_KV_SCORES
+};
+
 struct KernelTable {
   Isa isa = Isa::Reference;
   bool isa_pinned = false;       // by WKVQ_ISA
   GemvChoice int4_gemv;          // Dot for Isa::Reference
   PrefillGemmChoice int4_gemm;   // F32 unless asked for, or isa is Avx512 with AVX512_VNNI
   DecodeGemvChoice int4_decode;  // F32 unless asked for (AVX2, or Avx512 with AVX512_VNNI)
+  KvScoresChoice kv_scores;      // F32 unless asked for
   // The ISA's kernels; null for Isa::Reference (the scalar references of matmul.h, qmatmul.h,
   // kv_quant.h run instead).
   const detail::MatmulOps* matmul = nullptr;

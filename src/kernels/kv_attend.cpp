@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <limits>
 #include <vector>
 
 #include "core/error.h"
@@ -180,6 +181,86 @@ void gqa_scores_int(const KvQuantFormat& f, const uint8_t* records, int64_t stri
   float* mn = sc + n * std::max<int64_t>(1, hd / f.group);  // one group when the head is inside
   t.kv_attend->decode_codes(s, records, stride, n, c0, hd, work, sc, mn);
   t.kv_attend->scores_int(s, q, g, hd, work, sc, mn, n, scale, scores, ld);
+}
+
+void quantize_query_q8(const float* q, int64_t g, int64_t hd, int64_t group, int8_t* q8, float* d,
+                       float* qsum) {
+  WKVQ_REQUIRE(g >= 1 && group >= 1 && hd % group == 0, "quantize_query_q8: ", g, " heads of ", hd,
+               " channels in groups of ", group);
+  const int64_t groups = hd / group;
+  for (int64_t h = 0; h < g; ++h) {
+    for (int64_t k = 0; k < groups; ++k) {
+      const float* x = q + h * hd + k * group;
+      int8_t* out = q8 + h * hd + k * group;
+      float amax = 0.0f, sum = 0.0f;
+      bool finite = true;
+      for (int64_t i = 0; i < group; ++i) {
+        finite = finite && std::isfinite(x[i]);
+        amax = std::max(amax, std::fabs(x[i]));
+        sum += x[i];
+      }
+      const float inv = finite && amax > 0.0f ? 127.0f / amax : 0.0f;
+      for (int64_t i = 0; i < group; ++i) {
+        const long r = finite ? std::lrint(x[i] * inv) : 0;  // |x inv| <= 127 (+ rounding)
+        out[i] = static_cast<int8_t>(std::clamp<long>(r, -127, 127));
+      }
+      d[h * groups + k] = finite ? amax / 127.0f : std::numeric_limits<float>::quiet_NaN();
+      qsum[h * groups + k] = sum;
+    }
+  }
+}
+
+bool gqa_scores_q8_applies(const KvQuantFormat& f, int64_t c0, int64_t hd) {
+  return f.bits == 4 && f.group % 2 == 0 && c0 % f.group == 0 && hd % f.group == 0;
+}
+
+int64_t gqa_scores_q8_work(const KvQuantFormat& f, int64_t n, int64_t hd) {
+  return (n * hd + 3) / 4 + 2 * n * std::max<int64_t>(1, hd / f.group);
+}
+
+void gqa_scores_q8_ref(const KvQuantFormat& f, const uint8_t* records, int64_t stride, int64_t n,
+                       int64_t c0, const QueryQ8& q, int64_t g, int64_t hd, float scale,
+                       float* scores, int64_t ld) {
+  const int64_t len = f.group, groups = hd / len, g0 = c0 / len;
+  std::vector<uint8_t> codes(static_cast<size_t>(len));
+  for (int64_t h = 0; h < g; ++h) {
+    for (int64_t j = 0; j < n; ++j) {
+      const uint8_t* rec = records + j * stride;
+      float total = 0.0f;
+      for (int64_t k = 0; k < groups; ++k) {
+        const KvGroupParams p = kv_group_params(f, rec, g0 + k);
+        unpack_kv_group_ref(rec + f.group_code_offset(g0 + k), len, 4, codes.data());
+        const int8_t* qk = q.q8 + h * hd + k * len;
+        int32_t sum = 0;
+        for (int64_t i = 0; i < len; ++i) sum += int32_t{qk[i]} * int32_t{codes[i]};
+        const float t = static_cast<float>(sum) * q.d[h * groups + k];
+        const float part = std::fma(p.scale, t, p.min * q.qsum[h * groups + k]);
+        total = k == 0 ? part : total + part;
+      }
+      scores[h * ld + j] = total * scale;
+    }
+  }
+}
+
+void gqa_scores_q8(const KvQuantFormat& f, const uint8_t* records, int64_t stride, int64_t n,
+                   int64_t c0, const QueryQ8& q, int64_t g, int64_t hd, float scale, float* scores,
+                   int64_t ld, float* work, const KernelTable& t) {
+  check_decode({f.bits, f}, stride, n, c0, hd);
+  WKVQ_REQUIRE(gqa_scores_q8_applies(f, c0, hd), "gqa_scores_q8: ", f.bits,
+               "-bit keys in groups of ", f.group, " for channels [", c0, ", ", c0 + hd,
+               "); expected 4-bit keys whose groups (of an even length) lie inside the head");
+  WKVQ_REQUIRE(g >= 1 && ld >= n, "gqa_scores_q8: ", g, " heads, ", n, " rows, scores ", ld,
+               " apart");
+  if (t.kv_attend == nullptr || f.group % 32 != 0) {
+    gqa_scores_q8_ref(f, records, stride, n, c0, q, g, hd, scale, scores, ld);
+    return;
+  }
+  const int64_t groups = hd / f.group;
+  float* sc = work;
+  float* mn = sc + n * groups;
+  auto* codes = reinterpret_cast<uint8_t*>(mn + n * groups);
+  t.kv_attend->scores_q8(detail::kv_shape_of(f), records, stride, n, c0, q.q8, q.d, q.qsum, g, hd,
+                         scale, scores, ld, codes, sc, mn);
 }
 
 std::string kv_attend_kernel(const KvRecordFormat& f, int64_t hd, const KernelTable& t) {

@@ -77,6 +77,37 @@ void gqa_scores_int_ref(const KvQuantFormat& f, const uint8_t* records, int64_t 
                         int64_t c0, const float* q, int64_t g, int64_t hd, float scale,
                         float* scores, int64_t ld, float* work, const KernelTable& dot_table);
 
+// Int8 key scores (KernelTable::kv_scores Int8, WKVQ_KV_SCORES / --kv-scores): the G query heads
+// quantized once per position to int8 per group of the keys' format, then scored against 4-bit
+// key codes in integer arithmetic, without decoding the keys to floats. Per head h and group k of
+// the head's channels (group length L, channels k L .. k L + L - 1 of the head):
+//   d = max_i |q_i| / 127, q8_i = round(q_i / d) in [-127, 127] (d = 0: all 0; a non-finite q:
+//   d = NaN, so the scores are NaN as in f32), qsum = the f32 sum of the q_i in channel order;
+//   score_j = scale * (sum over k in order of part_k), part_k = fma(s_jk, float(I_jk) * d, m_jk *
+//   qsum), I_jk = sum_i q8_i code_jki exactly in int32,
+// s_jk, m_jk record j's group scale and minimum (formats/kv_quant.h). Against the f32 scores the
+// only error is q's rounding: |score - exact| <= scale * sum_k s_jk (d_k / 2) sum_i code_jki
+// (plus f32 rounding of the epilogue); kernel tests hold the SIMD kernels bit for bit to the
+// reference and the reference to that bound. Applies to 4-bit keys whose groups lie inside the
+// head (gqa_scores_q8_applies); elsewhere attention scores as gqa_scores_int.
+struct QueryQ8 {
+  const int8_t* q8 = nullptr;   // q8[h * hd + i]
+  const float* d = nullptr;     // d[h * groups + k], groups = hd / L
+  const float* qsum = nullptr;  // likewise
+};
+// q (g, hd) -> q8 (g * hd), d and qsum (g * hd / group each) as above.
+void quantize_query_q8(const float* q, int64_t g, int64_t hd, int64_t group, int8_t* q8, float* d,
+                       float* qsum);
+bool gqa_scores_q8_applies(const KvQuantFormat& f, int64_t c0, int64_t hd);
+// scores[h * ld + j] for h < g, j < n. `work`: gqa_scores_q8_work(f, n, hd) floats.
+void gqa_scores_q8(const KvQuantFormat& f, const uint8_t* records, int64_t stride, int64_t n,
+                   int64_t c0, const QueryQ8& q, int64_t g, int64_t hd, float scale, float* scores,
+                   int64_t ld, float* work, const KernelTable& t = kernel_table());
+int64_t gqa_scores_q8_work(const KvQuantFormat& f, int64_t n, int64_t hd);
+void gqa_scores_q8_ref(const KvQuantFormat& f, const uint8_t* records, int64_t stride, int64_t n,
+                       int64_t c0, const QueryQ8& q, int64_t g, int64_t hd, float scale,
+                       float* scores, int64_t ld);
+
 // Which kernels attention runs for heads of hd channels stored as `f` under table t, e.g.
 // "avx512: int3 decode, GQA tiles" or "reference int4 decode, avx512 GQA tiles" (groups across
 // heads).

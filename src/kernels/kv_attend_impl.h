@@ -29,6 +29,12 @@ struct KvAttendOps {
   void (*scores_int)(const KvShape& s, const float* q, int64_t g, int64_t hd, const float* codes,
                      const float* sc, const float* mn, int64_t n, float scale, float* scores,
                      int64_t ld);
+  // gqa_scores_q8 (kv_attend.h) for 4-bit records whose groups of s.group (a multiple of 32)
+  // lie inside the head: `codes` (n * hd bytes), `sc` and `mn` (n * hd / s.group floats each) are
+  // scratch.
+  void (*scores_q8)(const KvShape& s, const uint8_t* records, int64_t stride, int64_t n, int64_t c0,
+                    const int8_t* q8, const float* d, const float* qsum, int64_t g, int64_t hd,
+                    float scale, float* scores, int64_t ld, uint8_t* codes, float* sc, float* mn);
   void (*values)(const float* p, int64_t ld, int64_t g, int64_t hd, const float* x, int64_t ldx,
                  int64_t n, float* acc);
   // softmax_inplace (kernels/vec_ops.h) on one row of n floats, bit for bit.

@@ -84,6 +84,13 @@ const float* head_rows(const StoredKvLayer& s, int kv, const HeadGroup& h, const
 
 void stored_scores(const StoredKvLayer& s, const HeadGroup& h, int64_t from, float* scores,
                    int64_t ld, float* tile) {
+  if (h.q8.q8 != nullptr) {  // int8 queries against the 4-bit codes
+    for_each_tile(s, 0, from, [&](int64_t j0, int64_t n, const uint8_t* records) {
+      gqa_scores_q8(s.format, records, s.record_bytes, n, h.c0, h.q8, h.g, h.hd, h.inv_sqrt_hd,
+                    scores + j0, ld, tile);
+    });
+    return;
+  }
   if (s.quantized()) {  // kv_dot_tokens' sums per group, the codes decoded once for the G heads
     for_each_tile(s, 0, from, [&](int64_t j0, int64_t n, const uint8_t* records) {
       gqa_scores_int(s.format, records, s.record_bytes, n, h.c0, h.qs, h.g, h.hd, h.inv_sqrt_hd,
@@ -175,17 +182,25 @@ void attend_group(const StoredKvLayer& s, const AttentionShape& shape, int64_t w
   const int64_t pos = pos0 + t;
   const int64_t ld = (pos + 16) / 16 * 16;  // >= pos + 1
   // work: scores (g, ld) | qs (g, hd) | q_dk (g) | acc (g, hd) | tile (a decoded tile or the
-  // int scores' scratch)
+  // int scores' scratch) | with int8 key scores: q8 (g, hd bytes), d and qsum (g * groups)
   const int64_t gh = int64_t{g} * hd;
+  const bool q8 = kernel_table().kv_scores.form == KvScores::Int8 && s.quantized() &&
+                  gqa_scores_q8_applies(s.format, int64_t{kv_head} * hd, hd);
   const int64_t tile_floats =
-      s.quantized() ? std::max(kKvTile * hd, gqa_scores_int_work(s.format, kKvTile, hd))
+      s.quantized() ? std::max({kKvTile * hd, gqa_scores_int_work(s.format, kKvTile, hd),
+                                gqa_scores_q8_work(s.format, kKvTile, hd)})
                     : kKvTile * hd;
-  work.resize(static_cast<size_t>(g * ld + 2 * gh + g + tile_floats));
+  const int64_t q8_groups = q8 ? g * (hd / s.format.group) : 0;
+  const int64_t q8_floats = q8 ? (gh + 3) / 4 + 2 * q8_groups : 0;
+  work.resize(static_cast<size_t>(g * ld + 2 * gh + g + tile_floats + q8_floats));
   float* scores = work.data();
   float* qs = scores + g * ld;
   float* q_dk = qs + gh;
   float* acc = q_dk + g;
   float* tile = acc + gh;
+  float* q8_d = tile + tile_floats;
+  float* q8_qsum = q8_d + q8_groups;
+  auto* q8_codes = reinterpret_cast<int8_t*>(q8_qsum + q8_groups);
 
   HeadGroup h;
   h.q = q + t * q_dim + int64_t{kv_head} * gh;
@@ -203,6 +218,10 @@ void attend_group(const StoredKvLayer& s, const AttentionShape& shape, int64_t w
   }
   h.qs = qs;
   h.q_dk = q_dk;
+  if (q8) {
+    quantize_query_q8(qs, g, hd, s.format.group, q8_codes, q8_d, q8_qsum);
+    h.q8 = {q8_codes, q8_d, q8_qsum};
+  }
 
   stored_scores(s, h, wfrom, scores, ld, tile);
   if (wfrom < from) current_scores(h, win->k, s.kv_dim, win->pos0, wfrom, from - 1, scores, ld);

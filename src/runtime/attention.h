@@ -24,6 +24,7 @@
 #include <cstdint>
 
 #include "formats/kv_quant.h"
+#include "kernels/kv_attend.h"
 
 namespace wkvq {
 
@@ -127,12 +128,16 @@ struct HeadGroup {
   const float* q_dk = nullptr;  // (G) q . dK (0 without smoothing)
   int g = 0, c0 = 0, hd = 0;    // G, the KV head's first channel, head_dim
   float inv_sqrt_hd = 0.0f;     // 1 / sqrt(hd)
+  // qs rounded to int8 per key group (kernels/kv_attend.h) when the stored keys are scored with
+  // int8 queries (KernelTable::kv_scores Int8, 4-bit keys); q8.q8 null otherwise.
+  QueryQ8 q8;
 };
 
 // The four steps (see the top of this file). Scores and probabilities are (G, ld): row r over
 // positions [0, pos]. The stored steps run over j in [0, from), the current ones over j in
 // [from, pos], whose k, v are the chunk's rows j - pos0 (kv_dim floats apart). Scratch: `tile`
-// holds kKvTile * hd floats (int storage: at least gqa_scores_int_work(format, kKvTile, hd)),
+// holds kKvTile * hd floats (int storage: at least gqa_scores_int_work(format, kKvTile, hd) and
+// gqa_scores_q8_work),
 // `acc` G * hd.
 void stored_scores(const StoredKvLayer& s, const HeadGroup& h, int64_t from, float* scores,
                    int64_t ld, float* tile);

@@ -56,10 +56,10 @@ TEST(KernelTable, ReferenceTableRunsTheReferences) {
 }
 
 TEST(KernelTable, EachIsaTableHoldsAndNamesItsOwnKernels) {
-  const std::set<std::string> ops = {"matmul_f32_f16",       "qmatmul_int4",       "qmatmul_int8",
-                                     "qmatmul_other",        "kv_quant_int2",      "kv_quant_int3",
-                                     "kv_quant_int4",        "kv_quant_int8",      "kv_attend",
-                                     "qmatmul_int4_prefill", "qmatmul_int4_decode"};
+  const std::set<std::string> ops = {
+      "matmul_f32_f16", "qmatmul_int4",         "qmatmul_int8",        "qmatmul_other",
+      "kv_quant_int2",  "kv_quant_int3",        "kv_quant_int4",       "kv_quant_int8",
+      "kv_attend",      "qmatmul_int4_prefill", "qmatmul_int4_decode", "kv_scores_int4"};
   int simd_tables = 0;
   for (const Isa isa : kAllIsas) {
     if (!isa_supported(isa)) {
@@ -202,6 +202,9 @@ TEST(KernelTable, SummaryNamesTheIsaAndTheGemvForm) {
       std::string::npos)
       << s;
   EXPECT_NE(s.find(t.int4_decode.form == DecodeGemv::Int8 ? "decode gemv int8" : "decode gemv f32"),
+            std::string::npos)
+      << s;
+  EXPECT_NE(s.find(t.kv_scores.form == KvScores::Int8 ? "kv scores int8" : "kv scores f32"),
             std::string::npos)
       << s;
 }

@@ -254,6 +254,101 @@ TEST(KvAttendKernels, IntScoresEqualPerHeadKvDotTokens) {
   }
 }
 
+TEST(KvAttendKernels, QueryQ8RoundsEachGroupToItsMaximum) {
+  const std::vector<float> q = {0.5f, -1.0f, 0.25f, 0.0f,   // group 0: d = 1 / 127
+                                0.0f, 0.0f,  0.0f,  0.0f,   // group 1: zero
+                                3.0f, NAN,   1.0f,  2.0f};  // group 2: not finite
+  std::vector<int8_t> q8(12, 99);
+  std::vector<float> d(3), qsum(3);
+  quantize_query_q8(q.data(), 1, 12, 4, q8.data(), d.data(), qsum.data());
+  EXPECT_EQ(std::vector<int>(q8.begin(), q8.begin() + 8),
+            (std::vector<int>{64, -127, 32, 0, 0, 0, 0, 0}));  // 63.5 rounds to even 64
+  EXPECT_EQ(d[0], 1.0f / 127.0f);
+  EXPECT_EQ(qsum[0], -0.25f);
+  EXPECT_EQ(d[1], 0.0f);
+  EXPECT_TRUE(std::isnan(d[2]));
+  for (int i = 8; i < 12; ++i) EXPECT_EQ(q8[static_cast<size_t>(i)], 0);
+}
+
+// gqa_scores_q8 of every SIMD table equals its reference bit for bit (the SIMD kernel where the
+// group is a multiple of 32, the reference otherwise), and the reference is the exact score of
+// the dequantized head up to q's rounding: scale sum_k s_k (d_k / 2) sum_i code_i, plus the f32
+// rounding of the sums.
+TEST(KvAttendKernels, Q8ScoresEqualReferenceWithinQueryRounding) {
+  struct Case {
+    int64_t channels, group, c0, hd;
+  };
+  const Case cases[] = {{256, 64, 64, 64},  {256, 64, 0, 128}, {256, 128, 128, 128},
+                        {512, 128, 0, 256}, {256, 32, 64, 64}, {192, 96, 96, 96},
+                        {128, 32, 32, 64},  {64, 8, 8, 16},    {120, 24, 48, 48}};
+  std::vector<KvRel8Group> groups;
+  for (const Case& c : cases) {
+    for (const bool rel8 : {false, true}) {
+      const KvQuantFormat f = case_format(4, c.channels, c.group, rel8, groups);
+      const KvRecordFormat rf{4, f};
+      ASSERT_TRUE(gqa_scores_q8_applies(f, c.c0, c.hd));
+      for (const int64_t n : {int64_t{1}, int64_t{7}, int64_t{9}, int64_t{32}}) {
+        int64_t stride = 0;
+        const std::vector<uint8_t> rec =
+            make_records({4, c.channels, c.group, c.c0, c.hd}, rf, n, &stride);
+        for (const int64_t g : {int64_t{1}, int64_t{3}, int64_t{8}}) {
+          const int64_t ld = n + 2, per_head = c.hd / c.group;
+          const auto q = uniform(static_cast<size_t>(g * c.hd), 13, -2.0f, 1.5f);
+          std::vector<int8_t> q8(static_cast<size_t>(g * c.hd));
+          std::vector<float> d(static_cast<size_t>(g * per_head)), qsum(d.size());
+          quantize_query_q8(q.data(), g, c.hd, c.group, q8.data(), d.data(), qsum.data());
+          const QueryQ8 qq{q8.data(), d.data(), qsum.data()};
+          const float scale = 0.125f;
+          std::vector<float> want(static_cast<size_t>(g * ld), -7.0f);
+          gqa_scores_q8_ref(f, rec.data(), stride, n, c.c0, qq, g, c.hd, scale, want.data(), ld);
+          const std::string what = "group " + std::to_string(c.group) + (rel8 ? " rel8" : "") +
+                                   " hd " + std::to_string(c.hd) + " n " + std::to_string(n) +
+                                   " g " + std::to_string(g);
+          std::vector<float> work(static_cast<size_t>(gqa_scores_q8_work(f, n, c.hd)));
+          for (const Isa isa : kSimdIsas) {
+            if (!isa_supported(isa)) continue;
+            std::vector<float> got(want.size(), -7.0f);  // -7 past n: nothing written there
+            gqa_scores_q8(f, rec.data(), stride, n, c.c0, qq, g, c.hd, scale, got.data(), ld,
+                          work.data(), kernel_table(isa));
+            expect_same_floats(got, want, std::string(isa_name(isa)) + " " + what);
+          }
+          std::vector<float> x(static_cast<size_t>(n * c.hd));
+          kv_decode_head_ref(rf, rec.data(), stride, n, c.c0, c.hd, x.data());
+          double worst = 0.0;
+          for (int64_t h = 0; h < g; ++h) {
+            for (int64_t j = 0; j < n; ++j) {
+              const uint8_t* r = rec.data() + j * stride;
+              double exact = 0.0, magnitudes = 0.0, rounding = 0.0;
+              for (int64_t k = 0; k < per_head; ++k) {
+                const int64_t gk = c.c0 / c.group + k;
+                const KvGroupParams p = kv_group_params(f, r, gk);
+                double codes = 0.0;  // sum_i code_i = (x^_i - m) / s
+                for (int64_t i = 0; i < c.group; ++i) {
+                  const int64_t ch = k * c.group + i;
+                  const double qi = q[static_cast<size_t>(h * c.hd + ch)];
+                  const double xi = x[static_cast<size_t>(j * c.hd + ch)];
+                  exact += qi * xi;
+                  magnitudes += std::abs(qi * xi) + std::abs(qi) * std::abs(p.min);
+                  if (p.scale > 0.0f) codes += (xi - p.min) / p.scale;
+                }
+                // |q_i - d q8_i| <= d / 2, plus the f32 rounding of q / d (a few eps of d)
+                rounding +=
+                    p.scale * d[static_cast<size_t>(h * per_head + k)] * (0.5 + 1e-5) * codes;
+              }
+              const double tol =
+                  scale * (rounding + 3.0 * static_cast<double>(c.hd) * kEps32 * magnitudes);
+              const double err = std::abs(want[static_cast<size_t>(h * ld + j)] - scale * exact);
+              ASSERT_LE(err, tol) << what << " head " << h << " row " << j;
+              worst = std::max(worst, err);
+            }
+          }
+          EXPECT_GT(worst, 0.0) << what;  // q's rounding shows: the bound is not vacuous
+        }
+      }
+    }
+  }
+}
+
 TEST(KvAttendKernels, ValuesEqualReference) {
   for (const TileCase& c : kTiles) {
     const int64_t ld = c.n + 5;
