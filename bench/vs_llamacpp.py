@@ -54,6 +54,9 @@ def parse_args():
     p.add_argument("--wkvq-decode-gemv", default="",
                    help="WKVQ_DECODE_GEMV values, comma-separated, one wkvq variant each (e.g. f32,int8: "
                         "the int8-activation decode GEMV beside the f32 one; default: the environment's)")
+    p.add_argument("--wkvq-kv-scores", default="",
+                   help="WKVQ_KV_SCORES values, comma-separated, one wkvq variant each (e.g. f32,int8: "
+                        "the int8-query key scores beside the f32 ones; default: the environment's)")
     p.add_argument("--wkvq-amx", default="",
                    help="WKVQ_AMX values, comma-separated, one wkvq variant each (e.g. on,off: the "
                         "int8 prompt GEMM on AMX tiles beside the AVX512_VNNI one; default: the "
@@ -94,6 +97,10 @@ def parse_args():
     for g in a.wkvq_decode_gemv:
         if g not in (None, "f32", "int8", "auto"):
             p.error(f"--wkvq-decode-gemv: expected f32, int8 or auto, got {g!r}")
+    a.wkvq_kv_scores = [c for c in a.wkvq_kv_scores.split(",") if c] or [None]
+    for c in a.wkvq_kv_scores:
+        if c not in (None, "f32", "int8", "auto"):
+            p.error(f"--wkvq-kv-scores: expected f32, int8 or auto, got {c!r}")
     a.wkvq_amx = [m for m in a.wkvq_amx.split(",") if m] or [None]
     for m in a.wkvq_amx:
         if m not in (None, "on", "off", "auto"):
@@ -120,7 +127,7 @@ def run(cmd, env=None, with_stderr=False):
     return r.stdout + (r.stderr if with_stderr else ""), time.time() - t0
 
 
-def wkvq_run(a, cell, threads, kvbits, gemv, amx):
+def wkvq_run(a, cell, threads, kvbits, gemv, amx, scores):
     prompt = max(cell["prompt"], 1)
     gen = max(cell["gen"], 1)
     cmd = [a.wkvq, "bench", "--shape-file", a.shape, "--prefill", str(prompt), "--decode", str(gen),
@@ -132,6 +139,8 @@ def wkvq_run(a, cell, threads, kvbits, gemv, amx):
         env["WKVQ_DECODE_GEMV"] = gemv
     if amx is not None:
         env["WKVQ_AMX"] = amx
+    if scores is not None:
+        env["WKVQ_KV_SCORES"] = scores
     out, _ = run(cmd, env)
     j = json.loads(out.strip().splitlines()[-1])
     tok_s = j["prefill_tok_s"] if cell["gen"] == 0 else j["decode_tok_s"]
@@ -175,9 +184,10 @@ def llama_run(a, cell, threads, kv, ik=False):
 
 
 def variants(a):
-    return [("wkvq KV%d%s%s" % (k, "" if g is None else f" {g} gemv", "" if m is None else f" amx {m}"),
-             "wkvq", (k, g, m))
-            for k in a.wkvq_kv for g in a.wkvq_decode_gemv for m in a.wkvq_amx] + \
+    return [("wkvq KV%d%s%s%s" % (k, "" if g is None else f" {g} gemv", "" if m is None else f" amx {m}",
+                                  "" if c is None else f" {c} scores"),
+             "wkvq", (k, g, m, c))
+            for k in a.wkvq_kv for g in a.wkvq_decode_gemv for m in a.wkvq_amx for c in a.wkvq_kv_scores] + \
            [("llama.cpp %s KV" % k, "llama", k) for k in a.llama_kv] + \
            [("ik_llama.cpp %s KV" % k, "ik", k) for k in a.ik_kv]
 
