@@ -5,13 +5,13 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
-#include <limits>
 #include <vector>
 
 #include "core/error.h"
 #include "core/fp16.h"
 #include "kernels/kv_attend_impl.h"
 #include "kernels/kv_quant.h"
+#include "kernels/qmatmul_q8.h"
 #include "kernels/vec_ops.h"
 
 namespace wkvq {
@@ -191,20 +191,10 @@ void quantize_query_q8(const float* q, int64_t g, int64_t hd, int64_t group, int
   for (int64_t h = 0; h < g; ++h) {
     for (int64_t k = 0; k < groups; ++k) {
       const float* x = q + h * hd + k * group;
-      int8_t* out = q8 + h * hd + k * group;
-      float amax = 0.0f, sum = 0.0f;
-      bool finite = true;
-      for (int64_t i = 0; i < group; ++i) {
-        finite = finite && std::isfinite(x[i]);
-        amax = std::max(amax, std::fabs(x[i]));
-        sum += x[i];
-      }
-      const float inv = finite && amax > 0.0f ? 127.0f / amax : 0.0f;
-      for (int64_t i = 0; i < group; ++i) {
-        const long r = finite ? std::lrint(x[i] * inv) : 0;  // |x inv| <= 127 (+ rounding)
-        out[i] = static_cast<int8_t>(std::clamp<long>(r, -127, 127));
-      }
-      d[h * groups + k] = finite ? amax / 127.0f : std::numeric_limits<float>::quiet_NaN();
+      int64_t codes_sum = 0;  // the int8 GEMM's block quantizer, one block per key group
+      d[h * groups + k] = quantize_block_q8_ref(x, group, q8 + h * hd + k * group, &codes_sum);
+      float sum = 0.0f;
+      for (int64_t i = 0; i < group; ++i) sum += x[i];
       qsum[h * groups + k] = sum;
     }
   }

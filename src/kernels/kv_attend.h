@@ -81,8 +81,9 @@ void gqa_scores_int_ref(const KvQuantFormat& f, const uint8_t* records, int64_t 
 // quantized once per position to int8 per group of the keys' format, then scored against 4-bit
 // key codes in integer arithmetic, without decoding the keys to floats. Per head h and group k of
 // the head's channels (group length L, channels k L .. k L + L - 1 of the head):
-//   d = max_i |q_i| / 127, q8_i = round(q_i / d) in [-127, 127] (d = 0: all 0; a non-finite q:
-//   d = NaN, so the scores are NaN as in f32), qsum = the f32 sum of the q_i in channel order;
+//   d = max_i |q_i| / 127, q8_i = round_half_even(q_i * (1 / d)) in [-127, 127] (d = 0: all 0;
+//   a non-finite q: d = NaN, so the scores are NaN as in f32): the int8 GEMM's block quantizer
+//   (kernels/qmatmul_q8.h, quantize_block_q8_ref); qsum = the f32 sum of the q_i in order;
 //   score_j = scale * (sum over k in order of part_k), part_k = fma(s_jk, float(I_jk) * d, m_jk *
 //   qsum), I_jk = sum_i q8_i code_jki exactly in int32,
 // s_jk, m_jk record j's group scale and minimum (formats/kv_quant.h). Against the f32 scores the

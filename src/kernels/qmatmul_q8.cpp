@@ -24,6 +24,25 @@ void Q8Activations::resize(int64_t n_rows, int64_t n_cols) {
   dsum.resize(static_cast<size_t>(rows * blocks));
 }
 
+float quantize_block_q8_ref(const float* x, int64_t len, int8_t* q, int64_t* sum) {
+  float amax = 0.0f;
+  float probe = 0.0f;  // NaN iff some x is NaN or infinite (x * 0 is +-0 otherwise)
+  for (int64_t c = 0; c < len; ++c) {
+    amax = std::max(amax, std::fabs(x[c]));
+    probe += x[c] * 0.0f;
+  }
+  const float d = amax / 127.0f + probe;  // d + +-0 = d
+  const bool finite = d - d == 0.0f;
+  const float id = finite && d != 0.0f ? 1.0f / d : 0.0f;
+  *sum = 0;
+  for (int64_t c = 0; c < len; ++c) {
+    const auto v = finite ? static_cast<int>(std::nearbyint(x[c] * id)) : 0;
+    q[c] = static_cast<int8_t>(v);
+    *sum += v;
+  }
+  return d;
+}
+
 void quantize_activations_q8_ref(const float* x, int64_t n, int64_t cols, Q8Activations& out) {
   out.resize(n, cols);
   std::fill(out.q.begin(), out.q.end(), int8_t{0});
@@ -31,21 +50,9 @@ void quantize_activations_q8_ref(const float* x, int64_t n, int64_t cols, Q8Acti
     for (int64_t b = 0; b < out.blocks; ++b) {
       const int64_t c0 = b * kQ8BlockCols;
       const int64_t c1 = std::min(cols, c0 + kQ8BlockCols);
-      float amax = 0.0f;
-      float probe = 0.0f;  // NaN iff some x is NaN or infinite (x * 0 is +-0 otherwise)
-      for (int64_t c = c0; c < c1; ++c) {
-        amax = std::max(amax, std::fabs(x[i * cols + c]));
-        probe += x[i * cols + c] * 0.0f;
-      }
-      const float d = amax / 127.0f + probe;  // d + +-0 = d
-      const bool finite = d - d == 0.0f;
-      const float id = finite && d != 0.0f ? 1.0f / d : 0.0f;
       int64_t sum = 0;
-      for (int64_t c = c0; c < c1; ++c) {
-        const auto v = finite ? static_cast<int>(std::nearbyint(x[i * cols + c] * id)) : 0;
-        out.q[static_cast<size_t>(i * out.stride + c)] = static_cast<int8_t>(v);
-        sum += v;
-      }
+      const float d = quantize_block_q8_ref(x + i * cols + c0, c1 - c0,
+                                            out.q.data() + i * out.stride + c0, &sum);
       const auto at = static_cast<size_t>(i * out.blocks + b);
       out.d[at] = d;
       out.dsum[at] = d * static_cast<float>(sum);

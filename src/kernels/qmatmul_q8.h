@@ -50,6 +50,11 @@ struct Q8Activations {
   void resize(int64_t n_rows, int64_t n_cols);
 };
 
+// One block of len floats as above: writes q[0:len), returns d (NaN when the block holds a NaN
+// or an infinity, q then all 0) and sets *sum to the sum of q. Also the int8 query of attention's
+// int8 key scores (kernels/kv_attend.h), one block per key group.
+float quantize_block_q8_ref(const float* x, int64_t len, int8_t* q, int64_t* sum);
+
 // The scalar quantizer (the definition; the SIMD one matches it bit for bit).
 void quantize_activations_q8_ref(const float* x, int64_t n, int64_t cols, Q8Activations& out);
 
