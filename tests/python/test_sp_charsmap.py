@@ -27,7 +27,8 @@ import os
 import struct
 
 import harness
-from harness import Checker, TestFailure
+from harness import Checker
+from reference.spm import protobuf_fields
 
 NFKC_TEXTS = [
     "\uff26\uff55\uff4c\uff4c\uff57\uff49\uff44\uff54\uff48 letters and \uff11\uff12\uff13",
@@ -44,7 +45,7 @@ NFKC_TEXTS = [
 ]
 
 
-# --- protobuf wire format, as much as the test needs --------------------------------------------
+# --- protobuf wire format: writing a varint (reading: reference/spm.py) ----------------------------
 
 def varint(n):
     out = bytearray()
@@ -58,48 +59,15 @@ def varint(n):
             return bytes(out)
 
 
-def read_varint(buf, i):
-    v, shift = 0, 0
-    while True:
-        b = buf[i]
-        i += 1
-        v |= (b & 0x7F) << shift
-        shift += 7
-        if not b & 0x80:
-            return v, i
-
-
-def fields(buf):
-    """(number, wire type, payload, raw bytes of the whole field) for each field."""
-    i, out = 0, []
-    while i < len(buf):
-        start = i
-        key, i = read_varint(buf, i)
-        number, wt = key >> 3, key & 7
-        if wt == 0:
-            payload, i = read_varint(buf, i)
-        elif wt == 1:
-            payload, i = buf[i:i + 8], i + 8
-        elif wt == 2:
-            n, i = read_varint(buf, i)
-            payload, i = buf[i:i + n], i + n
-        elif wt == 5:
-            payload, i = buf[i:i + 4], i + 4
-        else:
-            raise TestFailure(f"unexpected wire type {wt} in a model the library wrote")
-        out.append((number, wt, payload, buf[start:i]))
-    return out
-
-
 def with_charsmap(model: bytes, blob: bytes) -> bytes:
     """The model with its normalizer_spec (field 3).precompiled_charsmap (field 2) set to blob."""
     out = bytearray()
-    for number, wt, payload, raw in fields(model):
+    for number, _, payload, raw in protobuf_fields(model):
         if number != 3:
             out += raw
             continue
         spec = bytearray()
-        for n2, _, _, raw2 in fields(payload):
+        for n2, _, _, raw2 in protobuf_fields(payload):
             if n2 != 2:
                 spec += raw2
         spec += varint(2 << 3 | 2) + varint(len(blob)) + blob

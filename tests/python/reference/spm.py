@@ -25,9 +25,11 @@ def _varint(buf: bytes, i: int) -> Tuple[int, int]:
         shift += 7
 
 
-def _fields(buf: bytes):
+def protobuf_fields(buf: bytes):
+    """(field number, wire type, value, the field's raw bytes) for each field of a message."""
     i = 0
     while i < len(buf):
+        start = i
         key, i = _varint(buf, i)
         num, wire = key >> 3, key & 7
         if wire == 0:
@@ -41,18 +43,18 @@ def _fields(buf: bytes):
             val, i = buf[i: i + 4], i + 4
         else:
             raise ValueError(f"unsupported protobuf wire type {wire}")
-        yield num, wire, val
+        yield num, wire, val, buf[start:i]
 
 
 def read_spm_pieces(path: str) -> Tuple[List[str], List[float], List[int]]:
     with open(path, "rb") as fh:
         buf = fh.read()
     pieces, scores, types = [], [], []
-    for num, wire, val in _fields(buf):
+    for num, wire, val, _ in protobuf_fields(buf):
         if num != 1 or wire != 2:
             continue
         piece, score, typ = "", 0.0, 1
-        for n2, w2, v2 in _fields(val):
+        for n2, w2, v2, _ in protobuf_fields(val):
             if n2 == 1 and w2 == 2:
                 piece = v2.decode("utf-8")
             elif n2 == 2 and w2 == 5:
