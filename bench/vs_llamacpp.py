@@ -18,7 +18,10 @@ flash-attention kernels (on by default there); its llama-batched-bench prints on
 S_TG column is read. Every pair runs each variant once, back to back, in an order that rotates
 from pair to pair; each wkvq run measures the machine's read bandwidth too (printed beside the pair's figures).
 The summary prints, per cell and thread count, the median and range of each variant's tok/s and
-the median of the per-pair ratios wkvq / peer (in bold where wkvq is level or ahead: >= 1.00).
+the median of the per-pair ratios wkvq / peer (in bold where wkvq is level or ahead: >= 1.00);
+for decode cells a second table gives each tool's GB/s: tok/s times the bytes it reads per token
+(wkvq's own count; llama.cpp's from the GGUF's tensors and its KV type, bench/gguf_bytes.py).
+Where both tools stream at what the memory gives, their tok/s ratio is their bytes ratio.
 
 Example (see bench/README.md for building llama.cpp and the GGUF):
   python3 bench/vs_llamacpp.py --llama-cpp /work/llama.cpp/build/bin --gguf q4_0.gguf \\
@@ -35,6 +38,8 @@ import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+import gguf_bytes  # noqa: E402
 
 
 def parse_args():
@@ -143,8 +148,9 @@ def wkvq_run(a, cell, threads, kvbits, gemv, amx, scores):
         env["WKVQ_KV_SCORES"] = scores
     out, _ = run(cmd, env)
     j = json.loads(out.strip().splitlines()[-1])
-    tok_s = j["prefill_tok_s"] if cell["gen"] == 0 else j["decode_tok_s"]
-    return tok_s, j.get("read_bandwidth_gb_s")
+    if cell["gen"] == 0:
+        return j["prefill_tok_s"], j.get("read_bandwidth_gb_s"), None
+    return j["decode_tok_s"], j.get("read_bandwidth_gb_s"), j["decode_bytes_per_token"]
 
 
 def kv_flags(kv, ik):
@@ -201,23 +207,38 @@ def write_json(path, rows, summary):
     os.replace(tmp, path)
 
 
+def peer_bytes_per_token(a, cell, kv):
+    """Bytes a llama.cpp decode step of the cell reads (bench/gguf_bytes.py): the GGUF's weights and
+    the KV cache at the mean cache length while decoding, as wkvq bench counts its own."""
+    if cell["gen"] == 0:
+        return None
+    with open(a.shape, encoding="utf-8") as f:
+        config = json.load(f)
+    return gguf_bytes.decode_bytes_per_token(a.gguf, config, kv, cell["prompt"] + cell["gen"] / 2)
+
+
 def measure(a):
     """Runs every pair; with --json, the rows so far are written after each pair (summary null
     until the end), so a run stopped after an hour keeps what it measured."""
     rows = []
     vs = variants(a)
+    peer_bytes = {(cell["name"], kv): peer_bytes_per_token(a, cell, kv)
+                  for cell in a.cells for _, tool, kv in vs if tool != "wkvq"}
     for cell in a.cells:
         for threads in a.threads:
             for pair in range(a.pairs):
                 order = vs[pair % len(vs):] + vs[:pair % len(vs)]
-                got = {"cell": cell["name"], "threads": threads, "pair": pair, "tok_s": {}}
+                got = {"cell": cell["name"], "threads": threads, "pair": pair, "tok_s": {},
+                       "bytes_per_token": {}}
                 for name, tool, kv in order:
                     if tool == "wkvq":
-                        tok_s, bw = wkvq_run(a, cell, threads, *kv)
+                        tok_s, bw, per_token = wkvq_run(a, cell, threads, *kv)
                         got.setdefault("read_gb_s", []).append(bw)
                     else:
                         tok_s = llama_run(a, cell, threads, kv, ik=tool == "ik")
+                        per_token = peer_bytes[(cell["name"], kv)]
                     got["tok_s"][name] = tok_s
+                    got["bytes_per_token"][name] = per_token
                 rows.append(got)
                 figures = ", ".join(f"{n} {v:.2f}" for n, v in got["tok_s"].items())
                 bw = ", ".join(f"{b:.1f}" for b in got.get("read_gb_s", []) if b)
@@ -244,6 +265,12 @@ def summarize(a, rows):
                     per_pair = [r["tok_s"][w] / r["tok_s"][l] for r in sel]
                     entry["ratios"][f"{w} / {l}"] = {"median": statistics.median(per_pair),
                                                      "min": min(per_pair), "max": max(per_pair)}
+            if cell["gen"] > 0:  # decode: tok/s x bytes per token, per run
+                entry["decode_gb_s"] = {}
+                for n in names:
+                    v = [r["tok_s"][n] * r["bytes_per_token"][n] / 1e9 for r in sel]
+                    entry["decode_gb_s"][n] = {"median": statistics.median(v), "min": min(v), "max": max(v),
+                                               "mb_per_token": sel[0]["bytes_per_token"][n] / 1e6}
             bws = [b for r in sel for b in r.get("read_gb_s", []) if b]
             if bws:
                 entry["read_gb_s"] = {"median": statistics.median(bws), "min": min(bws), "max": max(bws)}
@@ -268,6 +295,21 @@ def print_table(summary):
             cols.append(f"{median} ({v['min']:.2f}-{v['max']:.2f})")
         bw = e.get("read_gb_s")
         cols.append(f"{bw['median']:.1f} ({bw['min']:.1f}-{bw['max']:.1f})" if bw else "-")
+        print("| " + " | ".join(cols) + " |")
+    decode = [e for e in summary if "decode_gb_s" in e]
+    if not decode:
+        return
+    print("\nDecode GB/s (tok/s x MB each tool reads per token; the read probe beside it):\n")
+    head = ["cell", "threads"] + [f"{n} GB/s" for n in names] + ["read GB/s"]
+    print("| " + " | ".join(head) + " |")
+    print("|" + "---|" * len(head))
+    for e in decode:
+        cols = [e["cell"], str(e["threads"])]
+        for n in names:
+            v = e["decode_gb_s"][n]
+            cols.append(f"{v['median']:.1f} ({v['min']:.1f}-{v['max']:.1f}) x {v['mb_per_token']:.0f} MB")
+        bw = e.get("read_gb_s")
+        cols.append(f"{bw['median']:.1f}" if bw else "-")
         print("| " + " | ".join(cols) + " |")
 
 
