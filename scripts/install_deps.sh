@@ -2,7 +2,7 @@
 # Installs the Debian 12 packages wkvq needs to build and test (skips what is already there).
 set -euo pipefail
 packages=(build-essential cmake g++ pkg-config libgtest-dev libgmock-dev libbenchmark-dev
-          libomp-dev nlohmann-json3-dev libcli11-dev libsentencepiece-dev libpcre2-dev libicu-dev libxxhash-dev libcpp-httplib-dev
+          nlohmann-json3-dev libcli11-dev libsentencepiece-dev libpcre2-dev libicu-dev libxxhash-dev libcpp-httplib-dev
           python3 python3-numpy python3-torch python3-sentencepiece libtorch-dev clang-format clang libfuzzer-14-dev)
 # npm (with Node.js) for the tokenizer references, unless some Node.js is there already (a
 # nodesource nodejs carries its own npm and conflicts with Debian's npm package).
