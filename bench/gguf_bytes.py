@@ -12,6 +12,7 @@ table below); a type not in the table is sized by the distance to the next tenso
 most alignment - 1 bytes of padding too many).
 """
 
+import math
 import os
 import struct
 
@@ -102,12 +103,9 @@ def read_tensors(path):
     ends = sorted(o for _, _, _, o in infos) + [size - data_start]
     out = {}
     for name, dims, ttype, offset in infos:
-        elements = 1
-        for d in dims:
-            elements *= d
         if ttype in TYPE_SIZES:
             block_bytes, block = TYPE_SIZES[ttype]
-            out[name] = elements // block * block_bytes
+            out[name] = math.prod(dims) // block * block_bytes
         else:
             out[name] = min(e for e in ends if e > offset) - offset
         if data_start + offset + out[name] > size:
@@ -120,9 +118,10 @@ def decode_bytes_per_token(path, config, kv_type, cache_len):
     """Bytes one llama.cpp decode step reads: every tensor of the GGUF but the token embedding
     table (one row of it), and K and V of every layer at cache_len positions in kv_type."""
     tensors = read_tensors(path)
-    embd = tensors.get("token_embd.weight", 0)
-    tied = "output.weight" not in tensors  # the head reads the embedding table whole
-    weights = sum(tensors.values()) - (0 if tied else embd) + (0 if tied else embd // config["vocab_size"])
+    weights = sum(tensors.values())
+    if "output.weight" in tensors:  # else the head is the embedding table, read whole
+        embd = tensors.get("token_embd.weight", 0)
+        weights -= embd - embd // config["vocab_size"]
     heads = config["num_attention_heads"]
     head_dim = config.get("head_dim") or config["hidden_size"] // heads
     kv_dim = config.get("num_key_value_heads", heads) * head_dim

@@ -207,13 +207,11 @@ def write_json(path, rows, summary):
     os.replace(tmp, path)
 
 
-def peer_bytes_per_token(a, cell, kv):
+def peer_bytes_per_token(a, config, cell, kv):
     """Bytes a llama.cpp decode step of the cell reads (bench/gguf_bytes.py): the GGUF's weights and
     the KV cache at the mean cache length while decoding, as wkvq bench counts its own."""
     if cell["gen"] == 0:
         return None
-    with open(a.shape, encoding="utf-8") as f:
-        config = json.load(f)
     return gguf_bytes.decode_bytes_per_token(a.gguf, config, kv, cell["prompt"] + cell["gen"] / 2)
 
 
@@ -222,7 +220,9 @@ def measure(a):
     until the end), so a run stopped after an hour keeps what it measured."""
     rows = []
     vs = variants(a)
-    peer_bytes = {(cell["name"], kv): peer_bytes_per_token(a, cell, kv)
+    with open(a.shape, encoding="utf-8") as f:
+        config = json.load(f)
+    peer_bytes = {(cell["name"], kv): peer_bytes_per_token(a, config, cell, kv)
                   for cell in a.cells for _, tool, kv in vs if tool != "wkvq"}
     for cell in a.cells:
         for threads in a.threads:
@@ -249,6 +249,10 @@ def measure(a):
     return rows
 
 
+def spread(values):
+    return {"median": statistics.median(values), "min": min(values), "max": max(values)}
+
+
 def summarize(a, rows):
     out = []
     names = [v[0] for v in variants(a)]
@@ -258,59 +262,54 @@ def summarize(a, rows):
             sel = [r for r in rows if r["cell"] == cell["name"] and r["threads"] == threads]
             entry = {"cell": cell["name"], "threads": threads, "variants": {}, "ratios": {}}
             for n in names:
-                v = [r["tok_s"][n] for r in sel]
-                entry["variants"][n] = {"median": statistics.median(v), "min": min(v), "max": max(v)}
+                entry["variants"][n] = spread([r["tok_s"][n] for r in sel])
             for w in (n for n in names if n.startswith("wkvq")):
                 for l in peers:
-                    per_pair = [r["tok_s"][w] / r["tok_s"][l] for r in sel]
-                    entry["ratios"][f"{w} / {l}"] = {"median": statistics.median(per_pair),
-                                                     "min": min(per_pair), "max": max(per_pair)}
+                    entry["ratios"][f"{w} / {l}"] = spread([r["tok_s"][w] / r["tok_s"][l] for r in sel])
             if cell["gen"] > 0:  # decode: tok/s x bytes per token, per run
                 entry["decode_gb_s"] = {}
                 for n in names:
-                    v = [r["tok_s"][n] * r["bytes_per_token"][n] / 1e9 for r in sel]
-                    entry["decode_gb_s"][n] = {"median": statistics.median(v), "min": min(v), "max": max(v),
-                                               "mb_per_token": sel[0]["bytes_per_token"][n] / 1e6}
+                    entry["decode_gb_s"][n] = spread([r["tok_s"][n] * r["bytes_per_token"][n] / 1e9 for r in sel])
+                    entry["decode_gb_s"][n]["mb_per_token"] = sel[0]["bytes_per_token"][n] / 1e6
             bws = [b for r in sel for b in r.get("read_gb_s", []) if b]
             if bws:
-                entry["read_gb_s"] = {"median": statistics.median(bws), "min": min(bws), "max": max(bws)}
+                entry["read_gb_s"] = spread(bws)
             out.append(entry)
     return out
+
+
+def markdown_table(head, rows):
+    print("| " + " | ".join(head) + " |")
+    print("|" + "---|" * len(head))
+    for cols in rows:
+        print("| " + " | ".join(cols) + " |")
+
+
+def spread_text(v, digits=1):
+    return f"{v['median']:.{digits}f} ({v['min']:.{digits}f}-{v['max']:.{digits}f})"
 
 
 def print_table(summary):
     names = list(summary[0]["variants"])
     ratio_names = list(summary[0]["ratios"])
-    head = ["cell", "threads"] + [f"{n} tok/s" for n in names] + ratio_names + ["read GB/s"]
-    print("| " + " | ".join(head) + " |")
-    print("|" + "---|" * len(head))
+    rows = []
     for e in summary:
-        cols = [e["cell"], str(e["threads"])]
-        for n in names:
-            v = e["variants"][n]
-            cols.append(f"{v['median']:.1f} ({v['min']:.1f}-{v['max']:.1f})")
+        cols = [e["cell"], str(e["threads"])] + [spread_text(e["variants"][n]) for n in names]
         for n in ratio_names:
             v = e["ratios"][n]
             median = f"**{v['median']:.2f}**" if v["median"] >= 1.0 else f"{v['median']:.2f}"
             cols.append(f"{median} ({v['min']:.2f}-{v['max']:.2f})")
-        bw = e.get("read_gb_s")
-        cols.append(f"{bw['median']:.1f} ({bw['min']:.1f}-{bw['max']:.1f})" if bw else "-")
-        print("| " + " | ".join(cols) + " |")
+        cols.append(spread_text(e["read_gb_s"]) if "read_gb_s" in e else "-")
+        rows.append(cols)
+    markdown_table(["cell", "threads"] + [f"{n} tok/s" for n in names] + ratio_names + ["read GB/s"], rows)
     decode = [e for e in summary if "decode_gb_s" in e]
     if not decode:
         return
     print("\nDecode GB/s (tok/s x MB each tool reads per token; the read probe beside it):\n")
-    head = ["cell", "threads"] + [f"{n} GB/s" for n in names] + ["read GB/s"]
-    print("| " + " | ".join(head) + " |")
-    print("|" + "---|" * len(head))
-    for e in decode:
-        cols = [e["cell"], str(e["threads"])]
-        for n in names:
-            v = e["decode_gb_s"][n]
-            cols.append(f"{v['median']:.1f} ({v['min']:.1f}-{v['max']:.1f}) x {v['mb_per_token']:.0f} MB")
-        bw = e.get("read_gb_s")
-        cols.append(f"{bw['median']:.1f}" if bw else "-")
-        print("| " + " | ".join(cols) + " |")
+    rows = [[e["cell"], str(e["threads"])]
+            + [f"{spread_text(e['decode_gb_s'][n])} x {e['decode_gb_s'][n]['mb_per_token']:.0f} MB" for n in names]
+            + [f"{e['read_gb_s']['median']:.1f}" if "read_gb_s" in e else "-"] for e in decode]
+    markdown_table(["cell", "threads"] + [f"{n} GB/s" for n in names] + ["read GB/s"], rows)
 
 
 def main():

@@ -3,7 +3,6 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
-#include <new>
 #include <vector>
 
 #include "core/clock.h"
@@ -13,12 +12,6 @@
 namespace wkvq {
 
 namespace {
-
-constexpr size_t kHugePage = size_t{2} << 20;
-
-struct AlignedFree {
-  void operator()(uint64_t* p) const { ::operator delete[](p, std::align_val_t{kHugePage}); }
-};
 
 // XOR of w[0, n): four streams a quarter of the block apart, read in step, so that a core keeps
 // as many lines in flight as its prefetchers allow (one stream of 16-byte loads fills the
@@ -43,9 +36,9 @@ double measure_read_bandwidth(size_t bytes, int repeats) {
   const auto n = static_cast<int64_t>(bytes / sizeof(uint64_t));
   if (n <= 0 || repeats <= 0) return 0.0;
   // Read as decode reads its weights: from huge pages where the OS gives them (advised before the
-  // first touch, as the weights are), one contiguous block per thread (the int8 GEMV's split).
-  const std::unique_ptr<uint64_t[], AlignedFree> buf(static_cast<uint64_t*>(
-      ::operator new[](static_cast<size_t>(n) * sizeof(uint64_t), std::align_val_t{kHugePage})));
+  // first touch, so no page is collapsed later), one contiguous block per thread (the int8 GEMV's
+  // split).
+  const auto buf = std::make_unique_for_overwrite<uint64_t[]>(static_cast<size_t>(n));
   advise_huge_pages(buf.get(), static_cast<size_t>(n) * sizeof(uint64_t));
   parallel_for(n, 1 << 16, [&](int64_t b, int64_t e) {
     for (int64_t i = b; i < e; ++i) buf[i] = static_cast<uint64_t>(i) * 7;
